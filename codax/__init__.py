@@ -1,0 +1,9 @@
+"""codax: JAX's composable transformations for plain NumPy code, by source
+transformation. See README.md and docs/."""
+from transformer.errors import SourceError  # noqa: F401
+
+from . import tree_util  # noqa: F401
+from .api import grad, source, value_and_grad, vjp  # noqa: F401
+
+__version__ = '0.1.0'
+__all__ = ['grad', 'value_and_grad', 'vjp', 'source', 'SourceError', 'tree_util']

@@ -1,0 +1,214 @@
+"""grad, value_and_grad, vjp: thin wrappers that specialize, cache and call."""
+import functools
+import inspect
+import itertools
+import types
+
+import numpy
+
+import runtime
+from runtime.backend import array_module
+from runtime.tree import tree_leaves
+from transformer.pipeline import compile_reverse
+
+from .cache import CACHE, closure_key, closure_values, signature
+
+_labels = itertools.count()
+
+
+class Specialization:
+    """Generated code for one (function, transformation, signature)."""
+    __slots__ = ('code', 'generated', 'xp', 'factory', 'functions')
+
+    def __init__(self, fn, generated, xp):
+        self.code = fn.__code__
+        self.generated = generated
+        self.xp = xp
+        self.factory = types.FunctionType(generated.factory_code, fn.__globals__)
+        # Without free variables the functions are built once; a closure's
+        # are rebuilt per call around its current cell values (cheap).
+        self.functions = None if fn.__closure__ else self.factory(xp, runtime)
+
+    def build(self, fn):
+        if self.functions is not None:
+            return self.functions
+        return self.factory(self.xp, runtime, *closure_values(fn))
+
+
+def _describe(args):
+    def one(a):
+        dt = getattr(a, 'dtype', None)
+        if dt is not None:
+            return f'{dt.kind}{dt.itemsize * 8}{list(getattr(a, "shape", ()))}'.replace(' ', '')
+        return type(a).__name__
+    return ', '.join(one(a) for a in args)
+
+
+def specialize(fn, mode, argnums, has_aux, args):
+    if not isinstance(fn, types.FunctionType):
+        return _not_a_function(fn)
+    key = (mode, argnums, has_aux, id(fn.__code__), id(fn.__globals__), closure_key(fn),
+           signature(args))
+    entry = CACHE.get(key)
+    if entry is not None and entry.code is fn.__code__:
+        return entry
+    with CACHE.lock:
+        entry = CACHE.get(key)
+        if entry is not None and entry.code is fn.__code__:
+            return entry
+        numeric = [i for i, a in enumerate(args) if not isinstance(a, (list, tuple, dict))]
+        label = f'{mode}({fn.__name__}) {_describe(args)} #{next(_labels)}'
+        generated = compile_reverse(fn, mode, list(argnums), numeric, has_aux, label)
+        entry = Specialization(fn, generated, array_module(*tree_leaves(list(args))))
+        CACHE.put(key, entry)
+        return entry
+
+
+def _not_a_function(fn):
+    from transformer.parse import parse_function
+    parse_function(fn)               # raises the explanatory error
+    raise TypeError(f'codax can only transform Python functions, got {fn!r}')
+
+
+def _normalize_argnums(argnums):
+    if isinstance(argnums, int):
+        return (argnums,), True
+    return tuple(argnums), False
+
+
+def _check_inexact(args, argnums, fname):
+    for i in argnums:
+        if i >= len(args) or i < -len(args):
+            raise TypeError(f'{fname}: argnums={i} but the function was called with '
+                            f'{len(args)} positional arguments')
+        for leaf in tree_leaves(args[i]):
+            dtype = getattr(leaf, 'dtype', None)
+            if dtype is None:
+                if isinstance(leaf, (bool, int)) or not isinstance(leaf, (float, complex)):
+                    dtype = numpy.asarray(leaf).dtype if isinstance(leaf, (bool, int)) else None
+                if dtype is None:
+                    continue
+            if dtype.kind not in 'fc':
+                raise TypeError(
+                    f'{fname} requires real- or complex-valued inputs (a floating-point '
+                    f'dtype), but argument {i} has dtype {dtype}. Pass floats, e.g. '
+                    f'x.astype(float), or leave that argument out of argnums.')
+
+
+class Transformed:
+    """The result of grad(f) or value_and_grad(f): call it, or read .source()."""
+
+    def __init__(self, fun, mode, argnums, has_aux):
+        if not callable(fun):
+            raise TypeError(f'{mode} expects a callable, got {fun!r}')
+        self.fun = fun
+        self.mode = mode
+        self.argnums, self._single = _normalize_argnums(argnums)
+        self.has_aux = has_aux
+        functools.update_wrapper(self, fun)
+        self._params = None
+
+    def _positional(self, args, kwargs):
+        fn = self.fun
+        code = getattr(fn, '__code__', None)
+        if not kwargs and (code is None or len(args) >= code.co_argcount):
+            return args
+        if self._params is None:
+            self._params = inspect.signature(fn)
+        bound = self._params.bind(*args, **kwargs)
+        bound.apply_defaults()
+        return bound.args
+
+    def _specialize(self, args):
+        argnums = tuple(i % len(args) if args else i for i in self.argnums)
+        _check_inexact(args, argnums, self.mode)
+        return specialize(self.fun, self.mode, argnums, self.has_aux, args)
+
+    def __call__(self, *args, **kwargs):
+        args = self._positional(args, kwargs)
+        entry = self._specialize(args)
+        (function,) = entry.build(self.fun)
+        out = function(*args)
+        if self._single:
+            return out
+        return _as_tuple_grads(out, self.mode, self.has_aux)
+
+    def source(self, *args, **kwargs):
+        """The Python source generated for this argument signature."""
+        args = self._positional(args, kwargs)
+        return self._specialize(args).generated.source
+
+    def __repr__(self):
+        return f'<codax.{self.mode} of {getattr(self.fun, "__qualname__", self.fun)!r}>'
+
+
+def _as_tuple_grads(out, mode, has_aux):
+    """With an argnums tuple the gradient is a tuple, even of length one."""
+    def fix(grads):
+        return grads if isinstance(grads, tuple) else (grads,)
+    if mode == 'grad':
+        return (fix(out[0]), out[1]) if has_aux else fix(out)
+    return (out[0], fix(out[1]))
+
+
+def grad(fun, argnums=0, has_aux=False):
+    """The gradient of scalar-valued `fun` with respect to argument(s) `argnums`."""
+    return Transformed(fun, 'grad', argnums, has_aux)
+
+
+def value_and_grad(fun, argnums=0, has_aux=False):
+    """Like grad, but the function returns (value, gradient)."""
+    return Transformed(fun, 'value_and_grad', argnums, has_aux)
+
+
+def _has_inexact(value):
+    for leaf in tree_leaves(value):
+        dtype = getattr(leaf, 'dtype', None)
+        if dtype is not None and dtype.kind in 'fc' or isinstance(leaf, (float, complex)):
+            return True
+    return False
+
+
+def _vjp_entry(fun, primals, has_aux):
+    active = tuple(i for i, a in enumerate(primals) if _has_inexact(a))
+    entry = specialize(fun, 'vjp', active, has_aux, primals)
+    return entry.build(fun)
+
+
+def vjp(fun, *primals, has_aux=False):
+    """(fun(*primals), vjp_fun): vjp_fun(cotangent) returns one adjoint per primal."""
+    fwd, bwd = _vjp_entry(fun, primals, has_aux)
+    out, tape = fwd(*primals)
+    aux = None
+    if has_aux:
+        runtime.seed_aux(out) if False else None
+        if not (isinstance(out, (tuple, list)) and len(out) == 2):
+            raise TypeError('with has_aux=True the function must return a pair (output, aux)')
+        out, aux = out
+
+    def vjp_fun(cotangent):
+        seed = (cotangent, runtime.ZERO) if has_aux else cotangent
+        raw = bwd(tape, seed)
+        return runtime.finalize_distinct(
+            tuple(runtime.finalize(r, p) for r, p in zip(raw, primals)))
+    if has_aux:
+        return out, vjp_fun, aux
+    return out, vjp_fun
+
+
+def _vjp_call(fn, args):
+    """Hook for generated code calling a user function: (output, pullback)."""
+    if isinstance(fn, Transformed) or not isinstance(fn, types.FunctionType):
+        raise TypeError(f'codax cannot differentiate through a call to {fn!r}: it is not a '
+                        'plain Python function')
+    fwd, bwd = _vjp_entry(fn, args, False)
+    out, tape = fwd(*args)
+    return out, functools.partial(bwd, tape)
+
+
+runtime.install_vjp_hook(_vjp_call)
+
+
+def source(f, *args, **kwargs):
+    """The generated source of transformed function `f` for these arguments."""
+    return f.source(*args, **kwargs)

@@ -1,0 +1,93 @@
+"""Specialization: argument signatures and the bounded, thread-safe cache.
+
+A signature is the pytree structure of the arguments with each leaf's kind:
+an array's dtype and backend, or a Python scalar's type. Shapes are not part
+of it, because the generated source does not depend on them: one generation
+serves every shape (see docs/how-it-works.md).
+"""
+import threading
+import types
+from collections import OrderedDict
+
+import numpy
+
+_ndarray = numpy.ndarray
+_SCALARS = (float, int, bool, complex)
+
+
+def leaf_kind(x):
+    t = type(x)
+    if t is _ndarray:
+        return x.dtype
+    if t in _SCALARS or x is None:
+        return t
+    if isinstance(x, numpy.generic):
+        return ('scalar', x.dtype)
+    if t.__module__.startswith('cupy') and hasattr(x, 'dtype'):
+        return ('cupy', x.dtype)
+    if t in (tuple, list):
+        return (t, tuple(leaf_kind(v) for v in x))
+    if t is dict:
+        return (dict, tuple((k, leaf_kind(v)) for k, v in x.items()))
+    if isinstance(x, tuple) and hasattr(x, '_fields'):
+        return (t, tuple(leaf_kind(v) for v in x))
+    if isinstance(x, (types.FunctionType, types.ModuleType, type)):
+        return ('object', id(x))
+    return ('value', t)
+
+
+def signature(args):
+    return tuple([leaf_kind(a) for a in args])
+
+
+def closure_key(fn):
+    """What a function's free variables are bound to, as far as code
+    generation cares: the identity of modules and functions (they are resolved
+    at compile time), the type of anything else (read at run time)."""
+    cells = fn.__closure__
+    if not cells:
+        return ()
+    key = []
+    for cell in cells:
+        try:
+            value = cell.cell_contents
+        except ValueError:
+            key.append(None)
+            continue
+        if isinstance(value, (types.ModuleType, types.FunctionType, type)) or callable(value):
+            key.append(id(value))
+        else:
+            key.append(type(value))
+    return tuple(key)
+
+
+def closure_values(fn):
+    return [c.cell_contents for c in fn.__closure__ or ()]
+
+
+class Cache:
+    """Least-recently-generated eviction; lookups are lock-free dict reads."""
+
+    def __init__(self, capacity=1024):
+        self.capacity = capacity
+        self._entries = OrderedDict()
+        self.lock = threading.RLock()
+
+    def get(self, key):
+        return self._entries.get(key)
+
+    def put(self, key, value):
+        with self.lock:
+            self._entries[key] = value
+            while len(self._entries) > self.capacity:
+                self._entries.popitem(last=False)
+
+    def clear(self):
+        with self.lock:
+            self._entries.clear()
+
+    def __len__(self):
+        return len(self._entries)
+
+
+CACHE = Cache()

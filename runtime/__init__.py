@@ -1,0 +1,9 @@
+"""codax runtime: what generated code calls, as `rt.<name>`.
+
+Never imports the transformer. Importing it fills the primitive table."""
+from .adjoint import *  # noqa: F401,F403
+from .adjoint import install_vjp_hook, vjp_call  # noqa: F401
+from .rules import *  # noqa: F401,F403
+from .table import TABLE  # noqa: F401
+from . import primitives  # noqa: F401
+from .backend import array_module, backend_name, is_array  # noqa: F401

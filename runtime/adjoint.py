@@ -1,0 +1,335 @@
+"""Run-time helpers that generated derivative code calls (as `rt.<name>`).
+
+Adjoint convention: an adjoint may be any value *broadcastable* to its primal's
+shape, and stands for that broadcast. So the cotangent of `np.sum(x)` is passed
+on as a scalar instead of a filled array, and element-wise rules never
+allocate for it. The Python float 0.0 is the zero adjoint of anything,
+containers included. `materialize` and `finalize` give full arrays where a
+shape is needed.
+"""
+import numbers
+
+import numpy
+
+from .backend import array_module, is_array
+
+ZERO = 0.0
+_CONTAINERS = (list, tuple, dict)
+
+
+def shape(x):
+    return getattr(x, 'shape', None) if is_array(x) else numpy.shape(x)
+
+
+def ndim(x):
+    return len(shape(x))
+
+
+def size(x):
+    return int(numpy.prod(shape(x)))
+
+
+def is_zero(g):
+    return type(g) is float and g == 0.0
+
+
+def materialize(g, y):
+    """The full-shape array that the (broadcastable) adjoint `g` stands for."""
+    target = shape(y)
+    if shape(g) == target and is_array(g):
+        return g
+    xp = array_module(g, y)
+    return xp.broadcast_to(xp.asarray(g, dtype=_float_dtype(g, y)), target)
+
+
+def _float_dtype(*values):
+    for v in values:
+        dt = getattr(v, 'dtype', None)
+        if dt is not None and dt.kind in 'fc':
+            return dt
+    return numpy.float64
+
+
+def sum_to(g, target):
+    """Sum a full array down to `target` shape, undoing NumPy broadcasting."""
+    gshape = shape(g)
+    if gshape == tuple(target):
+        return g
+    xp = array_module(g)
+    lead = len(gshape) - len(target)
+    if lead:
+        g = xp.sum(g, axis=tuple(range(lead)))
+    ones = tuple(i for i, d in enumerate(target) if d == 1 and shape(g)[i] != 1)
+    if ones:
+        g = xp.sum(g, axis=ones, keepdims=True)
+    return xp.reshape(g, target)
+
+
+def unbroadcast(g, x, y):
+    """Adjoint of operand `x` of a broadcasting op with output `y`."""
+    xs = shape(x)
+    if xs == shape(y):
+        return g                       # stays broadcastable: nothing to undo
+    return sum_to(materialize(g, y), xs)
+
+
+def _axes(axis, nd):
+    if axis is None:
+        return tuple(range(nd))
+    if isinstance(axis, numbers.Integral):
+        axis = (axis,)
+    return tuple(sorted(a % nd for a in axis))
+
+
+def sum_vjp(g, x, axis=None, keepdims=False):
+    """Adjoint of x for y = sum(x, axis, keepdims), still broadcastable."""
+    if keepdims or axis is None or ndim(g) == 0:
+        return g
+    axes = _axes(axis, ndim(x))
+    reduced = tuple(d for i, d in enumerate(shape(x)) if i not in axes)
+    g = materialize(g, numpy.empty(reduced, dtype=numpy.int8)) if shape(g) != reduced else g
+    return array_module(g).expand_dims(g, axes)
+
+
+def keep_dims(y, x, axis, keepdims):
+    """Reshape a reduction's output so it broadcasts against its input."""
+    if keepdims or axis is None:
+        return y
+    return array_module(y).expand_dims(y, _axes(axis, ndim(x)))
+
+
+def extremum_vjp(g, x, y, axis=None, keepdims=False):
+    """max/min: the cotangent is shared equally among the tied positions."""
+    xp = array_module(x)
+    hit = (x == keep_dims(y, x, axis, keepdims))
+    count = xp.sum(hit, axis=axis, keepdims=True)
+    return sum_vjp(g, x, axis, keepdims) * hit / count
+
+
+def add(a, b):
+    """a + b for adjoints, where either may be the zero 0.0 or a container."""
+    if isinstance(a, _CONTAINERS) or isinstance(b, _CONTAINERS):
+        if is_zero(a):
+            return b
+        if is_zero(b):
+            return a
+        if isinstance(a, dict):
+            return {k: add(a[k], b[k]) for k in a}
+        return type(a)(add(u, v) for u, v in zip(a, b))
+    return a + b
+
+
+def item(g, key):
+    """The adjoint of `t[key]` taken out of the adjoint of container `t`."""
+    if is_zero(g):
+        return ZERO
+    return g[key]
+
+
+def seed(out):
+    """The cotangent 1.0 that starts `grad`; checks the output is a real scalar."""
+    dtype = getattr(out, 'dtype', None)
+    if isinstance(out, bool) or not (isinstance(out, (float, int)) and dtype is None
+                                     or dtype is not None and shape(out) == ()):
+        what = f'shape {shape(out)}' if dtype is not None else type(out).__name__
+        raise TypeError(f'grad requires a real scalar output, got {what}; '
+                        'use vjp (or jacrev) for non-scalar outputs')
+    if dtype is not None and dtype.kind not in 'f':
+        raise TypeError(f'grad requires a real floating-point output, got dtype {dtype}')
+    return 1.0
+
+
+def finalize(g, x, seen=None):
+    """Turn adjoint `g` into a gradient shaped and typed like primal `x`.
+
+    Containers are rebuilt with x's structure, zeros become zero arrays, and
+    broadcastable adjoints become owned full arrays of x's dtype."""
+    seen = set() if seen is None else seen
+    if isinstance(x, dict):
+        return {k: finalize(item(g, k), v, seen) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        parts = [finalize(item(g, i), v, seen) for i, v in enumerate(x)]
+        return type(x)(*parts) if hasattr(x, '_fields') else type(x)(parts)
+    if x is None:
+        return None
+    if not is_array(x):
+        return type(x)(g) if isinstance(x, float) else numpy.asarray(g)[()]
+    xp = array_module(x)
+    dtype = x.dtype if x.dtype.kind in 'fc' else numpy.float64
+    if is_array(g) and g.shape == x.shape and g.dtype == dtype and id(g) not in seen \
+            and g.flags.writeable and g.base is None:
+        seen.add(id(g))
+        return g
+    out = xp.array(xp.broadcast_to(xp.asarray(g, dtype=dtype), x.shape))
+    seen.add(id(out))
+    return out
+
+
+# ---- indexing and containers (functional forms of the mutations users write) ----
+
+def _index_parts(idx):
+    return idx if isinstance(idx, tuple) else (idx,)
+
+
+def _advanced_int(idx):
+    for part in _index_parts(idx):
+        if (is_array(part) or isinstance(part, list)) and numpy.asarray(part).dtype.kind in 'iu':
+            return True
+    return False
+
+
+def getitem_vjp(g, x, idx):
+    """Adjoint of x for y = x[idx] (arrays, lists, tuples and dicts)."""
+    if isinstance(x, dict):
+        out = {k: ZERO for k in x}
+        out[idx] = g
+        return out
+    if isinstance(x, (list, tuple)):
+        out = [ZERO] * len(x)
+        if isinstance(idx, slice):
+            for k, i in enumerate(range(*idx.indices(len(x)))):
+                out[i] = item(g, k)
+        else:
+            out[idx] = g
+        return type(x)(out)
+    xp = array_module(x)
+    z = xp.zeros(shape(x), dtype=_float_dtype(x, g))
+    if _advanced_int(idx):
+        xp.add.at(z, idx, xp.broadcast_to(xp.asarray(g), z[idx].shape))
+    else:
+        z[idx] = g
+    return z
+
+
+def setitem(x, idx, v):
+    """`x[idx] = v` without touching x: returns the updated copy."""
+    if isinstance(x, list):
+        out = list(x)
+    elif isinstance(x, dict):
+        out = dict(x)
+    else:
+        out = x.copy()
+    out[idx] = v
+    return out
+
+
+def setitem_vjp_x(g, y, idx):
+    """Adjoint of x for y = setitem(x, idx, v): g with the written part zeroed."""
+    if isinstance(y, (list, dict)):
+        return setitem(g if not is_zero(g) else ([ZERO] * len(y) if isinstance(y, list)
+                                                 else {k: ZERO for k in y}), idx, ZERO)
+    xp = array_module(y)
+    out = xp.array(materialize(g, y))
+    out[idx] = 0
+    return out
+
+
+def setitem_vjp_v(g, y, idx, v):
+    """Adjoint of v for y = setitem(x, idx, v)."""
+    if isinstance(y, (list, dict)):
+        return item(g, idx)
+    part = materialize(g, y)[idx]
+    return sum_to(part, shape(v))
+
+
+def append(xs, v):
+    """`xs.append(v)` as a value: a new list."""
+    return list(xs) + [v]
+
+
+def append_vjp_list(g, xs):
+    if is_zero(g):
+        return ZERO
+    return list(g[:-1])
+
+
+def append_vjp_value(g):
+    return item(g, -1)
+
+
+def iterate(obj):
+    """What a `for` loop walks, as an indexable sequence."""
+    if isinstance(obj, (list, tuple, range)) or is_array(obj):
+        return obj
+    return list(obj)
+
+
+def unstack(g, xs, axis=0):
+    """Adjoint of the list `xs` for y = stack(xs, axis)."""
+    if is_zero(g):
+        return ZERO
+    xp = array_module(g)
+    return [sum_to(xp.take(g, i, axis=axis), shape(x)) for i, x in enumerate(xs)]
+
+
+def array_vjp(g, x, y):
+    """Adjoint of x for y = np.array(x) (x an array or nested list of values)."""
+    if isinstance(x, (list, tuple)):
+        if is_zero(g):
+            return ZERO
+        g = materialize(g, y)
+        return type(x)(array_vjp(g[i], xi, y[i]) for i, xi in enumerate(x))
+    return sum_to(materialize(g, y), shape(x))
+
+
+def concatenate_vjp(g, xs, y, axis=0):
+    if is_zero(g):
+        return ZERO
+    g = materialize(g, y)
+    xp = array_module(g)
+    if axis is None:
+        g = xp.ravel(g)
+        axis = 0
+    bounds = numpy.cumsum([shape(x)[axis] for x in xs])[:-1]
+    parts = xp.split(g, bounds, axis=axis)
+    return [xp.reshape(p, shape(x)) for p, x in zip(parts, xs)]
+
+
+def broadcast_list(g, xs, y):
+    """Adjoint of each x for y = x0 + x1 + ... (Python's sum over a list)."""
+    if is_zero(g):
+        return ZERO
+    return [unbroadcast(g, x, y) for x in xs]
+
+
+_vjp_hook = None
+
+
+def install_vjp_hook(hook):
+    global _vjp_hook
+    _vjp_hook = hook
+
+
+def vjp_call(fn, *args):
+    """Call a user function inside differentiated code: (output, pullback).
+
+    codax installs the hook that transforms `fn` per argument signature (this
+    module must not import the transformer)."""
+    return _vjp_hook(fn, args)
+
+
+def seed_aux(out):
+    """The cotangent that starts `grad(..., has_aux=True)`: (1.0, zero for aux)."""
+    if not (isinstance(out, (tuple, list)) and len(out) == 2):
+        raise TypeError('with has_aux=True the function must return a pair (output, aux), '
+                        f'got {type(out).__name__}')
+    return (seed(out[0]), ZERO)
+
+
+def finalize_distinct(grads):
+    """Several gradients from one sweep, none sharing memory with another."""
+    seen = set()
+    return tuple(_dedupe(g, seen) for g in grads)
+
+
+def _dedupe(g, seen):
+    if isinstance(g, dict):
+        return {k: _dedupe(v, seen) for k, v in g.items()}
+    if isinstance(g, (list, tuple)):
+        parts = [_dedupe(v, seen) for v in g]
+        return type(g)(*parts) if hasattr(g, '_fields') else type(g)(parts)
+    if is_array(g):
+        if id(g) in seen:
+            return g.copy()
+        seen.add(id(g))
+    return g

@@ -1,0 +1,2 @@
+"""Importing this package fills runtime.table.TABLE, one module per family."""
+from . import elementwise, reductions, shapes, indexing, linalg, creation, python  # noqa: F401

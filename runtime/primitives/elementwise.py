@@ -1,0 +1,81 @@
+"""Element-wise math: unary and broadcasting binary ufuncs."""
+import numpy
+
+from ..table import binary, nondifferentiable, primitive, unary
+
+LN2 = 0.6931471805599453
+LN10 = 2.302585092994046
+
+unary('sin', 'g * xp.cos(x)', 'sin(x)')
+unary('cos', '-g * xp.sin(x)', 'cos(x)')
+unary('tan', 'g * (1 + ans * ans)', 'tan(x)')
+unary('arcsin', 'g / xp.sqrt(1 - x * x)', 'asin(x)', math_name='asin')
+unary('arccos', '-g / xp.sqrt(1 - x * x)', 'acos(x)', math_name='acos')
+unary('arctan', 'g / (1 + x * x)', 'atan(x)', math_name='atan')
+unary('sinh', 'g * xp.cosh(x)', 'sinh(x)')
+unary('cosh', 'g * xp.sinh(x)', 'cosh(x)')
+unary('tanh', 'g * (1 - ans * ans)', 'tanh(x)')
+unary('arcsinh', 'g / xp.sqrt(x * x + 1)', 'asinh(x)', math_name='asinh')
+unary('arccosh', 'g / xp.sqrt(x * x - 1)', 'acosh(x)', math_name='acosh')
+unary('arctanh', 'g / (1 - x * x)', 'atanh(x)', math_name='atanh')
+unary('exp', 'g * ans', 'exp(x)')
+unary('exp2', f'g * ans * {LN2}', 'exp2(x)')
+unary('expm1', 'g * (ans + 1)', 'expm1(x)')
+unary('log', 'g / x', 'log(x)')
+unary('log2', f'g / (x * {LN2})', 'log2(x)')
+unary('log10', f'g / (x * {LN10})', 'log10(x)')
+unary('log1p', 'g / (1 + x)', 'log1p(x)')
+unary('sqrt', 'g / (2 * ans)', 'sqrt(x)')
+unary('cbrt', 'g / (3 * ans * ans)', 'cbrt(x)')
+unary('square', '2 * g * x', '(x * x)', math_name='')
+unary('reciprocal', '-g * ans * ans', '(1 / x)', math_name='')
+unary('absolute', 'g * xp.sign(x)', 'fabs(x)',
+      targets=(numpy.absolute, numpy.fabs, abs, __import__('math').fabs))
+unary('negative', '-g', '(-x)', math_name='')
+unary('positive', 'g', '(+x)', math_name='')
+unary('deg2rad', f'g * {numpy.pi / 180}', None, targets=(numpy.deg2rad, numpy.radians,
+                                                          __import__('math').radians))
+unary('rad2deg', f'g * {180 / numpy.pi}', None, targets=(numpy.rad2deg, numpy.degrees,
+                                                          __import__('math').degrees))
+
+binary('add', 'g', 'g', '(x1 + x2)', math_name='')
+binary('subtract', 'g', '-g', '(x1 - x2)', math_name='')
+binary('multiply', 'g * x2', 'g * x1', '(x1 * x2)', math_name='')
+binary('true_divide', 'g / x2', '-g * ans / x2', '(x1 / x2)',
+       targets=(numpy.true_divide, numpy.divide))
+binary('power', 'g * x2 * x1 ** (x2 - 1)', 'g * ans * xp.log(xp.where(x1 == 0, 1, x1))',
+       'pow(x1, x2)', targets=(numpy.power, numpy.float_power, pow, __import__('math').pow))
+binary('arctan2', 'g * x2 / (x1 * x1 + x2 * x2)', '-g * x1 / (x1 * x1 + x2 * x2)',
+       'atan2(x1, x2)', math_name='atan2')
+binary('hypot', 'g * x1 / ans', 'g * x2 / ans', 'hypot(x1, x2)')
+binary('maximum', 'g * ((x1 > x2) + 0.5 * (x1 == x2))', 'g * ((x2 > x1) + 0.5 * (x1 == x2))',
+       'fmax(x1, x2)', targets=(numpy.maximum, numpy.fmax))
+binary('minimum', 'g * ((x1 < x2) + 0.5 * (x1 == x2))', 'g * ((x2 < x1) + 0.5 * (x1 == x2))',
+       'fmin(x1, x2)', targets=(numpy.minimum, numpy.fmin))
+binary('logaddexp', 'g * xp.exp(x1 - ans)', 'g * xp.exp(x2 - ans)',
+       'fmax(x1, x2) + log1p(exp(-fabs(x1 - x2)))')
+binary('logaddexp2', 'g * xp.exp2(x1 - ans)', 'g * xp.exp2(x2 - ans)', None)
+binary('remainder', 'g', '-g * xp.floor_divide(x1, x2)', None,
+       targets=(numpy.remainder, numpy.mod))
+binary('fmod', 'g', '-g * xp.trunc(x1 / x2)', None, math_name='fmod')
+
+for _name in ('sign', 'floor', 'ceil', 'trunc', 'rint', 'isnan', 'isinf', 'isfinite',
+              'logical_not', 'signbit'):
+    nondifferentiable(_name, 'x, /, out=None, where=True, dtype=None')
+for _name in ('floor_divide', 'less', 'less_equal', 'greater', 'greater_equal', 'equal',
+              'not_equal', 'logical_and', 'logical_or', 'logical_xor', 'isclose'):
+    nondifferentiable(_name, 'x1, x2, /, out=None, where=True, dtype=None')
+nondifferentiable('round', 'a, decimals=0, out=None', targets=(numpy.round, numpy.around),
+                  methods=('round',))
+
+# Selection: `ans` is the output, so the operands are named as NumPy names them.
+primitive('where', 'condition, x=None, y=None',
+          {'x': 'rt.where_vjp(g, condition, x, ans, 0)',
+           'y': 'rt.where_vjp(g, condition, y, ans, 1)'},
+          nondiff=('condition',), family='elementwise')
+# clip(a, a_min, a_max) and NumPy 2's clip(a, min=, max=); also the method x.clip.
+_CLIP = 'rt.clip_vjp(g, a, a_min, a_max, min, max, ans, {})'
+primitive('clip', 'a, a_min=None, a_max=None, out=None, *, min=None, max=None',
+          {'a': _CLIP.format(0), 'a_min': _CLIP.format(1), 'min': _CLIP.format(1),
+           'a_max': _CLIP.format(2), 'max': _CLIP.format(2)},
+          nondiff=('out',), methods=('clip',), family='elementwise')

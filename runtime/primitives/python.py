@@ -1,0 +1,14 @@
+"""Python builtins on numbers and lists, treated as primitives."""
+from ..table import linear, nondifferentiable, primitive
+
+primitive('py_sum', 'iterable, /, start=0', {'iterable': 'rt.broadcast_list(g, iterable, ans)',
+                                             'start': 'rt.unbroadcast(g, start, ans)'},
+          targets=(sum,), impl='sum', family='python')
+primitive('py_max', '*args', {'args': 'rt.py_extremum_vjp(g, args, ans)'},
+          targets=(max,), impl='max', family='python')
+primitive('py_min', '*args', {'args': 'rt.py_extremum_vjp(g, args, ans)'},
+          targets=(min,), impl='min', family='python')
+linear('py_float', 'x=0.0', {'x': 'g'}, targets=(float,), impl='float', family='python')
+nondifferentiable('py_len', 'obj', targets=(len,), impl='len')
+nondifferentiable('py_int', 'x=0', targets=(int,), impl='int')
+nondifferentiable('py_bool', 'x=False', targets=(bool,), impl='bool')

@@ -1,0 +1,52 @@
+"""Shape and structure ops: all linear, their VJPs move the cotangent back."""
+import numpy
+
+from ..table import linear
+
+_G = 'rt.materialize(g, ans)'
+
+linear('reshape', 'a, shape=None, order="C", newshape=None',
+       {'a': f'xp.reshape({_G}, rt.shape(a))'}, methods=('reshape',))
+linear('ravel', 'a, order="C"', {'a': f'xp.reshape({_G}, rt.shape(a))'},
+       methods=('ravel', 'flatten'))
+linear('squeeze', 'a, axis=None', {'a': f'xp.reshape({_G}, rt.shape(a))'}, methods=('squeeze',))
+linear('expand_dims', 'a, axis', {'a': f'xp.reshape({_G}, rt.shape(a))'})
+linear('atleast_1d', 'a', {'a': f'xp.reshape({_G}, rt.shape(a))'})
+linear('atleast_2d', 'a', {'a': f'xp.reshape({_G}, rt.shape(a))'})
+linear('transpose', 'a, axes=None', {'a': f'xp.transpose({_G}, rt.inverse_axes(axes, a))'},
+       methods=('transpose',))
+linear('swapaxes', 'a, axis1, axis2', {'a': f'xp.swapaxes({_G}, axis1, axis2)'},
+       methods=('swapaxes',))
+linear('moveaxis', 'a, source, destination', {'a': f'xp.moveaxis({_G}, destination, source)'})
+linear('broadcast_to', 'array, shape, subok=False',
+       {'array': f'rt.sum_to({_G}, rt.shape(array))'})
+linear('flip', 'm, axis=None', {'m': f'xp.flip({_G}, axis)'})
+linear('fliplr', 'm', {'m': f'xp.fliplr({_G})'})
+linear('flipud', 'm', {'m': f'xp.flipud({_G})'})
+linear('roll', 'a, shift, axis=None', {'a': f'xp.roll({_G}, rt.negate(shift), axis)'})
+linear('tile', 'A, reps', {'A': 'rt.tile_vjp(g, A, ans, reps)'})
+linear('repeat', 'a, repeats, axis=None', {'a': 'rt.repeat_vjp(g, a, ans, repeats, axis)'},
+       methods=('repeat',))
+linear('pad', 'array, pad_width, mode="constant", constant_values=0',
+       {'array': 'rt.pad_vjp(g, array, ans, pad_width, mode)',
+        'constant_values': 'rt.pad_values_vjp(g, array, ans, pad_width, mode, constant_values)'})
+linear('concatenate', 'arrays, axis=0, out=None, dtype=None, casting="same_kind"',
+       {'arrays': 'rt.concatenate_vjp(g, arrays, ans, axis)'},
+       targets=(numpy.concatenate, numpy.concat) if hasattr(numpy, 'concat') else None)
+linear('stack', 'arrays, axis=0, out=None, dtype=None, casting="same_kind"',
+       {'arrays': f'rt.unstack({_G}, arrays, axis)'})
+linear('hstack', 'tup, dtype=None, casting="same_kind"', {'tup': 'rt.hstack_vjp(g, tup, ans)'})
+linear('vstack', 'tup, dtype=None, casting="same_kind"', {'tup': 'rt.vstack_vjp(g, tup, ans)'})
+linear('split', 'ary, indices_or_sections, axis=0', {'ary': 'rt.split_vjp(g, ary, ans, axis)'})
+linear('copy', 'a, order="K"', {'a': 'g'}, methods=('copy',), impl='rt.copy')
+linear('array', 'object, dtype=None, copy=True, order="K", ndmin=0',
+       {'object': 'rt.array_vjp(g, object, ans)'})
+linear('asarray', 'a, dtype=None, order=None', {'a': 'rt.array_vjp(g, a, ans)'})
+linear('astype', 'x, dtype, copy=True', {'x': 'rt.cast_like(g, x)'}, methods=('astype',),
+       impl='rt.astype', targets=())
+linear('diagonal', 'a, offset=0, axis1=0, axis2=1',
+       {'a': 'rt.diagonal_vjp(g, a, ans, offset, axis1, axis2)'}, methods=('diagonal',))
+linear('diag', 'v, k=0', {'v': 'rt.diag_vjp(g, v, ans, k)'})
+linear('tril', 'm, k=0', {'m': f'xp.tril({_G}, k)'})
+linear('triu', 'm, k=0', {'m': f'xp.triu({_G}, k)'})
+linear('real', 'val', {'val': 'g'})

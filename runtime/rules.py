@@ -1,0 +1,774 @@
+"""VJP helpers too long for a one-line template (shape ops, linear algebra).
+
+Each takes the cotangent `g` (broadcastable to the output `ans`) and returns the
+adjoint of one input, with that input's shape."""
+import numbers as _numbers
+import string as _string
+
+import numpy
+
+from .adjoint import (materialize, shape, ndim, size, sum_to, is_zero, ZERO, item,
+                      unbroadcast, sum_vjp, keep_dims)
+from .backend import array_module, is_array
+
+_NUMPY2 = numpy.lib.NumpyVersion(numpy.__version__) >= '2.0.0'
+
+
+def getitem(a, idx):
+    return a[idx]
+
+
+def copy(a, order='K'):
+    if isinstance(a, (list, dict)):
+        return a.copy()
+    return array_module(a).array(a, copy=True)
+
+
+def astype(x, dtype, copy=True):
+    return x.astype(dtype) if hasattr(x, 'astype') else numpy.asarray(x).astype(dtype)
+
+
+def cast_like(g, x):
+    dtype = getattr(x, 'dtype', None)
+    if dtype is None or dtype.kind not in 'fc' or not hasattr(g, 'astype'):
+        return g
+    return g.astype(dtype)
+
+
+def negate(shift):
+    if isinstance(shift, (tuple, list)):
+        return tuple(-s for s in shift)
+    return -shift
+
+
+def inverse_axes(axes, a):
+    if axes is None:
+        return None
+    nd = len(axes)
+    return tuple(int(i) for i in numpy.argsort([int(ax) % nd for ax in axes]))
+
+
+def _swap_last(m):
+    return array_module(m).swapaxes(m, -1, -2)
+
+
+def matmul_vjp(g, x1, x2, ans, which):
+    """Adjoint of x1 (which=0) or x2 (which=1) for ans = x1 @ x2, with 1-D
+    operands promoted as NumPy does and batch broadcasting undone."""
+    if is_zero(g):
+        return ZERO
+    xp = array_module(x1, x2)
+    g = materialize(g, ans)
+    a = xp.asarray(x1)
+    b = xp.asarray(x2)
+    a2 = a[None, :] if a.ndim == 1 else a
+    b2 = b[:, None] if b.ndim == 1 else b
+    if a.ndim == 1:
+        g = xp.expand_dims(g, -2)
+    if b.ndim == 1:
+        g = xp.expand_dims(g, -1)
+    if which == 0:
+        out = xp.matmul(g, _swap_last(b2))
+        if a.ndim == 1:
+            out = out[..., 0, :]
+        return sum_to(out, a.shape)
+    out = xp.matmul(_swap_last(a2), g)
+    if b.ndim == 1:
+        out = out[..., :, 0]
+    return sum_to(out, b.shape)
+
+
+# ---------------------------------------------------------------------------
+# Helpers shared by the rules below (underscored: not exported as `rt.*`).
+# ---------------------------------------------------------------------------
+
+def _fdtype(*values):
+    """The floating dtype an adjoint of these values should have."""
+    for v in values:
+        dt = getattr(v, 'dtype', None)
+        if dt is not None and dt.kind in 'fc':
+            return dt
+    return numpy.dtype(numpy.float64)
+
+
+def _full(g, y):
+    """materialize(), as an array of a float dtype."""
+    xp = array_module(g, y)
+    out = materialize(g, y)
+    if not is_array(out):
+        out = xp.asarray(out)
+    if out.dtype.kind not in 'fc':
+        out = out.astype(_fdtype(y))
+    return out
+
+
+def _zeros(shape_, *like):
+    xp = array_module(*like)
+    return xp.zeros(shape_, dtype=_fdtype(*like))
+
+
+def _cast(r, x):
+    """Adjoint `r` of x in x's float dtype (arrays only; scalars left alone)."""
+    dt = getattr(x, 'dtype', None)
+    if dt is not None and dt.kind in 'fc' and is_array(r) and r.dtype != dt:
+        return r.astype(dt)
+    return r
+
+
+def _swap(m):
+    return array_module(m).swapaxes(m, -1, -2)
+
+
+def _is_int(v):
+    return isinstance(v, _numbers.Integral) and not isinstance(v, bool)
+
+
+# ---------------------------------------------------------------------------
+# Scans, norms
+# ---------------------------------------------------------------------------
+
+def cumsum_vjp(g, a, ans, axis=None):
+    """Adjoint of a for ans = cumsum(a, axis): a reversed cumulative sum."""
+    if is_zero(g):
+        return ZERO
+    G = _full(g, ans)
+    xp = array_module(G)
+    ax = 0 if axis is None else axis
+    out = xp.flip(xp.cumsum(xp.flip(G, ax), ax), ax)
+    return xp.reshape(out, shape(a)) if axis is None else out
+
+
+def _safe_div(num, den, xp):
+    zero = den == 0
+    return xp.where(zero, 0, num / xp.where(zero, 1, den))
+
+
+def norm_vjp(g, x, ans, ord=None, axis=None, keepdims=False):
+    """Adjoint of x for ans = numpy.linalg.norm(x, ord, axis, keepdims).
+
+    Vector norms: any p (2/None, 1, inf, -inf, 0, general p). Matrix norms
+    (axis a pair, or 2-D x with axis None and ord given): 'fro', 1, -1, inf,
+    -inf, 2, -2, 'nuc'. At zero the 2-norm gets the zero subgradient."""
+    xp = array_module(x, ans)
+    x = xp.asarray(x)
+    if x.dtype.kind not in 'fc':
+        x = x.astype(numpy.float64)
+    nd = x.ndim
+    if axis is None:
+        if ord is None or (nd == 2 and ord in ('fro', 'f')):
+            axes = tuple(range(nd))
+            gk = sum_vjp(g, x, None, keepdims)
+            A = ans
+            return _cast(gk * _safe_div(x, A, xp), x)
+        axes = tuple(range(nd))
+    elif isinstance(axis, _numbers.Integral):
+        axes = (axis % nd,)
+    else:
+        axes = tuple(a % nd for a in axis)
+    gk = sum_vjp(g, x, axes, keepdims)
+    A = keep_dims(ans, x, axes, keepdims)
+    sgn = xp.sign(x)
+    if len(axes) == 1:
+        if ord is None or ord == 2:
+            r = _safe_div(x, A, xp)
+        elif ord == 1:
+            r = sgn
+        elif ord in (numpy.inf, -numpy.inf):
+            hit = xp.abs(x) == A
+            r = sgn * hit / xp.sum(hit, axis=axes, keepdims=True)
+        elif ord == 0:
+            return ZERO
+        elif isinstance(ord, str):
+            raise ValueError(f'invalid norm order {ord!r} for vectors')
+        else:
+            p = float(ord)
+            r = sgn * _safe_div(xp.abs(x) ** (p - 1), A ** (p - 1), xp)
+        return _cast(gk * r, x)
+    if len(axes) != 2:
+        raise ValueError('improper number of dimensions to norm')
+    row, col = axes if axis is None else (axis[0] % nd, axis[1] % nd)
+    if ord is None or ord in ('fro', 'f'):
+        r = _safe_div(x, A, xp)
+    elif ord in (1, -1, numpy.inf, -numpy.inf):
+        # 1: max over columns of the column sums; inf: max over rows of row sums.
+        summed, picked = (row, col) if ord in (1, -1) else (col, row)
+        s = xp.sum(xp.abs(x), axis=summed, keepdims=True)
+        hit = s == A
+        r = sgn * hit / xp.sum(hit, axis=picked, keepdims=True)
+    elif ord in (2, -2, 'nuc'):
+        m = xp.moveaxis(x, (row, col), (-2, -1))
+        u, s, vh = xp.linalg.svd(m, full_matrices=False)
+        if ord == 'nuc':
+            d = xp.matmul(u, vh)
+        else:
+            k = 0 if ord == 2 else -1
+            d = u[..., :, k:k + 1 if k != -1 else None] * vh[..., k:k + 1 if k != -1 else None, :]
+        r = xp.moveaxis(d, (-2, -1), (row, col))
+    else:
+        raise ValueError(f'invalid norm order {ord!r} for matrices')
+    return _cast(gk * r, x)
+
+
+# ---------------------------------------------------------------------------
+# Shape and structure ops
+# ---------------------------------------------------------------------------
+
+def tile_vjp(g, A, ans, reps):
+    """Adjoint of A for ans = tile(A, reps): sum over the copies."""
+    if is_zero(g):
+        return ZERO
+    G = _full(g, ans)
+    xp = array_module(G)
+    reps = (int(reps),) if _is_int(reps) or numpy.ndim(reps) == 0 else tuple(int(r) for r in reps)
+    ashape = shape(A)
+    d = max(len(ashape), len(reps))
+    s = (1,) * (d - len(ashape)) + tuple(ashape)
+    r = (1,) * (d - len(reps)) + reps
+    inter = []
+    for ri, si in zip(r, s):
+        inter += [ri, si]
+    G = xp.reshape(G, tuple(inter))
+    G = xp.sum(G, axis=tuple(range(0, 2 * d, 2)))
+    return xp.reshape(G, ashape)
+
+
+def repeat_vjp(g, a, ans, repeats, axis=None):
+    """Adjoint of a for ans = repeat(a, repeats, axis)."""
+    if is_zero(g):
+        return ZERO
+    G = _full(g, ans)
+    xp = array_module(G)
+    ashape = shape(a)
+    if axis is None:
+        G = xp.ravel(G)
+        ax, n = 0, size(a)
+        base = (n,)
+    else:
+        ax = axis % len(ashape)
+        n = ashape[ax]
+        base = ashape
+    reps = repeats.get() if hasattr(repeats, 'get') and not isinstance(repeats, dict) else repeats
+    reps = numpy.asarray(reps)
+    if reps.size == 1:
+        r = int(reps.reshape(()))
+        gs = shape(G)
+        G = xp.reshape(G, gs[:ax] + (n, r) + gs[ax + 1:])
+        out = xp.sum(G, axis=ax + 1)
+    else:
+        idx = xp.asarray(numpy.repeat(numpy.arange(n), reps))
+        out = xp.zeros(base, dtype=G.dtype)
+        xp.add.at(xp.moveaxis(out, ax, 0), idx, xp.moveaxis(G, ax, 0))
+    return xp.reshape(out, ashape)
+
+
+_GATHER_PAD_MODES = ('edge', 'reflect', 'symmetric', 'wrap')
+
+
+def _pad_pairs(pad_width, nd):
+    pw = numpy.asarray(pad_width)
+    if pw.dtype.kind not in 'iu':
+        pw = numpy.round(pw).astype(numpy.intp)
+    return numpy.broadcast_to(pw, (nd, 2))
+
+
+def pad_vjp(g, array, ans, pad_width, mode='constant'):
+    """Adjoint of `array` for ans = pad(array, pad_width, mode).
+
+    'constant' and 'empty' crop the padding; 'edge', 'reflect', 'symmetric'
+    and 'wrap' (pure gathers) scatter-add the padded cotangent back."""
+    if is_zero(g):
+        return ZERO
+    G = _full(g, ans)
+    xp = array_module(G)
+    ashape = shape(array)
+    pw = _pad_pairs(pad_width, len(ashape))
+    if mode in ('constant', 'empty'):
+        sl = tuple(slice(int(b), int(b) + s) for (b, _), s in zip(pw, ashape))
+        return G[sl]
+    if isinstance(mode, str) and mode in _GATHER_PAD_MODES:
+        n = size(array)
+        idx = numpy.pad(numpy.arange(n).reshape(ashape), pw, mode=mode)
+        out = xp.bincount(xp.asarray(idx).ravel(), weights=xp.ravel(G), minlength=n)
+        return xp.reshape(out, ashape).astype(G.dtype)
+    raise NotImplementedError(
+        f'codax: no gradient for numpy.pad with mode={mode!r}; supported modes are '
+        "'constant', 'empty', 'edge', 'reflect', 'symmetric' and 'wrap'")
+
+
+def pad_values_vjp(g, array, ans, pad_width, mode, constant_values):
+    """Adjoint of constant_values for ans = pad(array, pad_width, 'constant', ...)."""
+    if is_zero(g) or mode != 'constant':
+        return ZERO
+    G = _full(g, ans)
+    xp = array_module(G)
+    ashape = shape(array)
+    nd = len(ashape)
+    pw = _pad_pairs(pad_width, nd)
+    # NumPy fills the pads axis by axis over the whole array: later axes win corners.
+    label = numpy.full(shape(ans), -1, dtype=numpy.intp)
+    for ax in range(nd):
+        b, e = int(pw[ax, 0]), int(pw[ax, 1])
+        n = shape(ans)[ax]
+        idx = [slice(None)] * nd
+        idx[ax] = slice(0, b)
+        label[tuple(idx)] = 2 * ax
+        idx[ax] = slice(n - e, n)
+        label[tuple(idx)] = 2 * ax + 1
+    sums = xp.bincount(xp.asarray(label.ravel() + 1), weights=xp.ravel(G), minlength=2 * nd + 1)
+    sums = xp.reshape(sums[1:], (nd, 2)).astype(G.dtype)
+    return sum_to(sums, shape(constant_values))
+
+
+def _split_back(g, ans, xs, axis, prep):
+    """Split the cotangent of a concatenation into per-input adjoints."""
+    if is_zero(g):
+        return ZERO
+    G = _full(g, ans)
+    xp = array_module(G)
+    parts = [prep(x) for x in xs]
+    bounds = numpy.cumsum([shape(p)[axis] for p in parts])[:-1]
+    pieces = xp.split(G, [int(b) for b in bounds], axis=axis)
+    return [xp.reshape(p, shape(x)) for p, x in zip(pieces, xs)]
+
+
+def hstack_vjp(g, tup, ans):
+    """Adjoint of the sequence `tup` for ans = hstack(tup): a list."""
+    axis = 0 if ndim(ans) == 1 else 1
+    return _split_back(g, ans, tup, axis, lambda x: numpy.empty(shape(x) or (1,)))
+
+
+def vstack_vjp(g, tup, ans):
+    """Adjoint of the sequence `tup` for ans = vstack(tup): a list."""
+    def prep(x):
+        s = shape(x)
+        return numpy.empty(s if len(s) >= 2 else ((1,) + s if s else (1, 1)))
+    return _split_back(g, ans, tup, 0, prep)
+
+
+def split_vjp(g, ary, ans, axis=0):
+    """Adjoint of ary for ans = split(ary, ...): g is a list of per-piece
+    adjoints (entries may be 0.0) or 0.0."""
+    if is_zero(g):
+        return ZERO
+    xp = array_module(ary, *ans)
+    dtype = _fdtype(ary, *[gi for gi in g if not is_zero(gi)])
+    parts = [xp.zeros(shape(p), dtype=dtype) if is_zero(gi) else _full(gi, p)
+             for gi, p in zip(g, ans)]
+    out = xp.concatenate(parts, axis=axis)
+    return _cast(out, ary)
+
+
+def _diag_positions(n1, n2, offset):
+    if offset >= 0:
+        k = max(min(n1, n2 - offset), 0)
+        rows = numpy.arange(k)
+        return rows, rows + offset
+    k = max(min(n1 + offset, n2), 0)
+    cols = numpy.arange(k)
+    return cols - offset, cols
+
+
+def _diag_embed(d, full_shape, offset, axis1, axis2, like):
+    """Zeros of full_shape with `d` (shape rest + (k,)) on the given diagonal."""
+    xp = array_module(d, like)
+    nd = len(full_shape)
+    a1, a2 = axis1 % nd, axis2 % nd
+    z = xp.zeros(full_shape, dtype=_fdtype(d, like))
+    zm = xp.moveaxis(z, (a1, a2), (-2, -1))
+    rows, cols = _diag_positions(full_shape[a1], full_shape[a2], offset)
+    zm[..., xp.asarray(rows), xp.asarray(cols)] = d
+    return z
+
+
+def diagonal_vjp(g, a, ans, offset=0, axis1=0, axis2=1):
+    """Adjoint of a for ans = diagonal(a, offset, axis1, axis2)."""
+    if is_zero(g):
+        return ZERO
+    return _diag_embed(_full(g, ans), shape(a), offset, axis1, axis2, a)
+
+
+def trace_vjp(g, a, ans, offset=0, axis1=0, axis2=1):
+    """Adjoint of a for ans = trace(a, offset, axis1, axis2)."""
+    if is_zero(g):
+        return ZERO
+    G = _full(g, ans)
+    return _diag_embed(G[..., None], shape(a), offset, axis1, axis2, a)
+
+
+def diag_vjp(g, v, ans, k=0):
+    """Adjoint of v for ans = diag(v, k): 1-D v builds a matrix, 2-D v is read."""
+    if is_zero(g):
+        return ZERO
+    G = _full(g, ans)
+    xp = array_module(G)
+    if ndim(v) == 1:
+        return xp.diagonal(G, k)
+    if ndim(v) == 2:
+        return _diag_embed(G, shape(v), k, 0, 1, v)
+    raise ValueError('diag requires a 1-D or 2-D input')
+
+
+def take_vjp(g, a, ans, indices, axis=None, mode='raise'):
+    """Adjoint of a for ans = take(a, indices, axis, mode): scatter-add."""
+    if is_zero(g):
+        return ZERO
+    G = _full(g, ans)
+    xp = array_module(G)
+    ashape = shape(a)
+    if axis is None:
+        z = xp.zeros((size(a),), dtype=_fdtype(a, G))
+        ax = 0
+    else:
+        ax = axis % len(ashape)
+        z = xp.zeros(ashape, dtype=_fdtype(a, G))
+    n = z.shape[ax]
+    idx = xp.asarray(indices)
+    if mode == 'wrap':
+        idx = idx % n
+    elif mode == 'clip':
+        idx = xp.clip(idx, 0, n - 1)
+    xp.add.at(z, (slice(None),) * ax + (idx,), G)
+    return xp.reshape(z, ashape)
+
+
+def _pick_extremum(items, ans):
+    for i, v in enumerate(items):
+        if v is ans:
+            return i
+    for i, v in enumerate(items):
+        if bool(v == ans):
+            return i
+    raise ValueError('extremum not found among the arguments')
+
+
+def py_extremum_vjp(g, args, ans):
+    """Adjoint of *args for ans = max(*args) / min(*args) (Python builtins):
+    the whole cotangent goes to the (first) chosen element."""
+    if is_zero(g):
+        return ZERO
+    if len(args) == 1:
+        seq = args[0]
+        if is_array(seq):
+            xp = array_module(seq)
+            i = int(xp.argmax(seq == ans))
+            z = xp.zeros(shape(seq), dtype=_fdtype(seq, g))
+            z[i] = g
+            return [z]
+        items = list(seq)
+        out = [ZERO] * len(items)
+        out[_pick_extremum(items, ans)] = g
+        return [tuple(out) if isinstance(seq, tuple) else out]
+    out = [ZERO] * len(args)
+    out[_pick_extremum(args, ans)] = g
+    return out
+
+
+# ---------------------------------------------------------------------------
+# Contractions (through one einsum-based engine)
+# ---------------------------------------------------------------------------
+
+_LETTERS = _string.ascii_letters
+
+
+def _einsum_parse(subscripts, shapes):
+    """Explicit form of an einsum: ([input terms], output term), ellipses
+    replaced by letters (right-aligned, as NumPy broadcasts them)."""
+    subs = subscripts.replace(' ', '')
+    if '->' in subs:
+        ins, out = subs.split('->')
+    else:
+        ins, out = subs, None
+    terms = ins.split(',')
+    if len(terms) != len(shapes):
+        raise ValueError('einsum: number of operands does not match the subscripts')
+    used = set(c for c in subs if c.isalpha())
+    free = [c for c in _LETTERS if c not in used]
+    ell_nd = [len(s) - (len(t) - 3) if '...' in t else 0 for t, s in zip(terms, shapes)]
+    E = max(ell_nd, default=0)
+    ell = ''.join(free[:E])
+    new_terms = [t.replace('...', ell[E - k:]) for t, k in zip(terms, ell_nd)]
+    if out is None:
+        letters = ''.join(t.replace('...', '') for t in terms)
+        singles = sorted(c for c in set(letters) if letters.count(c) == 1)
+        out_term = ell + ''.join(singles)
+    else:
+        out_term = out.replace('...', ell)
+    return new_terms, out_term
+
+
+def _einsum_sizes(terms, shapes):
+    sizes = {}
+    for t, s in zip(terms, shapes):
+        if len(t) != len(s):
+            raise ValueError(f'einsum: subscripts {t!r} do not match an operand of shape {s}')
+        for c, n in zip(t, s):
+            if sizes.get(c, 1) == 1:
+                sizes[c] = n
+    return sizes
+
+
+def _einsum_operand_vjp(G, terms, out_term, ops, i, xp):
+    """Adjoint of operand i of einsum(terms -> out_term) given the full cotangent G."""
+    shapes = [shape(o) for o in ops]
+    sizes = _einsum_sizes(terms + [out_term], shapes + [shape(G)])
+    term = terms[i]
+    dtype = _fdtype(ops[i], G)
+    uniq = ''.join(dict.fromkeys(term))
+    in_terms = [out_term] + [t for j, t in enumerate(terms) if j != i]
+    in_ops = [G] + [ops[j] for j in range(len(ops)) if j != i]
+    present = set(''.join(in_terms))
+    for c in uniq:
+        if c not in present:
+            in_terms.append(c)
+            in_ops.append(xp.ones(sizes[c], dtype=dtype))
+    r = xp.einsum(','.join(in_terms) + '->' + uniq, *in_ops)
+    r = xp.broadcast_to(r, tuple(sizes[c] for c in uniq))
+    if len(uniq) != len(term):
+        # Repeated letters (a diagonal): spread r over it with identity tensors.
+        pool = [c for c in _LETTERS if c not in set(''.join(terms) + out_term)]
+        renamed, eyes, eye_terms, seen = [], [], [], set()
+        for c in term:
+            if c in seen:
+                fresh = pool.pop(0)
+                renamed.append(fresh)
+                eyes.append(xp.eye(sizes[c], dtype=dtype))
+                eye_terms.append(c + fresh)
+            else:
+                seen.add(c)
+                renamed.append(c)
+        r = xp.einsum(','.join([uniq] + eye_terms) + '->' + ''.join(renamed), r, *eyes)
+    return _cast(sum_to(r, shapes[i]), ops[i])
+
+
+def _contract_vjp(g, ans, terms, out_term, ops, i):
+    xp = array_module(*ops)
+    ops = [xp.asarray(o) for o in ops]
+    G = _full(g, ans)
+    return _einsum_operand_vjp(G, terms, out_term, ops, i, xp)
+
+
+def einsum_vjp(g, subscripts, operands, ans):
+    """Adjoints of all operands of ans = einsum(subscripts, *operands): a list."""
+    if is_zero(g):
+        return ZERO
+    if not isinstance(subscripts, str):
+        raise NotImplementedError('codax: gradients of einsum in the interleaved '
+                                  '(operand, sublist, ...) form are not supported')
+    xp = array_module(*operands)
+    ops = [xp.asarray(o) for o in operands]
+    terms, out_term = _einsum_parse(subscripts, [o.shape for o in ops])
+    G = _full(g, ans)
+    return [_einsum_operand_vjp(G, terms, out_term, ops, i, xp) for i in range(len(ops))]
+
+
+def _mine_other(a, b, which):
+    return (a, b) if which == 0 else (b, a)
+
+
+def _scalar_product_vjp(g, a, b, ans, which):
+    mine, other = _mine_other(a, b, which)
+    return _cast(sum_to(_full(g, ans) * other, shape(mine)), mine)
+
+
+def dot_vjp(g, a, b, ans, which):
+    """Adjoint of a (which=0) or b (which=1) for ans = dot(a, b), any ranks."""
+    if is_zero(g):
+        return ZERO
+    if numpy.ndim(a) == 0 or numpy.ndim(b) == 0:
+        return _scalar_product_vjp(g, a, b, ans, which)
+    if numpy.ndim(b) <= 2:
+        return matmul_vjp(g, a, b, ans, which)
+    na, nb = numpy.ndim(a), numpy.ndim(b)
+    letters = iter(_LETTERS)
+    a_free = ''.join(next(letters) for _ in range(na - 1))
+    b_pre = ''.join(next(letters) for _ in range(nb - 2))
+    z, last = next(letters), next(letters)
+    terms = [a_free + z, b_pre + z + last]
+    return _contract_vjp(g, ans, terms, a_free + b_pre + last, [a, b], which)
+
+
+def vdot_vjp(g, a, b, which):
+    """Adjoint of a or b for vdot(a, b) = sum(ravel(a) * ravel(b)) (real inputs)."""
+    if is_zero(g):
+        return ZERO
+    mine, other = _mine_other(a, b, which)
+    xp = array_module(a, b)
+    return _cast(xp.reshape(g * xp.asarray(other), shape(mine)), mine)
+
+
+def outer_vjp(g, a, b, ans, which):
+    """Adjoint of a or b for ans = outer(a, b) (inputs are flattened)."""
+    if is_zero(g):
+        return ZERO
+    G = _full(g, ans)
+    xp = array_module(G, a, b)
+    if which == 0:
+        r = xp.matmul(G, xp.ravel(xp.asarray(b)))
+        return _cast(xp.reshape(r, shape(a)), a)
+    r = xp.matmul(xp.ravel(xp.asarray(a)), G)
+    return _cast(xp.reshape(r, shape(b)), b)
+
+
+def inner_vjp(g, a, b, ans, which):
+    """Adjoint of a or b for ans = inner(a, b) (sum over the last axes)."""
+    if is_zero(g):
+        return ZERO
+    if numpy.ndim(a) == 0 or numpy.ndim(b) == 0:
+        return _scalar_product_vjp(g, a, b, ans, which)
+    letters = iter(_LETTERS)
+    a_free = ''.join(next(letters) for _ in range(numpy.ndim(a) - 1))
+    b_free = ''.join(next(letters) for _ in range(numpy.ndim(b) - 1))
+    z = next(letters)
+    return _contract_vjp(g, ans, [a_free + z, b_free + z], a_free + b_free, [a, b], which)
+
+
+def tensordot_vjp(g, a, b, ans, axes=2, which=0):
+    """Adjoint of a or b for ans = tensordot(a, b, axes); axes an int or a pair."""
+    if is_zero(g):
+        return ZERO
+    na, nb = numpy.ndim(a), numpy.ndim(b)
+    if _is_int(axes) or numpy.ndim(axes) == 0:
+        n = int(axes)
+        ax_a, ax_b = list(range(na - n, na)), list(range(n))
+    else:
+        ax_a, ax_b = axes
+        ax_a = [ax_a] if _is_int(ax_a) else list(ax_a)
+        ax_b = [ax_b] if _is_int(ax_b) else list(ax_b)
+        ax_a = [x % na for x in ax_a]
+        ax_b = [x % nb for x in ax_b]
+    letters = iter(_LETTERS)
+    ta = [next(letters) for _ in range(na)]
+    tb = [next(letters) for _ in range(nb)]
+    for i, j in zip(ax_a, ax_b):
+        tb[j] = ta[i]
+    out = ''.join(c for k, c in enumerate(ta) if k not in ax_a) + \
+        ''.join(c for k, c in enumerate(tb) if k not in ax_b)
+    return _contract_vjp(g, ans, [''.join(ta), ''.join(tb)], out, [a, b], which)
+
+
+# ---------------------------------------------------------------------------
+# numpy.linalg
+# ---------------------------------------------------------------------------
+
+def _solve_is_vector(xp, a, b):
+    if ndim(b) == 1:
+        return True
+    if xp is numpy and _NUMPY2:
+        return False
+    return ndim(b) == ndim(a) - 1
+
+
+def solve_vjp(g, a, b, ans, which):
+    """Adjoint of a (which=0) or b (which=1) for ans = solve(a, b).
+
+    b_bar = solve(a^T, g); a_bar = -b_bar x^T; batch broadcasting undone."""
+    if is_zero(g):
+        return ZERO
+    xp = array_module(a, b, ans)
+    a = xp.asarray(a)
+    G = _full(g, ans)
+    vec = _solve_is_vector(xp, a, b)
+    aT = _swap(a)
+    if vec:
+        bbar = xp.linalg.solve(aT, G[..., None])[..., 0]
+    else:
+        bbar = xp.linalg.solve(aT, G)
+    if which == 1:
+        return _cast(sum_to(bbar, shape(b)), b)
+    if vec:
+        abar = -bbar[..., :, None] * ans[..., None, :]
+    else:
+        abar = -xp.matmul(bbar, _swap(ans))
+    return _cast(sum_to(abar, shape(a)), a)
+
+
+def inv_vjp(g, ans):
+    """Adjoint of a for ans = inv(a): -ans^T g ans^T."""
+    if is_zero(g):
+        return ZERO
+    xp = array_module(ans)
+    G = _full(g, ans)
+    aT = _swap(ans)
+    return -xp.matmul(xp.matmul(aT, G), aT)
+
+
+def det_vjp(g, a, ans):
+    """Adjoint of a for ans = det(a): g det(a) inv(a)^T."""
+    if is_zero(g):
+        return ZERO
+    xp = array_module(a, ans)
+    a = xp.asarray(a)
+    G = _full(g, ans)
+    return _cast((G * ans)[..., None, None] * _swap(xp.linalg.inv(a)), a)
+
+
+def slogdet_vjp(g, a):
+    """Adjoint of a for (sign, logabsdet) = slogdet(a); only logabsdet
+    carries a gradient: g_logabsdet inv(a)^T."""
+    if is_zero(g):
+        return ZERO
+    gl = item(g, 1)
+    if is_zero(gl):
+        return ZERO
+    xp = array_module(a)
+    a = xp.asarray(a)
+    dtype = _fdtype(a)
+    gl = xp.broadcast_to(xp.asarray(gl, dtype=dtype), a.shape[:-2])
+    return _cast(gl[..., None, None] * _swap(xp.linalg.inv(a)), a)
+
+
+def cholesky_vjp(g, ans):
+    """Adjoint of a for L = cholesky(a) (symmetric result):
+    sym(L^-T phi(L^T g) L^-1), phi = lower triangle with halved diagonal."""
+    if is_zero(g):
+        return ZERO
+    xp = array_module(ans)
+    L = ans
+    G = _full(g, L)
+    n = L.shape[-1]
+    P = xp.tril(xp.matmul(_swap(L), G)) * (1 - 0.5 * xp.eye(n, dtype=L.dtype))
+    Linv = xp.linalg.inv(L)
+    S = xp.matmul(xp.matmul(_swap(Linv), P), Linv)
+    return 0.5 * (S + _swap(S))
+
+
+# ---------------------------------------------------------------------------
+# where and clip
+# ---------------------------------------------------------------------------
+
+def where_vjp(g, condition, x, ans, which):
+    """Adjoint of x (which=0) or y (which=1) for ans = where(condition, x, y);
+    `x` is the operand whose adjoint is wanted."""
+    if is_zero(g):
+        return ZERO
+    xp = array_module(g, x, ans)
+    cond = xp.asarray(condition, dtype=bool)
+    mask = cond if which == 0 else ~cond
+    gm = xp.where(mask, g, xp.zeros((), dtype=_fdtype(x, g)))
+    return _cast(unbroadcast(gm, x, ans), x)
+
+
+def _clip_masks(a, lo, hi, xp):
+    """ans = minimum(maximum(a, lo), hi): where a, lo and hi win."""
+    a = xp.asarray(a)
+    t = a if lo is None else xp.maximum(a, lo)
+    upper = (t > hi) if hi is not None else xp.zeros((), dtype=bool)
+    keep = ~upper
+    m_a = keep & (a >= lo) if lo is not None else keep
+    m_lo = keep & (a < lo) if lo is not None else None
+    return m_a, m_lo, upper
+
+
+def clip_vjp(g, a, a_min, a_max, min, max, ans, which):
+    """Adjoint of a (which=0), the lower bound (1) or the upper bound (2) for
+    ans = clip(a, lo, hi); NumPy 2's min=/max= names are accepted too. The
+    gradient passes to a where lo <= a <= hi, to a bound where it binds."""
+    if is_zero(g):
+        return ZERO
+    lo = a_min if a_min is not None else min
+    hi = a_max if a_max is not None else max
+    xp = array_module(g, a, lo, hi, ans)
+    operand = (a, lo, hi)[which]
+    mask = _clip_masks(a, lo, hi, xp)[which]
+    gm = xp.where(mask, g, xp.zeros((), dtype=_fdtype(operand, g)))
+    return _cast(unbroadcast(gm, operand, ans), operand)

@@ -1,0 +1,126 @@
+"""Pytrees: nested tuples, lists, dicts (and registered node types) of leaves.
+
+Used by every transformation for arguments and results. None is an empty
+subtree, as in JAX."""
+
+_registry = {}   # type -> (flatten(x) -> (children, aux), unflatten(aux, children) -> x)
+
+
+def register_pytree_node(nodetype, flatten_func, unflatten_func):
+    _registry[nodetype] = (flatten_func, unflatten_func)
+
+
+def _namedtuple_flatten(x):
+    return list(x), type(x)
+
+
+register_pytree_node(tuple, lambda x: (list(x), None), lambda aux, c: tuple(c))
+register_pytree_node(list, lambda x: (list(x), None), lambda aux, c: list(c))
+register_pytree_node(dict, lambda x: ([x[k] for k in sorted(x)], tuple(sorted(x))),
+                     lambda aux, c: dict(zip(aux, c)))
+register_pytree_node(type(None), lambda x: ([], None), lambda aux, c: None)
+
+
+def _node_of(x):
+    kind = type(x)
+    if kind in _registry:
+        return kind, _registry[kind]
+    if isinstance(x, tuple) and hasattr(x, '_fields'):       # namedtuple
+        return kind, (_namedtuple_flatten, lambda aux, c: aux(*c))
+    return None, None
+
+
+class PyTreeDef:
+    """The shape of a pytree without its leaves; hashable, so usable in cache keys."""
+    __slots__ = ('kind', 'aux', 'children', '_hash')
+
+    def __init__(self, kind, aux, children):
+        self.kind, self.aux, self.children = kind, aux, tuple(children)
+        self._hash = hash((kind, aux if _hashable(aux) else id(aux), self.children))
+
+    @property
+    def num_leaves(self):
+        if self.kind is None:
+            return 1
+        return sum(c.num_leaves for c in self.children)
+
+    def __eq__(self, other):
+        return (isinstance(other, PyTreeDef) and self.kind is other.kind
+                and self.aux == other.aux and self.children == other.children)
+
+    def __hash__(self):
+        return self._hash
+
+    def __repr__(self):
+        if self.kind is None:
+            return '*'
+        inner = ', '.join(map(repr, self.children))
+        return f'PyTreeDef({self.kind.__name__}[{inner}])'
+
+
+def _hashable(value):
+    try:
+        hash(value)
+        return True
+    except TypeError:
+        return False
+
+
+LEAF = PyTreeDef(None, None, ())
+
+
+def tree_flatten(tree, is_leaf=None):
+    leaves = []
+    treedef = _flatten(tree, leaves, is_leaf)
+    return leaves, treedef
+
+
+def _flatten(x, leaves, is_leaf):
+    if is_leaf is not None and is_leaf(x):
+        leaves.append(x)
+        return LEAF
+    kind, funcs = _node_of(x)
+    if funcs is None:
+        leaves.append(x)
+        return LEAF
+    children, aux = funcs[0](x)
+    return PyTreeDef(kind, aux, [_flatten(c, leaves, is_leaf) for c in children])
+
+
+def tree_unflatten(treedef, leaves):
+    it = iter(leaves)
+    out = _unflatten(treedef, it)
+    return out
+
+
+def _unflatten(treedef, it):
+    if treedef.kind is None:
+        return next(it)
+    children = [_unflatten(c, it) for c in treedef.children]
+    kind, funcs = treedef.kind, _registry.get(treedef.kind)
+    if funcs is None:                                         # namedtuple
+        return treedef.aux(*children)
+    return funcs[1](treedef.aux, children)
+
+
+def tree_leaves(tree, is_leaf=None):
+    return tree_flatten(tree, is_leaf)[0]
+
+
+def tree_structure(tree, is_leaf=None):
+    return tree_flatten(tree, is_leaf)[1]
+
+
+def tree_map(f, tree, *rest, is_leaf=None):
+    leaves, treedef = tree_flatten(tree, is_leaf)
+    others = [treedef_leaves(treedef, r) for r in rest]
+    return tree_unflatten(treedef, [f(*xs) for xs in zip(leaves, *others)])
+
+
+def treedef_leaves(treedef, tree):
+    leaves, other = tree_flatten(tree)
+    if other != treedef:
+        raise ValueError(f'pytree structure mismatch: expected {treedef}, got {other}')
+    return leaves
+
+

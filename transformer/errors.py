@@ -1,0 +1,38 @@
+"""Errors that point at the user's code: file, line, column and a caret."""
+import linecache
+
+
+class SourceError(Exception):
+    """The user's function uses something codax cannot transform.
+
+    The message names the user's file and line and shows the line with a caret
+    under the offending column, like a compiler diagnostic."""
+
+    def __init__(self, message, filename=None, lineno=None, col=None):
+        self.message = message
+        self.filename = filename
+        self.lineno = lineno
+        self.col = col
+        super().__init__(self._render())
+
+    def _render(self):
+        if self.filename is None or self.lineno is None:
+            return self.message
+        where = f'{self.filename}:{self.lineno}'
+        if self.col is not None:
+            where += f':{self.col + 1}'
+        text = linecache.getline(self.filename, self.lineno).rstrip('\n')
+        lines = [f'{where}: {self.message}']
+        if text:
+            lines.append('    ' + text)
+            if self.col is not None:
+                lines.append('    ' + ' ' * self.col + '^')
+        return '\n'.join(lines)
+
+
+def error_at(node, message, unit=None):
+    """A SourceError located at `node` of the function described by `unit`."""
+    filename = getattr(unit, 'filename', None)
+    lineno = getattr(node, 'lineno', None)
+    col = getattr(node, 'col_offset', None)
+    return SourceError(message, filename, lineno, col)

@@ -1,0 +1,150 @@
+"""The normal form: codax's IR, which every pass after `normalize` reads and writes.
+
+Grammar (gast nodes that may appear in a normalized FunctionDef body):
+
+    stmt  := Assign([Name], rhs)                  one operation per statement
+           | Expr(Call)                           a call kept for its effect (print)
+           | If(Name, [stmt], [stmt])
+           | For(Name, Call(range, [atom]), [stmt])    the only `for`: over a range
+           | While(Name, [stmt])                  the test Name is recomputed at the
+                                                  end of the body
+           | Raise(...) | Pass
+           | Return(atom)                         exactly once, last in the body
+    rhs   := atom
+           | Call(func, [atom], [keyword(atom)])  classified: see CallInfo below
+           | BinOp(atom, op, atom) | UnaryOp(op, atom) | Compare(atom, [op], [atom])
+           | Subscript(atom, index)                index: atom, Slice of atoms, Tuple
+           | Attribute(atom, 'shape'|'ndim'|...)   inactive attribute reads
+           | Tuple([atom]) | List([atom]) | Dict([atom], [atom])
+           | JoinedStr(...)                        inactive, opaque
+    atom  := Name | Constant | a dotted reference to a global (np.pi, np.float32)
+
+There is no break, continue, early return, augmented assignment, ternary,
+boolean operator, comprehension, method call or tuple-unpacking target after
+normalize. Calls carry a `CallInfo` in the attribute `codax`.
+`describe(rhs)` is the one place that says what an rhs computes, for every pass.
+"""
+from runtime import TABLE
+
+from . import nodes as n
+
+OPERATORS = {
+    n.Add: 'add', n.Sub: 'subtract', n.Mult: 'multiply', n.Div: 'true_divide',
+    n.Pow: 'power', n.MatMult: 'matmul', n.Mod: 'remainder', n.FloorDiv: 'floor_divide',
+}
+UNARY_OPERATORS = {n.USub: 'negative', n.UAdd: 'positive'}
+INACTIVE_ATTRIBUTES = {'shape', 'ndim', 'size', 'dtype', 'itemsize', 'nbytes', 'strides'}
+
+
+class CallInfo:
+    """What a call in normal form refers to.
+
+    kind: 'prim' (a primitive record), 'user' (a Python function with source,
+    differentiated in turn), 'dynamic' (a callable held in a local variable,
+    dispatched at run time), 'native' (anything else: no derivative known).
+    """
+
+    def __init__(self, kind, prim=None, obj=None, label=''):
+        self.kind = kind
+        self.prim = prim
+        self.obj = obj
+        self.label = label
+
+    def __deepcopy__(self, memo):
+        return self          # shared, immutable: copies of a tree point at one record
+
+
+class Op:
+    """The operation an rhs performs.
+
+    kind: 'copy', 'prim', 'call' (user/dynamic function), 'native',
+    'container' (tuple/list/dict literal), 'inactive'.
+    inputs: {param: node} for 'prim'; list of nodes otherwise.
+    """
+
+    def __init__(self, kind, prim=None, inputs=None, label=''):
+        self.kind = kind
+        self.prim = prim
+        self.inputs = inputs if inputs is not None else {}
+        self.label = label
+
+    def diff_inputs(self):
+        """(param, node) pairs through which a gradient can flow."""
+        if self.kind == 'prim':
+            return [(p, self.inputs[p]) for p in self.prim.diff_params() if p in self.inputs]
+        if self.kind in ('copy', 'call', 'native'):
+            return list(enumerate(self.inputs))
+        if self.kind == 'container':
+            return list(self.inputs)
+        return []
+
+    def diff_names(self):
+        out = set()
+        for _, node in self.diff_inputs():
+            out |= n.names_in(node) if node is not None else set()
+        return out
+
+
+def describe(rhs):
+    if isinstance(rhs, (n.Name, n.Constant)):
+        return Op('copy', inputs=[rhs])
+    if isinstance(rhs, n.BinOp):
+        prim = TABLE[OPERATORS[type(rhs.op)]] if type(rhs.op) in OPERATORS else None
+        if prim is None:
+            return Op('inactive')
+        return Op('prim', prim, {'x1': rhs.left, 'x2': rhs.right})
+    if isinstance(rhs, n.UnaryOp):
+        if type(rhs.op) in UNARY_OPERATORS:
+            return Op('prim', TABLE[UNARY_OPERATORS[type(rhs.op)]], {'x': rhs.operand})
+        return Op('inactive')
+    if isinstance(rhs, n.Subscript):
+        return Op('prim', TABLE['getitem'], {'a': rhs.value, 'idx': index_expr(rhs.slice)})
+    if isinstance(rhs, n.Call):
+        return _describe_call(rhs)
+    if isinstance(rhs, (n.Tuple, n.List)):
+        return Op('container', inputs=list(enumerate(rhs.elts)))
+    if isinstance(rhs, n.Dict):
+        return Op('container', inputs=[(k.value, v) for k, v in zip(rhs.keys, rhs.values)])
+    if isinstance(rhs, n.Attribute):
+        if getattr(rhs, 'codax_static', False) or rhs.attr in INACTIVE_ATTRIBUTES:
+            return Op('inactive')
+        return Op('native', inputs=[rhs.value], label=f'the attribute .{rhs.attr}')
+    return Op('inactive')
+
+
+def _describe_call(call):
+    info = getattr(call, 'codax', None) or CallInfo('native', label='this call')
+    if info.kind == 'prim':
+        return Op('prim', info.prim, bound_arguments(call, info.prim), label=info.label)
+    if info.kind in ('user', 'dynamic'):
+        return Op('call', inputs=list(call.args), label=info.label)
+    return Op('native', inputs=list(call.args) + [k.value for k in call.keywords],
+              label=info.label)
+
+
+def bound_arguments(call, prim):
+    """{param: node} for a primitive call; a *varargs param maps to a Tuple node."""
+    bound = prim.bind(call.args, {k.arg: k.value for k in call.keywords})
+    out = {}
+    for param, value in bound.items():
+        kind = prim.signature.parameters[param].kind
+        out[param] = n.tuple_(value) if kind == kind.VAR_POSITIONAL else value
+    for param, spec in prim.signature.parameters.items():
+        if param not in out and spec.default is not spec.empty:
+            out[param] = n.const(spec.default) if _is_literal(spec.default) else None
+    return out
+
+
+def _is_literal(value):
+    return value is None or isinstance(value, (bool, int, float, str, tuple))
+
+
+def index_expr(index):
+    """A subscript's index as an ordinary expression (slices as slice(...))."""
+    if isinstance(index, n.Slice):
+        parts = [p if p is not None else n.const(None)
+                 for p in (index.lower, index.upper, index.step)]
+        return n.call(n.name('slice'), parts)
+    if isinstance(index, n.Tuple):
+        return n.tuple_([index_expr(e) for e in index.elts])
+    return index

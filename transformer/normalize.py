@@ -1,0 +1,707 @@
+"""Stage 2 of the pipeline: rewrite a function into the normal form of `ir.py`.
+
+Three small passes, in order:
+  LoopDesugar   comprehensions become loops; every `for` walks a range
+                (`for x in xs` -> `for _k in range(len(_seq))`), and a loop that
+                can `break` or `return` becomes a `while`;
+  JumpLowering  `break`, `continue` and early `return` become flags that guard
+                the statements after them, so control flow is structured;
+  Flattener     A-normal form: one operation per statement, intermediates in
+                fresh temporaries, methods and operators resolved to primitives,
+                `y[i] = v` and `xs.append(v)` made functional.
+"""
+import inspect
+import types
+
+import numpy
+
+from runtime import TABLE
+
+from . import nodes as n
+from .errors import error_at
+from .ir import CallInfo
+
+VARARG_METHODS = {'reshape': 'shape', 'transpose': 'axes'}
+
+
+class FreshNames:
+    """Deterministic temporaries (`_t0`, `_t1`, ...) that avoid the user's names."""
+
+    def __init__(self, taken):
+        self.taken = set(taken)
+        self.counters = {}
+
+    def __call__(self, base):
+        k = self.counters.get(base, 0)
+        while f'{base}{k}' in self.taken:
+            k += 1
+        self.counters[base] = k + 1
+        identifier = f'{base}{k}'
+        self.taken.add(identifier)
+        return identifier
+
+
+def all_names(tree):
+    return {node.id for node in n.walk(tree) if isinstance(node, n.Name)}
+
+
+def normalize(unit, fresh=None):
+    """Return (normalized FunctionDef, FreshNames) for the unit's function."""
+    fdef = n.deepcopy(unit.tree)
+    fresh = fresh or FreshNames(all_names(fdef))
+    body = LoopDesugar(fresh, unit).block(_strip_docstring(fdef.body))
+    body = JumpLowering(fresh).function(body)
+    params = [a.id for a in fdef.args.args]
+    local_names = set(params) | {nd.id for s in body for nd in n.walk(s)
+                                 if isinstance(nd, n.Name) and isinstance(nd.ctx, n.Store)}
+    body = Flattener(unit, fresh, local_names).block(body)
+    if not body or not isinstance(body[-1], n.Return):
+        body.append(n.return_(n.const(None)))
+    out = n.function(fdef.name, params, body)
+    out.args.defaults = fdef.args.defaults
+    return n.copy_location(out, fdef), fresh
+
+
+def _strip_docstring(body):
+    if body and isinstance(body[0], n.Expr) and isinstance(body[0].value, n.Constant) \
+            and isinstance(body[0].value.value, str):
+        return body[1:]
+    return body
+
+
+def _located(stmts, origin):
+    """Give every new statement (and those nested in it) the user's line."""
+    line = getattr(origin, 'user_line', getattr(origin, 'lineno', None))
+    for stmt in stmts:
+        for node in n.walk(stmt):
+            if isinstance(node, n.AST) and _is_stmt(node) and getattr(node, 'user_line', None) is None:
+                node.user_line = line
+    return stmts
+
+
+def _is_stmt(node):
+    return isinstance(node, (n.Assign, n.Expr, n.If, n.For, n.While, n.Return, n.Raise,
+                             n.Pass, n.AugAssign, n.Assert, n.Break, n.Continue))
+
+
+# ---------------------------------------------------------------- LoopDesugar
+
+def _is_call_to(node, fname):
+    return isinstance(node, n.Call) and isinstance(node.func, n.Name) and node.func.id == fname
+
+
+def _contains(stmts, kinds, into_loops):
+    """Whether `stmts` hold a node of `kinds` (not looking into nested loops
+    unless `into_loops`)."""
+    stack = list(stmts)
+    while stack:
+        node = stack.pop()
+        if isinstance(node, kinds):
+            return True
+        if isinstance(node, (n.For, n.While)) and not into_loops:
+            continue
+        stack.extend(n.iter_child_nodes(node))
+    return False
+
+
+def _loop_exits(body):
+    """A loop body that can `break` (itself) or `return`."""
+    return _contains(body, n.Break, False) or _contains(body, n.Return, True)
+
+
+class LoopDesugar:
+    def __init__(self, fresh, unit):
+        self.fresh = fresh
+        self.unit = unit
+
+    def block(self, stmts):
+        out = []
+        for stmt in stmts:
+            hoisted = []
+            stmt = _ComprehensionHoister(self, hoisted).visit_statement(stmt)
+            produced = hoisted + self.stmt(stmt)
+            out.extend(_located(produced, stmt))
+        return out
+
+    def stmt(self, stmt):
+        if isinstance(stmt, n.If):
+            stmt.body, stmt.orelse = self.block(stmt.body), self.block(stmt.orelse)
+            return [stmt]
+        if isinstance(stmt, n.While):
+            stmt.body = self.block(stmt.body)
+            return [stmt]
+        if isinstance(stmt, n.For):
+            return self.for_loop(stmt)
+        return [stmt]
+
+    def for_loop(self, loop):
+        body = self.block(loop.body)
+        exits = _loop_exits(body)
+        if _is_call_to(loop.iter, 'range') and isinstance(loop.target, n.Name) and not exits:
+            loop.body = body
+            return [loop]
+        pre, length, header = self._sequences(loop)
+        k = self.fresh('_k')
+        header = [n.copy_location(h, loop) for h in header(n.name(k))]
+        if not exits:
+            loop_range = n.call(n.name('range'), [length])
+            return pre + [n.copy_location(n.for_(k, loop_range, header + body), loop)]
+        step = n.assign(k, n.binop(n.name(k), n.Add(), n.const(1)))
+        test = n.Compare(left=n.name(k), ops=[n.Lt()], comparators=[length])
+        loop_node = n.copy_location(n.while_(test, header + [step] + body), loop)
+        return pre + [n.assign(k, n.const(0)), loop_node]
+
+    def _sequences(self, loop):
+        """(statements before the loop, length expression, header(k) -> the
+        statements that bind the loop target for index k)."""
+        target, it = loop.target, loop.iter
+        if _is_call_to(it, 'enumerate') and _pair(target) and len(it.args) >= 1:
+            seq = self.fresh('_seq')
+            start = it.args[1] if len(it.args) > 1 else n.const(0)
+            pre = [n.assign(seq, n.call('rt.iterate', [it.args[0]]))]
+            idx, elem = target.elts
+
+            def header(k):
+                first = k if isinstance(start, n.Constant) and start.value == 0 \
+                    else n.binop(k, n.Add(), start)
+                return [n.assign(idx, first), n.assign(elem, n.subscript(n.name(seq), k))]
+            return pre, n.call(n.name('len'), [n.name(seq)]), header
+        if _is_call_to(it, 'zip') and isinstance(target, (n.Tuple, n.List)) \
+                and len(target.elts) == len(it.args) and it.args:
+            seqs = [self.fresh('_seq') for _ in it.args]
+            pre = [n.assign(s, n.call('rt.iterate', [a])) for s, a in zip(seqs, it.args)]
+            lengths = [n.call(n.name('len'), [n.name(s)]) for s in seqs]
+            length = lengths[0] if len(lengths) == 1 else n.call(n.name('min'), lengths)
+
+            def header(k):
+                return [n.assign(t, n.subscript(n.name(s), k)) for t, s in zip(target.elts, seqs)]
+            return pre, length, header
+        seq = self.fresh('_seq')
+        pre = [n.assign(seq, n.call('rt.iterate', [it]))]
+
+        def header(k):
+            return [n.assign(target, n.subscript(n.name(seq), k))]
+        return pre, n.call(n.name('len'), [n.name(seq)]), header
+
+
+def _pair(target):
+    return isinstance(target, (n.Tuple, n.List)) and len(target.elts) == 2
+
+
+class _ComprehensionHoister(n.NodeTransformer):
+    """Replace comprehensions in one statement's expressions by a list built
+    in loops placed before the statement."""
+
+    def __init__(self, desugar, hoisted):
+        self.desugar = desugar
+        self.hoisted = hoisted
+
+    def visit_statement(self, stmt):
+        fields = {n.If: ('test',), n.While: ('test',), n.For: ('iter',)}.get(type(stmt))
+        if fields is None:
+            return self.visit(stmt)
+        for field in fields:
+            value = getattr(stmt, field)
+            if isinstance(stmt, n.While) and _has_comprehension(value):
+                raise error_at(value, 'codax does not support comprehensions in a `while` '
+                               'condition; compute the value inside the loop',
+                               self.desugar.unit)
+            setattr(stmt, field, self.visit(value))
+        return stmt
+
+    def _comprehension(self, node, is_dict):
+        fresh = self.desugar.fresh
+        acc = fresh('_dict' if is_dict else '_list')
+        renames = {}
+        for gen in node.generators:
+            for name_node in n.walk(gen.target):
+                if isinstance(name_node, n.Name):
+                    renames.setdefault(name_node.id, fresh('_' + name_node.id.strip('_')))
+        node = _Rename(renames).visit(node)
+        if is_dict:
+            inner = [n.Assign(targets=[n.subscript(n.name(acc), self.visit(node.key), store=True)],
+                              value=self.visit(node.value), type_comment=None)]
+        else:
+            append = n.call(n.attr(n.name(acc), 'append'), [self.visit(node.elt)])
+            inner = [n.expr_stmt(append)]
+        for gen in reversed(node.generators):
+            for cond in reversed(gen.ifs):
+                inner = [n.if_(self.visit(cond), inner)]
+            inner = [n.for_(gen.target, self.visit(gen.iter), inner)]
+        init = n.Dict(keys=[], values=[]) if is_dict else n.list_([])
+        for stmt in [n.assign(acc, init)] + inner:
+            n.copy_location(stmt, node)
+            self.hoisted.extend(self.desugar.stmt(stmt))
+        return n.name(acc)
+
+    def visit_ListComp(self, node):
+        return self._comprehension(node, False)
+
+    def visit_GeneratorExp(self, node):
+        return self._comprehension(node, False)
+
+    def visit_DictComp(self, node):
+        return self._comprehension(node, True)
+
+
+def _has_comprehension(node):
+    return any(isinstance(x, (n.ListComp, n.GeneratorExp, n.DictComp)) for x in n.walk(node))
+
+
+class _Rename(n.NodeTransformer):
+    def __init__(self, mapping):
+        self.mapping = mapping
+
+    def visit_Name(self, node):
+        if node.id in self.mapping:
+            return n.copy_location(n.Name(id=self.mapping[node.id], ctx=node.ctx,
+                                          annotation=None, type_comment=None), node)
+        return node
+
+
+# ---------------------------------------------------------------- JumpLowering
+
+class _Loop:
+    def __init__(self, brk=None, cont=None):
+        self.brk, self.cont = brk, cont
+
+
+class JumpLowering:
+    def __init__(self, fresh):
+        self.fresh = fresh
+        self.returned = None
+        self.retval = None
+
+    def function(self, body):
+        returns = [x for s in body for x in n.walk(s) if isinstance(x, n.Return)]
+        simple = not returns or (len(returns) == 1 and body and body[-1] is returns[0])
+        if simple:
+            return self.block(body, None)
+        self.returned, self.retval = self.fresh('_returned'), self.fresh('_retval')
+        start = [n.assign(self.returned, n.const(False)), n.assign(self.retval, n.const(None))]
+        end = [n.return_(n.name(self.retval))]
+        lowered = self.block(body, None)
+        return _located(start, body[0]) + lowered + _located(end, body[-1])
+
+    def _flags(self, stmt, loop):
+        """The flags `stmt` may set, which the statements after it must check."""
+        flags = []
+        if self.returned and _contains([stmt], n.Return, True):
+            flags.append(self.returned)
+        if loop is not None and not isinstance(stmt, (n.For, n.While)):
+            if loop.brk and _contains([stmt], n.Break, False):
+                flags.append(loop.brk)
+            if loop.cont and _contains([stmt], n.Continue, False):
+                flags.append(loop.cont)
+        return flags
+
+    def block(self, stmts, loop):
+        out = []
+        for i, stmt in enumerate(stmts):
+            if isinstance(stmt, n.Return):
+                if self.returned is None:
+                    out.append(stmt)
+                else:
+                    value = stmt.value if stmt.value is not None else n.const(None)
+                    out += _located([n.assign(self.retval, value),
+                                     n.assign(self.returned, n.const(True))], stmt)
+                return out
+            if isinstance(stmt, (n.Break, n.Continue)):
+                flag = loop.brk if isinstance(stmt, n.Break) else loop.cont
+                out += _located([n.assign(flag, n.const(True))], stmt)
+                return out
+            flags = self._flags(stmt, loop)
+            out.extend(self.stmt(stmt, loop))
+            rest = stmts[i + 1:]
+            if flags and rest:
+                guarded = self.block(rest, loop)
+                if guarded:
+                    out += _located([n.if_(_none_set(flags), guarded)], rest[0])
+                return out
+        return out
+
+    def stmt(self, stmt, loop):
+        if isinstance(stmt, n.If):
+            stmt.body = self.block(stmt.body, loop)
+            stmt.orelse = self.block(stmt.orelse, loop)
+            return [stmt]
+        if isinstance(stmt, (n.For, n.While)):
+            return self.loop(stmt)
+        return [stmt]
+
+    def loop(self, node):
+        inner = _Loop(self.fresh('_break') if _contains(node.body, n.Break, False) else None,
+                      self.fresh('_continue') if _contains(node.body, n.Continue, False) else None)
+        stops = [inner.brk] if inner.brk else []
+        if self.returned and _contains(node.body, n.Return, True):
+            stops.append(self.returned)
+        body = self.block(node.body, inner)
+        if inner.cont:
+            body = _located([n.assign(inner.cont, n.const(False))], node) + body
+        node.body = body
+        pre = _located([n.assign(inner.brk, n.const(False))], node) if inner.brk else []
+        if stops:      # only `while` loops can stop early (LoopDesugar saw to that)
+            node.test = n.BoolOp(op=n.And(), values=[n.not_(n.name(s)) for s in stops] + [node.test])
+        return pre + [node]
+
+
+def _none_set(flags):
+    if len(flags) == 1:
+        return n.not_(n.name(flags[0]))
+    return n.not_(n.BoolOp(op=n.Or(), values=[n.name(f) for f in flags]))
+
+
+# ---------------------------------------------------------------- Flattener
+
+class Flattener:
+    def __init__(self, unit, fresh, local_names):
+        self.unit = unit
+        self.fresh = fresh
+        self.locals = local_names
+
+    def error(self, node, message):
+        return error_at(node, message, self.unit)
+
+    # -- statements --
+    def block(self, stmts):
+        out = []
+        for stmt in stmts:
+            out.extend(_located(self.stmt(stmt), stmt))
+        return out
+
+    def stmt(self, s):
+        buf = []
+        if isinstance(s, n.Assign) and _parallel(s):
+            values = [self.atom(v, buf) for v in s.value.elts]    # all read, then all written
+            values = [self._frozen(v, s.targets[0], buf) for v in values]
+            for target, value in zip(s.targets[0].elts, values):
+                self.assign_to(target, value, buf)
+        elif isinstance(s, n.Assign):
+            value = self.rhs(s.value, buf)
+            if len(s.targets) > 1:
+                value = self._atomize(value, buf)
+            for target in s.targets:
+                self.assign_to(target, value, buf)
+        elif isinstance(s, n.AugAssign):
+            current = n.deepcopy(s.target)
+            for node in n.walk(current):
+                if hasattr(node, 'ctx'):
+                    node.ctx = n.Load()
+            self.assign_to(s.target, self.rhs(n.binop(current, s.op, s.value), buf), buf)
+        elif isinstance(s, n.Expr):
+            self.expression_statement(s, buf)
+        elif isinstance(s, n.If):
+            test = self.test_name(s.test, buf)
+            buf.append(n.if_(test, self.block(s.body), self.block(s.orelse)))
+        elif isinstance(s, n.While):
+            test_buf = []
+            test = self.test_name(s.test, test_buf)
+            recompute = [n.deepcopy(t) for t in test_buf]
+            buf += test_buf + [n.while_(test, self.block(s.body) + recompute)]
+        elif isinstance(s, n.For):
+            self.range_loop(s, buf)
+        elif isinstance(s, n.Return):
+            value = s.value if s.value is not None else n.const(None)
+            buf.append(n.return_(self.atom(value, buf)))
+        elif isinstance(s, n.Assert):
+            ok = self.atom(s.test, buf)
+            failed = self.fresh('_t')
+            buf.append(n.assign(failed, n.not_(ok)))
+            args = [s.msg] if s.msg is not None else []
+            raise_ = n.Raise(exc=n.call(n.name('AssertionError'), args), cause=None)
+            buf.append(n.if_(n.name(failed), [raise_]))
+        elif isinstance(s, n.Raise):
+            buf.append(s)
+        elif isinstance(s, n.Pass):
+            pass
+        else:
+            raise self.error(s, f'codax does not support this statement ({type(s).__name__})')
+        return buf
+
+    def expression_statement(self, s, buf):
+        value = s.value
+        if isinstance(value, n.Constant):
+            return
+        if isinstance(value, n.Call) and isinstance(value.func, n.Attribute) \
+                and value.func.attr == 'append' and isinstance(value.func.value, n.Name) \
+                and value.func.value.id in self.locals and len(value.args) == 1:
+            lst = value.func.value.id
+            item = self.atom(value.args[0], buf)
+            call = self._prim_call(TABLE['append'], [n.name(lst), item], [], value, '.append()')
+            self.assign_to(n.name(lst, store=True), call, buf)
+            return
+        rhs = self.rhs(value, buf)
+        if isinstance(rhs, n.Call):
+            buf.append(n.expr_stmt(rhs))
+
+    def range_loop(self, s, buf):
+        if not (_is_call_to(s.iter, 'range') and isinstance(s.target, n.Name)):
+            raise self.error(s, 'internal: loop not desugared')
+        assigned = {x.id for b in s.body for x in n.walk(b)
+                    if isinstance(x, n.Name) and isinstance(x.ctx, n.Store)}
+        args = []
+        for arg in s.iter.args:
+            atom = self.atom(arg, buf)
+            if isinstance(atom, n.Name) and atom.id in assigned:
+                frozen = self.fresh('_t')
+                buf.append(n.assign(frozen, atom))
+                atom = n.name(frozen)
+            args.append(atom)
+        body = self.block(s.body)
+        target = s.target.id
+        if target in assigned:
+            loop_var = self.fresh('_i')
+            body = _located([n.assign(target, n.name(loop_var))], s) + body
+            target = loop_var
+        range_call = n.call(n.name('range'), args)
+        range_call.codax = CallInfo('native', obj=range, label='range')
+        buf.append(n.for_(target, range_call, body))
+
+    def assign_to(self, target, value, buf):
+        if isinstance(target, n.Name):
+            if not _is_atom(value) and target.id in n.names_in(value):
+                temp = self.fresh('_t')        # keeps inputs and output apart
+                buf.append(n.assign(temp, value))
+                value = n.name(temp)
+            buf.append(n.assign(target.id, value))
+        elif isinstance(target, (n.Tuple, n.List)):
+            source = self._atomize(value, buf)
+            for k, elt in enumerate(target.elts):
+                self.assign_to(elt, n.subscript(source, n.const(k)), buf)
+        elif isinstance(target, n.Subscript):
+            array = target.value
+            item = self._atomize(value, buf)
+            index = self.index_value(target.slice, buf)
+            call = self._prim_call(TABLE['setitem'], [n.name(array.id), index, item], [],
+                                   target, 'item assignment')
+            self.assign_to(n.name(array.id, store=True), call, buf)
+        else:
+            raise self.error(target, 'codax does not support this assignment target')
+
+    def _frozen(self, value, targets, buf):
+        """Copy `value` if a parallel assignment is about to overwrite it (a, b = b, a)."""
+        if isinstance(value, n.Name) and value.id in n.stored_names(targets):
+            temp = self.fresh('_t')
+            buf.append(n.assign(temp, value))
+            return n.name(temp)
+        return value
+
+    def test_name(self, test, buf):
+        atom = self.atom(test, buf)
+        if isinstance(atom, n.Name):
+            return atom
+        temp = self.fresh('_c')
+        buf.append(n.assign(temp, atom))
+        return n.name(temp)
+
+    # -- expressions --
+    def _atomize(self, value, buf):
+        if _is_atom(value):
+            return value
+        temp = self.fresh('_t')
+        buf.append(n.assign(temp, value))
+        return n.name(temp)
+
+    def atom(self, expr, buf):
+        return self._atomize(self.rhs(expr, buf), buf)
+
+    def rhs(self, e, buf):
+        if isinstance(e, (n.Name, n.Constant)):
+            return e
+        if isinstance(e, n.Attribute):
+            return self.attribute(e, buf)
+        if isinstance(e, n.Subscript):
+            return n.subscript(self.atom(e.value, buf), self.index(e.slice, buf))
+        if isinstance(e, n.BinOp):
+            return n.binop(self.atom(e.left, buf), e.op, self.atom(e.right, buf))
+        if isinstance(e, n.UnaryOp):
+            return n.UnaryOp(op=e.op, operand=self.atom(e.operand, buf))
+        if isinstance(e, n.Compare):
+            return self.compare(e, buf)
+        if isinstance(e, n.BoolOp):
+            return self.boolop(e.op, e.values, buf)
+        if isinstance(e, n.IfExp):
+            return self.ifexp(e, buf)
+        if isinstance(e, n.Call):
+            return self.call(e, buf)
+        if isinstance(e, (n.Tuple, n.List, n.Set)):
+            if any(isinstance(x, n.Starred) for x in e.elts):
+                raise self.error(e, 'codax does not support starred items in literals')
+            elts = [self.atom(x, buf) for x in e.elts]
+            return type(e)(elts=elts, ctx=n.Load()) if not isinstance(e, n.Set) else n.Set(elts=elts)
+        if isinstance(e, n.Dict):
+            if any(k is None for k in e.keys):
+                raise self.error(e, 'codax does not support `**` in dict literals')
+            return n.Dict(keys=[self.atom(k, buf) for k in e.keys],
+                          values=[self.atom(v, buf) for v in e.values])
+        if isinstance(e, n.AST) and type(e).__name__ == 'JoinedStr':
+            return e
+        raise self.error(e, f'codax does not support this expression ({type(e).__name__})')
+
+    def compare(self, e, buf):
+        operands = [self.atom(e.left, buf)] + [self.atom(c, buf) for c in e.comparators]
+        pairs = [n.Compare(left=a, ops=[op], comparators=[b])
+                 for a, op, b in zip(operands, e.ops, operands[1:])]
+        if len(pairs) == 1:
+            return pairs[0]
+        return self.boolop(n.And(), pairs, buf)
+
+    def boolop(self, op, values, buf):
+        """Short-circuit `a and b` / `a or b` as nested ifs on a temporary."""
+        result = self.fresh('_t')
+        buf.append(n.assign(result, self.rhs(values[0], buf)))
+        if len(values) > 1:
+            inner = []
+            self_rhs = self.rhs(values[1], inner) if len(values) == 2 else \
+                self.boolop(op, values[1:], inner)
+            inner.append(n.assign(result, self_rhs))
+            test = n.name(result)
+            if isinstance(op, n.Or):
+                negated = self.fresh('_c')
+                buf.append(n.assign(negated, n.not_(n.name(result))))
+                test = n.name(negated)
+            buf.append(n.if_(test, inner))
+        return n.name(result)
+
+    def ifexp(self, e, buf):
+        test = self.test_name(e.test, buf)
+        result = self.fresh('_t')
+        body, orelse = [], []
+        body.append(n.assign(result, self.rhs(e.body, body)))
+        orelse.append(n.assign(result, self.rhs(e.orelse, orelse)))
+        buf.append(n.if_(test, body, orelse))
+        return n.name(result)
+
+    def index(self, index, buf):
+        if isinstance(index, n.Slice):
+            parts = [self.atom(p, buf) if p is not None else None
+                     for p in (index.lower, index.upper, index.step)]
+            return n.Slice(lower=parts[0], upper=parts[1], step=parts[2])
+        if isinstance(index, n.Tuple):
+            return n.tuple_([self.index(x, buf) for x in index.elts])
+        return self.atom(index, buf)
+
+    def index_value(self, index, buf):
+        """An index as a value (slices become slice(...)), for rt.setitem."""
+        from .ir import index_expr
+        return self._atomize(index_expr(self.index(index, buf)), buf)
+
+    def attribute(self, e, buf):
+        if self.is_static(e):
+            e.codax_static = True
+            return e
+        value = self.atom(e.value, buf)
+        if e.attr == 'T':
+            return self._prim_call(TABLE['transpose'], [value], [], e, '.T')
+        if e.attr in ('real',):
+            return self._prim_call(TABLE['real'], [value], [], e, '.real')
+        return n.Attribute(value=value, attr=e.attr, ctx=n.Load())
+
+    def is_static(self, e):
+        """A name chain that resolves outside the function (np.pi, np.linalg)."""
+        if isinstance(e, n.Name):
+            return e.id not in self.locals and self.unit.lookup(e.id)[0]
+        if isinstance(e, n.Attribute):
+            return self.is_static(e.value) and isinstance(self.resolve(e.value), types.ModuleType)
+        return False
+
+    def resolve(self, e):
+        if isinstance(e, n.Name):
+            return self.unit.lookup(e.id)[1]
+        return getattr(self.resolve(e.value), e.attr, None)
+
+    def call(self, e, buf):
+        if any(isinstance(a, n.Starred) for a in e.args) or any(k.arg is None for k in e.keywords):
+            raise self.error(e, 'codax does not support *args or **kwargs in calls')
+        func = e.func
+        if isinstance(func, n.Attribute) and not self.is_static(func):
+            return self.method_call(e, buf)
+        args = [self.atom(a, buf) for a in e.args]
+        kws = [n.keyword(arg=k.arg, value=self.atom(k.value, buf)) for k in e.keywords]
+        label = _label(func)
+        if not self.is_static(func):
+            if kws:
+                raise self.error(e, 'codax does not support keyword arguments when calling '
+                                 'a function held in a variable')
+            call = n.Call(func=self.atom(func, buf), args=args, keywords=[])
+            call.codax = CallInfo('dynamic', label=label)
+            return call
+        obj = self.resolve(func)
+        prim = TABLE.lookup(obj)
+        if prim is not None:
+            return self._prim_call(prim, args, kws, e, label)
+        if isinstance(obj, type) and issubclass(obj, numpy.generic) and len(args) == 1:
+            return self._prim_call(TABLE['astype'], [args[0], func], [], e, label)
+        if isinstance(obj, types.FunctionType):
+            call = n.Call(func=func, args=self._positional(obj, args, kws, e), keywords=[])
+            call.codax = CallInfo('user', obj=obj, label=label)
+            return call
+        call = n.Call(func=func, args=args, keywords=kws)
+        call.codax = CallInfo('native', obj=obj, label=label)
+        return call
+
+    def method_call(self, e, buf):
+        method = e.func.attr
+        receiver = self.atom(e.func.value, buf)
+        args = [self.atom(a, buf) for a in e.args]
+        kws = [n.keyword(arg=k.arg, value=self.atom(k.value, buf)) for k in e.keywords]
+        prim = TABLE.methods.get(method)
+        if prim is None:
+            call = n.Call(func=n.Attribute(value=receiver, attr=method, ctx=n.Load()),
+                          args=args, keywords=kws)
+            call.codax = CallInfo('native', label=f'the method .{method}()')
+            return call
+        if method in VARARG_METHODS and len(args) > 1:
+            args = [n.tuple_(args)]
+        return self._prim_call(prim, [receiver] + args, kws, e, f'.{method}()')
+
+    def _prim_call(self, prim, args, kws, origin, label):
+        call = n.Call(func=n.dotted(prim.impl), args=list(args), keywords=list(kws))
+        try:
+            prim.bind(call.args, {k.arg: k.value for k in call.keywords})
+        except TypeError as exc:
+            raise self.error(origin, f'bad arguments to {label}: {exc}') from None
+        call.codax = CallInfo('prim', prim=prim, label=label)
+        return call
+
+    def _positional(self, fn, args, kws, origin):
+        """Arguments of a call to a user function, all by position."""
+        if not kws:
+            return args
+        try:
+            bound = inspect.signature(fn).bind(*args, **{k.arg: k.value for k in kws})
+        except TypeError as exc:
+            raise self.error(origin, f'bad arguments to {fn.__name__}: {exc}') from None
+        out = []
+        for param in inspect.signature(fn).parameters.values():
+            if param.name in bound.arguments:
+                out.append(bound.arguments[param.name])
+            elif param.default is not param.empty and _literal(param.default):
+                out.append(n.const(param.default))
+            else:
+                break
+        return out
+
+
+def _parallel(s):
+    """`a, b = x, y`: a tuple target and a tuple value of the same length."""
+    return (len(s.targets) == 1 and isinstance(s.targets[0], (n.Tuple, n.List))
+            and isinstance(s.value, (n.Tuple, n.List))
+            and len(s.targets[0].elts) == len(s.value.elts)
+            and not any(isinstance(e, n.Starred) for e in s.value.elts))
+
+
+def _literal(value):
+    return value is None or isinstance(value, (bool, int, float, str))
+
+
+def _is_atom(node):
+    return isinstance(node, (n.Name, n.Constant)) or getattr(node, 'codax_static', False)
+
+
+def _label(func):
+    if isinstance(func, n.Name):
+        return func.id
+    if isinstance(func, n.Attribute):
+        return _label(func.value) + '.' + func.attr
+    return 'this call'

@@ -1,0 +1,207 @@
+"""The pipeline, spelled out in order: parse, fence, normalize, analyse and
+transform, optimize, emit. `CODAX_DUMP=1` (or `verbose=True`) prints the
+source after every stage, like a compiler's -print-after-all.
+"""
+import linecache
+import os
+import sys
+import types
+
+from . import nodes as n
+from . import fence, normalize as normalize_pass, parse, reverse
+from .errors import SourceError, error_at
+from .optimize import remove_dead_code
+
+RESERVED = ('xp', 'rt')
+FULL_REDUCTIONS = {'sum', 'mean', 'prod', 'max', 'min', 'amax', 'amin', 'var', 'std',
+                   'norm', 'vdot', 'det', 'trace'}
+
+
+class Generated:
+    """Source text and the factory that builds its functions for given free values."""
+
+    def __init__(self, source, factory_code, free_names, entry_names):
+        self.source = source
+        self.factory_code = factory_code  # code of factory(xp, rt, *free values) -> functions
+        self.free_names = free_names      # the user's closure variables, in order
+        self.entry_names = entry_names
+
+
+def _dump(verbose, stage, tree_or_text):
+    if verbose or os.environ.get('CODAX_DUMP'):
+        text = tree_or_text if isinstance(tree_or_text, str) else n.to_source(tree_or_text)
+        print(f'--- codax: after {stage} ---\n{n.render_comments(text)}', file=sys.stderr)
+
+
+def front_end(fn, verbose=False):
+    """Stages 1-3: the function in normal form, with its Unit and name supply."""
+    unit = parse.parse_function(fn)
+    fence.check(unit)
+    params = [a.id for a in unit.tree.args.args]
+    for bad in RESERVED:
+        stored = {x.id for x in n.walk(unit.tree) if isinstance(x, n.Name)
+                  and isinstance(x.ctx, n.Store)} | set(params)
+        if bad in stored:
+            raise error_at(unit.tree, f'codax reserves the name {bad!r} for generated code; '
+                           'rename this variable', unit)
+    _dump(verbose, 'parse', unit.tree)
+    fdef, fresh = normalize_pass.normalize(unit)
+    _dump(verbose, 'normalize', fdef)
+    return unit, fdef, fresh
+
+
+def compile_reverse(fn, mode, active, numeric, has_aux, label, verbose=False):
+    """Reverse-mode derivative of `fn`.
+
+    mode: 'grad', 'value_and_grad' (one function) or 'vjp' (a forward function
+    returning (output, tape) and a backward function (tape, cotangent) ->
+    adjoints of every parameter). `active`: indices of differentiated
+    parameters; `numeric`: indices of parameters that are arrays or numbers.
+    """
+    unit, fdef, fresh = front_end(fn, verbose)
+    params = [a.id for a in fdef.args.args]
+    result = reverse.differentiate(fdef, [params[i] for i in active],
+                                   [params[i] for i in numeric], unit, fresh)
+    _dump(verbose, 'reverse_ad (primal)', n.function('primal', params, result.primal))
+    _dump(verbose, 'reverse_ad (adjoint)', n.function('adjoint', [], result.adjoint))
+    if mode == 'vjp':
+        functions = _vjp_functions(unit, fdef, result, params, fresh)
+    else:
+        functions = [_grad_function(unit, fdef, result, params, active, mode, has_aux)]
+    for f in functions:
+        remove_dead_code(f)
+    return emit(unit, functions, label, verbose)
+
+
+def _seed(fdef, result, has_aux):
+    ret = result.ret
+    if not (isinstance(ret, n.Name) and ret.id in result.adjoint_of
+            and result.adjoint_of[ret.id] in result.initialized):
+        return [n.expr_stmt(n.call('rt.seed_aux' if has_aux else 'rt.seed', [ret]))]
+    seed = n.call('rt.seed_aux' if has_aux else 'rt.seed', [ret])
+    if not has_aux and _is_full_reduction(fdef, ret.id):
+        seed = n.const(1.0)          # a full reduction is a scalar: no check needed
+    return [n.assign(result.adjoint_of[ret.id], seed)]
+
+
+def _is_full_reduction(fdef, name):
+    from .analysis import assignments
+    from .ir import describe
+    defs = [s for s, _ in assignments(fdef.body) if s.targets[0].id == name]
+    if len(defs) != 1:
+        return False
+    op = describe(defs[0].value)
+    if op.kind != 'prim' or op.prim.name not in FULL_REDUCTIONS:
+        return False
+    axis, keep = op.inputs.get('axis'), op.inputs.get('keepdims')
+    none = lambda node: node is None or (isinstance(node, n.Constant) and node.value is None)  # noqa
+    falsy = lambda node: node is None or (isinstance(node, n.Constant) and not node.value)  # noqa
+    return none(axis) and falsy(keep)
+
+
+def _adjoint_or_zero(result, name):
+    adjoint = result.adjoint_of.get(name)
+    if adjoint is None or adjoint not in result.initialized:
+        return n.const(0.0)
+    return n.name(adjoint)
+
+
+def _grad_function(unit, fdef, result, params, active, mode, has_aux):
+    grads = [n.call('rt.finalize', [_adjoint_or_zero(result, params[i]), n.name(params[i])])
+             for i in active]
+    grads_value = grads[0] if len(grads) == 1 else n.tuple_(grads)
+    if len(grads) > 1:
+        grads_value = n.call('rt.finalize_distinct', [grads_value])
+    ret = result.ret
+    if mode == 'grad':
+        out = n.tuple_([grads_value, n.subscript(ret, n.const(1))]) if has_aux else grads_value
+    else:
+        out = n.tuple_([ret, grads_value])
+    body = (result.primal + _seed(fdef, result, has_aux) + result.adjoint
+            + [n.return_(out)])
+    name = f'{mode}_{unit.name}'
+    return n.copy_location(n.function(name, params, body), fdef)
+
+
+def _vjp_functions(unit, fdef, result, params, fresh):
+    tape_names = sorted(result.needed)
+    maybe_unbound = _conditionally_assigned(result.primal) & set(tape_names) - set(params)
+    start = [n.assign(v, n.const(None)) for v in sorted(maybe_unbound)]
+    tape = n.tuple_([n.name(v) for v in tape_names])
+    fwd_body = start + result.primal + [n.return_(n.tuple_([result.ret, tape]))]
+    fwd = n.function(f'vjp_fwd_{unit.name}', params, fwd_body)
+    ret = result.ret
+    seed_name = result.adjoint_of.get(ret.id) if isinstance(ret, n.Name) else None
+    seed_param = seed_name or fresh('_ct')
+    tape_param = fresh('_tape')
+    unpack = []
+    if tape_names:
+        unpack.append(n.Assign(targets=[n.tuple_([n.name(v, store=True) for v in tape_names],
+                                                 store=True)],
+                               value=n.name(tape_param), type_comment=None))
+    if reverse.STACK in tape_names:           # the pullback may be called again
+        unpack.append(n.assign(reverse.STACK, n.call(n.name('list'), [n.name(reverse.STACK)])))
+    outs = n.tuple_([_adjoint_or_zero(result, p) for p in params])
+    bwd_body = unpack + result.adjoint + [n.return_(outs)]
+    bwd = n.function(f'vjp_bwd_{unit.name}', [tape_param, seed_param], bwd_body)
+    return [n.copy_location(fwd, fdef), n.copy_location(bwd, fdef)]
+
+
+def _conditionally_assigned(stmts):
+    out = set()
+    for stmt in stmts:
+        if isinstance(stmt, (n.If, n.For, n.While)):
+            out |= n.stored_names(stmt)
+    return out
+
+
+# ---- emit ----
+
+def _with_comments(stmts, unit, seen):
+    """Insert a comment naming the user's line before each group of statements."""
+    out = []
+    last = None
+    for stmt in stmts:
+        line = getattr(stmt, 'user_line', None)
+        if line is not None and line != last:
+            text = linecache.getline(unit.filename, line).strip()
+            tag = 'line' if line not in seen else 'line'
+            seen.add(line)
+            out.append(n.comment(f'{tag} {line}: {text}' if text else f'{tag} {line}'))
+            last = line
+        for field in ('body', 'orelse'):
+            if isinstance(stmt, (n.If, n.For, n.While)) and getattr(stmt, field):
+                setattr(stmt, field, _with_comments(getattr(stmt, field), unit, seen))
+        out.append(stmt)
+    return out
+
+
+def emit(unit, functions, label, verbose=False):
+    """Stage 7: source text, registered in linecache, executed into a factory."""
+    texts = []
+    for f in functions:
+        f.body = _with_comments(f.body, unit, set())
+        texts.append(n.render_comments(n.to_source(f)).rstrip() + '\n')
+    header = (f'# codax: {label}, generated from {unit.name} '
+              f'({os.path.basename(unit.filename)}:{unit.tree.lineno})\n')
+    source = header + '\n\n'.join(texts)
+    _dump(verbose, 'emit', source)
+    free = list(unit.fn.__code__.co_freevars)
+    factory_text = _factory_text(source, free, [f.name for f in functions])
+    filename = f'<codax {label}>'
+    linecache.cache[filename] = (len(factory_text), None, factory_text.splitlines(True), filename)
+    try:
+        module = compile(factory_text, filename, 'exec')
+    except SyntaxError as exc:           # a codax bug, but show where
+        raise SourceError(f'internal error: generated code does not compile: {exc}',
+                          filename, exc.lineno) from exc
+    factory_code = next(c for c in module.co_consts if isinstance(c, types.CodeType))
+    return Generated(source, factory_code, free, [f.name for f in functions])
+
+
+def _factory_text(source, free, entry_names):
+    params = ', '.join(['xp', 'rt'] + free)
+    body = ''.join('    ' + line if line.strip() else line
+                   for line in source.splitlines(True))
+    returns = ''.join(name + ', ' for name in entry_names)
+    return f'def _codax_factory({params}):\n{body}\n    return ({returns})\n'

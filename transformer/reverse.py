@@ -1,0 +1,257 @@
+"""Stage 5: reverse-mode differentiation of normal form (Tangent-style).
+
+The result is two statement lists over the same variables:
+  primal   the function's statements, plus saves: before a statement
+           overwrites a value that the adjoint sweep will need, the old value
+           is pushed on `_stack`; a `while` pushes its trip count; a call to a
+           user function also returns its pullback;
+  adjoint  in reverse order, each statement's VJP rule accumulating into
+           adjoints (`bx` for `x`), followed by a pop restoring what the
+           statement overwrote. An `if` replays the branch taken (its test
+           variable is restored like any other), a `for` runs its range
+           reversed, a `while` runs its recorded trip count.
+Invariant: the adjoint of a statement runs in the state right after it, and
+leaves the state as it was right before it.
+"""
+from runtime import TABLE  # noqa: F401  (rules live in the table)
+
+from . import nodes as n
+from .analysis import active_names, numeric_names, overwritten_names, useful_names
+from .errors import error_at
+from .ir import describe
+from .templates import instantiate
+
+STACK = '_stack'
+_RESTORE = 'codax-restore:'
+
+
+class Result:
+    def __init__(self, primal, adjoint, ret, adjoint_of, initialized, needed):
+        self.primal = primal            # statements, without the final return
+        self.adjoint = adjoint          # statements, after the seed is set
+        self.ret = ret                  # the returned atom
+        self.adjoint_of = adjoint_of    # name -> adjoint name (for diff names)
+        self.initialized = initialized  # adjoint names assigned at the end
+        self.needed = needed            # primal names the adjoint sweep reads
+
+
+def differentiate(fdef, active_params, numeric_params, unit, fresh):
+    return Reverse(fdef, active_params, numeric_params, unit, fresh).run()
+
+
+def _located(stmts, origin):
+    line = getattr(origin, 'user_line', None)
+    for stmt in stmts:
+        if getattr(stmt, 'user_line', None) is None:
+            stmt.user_line = line
+    return stmts
+
+
+def _restore(name):
+    return n.expr_stmt(n.const(_RESTORE + name))
+
+
+def _restored_name(stmt):
+    if isinstance(stmt, n.Expr) and isinstance(stmt.value, n.Constant) \
+            and isinstance(stmt.value.value, str) and stmt.value.value.startswith(_RESTORE):
+        return stmt.value.value[len(_RESTORE):]
+    return None
+
+
+class Reverse:
+    def __init__(self, fdef, active_params, numeric_params, unit, fresh):
+        self.fdef = fdef
+        self.unit = unit
+        self.fresh = fresh
+        self.params = [a.id for a in fdef.args.args]
+        self.active = active_names(fdef, active_params)
+        self.diff = useful_names(fdef, self.active)
+        self.overwritten = overwritten_names(fdef)
+        self.numeric = numeric_names(fdef, numeric_params)
+        self.adjoint_of = {}
+        self.initialized = set()
+        self.pullbacks = {}      # id(call statement) -> pullback name
+        self.counters = {}       # id(while statement) -> trip-count name
+
+    def adj(self, name):
+        if name not in self.adjoint_of:
+            wanted = 'b' + name
+            self.adjoint_of[name] = wanted if wanted not in self.fresh.taken else self.fresh(wanted + '_')
+            self.fresh.taken.add(self.adjoint_of[name])
+        return self.adjoint_of[name]
+
+    def run(self):
+        body, ret = self.fdef.body[:-1], self.fdef.body[-1].value
+        if isinstance(ret, n.Name) and ret.id in self.diff:
+            self.initialized.add(self.adj(ret.id))
+        adjoint = self.block(body)
+        adjoint_names = set(self.adjoint_of.values())
+        needed = {x for s in adjoint for x in n.names_in(s)} - adjoint_names
+        saved = needed & self.overwritten
+        adjoint = self.place_restores(adjoint, saved)
+        primal = self.primal_block(body, saved)
+        start = [n.assign(v, n.const(None)) for v in sorted(saved - set(self.params))]
+        if saved or self.counters:
+            start.append(n.assign(STACK, n.list_([])))
+        primal = _located(start, body[0] if body else self.fdef) + primal
+        return Result(primal, adjoint, ret, dict(self.adjoint_of), set(self.initialized),
+                      needed | ({STACK} if saved or self.counters else set()))
+
+    # ---- adjoint sweep ----
+    def block(self, stmts):
+        out = []
+        for stmt in reversed(stmts):
+            out.extend(_located(self.statement(stmt), stmt))
+        return out
+
+    def statement(self, stmt):
+        if isinstance(stmt, n.Assign):
+            return self.assignment(stmt)
+        if isinstance(stmt, n.If):
+            pre = self.pre_initialize(stmt)
+            body, orelse = self.block(stmt.body), self.block(stmt.orelse)
+            if not body and not orelse:
+                return pre
+            return pre + [n.if_(n.deepcopy(stmt.test), body, orelse)]
+        if isinstance(stmt, n.For):
+            pre = self.pre_initialize(stmt)
+            body = self.block(stmt.body)
+            backwards = n.call(n.name('reversed'), [n.deepcopy(stmt.iter)])
+            loop = n.for_(stmt.target.id, backwards, body)
+            return pre + ([loop] if body else []) + [_restore(stmt.target.id)]
+        if isinstance(stmt, n.While):
+            counter = self.counters[id(stmt)] = self.fresh('_n')
+            pre = self.pre_initialize(stmt)
+            body = self.block(stmt.body)
+            pop = n.assign(counter, n.call(n.attr(n.name(STACK), 'pop')))
+            loop = n.for_(self.fresh('_it'), n.call(n.name('range'), [n.name(counter)]), body)
+            return pre + [pop] + ([loop] if body else [])
+        return []
+
+    def pre_initialize(self, compound):
+        """Zero the adjoints a loop or branch accumulates into, if not yet set."""
+        out = []
+        for stmt in n.walk(compound):
+            if not isinstance(stmt, n.Assign) or stmt.targets[0].id not in self.diff:
+                continue
+            for name in sorted(describe(stmt.value).diff_names() & self.diff):
+                adjoint = self.adj(name)
+                if adjoint not in self.initialized:
+                    self.initialized.add(adjoint)
+                    out.append(n.assign(adjoint, n.const(0.0)))
+        return out
+
+    def assignment(self, stmt):
+        name = stmt.targets[0].id
+        op = describe(stmt.value)
+        if name in self.diff and op.kind == 'native' and op.diff_names() & self.active:
+            raise error_at(stmt.value, f'{op.label} has no derivative rule, and codax cannot '
+                           'differentiate through it (it has no Python source codax can read)',
+                           self.unit)
+        out = []
+        restores = [name]
+        if name in self.diff and self.adj(name) in self.initialized:
+            g = n.name(self.adj(name))
+            if op.kind == 'copy':
+                out += self.accumulate(stmt.value, g)
+            elif op.kind == 'prim':
+                out += self.prim_adjoint(stmt, op, name, g)
+            elif op.kind == 'container':
+                for key, node in op.inputs:
+                    out += self.accumulate(node, n.call('rt.item', [g, n.const(key)]))
+            elif op.kind == 'call':
+                pullback = self.pullbacks[id(stmt)] = self.fresh('_pb')
+                restores.append(pullback)
+                results = self.fresh('_b')
+                out.append(n.assign(results, n.call(n.name(pullback), [g])))
+                for k, node in enumerate(op.inputs):
+                    out += self.accumulate(node, n.subscript(n.name(results), n.const(k)))
+            if name in self.overwritten:
+                out.append(n.assign(self.adj(name), n.const(0.0)))
+        return out + [_restore(r) for r in restores]
+
+    def prim_adjoint(self, stmt, op, name, g):
+        out = []
+        for param, node in op.diff_inputs():
+            elts = node.elts if isinstance(node, n.Tuple) else [node]
+            if not any(isinstance(e, n.Name) and e.id in self.diff for e in elts):
+                continue
+            template = op.prim.vjp.get(param)
+            if template is None:
+                raise error_at(stmt.value, f'{op.label} has no derivative rule for its argument '
+                               f'{param!r}', self.unit)
+            substitutions = dict(op.inputs, g=g, ans=n.name(name))
+            expr = instantiate(template, substitutions)
+            if isinstance(node, n.Tuple):          # *varargs: one adjoint per element
+                results = self.fresh('_b')
+                out.append(n.assign(results, expr))
+                for k, elt in enumerate(node.elts):
+                    out += self.accumulate(elt, n.call('rt.item', [n.name(results), n.const(k)]))
+            else:
+                out += self.accumulate(node, expr)
+        return out
+
+    def accumulate(self, node, contribution):
+        if not (isinstance(node, n.Name) and node.id in self.diff):
+            return []
+        adjoint = self.adj(node.id)
+        if adjoint not in self.initialized:
+            self.initialized.add(adjoint)
+            return [n.assign(adjoint, contribution)]
+        if node.id in self.numeric:
+            return [n.assign(adjoint, n.binop(n.name(adjoint), n.Add(), contribution))]
+        return [n.assign(adjoint, n.call('rt.add', [n.name(adjoint), contribution]))]
+
+    def place_restores(self, stmts, saved):
+        out = []
+        for stmt in stmts:
+            restored = _restored_name(stmt)
+            if restored is not None:
+                if restored in saved:
+                    pop = n.assign(restored, n.call(n.attr(n.name(STACK), 'pop')))
+                    out.append(n.copy_location(pop, stmt))
+                continue
+            for field in ('body', 'orelse'):
+                if isinstance(stmt, (n.If, n.For, n.While)):
+                    setattr(stmt, field, self.place_restores(getattr(stmt, field), saved))
+            if isinstance(stmt, (n.For, n.If)) and not stmt.body:
+                if isinstance(stmt, n.For) or not stmt.orelse:
+                    continue
+                stmt.body = [n.Pass()]
+            out.append(stmt)
+        return out
+
+    # ---- primal sweep ----
+    def primal_block(self, stmts, saved):
+        out = []
+        for stmt in stmts:
+            out.extend(_located(self.primal_statement(stmt, saved), stmt))
+        return out
+
+    def primal_statement(self, stmt, saved):
+        def push(name):
+            return n.expr_stmt(n.call(n.attr(n.name(STACK), 'append'), [n.name(name)]))
+        if isinstance(stmt, n.Assign):
+            name = stmt.targets[0].id
+            pullback = self.pullbacks.get(id(stmt))
+            written = [name] + ([pullback] if pullback else [])
+            pushes = [push(w) for w in written if w in saved]
+            if pullback:
+                call = stmt.value
+                vjp_call = n.call('rt.vjp_call', [call.func] + list(call.args))
+                target = n.tuple_([n.name(name, store=True), n.name(pullback, store=True)],
+                                  store=True)
+                stmt = n.Assign(targets=[target], value=vjp_call, type_comment=None)
+            return pushes + [stmt]
+        if isinstance(stmt, n.If):
+            return [n.if_(stmt.test, self.primal_block(stmt.body, saved),
+                          self.primal_block(stmt.orelse, saved))]
+        if isinstance(stmt, n.For):
+            pre = [push(stmt.target.id)] if stmt.target.id in saved else []
+            return pre + [n.for_(stmt.target, stmt.iter, self.primal_block(stmt.body, saved))]
+        if isinstance(stmt, n.While):
+            counter = self.counters[id(stmt)]
+            count = n.assign(counter, n.binop(n.name(counter), n.Add(), n.const(1)))
+            body = self.primal_block(stmt.body, saved) + _located([count], stmt)
+            return [n.assign(counter, n.const(0)), n.while_(stmt.test, body), push(counter)]
+        return [stmt]
