@@ -210,5 +210,12 @@ runtime.install_vjp_hook(_vjp_call)
 
 
 def source(f, *args, **kwargs):
-    """The generated source of transformed function `f` for these arguments."""
-    return f.source(*args, **kwargs)
+    """The generated source of transformed function `f` for these arguments.
+
+    For a plain Python function, its normal form: the code every
+    transformation starts from."""
+    if isinstance(f, Transformed):
+        return f.source(*args, **kwargs)
+    from transformer import nodes
+    from transformer.pipeline import front_end
+    return nodes.render_comments(nodes.to_source(front_end(f)[1]))

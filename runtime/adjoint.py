@@ -29,6 +29,14 @@ def size(x):
     return int(numpy.prod(shape(x)))
 
 
+def count(a, axis=None):
+    """How many elements a reduction over `axis` combines into each result."""
+    dims = shape(a)
+    if axis is None:
+        return int(numpy.prod(dims))
+    return int(numpy.prod([dims[i] for i in _axes(axis, len(dims))]))
+
+
 def is_zero(g):
     return type(g) is float and g == 0.0
 
@@ -191,7 +199,7 @@ def getitem_vjp(g, x, idx):
                 out[i] = item(g, k)
         else:
             out[idx] = g
-        return type(x)(out)
+        return _rebuild(x, out)
     xp = array_module(x)
     z = xp.zeros(shape(x), dtype=_float_dtype(x, g))
     if _advanced_int(idx):
@@ -199,6 +207,11 @@ def getitem_vjp(g, x, idx):
     else:
         z[idx] = g
     return z
+
+
+def _rebuild(like, items):
+    """A list/tuple/namedtuple of the same type as `like` holding `items`."""
+    return type(like)(*items) if hasattr(like, '_fields') else type(like)(items)
 
 
 def setitem(x, idx, v):

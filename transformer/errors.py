@@ -33,6 +33,6 @@ class SourceError(Exception):
 def error_at(node, message, unit=None):
     """A SourceError located at `node` of the function described by `unit`."""
     filename = getattr(unit, 'filename', None)
-    lineno = getattr(node, 'lineno', None)
-    col = getattr(node, 'col_offset', None)
+    lineno = getattr(node, 'lineno', None) or getattr(node, 'user_line', None)
+    col = getattr(node, 'col_offset', None) if getattr(node, 'lineno', None) else None
     return SourceError(message, filename, lineno, col)

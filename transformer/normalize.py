@@ -158,7 +158,7 @@ class LoopDesugar:
         if _is_call_to(it, 'enumerate') and _pair(target) and len(it.args) >= 1:
             seq = self.fresh('_seq')
             start = it.args[1] if len(it.args) > 1 else n.const(0)
-            pre = [n.assign(seq, n.call('rt.iterate', [it.args[0]]))]
+            pre = [n.assign(seq, _iterate(it.args[0]))]
             idx, elem = target.elts
 
             def header(k):
@@ -169,7 +169,7 @@ class LoopDesugar:
         if _is_call_to(it, 'zip') and isinstance(target, (n.Tuple, n.List)) \
                 and len(target.elts) == len(it.args) and it.args:
             seqs = [self.fresh('_seq') for _ in it.args]
-            pre = [n.assign(s, n.call('rt.iterate', [a])) for s, a in zip(seqs, it.args)]
+            pre = [n.assign(s, _iterate(a)) for s, a in zip(seqs, it.args)]
             lengths = [n.call(n.name('len'), [n.name(s)]) for s in seqs]
             length = lengths[0] if len(lengths) == 1 else n.call(n.name('min'), lengths)
 
@@ -177,11 +177,18 @@ class LoopDesugar:
                 return [n.assign(t, n.subscript(n.name(s), k)) for t, s in zip(target.elts, seqs)]
             return pre, length, header
         seq = self.fresh('_seq')
-        pre = [n.assign(seq, n.call('rt.iterate', [it]))]
+        pre = [n.assign(seq, _iterate(it))]
 
         def header(k):
             return [n.assign(target, n.subscript(n.name(seq), k))]
         return pre, n.call(n.name('len'), [n.name(seq)]), header
+
+
+def _iterate(iterable):
+    """rt.iterate(xs): what a for loop walks, as an indexable sequence."""
+    call = n.call('rt.iterate', [iterable])
+    call.codax = CallInfo('prim', prim=TABLE['iterate'], label='the for loop')
+    return call
 
 
 def _pair(target):
@@ -547,20 +554,22 @@ class Flattener:
         return self.boolop(n.And(), pairs, buf)
 
     def boolop(self, op, values, buf):
-        """Short-circuit `a and b` / `a or b` as nested ifs on a temporary."""
+        """Short-circuit `a and b` / `a or b` as nested ifs on a temporary.
+
+        The `if` tests a copy, never the result variable itself, so that the
+        test is not overwritten inside its own branch (reverse mode replays
+        branches by their test)."""
         result = self.fresh('_t')
         buf.append(n.assign(result, self.rhs(values[0], buf)))
         if len(values) > 1:
             inner = []
-            self_rhs = self.rhs(values[1], inner) if len(values) == 2 else \
+            value = self.rhs(values[1], inner) if len(values) == 2 else \
                 self.boolop(op, values[1:], inner)
-            inner.append(n.assign(result, self_rhs))
-            test = n.name(result)
-            if isinstance(op, n.Or):
-                negated = self.fresh('_c')
-                buf.append(n.assign(negated, n.not_(n.name(result))))
-                test = n.name(negated)
-            buf.append(n.if_(test, inner))
+            inner.append(n.assign(result, value))
+            test = self.fresh('_c')
+            go_on = n.name(result) if isinstance(op, n.And) else n.not_(n.name(result))
+            buf.append(n.assign(test, go_on))
+            buf.append(n.if_(n.name(test), inner))
         return n.name(result)
 
     def ifexp(self, e, buf):
@@ -614,6 +623,10 @@ class Flattener:
         if any(isinstance(a, n.Starred) for a in e.args) or any(k.arg is None for k in e.keywords):
             raise self.error(e, 'codax does not support *args or **kwargs in calls')
         func = e.func
+        info = getattr(e, 'codax', None)
+        if info is not None and info.kind == 'prim':        # made by an earlier pass
+            args = [self.atom(a, buf) for a in e.args]
+            return self._prim_call(info.prim, args, [], e, info.label)
         if isinstance(func, n.Attribute) and not self.is_static(func):
             return self.method_call(e, buf)
         args = [self.atom(a, buf) for a in e.args]
@@ -625,7 +638,7 @@ class Flattener:
                                  'a function held in a variable')
             call = n.Call(func=self.atom(func, buf), args=args, keywords=[])
             call.codax = CallInfo('dynamic', label=label)
-            return call
+            return n.copy_location(call, e)
         obj = self.resolve(func)
         prim = TABLE.lookup(obj)
         if prim is not None:
@@ -635,10 +648,10 @@ class Flattener:
         if isinstance(obj, types.FunctionType):
             call = n.Call(func=func, args=self._positional(obj, args, kws, e), keywords=[])
             call.codax = CallInfo('user', obj=obj, label=label)
-            return call
+            return n.copy_location(call, e)
         call = n.Call(func=func, args=args, keywords=kws)
         call.codax = CallInfo('native', obj=obj, label=label)
-        return call
+        return n.copy_location(call, e)
 
     def method_call(self, e, buf):
         method = e.func.attr
@@ -650,7 +663,7 @@ class Flattener:
             call = n.Call(func=n.Attribute(value=receiver, attr=method, ctx=n.Load()),
                           args=args, keywords=kws)
             call.codax = CallInfo('native', label=f'the method .{method}()')
-            return call
+            return n.copy_location(call, e)
         if method in VARARG_METHODS and len(args) > 1:
             args = [n.tuple_(args)]
         return self._prim_call(prim, [receiver] + args, kws, e, f'.{method}()')
@@ -662,7 +675,7 @@ class Flattener:
         except TypeError as exc:
             raise self.error(origin, f'bad arguments to {label}: {exc}') from None
         call.codax = CallInfo('prim', prim=prim, label=label)
-        return call
+        return n.copy_location(call, origin)
 
     def _positional(self, fn, args, kws, origin):
         """Arguments of a call to a user function, all by position."""

@@ -157,21 +157,20 @@ def _conditionally_assigned(stmts):
 
 # ---- emit ----
 
-def _with_comments(stmts, unit, seen):
+def _with_comments(stmts, unit, last=None):
     """Insert a comment naming the user's line before each group of statements."""
     out = []
-    last = None
     for stmt in stmts:
         line = getattr(stmt, 'user_line', None)
-        if line is not None and line != last:
+        group = (line, getattr(stmt, 'codax_adjoint', False))
+        if line is not None and group != last:
             text = linecache.getline(unit.filename, line).strip()
-            tag = 'line' if line not in seen else 'line'
-            seen.add(line)
-            out.append(n.comment(f'{tag} {line}: {text}' if text else f'{tag} {line}'))
-            last = line
+            tag = f'adjoint of line {line}' if group[1] else f'line {line}'
+            out.append(n.comment(f'{tag}: {text}' if text else tag))
+            last = group
         for field in ('body', 'orelse'):
             if isinstance(stmt, (n.If, n.For, n.While)) and getattr(stmt, field):
-                setattr(stmt, field, _with_comments(getattr(stmt, field), unit, seen))
+                setattr(stmt, field, _with_comments(getattr(stmt, field), unit, last))
         out.append(stmt)
     return out
 
@@ -180,7 +179,7 @@ def emit(unit, functions, label, verbose=False):
     """Stage 7: source text, registered in linecache, executed into a factory."""
     texts = []
     for f in functions:
-        f.body = _with_comments(f.body, unit, set())
+        f.body = _with_comments(f.body, unit)
         texts.append(n.render_comments(n.to_source(f)).rstrip() + '\n')
     header = (f'# codax: {label}, generated from {unit.name} '
               f'({os.path.basename(unit.filename)}:{unit.tree.lineno})\n')

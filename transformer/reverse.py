@@ -39,16 +39,60 @@ def differentiate(fdef, active_params, numeric_params, unit, fresh):
     return Reverse(fdef, active_params, numeric_params, unit, fresh).run()
 
 
-def _located(stmts, origin):
+def _located(stmts, origin, adjoint=False):
     line = getattr(origin, 'user_line', None)
     for stmt in stmts:
         if getattr(stmt, 'user_line', None) is None:
             stmt.user_line = line
+            stmt.codax_adjoint = adjoint
     return stmts
 
 
 def _restore(name):
     return n.expr_stmt(n.const(_RESTORE + name))
+
+
+def _origin(stmt):
+    """The node to point at in the user's code: the call if it kept its place."""
+    return stmt.value if getattr(stmt.value, 'lineno', None) else stmt
+
+
+def _needed(adjoint):
+    """Names the adjoint sweep reads. The test of an `if` or `for` counts only
+    if its body does real work or restores a needed name; otherwise the
+    compound statement is dropped with its restores."""
+    needed = set()
+    while True:
+        found = _reads(adjoint, needed)
+        if found <= needed:
+            return needed
+        needed |= found
+
+
+def _reads(stmts, needed):
+    found = set()
+    for stmt in stmts:
+        restored = _restored_name(stmt)
+        if restored is not None:
+            continue
+        if isinstance(stmt, (n.If, n.For)):
+            inner = _reads(stmt.body, needed) | _reads(getattr(stmt, 'orelse', []), needed)
+            if inner or _live(stmt.body, needed) or _live(getattr(stmt, 'orelse', []), needed):
+                found |= inner | n.names_in(stmt.test if isinstance(stmt, n.If) else stmt.iter)
+        else:
+            found |= n.names_in(stmt)
+    return found
+
+
+def _live(stmts, needed):
+    """Whether `stmts` restore a needed name (directly or nested)."""
+    for stmt in stmts:
+        if _restored_name(stmt) in needed:
+            return True
+        if isinstance(stmt, (n.If, n.For)) and (_live(stmt.body, needed)
+                                                 or _live(getattr(stmt, 'orelse', []), needed)):
+            return True
+    return False
 
 
 def _restored_name(stmt):
@@ -85,8 +129,11 @@ class Reverse:
         if isinstance(ret, n.Name) and ret.id in self.diff:
             self.initialized.add(self.adj(ret.id))
         adjoint = self.block(body)
-        adjoint_names = set(self.adjoint_of.values())
-        needed = {x for s in adjoint for x in n.names_in(s)} - adjoint_names
+        primal_names = set(self.params) | {s.targets[0].id for s in n.walk(self.fdef)
+                                           if isinstance(s, n.Assign)}
+        primal_names |= {loop.target.id for loop in n.walk(self.fdef) if isinstance(loop, n.For)}
+        primal_names |= set(self.pullbacks.values())
+        needed = _needed(adjoint) & primal_names
         saved = needed & self.overwritten
         adjoint = self.place_restores(adjoint, saved)
         primal = self.primal_block(body, saved)
@@ -101,7 +148,7 @@ class Reverse:
     def block(self, stmts):
         out = []
         for stmt in reversed(stmts):
-            out.extend(_located(self.statement(stmt), stmt))
+            out.extend(_located(self.statement(stmt), stmt, adjoint=True))
         return out
 
     def statement(self, stmt):
@@ -145,9 +192,9 @@ class Reverse:
         name = stmt.targets[0].id
         op = describe(stmt.value)
         if name in self.diff and op.kind == 'native' and op.diff_names() & self.active:
-            raise error_at(stmt.value, f'{op.label} has no derivative rule, and codax cannot '
-                           'differentiate through it (it has no Python source codax can read)',
-                           self.unit)
+            raise error_at(_origin(stmt), f'{op.label} has no derivative rule, and codax '
+                           'cannot differentiate through it (it has no Python source codax can '
+                           'read)', self.unit)
         out = []
         restores = [name]
         if name in self.diff and self.adj(name) in self.initialized:
@@ -178,8 +225,8 @@ class Reverse:
                 continue
             template = op.prim.vjp.get(param)
             if template is None:
-                raise error_at(stmt.value, f'{op.label} has no derivative rule for its argument '
-                               f'{param!r}', self.unit)
+                raise error_at(_origin(stmt), f'{op.label} has no derivative rule for its '
+                               f'argument {param!r}', self.unit)
             substitutions = dict(op.inputs, g=g, ans=n.name(name))
             expr = instantiate(template, substitutions)
             if isinstance(node, n.Tuple):          # *varargs: one adjoint per element
@@ -209,7 +256,8 @@ class Reverse:
             if restored is not None:
                 if restored in saved:
                     pop = n.assign(restored, n.call(n.attr(n.name(STACK), 'pop')))
-                    out.append(n.copy_location(pop, stmt))
+                    pop.user_line, pop.codax_adjoint = getattr(stmt, 'user_line', None), True
+                    out.append(pop)
                 continue
             for field in ('body', 'orelse'):
                 if isinstance(stmt, (n.If, n.For, n.While)):

@@ -10,7 +10,7 @@ def instantiate(template, substitutions):
     tree = _parsed.get(template)
     if tree is None:
         tree = _parsed[template] = n.parse(template).body[0].value
-    return _Substitute(substitutions).visit(n.deepcopy(tree))
+    return _Fold().visit(_Substitute(substitutions).visit(n.deepcopy(tree)))
 
 
 class _Substitute(n.NodeTransformer):
@@ -22,3 +22,25 @@ class _Substitute(n.NodeTransformer):
             value = self.substitutions[node.id]
             return n.const(None) if value is None else n.deepcopy(value)
         return node
+
+
+class _Fold(n.NodeTransformer):
+    """Fold what substituting constants leaves behind: `x ** (2 - 1)` -> `x`,
+    `2 * g * x ** 1` -> `2 * g * x`. Only exact integer arithmetic is folded,
+    so no dtype or rounding changes."""
+
+    def visit_BinOp(self, node):
+        self.generic_visit(node)
+        left, right = node.left, node.right
+        if _int(left) and _int(right) and isinstance(node.op, (n.Add, n.Sub, n.Mult)):
+            ops = {n.Add: int.__add__, n.Sub: int.__sub__, n.Mult: int.__mul__}
+            return n.const(ops[type(node.op)](left.value, right.value))
+        if isinstance(node.op, n.Pow) and _int(right) and right.value == 1:
+            return left
+        if isinstance(node.op, n.Mult) and _int(right) and right.value == 1:
+            return left
+        return node
+
+
+def _int(node):
+    return isinstance(node, n.Constant) and type(node.value) is int
