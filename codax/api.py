@@ -97,6 +97,7 @@ def _check_inexact(args, argnums, fname):
 
 class Transformed:
     """The result of grad(f) or value_and_grad(f): call it, or read .source()."""
+    __codax_transformed__ = True
 
     def __init__(self, fun, mode, argnums, has_aux):
         if not callable(fun):
@@ -107,14 +108,15 @@ class Transformed:
         self.has_aux = has_aux
         functools.update_wrapper(self, fun)
         self._params = None
+        code = getattr(fun, '__code__', None)
+        self._nargs = code.co_argcount if code is not None else 0
+        # signature -> generated function, for functions without free variables
+        # (a closure's code is shared through the global cache instead).
+        self._fast = {} if getattr(fun, '__closure__', None) is None else None
 
     def _positional(self, args, kwargs):
-        fn = self.fun
-        code = getattr(fn, '__code__', None)
-        if not kwargs and (code is None or len(args) >= code.co_argcount):
-            return args
         if self._params is None:
-            self._params = inspect.signature(fn)
+            self._params = inspect.signature(self.fun)
         bound = self._params.bind(*args, **kwargs)
         bound.apply_defaults()
         return bound.args
@@ -124,10 +126,25 @@ class Transformed:
         _check_inexact(args, argnums, self.mode)
         return specialize(self.fun, self.mode, argnums, self.has_aux, args)
 
+    def function_for(self, args):
+        """The generated Python function for these arguments."""
+        (function,) = self._specialize(args).build(self.fun)
+        return function
+
     def __call__(self, *args, **kwargs):
-        args = self._positional(args, kwargs)
-        entry = self._specialize(args)
-        (function,) = entry.build(self.fun)
+        if kwargs or len(args) < self._nargs:
+            args = self._positional(args, kwargs)
+        fast = self._fast
+        if fast is not None:
+            key = signature(args)
+            function = fast.get(key)
+            if function is None:
+                function = self.function_for(args)
+                if len(fast) > 64:
+                    fast.clear()
+                fast[key] = function
+        else:
+            function = self.function_for(args)
         out = function(*args)
         if self._single:
             return out
@@ -135,7 +152,8 @@ class Transformed:
 
     def source(self, *args, **kwargs):
         """The Python source generated for this argument signature."""
-        args = self._positional(args, kwargs)
+        if kwargs or len(args) < self._nargs:
+            args = self._positional(args, kwargs)
         return self._specialize(args).generated.source
 
     def __repr__(self):

@@ -37,7 +37,10 @@ def leaf_kind(x):
 
 
 def signature(args):
-    return tuple([leaf_kind(a) for a in args])
+    if len(args) == 1:                 # the common case, kept fast
+        a = args[0]
+        return a.dtype if type(a) is _ndarray else (leaf_kind(a),)
+    return tuple(map(leaf_kind, args))
 
 
 def closure_key(fn):

@@ -14,6 +14,7 @@ import numpy
 from .backend import array_module, is_array
 
 ZERO = 0.0
+_ndarray = numpy.ndarray
 _CONTAINERS = (list, tuple, dict)
 
 
@@ -111,7 +112,7 @@ def extremum_vjp(g, x, y, axis=None, keepdims=False):
     xp = array_module(x)
     hit = (x == keep_dims(y, x, axis, keepdims))
     count = xp.sum(hit, axis=axis, keepdims=True)
-    return sum_vjp(g, x, axis, keepdims) * hit / count
+    return sum_vjp(g, x, axis, keepdims) * (hit / count).astype(_float_dtype(x), copy=False)
 
 
 def add(a, b):
@@ -123,7 +124,7 @@ def add(a, b):
             return a
         if isinstance(a, dict):
             return {k: add(a[k], b[k]) for k in a}
-        return type(a)(add(u, v) for u, v in zip(a, b))
+        return _rebuild(a, [add(u, v) for u, v in zip(a, b)])
     return a + b
 
 
@@ -152,6 +153,9 @@ def finalize(g, x, seen=None):
 
     Containers are rebuilt with x's structure, zeros become zero arrays, and
     broadcastable adjoints become owned full arrays of x's dtype."""
+    if type(g) is _ndarray and g.base is None and type(x) is _ndarray \
+            and g.dtype is x.dtype and g.shape == x.shape and seen is None:
+        return g                       # the common case: already an owned array
     seen = set() if seen is None else seen
     if isinstance(x, dict):
         return {k: finalize(item(g, k), v, seen) for k, v in x.items()}
@@ -290,11 +294,13 @@ def concatenate_vjp(g, xs, y, axis=0):
         return ZERO
     g = materialize(g, y)
     xp = array_module(g)
-    if axis is None:
+    if axis is None:                   # the inputs were flattened first
         g = xp.ravel(g)
+        bounds = numpy.cumsum([size(x) for x in xs])[:-1]
         axis = 0
-    bounds = numpy.cumsum([shape(x)[axis] for x in xs])[:-1]
-    parts = xp.split(g, bounds, axis=axis)
+    else:
+        bounds = numpy.cumsum([shape(x)[axis] for x in xs])[:-1]
+    parts = xp.split(g, [int(b) for b in bounds], axis=axis)
     return [xp.reshape(p, shape(x)) for p, x in zip(parts, xs)]
 
 

@@ -67,7 +67,7 @@ def compile_reverse(fn, mode, active, numeric, has_aux, label, verbose=False):
     if mode == 'vjp':
         functions = _vjp_functions(unit, fdef, result, params, fresh)
     else:
-        functions = [_grad_function(unit, fdef, result, params, active, mode, has_aux)]
+        functions = [_grad_function(unit, fdef, result, params, active, mode, has_aux, fresh)]
     for f in functions:
         remove_dead_code(f)
     return emit(unit, functions, label, verbose)
@@ -106,18 +106,22 @@ def _adjoint_or_zero(result, name):
     return n.name(adjoint)
 
 
-def _grad_function(unit, fdef, result, params, active, mode, has_aux):
+def _grad_function(unit, fdef, result, params, active, mode, has_aux, fresh):
     grads = [n.call('rt.finalize', [_adjoint_or_zero(result, params[i]), n.name(params[i])])
              for i in active]
     grads_value = grads[0] if len(grads) == 1 else n.tuple_(grads)
     if len(grads) > 1:
         grads_value = n.call('rt.finalize_distinct', [grads_value])
+    keep = []                 # the adjoint sweep restores variables: copy the output first
     ret = result.ret
+    if isinstance(ret, n.Name) and (mode == 'value_and_grad' or has_aux):
+        keep = [n.assign(fresh('_value'), ret)]
+        ret = n.name(keep[0].targets[0].id)
     if mode == 'grad':
         out = n.tuple_([grads_value, n.subscript(ret, n.const(1))]) if has_aux else grads_value
     else:
         out = n.tuple_([ret, grads_value])
-    body = (result.primal + _seed(fdef, result, has_aux) + result.adjoint
+    body = (result.primal + keep + _seed(fdef, result, has_aux) + result.adjoint
             + [n.return_(out)])
     name = f'{mode}_{unit.name}'
     return n.copy_location(n.function(name, params, body), fdef)

@@ -52,6 +52,18 @@ def _restore(name):
     return n.expr_stmt(n.const(_RESTORE + name))
 
 
+def _broadcast_free(op, param):
+    """An element-wise op whose other operands are Python constants: the output
+    has this operand's shape, so undoing broadcasting is the identity."""
+    if op.prim.family != 'elementwise':
+        return False
+    template = op.prim.vjp[param]
+    others = [node for p, node in op.inputs.items()
+              if p != param and p in op.prim.diff_params()]
+    return template.startswith('rt.unbroadcast(') and all(
+        isinstance(node, n.Constant) and isinstance(node.value, (int, float)) for node in others)
+
+
 def _origin(stmt):
     """The node to point at in the user's code: the call if it kept its place."""
     return stmt.value if getattr(stmt.value, 'lineno', None) else stmt
@@ -72,25 +84,27 @@ def _needed(adjoint):
 def _reads(stmts, needed):
     found = set()
     for stmt in stmts:
-        restored = _restored_name(stmt)
-        if restored is not None:
+        if _restored_name(stmt) is not None:
             continue
         if isinstance(stmt, (n.If, n.For)):
-            inner = _reads(stmt.body, needed) | _reads(getattr(stmt, 'orelse', []), needed)
-            if inner or _live(stmt.body, needed) or _live(getattr(stmt, 'orelse', []), needed):
-                found |= inner | n.names_in(stmt.test if isinstance(stmt, n.If) else stmt.iter)
+            branches = stmt.body + getattr(stmt, 'orelse', [])
+            if _works(branches, needed):
+                found |= _reads(branches, needed)
+                found |= n.names_in(stmt.test if isinstance(stmt, n.If) else stmt.iter)
         else:
             found |= n.names_in(stmt)
     return found
 
 
-def _live(stmts, needed):
-    """Whether `stmts` restore a needed name (directly or nested)."""
+def _works(stmts, needed):
+    """Whether `stmts` do anything once unneeded restores are dropped."""
     for stmt in stmts:
-        if _restored_name(stmt) in needed:
-            return True
-        if isinstance(stmt, (n.If, n.For)) and (_live(stmt.body, needed)
-                                                 or _live(getattr(stmt, 'orelse', []), needed)):
+        restored = _restored_name(stmt)
+        if restored is not None:
+            if restored in needed:
+                return True
+        elif not isinstance(stmt, (n.If, n.For)) or _works(stmt.body + getattr(stmt, 'orelse', []),
+                                                           needed):
             return True
     return False
 
@@ -115,6 +129,7 @@ class Reverse:
         self.adjoint_of = {}
         self.initialized = set()
         self.pullbacks = {}      # id(call statement) -> pullback name
+        self.call_targets = {}   # id(call statement) -> the name it assigns
         self.counters = {}       # id(while statement) -> trip-count name
 
     def adj(self, name):
@@ -134,7 +149,9 @@ class Reverse:
         primal_names |= {loop.target.id for loop in n.walk(self.fdef) if isinstance(loop, n.For)}
         primal_names |= set(self.pullbacks.values())
         needed = _needed(adjoint) & primal_names
-        saved = needed & self.overwritten
+        overwritten = self.overwritten | {pullback for stmt_id, pullback in self.pullbacks.items()
+                                          if self.call_targets[stmt_id] in self.overwritten}
+        saved = needed & overwritten
         adjoint = self.place_restores(adjoint, saved)
         primal = self.primal_block(body, saved)
         start = [n.assign(v, n.const(None)) for v in sorted(saved - set(self.params))]
@@ -208,6 +225,7 @@ class Reverse:
                     out += self.accumulate(node, n.call('rt.item', [g, n.const(key)]))
             elif op.kind == 'call':
                 pullback = self.pullbacks[id(stmt)] = self.fresh('_pb')
+                self.call_targets[id(stmt)] = name
                 restores.append(pullback)
                 results = self.fresh('_b')
                 out.append(n.assign(results, n.call(n.name(pullback), [g])))
@@ -229,6 +247,8 @@ class Reverse:
                                f'argument {param!r}', self.unit)
             substitutions = dict(op.inputs, g=g, ans=n.name(name))
             expr = instantiate(template, substitutions)
+            if _broadcast_free(op, param):
+                expr = expr.args[0]          # rt.unbroadcast(E, x, ans) is E here
             if isinstance(node, n.Tuple):          # *varargs: one adjoint per element
                 results = self.fresh('_b')
                 out.append(n.assign(results, expr))

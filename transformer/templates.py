@@ -42,5 +42,24 @@ class _Fold(n.NodeTransformer):
         return node
 
 
+    def visit_Call(self, node):
+        """`rt.sum_vjp(g, x, None, ...)` and `rt.sum_vjp(g, x, axis, True)` are `g`."""
+        self.generic_visit(node)
+        if _is_rt(node.func, 'sum_vjp') and len(node.args) == 4 and not node.keywords:
+            axis, keepdims = node.args[2], node.args[3]
+            if _const(axis, None) or _const(keepdims, True):
+                return node.args[0]
+        return node
+
+
+def _is_rt(func, fname):
+    return (isinstance(func, n.Attribute) and func.attr == fname
+            and isinstance(func.value, n.Name) and func.value.id == 'rt')
+
+
+def _const(node, value):
+    return isinstance(node, n.Constant) and node.value is value
+
+
 def _int(node):
     return isinstance(node, n.Constant) and type(node.value) is int
