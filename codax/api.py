@@ -27,12 +27,13 @@ class Specialization:
         self.factory = types.FunctionType(generated.factory_code, fn.__globals__)
         # Without free variables the functions are built once; a closure's
         # are rebuilt per call around its current cell values (cheap).
-        self.functions = None if fn.__closure__ else self.factory(xp, runtime)
+        self.functions = None if generated.free_names else self.factory(xp, runtime)
 
     def build(self, fn):
         if self.functions is not None:
             return self.functions
-        return self.factory(self.xp, runtime, *closure_values(fn))
+        cells = dict(zip(fn.__code__.co_freevars, closure_values(fn)))
+        return self.factory(self.xp, runtime, *[cells[name] for name in self.generated.free_names])
 
 
 def _describe(args):
@@ -45,6 +46,8 @@ def _describe(args):
 
 
 def specialize(fn, mode, argnums, has_aux, args):
+    while isinstance(fn, Transformed):        # composition: transform the generated code
+        fn = fn.function_for(args)
     if not isinstance(fn, types.FunctionType):
         return _not_a_function(fn)
     key = (mode, argnums, has_aux, id(fn.__code__), id(fn.__globals__), closure_key(fn),
@@ -106,7 +109,7 @@ class Transformed:
         self.mode = mode
         self.argnums, self._single = _normalize_argnums(argnums)
         self.has_aux = has_aux
-        functools.update_wrapper(self, fun)
+        functools.update_wrapper(self, fun, updated=())
         self._params = None
         code = getattr(fun, '__code__', None)
         self._nargs = code.co_argcount if code is not None else 0
@@ -216,7 +219,9 @@ def vjp(fun, *primals, has_aux=False):
 
 def _vjp_call(fn, args):
     """Hook for generated code calling a user function: (output, pullback)."""
-    if isinstance(fn, Transformed) or not isinstance(fn, types.FunctionType):
+    while isinstance(fn, Transformed):
+        fn = fn.function_for(args)
+    if not isinstance(fn, types.FunctionType):
         raise TypeError(f'codax cannot differentiate through a call to {fn!r}: it is not a '
                         'plain Python function')
     fwd, bwd = _vjp_entry(fn, args, False)

@@ -383,6 +383,14 @@ class Flattener:
             values = [self._frozen(v, s.targets[0], buf) for v in values]
             for target, value in zip(s.targets[0].elts, values):
                 self.assign_to(target, value, buf)
+        elif isinstance(s, n.Assign) and _is_pop(s.value, self.locals):
+            lst = s.value.func.value.id
+            last = self.fresh('_t')
+            buf.append(n.assign(last, n.subscript(n.name(lst), n.const(-1))))
+            rest = n.Slice(lower=None, upper=n.const(-1), step=None)
+            self.assign_to(n.name(lst, store=True), n.subscript(n.name(lst), rest), buf)
+            for target in s.targets:
+                self.assign_to(target, n.name(last), buf)
         elif isinstance(s, n.Assign):
             value = self.rhs(s.value, buf)
             if len(s.targets) > 1:
@@ -645,6 +653,10 @@ class Flattener:
             return self._prim_call(prim, args, kws, e, label)
         if isinstance(obj, type) and issubclass(obj, numpy.generic) and len(args) == 1:
             return self._prim_call(TABLE['astype'], [args[0], func], [], e, label)
+        if getattr(obj, '__codax_transformed__', False):       # grad(f) called inside
+            call = n.Call(func=func, args=args, keywords=kws)
+            call.codax = CallInfo('user', obj=obj, label=label)
+            return n.copy_location(call, e)
         if isinstance(obj, types.FunctionType):
             call = n.Call(func=func, args=self._positional(obj, args, kws, e), keywords=[])
             call.codax = CallInfo('user', obj=obj, label=label)
@@ -694,6 +706,13 @@ class Flattener:
             else:
                 break
         return out
+
+
+def _is_pop(value, local_names):
+    """`xs.pop()` on a local list (the stack in generated code, re-transformed)."""
+    return (isinstance(value, n.Call) and isinstance(value.func, n.Attribute)
+            and value.func.attr == 'pop' and not value.args and not value.keywords
+            and isinstance(value.func.value, n.Name) and value.func.value.id in local_names)
 
 
 def _parallel(s):

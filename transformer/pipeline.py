@@ -143,8 +143,8 @@ def _vjp_functions(unit, fdef, result, params, fresh):
         unpack.append(n.Assign(targets=[n.tuple_([n.name(v, store=True) for v in tape_names],
                                                  store=True)],
                                value=n.name(tape_param), type_comment=None))
-    if reverse.STACK in tape_names:           # the pullback may be called again
-        unpack.append(n.assign(reverse.STACK, n.call(n.name('list'), [n.name(reverse.STACK)])))
+    if result.stack in tape_names:           # the pullback may be called again
+        unpack.append(n.assign(result.stack, n.call(n.name('list'), [n.name(result.stack)])))
     outs = n.tuple_([_adjoint_or_zero(result, p) for p in params])
     bwd_body = unpack + result.adjoint + [n.return_(outs)]
     bwd = n.function(f'vjp_bwd_{unit.name}', [tape_param, seed_param], bwd_body)
@@ -189,7 +189,7 @@ def emit(unit, functions, label, verbose=False):
               f'({os.path.basename(unit.filename)}:{unit.tree.lineno})\n')
     source = header + '\n\n'.join(texts)
     _dump(verbose, 'emit', source)
-    free = list(unit.fn.__code__.co_freevars)
+    free = [name for name in unit.fn.__code__.co_freevars if name not in RESERVED]
     factory_text = _factory_text(source, free, [f.name for f in functions])
     filename = f'<codax {label}>'
     linecache.cache[filename] = (len(factory_text), None, factory_text.splitlines(True), filename)

@@ -21,18 +21,18 @@ from .errors import error_at
 from .ir import describe
 from .templates import instantiate
 
-STACK = '_stack'
 _RESTORE = 'codax-restore:'
 
 
 class Result:
-    def __init__(self, primal, adjoint, ret, adjoint_of, initialized, needed):
+    def __init__(self, primal, adjoint, ret, adjoint_of, initialized, needed, stack):
         self.primal = primal            # statements, without the final return
         self.adjoint = adjoint          # statements, after the seed is set
         self.ret = ret                  # the returned atom
         self.adjoint_of = adjoint_of    # name -> adjoint name (for diff names)
         self.initialized = initialized  # adjoint names assigned at the end
         self.needed = needed            # primal names the adjoint sweep reads
+        self.stack = stack              # the name of the list that saves values
 
 
 def differentiate(fdef, active_params, numeric_params, unit, fresh):
@@ -130,6 +130,8 @@ class Reverse:
         self.initialized = set()
         self.pullbacks = {}      # id(call statement) -> pullback name
         self.call_targets = {}   # id(call statement) -> the name it assigns
+        self.stack = '_stack' if '_stack' not in fresh.taken else fresh('_stack')
+        fresh.taken.add(self.stack)
         self.counters = {}       # id(while statement) -> trip-count name
 
     def adj(self, name):
@@ -156,10 +158,11 @@ class Reverse:
         primal = self.primal_block(body, saved)
         start = [n.assign(v, n.const(None)) for v in sorted(saved - set(self.params))]
         if saved or self.counters:
-            start.append(n.assign(STACK, n.list_([])))
+            start.append(n.assign(self.stack, n.list_([])))
         primal = _located(start, body[0] if body else self.fdef) + primal
         return Result(primal, adjoint, ret, dict(self.adjoint_of), set(self.initialized),
-                      needed | ({STACK} if saved or self.counters else set()))
+                      needed | ({self.stack} if saved or self.counters else set()),
+                      self.stack)
 
     # ---- adjoint sweep ----
     def block(self, stmts):
@@ -187,7 +190,7 @@ class Reverse:
             counter = self.counters[id(stmt)] = self.fresh('_n')
             pre = self.pre_initialize(stmt)
             body = self.block(stmt.body)
-            pop = n.assign(counter, n.call(n.attr(n.name(STACK), 'pop')))
+            pop = n.assign(counter, n.call(n.attr(n.name(self.stack), 'pop')))
             loop = n.for_(self.fresh('_it'), n.call(n.name('range'), [n.name(counter)]), body)
             return pre + [pop] + ([loop] if body else [])
         return []
@@ -233,7 +236,7 @@ class Reverse:
                     out += self.accumulate(node, n.subscript(n.name(results), n.const(k)))
             if name in self.overwritten:
                 out.append(n.assign(self.adj(name), n.const(0.0)))
-        return out + [_restore(r) for r in restores]
+        return out + [_restore(r) for r in reversed(restores)]    # pops mirror the pushes
 
     def prim_adjoint(self, stmt, op, name, g):
         out = []
@@ -275,7 +278,7 @@ class Reverse:
             restored = _restored_name(stmt)
             if restored is not None:
                 if restored in saved:
-                    pop = n.assign(restored, n.call(n.attr(n.name(STACK), 'pop')))
+                    pop = n.assign(restored, n.call(n.attr(n.name(self.stack), 'pop')))
                     pop.user_line, pop.codax_adjoint = getattr(stmt, 'user_line', None), True
                     out.append(pop)
                 continue
@@ -298,7 +301,7 @@ class Reverse:
 
     def primal_statement(self, stmt, saved):
         def push(name):
-            return n.expr_stmt(n.call(n.attr(n.name(STACK), 'append'), [n.name(name)]))
+            return n.expr_stmt(n.call(n.attr(n.name(self.stack), 'append'), [n.name(name)]))
         if isinstance(stmt, n.Assign):
             name = stmt.targets[0].id
             pullback = self.pullbacks.get(id(stmt))

@@ -1,17 +1,20 @@
 """Reads and writes by index (arrays and Python containers), and list building."""
+from .. import adjoint, rules
 from ..table import linear
 
 # `a[idx]` in the user's code; emitted with subscript syntax, not a call.
-linear('getitem', 'a, idx', {'a': 'rt.getitem_vjp(g, a, idx)'}, targets=(), impl='rt.getitem',
+linear('getitem', 'a, idx', {'a': 'rt.getitem_vjp(g, a, idx)'}, targets=(rules.getitem,),
+       impl='rt.getitem',
        family='indexing')
 # `a[idx] = v`, made functional by normalize: a = rt.setitem(a, idx, v).
 linear('setitem', 'a, idx, v', {'a': 'rt.setitem_vjp_x(g, ans, idx)',
                                 'v': 'rt.setitem_vjp_v(g, ans, idx, v)'},
-       targets=(), impl='rt.setitem', family='indexing')
+       targets=(adjoint.setitem,), impl='rt.setitem', family='indexing')
 # `xs.append(v)`, made functional by normalize: xs = rt.append(xs, v).
 linear('append', 'xs, v', {'xs': 'rt.append_vjp_list(g, xs)', 'v': 'rt.append_vjp_value(g)'},
-       targets=(), impl='rt.append', family='indexing')
+       targets=(adjoint.append,), impl='rt.append', family='indexing')
 linear('take', 'a, indices, axis=None, out=None, mode="raise"',
        {'a': 'rt.take_vjp(g, a, ans, indices, axis, mode)'}, methods=('take',), family='indexing')
 # What a `for` loop walks (normalize: `for x in xs` -> `_seq = rt.iterate(xs)`).
-linear('iterate', 'obj', {'obj': 'g'}, targets=(), impl='rt.iterate', family='indexing')
+linear('iterate', 'obj', {'obj': 'g'}, targets=(adjoint.iterate,), impl='rt.iterate',
+       family='indexing')
