@@ -2,13 +2,15 @@
 
 Each takes the cotangent `g` (broadcastable to the output `ans`) and returns the
 adjoint of one input, with that input's shape."""
+import math as _math
 import numbers as _numbers
 import string as _string
 
 import numpy
 
 from .adjoint import (materialize, shape, ndim, size, sum_to, is_zero, ZERO, item,
-                      unbroadcast, sum_vjp, keep_dims)
+                      unbroadcast, sum_vjp, keep_dims, extremum_vjp, getitem_vjp, _axes,
+                      _advanced_int)
 from .backend import array_module, is_array
 
 _NUMPY2 = numpy.lib.NumpyVersion(numpy.__version__) >= '2.0.0'
@@ -55,12 +57,12 @@ def _swap_last(m):
 def matmul_vjp(g, x1, x2, ans, which):
     """Adjoint of x1 (which=0) or x2 (which=1) for ans = x1 @ x2, with 1-D
     operands promoted as NumPy does and batch broadcasting undone."""
-    if is_zero(g):
-        return ZERO
     xp = array_module(x1, x2)
-    g = materialize(g, ans)
+    g = xp.asarray(materialize(g, ans))
     a = xp.asarray(x1)
     b = xp.asarray(x2)
+    if a.ndim == 1 and b.ndim == 1:                    # inner product
+        return g * (b if which == 0 else a)
     a2 = a[None, :] if a.ndim == 1 else a
     b2 = b[:, None] if b.ndim == 1 else b
     if a.ndim == 1:
@@ -156,10 +158,8 @@ def norm_vjp(g, x, ans, ord=None, axis=None, keepdims=False):
     nd = x.ndim
     if axis is None:
         if ord is None or (nd == 2 and ord in ('fro', 'f')):
-            axes = tuple(range(nd))
             gk = sum_vjp(g, x, None, keepdims)
-            A = ans
-            return _cast(gk * _safe_div(x, A, xp), x)
+            return _cast(gk * _safe_div(x, ans, xp), x)
         axes = tuple(range(nd))
     elif isinstance(axis, _numbers.Integral):
         axes = (axis % nd,)
@@ -186,7 +186,7 @@ def norm_vjp(g, x, ans, ord=None, axis=None, keepdims=False):
         return _cast(gk * r, x)
     if len(axes) != 2:
         raise ValueError('improper number of dimensions to norm')
-    row, col = axes if axis is None else (axis[0] % nd, axis[1] % nd)
+    row, col = axes
     if ord is None or ord in ('fro', 'f'):
         r = _safe_div(x, A, xp)
     elif ord in (1, -1, numpy.inf, -numpy.inf):
@@ -201,8 +201,8 @@ def norm_vjp(g, x, ans, ord=None, axis=None, keepdims=False):
         if ord == 'nuc':
             d = xp.matmul(u, vh)
         else:
-            k = 0 if ord == 2 else -1
-            d = u[..., :, k:k + 1 if k != -1 else None] * vh[..., k:k + 1 if k != -1 else None, :]
+            k = 0 if ord == 2 else s.shape[-1] - 1
+            d = u[..., :, k:k + 1] * vh[..., k:k + 1, :]
         r = xp.moveaxis(d, (-2, -1), (row, col))
     else:
         raise ValueError(f'invalid norm order {ord!r} for matrices')
@@ -219,7 +219,7 @@ def tile_vjp(g, A, ans, reps):
         return ZERO
     G = _full(g, ans)
     xp = array_module(G)
-    reps = (int(reps),) if _is_int(reps) or numpy.ndim(reps) == 0 else tuple(int(r) for r in reps)
+    reps = (int(reps),) if numpy.ndim(reps) == 0 else tuple(int(r) for r in reps)
     ashape = shape(A)
     d = max(len(ashape), len(reps))
     s = (1,) * (d - len(ashape)) + tuple(ashape)
@@ -247,8 +247,7 @@ def repeat_vjp(g, a, ans, repeats, axis=None):
         ax = axis % len(ashape)
         n = ashape[ax]
         base = ashape
-    reps = repeats.get() if hasattr(repeats, 'get') and not isinstance(repeats, dict) else repeats
-    reps = numpy.asarray(reps)
+    reps = numpy.asarray(repeats.get() if hasattr(repeats, 'get') else repeats)
     if reps.size == 1:
         r = int(reps.reshape(()))
         gs = shape(G)
@@ -326,9 +325,9 @@ def _split_back(g, ans, xs, axis, prep):
     G = _full(g, ans)
     xp = array_module(G)
     parts = [prep(x) for x in xs]
-    bounds = numpy.cumsum([shape(p)[axis] for p in parts])[:-1]
+    bounds = numpy.cumsum([p.shape[axis] for p in parts])[:-1]
     pieces = xp.split(G, [int(b) for b in bounds], axis=axis)
-    return [xp.reshape(p, shape(x)) for p, x in zip(pieces, xs)]
+    return [_cast(xp.reshape(p, shape(x)), x) for p, x in zip(pieces, xs)]
 
 
 def hstack_vjp(g, tup, ans):
@@ -341,7 +340,7 @@ def vstack_vjp(g, tup, ans):
     """Adjoint of the sequence `tup` for ans = vstack(tup): a list."""
     def prep(x):
         s = shape(x)
-        return numpy.empty(s if len(s) >= 2 else ((1,) + s if s else (1, 1)))
+        return numpy.empty(s if len(s) >= 2 else (1,) + (s or (1,)))
     return _split_back(g, ans, tup, 0, prep)
 
 
@@ -354,8 +353,7 @@ def split_vjp(g, ary, ans, axis=0):
     dtype = _fdtype(ary, *[gi for gi in g if not is_zero(gi)])
     parts = [xp.zeros(shape(p), dtype=dtype) if is_zero(gi) else _full(gi, p)
              for gi, p in zip(g, ans)]
-    out = xp.concatenate(parts, axis=axis)
-    return _cast(out, ary)
+    return _cast(xp.concatenate(parts, axis=axis), ary)
 
 
 def _diag_positions(n1, n2, offset):
@@ -373,7 +371,7 @@ def _diag_embed(d, full_shape, offset, axis1, axis2, like):
     xp = array_module(d, like)
     nd = len(full_shape)
     a1, a2 = axis1 % nd, axis2 % nd
-    z = xp.zeros(full_shape, dtype=_fdtype(d, like))
+    z = xp.zeros(full_shape, dtype=_fdtype(like, d))
     zm = xp.moveaxis(z, (a1, a2), (-2, -1))
     rows, cols = _diag_positions(full_shape[a1], full_shape[a2], offset)
     zm[..., xp.asarray(rows), xp.asarray(cols)] = d
@@ -391,8 +389,7 @@ def trace_vjp(g, a, ans, offset=0, axis1=0, axis2=1):
     """Adjoint of a for ans = trace(a, offset, axis1, axis2)."""
     if is_zero(g):
         return ZERO
-    G = _full(g, ans)
-    return _diag_embed(G[..., None], shape(a), offset, axis1, axis2, a)
+    return _diag_embed(_full(g, ans)[..., None], shape(a), offset, axis1, axis2, a)
 
 
 def diag_vjp(g, v, ans, k=0):
@@ -402,7 +399,7 @@ def diag_vjp(g, v, ans, k=0):
     G = _full(g, ans)
     xp = array_module(G)
     if ndim(v) == 1:
-        return xp.diagonal(G, k)
+        return _cast(xp.diagonal(G, k), v)
     if ndim(v) == 2:
         return _diag_embed(G, shape(v), k, 0, 1, v)
     raise ValueError('diag requires a 1-D or 2-D input')
@@ -543,8 +540,7 @@ def _einsum_operand_vjp(G, terms, out_term, ops, i, xp):
 def _contract_vjp(g, ans, terms, out_term, ops, i):
     xp = array_module(*ops)
     ops = [xp.asarray(o) for o in ops]
-    G = _full(g, ans)
-    return _einsum_operand_vjp(G, terms, out_term, ops, i, xp)
+    return _einsum_operand_vjp(_full(g, ans), terms, out_term, ops, i, xp)
 
 
 def einsum_vjp(g, subscripts, operands, ans):
@@ -772,3 +768,371 @@ def clip_vjp(g, a, a_min, a_max, min, max, ans, which):
     mask = _clip_masks(a, lo, hi, xp)[which]
     gm = xp.where(mask, g, xp.zeros((), dtype=_fdtype(operand, g)))
     return _cast(unbroadcast(gm, operand, ans), operand)
+
+
+# ---------------------------------------------------------------------------
+# Transposes of the adjoint helpers, for differentiating derivative code
+# (second order). Each returns the adjoint of the helper's linear argument
+# `cot` given the cotangent `g` of the helper's result.
+# ---------------------------------------------------------------------------
+
+_CONTAINERS = (list, tuple, dict)
+
+
+def _bcast(g, target, *like):
+    """materialize() to a shape rather than to a value."""
+    xp = array_module(g, *like)
+    if shape(g) == tuple(target) and is_array(g):
+        return g
+    return xp.broadcast_to(xp.asarray(g, dtype=_fdtype(g, *like)), tuple(target))
+
+
+def _accumulate(total, part):
+    if is_zero(part):
+        return total
+    if is_zero(total):
+        return part
+    return total + part
+
+
+def unbroadcast_transpose(g, cot, x, y):
+    """Transpose of cot -> unbroadcast(cot, x, y)."""
+    if is_zero(g):
+        return ZERO
+    if shape(x) == shape(y):
+        return g
+    return _cast(sum_to(materialize(g, y), shape(cot)), cot)
+
+
+def sum_vjp_transpose(g, cot, x, axis=None, keepdims=False):
+    """Transpose of cot -> sum_vjp(cot, x, axis, keepdims)."""
+    if is_zero(g):
+        return ZERO
+    if keepdims or axis is None or ndim(cot) == 0:
+        return g
+    axes = _axes(axis, ndim(x))
+    xs = shape(x)
+    reduced = tuple(d for i, d in enumerate(xs) if i not in axes)
+    kept = tuple(1 if i in axes else d for i, d in enumerate(xs))
+    G = _bcast(g, kept, cot)
+    return _cast(sum_to(array_module(G).reshape(G, reduced), shape(cot)), cot)
+
+
+def sum_to_transpose(g, cot, ans):
+    """Transpose of cot -> sum_to(cot, shape(ans)): broadcast back."""
+    if is_zero(g):
+        return ZERO
+    gs, target = shape(cot), shape(ans)
+    if gs == target:
+        return g
+    lead = len(gs) - len(target)
+    inter = list(gs[lead:] if lead > 0 else gs)
+    if len(inter) == len(target):
+        for i, d in enumerate(target):
+            if d == 1:
+                inter[i] = 1
+    G = _bcast(g, target, cot)
+    return array_module(G).reshape(G, tuple(inter))
+
+
+def keep_dims_transpose(g, y, ans, axis, keepdims):
+    """Transpose of y -> keep_dims(y, x, axis, keepdims)."""
+    if is_zero(g) or keepdims or axis is None:
+        return g
+    G = _full(g, ans)
+    return array_module(G).reshape(G, shape(y))
+
+
+def extremum_vjp_transpose(g, cot, x, y, axis, keepdims, ans):
+    """Transpose of cot -> extremum_vjp(cot, x, y, axis, keepdims)."""
+    if is_zero(g):
+        return ZERO
+    xp = array_module(x, ans)
+    H = _full(g, ans) * extremum_vjp(1.0, xp.asarray(x), y, axis, keepdims)
+    return _cast(sum_to(xp.sum(H, axis=axis, keepdims=keepdims), shape(cot)), cot)
+
+
+def item_transpose(g, cot, key):
+    """Transpose of cot -> item(cot, key): g put at `key` of a zero container."""
+    if is_zero(g) or is_zero(cot):
+        return ZERO
+    return getitem_vjp(g, cot, key)
+
+
+def getitem_vjp_transpose(g, cot, x, idx, ans):
+    """Transpose of cot -> getitem_vjp(cot, x, idx): read `idx` back out."""
+    if is_zero(g):
+        return ZERO
+    if isinstance(x, dict):
+        return item(g, idx)
+    if isinstance(x, (list, tuple)):
+        if isinstance(idx, slice):
+            return [item(g, i) for i in range(*idx.indices(len(x)))]
+        return item(g, idx)
+    return _cast(sum_to(_full(g, ans)[idx], shape(cot)), cot)
+
+
+def add_transpose(g, x, ans):
+    """Transpose of x -> add(x, other), for one operand `x` of rt.add."""
+    if is_zero(g):
+        return ZERO
+    if isinstance(x, dict):
+        return {k: add_transpose(item(g, k), v, ans[k]) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        parts = [add_transpose(item(g, i), v, ans[i]) for i, v in enumerate(x)]
+        return type(x)(*parts) if hasattr(x, '_fields') else type(x)(parts)
+    if isinstance(ans, _CONTAINERS):     # x is the zero 0.0 added to a container
+        return ZERO
+    return unbroadcast(g, x, ans)
+
+
+def finalize_transpose(g, cot, x):
+    """Transpose of cot -> finalize(cot, x)."""
+    if is_zero(g) or is_zero(cot) and isinstance(x, _CONTAINERS):
+        return ZERO
+    if isinstance(x, dict):
+        return {k: finalize_transpose(item(g, k), item(cot, k), v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [finalize_transpose(item(g, i), item(cot, i), v) for i, v in enumerate(x)]
+    if x is None:
+        return ZERO
+    if not is_array(x):
+        return g
+    return _cast(sum_to(materialize(g, x), shape(cot)), cot)
+
+
+def broadcast_list_transpose(g, cot, xs, y):
+    """Transpose of cot -> broadcast_list(cot, xs, y): sum the pieces back."""
+    if is_zero(g):
+        return ZERO
+    total = ZERO
+    for gi, x in zip(g, xs):
+        total = _accumulate(total, unbroadcast_transpose(gi, cot, x, y))
+    return total
+
+
+def unstack_transpose(g, cot, xs, axis=0):
+    """Transpose of cot -> unstack(cot, xs, axis): stack the pieces."""
+    if is_zero(g):
+        return ZERO
+    xp = array_module(cot)
+    ax = axis % ndim(cot)
+    cs = shape(cot)
+    T = cs[:ax] + cs[ax + 1:]
+    parts = [_zeros(T, cot) if is_zero(gi) else _bcast(materialize(gi, x), T, cot)
+             for gi, x in zip(g, xs)]
+    return _cast(xp.stack(parts, axis=ax), cot)
+
+
+def concatenate_vjp_transpose(g, cot, xs, y, axis=0):
+    """Transpose of cot -> concatenate_vjp(cot, xs, y, axis): concatenate."""
+    if is_zero(g):
+        return ZERO
+    xp = array_module(cot, y)
+    parts = []
+    for gi, x in zip(g, xs):
+        part = _zeros(shape(x), x, cot) if is_zero(gi) else _full(gi, x)
+        parts.append(xp.ravel(part) if axis is None else part)
+    out = xp.concatenate(parts, axis=0 if axis is None else axis)
+    return _cast(sum_to(xp.reshape(out, shape(y)), shape(cot)), cot)
+
+
+def _bilinear(kind, xp, axes):
+    """(forward product, its VJP as vjp(c, a, b, y, which)) for a product kind."""
+    if kind == 'matmul':
+        return xp.matmul, matmul_vjp
+    if kind == 'dot':
+        return xp.dot, dot_vjp
+    if kind == 'outer':
+        return xp.outer, outer_vjp
+    if kind == 'inner':
+        return xp.inner, inner_vjp
+    if kind == 'vdot':
+        return xp.vdot, lambda c, a, b, y, w: vdot_vjp(c, a, b, w)
+    if kind == 'tensordot':
+        return (lambda a, b: xp.tensordot(a, b, axes),
+                lambda c, a, b, y, w: tensordot_vjp(c, a, b, y, axes, w))
+    raise ValueError(f'unknown product {kind!r}')
+
+
+def product_vjp_transpose(g, cot, x1, x2, y, which, wrt, kind='matmul', axes=None):
+    """Transposes of the product rules (matmul_vjp, dot_vjp, outer_vjp,
+    inner_vjp, vdot_vjp, tensordot_vjp)(cot, x1, x2, y, which), which are
+    bilinear: linear in cot and in the operand other than `which`.
+    wrt: 'cot', 0 (x1) or 1 (x2). y may be None (vdot: a scalar output)."""
+    if is_zero(g):
+        return ZERO
+    xp = array_module(cot, x1, x2)
+    op, vjp = _bilinear(kind, xp, axes)
+    mine = (x1, x2)[which]
+    G = _full(g, mine)
+    if wrt == 'cot':
+        r = op(G, x2) if which == 0 else op(x1, G)
+        return _cast(sum_to(r, shape(cot)), cot)
+    if wrt == which:
+        return ZERO
+    C = cot if y is None else _full(cot, y)
+    if which == 0:
+        return vjp(C, G, x2, y, 1)
+    return vjp(C, x1, G, y, 0)
+
+
+def pad_values_vjp_transpose(g, cot, array, y, pad_width, mode, constant_values):
+    """Transpose of cot -> pad_values_vjp(cot, array, y, pad_width, mode, constant_values)."""
+    if is_zero(g) or mode != 'constant':
+        return ZERO
+    xp = array_module(cot, array)
+    nd = ndim(array)
+    vals = _full(g, constant_values)
+    vals = numpy.broadcast_to(vals.get() if hasattr(vals, 'get') else vals, (nd, 2))
+    z = numpy.zeros(shape(array), dtype=_fdtype(cot, g))
+    out = xp.asarray(numpy.pad(z, _pad_pairs(pad_width, nd), 'constant', constant_values=vals))
+    return _cast(sum_to(out, shape(cot)), cot)
+
+
+def setitem_vjp_x_transpose(g, cot, y, idx):
+    """Transpose of cot -> setitem_vjp_x(cot, y, idx): zero the written part."""
+    if is_zero(g):
+        return ZERO
+    if isinstance(y, (list, dict)):
+        if is_zero(cot):
+            return ZERO
+        out = dict(g) if isinstance(g, dict) else list(g)
+        out[idx] = ZERO
+        return out
+    xp = array_module(g, y)
+    out = xp.array(materialize(g, y), dtype=_fdtype(cot, y, g))
+    out[idx] = 0
+    return _cast(sum_to(out, shape(cot)), cot)
+
+
+def setitem_vjp_v_transpose(g, cot, y, idx, v):
+    """Transpose of cot -> setitem_vjp_v(cot, y, idx, v): scatter g back."""
+    if is_zero(g):
+        return ZERO
+    if isinstance(y, (list, dict)):
+        return item_transpose(g, cot, idx)
+    xp = array_module(g, y)
+    z = xp.zeros(shape(y), dtype=_fdtype(cot, y, g))
+    part = xp.broadcast_to(_full(g, v), shape(z[idx]))
+    if _advanced_int(idx):
+        xp.add.at(z, idx, part)
+    else:
+        z[idx] = part
+    return _cast(sum_to(z, shape(cot)), cot)
+
+
+def append_list_transpose(g, cot):
+    """Transpose of cot -> append_vjp_list(cot, xs) = cot[:-1]."""
+    if is_zero(g) or is_zero(cot):
+        return ZERO
+    return list(g) + [ZERO]
+
+
+def array_vjp_transpose(g, cot, x, y):
+    """Transpose of cot -> array_vjp(cot, x, y)."""
+    if is_zero(g):
+        return ZERO
+    xp = array_module(cot, y)
+
+    def build(gi, xi, yshape):
+        if isinstance(xi, (list, tuple)):
+            if is_zero(gi):
+                return xp.zeros(yshape, dtype=_fdtype(cot, y))
+            return xp.stack([build(item(gi, i), v, yshape[1:]) for i, v in enumerate(xi)])
+        if is_zero(gi):
+            return xp.zeros(yshape, dtype=_fdtype(cot, y))
+        return _bcast(materialize(gi, xi), yshape, cot, y)
+
+    return _cast(sum_to(build(g, x, shape(y)), shape(cot)), cot)
+
+
+def _stack_prep(kind, x):
+    s = shape(x)
+    if kind == 'hstack':
+        return s or (1,)
+    return s if len(s) >= 2 else (1,) + (s or (1,))
+
+
+def stack_vjp_transpose(g, cot, tup, y, kind):
+    """Transpose of cot -> hstack_vjp / vstack_vjp(cot, tup, y): concatenate."""
+    if is_zero(g):
+        return ZERO
+    xp = array_module(cot, y)
+    axis = 0 if kind == 'vstack' or ndim(y) == 1 else 1
+    parts = []
+    for gi, x in zip(g, tup):
+        part = _zeros(shape(x), cot, y) if is_zero(gi) else _full(gi, x)
+        parts.append(xp.reshape(part, _stack_prep(kind, x)))
+    return _cast(sum_to(xp.concatenate(parts, axis=axis), shape(cot)), cot)
+
+
+def split_vjp_transpose(g, cot, ary, y, axis=0):
+    """Transpose of cot -> split_vjp(cot, ary, y, axis): split g back."""
+    if is_zero(g) or is_zero(cot):
+        return ZERO
+    xp = array_module(ary, g)
+    G = _full(g, ary)
+    bounds = numpy.cumsum([shape(p)[axis] for p in y])[:-1]
+    pieces = xp.split(G, [int(b) for b in bounds], axis=axis)
+    return [ZERO if is_zero(ci) else _cast(sum_to(p, shape(ci)), ci)
+            for p, ci in zip(pieces, cot)]
+
+
+def py_extremum_transpose(g, cot, args, y):
+    """Transpose of cot -> py_extremum_vjp(cot, args, y): read the chosen slot."""
+    if is_zero(g):
+        return ZERO
+    if len(args) == 1:
+        seq = args[0]
+        g0 = item(g, 0)
+        if is_zero(g0):
+            return ZERO
+        if is_array(seq):
+            xp = array_module(seq)
+            i = int(xp.argmax(seq == y))
+            return _full(g0, seq)[i]
+        return item(g0, _pick_extremum(list(seq), y))
+    return item(g, _pick_extremum(args, y))
+
+
+def _masked_transpose(g, cot, mask, operand, y, xp):
+    """Transpose of cot -> unbroadcast(where(mask, cot, 0), operand, y)."""
+    W = numpy.broadcast_shapes(shape(mask), shape(cot))
+    if shape(operand) == shape(y):
+        Hw = _bcast(g, W, cot)
+    else:
+        Hw = sum_to(materialize(g, y), W)
+    r = xp.where(mask, Hw, xp.zeros((), dtype=_fdtype(cot, Hw)))
+    return _cast(sum_to(r, shape(cot)), cot)
+
+
+def where_vjp_transpose(g, cot, condition, x, y, which):
+    """Transpose of cot -> where_vjp(cot, condition, x, y, which)."""
+    if is_zero(g):
+        return ZERO
+    xp = array_module(g, cot, x, y)
+    cond = xp.asarray(condition, dtype=bool)
+    return _masked_transpose(g, cot, cond if which == 0 else ~cond, x, y, xp)
+
+
+def clip_vjp_transpose(g, cot, a, a_min, a_max, min, max, y, which):
+    """Transpose of cot -> clip_vjp(cot, a, a_min, a_max, min, max, y, which)."""
+    if is_zero(g):
+        return ZERO
+    lo = a_min if a_min is not None else min
+    hi = a_max if a_max is not None else max
+    xp = array_module(g, cot, a, lo, hi, y)
+    mask = _clip_masks(a, lo, hi, xp)[which]
+    return _masked_transpose(g, cot, mask, (a, lo, hi)[which], y, xp)
+
+
+def safe_log(x):
+    """log(x) with log(0) taken as 0: the factor of d(x1 ** x2)/d(x2), which
+    vanishes at x1 = 0. Python scalars stay Python scalars (weakly typed)."""
+    if not is_array(x) and not hasattr(x, 'dtype'):
+        if x == 0:
+            return 0.0
+        return _math.log(x) if x > 0 else float('nan')
+    xp = array_module(x)
+    return xp.log(xp.where(x == 0, 1, x))

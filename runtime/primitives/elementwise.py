@@ -43,14 +43,15 @@ binary('subtract', 'g', '-g', '(x1 - x2)', math_name='')
 binary('multiply', 'g * x2', 'g * x1', '(x1 * x2)', math_name='')
 binary('true_divide', 'g / x2', '-g * ans / x2', '(x1 / x2)',
        targets=(numpy.true_divide, numpy.divide))
-binary('power', 'g * x2 * x1 ** (x2 - 1)', 'g * ans * xp.log(xp.where(x1 == 0, 1, x1))',
+binary('power', 'g * x2 * x1 ** (x2 - 1)', 'g * ans * rt.safe_log(x1)',
        'pow(x1, x2)', targets=(numpy.power, numpy.float_power, pow, __import__('math').pow))
 binary('arctan2', 'g * x2 / (x1 * x1 + x2 * x2)', '-g * x1 / (x1 * x1 + x2 * x2)',
        'atan2(x1, x2)', math_name='atan2')
 binary('hypot', 'g * x1 / ans', 'g * x2 / ans', 'hypot(x1, x2)')
-binary('maximum', 'g * ((x1 > x2) + 0.5 * (x1 == x2))', 'g * ((x2 > x1) + 0.5 * (x1 == x2))',
+# (sign(d) + 1) / 2 is 1, 1/2 or 0: ties share the cotangent; it keeps the dtype.
+binary('maximum', 'g * (xp.sign(x1 - x2) + 1) / 2', 'g * (xp.sign(x2 - x1) + 1) / 2',
        'fmax(x1, x2)', targets=(numpy.maximum, numpy.fmax))
-binary('minimum', 'g * ((x1 < x2) + 0.5 * (x1 == x2))', 'g * ((x2 < x1) + 0.5 * (x1 == x2))',
+binary('minimum', 'g * (xp.sign(x2 - x1) + 1) / 2', 'g * (xp.sign(x1 - x2) + 1) / 2',
        'fmin(x1, x2)', targets=(numpy.minimum, numpy.fmin))
 binary('logaddexp', 'g * xp.exp(x1 - ans)', 'g * xp.exp(x2 - ans)',
        'fmax(x1, x2) + log1p(exp(-fabs(x1 - x2)))')

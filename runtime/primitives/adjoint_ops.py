@@ -1,0 +1,108 @@
+"""The runtime's own adjoint helpers as primitives, so that generated
+derivative code can itself be differentiated (second order).
+
+The helpers are linear in the cotangent they carry (and matmul_vjp/dot_vjp
+are bilinear), so each rule is a transpose: the VJP of a linear map with
+respect to its linear argument. The template names `g` and `ans` are taken,
+so a helper's cotangent parameter is called `cot` here and the primal output
+it receives is called `y`; generated code passes these positionally.
+"""
+from .. import adjoint, rules
+from ..table import linear, nondifferentiable, primitive
+
+_G = 'rt.materialize(g, {})'
+
+
+def _helper(fn, signature, vjp):
+    return linear(f'rt_{fn.__name__}', signature, vjp, targets=(fn,),
+                  impl=f'rt.{fn.__name__}', family='adjoint')
+
+
+# ---- broadcasting and reductions ----
+_helper(adjoint.unbroadcast, 'cot, x, y', {'cot': 'rt.unbroadcast_transpose(g, cot, x, y)'})
+_helper(adjoint.materialize, 'cot, y', {'cot': 'rt.unbroadcast(g, cot, ans)'})
+_helper(adjoint.sum_to, 'cot, target', {'cot': 'rt.sum_to_transpose(g, cot, ans)'})
+_helper(adjoint.sum_vjp, 'cot, x, axis=None, keepdims=False',
+        {'cot': 'rt.sum_vjp_transpose(g, cot, x, axis, keepdims)'})
+_helper(adjoint.keep_dims, 'y, x, axis, keepdims',
+        {'y': 'rt.keep_dims_transpose(g, y, ans, axis, keepdims)'})
+_helper(adjoint.extremum_vjp, 'cot, x, y, axis=None, keepdims=False',
+        {'cot': 'rt.extremum_vjp_transpose(g, cot, x, y, axis, keepdims, ans)'})
+_helper(rules.cumsum_vjp, 'cot, a, y, axis=None',
+        {'cot': 'rt.sum_to(xp.reshape(xp.cumsum(rt.materialize(g, a), axis), rt.shape(y)), '
+                'rt.shape(cot))'})
+
+# ---- containers and indexing ----
+_helper(adjoint.item, 'cot, key', {'cot': 'rt.item_transpose(g, cot, key)'})
+_helper(adjoint.getitem_vjp, 'cot, x, idx', {'cot': 'rt.getitem_vjp_transpose(g, cot, x, idx, ans)'})
+_helper(adjoint.add, 'a, b', {'a': 'rt.add_transpose(g, a, ans)', 'b': 'rt.add_transpose(g, b, ans)'})
+_helper(adjoint.finalize, 'cot, x, seen=None', {'cot': 'rt.finalize_transpose(g, cot, x)'})
+_helper(adjoint.broadcast_list, 'cot, xs, y',
+        {'cot': 'rt.broadcast_list_transpose(g, cot, xs, y)'})
+_helper(adjoint.unstack, 'cot, xs, axis=0', {'cot': 'rt.unstack_transpose(g, cot, xs, axis)'})
+_helper(adjoint.concatenate_vjp, 'cot, xs, y, axis=0',
+        {'cot': 'rt.concatenate_vjp_transpose(g, cot, xs, y, axis)'})
+_helper(rules.cast_like, 'cot, x', {'cot': 'rt.cast_like(g, cot)'})
+
+# ---- linear shape rules: the transpose is the forward op on g ----
+_helper(rules.tile_vjp, 'cot, A, y, reps',
+        {'cot': 'rt.sum_to(xp.tile(rt.materialize(g, A), reps), rt.shape(cot))'})
+_helper(rules.repeat_vjp, 'cot, a, y, repeats, axis=None',
+        {'cot': 'rt.sum_to(xp.repeat(rt.materialize(g, a), repeats, axis), rt.shape(cot))'})
+_helper(rules.pad_vjp, 'cot, array, y, pad_width, mode="constant"',
+        {'cot': 'rt.sum_to(xp.pad(rt.materialize(g, array), pad_width, '
+                'mode="constant" if mode == "empty" else mode), rt.shape(cot))'})
+_helper(rules.diagonal_vjp, 'cot, a, y, offset=0, axis1=0, axis2=1',
+        {'cot': 'rt.sum_to(xp.diagonal(rt.materialize(g, a), offset, axis1, axis2), '
+                'rt.shape(cot))'})
+_helper(rules.trace_vjp, 'cot, a, y, offset=0, axis1=0, axis2=1',
+        {'cot': 'rt.sum_to(xp.trace(rt.materialize(g, a), offset, axis1, axis2), rt.shape(cot))'})
+_helper(rules.diag_vjp, 'cot, v, y, k=0',
+        {'cot': 'rt.sum_to(xp.diag(rt.materialize(g, v), k), rt.shape(cot))'})
+_helper(rules.take_vjp, 'cot, a, y, indices, axis=None, mode="raise"',
+        {'cot': 'rt.sum_to(xp.take(rt.materialize(g, a), indices, axis, mode=mode), '
+                'rt.shape(cot))'})
+_helper(rules.where_vjp, 'cot, condition, x, y, which',
+        {'cot': 'rt.where_vjp_transpose(g, cot, condition, x, y, which)'})
+_helper(rules.clip_vjp, 'cot, a, a_min, a_max, min, max, y, which',
+        {'cot': 'rt.clip_vjp_transpose(g, cot, a, a_min, a_max, min, max, y, which)'})
+
+# ---- more rules that are linear in their cotangent ----
+_helper(rules.pad_values_vjp, 'cot, array, y, pad_width, mode, constant_values',
+        {'cot': 'rt.pad_values_vjp_transpose(g, cot, array, y, pad_width, mode, constant_values)'})
+_helper(adjoint.setitem_vjp_x, 'cot, y, idx', {'cot': 'rt.setitem_vjp_x_transpose(g, cot, y, idx)'})
+_helper(adjoint.setitem_vjp_v, 'cot, y, idx, v',
+        {'cot': 'rt.setitem_vjp_v_transpose(g, cot, y, idx, v)'})
+_helper(adjoint.append_vjp_list, 'cot, xs', {'cot': 'rt.append_list_transpose(g, cot)'})
+_helper(adjoint.append_vjp_value, 'cot', {'cot': 'rt.item_transpose(g, cot, -1)'})
+_helper(adjoint.array_vjp, 'cot, x, y', {'cot': 'rt.array_vjp_transpose(g, cot, x, y)'})
+_helper(rules.hstack_vjp, 'cot, tup, y', {'cot': 'rt.stack_vjp_transpose(g, cot, tup, y, "hstack")'})
+_helper(rules.vstack_vjp, 'cot, tup, y', {'cot': 'rt.stack_vjp_transpose(g, cot, tup, y, "vstack")'})
+_helper(rules.split_vjp, 'cot, ary, y, axis=0', {'cot': 'rt.split_vjp_transpose(g, cot, ary, y, axis)'})
+_helper(rules.py_extremum_vjp, 'cot, args, y', {'cot': 'rt.py_extremum_transpose(g, cot, args, y)'})
+
+# ---- bilinear products: linear in cot and in the operand other than `which` ----
+_T = 'rt.product_vjp_transpose(g, cot, x1, x2, {y}, which, {wrt}, "{kind}"{axes})'
+
+
+def _product_rules(kind, y='y', axes=''):
+    return {wrt_name: _T.format(y=y, wrt=wrt, kind=kind, axes=axes)
+            for wrt_name, wrt in (('cot', "'cot'"), ('x1', 0), ('x2', 1))}
+
+
+for _fn, _kind in ((rules.matmul_vjp, 'matmul'), (rules.dot_vjp, 'dot'),
+                   (rules.outer_vjp, 'outer'), (rules.inner_vjp, 'inner')):
+    _helper(_fn, 'cot, x1, x2, y, which', _product_rules(_kind))
+_helper(rules.vdot_vjp, 'cot, x1, x2, which', _product_rules('vdot', y='None'))
+_helper(rules.tensordot_vjp, 'cot, x1, x2, y, axes=2, which=0',
+        _product_rules('tensordot', axes=', axes'))
+
+# ---- nonlinear helpers used by rules ----
+primitive('rt_safe_log', 'x', {'x': 'g / xp.where(x == 0, xp.inf, x)'}, targets=(rules.safe_log,),
+          impl='rt.safe_log', family='adjoint')
+
+# ---- helpers whose results carry no gradient ----
+for _fn, _sig in ((adjoint.seed, 'out'), (adjoint.shape, 'x'), (adjoint.ndim, 'x'),
+                  (adjoint.size, 'x'), (adjoint.is_zero, 'value'),
+                  (rules.inverse_axes, 'axes, a'), (rules.negate, 'shift')):
+    nondifferentiable(f'rt_{_fn.__name__}', _sig, targets=(_fn,), impl=f'rt.{_fn.__name__}')

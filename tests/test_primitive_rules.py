@@ -1,0 +1,684 @@
+"""Every record of the primitive table, checked on its own (no compiler).
+
+For each record and each example call in CASES below:
+
+* the impl (`record.impl`, evaluated with `xp`=numpy, `rt`=runtime) runs;
+* every VJP template is evaluated as the generated code would evaluate it,
+  with `g`, `ans`, the bound parameters (defaults filled), `xp` and `rt`;
+* the result must be the adjoint: <vjp, v> == <g, J v> for random directions v,
+  J v by central finite differences of the impl in float64;
+* cotangents in every form the convention allows are tried: a full random
+  array, a Python scalar and a partly broadcast array (both standing for their
+  broadcast), the zero 0.0, and for tuple/list outputs a 0.0 entry;
+* templates must not modify their inputs, and must keep float32 in float32.
+
+A record without a case fails (so a new record needs a new case), and so
+does a differentiable parameter without a VJP template (unless listed in
+STATIC_PARAMS with a reason). Non-differentiable records get a smoke call.
+"""
+import copy
+import re
+
+import numpy as np
+import pytest
+
+import runtime
+from runtime import TABLE
+
+EPS = 1e-6
+RTOL = 1e-6
+ATOL = 1e-8
+DIRECTIONS = 2
+
+# (record, parameter) pairs that are differentiable in the table's sense but
+# legitimately have no VJP template. Each needs a reason.
+STATIC_PARAMS = {}
+
+# (record, parameter) pairs whose adjoint may leave float32 (with the reason).
+DTYPE_EXEMPT = {
+    ('array', 'object'): 'np.array of Python floats and float32 arrays is itself float64',
+}
+
+_rng = np.random.default_rng(20240607)
+
+
+# --------------------------------------------------------------------------
+# Input factories (all float64, in the domain of the function).
+# --------------------------------------------------------------------------
+
+def U(*s, lo=-1.0, hi=1.0):
+    return np.asarray(_rng.uniform(lo, hi, size=s))
+
+
+def P(*s):
+    """Positive, away from zero."""
+    return U(*s, lo=0.5, hi=2.0)
+
+
+def NZ(*s):
+    """Either sign, away from zero."""
+    return np.asarray(P(*s) * _rng.choice([-1.0, 1.0], size=s))
+
+
+def B(*s):
+    """A boolean mask."""
+    return np.asarray(_rng.uniform(size=s) > 0.5)
+
+
+def WELL(n, batch=()):
+    """Well-conditioned square matrices."""
+    return U(*batch, n, n) + 3.0 * np.eye(n)
+
+
+def SPD(n, batch=()):
+    a = U(*batch, n, n)
+    return a @ np.swapaxes(a, -1, -2) + n * np.eye(n)
+
+
+def C(*args, **kwargs):
+    return (args, kwargs)
+
+
+def _dom(lo, hi):
+    return lambda *s: U(*s, lo=lo, hi=hi)
+
+
+CASES = {}
+
+
+def cases(name, *items):
+    assert name not in CASES, name
+    CASES[name] = list(items)
+
+
+# ---- element-wise ----
+UNARY = {
+    'sin': U, 'cos': U, 'tan': U, 'arcsin': _dom(-.9, .9), 'arccos': _dom(-.9, .9),
+    'arctan': _dom(-2, 2), 'sinh': U, 'cosh': U, 'tanh': U, 'arcsinh': _dom(-2, 2),
+    'arccosh': _dom(1.5, 3), 'arctanh': _dom(-.9, .9), 'exp': U, 'exp2': U, 'expm1': U,
+    'log': P, 'log2': P, 'log10': P, 'log1p': _dom(-.5, 1), 'sqrt': P, 'cbrt': NZ,
+    'square': U, 'reciprocal': NZ, 'absolute': NZ, 'negative': U, 'positive': U,
+    'deg2rad': U, 'rad2deg': U,
+}
+for _name, _d in UNARY.items():
+    cases(_name, C(_d()), C(_d(4)), C(_d(2, 3)), C(float(_d())))
+
+BINARY = {
+    'add': (U, U), 'subtract': (U, U), 'multiply': (U, U), 'true_divide': (U, NZ),
+    'power': (P, U), 'arctan2': (NZ, NZ), 'hypot': (NZ, NZ), 'maximum': (U, U),
+    'minimum': (U, U), 'logaddexp': (U, U), 'logaddexp2': (U, U), 'remainder': (P, P),
+    'fmod': (NZ, P),
+}
+for _name, (_d1, _d2) in BINARY.items():
+    cases(_name, C(_d1(), _d2()), C(_d1(4), _d2(4)), C(_d1(2, 3), _d2(3)),
+          C(_d1(2, 1), _d2(1, 3)), C(_d1(), _d2(2, 3)), C(_d1(2, 3), float(_d2())),
+          C(float(_d1()), _d2(3)))
+
+cases('where', C(B(2, 3), U(2, 3), U(2, 3)), C(B(3), U(2, 3), 0.5),
+      C(B(2, 1), U(1, 3), U(2, 3)), C(np.True_, U(3), U(3)), C(B(3), 0.25, U(3)))
+cases('clip', C(U(2, 3), -0.5, 0.5), C(U(2, 3), U(3) * 0.3 - 0.5, 0.4),
+      C(U(4), None, 0.2), C(U(4), min=-0.3), C(U(2, 3), min=U(2, 1) * 0.2 - 0.3, max=0.3),
+      C(U(3), U(3) - 0.2, U(3) + 0.2), C(U(2, 3), -0.2, U(2, 1) * 0.3 + 0.1))
+
+# ---- reductions ----
+_RED = [C(U(5)), C(U(2, 3)), C(U(2, 3), axis=0), C(U(2, 3), axis=-1, keepdims=True),
+        C(U(2, 3, 4), axis=(0, 2)), C(U(2, 3, 4), keepdims=True), C(U(2, 3, 4), 1)]
+for _name in ('sum', 'mean', 'max', 'min', 'amax', 'amin'):
+    cases(_name, *copy.deepcopy(_RED))
+cases('prod', C(NZ(5)), C(NZ(2, 3), axis=0), C(NZ(2, 3, 4), axis=(0, 2), keepdims=True),
+      C(NZ(2, 3), keepdims=True))
+for _name in ('var', 'std'):
+    cases(_name, *copy.deepcopy(_RED), C(U(6), ddof=1), C(U(2, 4), axis=1, ddof=1))
+cases('cumsum', C(U(5)), C(U(2, 3)), C(U(2, 3), axis=1), C(U(2, 3), 0), C(U(2, 3, 4), axis=-2))
+cases('norm', C(NZ(5)), C(NZ(5), 2), C(NZ(5), 1), C(NZ(5), np.inf), C(NZ(5), -np.inf),
+      C(NZ(5), 3), C(NZ(5), 0.5), C(NZ(5), 0), C(NZ(5), keepdims=True),
+      C(NZ(2, 3)), C(NZ(2, 3), 'fro'), C(NZ(3, 3), 1), C(NZ(3, 3), -1), C(NZ(3, 3), np.inf),
+      C(NZ(3, 3), -np.inf), C(NZ(3, 4), 2), C(NZ(3, 4), -2), C(NZ(3, 4), 'nuc'),
+      C(NZ(2, 3), axis=1), C(NZ(2, 3), 1, axis=0, keepdims=True), C(NZ(2, 3), np.inf, axis=-1),
+      C(NZ(2, 3, 4), axis=(1, 2)), C(NZ(2, 3, 4), 1, axis=(2, 0)),
+      C(NZ(2, 3, 4), np.inf, axis=(0, 1), keepdims=True), C(NZ(2, 3, 4), 2, axis=(1, 2)),
+      C(NZ(2, 3, 4), 'nuc', axis=(2, 1)), C(NZ(2, 3, 4), 3, axis=(0,)),
+      C(NZ(2, 3, 4), keepdims=True))
+
+# ---- linear algebra ----
+cases('matmul', C(U(3), U(3)), C(U(2, 3), U(3)), C(U(3), U(3, 4)), C(U(2, 3), U(3, 4)),
+      C(U(5, 2, 3), U(3, 4)), C(U(5, 2, 3), U(1, 3, 4)), C(U(2, 3), U(5, 3, 4)),
+      C(U(3), U(2, 3, 4)))
+cases('dot', C(U(), U(2, 3)), C(U(3), 1.5), C(U(3), U(3)), C(U(2, 3), U(3)), C(U(2, 3), U(3, 4)),
+      C(U(2, 2, 3), U(3, 4)), C(U(2, 3), U(4, 3, 5)), C(U(2, 2, 3), U(2, 3, 4)),
+      C(U(3), U(2, 3, 4)))
+cases('vdot', C(U(3), U(3)), C(U(2, 3), U(3, 2)), C(U(4), U(2, 2)))
+cases('outer', C(U(3), U(4)), C(U(2, 2), U(3)), C(U(), U(3)))
+cases('inner', C(U(3), U(3)), C(U(2, 3), U(4, 3)), C(U(), U(2, 3)), C(U(2, 2, 3), U(3)),
+      C(U(3), 0.5))
+cases('tensordot', C(U(2, 3, 4), U(3, 4, 5)), C(U(2, 3), U(3, 4), 1), C(U(2), U(3), 0),
+      C(U(2, 3, 4), U(4, 2), ([2, 0], [0, 1])), C(U(3, 2), U(4, 3), ((0,), (1,))),
+      C(U(3, 2), U(4, 3), (0, 1)))
+cases('einsum', C('ij,jk->ik', U(2, 3), U(3, 4)), C('ij,jk', U(2, 3), U(3, 4)),
+      C('ii->', U(3, 3)), C('ii->i', U(3, 3)), C('ij->', U(2, 3)), C('i,i', U(3), U(3)),
+      C('...ij,...jk->...ik', U(5, 2, 3), U(3, 4)),
+      C('...ij,...jk', U(1, 2, 3), U(4, 3, 2)), C('bij,bjk->bik', U(2, 2, 3), U(2, 3, 2)),
+      C('i,j->ij', U(2), U(3)), C('ij->ji', U(2, 3)), C('iij->j', U(2, 2, 3)),
+      C('ij,ij->ij', U(3, 1), U(1, 4)), C(',i->i', U(), U(3)), C('ij,j', U(2, 3), U(3)),
+      C('ij,jk,kl->il', U(2, 3), U(3, 4), U(4, 2)), C('i,i,i->', U(3), U(3), U(3)),
+      C('ij->i', U(2, 3)), C('ji,k->ik', U(3, 2), U(4)),
+      C('Ba,ab', U(2, 3), U(3, 4)), C('i...->...', U(3, 2, 2)), C('ij,ik->jk', U(3, 2), U(3, 4)))
+cases('trace', C(U(3, 3)), C(U(3, 4), 1), C(U(4, 3), -1), C(U(2, 3, 3), 0, 1, 2),
+      C(U(3, 4, 5), 0, 0, 2), C(U(3, 3), offset=-2))
+cases('solve', C(WELL(3), U(3)), C(WELL(3), U(3, 2)), C(WELL(3, (4,)), U(4, 3, 2)),
+      C(WELL(3, (4,)), U(3)), C(WELL(3), U(5, 3, 2)))
+cases('inv', C(WELL(3)), C(WELL(3, (2,))), C(WELL(1)))
+cases('det', C(WELL(3)), C(WELL(3, (2,))), C(-WELL(2)))
+cases('slogdet', C(WELL(3)), C(WELL(3, (2,))), C(-WELL(3)))
+cases('cholesky', C(SPD(3)), C(SPD(3, (2,))), C(SPD(1)))
+
+# ---- shape and structure ----
+cases('reshape', C(U(2, 3), (3, 2)), C(U(6), (2, -1)), C(U(2, 3), -1), C(U(1), ()))
+cases('ravel', C(U(2, 3)), C(U(2, 3, 2)), C(U()))
+cases('squeeze', C(U(1, 3, 1)), C(U(1, 3, 1), 0), C(U(2, 1), axis=-1))
+cases('expand_dims', C(U(3), 0), C(U(2, 3), -1), C(U(2, 3), (0, 2)))
+cases('atleast_1d', C(U()), C(U(3)), C(U(2, 3)))
+cases('atleast_2d', C(U()), C(U(3)), C(U(2, 3)))
+cases('transpose', C(U(2, 3)), C(U(2, 3, 4), (1, 0, 2)), C(U(2, 3, 4), (-1, 0, 1)),
+      C(U(2, 3, 4)))
+cases('swapaxes', C(U(2, 3), 0, 1), C(U(2, 3, 4), -1, 0))
+cases('moveaxis', C(U(2, 3, 4), 0, -1), C(U(2, 3, 4), (0, 1), (2, 0)))
+cases('broadcast_to', C(U(3), (2, 3)), C(U(2, 1), (2, 3)), C(U(), (2, 2)), C(U(2, 3), (2, 3)),
+      C(U(1, 3), (4, 2, 3)))
+cases('flip', C(U(4)), C(U(2, 3), 0), C(U(2, 3, 4), (0, 2)))
+cases('fliplr', C(U(2, 3)))
+cases('flipud', C(U(2, 3)), C(U(3)))
+cases('roll', C(U(5), 2), C(U(2, 3), 1), C(U(2, 3), -1, 1), C(U(2, 3), (1, 2), (0, 1)))
+cases('tile', C(U(2, 3), 2), C(U(3), (2, 2)), C(U(2, 3), (2, 1)), C(U(2, 1, 3), (2, 2)),
+      C(U(), 3))
+cases('repeat', C(U(3), 2), C(U(2, 3), 2, 1), C(U(2, 3), [1, 0, 2], axis=1), C(U(2, 3), 3),
+      C(U(4), np.array([2, 1, 0, 3]), 0))
+cases('pad', C(U(3), 1), C(U(2, 3), ((1, 0), (2, 1))), C(U(2, 3), (1, 2)),
+      C(U(2, 3), 2, 'edge'), C(U(4), (2, 3), 'reflect'), C(U(2, 3), 1, 'symmetric'),
+      C(U(3, 2), ((1, 2), (3, 0)), 'wrap'), C(U(2, 3), 1, constant_values=0.5),
+      C(U(2, 3), ((1, 2), (2, 1)), 'constant', constant_values=U(2, 2)),
+      C(U(2, 3), 1, constant_values=U(2)))
+cases('concatenate', C([U(2, 3), U(1, 3)]), C([U(2, 3), U(2, 1)], 1), C((U(2), U(3)), 0),
+      C([U(2, 2), U(3)], axis=None))
+cases('stack', C([U(3), U(3)]), C([U(2, 3), U(2, 3), U(2, 3)], -1), C((U(2), U(2)), 1))
+cases('hstack', C([U(2), U(3)]), C([U(2, 3), U(2, 1)]), C([U(), U(2)]), C((U(2, 2, 1), U(2, 1, 1))))
+cases('vstack', C([U(3), U(3)]), C([U(2, 3), U(3)]), C([U(1, 2), U(2, 2)]), C([U(), U()]))
+cases('split', C(U(6), 3), C(U(5, 2), [1, 3]), C(U(2, 6), 2, 1), C(U(4, 3), [2], axis=0))
+cases('copy', C(U(3)), C(U(2, 3)))
+cases('array', C(U(3)), C([U(2), U(2)]), C([[0.5, 1.0], [2.0, 3.0]]), C([0.5, U()]))
+cases('asarray', C(U(3)), C([0.5, 1.5]))
+cases('astype', C(U(3), np.float64), C(U(2, 2), 'float64'))
+cases('diagonal', C(U(3, 3)), C(U(3, 4), 1), C(U(4, 3), -2), C(U(2, 3, 3), 0, 1, 2),
+      C(U(3, 2, 4), 1, 2, 0))
+cases('diag', C(U(3)), C(U(3), 1), C(U(2), -2), C(U(3, 3)), C(U(3, 4), 1), C(U(4, 3), -1))
+cases('tril', C(U(3, 3)), C(U(3, 4), 1), C(U(2, 3, 3), -1))
+cases('triu', C(U(3, 3)), C(U(3, 4), -1), C(U(2, 3, 3), 1))
+cases('real', C(U(3)), C(U(2, 2)))
+
+# ---- indexing and containers ----
+cases('getitem', C(U(4, 3), (slice(1, 3), 0)), C(U(5), np.array([0, 2, 2, 4])),
+      C(U(3, 4), (np.array([0, 2]), slice(None))), C(U(3, 4), B(3, 4)), C(U(3), 1),
+      C([U(3), U(2)], 1), C([U(3), U(2), U(1)], slice(0, 2)), C((U(2), 0.5), 1),
+      C({'a': U(3), 'b': U(2)}, 'b'), C(U(3, 4), (Ellipsis, None, 1)))
+cases('setitem', C(U(4, 3), (slice(1, 3),), U(3)), C(U(5), np.array([0, 3]), U(2)),
+      C([U(3), U(2)], 1, U(2)), C(U(4), 2, 0.5), C({'a': U(2), 'b': U(3)}, 'a', U(2)))
+cases('append', C([U(3), U(2)], U(4)), C([], U(2)), C([0.5], 1.5))
+cases('take', C(U(5), [0, 2, 2]), C(U(3, 4), np.array([[0, 1], [3, 3]]), axis=1),
+      C(U(5), [-1, 7], mode='wrap'), C(U(5), [0, 9], mode='clip'), C(U(2, 3), 4),
+      C(U(2, 3), [1, 1], 0))
+cases('iterate', C(U(3, 2)), C([U(2), U(3)]), C((U(2), 1.5)))
+
+# ---- creation ----
+cases('full', C((2, 3), 1.5), C((2, 3), U(3)), C((2, 3), U(2, 1)), C(3, U()))
+cases('full_like', C(U(2, 3), 0.7), C(U(2, 3), U(3)), C(np.zeros((2, 2)), U(2, 1)))
+
+# ---- Python builtins ----
+cases('py_sum', C([U(3), U(2, 3), 0.5]), C([1.5, 2.0, 0.25]), C([U(2), U(2)], 1.0),
+      C((U(3), U(3)), U(3)))
+cases('py_max', C(0.3, 1.2, -0.5), C([0.3, 1.2, -0.5]), C(U(5)), C(np.float64(0.2), np.float64(0.9)),
+      C((0.1, 0.4)), C(U(), 0.3))
+cases('py_min', C(0.3, 1.2, -0.5), C([0.3, 1.2, -0.5]), C(U(5)), C(np.float64(0.2), np.float64(0.9)))
+cases('py_float', C(np.asarray(0.3)), C(np.float64(1.5)), C(0.7))
+
+
+# ---- the runtime's adjoint helpers (second order) ----
+def _tie_matrix():
+    return np.array([[1.0, 2.0, 2.0], [0.0, 1.0, 1.0]])
+
+
+_X23 = U(2, 3)
+_A23, _A34 = U(2, 3), U(3, 4)
+_A3, _A523, _A435 = U(3), U(5, 2, 3), U(4, 3, 5)
+_CL = U(2, 3)
+cases('rt_unbroadcast', C(U(2, 3), U(3), U(2, 3)), C(0.7, U(3), U(2, 3)),
+      C(U(2, 3), U(2, 3), U(2, 3)), C(U(3), U(2, 1), U(2, 3)), C(U(2, 3), 0.5, U(2, 3)))
+cases('rt_materialize', C(U(3), U(2, 3)), C(0.5, U(2, 2)), C(U(2, 3), U(2, 3)), C(U(1), U(3)))
+cases('rt_sum_to', C(U(2, 3), (3,)), C(U(2, 3), (2, 1)), C(U(4, 2, 3), (1, 3)), C(U(3), (3,)),
+      C(U(2, 3), ()), C(U(1, 3), (3,)))
+cases('rt_sum_vjp', C(U(3), U(2, 3), 0), C(U(3), U(2, 3, 4), (0, 2)), C(0.5, U(2, 3), 1),
+      C(U(1, 3), U(2, 3), 0, True), C(U(), U(2, 3)), C(U(1), U(3, 2), 0), C(U(3), U(3)))
+cases('rt_keep_dims', C(U(3), U(2, 3), 0, False), C(U(2), U(2, 3, 4), (1, 2), False),
+      C(U(1, 3), U(2, 3), 0, True), C(np.float64(0.4), U(3), 0, False), C(U(), U(2, 3), None, False))
+cases('rt_extremum_vjp', C(U(2), _tie_matrix(), _tie_matrix().max(1), 1),
+      C(0.5, _X23, _X23.max()), C(U(1, 3), _X23, _X23.min(0, keepdims=True), 0, True),
+      C(U(3), _tie_matrix(), _tie_matrix().max(0), 0), C(0.3, _tie_matrix(), 2.0))
+cases('rt_cumsum_vjp', C(U(2, 3), U(2, 3), U(2, 3), 1), C(U(6), U(2, 3), U(6), None),
+      C(0.5, U(4), U(4), 0), C(U(1, 3), U(2, 3), U(2, 3), 0))
+cases('rt_item', C([U(2), U(3)], 1), C(U(3, 2), 1), C((U(2), 0.5), 0),
+      C({'a': U(2), 'b': U(1)}, 'a'))
+cases('rt_getitem_vjp', C(U(2), U(4, 2), 1), C(0.5, U(4), np.array([0, 0, 2])),
+      C(U(2, 3), U(4, 3), slice(1, 3)), C(U(2), [U(3), U(2)], 1),
+      C([U(3), U(2)], [U(1), U(3), U(2)], slice(1, 3)), C(U(3), {'a': U(2), 'b': U(3)}, 'b'),
+      C(U(3), U(4, 3), np.array([1, 1])), C(U(), U(3, 3), B(3, 3)))
+cases('rt_add', C(U(2, 3), U(3)), C([U(2), U(3)], [U(2), U(1)]), C(0.0, U(3)),
+      C({'a': U(2)}, {'a': U(2)}), C(0.5, 1.5), C((U(2), 0.5), (U(2), 0.25)))
+cases('rt_finalize', C(U(3), U(2, 3)), C(0.5, U(2, 2)), C([U(2), 0.3], [U(2), 1.0]),
+      C(0.4, 1.0), C({'w': U(2)}, {'w': U(2)}), C(U(2, 2), U(2, 2)), C(U(2), (U(2), None)))
+cases('rt_broadcast_list', C(U(2, 3), [U(3), U(2, 3), U(2, 1)], U(2, 3)),
+      C(0.5, [U(2), U(2)], U(2)))
+cases('rt_unstack', C(U(3, 2, 4), [U(2, 4)] * 3, 0), C(U(2, 4, 3), [U(2, 4)] * 3, -1),
+      C(U(3, 2), [U(1), U(2), U(1)], 0))
+cases('rt_concatenate_vjp', C(U(5, 2), [U(2, 2), U(3, 2)], U(5, 2), 0),
+      C(0.5, [U(2, 2), U(2, 3)], U(2, 5), 1), C(U(7), [U(3), U(2, 2)], U(7), None),
+      C(U(1, 2), [U(2, 2), U(3, 2)], U(5, 2)))
+cases('rt_cast_like', C(U(3), U(3)), C(U(2, 3), np.arange(6).reshape(2, 3)), C(0.5, U(2)))
+cases('rt_tile_vjp', C(U(4, 6), _A23, np.tile(_A23, (2, 2)), (2, 2)),
+      C(0.5, _A3, np.tile(_A3, 2), 2), C(U(2, 1, 3), _A3, np.tile(_A3, (2, 1, 1)), (2, 1, 1)))
+cases('rt_repeat_vjp', C(U(12), _A23, np.repeat(_A23, 2), 2),
+      C(U(2, 4), _A23, np.repeat(_A23, [2, 0, 2], 1), [2, 0, 2], 1),
+      C(0.5, _A3, np.repeat(_A3, 3, 0), 3, 0))
+cases('rt_pad_vjp', C(U(4, 5), _A23, np.pad(_A23, 1), 1),
+      C(U(7), _A3, np.pad(_A3, (2, 2), 'reflect'), (2, 2), 'reflect'),
+      C(0.5, _A23, np.pad(_A23, 1, 'edge'), 1, 'edge'),
+      C(U(4, 5), _A23, np.pad(_A23, 1, 'wrap'), 1, 'wrap'))
+cases('rt_diagonal_vjp', C(U(3), U(3, 3), U(3)), C(U(2, 2), U(2, 3, 3), U(2, 2), 1, 1, 2),
+      C(0.5, U(3, 4), U(3), 1))
+cases('rt_trace_vjp', C(U(), U(3, 3), U()), C(U(2), U(2, 3, 3), U(2), 0, 1, 2),
+      C(0.5, U(3, 4), U(), -1))
+cases('rt_diag_vjp', C(U(3), U(3, 3), U(3)), C(U(3, 3), U(3), U(3, 3)),
+      C(U(4, 4), U(3), U(4, 4), 1), C(0.5, U(3, 4), U(2), -1))
+cases('rt_take_vjp', C(U(3), U(5), U(3), np.array([0, 2, 2])),
+      C(U(3, 2), U(3, 4), U(3, 2), [3, 3], 1), C(0.5, U(5), U(2), [-1, 7], None, 'wrap'))
+cases('rt_where_vjp', C(U(2, 3), B(2, 3), U(3), U(2, 3), 0), C(0.5, B(3), U(2, 3), U(2, 3), 1),
+      C(U(1, 3), B(2, 1), U(2, 3), U(2, 3), 0), C(U(2, 3), B(3), 0.5, U(2, 3), 1))
+cases('rt_clip_vjp', C(U(2, 3), _CL, -0.5, 0.5, None, None, np.clip(_CL, -.5, .5), 0),
+      C(U(2, 3), _CL, U(3) * .3 - .5, 0.4, None, None, np.clip(_CL, U(3) * .3 - .5, .4), 1),
+      C(0.3, _CL, None, None, None, U(3) * .2 + .2, np.clip(_CL, None, .3), 2),
+      C(U(2, 3), _CL, None, None, U(2, 1) * .2 - .3, 0.3, np.clip(_CL, -.2, .3), 1))
+cases('rt_matmul_vjp', C(U(2, 4), _A23, _A34, _A23 @ _A34, 0), C(U(2, 4), _A23, _A34, _A23 @ _A34, 1),
+      C(U(4), _A3, _A34, _A3 @ _A34, 0), C(0.5, _A523, _A34, _A523 @ _A34, 1),
+      C(U(2), _A23, _A3, _A23 @ _A3, 0), C(U(5, 2, 4), _A523, _A34, _A523 @ _A34, 0))
+cases('rt_dot_vjp', C(U(2, 4), _A23, _A34, _A23 @ _A34, 0), C(U(2, 4), _A23, _A34, _A23 @ _A34, 1),
+      C(U(2, 4, 5), _A23, _A435, np.dot(_A23, _A435), 0),
+      C(U(2, 4, 5), _A23, _A435, np.dot(_A23, _A435), 1),
+      C(U(3), U(), _A3, 0.5 * _A3, 0))
+
+_P23 = U(2, 3)
+_PW = ((1, 2), (2, 1))
+cases('rt_pad_values_vjp', C(U(5, 6), _P23, np.pad(_P23, _PW), _PW, 'constant', U(2, 2)),
+      C(0.5, _P23, np.pad(_P23, 1), 1, 'constant', 0.3),
+      C(U(4, 5), _P23, np.pad(_P23, 1), 1, 'constant', U(2)))
+cases('rt_setitem_vjp_x', C(U(4, 3), U(4, 3), (slice(1, 3),)), C(0.5, U(5), np.array([0, 3])),
+      C([U(3), U(2)], [U(3), U(2)], 1), C({'a': U(2), 'b': U(3)}, {'a': U(2), 'b': U(3)}, 'a'))
+cases('rt_setitem_vjp_v', C(U(4, 3), U(4, 3), (slice(1, 3),), U(3)),
+      C(U(5), U(5), np.array([0, 3, 3]), U(3)), C(0.5, U(4), 2, 0.5),
+      C([U(3), U(2)], [U(3), U(2)], 1, U(2)))
+cases('rt_append_vjp_list', C([U(3), U(2), U(4)], [U(3), U(2)]), C([0.5], []))
+cases('rt_append_vjp_value', C([U(3), U(2)]), C([0.5, 1.5]))
+cases('rt_array_vjp', C(U(2, 2), [U(2), U(2)], np.zeros((2, 2))),
+      C(0.5, [[0.5, 1.0], [2.0, 3.0]], np.zeros((2, 2))), C(U(3), U(3), U(3)),
+      C(U(2, 3), [U(3), U(3)], np.zeros((2, 3))), C(U(1, 3), [U(3), U(3)], np.zeros((2, 3))))
+cases('rt_hstack_vjp', C(U(5), [U(2), U(3)], U(5)), C(0.5, [U(2, 3), U(2, 1)], U(2, 4)),
+      C(U(3), [U(), U(2)], U(3)))
+cases('rt_vstack_vjp', C(U(2, 3), [U(3), U(3)], U(2, 3)), C(U(3, 3), [U(2, 3), U(3)], U(3, 3)),
+      C(0.5, [U(), U()], U(2, 1)))
+_S6 = U(6)
+cases('rt_split_vjp', C([U(2), U(2), U(2)], _S6, np.split(_S6, 3)),
+      C([0.5, U(2), 0.25], _S6, np.split(_S6, 3)),
+      C([U(2, 1), U(2, 2)], _P23, np.split(_P23, [1], 1), 1))
+_E5 = U(5)
+cases('rt_py_extremum_vjp', C(0.5, (0.3, 1.2, -0.5), 1.2), C(U(), ([0.3, 1.2, -0.5],), 1.2),
+      C(0.7, (_E5,), _E5.max()), C(0.2, ((0.1, 0.4),), 0.4))
+_O3, _O4 = U(3), U(4)
+cases('rt_outer_vjp', C(U(3, 4), _O3, _O4, np.outer(_O3, _O4), 0),
+      C(U(3, 4), _O3, _O4, np.outer(_O3, _O4), 1), C(0.5, _P23, _O4, np.outer(_P23, _O4), 0))
+_I243 = U(2, 4, 3)
+cases('rt_inner_vjp', C(U(2, 4), _P23, _I243[0], np.inner(_P23, _I243[0]), 0),
+      C(U(2, 4), _P23, _I243[0], np.inner(_P23, _I243[0]), 1),
+      C(U(2, 4), _I243, _O3, np.inner(_I243, _O3), 1), C(U(3), _O3, U(), _O3 * 0.5, 0))
+cases('rt_vdot_vjp', C(U(), _O3, U(3), 0), C(0.5, _P23, U(3, 2), 1))
+_T234, _T345 = U(2, 3, 4), U(3, 4, 5)
+cases('rt_tensordot_vjp', C(U(2, 5), _T234, _T345, np.tensordot(_T234, _T345), 2, 0),
+      C(U(2, 5), _T234, _T345, np.tensordot(_T234, _T345), 2, 1),
+      C(0.5, _P23, _O3, np.tensordot(_P23, _O3, (1, 0)), (1, 0), 0))
+
+# ---- non-differentiable records: smoke calls ----
+for _name in ('sign', 'floor', 'ceil', 'trunc', 'rint', 'isnan', 'isinf', 'isfinite',
+              'logical_not', 'signbit'):
+    cases(_name, C(U(3) * 3), C(U(2, 2)))
+for _name in ('floor_divide', 'less', 'less_equal', 'greater', 'greater_equal', 'equal',
+              'not_equal', 'logical_and', 'logical_or', 'logical_xor', 'isclose'):
+    cases(_name, C(U(3) * 3, P(3)), C(U(2, 3), U(3)))
+cases('round', C(U(3) * 3), C(U(3), 1))
+for _name in ('argmax', 'argmin'):
+    cases(_name, C(U(2, 3)), C(U(2, 3), 1))
+for _name in ('all', 'any'):
+    cases(_name, C(B(3)), C(B(2, 3), axis=0))
+cases('count_nonzero', C(B(2, 3)), C(U(2, 3) > 0, axis=1))
+cases('argsort', C(U(4)), C(U(2, 3), 0))
+for _name in ('zeros', 'ones', 'empty'):
+    cases(_name, C((2, 3)), C(3, dtype=np.float32))
+for _name in ('zeros_like', 'ones_like', 'empty_like'):
+    cases(_name, C(U(2, 3)), C(U(2), dtype=np.int64))
+cases('eye', C(3), C(2, 3, 1))
+cases('identity', C(3))
+cases('arange', C(5), C(1.0, 2.0, 0.25))
+cases('linspace', C(0.0, 1.0, 5), C(0.0, 1.0))
+cases('shape', C(U(2, 3)))
+cases('ndim', C(U(2, 3)))
+cases('size', C(U(2, 3)), C(U(2, 3), 1))
+cases('py_len', C([1, 2]), C(U(3)))
+cases('py_int', C(2.5))
+cases('py_bool', C(1.0))
+cases('rt_seed', C(1.5), C(np.float64(2.0)))
+cases('rt_shape', C(U(2)), C(0.5))
+cases('rt_ndim', C(U(2, 3)))
+cases('rt_size', C(U(2, 3)))
+cases('count', C(U(2, 3)), C(U(2, 3), 1), C(U(2, 3, 4), (0, 2)))
+cases('rt_safe_log', C(P(3)), C(0.5), C(np.float64(1.5)), C(P(2, 2)))
+cases('rt_is_zero', C(0.0), C(U(2)))
+cases('rt_inverse_axes', C((1, 2, 0), U(2, 3, 4)), C(None, U(2)), C((-1, 0), U(2, 3)))
+cases('rt_negate', C((1, -2)), C(3))
+
+
+# --------------------------------------------------------------------------
+# Tree helpers (dict / list / tuple containers; float leaves differentiable).
+# --------------------------------------------------------------------------
+
+def _is_container(x):
+    return isinstance(x, (dict, list, tuple))
+
+
+def _is_float_leaf(x):
+    if isinstance(x, bool):
+        return False
+    if isinstance(x, float):
+        return True
+    return isinstance(x, (np.ndarray, np.generic)) and x.dtype.kind == 'f'
+
+
+def _items(x):
+    return list(x.items()) if isinstance(x, dict) else list(enumerate(x))
+
+
+def _rebuild(x, values):
+    if isinstance(x, dict):
+        return dict(zip(x.keys(), values))
+    if isinstance(x, tuple):
+        return tuple(values)
+    return list(values)
+
+
+def _has_float(x):
+    if _is_container(x):
+        return any(_has_float(v) for _, v in _items(x))
+    return _is_float_leaf(x)
+
+
+def _random_like(x, sym=False, dtype=np.float64):
+    """A random tree shaped like x: floats for float leaves, None elsewhere."""
+    if _is_container(x):
+        return _rebuild(x, [_random_like(v, sym, dtype) for _, v in _items(x)])
+    if not _is_float_leaf(x):
+        return None
+    if isinstance(x, float):
+        return float(_rng.standard_normal())
+    d = np.asarray(_rng.standard_normal(np.shape(x)), dtype=dtype)
+    if sym:
+        d = 0.5 * (d + np.swapaxes(d, -1, -2))
+    return d
+
+
+def _perturb(x, d, t):
+    if d is None:
+        return x
+    if _is_container(x):
+        return _rebuild(x, [_perturb(v, d[k], t) for k, v in _items(x)])
+    if isinstance(x, float):
+        return x + t * d
+    return np.asarray(x + t * d, dtype=np.result_type(x, np.float64))
+
+
+def _inner(g, y):
+    """<g, y> over the float leaves, g broadcast against y."""
+    if g is None or (isinstance(g, float) and g == 0.0 and _is_container(y)):
+        return 0.0
+    if _is_container(y):
+        return sum(_inner(g[k], v) for k, v in _items(y))
+    if not _is_float_leaf(y):
+        return 0.0
+    return float(np.sum(np.asarray(g, dtype=np.float64) * np.asarray(y, dtype=np.float64)))
+
+
+def _is_zero(r):
+    return type(r) is float and r == 0.0
+
+
+def _pair(r, d, x, path):
+    """<adjoint r, direction d> for a parameter with value x, checking that r
+    has the parameter's structure and is broadcastable to each leaf."""
+    if d is None or _is_zero(r):
+        return 0.0
+    if _is_container(x):
+        if isinstance(x, dict):
+            assert isinstance(r, dict), f'{path}: adjoint {type(r).__name__} for a dict'
+            assert set(r) == set(x), f'{path}: adjoint keys {set(r)} != {set(x)}'
+        else:
+            assert isinstance(r, (list, tuple)), f'{path}: adjoint {type(r).__name__} for a sequence'
+            assert len(r) == len(x), f'{path}: adjoint of length {len(r)} for {len(x)} elements'
+        return sum(_pair(r[k], d[k], v, f'{path}[{k!r}]') for k, v in _items(x))
+    ra = np.asarray(r)
+    assert ra.dtype.kind in 'fc', f'{path}: adjoint of dtype {ra.dtype}'
+    xs = np.shape(x)
+    assert ra.ndim <= len(xs), f'{path}: adjoint of shape {ra.shape} for a value of shape {xs}'
+    try:
+        full = np.broadcast_to(ra, xs)
+    except ValueError:
+        raise AssertionError(f'{path}: adjoint of shape {ra.shape} does not broadcast to {xs}')
+    return float(np.sum(full.astype(np.float64) * d))
+
+
+def _snapshot(x):
+    return copy.deepcopy(x)
+
+
+def _same(a, b):
+    if _is_container(a):
+        return (type(a) is type(b) and len(a) == len(b)
+                and all(_same(v, b[k]) for k, v in _items(a)))
+    if isinstance(a, np.ndarray):
+        return isinstance(b, np.ndarray) and a.dtype == b.dtype and np.array_equal(a, b)
+    return type(a) is type(b) and bool(a == b or (a != a and b != b))
+
+
+# --------------------------------------------------------------------------
+# The checks
+# --------------------------------------------------------------------------
+
+_NS = {'xp': np, 'rt': runtime}
+
+
+def _impl(record):
+    return eval(record.impl, dict(_NS))
+
+
+def _call(record, args, kwargs, param=None, value=None):
+    """The impl on the case's own args and kwargs, `param` replaced by `value`."""
+    args, kwargs = list(args), dict(kwargs)
+    if param is not None:
+        if param in kwargs:
+            kwargs[param] = value
+        else:
+            for i, (name, spec) in enumerate(record.signature.parameters.items()):
+                if name == param:
+                    if spec.kind == spec.VAR_POSITIONAL:
+                        args[i:] = list(value)
+                    else:
+                        args[i] = value
+                    break
+    return _impl(record)(*args, **kwargs)
+
+
+def _filled(record, args, kwargs):
+    bound = record.signature.bind(*args, **kwargs)
+    bound.apply_defaults()
+    return dict(bound.arguments)
+
+
+def _cotangents(ans):
+    """(label, g) pairs: every form the convention allows for this output."""
+    out = [('full', _random_like(ans)), ('zero', 0.0)]
+    if _is_container(ans):
+        if len(ans) >= 2:
+            g = _random_like(ans)
+            g = _rebuild(ans, [0.0] + [g[k] for k, _ in _items(ans)[1:]]) \
+                if not isinstance(ans, dict) else g
+            out.append(('zero-entry', g))
+        return out
+    if _is_float_leaf(ans) and np.ndim(ans) > 0:
+        out.append(('scalar', 0.7))
+        shp = np.shape(ans)
+        if shp[0] > 1:
+            out.append(('partial', np.asarray(_rng.standard_normal((1,) + shp[1:]))))
+        if len(shp) >= 2:
+            out.append(('trailing', np.asarray(_rng.standard_normal(shp[-1:]))))
+    return out
+
+
+def _check_template(record, p, template, args, kwargs, ans, label, g):
+    params = _filled(record, args, kwargs)
+    before = _snapshot((params, g))
+    ns = dict(_NS, g=g, ans=ans, **params)
+    where = f'{record.name}: VJP of {p!r} [{label} g] for args {_describe(args, kwargs)}'
+    try:
+        r = eval(template, ns)
+    except Exception as exc:  # pragma: no cover - reported
+        raise AssertionError(f'{where}: template {template!r} raised {exc!r}') from exc
+    assert _same(before, (params, g)), f'{where}: the template modified its inputs'
+    x = params[p]
+    sym = record.name == 'cholesky'
+    for _ in range(DIRECTIONS if label != 'zero' else 1):
+        d = _random_like(x, sym=sym)
+        lhs = _pair(r, d, x, where)
+        if label == 'zero':
+            assert lhs == 0.0, f'{where}: zero cotangent gave a nonzero adjoint'
+            continue
+        fp = _inner(g, _call(record, args, kwargs, p, _perturb(x, d, EPS)))
+        fm = _inner(g, _call(record, args, kwargs, p, _perturb(x, d, -EPS)))
+        rhs = (fp - fm) / (2 * EPS)
+        assert abs(lhs - rhs) <= RTOL * (abs(lhs) + abs(rhs)) + ATOL, (
+            f'{where}: <vjp, v> = {lhs!r} but finite differences give {rhs!r}')
+
+
+def _describe(args, kwargs):
+    def one(v):
+        if isinstance(v, np.ndarray):
+            return f'array{v.shape}'
+        if _is_container(v):
+            inner = ', '.join(one(x) for _, x in _items(v))
+            return ('[%s]' if isinstance(v, list) else '(%s)' if isinstance(v, tuple)
+                    else '{%s}') % inner
+        return repr(v)
+    parts = [one(a) for a in args] + [f'{k}={one(v)}' for k, v in kwargs.items()]
+    return '(' + ', '.join(parts) + ')'
+
+
+NAMES = sorted(rec.name for rec in TABLE)
+
+
+@pytest.mark.parametrize('name', NAMES)
+def test_rules(name):
+    record = TABLE[name]
+    assert CASES.get(name), f'{name}: no test case in tests/test_primitive_rules.py CASES'
+    if not record.differentiable:
+        for args, kwargs in CASES[name]:
+            _call(record, args, kwargs)
+        return
+    missing = [p for p in record.diff_params()
+               if p not in record.vjp and (name, p) not in STATIC_PARAMS]
+    assert not missing, f'{name}: no VJP template for differentiable parameters {missing}'
+    exercised = set()
+    for args, kwargs in CASES[name]:
+        ans = _call(record, args, kwargs)
+        params = _filled(record, args, kwargs)
+        for p, template in record.vjp.items():
+            if not _has_float(params[p]):
+                continue
+            exercised.add(p)
+            for label, g in _cotangents(ans):
+                _check_template(record, p, template, args, kwargs, ans, label, g)
+    assert exercised, f'{name}: no case exercises any VJP rule'
+
+
+def _to32(x):
+    if _is_container(x):
+        return _rebuild(x, [_to32(v) for _, v in _items(x)])
+    if isinstance(x, (np.ndarray, np.float64)) and x.dtype == np.float64:
+        return x.astype(np.float32)
+    return x
+
+
+def _dtype_problems(r, x, path):
+    if _is_zero(r) or r is None:
+        return []
+    if _is_container(x):
+        return sum((_dtype_problems(r[k], v, f'{path}[{k!r}]') for k, v in _items(x)), [])
+    if isinstance(x, np.ndarray) and x.dtype == np.float32 and isinstance(r, (np.ndarray, np.generic)):
+        if r.dtype != np.float32:
+            return [f'{path}: {r.dtype}']
+    return []
+
+
+DIFFERENTIABLE = sorted(rec.name for rec in TABLE if rec.differentiable)
+
+
+@pytest.mark.parametrize('name', DIFFERENTIABLE)
+def test_float32_adjoints_stay_float32(name):
+    record = TABLE[name]
+    problems = []
+    for args, kwargs in CASES.get(name, []):
+        args, kwargs = _to32(args), _to32(kwargs)
+        ans = _call(record, args, kwargs)
+        params = _filled(record, args, kwargs)
+        g = _to32(_random_like(ans, dtype=np.float32))
+        for p, template in record.vjp.items():
+            if (name, p) in DTYPE_EXEMPT or not _has_float(params[p]):
+                continue
+            for gv in (g, 0.7) if not _is_container(ans) else (g,):
+                r = eval(template, dict(_NS, g=gv, ans=ans, **params))
+                problems += _dtype_problems(r, params[p], f'{p} {_describe(args, kwargs)}')
+    assert not problems, f'{name}: float32 input, adjoint of another dtype: {problems}'
+
+
+def test_every_case_names_a_record():
+    stale = sorted(set(CASES) - set(NAMES))
+    assert not stale, f'cases for primitives not in the table: {stale}'
+
+
+def test_templates_only_use_defined_runtime_functions():
+    missing = []
+    for record in TABLE:
+        for p, template in record.vjp.items():
+            compile(template, f'<{record.name}.{p}>', 'eval')
+            for fn in re.findall(r'\brt\.(\w+)', template):
+                if not callable(getattr(runtime, fn, None)):
+                    missing.append(f'{record.name}.{p}: rt.{fn}')
+        if record.impl.startswith('rt.') and not callable(getattr(runtime, record.impl[3:], None)):
+            missing.append(f'{record.name}: impl {record.impl}')
+    assert not missing, missing
+
+
+def test_template_names_do_not_shadow_parameters():
+    clash = [f'{r.name}.{p}' for r in TABLE if r.differentiable
+             for p in r.params if p in ('g', 'ans', 'xp', 'rt')]
+    assert not clash, f'parameters named like template variables: {clash}'
