@@ -202,14 +202,13 @@ def vjp(fun, *primals, has_aux=False):
     out, tape = fwd(*primals)
     aux = None
     if has_aux:
-        runtime.seed_aux(out) if False else None
         if not (isinstance(out, (tuple, list)) and len(out) == 2):
             raise TypeError('with has_aux=True the function must return a pair (output, aux)')
         out, aux = out
 
     def vjp_fun(cotangent):
         seed = (cotangent, runtime.ZERO) if has_aux else cotangent
-        raw = bwd(tape, seed)
+        raw = bwd(tape, seed)[:len(primals)]      # not the defaulted parameters
         return runtime.finalize_distinct(
             tuple(runtime.finalize(r, p) for r, p in zip(raw, primals)))
     if has_aux:
@@ -217,8 +216,12 @@ def vjp(fun, *primals, has_aux=False):
     return out, vjp_fun
 
 
-def _vjp_call(fn, args):
+def _vjp_call(fn, args, kwargs):
     """Hook for generated code calling a user function: (output, pullback)."""
+    if kwargs or len(args) < getattr(getattr(fn, '__code__', None), 'co_argcount', 0):
+        bound = inspect.signature(getattr(fn, 'fun', fn)).bind(*args, **kwargs)
+        bound.apply_defaults()
+        args = bound.args
     while isinstance(fn, Transformed):
         fn = fn.function_for(args)
     if not isinstance(fn, types.FunctionType):

@@ -116,14 +116,16 @@ def extremum_vjp(g, x, y, axis=None, keepdims=False):
 
 
 def add(a, b):
-    """a + b for adjoints, where either may be the zero 0.0 or a container."""
-    if isinstance(a, _CONTAINERS) or isinstance(b, _CONTAINERS):
-        if is_zero(a):
-            return b
-        if is_zero(b):
-            return a
-        if isinstance(a, dict):
-            return {k: add(a[k], b[k]) for k in a}
+    """a + b for adjoints, where either may be the zero 0.0 or a container.
+
+    Adding the zero returns the other side itself: never a copy."""
+    if type(a) is float and a == 0.0:
+        return b
+    if type(b) is float and b == 0.0:
+        return a
+    if isinstance(a, dict):
+        return {k: add(a[k], b[k]) for k in a}
+    if isinstance(a, (list, tuple)):
         return _rebuild(a, [add(u, v) for u, v in zip(a, b)])
     return a + b
 
@@ -319,12 +321,13 @@ def install_vjp_hook(hook):
     _vjp_hook = hook
 
 
-def vjp_call(fn, *args):
+def vjp_call(fn, *args, **kwargs):
     """Call a user function inside differentiated code: (output, pullback).
 
-    codax installs the hook that transforms `fn` per argument signature (this
-    module must not import the transformer)."""
-    return _vjp_hook(fn, args)
+    The pullback returns one adjoint per parameter of `fn`, in order. codax
+    installs the hook that transforms `fn` per argument signature (this module
+    must not import the transformer)."""
+    return _vjp_hook(fn, args, kwargs)
 
 
 def seed_aux(out):

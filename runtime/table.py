@@ -45,7 +45,7 @@ class Primitive:
         return [p for p in self.params if p not in self.nondiff]
 
     def bind(self, args, kwargs):
-        """Map call arguments to parameter names; defaults filled in."""
+        """Map call arguments to parameter names (defaults are not filled in)."""
         bound = self.signature.bind(*args, **kwargs)
         return dict(bound.arguments)
 

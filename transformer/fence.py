@@ -31,6 +31,7 @@ _REFUSED = {
 def check(unit):
     fdef = unit.tree
     _check_signature(fdef, unit)
+    _check_aliased_writes(fdef, unit)
     for stmt in fdef.body:
         for node in n.walk(stmt):
             for kind, what in _REFUSED.items():
@@ -62,3 +63,90 @@ def _check_target(target, unit):
             raise error_at(node, 'codax supports writes into a named array only (`y[i] = v`)', unit)
         if isinstance(node, n.Starred):
             raise error_at(node, 'codax does not support starred assignment targets', unit)
+
+
+# ---- writes through views ----
+# codax gives array writes value semantics (`y[i] = v` makes a new y, as JAX's
+# y.at[i].set(v) does). NumPy writes in place, so the two disagree exactly when
+# the written array shares memory with another name that is read afterwards.
+# That is refused rather than answered differently.
+
+_VIEW_METHODS = {'reshape', 'ravel', 'transpose', 'swapaxes', 'squeeze', 'view', 'diagonal',
+                 'moveaxis', 'expand_dims', 'T'}
+
+
+def _alias_base(value):
+    """(name, is_view) if `value` may share memory with a named array."""
+    if isinstance(value, n.Name):
+        return value.id, False
+    if isinstance(value, n.Subscript) and isinstance(value.value, n.Name):
+        parts = value.slice.elts if isinstance(value.slice, n.Tuple) else [value.slice]
+        if any(isinstance(p, n.Slice) or (isinstance(p, n.Constant) and p.value in (None, Ellipsis))
+               for p in parts):
+            return value.value.id, True
+    if isinstance(value, n.Attribute) and value.attr == 'T' and isinstance(value.value, n.Name):
+        return value.value.id, True
+    if isinstance(value, n.Call) and value.args or isinstance(value, n.Call) and \
+            isinstance(value.func, n.Attribute):
+        func = value.func
+        if isinstance(func, n.Attribute) and func.attr in _VIEW_METHODS:
+            if isinstance(func.value, n.Name) and func.value.id not in ('np', 'numpy'):
+                return func.value.id, True
+            if value.args and isinstance(value.args[0], n.Name):
+                return value.args[0].id, True
+    return None
+
+
+def _check_aliased_writes(fdef, unit):
+    group = {}                                   # name -> representative (union-find)
+
+    def find(x):
+        while group.get(x, x) != x:
+            x = group[x]
+        return x
+    views = set()
+    for node in n.walk(fdef):
+        if isinstance(node, n.Assign) and len(node.targets) == 1 \
+                and isinstance(node.targets[0], n.Name):
+            found = _alias_base(node.value)
+            if found:
+                base, is_view = found
+                group[find(node.targets[0].id)] = find(base)
+                if is_view:
+                    views.add(node.targets[0].id)
+    if not group:
+        return
+    for write, name in _writes(fdef, views):
+        partners = {m for m in set(group) | set(group.values())
+                    if m != name and find(m) == find(name)}
+        later = _read_after(fdef, write, partners)
+        if later:
+            raise error_at(write, f'this write to {name!r} would also change {later!r} in NumPy '
+                           f'(they share memory), but codax gives array writes value semantics '
+                           f'(like JAX\'s .at[].set). Write into {later!r} directly, or make '
+                           f'{name!r} a copy with .copy()', unit)
+
+
+def _writes(fdef, views):
+    for node in n.walk(fdef):
+        if isinstance(node, (n.Assign, n.AugAssign)):
+            targets = node.targets if isinstance(node, n.Assign) else [node.target]
+            for target in targets:
+                if isinstance(target, n.Subscript) and isinstance(target.value, n.Name):
+                    yield node, target.value.id
+                elif isinstance(node, n.AugAssign) and isinstance(target, n.Name) \
+                        and target.id in views:
+                    yield node, target.id
+
+
+def _read_after(fdef, write, names):
+    """A name in `names` read after `write`: later in the text, or anywhere in
+    a loop around it."""
+    loops = [loop for loop in n.walk(fdef) if isinstance(loop, (n.For, n.While))
+             and any(x is write for x in n.walk(loop))]
+    for node in n.walk(fdef):
+        if isinstance(node, n.Name) and isinstance(node.ctx, n.Load) and node.id in names:
+            if node.lineno > write.lineno or any(any(x is node for x in n.walk(loop))
+                                                 for loop in loops):
+                return node.id
+    return None

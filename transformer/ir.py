@@ -24,6 +24,8 @@ boolean operator, comprehension, method call or tuple-unpacking target after
 normalize. Calls carry a `CallInfo` in the attribute `codax`.
 `describe(rhs)` is the one place that says what an rhs computes, for every pass.
 """
+import inspect
+
 from runtime import TABLE
 
 from . import nodes as n
@@ -59,7 +61,8 @@ class Op:
 
     kind: 'copy', 'prim', 'call' (user/dynamic function), 'native',
     'container' (tuple/list/dict literal), 'inactive'.
-    inputs: {param: node} for 'prim'; list of nodes otherwise.
+    inputs: {param: node} for 'prim'; (adjoint position, node) pairs for
+    'call' and 'container'; a list of nodes otherwise.
     """
 
     def __init__(self, kind, prim=None, inputs=None, label=''):
@@ -72,9 +75,9 @@ class Op:
         """(param, node) pairs through which a gradient can flow."""
         if self.kind == 'prim':
             return [(p, self.inputs[p]) for p in self.prim.diff_params() if p in self.inputs]
-        if self.kind in ('copy', 'call', 'native'):
+        if self.kind in ('copy', 'native'):
             return list(enumerate(self.inputs))
-        if self.kind == 'container':
+        if self.kind in ('call', 'container'):
             return list(self.inputs)
         return []
 
@@ -117,7 +120,12 @@ def _describe_call(call):
     if info.kind == 'prim':
         return Op('prim', info.prim, bound_arguments(call, info.prim), label=info.label)
     if info.kind in ('user', 'dynamic'):
-        return Op('call', inputs=list(call.args), label=info.label)
+        pairs = list(enumerate(call.args))
+        if call.keywords:                    # the pullback returns adjoints by position
+            callee = getattr(info.obj, 'fun', info.obj)
+            params = list(inspect.signature(callee).parameters)
+            pairs += [(params.index(k.arg), k.value) for k in call.keywords]
+        return Op('call', inputs=pairs, label=info.label)
     return Op('native', inputs=list(call.args) + [k.value for k in call.keywords],
               label=info.label)
 

@@ -658,7 +658,8 @@ class Flattener:
             call.codax = CallInfo('user', obj=obj, label=label)
             return n.copy_location(call, e)
         if isinstance(obj, types.FunctionType):
-            call = n.Call(func=func, args=self._positional(obj, args, kws, e), keywords=[])
+            self._check_call(obj, args, kws, e)
+            call = n.Call(func=func, args=args, keywords=kws)
             call.codax = CallInfo('user', obj=obj, label=label)
             return n.copy_location(call, e)
         call = n.Call(func=func, args=args, keywords=kws)
@@ -689,23 +690,12 @@ class Flattener:
         call.codax = CallInfo('prim', prim=prim, label=label)
         return n.copy_location(call, origin)
 
-    def _positional(self, fn, args, kws, origin):
-        """Arguments of a call to a user function, all by position."""
-        if not kws:
-            return args
+    def _check_call(self, fn, args, kws, origin):
+        """A call to a user function must bind to its parameters."""
         try:
-            bound = inspect.signature(fn).bind(*args, **{k.arg: k.value for k in kws})
+            inspect.signature(fn).bind(*args, **{k.arg: k.value for k in kws})
         except TypeError as exc:
             raise self.error(origin, f'bad arguments to {fn.__name__}: {exc}') from None
-        out = []
-        for param in inspect.signature(fn).parameters.values():
-            if param.name in bound.arguments:
-                out.append(bound.arguments[param.name])
-            elif param.default is not param.empty and _literal(param.default):
-                out.append(n.const(param.default))
-            else:
-                break
-        return out
 
 
 def _is_pop(value, local_names):
@@ -721,10 +711,6 @@ def _parallel(s):
             and isinstance(s.value, (n.Tuple, n.List))
             and len(s.targets[0].elts) == len(s.value.elts)
             and not any(isinstance(e, n.Starred) for e in s.value.elts))
-
-
-def _literal(value):
-    return value is None or isinstance(value, (bool, int, float, str))
 
 
 def _is_atom(node):

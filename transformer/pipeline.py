@@ -124,7 +124,7 @@ def _grad_function(unit, fdef, result, params, active, mode, has_aux, fresh):
     body = (result.primal + keep + _seed(fdef, result, has_aux) + result.adjoint
             + [n.return_(out)])
     name = f'{mode}_{unit.name}'
-    return n.copy_location(n.function(name, params, body), fdef)
+    return _with_defaults(n.copy_location(n.function(name, params, body), fdef), fdef)
 
 
 def _vjp_functions(unit, fdef, result, params, fresh):
@@ -133,7 +133,7 @@ def _vjp_functions(unit, fdef, result, params, fresh):
     start = [n.assign(v, n.const(None)) for v in sorted(maybe_unbound)]
     tape = n.tuple_([n.name(v) for v in tape_names])
     fwd_body = start + result.primal + [n.return_(n.tuple_([result.ret, tape]))]
-    fwd = n.function(f'vjp_fwd_{unit.name}', params, fwd_body)
+    fwd = _with_defaults(n.function(f'vjp_fwd_{unit.name}', params, fwd_body), fdef)
     ret = result.ret
     seed_name = result.adjoint_of.get(ret.id) if isinstance(ret, n.Name) else None
     seed_param = seed_name or fresh('_ct')
@@ -149,6 +149,12 @@ def _vjp_functions(unit, fdef, result, params, fresh):
     bwd_body = unpack + result.adjoint + [n.return_(outs)]
     bwd = n.function(f'vjp_bwd_{unit.name}', [tape_param, seed_param], bwd_body)
     return [n.copy_location(fwd, fdef), n.copy_location(bwd, fdef)]
+
+
+def _with_defaults(function, fdef):
+    """The user's parameter defaults, evaluated (like theirs) in their module."""
+    function.args.defaults = [n.deepcopy(d) for d in fdef.args.defaults]
+    return function
 
 
 def _conditionally_assigned(stmts):

@@ -232,7 +232,7 @@ class Reverse:
                 restores.append(pullback)
                 results = self.fresh('_b')
                 out.append(n.assign(results, n.call(n.name(pullback), [g])))
-                for k, node in enumerate(op.inputs):
+                for k, node in op.inputs:
                     out += self.accumulate(node, n.subscript(n.name(results), n.const(k)))
             if name in self.overwritten:
                 out.append(n.assign(self.adj(name), n.const(0.0)))
@@ -310,6 +310,7 @@ class Reverse:
             if pullback:
                 call = stmt.value
                 vjp_call = n.call('rt.vjp_call', [call.func] + list(call.args))
+                vjp_call.keywords = list(call.keywords)
                 target = n.tuple_([n.name(name, store=True), n.name(pullback, store=True)],
                                   store=True)
                 stmt = n.Assign(targets=[target], value=vjp_call, type_comment=None)
