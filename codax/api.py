@@ -9,6 +9,7 @@ import numpy
 import runtime
 from runtime.backend import array_module
 from runtime.tree import tree_leaves
+from transformer.errors import SourceError
 from transformer.pipeline import compile_reverse
 
 from .cache import CACHE, closure_key, closure_values, signature
@@ -227,7 +228,13 @@ def _vjp_call(fn, args, kwargs):
     if not isinstance(fn, types.FunctionType):
         raise TypeError(f'codax cannot differentiate through a call to {fn!r}: it is not a '
                         'plain Python function')
-    fwd, bwd = _vjp_entry(fn, args, False)
+    try:
+        fwd, bwd = _vjp_entry(fn, args, False)
+    except SourceError as exc:
+        if fn.__module__.split('.')[0] != 'runtime':
+            raise
+        raise SourceError(f'codax has no higher derivative for the rule helper rt.{fn.__name__} '
+                          f'(it is first-order only): {exc.message}') from None
     out, tape = fwd(*args)
     return out, functools.partial(bwd, tape)
 

@@ -50,13 +50,33 @@ def inverse_axes(axes, a):
     return tuple(int(i) for i in numpy.argsort([int(ax) % nd for ax in axes]))
 
 
+_ndarray = numpy.ndarray
+
+
 def _swap_last(m):
     return array_module(m).swapaxes(m, -1, -2)
+
+
+def _matmul_vjp_2d(g, a, b, which):
+    """The common cases, matrix-matrix and matrix-vector, as one product each;
+    None where the general path is needed."""
+    if a.ndim == 2 and b.ndim == 2:
+        return g @ b.T if which == 0 else a.T @ g
+    if a.ndim == 2 and b.ndim == 1:
+        return g[:, None] * b if which == 0 else g @ a
+    if a.ndim == 1 and b.ndim == 2:
+        return b @ g if which == 0 else a[:, None] * g
+    return None
 
 
 def matmul_vjp(g, x1, x2, ans, which):
     """Adjoint of x1 (which=0) or x2 (which=1) for ans = x1 @ x2, with 1-D
     operands promoted as NumPy does and batch broadcasting undone."""
+    if type(g) is _ndarray and type(x1) is _ndarray and type(x2) is _ndarray \
+            and g.shape == ans.shape and g.dtype == x1.dtype == x2.dtype:
+        fast = _matmul_vjp_2d(g, x1, x2, which)
+        if fast is not None:
+            return fast
     xp = array_module(x1, x2)
     g = xp.asarray(materialize(g, ans))
     a = xp.asarray(x1)

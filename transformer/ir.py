@@ -66,6 +66,7 @@ class Op:
     """
 
     def __init__(self, kind, prim=None, inputs=None, label=''):
+        self.callee = None          # for 'call': the function expression
         self.kind = kind
         self.prim = prim
         self.inputs = inputs if inputs is not None else {}
@@ -82,7 +83,7 @@ class Op:
         return []
 
     def diff_names(self):
-        out = set()
+        out = n.names_in(self.callee) if self.callee is not None else set()
         for _, node in self.diff_inputs():
             out |= n.names_in(node) if node is not None else set()
         return out
@@ -125,7 +126,9 @@ def _describe_call(call):
             callee = getattr(info.obj, 'fun', info.obj)
             params = list(inspect.signature(callee).parameters)
             pairs += [(params.index(k.arg), k.value) for k in call.keywords]
-        return Op('call', inputs=pairs, label=info.label)
+        op = Op('call', inputs=pairs, label=info.label)
+        op.callee = call.func
+        return op
     return Op('native', inputs=list(call.args) + [k.value for k in call.keywords],
               label=info.label)
 

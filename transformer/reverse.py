@@ -13,6 +13,8 @@ The result is two statement lists over the same variables:
 Invariant: the adjoint of a statement runs in the state right after it, and
 leaves the state as it was right before it.
 """
+import collections
+
 from runtime import TABLE  # noqa: F401  (rules live in the table)
 
 from . import nodes as n
@@ -62,6 +64,32 @@ def _broadcast_free(op, param):
               if p != param and p in op.prim.diff_params()]
     return template.startswith('rt.unbroadcast(') and all(
         isinstance(node, n.Constant) and isinstance(node.value, (int, float)) for node in others)
+
+
+def _load_counts(tree):
+    return collections.Counter(x.id for x in n.walk(tree)
+                               if isinstance(x, n.Name) and isinstance(x.ctx, n.Load))
+
+
+def _iteration_locals(loop):
+    """Names assigned once, at the top level of the loop body, and read only
+    later in that same body: each iteration's value dies within the iteration."""
+    body = loop.body
+    defined = {}
+    for i, stmt in enumerate(body):
+        if isinstance(stmt, n.Assign):
+            defined.setdefault(stmt.targets[0].id, []).append(i)
+    nested = {x.id for stmt in body if not isinstance(stmt, n.Assign)
+              for x in n.walk(stmt) if isinstance(x, n.Name) and isinstance(x.ctx, n.Store)}
+    local = set()
+    for name, positions in defined.items():
+        if len(positions) != 1 or name in nested:
+            continue
+        first = positions[0]
+        reads_before = any(name in n.names_in(stmt) for stmt in body[:first + 1])
+        if not reads_before:
+            local.add(name)
+    return local
 
 
 def _origin(stmt):
@@ -130,6 +158,9 @@ class Reverse:
         self.initialized = set()
         self.pullbacks = {}      # id(call statement) -> pullback name
         self.call_targets = {}   # id(call statement) -> the name it assigns
+        self.loads = _load_counts(fdef)
+        self.zero = set()            # adjoints known to hold exactly 0.0 here
+        self.iteration_local = set()  # loop names whose adjoint lives in one iteration
         self.stack = '_stack' if '_stack' not in fresh.taken else fresh('_stack')
         fresh.taken.add(self.stack)
         self.counters = {}       # id(while statement) -> trip-count name
@@ -176,32 +207,49 @@ class Reverse:
             return self.assignment(stmt)
         if isinstance(stmt, n.If):
             pre = self.pre_initialize(stmt)
-            body, orelse = self.block(stmt.body), self.block(stmt.orelse)
+            body, orelse = self.branch(stmt.body), self.branch(stmt.orelse)
             if not body and not orelse:
                 return pre
             return pre + [n.if_(n.deepcopy(stmt.test), body, orelse)]
         if isinstance(stmt, n.For):
             pre = self.pre_initialize(stmt)
-            body = self.block(stmt.body)
+            body = self.branch(stmt.body)
             backwards = n.call(n.name('reversed'), [n.deepcopy(stmt.iter)])
             loop = n.for_(stmt.target.id, backwards, body)
             return pre + ([loop] if body else []) + [_restore(stmt.target.id)]
         if isinstance(stmt, n.While):
             counter = self.counters[id(stmt)] = self.fresh('_n')
             pre = self.pre_initialize(stmt)
-            body = self.block(stmt.body)
+            body = self.branch(stmt.body)
             pop = n.assign(counter, n.call(n.attr(n.name(self.stack), 'pop')))
             loop = n.for_(self.fresh('_it'), n.call(n.name('range'), [n.name(counter)]), body)
             return pre + [pop] + ([loop] if body else [])
         return []
 
+    def branch(self, stmts):
+        """The adjoint of a nested block. What is known to be zero on entry may
+        not be on a later iteration, and is not after it."""
+        self.zero.clear()
+        out = self.block(stmts)
+        self.zero.clear()
+        return out
+
     def pre_initialize(self, compound):
-        """Zero the adjoints a loop or branch accumulates into, if not yet set."""
+        """Zero the adjoints a loop or branch accumulates into, if not yet set.
+
+        A loop's iteration-local names are left out: their adjoints start
+        afresh in every iteration of the adjoint loop."""
+        local = set()
+        if isinstance(compound, (n.For, n.While)):
+            inside = _load_counts(compound)
+            local = {x for x in _iteration_locals(compound) if inside[x] == self.loads[x]}
+        self.iteration_local |= local
+        self.initialized -= {self.adj(x) for x in local & self.diff}   # fresh per iteration
         out = []
         for stmt in n.walk(compound):
             if not isinstance(stmt, n.Assign) or stmt.targets[0].id not in self.diff:
                 continue
-            for name in sorted(describe(stmt.value).diff_names() & self.diff):
+            for name in sorted(describe(stmt.value).diff_names() & self.diff - local):
                 adjoint = self.adj(name)
                 if adjoint not in self.initialized:
                     self.initialized.add(adjoint)
@@ -213,8 +261,11 @@ class Reverse:
         op = describe(stmt.value)
         if name in self.diff and op.kind == 'native' and op.diff_names() & self.active:
             raise error_at(_origin(stmt), f'{op.label} has no derivative rule, and codax '
-                           'cannot differentiate through it (it has no Python source codax can '
-                           'read)', self.unit)
+                           'cannot differentiate through it (no Python source it can read)',
+                           self.unit)
+        if name in self.diff and op.kind == 'call' and n.names_in(op.callee) & self.active:
+            raise error_at(_origin(stmt), f'codax cannot differentiate this call: the function '
+                           f'{op.label!r} itself depends on the differentiated inputs', self.unit)
         out = []
         restores = [name]
         if name in self.diff and self.adj(name) in self.initialized:
@@ -234,8 +285,9 @@ class Reverse:
                 out.append(n.assign(results, n.call(n.name(pullback), [g])))
                 for k, node in op.inputs:
                     out += self.accumulate(node, n.subscript(n.name(results), n.const(k)))
-            if name in self.overwritten:
+            if name in self.overwritten and name not in self.iteration_local:
                 out.append(n.assign(self.adj(name), n.const(0.0)))
+                self.zero.add(self.adj(name))
         return out + [_restore(r) for r in reversed(restores)]    # pops mirror the pushes
 
     def prim_adjoint(self, stmt, op, name, g):
@@ -265,8 +317,9 @@ class Reverse:
         if not (isinstance(node, n.Name) and node.id in self.diff):
             return []
         adjoint = self.adj(node.id)
-        if adjoint not in self.initialized:
+        if adjoint not in self.initialized or adjoint in self.zero:
             self.initialized.add(adjoint)
+            self.zero.discard(adjoint)
             return [n.assign(adjoint, contribution)]
         if node.id in self.numeric:
             return [n.assign(adjoint, n.binop(n.name(adjoint), n.Add(), contribution))]

@@ -42,6 +42,31 @@ class _Fold(n.NodeTransformer):
         return node
 
 
+    def visit_IfExp(self, node):
+        """`A if None is None else B` -> A: rules that depend on a static argument."""
+        self.generic_visit(node)
+        if isinstance(node.test, n.Constant):
+            return node.body if node.test.value else node.orelse
+        return node
+
+    def visit_Compare(self, node):
+        self.generic_visit(node)
+        if len(node.ops) == 1 and isinstance(node.left, n.Constant) \
+                and isinstance(node.comparators[0], n.Constant):
+            a, b, op = node.left.value, node.comparators[0].value, node.ops[0]
+            decide = {n.Is: lambda: a is b, n.IsNot: lambda: a is not b,
+                      n.Eq: lambda: a == b, n.NotEq: lambda: a != b}.get(type(op))
+            if decide is not None:
+                return n.const(bool(decide()))
+        return node
+
+    def visit_BoolOp(self, node):
+        self.generic_visit(node)
+        if all(isinstance(v, n.Constant) for v in node.values):
+            values = [bool(v.value) for v in node.values]
+            return n.const(any(values) if isinstance(node.op, n.Or) else all(values))
+        return node
+
     def visit_Call(self, node):
         """`rt.sum_vjp(g, x, None, ...)` and `rt.sum_vjp(g, x, axis, True)` are `g`."""
         self.generic_visit(node)

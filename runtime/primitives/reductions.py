@@ -26,7 +26,10 @@ reduction('std', f'rt.sum_vjp(g / ans, a, axis, keepdims) * ({_CENTRED}) / {_DOF
 reduction('cumsum', 'rt.cumsum_vjp(g, a, ans, axis)', methods=('cumsum',),
           signature='a, axis=None, dtype=None, out=None')
 primitive('norm', 'x, ord=None, axis=None, keepdims=False',
-          {'x': 'rt.norm_vjp(g, x, ans, ord, axis, keepdims)'},
+          # The 2-norm's rule is written with primitives, so it has second
+          # derivatives; other orders go through rt.norm_vjp (first order only).
+          {'x': 'rt.sum_vjp(g, x, axis, keepdims) * x / rt.keep_dims(ans, x, axis, keepdims) '
+                'if ord is None or ord == "fro" else rt.norm_vjp(g, x, ans, ord, axis, keepdims)'},
           nondiff=('ord', 'axis', 'keepdims'), targets=(numpy.linalg.norm,),
           impl='xp.linalg.norm', family='reduction')
 
