@@ -47,8 +47,8 @@ def _describe(args):
 
 
 def specialize(fn, mode, argnums, has_aux, args):
-    while isinstance(fn, Transformed):        # composition: transform the generated code
-        fn = fn.function_for(args)
+    while transformation_of(fn) is not None:   # composition: transform the generated code
+        fn = transformation_of(fn).function_for(args)
     if not isinstance(fn, types.FunctionType):
         return _not_a_function(fn)
     key = (mode, argnums, has_aux, id(fn.__code__), id(fn.__globals__), closure_key(fn),
@@ -100,8 +100,8 @@ def _check_inexact(args, argnums, fname):
 
 
 class Transformed:
-    """The result of grad(f) or value_and_grad(f): call it, or read .source()."""
-    __codax_transformed__ = True
+    """What grad(f) or value_and_grad(f) builds: the transformation of one
+    function, with its per-signature cache. Users get `as_function()`."""
 
     def __init__(self, fun, mode, argnums, has_aux):
         if not callable(fun):
@@ -135,24 +135,32 @@ class Transformed:
         (function,) = self._specialize(args).build(self.fun)
         return function
 
-    def __call__(self, *args, **kwargs):
-        if kwargs or len(args) < self._nargs:
-            args = self._positional(args, kwargs)
-        fast = self._fast
-        if fast is not None:
-            key = signature(args)
-            function = fast.get(key)
-            if function is None:
-                function = self.function_for(args)
-                if len(fast) > 64:
-                    fast.clear()
-                fast[key] = function
-        else:
-            function = self.function_for(args)
-        out = function(*args)
-        if self._single:
-            return out
-        return _as_tuple_grads(out, self.mode, self.has_aux)
+    def as_function(self):
+        """A plain function (cheaper to call than an object) with .source()."""
+        fast, single, nargs = self._fast, self._single, self._nargs
+        positional, function_for, mode, has_aux = (self._positional, self.function_for,
+                                                   self.mode, self.has_aux)
+
+        def transformed(*args, **kwargs):
+            if kwargs or len(args) < nargs:
+                args = positional(args, kwargs)
+            if fast is not None:
+                key = signature(args)
+                function = fast.get(key)
+                if function is None:
+                    function = function_for(args)
+                    if len(fast) > 64:
+                        fast.clear()
+                    fast[key] = function
+            else:
+                function = function_for(args)
+            out = function(*args)
+            return out if single else _as_tuple_grads(out, mode, has_aux)
+        functools.update_wrapper(transformed, self.fun, updated=())
+        del transformed.__wrapped__          # inspect must not mistake it for the user's code
+        transformed.source = self.source
+        transformed.__codax_transformed__ = self
+        return transformed
 
     def source(self, *args, **kwargs):
         """The Python source generated for this argument signature."""
@@ -162,6 +170,11 @@ class Transformed:
 
     def __repr__(self):
         return f'<codax.{self.mode} of {getattr(self.fun, "__qualname__", self.fun)!r}>'
+
+
+def transformation_of(fn):
+    """The Transformed behind a function returned by grad/value_and_grad, or None."""
+    return getattr(fn, '__codax_transformed__', None)
 
 
 def _as_tuple_grads(out, mode, has_aux):
@@ -175,12 +188,12 @@ def _as_tuple_grads(out, mode, has_aux):
 
 def grad(fun, argnums=0, has_aux=False):
     """The gradient of scalar-valued `fun` with respect to argument(s) `argnums`."""
-    return Transformed(fun, 'grad', argnums, has_aux)
+    return Transformed(fun, 'grad', argnums, has_aux).as_function()
 
 
 def value_and_grad(fun, argnums=0, has_aux=False):
     """Like grad, but the function returns (value, gradient)."""
-    return Transformed(fun, 'value_and_grad', argnums, has_aux)
+    return Transformed(fun, 'value_and_grad', argnums, has_aux).as_function()
 
 
 def _has_inexact(value):
@@ -223,8 +236,8 @@ def _vjp_call(fn, args, kwargs):
         bound = inspect.signature(getattr(fn, 'fun', fn)).bind(*args, **kwargs)
         bound.apply_defaults()
         args = bound.args
-    while isinstance(fn, Transformed):
-        fn = fn.function_for(args)
+    while transformation_of(fn) is not None:
+        fn = transformation_of(fn).function_for(args)
     if not isinstance(fn, types.FunctionType):
         raise TypeError(f'codax cannot differentiate through a call to {fn!r}: it is not a '
                         'plain Python function')
@@ -247,7 +260,7 @@ def source(f, *args, **kwargs):
 
     For a plain Python function, its normal form: the code every
     transformation starts from."""
-    if isinstance(f, Transformed):
+    if transformation_of(f) is not None:
         return f.source(*args, **kwargs)
     from transformer import nodes
     from transformer.pipeline import front_end

@@ -155,8 +155,8 @@ def finalize(g, x, seen=None):
 
     Containers are rebuilt with x's structure, zeros become zero arrays, and
     broadcastable adjoints become owned full arrays of x's dtype."""
-    if type(g) is _ndarray and g.base is None and type(x) is _ndarray \
-            and g.dtype is x.dtype and g.shape == x.shape and seen is None:
+    if type(g) is _ndarray and g.base is None and seen is None and type(x) is _ndarray \
+            and g.dtype is x.dtype and g.shape == x.shape:
         return g                       # the common case: already an owned array
     seen = set() if seen is None else seen
     if isinstance(x, dict):

@@ -1,17 +1,76 @@
 """Stage 6: clean-ups on generated code.
 
+Copy propagation: a name assigned once, at the top level, from a constant or
+from another such name is replaced by that value (`b_t2 = 1.0; b_t1 = b_t2`
+becomes uses of 1.0), and arithmetic on two Python number constants is folded,
+exactly as Python would compute it.
+
 Dead code: an assignment whose target is never read, and whose operation has
 no effect besides its value, is removed; repeated until nothing changes. This
 is what drops primal values the derivative does not need (for `grad`, often
 the output itself).
 """
+import operator
+
 from . import nodes as n
 from .ir import describe
 
 PURE = {'copy', 'prim', 'container', 'inactive'}
+_ARITHMETIC = {n.Add: operator.add, n.Sub: operator.sub, n.Mult: operator.mul}
+
+
+def optimize(fdef):
+    propagate_copies(fdef)
+    remove_dead_code(fdef)
+    return fdef
+
+
+def propagate_copies(fdef):
+    params = {a.id for a in fdef.args.args}
+    counts = {}
+    for node in n.walk(fdef):
+        if isinstance(node, n.Name) and isinstance(node.ctx, n.Store):
+            counts[node.id] = counts.get(node.id, 0) + 1
+    values = {}
+    for stmt in fdef.body:                       # top level only: straight-line
+        if isinstance(stmt, n.Assign) and isinstance(stmt.targets[0], n.Name):
+            name, value = stmt.targets[0].id, _Substitute(values).visit(stmt.value)
+            stmt.value = value
+            single = counts.get(name) == 1 and name not in params
+            if single and (_number(value) or isinstance(value, n.Name)
+                           and counts.get(value.id) == 1 and value.id not in params):
+                values[name] = value
+        else:
+            _Substitute(values).visit(stmt)
+    fdef.body = [s for s in fdef.body if not (isinstance(s, n.Assign)
+                                              and isinstance(s.targets[0], n.Name)
+                                              and s.targets[0].id in values)]
+    return fdef
+
+
+def _number(node):
+    return isinstance(node, n.Constant) and type(node.value) in (int, float)
+
+
+class _Substitute(n.NodeTransformer):
+    def __init__(self, values):
+        self.values = values
+
+    def visit_Name(self, node):
+        if isinstance(node.ctx, n.Load) and node.id in self.values:
+            return n.deepcopy(self.values[node.id])
+        return node
+
+    def visit_BinOp(self, node):
+        self.generic_visit(node)
+        fold = _ARITHMETIC.get(type(node.op))
+        if fold and _number(node.left) and _number(node.right):
+            return n.const(fold(node.left.value, node.right.value))
+        return node
 
 
 def remove_dead_code(fdef):
+    """Drop assignments nobody reads (pure operations only), to a fixpoint."""
     while True:
         read = set()
         for stmt in fdef.body:

@@ -10,7 +10,7 @@ import types
 from . import nodes as n
 from . import fence, normalize as normalize_pass, parse, reverse
 from .errors import SourceError, error_at
-from .optimize import remove_dead_code
+from .optimize import optimize
 
 RESERVED = ('xp', 'rt')
 FULL_REDUCTIONS = {'sum', 'mean', 'prod', 'max', 'min', 'amax', 'amin', 'var', 'std',
@@ -69,7 +69,7 @@ def compile_reverse(fn, mode, active, numeric, has_aux, label, verbose=False):
     else:
         functions = [_grad_function(unit, fdef, result, params, active, mode, has_aux, fresh)]
     for f in functions:
-        remove_dead_code(f)
+        optimize(f)
     return emit(unit, functions, label, verbose)
 
 

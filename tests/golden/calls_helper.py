@@ -5,11 +5,9 @@ def grad_calls_helper(x, w):
     h, _pb0 = rt.vjp_call(softplus, _t0)
     # line 58: return np.sum(h * x)
     _t1 = h * x
-    b_t2 = 1.0
     # adjoint of line 58: return np.sum(h * x)
-    b_t1 = b_t2
-    bh = rt.unbroadcast(b_t1 * x, h, _t1)
-    bx = rt.unbroadcast(b_t1 * h, x, _t1)
+    bh = rt.unbroadcast(1.0 * x, h, _t1)
+    bx = rt.unbroadcast(1.0 * h, x, _t1)
     # adjoint of line 57: h = softplus(x * w)
     _b0 = _pb0(bh)
     b_t0 = _b0[0]

@@ -8,9 +8,8 @@ def grad_mlp_loss(params, x, y):
     _t4 = xp.tanh(_t3)
     _t5 = _t4 - y
     _t6 = _t5 ** 2
-    b_t7 = 1.0
     # adjoint of line 14: return np.mean((np.tanh(x @ params["W"] + params["b"]) - y) ** 2)
-    b_t6 = b_t7 / rt.count(_t6, None)
+    b_t6 = 1.0 / rt.count(_t6, None)
     b_t5 = b_t6 * 2 * _t5
     b_t4 = rt.unbroadcast(b_t5, _t4, _t5)
     b_t3 = b_t4 * (1 - _t4 * _t4)

@@ -39,10 +39,8 @@ def grad_while_break(x):
             _t0 = k < 10
         _n0 = _n0 + 1
     _stack.append(_n0)
-    b_t7 = 1.0
     # adjoint of line 47: return np.sum(y ** 2)
-    b_t6 = b_t7
-    by = b_t6 * 2 * y
+    by = 2.0 * y
     # adjoint of line 42: while k < 10:
     _n0 = _stack.pop()
     for _it0 in range(_n0):
