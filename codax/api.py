@@ -2,6 +2,7 @@
 import functools
 import inspect
 import itertools
+import linecache
 import types
 
 import numpy
@@ -15,20 +16,28 @@ from transformer.pipeline import compile_reverse
 from .cache import CACHE, closure_key, closure_values, signature
 
 _labels = itertools.count()
+_ndarray = numpy.ndarray
 
 
 class Specialization:
     """Generated code for one (function, transformation, signature)."""
-    __slots__ = ('code', 'generated', 'xp', 'factory', 'functions')
+    __slots__ = ('code', 'generated', 'xp', 'factory', 'functions', 'guards', 'namespace')
 
     def __init__(self, fn, generated, xp):
         self.code = fn.__code__
+        self.guards = generated.guards
+        self.namespace = fn.__globals__
         self.generated = generated
         self.xp = xp
         self.factory = types.FunctionType(generated.factory_code, fn.__globals__)
         # Without free variables the functions are built once; a closure's
         # are rebuilt per call around its current cell values (cheap).
         self.functions = None if generated.free_names else self.factory(xp, runtime)
+
+    def current(self):
+        """Whether every global the code was specialized for is still bound to it."""
+        namespace = self.namespace
+        return all(namespace.get(name) is obj for name, obj in self.guards)
 
     def build(self, fn):
         if self.functions is not None:
@@ -38,10 +47,10 @@ class Specialization:
 
 
 def _describe(args):
-    def one(a):
+    def one(a):                      # dtype and rank: shapes are not part of the signature
         dt = getattr(a, 'dtype', None)
         if dt is not None:
-            return f'{dt.kind}{dt.itemsize * 8}{list(getattr(a, "shape", ()))}'.replace(' ', '')
+            return f'{dt.kind}{dt.itemsize * 8}[{",".join(":" * len(getattr(a, "shape", ())))}]'
         return type(a).__name__
     return ', '.join(one(a) for a in args)
 
@@ -49,16 +58,17 @@ def _describe(args):
 def specialize(fn, mode, argnums, has_aux, args):
     while transformation_of(fn) is not None:   # composition: transform the generated code
         fn = transformation_of(fn).function_for(args)
+    fn = primitive_function(fn) or fn
     if not isinstance(fn, types.FunctionType):
         return _not_a_function(fn)
     key = (mode, argnums, has_aux, id(fn.__code__), id(fn.__globals__), closure_key(fn),
            signature(args))
     entry = CACHE.get(key)
-    if entry is not None and entry.code is fn.__code__:
+    if entry is not None and entry.code is fn.__code__ and entry.current():
         return entry
     with CACHE.lock:
         entry = CACHE.get(key)
-        if entry is not None and entry.code is fn.__code__:
+        if entry is not None and entry.code is fn.__code__ and entry.current():
             return entry
         numeric = [i for i, a in enumerate(args) if not isinstance(a, (list, tuple, dict))]
         label = f'{mode}({fn.__name__}) {_describe(args)} #{next(_labels)}'
@@ -66,6 +76,28 @@ def specialize(fn, mode, argnums, has_aux, args):
         entry = Specialization(fn, generated, array_module(*tree_leaves(list(args))))
         CACHE.put(key, entry)
         return entry
+
+
+_primitive_functions = {}
+
+
+def primitive_function(obj):
+    """A Python function with readable source that calls primitive `obj`, so
+    that grad(np.sin) works as in JAX. None if `obj` is not a primitive."""
+    prim = runtime.TABLE.lookup(obj)
+    if prim is None:
+        return None
+    if id(obj) not in _primitive_functions:
+        params = [p.name for p in prim.signature.parameters.values()
+                  if p.default is p.empty and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+        name = getattr(obj, '__name__', prim.name)
+        text = f'def {name}({", ".join(params)}):\n    return primitive({", ".join(params)})\n'
+        filename = f'<codax primitive {name}>'
+        linecache.cache[filename] = (len(text), None, text.splitlines(True), filename)
+        namespace = {'primitive': obj}
+        exec(compile(text, filename, 'exec'), namespace)
+        _primitive_functions[id(obj)] = (obj, namespace[name])
+    return _primitive_functions[id(obj)][1]
 
 
 def _not_a_function(fn):
@@ -106,7 +138,8 @@ class Transformed:
     def __init__(self, fun, mode, argnums, has_aux):
         if not callable(fun):
             raise TypeError(f'{mode} expects a callable, got {fun!r}')
-        self.fun = fun
+        self.fun = primitive_function(fun) or fun
+        fun = self.fun
         self.mode = mode
         self.argnums, self._single = _normalize_argnums(argnums)
         self.has_aux = has_aux
@@ -132,26 +165,33 @@ class Transformed:
 
     def function_for(self, args):
         """The generated Python function for these arguments."""
-        (function,) = self._specialize(args).build(self.fun)
-        return function
+        return self.specialization_for(args)[0]
+
+    def specialization_for(self, args):
+        entry = self._specialize(args)
+        (function,) = entry.build(self.fun)
+        return function, (entry if entry.guards else None)
 
     def as_function(self):
         """A plain function (cheaper to call than an object) with .source()."""
         fast, single, nargs = self._fast, self._single, self._nargs
         positional, function_for, mode, has_aux = (self._positional, self.function_for,
                                                    self.mode, self.has_aux)
+        specialization_for = self.specialization_for
 
         def transformed(*args, **kwargs):
             if kwargs or len(args) < nargs:
                 args = positional(args, kwargs)
             if fast is not None:
-                key = signature(args)
-                function = fast.get(key)
-                if function is None:
-                    function = function_for(args)
+                key = args[0].dtype if len(args) == 1 and type(args[0]) is _ndarray \
+                    else signature(args)
+                hit = fast.get(key)
+                if hit is None or hit[1] is not None and not hit[1].current():
+                    hit = specialization_for(args)
                     if len(fast) > 64:
                         fast.clear()
-                    fast[key] = function
+                    fast[key] = hit
+                function = hit[0]
             else:
                 function = function_for(args)
             out = function(*args)

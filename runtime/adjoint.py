@@ -140,12 +140,15 @@ def item(g, key):
 def seed(out):
     """The cotangent 1.0 that starts `grad`; checks the output is a real scalar."""
     dtype = getattr(out, 'dtype', None)
-    if isinstance(out, bool) or not (isinstance(out, (float, int)) and dtype is None
-                                     or dtype is not None and shape(out) == ()):
-        what = f'shape {shape(out)}' if dtype is not None else type(out).__name__
-        raise TypeError(f'grad requires a real scalar output, got {what}; '
-                        'use vjp (or jacrev) for non-scalar outputs')
-    if dtype is not None and dtype.kind not in 'f':
+    if dtype is None and type(out) is not float:
+        raise TypeError(f'grad requires a real floating-point scalar output, got '
+                        f'{type(out).__name__} {out!r}' if isinstance(out, (int, bool)) else
+                        f'grad requires a real scalar output, got {type(out).__name__}; '
+                        'use vjp for other outputs')
+    if dtype is not None and shape(out) != ():
+        raise TypeError(f'grad requires a scalar output, got an array of shape {shape(out)}; '
+                        'use vjp for non-scalar outputs')
+    if dtype is not None and dtype.kind != 'f':
         raise TypeError(f'grad requires a real floating-point output, got dtype {dtype}')
     return 1.0
 

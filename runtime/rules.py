@@ -20,6 +20,17 @@ def getitem(a, idx):
     return a[idx]
 
 
+def to_scalar(a):
+    """`a.item()`: the one element of `a` as a Python number."""
+    return a.item() if hasattr(a, 'item') else a
+
+
+def log_base(x, base=None):
+    """`math.log(x, base)`."""
+    xp = array_module(x)
+    return xp.log(x) if base is None else xp.log(x) / xp.log(base)
+
+
 def copy(a, order='K'):
     if isinstance(a, (list, dict)):
         return a.copy()
@@ -919,6 +930,23 @@ def finalize_transpose(g, cot, x):
     if not is_array(x):
         return g
     return _cast(sum_to(materialize(g, x), shape(cot)), cot)
+
+
+def finalize_transpose_t(g, h, cot, x):
+    """Transpose of h -> finalize_transpose(h, cot, x) (third derivatives)."""
+    if is_zero(g):
+        return ZERO
+    if isinstance(x, dict):
+        return {k: finalize_transpose_t(item(g, k), item(h, k), item(cot, k), v)
+                for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [finalize_transpose_t(item(g, i), item(h, i), item(cot, i), v)
+                for i, v in enumerate(x)]
+    if x is None:
+        return ZERO
+    if not is_array(x):
+        return g
+    return _cast(sum_to(materialize(g, x), shape(h)), h)
 
 
 def broadcast_list_transpose(g, cot, xs, y):

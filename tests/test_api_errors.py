@@ -381,8 +381,26 @@ def test_source_error_also_from_vjp_and_source(x3):
 
 def test_no_source_builtin(x3):
     with pytest.raises((TypeError, codax.SourceError)) as excinfo:
-        codax.grad(len)(x3)
+        codax.grad(sorted)(x3)
     assert "source" in str(excinfo.value).lower()
+
+
+def test_grad_of_a_numpy_primitive_itself():
+    # as jax.grad(jnp.sin): a primitive is transformed like a one-line function
+    assert np.isclose(codax.grad(np.sin)(0.5), np.cos(0.5))
+    assert np.isclose(codax.grad(codax.grad(np.tanh))(0.3),
+                      -2 * np.tanh(0.3) * (1 - np.tanh(0.3) ** 2))
+    x = np.array([0.5, 2.0])
+    np.testing.assert_allclose(codax.grad(np.sum)(x), np.ones(2))
+
+
+def test_int_output_is_an_error(x3):
+    with pytest.raises(TypeError, match="floating-point"):
+        codax.grad(int_output)(x3)
+
+
+def int_output(x):
+    return 3
 
 
 def test_no_source_exec_defined(x3):

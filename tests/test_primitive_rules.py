@@ -239,6 +239,8 @@ cases('py_max', C(0.3, 1.2, -0.5), C([0.3, 1.2, -0.5]), C(U(5)), C(np.float64(0.
       C((0.1, 0.4)), C(U(), 0.3))
 cases('py_min', C(0.3, 1.2, -0.5), C([0.3, 1.2, -0.5]), C(U(5)), C(np.float64(0.2), np.float64(0.9)))
 cases('py_float', C(np.asarray(0.3)), C(np.float64(1.5)), C(0.7))
+cases('py_item', C(np.asarray(0.3)), C(np.array([1.5])), C(np.float64(0.7)))
+cases('math_log', C(1.7), C(2.5, 3.0), C(np.float64(0.6), 10.0))
 
 
 # ---- the runtime's adjoint helpers (second order) ----
@@ -272,6 +274,8 @@ cases('rt_getitem_vjp', C(U(2), U(4, 2), 1), C(0.5, U(4), np.array([0, 0, 2])),
       C(U(3), U(4, 3), np.array([1, 1])), C(U(), U(3, 3), B(3, 3)))
 cases('rt_add', C(U(2, 3), U(3)), C([U(2), U(3)], [U(2), U(1)]), C(0.0, U(3)),
       C({'a': U(2)}, {'a': U(2)}), C(0.5, 1.5), C((U(2), 0.5), (U(2), 0.25)))
+cases('rt_finalize_transpose', C(U(2, 3), U(3), U(2, 3)), C(U(), 0.5, U(2, 2)),
+      C([U(2), 0.3], [U(2), 1.0], [U(2), 0.25]))
 cases('rt_finalize', C(U(3), U(2, 3)), C(0.5, U(2, 2)), C([U(2), 0.3], [U(2), 1.0]),
       C(0.4, 1.0), C({'w': U(2)}, {'w': U(2)}), C(U(2, 2), U(2, 2)), C(U(2), (U(2), None)))
 cases('rt_broadcast_list', C(U(2, 3), [U(3), U(2, 3), U(2, 1)], U(2, 3)),

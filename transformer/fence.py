@@ -80,10 +80,7 @@ def _alias_base(value):
     if isinstance(value, n.Name):
         return value.id, False
     if isinstance(value, n.Subscript) and isinstance(value.value, n.Name):
-        parts = value.slice.elts if isinstance(value.slice, n.Tuple) else [value.slice]
-        if any(isinstance(p, n.Slice) or (isinstance(p, n.Constant) and p.value in (None, Ellipsis))
-               for p in parts):
-            return value.value.id, True
+        return value.value.id, True       # basic indexing, even y[0] of a 2-D y, is a view
     if isinstance(value, n.Attribute) and value.attr == 'T' and isinstance(value.value, n.Name):
         return value.value.id, True
     if isinstance(value, n.Call) and value.args or isinstance(value, n.Call) and \
@@ -98,33 +95,47 @@ def _alias_base(value):
 
 
 def _check_aliased_writes(fdef, unit):
-    group = {}                                   # name -> representative (union-find)
-
-    def find(x):
-        while group.get(x, x) != x:
-            x = group[x]
-        return x
-    views = set()
+    aliases = []                                 # (assignment, name, base, is_view)
     for node in n.walk(fdef):
         if isinstance(node, n.Assign) and len(node.targets) == 1 \
                 and isinstance(node.targets[0], n.Name):
             found = _alias_base(node.value)
             if found:
-                base, is_view = found
-                group[find(node.targets[0].id)] = find(base)
-                if is_view:
-                    views.add(node.targets[0].id)
-    if not group:
+                aliases.append((node, node.targets[0].id) + found)
+    if not aliases:
         return
-    for write, name in _writes(fdef, views):
-        partners = {m for m in set(group) | set(group.values())
-                    if m != name and find(m) == find(name)}
+    for write, name in _writes(fdef, {a[1] for a in aliases if a[3]}):
+        made = [(a, b) for node, a, b, _ in aliases if _before(fdef, node, write)]
+        partners = _connected(name, made) - {name}
         later = _read_after(fdef, write, partners)
         if later:
             raise error_at(write, f'this write to {name!r} would also change {later!r} in NumPy '
                            f'(they share memory), but codax gives array writes value semantics '
                            f'(like JAX\'s .at[].set). Write into {later!r} directly, or make '
                            f'{name!r} a copy with .copy()', unit)
+
+
+def _before(fdef, alias, write):
+    """The alias is made before the write runs: earlier, or in a loop around both."""
+    if alias.lineno < write.lineno:
+        return True
+    return any(_inside(alias, loop) and _inside(write, loop) for loop in n.walk(fdef)
+               if isinstance(loop, (n.For, n.While)))
+
+
+def _inside(node, tree):
+    return any(x is node for x in n.walk(tree))
+
+
+def _connected(name, edges):
+    group, grew = {name}, True
+    while grew:
+        grew = False
+        for a, b in edges:
+            if (a in group) != (b in group):
+                group |= {a, b}
+                grew = True
+    return group
 
 
 def _writes(fdef, views):

@@ -129,7 +129,9 @@ def _describe_call(call):
         op = Op('call', inputs=pairs, label=info.label)
         op.callee = call.func
         return op
-    return Op('native', inputs=list(call.args) + [k.value for k in call.keywords],
+    receiver = [call.func.value] if isinstance(call.func, n.Attribute) \
+        and not getattr(call.func, 'codax_static', False) else []
+    return Op('native', inputs=receiver + list(call.args) + [k.value for k in call.keywords],
               label=info.label)
 
 

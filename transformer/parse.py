@@ -23,17 +23,24 @@ class Unit:
         self.filename = filename
         self.closure = closure            # free name -> cell value
         self.globals = fn.__globals__
+        self.guards = {}                  # global name -> object baked into the code
 
     @property
     def name(self):
         return self.fn.__name__ if self.fn.__name__ != '<lambda>' else 'lambda'
 
     def lookup(self, identifier):
-        """(found, value) for a free name, as Python would resolve it at call time."""
+        """(found, value) for a free name, as Python would resolve it at call time.
+
+        A global that is not a module or a Python function is remembered as a
+        guard: code generated from its current value is stale once it is rebound."""
         if identifier in self.closure:
             return True, self.closure[identifier]
         if identifier in self.globals:
-            return True, self.globals[identifier]
+            value = self.globals[identifier]
+            if not isinstance(value, (types.ModuleType, types.FunctionType)) and callable(value):
+                self.guards[identifier] = value
+            return True, value
         if hasattr(builtins, identifier):
             return True, getattr(builtins, identifier)
         return False, None

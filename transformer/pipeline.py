@@ -20,7 +20,8 @@ FULL_REDUCTIONS = {'sum', 'mean', 'prod', 'max', 'min', 'amax', 'amin', 'var', '
 class Generated:
     """Source text and the factory that builds its functions for given free values."""
 
-    def __init__(self, source, factory_code, free_names, entry_names):
+    def __init__(self, source, factory_code, free_names, entry_names, guards=()):
+        self.guards = tuple(guards)       # (global name, object) the code was built for
         self.source = source
         self.factory_code = factory_code  # code of factory(xp, rt, *free values) -> functions
         self.free_names = free_names      # the user's closure variables, in order
@@ -205,7 +206,8 @@ def emit(unit, functions, label, verbose=False):
         raise SourceError(f'internal error: generated code does not compile: {exc}',
                           filename, exc.lineno) from exc
     factory_code = next(c for c in module.co_consts if isinstance(c, types.CodeType))
-    return Generated(source, factory_code, free, [f.name for f in functions])
+    return Generated(source, factory_code, free, [f.name for f in functions],
+                     sorted(unit.guards.items()))
 
 
 def _factory_text(source, free, entry_names):

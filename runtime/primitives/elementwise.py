@@ -21,7 +21,7 @@ unary('arctanh', 'g / (1 - x * x)', 'atanh(x)', math_name='atanh')
 unary('exp', 'g * ans', 'exp(x)')
 unary('exp2', f'g * ans * {LN2}', 'exp2(x)')
 unary('expm1', 'g * (ans + 1)', 'expm1(x)')
-unary('log', 'g / x', 'log(x)')
+unary('log', 'g / x', 'log(x)', targets=(numpy.log,))   # math.log takes a base: see python.py
 unary('log2', f'g / (x * {LN2})', 'log2(x)')
 unary('log10', f'g / (x * {LN10})', 'log10(x)')
 unary('log1p', 'g / (1 + x)', 'log1p(x)')
@@ -66,7 +66,7 @@ for _name in ('sign', 'floor', 'ceil', 'trunc', 'rint', 'isnan', 'isinf', 'isfin
 for _name in ('floor_divide', 'less', 'less_equal', 'greater', 'greater_equal', 'equal',
               'not_equal', 'logical_and', 'logical_or', 'logical_xor', 'isclose'):
     nondifferentiable(_name, 'x1, x2, /, out=None, where=True, dtype=None')
-nondifferentiable('round', 'a, decimals=0, out=None', targets=(numpy.round, numpy.around),
+nondifferentiable('round', 'a, decimals=0, out=None', targets=(numpy.round, numpy.around, round),
                   methods=('round',))
 
 # Selection: `ans` is the output, so the operands are named as NumPy names them.

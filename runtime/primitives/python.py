@@ -1,4 +1,7 @@
 """Python builtins on numbers and lists, treated as primitives."""
+import math
+
+from .. import rules
 from ..table import linear, nondifferentiable, primitive
 
 primitive('py_sum', 'iterable, /, start=0', {'iterable': 'rt.broadcast_list(g, iterable, ans)',
@@ -12,3 +15,9 @@ linear('py_float', 'x=0.0', {'x': 'g'}, targets=(float,), impl='float', family='
 nondifferentiable('py_len', 'obj', targets=(len,), impl='len')
 nondifferentiable('py_int', 'x=0', targets=(int,), impl='int')
 nondifferentiable('py_bool', 'x=False', targets=(bool,), impl='bool')
+linear('py_item', 'a', {'a': 'g'}, targets=(rules.to_scalar,), impl='rt.to_scalar',
+       methods=('item',), family='python')
+primitive('math_log', 'x, base=None',
+          {'x': 'g / x if base is None else g / (x * xp.log(base))',
+           'base': '-g * ans / (base * xp.log(base))'},
+          targets=(math.log, rules.log_base), impl='rt.log_base', family='python')

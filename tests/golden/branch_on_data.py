@@ -1,4 +1,4 @@
-# codax: grad(branch_on_data) f64[3], f64[3] #N, generated from branch_on_data (golden_functions.py:19)
+# codax: grad(branch_on_data) f64[:], f64[:] #N, generated from branch_on_data (golden_functions.py:19)
 def grad_branch_on_data(x, w):
     # line 20: s = np.sum(x * w)
     out = None

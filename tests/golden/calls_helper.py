@@ -1,4 +1,4 @@
-# codax: grad(calls_helper) f64[3], f64[3] #N, generated from calls_helper (golden_functions.py:56)
+# codax: grad(calls_helper) f64[:], f64[:] #N, generated from calls_helper (golden_functions.py:56)
 def grad_calls_helper(x, w):
     # line 57: h = softplus(x * w)
     _t0 = x * w

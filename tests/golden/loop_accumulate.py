@@ -1,4 +1,4 @@
-# codax: grad(loop_accumulate) f64[3] #N, generated from loop_accumulate (golden_functions.py:30)
+# codax: grad(loop_accumulate) f64[:] #N, generated from loop_accumulate (golden_functions.py:30)
 def grad_loop_accumulate(x):
     # line 31: acc = 0.0
     _t0 = None

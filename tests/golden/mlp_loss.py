@@ -1,4 +1,4 @@
-# codax: grad(mlp_loss) dict, f64[4,3], f64[4,2] #N, generated from mlp_loss (golden_functions.py:13)
+# codax: grad(mlp_loss) dict, f64[:,:], f64[:,:] #N, generated from mlp_loss (golden_functions.py:13)
 def grad_mlp_loss(params, x, y):
     # line 14: return np.mean((np.tanh(x @ params["W"] + params["b"]) - y) ** 2)
     _t0 = params['W']

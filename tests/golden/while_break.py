@@ -1,4 +1,4 @@
-# codax: grad(while_break) f64[3] #N, generated from while_break (golden_functions.py:39)
+# codax: grad(while_break) f64[:] #N, generated from while_break (golden_functions.py:39)
 def grad_while_break(x):
     # line 40: y = x
     _t1 = None
