@@ -3,7 +3,9 @@ transformation. See README.md and docs/."""
 from transformer.errors import SourceError  # noqa: F401
 
 from . import tree_util  # noqa: F401
-from .api import grad, source, value_and_grad, vjp  # noqa: F401
+from .api import (grad, hessian, jacfwd, jacrev, jvp, linearize, source,  # noqa: F401
+                  value_and_grad, vjp)
 
 __version__ = '0.1.0'
-__all__ = ['grad', 'value_and_grad', 'vjp', 'source', 'SourceError', 'tree_util']
+__all__ = ['grad', 'value_and_grad', 'vjp', 'jvp', 'linearize', 'jacfwd', 'jacrev', 'hessian',
+           'source', 'SourceError', 'tree_util']

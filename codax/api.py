@@ -11,7 +11,7 @@ import runtime
 from runtime.backend import array_module
 from runtime.tree import tree_leaves
 from transformer.errors import SourceError
-from transformer.pipeline import compile_reverse
+from transformer.pipeline import compile_forward, compile_reverse
 
 from .cache import CACHE, closure_key, closure_values, signature
 
@@ -72,7 +72,10 @@ def specialize(fn, mode, argnums, has_aux, args):
             return entry
         numeric = [i for i, a in enumerate(args) if not isinstance(a, (list, tuple, dict))]
         label = f'{mode}({fn.__name__}) {_describe(args)} #{next(_labels)}'
-        generated = compile_reverse(fn, mode, list(argnums), numeric, has_aux, label)
+        if mode == 'jvp':
+            generated = compile_forward(fn, list(argnums), numeric, has_aux, label)
+        else:
+            generated = compile_reverse(fn, mode, list(argnums), numeric, has_aux, label)
         entry = Specialization(fn, generated, array_module(*tree_leaves(list(args))))
         CACHE.put(key, entry)
         return entry
@@ -305,3 +308,189 @@ def source(f, *args, **kwargs):
     from transformer import nodes
     from transformer.pipeline import front_end
     return nodes.render_comments(nodes.to_source(front_end(f)[1]))
+
+
+# ---------------------------------------------------------------- forward mode
+
+def _tangent_for(primal, tangent):
+    """A user's tangent as an array of the primal's float dtype (JAX checks this)."""
+    dtype = getattr(primal, 'dtype', None)
+    if dtype is None:
+        return tangent if runtime.is_array(tangent) or isinstance(tangent, (dict, list, tuple)) \
+            else float(tangent)
+    xp = array_module(primal)
+    tangent = xp.asarray(tangent, dtype=dtype)
+    if tangent.shape != primal.shape:
+        raise ValueError(f'jvp: tangent shape {tangent.shape} does not match primal shape '
+                         f'{primal.shape}')
+    return tangent
+
+
+def _jvp_entry(fun, primals, has_aux, active=None):
+    if active is None:
+        active = tuple(i for i, p in enumerate(primals) if _has_inexact(p))
+    entry = specialize(fun, 'jvp', active, has_aux, primals)
+    (function,) = entry.build(fun)
+    return function, active
+
+
+def jvp(fun, primals, tangents, has_aux=False):
+    """(fun(*primals), the derivative of fun at primals along tangents).
+
+    With has_aux=True fun returns (output, aux) and jvp returns
+    (output, output tangent, aux)."""
+    primals, tangents = tuple(primals), tuple(tangents)
+    if len(primals) != len(tangents):
+        raise TypeError(f'jvp: {len(primals)} primals but {len(tangents)} tangents')
+    active = tuple(i for i, (p, t) in enumerate(zip(primals, tangents))
+                   if _has_inexact(p) and not runtime.is_zero(t))
+    function, active = _jvp_entry(fun, primals, has_aux, active)
+    from runtime.tree import tree_map
+    dense = [tree_map(_tangent_for, primals[i], tangents[i]) for i in active]
+    out, tangent = function(*primals, *dense)
+    if has_aux:
+        return out[0], tangent, out[1]
+    return out, tangent
+
+
+def linearize(fun, *primals):
+    """(fun(*primals), jvp_fun): jvp_fun(*tangents) is the derivative along tangents."""
+    out = fun(*primals)
+
+    def jvp_fun(*tangents):
+        return jvp(fun, primals, tangents)[1]
+    return out, jvp_fun
+
+
+def _jvp_call(fn, primals, tangents, kwargs, kwtangents):
+    """Hook for forward-mode code calling a user function: (output, tangent)."""
+    if kwargs or len(primals) < getattr(getattr(fn, '__code__', None), 'co_argcount', 0):
+        target = getattr(fn, 'fun', fn)
+        sig = inspect.signature(target)
+        bound = sig.bind(*primals, **kwargs)
+        bound.apply_defaults()
+        names = list(sig.parameters)
+        given = dict(zip(names, tangents), **kwtangents)
+        primals = bound.args
+        tangents = tuple(given.get(name, runtime.ZERO) for name in names[:len(primals)])
+    while transformation_of(fn) is not None:
+        fn = transformation_of(fn).function_for(primals)
+    active = tuple(i for i, (p, t) in enumerate(zip(primals, tangents))
+                   if not runtime.is_zero(t) and _has_inexact(p))
+    function, _ = _jvp_entry(fn, primals, False, active)
+    return function(*primals, *[tangents[i] for i in active])
+
+
+runtime.install_jvp_hook(_jvp_call)
+
+
+# ---------------------------------------------------------------- Jacobians
+
+def _argnums_tuple(argnums):
+    return (argnums,) if isinstance(argnums, int) else tuple(argnums)
+
+
+def _basis(leaves):
+    """Yield (leaf index, flat index, one-hot tangents for every leaf)."""
+    for k, leaf in enumerate(leaves):
+        xp = array_module(leaf)
+        size = int(numpy.prod(numpy.shape(leaf)))
+        for j in range(size):
+            tangents = [xp.zeros(numpy.shape(l), dtype=_inexact_dtype(l)) for l in leaves]
+            tangents[k].reshape(-1)[j] = 1.0
+            yield k, j, tangents
+
+
+def _inexact_dtype(x):
+    dtype = getattr(x, 'dtype', None)
+    return dtype if dtype is not None and dtype.kind in 'fc' else numpy.float64
+
+
+def _assemble(columns, out_tree, in_leaves, in_tree, transpose):
+    """Jacobian blocks shaped out_leaf.shape + in_leaf.shape, nested as JAX does:
+    the output pytree holding, per output leaf, the input pytree."""
+    from runtime.tree import tree_unflatten
+    out_leaves = columns['out']
+    blocks = []
+    for o, out_leaf in enumerate(out_leaves):
+        per_input = []
+        for k, in_leaf in enumerate(in_leaves):
+            mat = numpy.asarray(columns[(o, k)])
+            if transpose:        # rows indexed by output element
+                mat = mat.reshape(numpy.shape(out_leaf) + numpy.shape(in_leaf))
+            else:                # columns indexed by input element
+                mat = numpy.moveaxis(mat.reshape((numpy.size(in_leaf),) + numpy.shape(out_leaf)),
+                                     0, -1).reshape(numpy.shape(out_leaf) + numpy.shape(in_leaf))
+            per_input.append(array_module(out_leaf).asarray(mat))
+        blocks.append(tree_unflatten(in_tree, per_input))
+    return tree_unflatten(out_tree, blocks)
+
+
+def _jacobian(fun, argnums, has_aux, forward):
+    from runtime.tree import tree_flatten, tree_unflatten
+    nums = _argnums_tuple(argnums)
+    single = isinstance(argnums, int)
+
+    def jacobian(*args):
+        args = tuple(args)
+        wrt = tuple(args[i] for i in nums)
+        in_leaves, in_tree = tree_flatten(wrt if not single else wrt[0])
+        _check_inexact(args, nums, 'jacfwd' if forward else 'jacrev')
+
+        if forward:
+            out = aux = None
+            columns = {}
+            for k, j, tangents in _basis(in_leaves):
+                tan_tree = tree_unflatten(in_tree, tangents)
+                full = [runtime.ZERO] * len(args)
+                for i, t in zip(nums, (tan_tree,) if single else tan_tree):
+                    full[i] = t
+                result = jvp(fun, args, full, has_aux=has_aux)
+                out, tangent = result[0], result[1]
+                aux = result[2] if has_aux else None
+                for o, t in enumerate(tree_flatten(tangent)[0]):
+                    columns.setdefault((o, k), []).append(numpy.asarray(t))
+            if out is None:                      # no input elements at all
+                out = fun(*args)
+                out, aux = out if has_aux else (out, None)
+            out_leaves, out_tree = tree_flatten(out)
+            for o in range(len(out_leaves)):
+                for k in range(len(in_leaves)):
+                    columns.setdefault((o, k), numpy.zeros((0,) + numpy.shape(out_leaves[o])))
+        else:
+            res = vjp(fun, *args, has_aux=has_aux)
+            out, pullback = res[0], res[1]
+            aux = res[2] if has_aux else None
+            out_leaves, out_tree = tree_flatten(out)
+            columns = {}
+            for o, out_leaf in enumerate(out_leaves):
+                size = int(numpy.prod(numpy.shape(out_leaf)))
+                for j in range(size):
+                    cts = [numpy.zeros(numpy.shape(l), dtype=_inexact_dtype(l)) for l in out_leaves]
+                    cts[o].reshape(-1)[j] = 1.0
+                    grads = pullback(tree_unflatten(out_tree, cts))
+                    grads = grads[nums[0]] if single else tuple(grads[i] for i in nums)
+                    for k, g in enumerate(tree_flatten(grads)[0]):
+                        columns.setdefault((o, k), []).append(numpy.asarray(g))
+                for k, in_leaf in enumerate(in_leaves):
+                    columns.setdefault((o, k), numpy.zeros((0,) + numpy.shape(in_leaf)))
+        columns['out'] = out_leaves
+        jac = _assemble(columns, out_tree, in_leaves, in_tree, transpose=not forward)
+        return (jac, aux) if has_aux else jac
+    functools.update_wrapper(jacobian, fun, updated=())
+    return jacobian
+
+
+def jacfwd(fun, argnums=0, has_aux=False):
+    """The Jacobian of `fun` by forward mode: one jvp per input element."""
+    return _jacobian(fun, argnums, has_aux, forward=True)
+
+
+def jacrev(fun, argnums=0, has_aux=False):
+    """The Jacobian of `fun` by reverse mode: one pullback per output element."""
+    return _jacobian(fun, argnums, has_aux, forward=False)
+
+
+def hessian(fun, argnums=0):
+    """The Hessian of scalar `fun`: forward mode over the generated gradient."""
+    return jacfwd(grad(fun, argnums), argnums)

@@ -316,6 +316,33 @@ def broadcast_list(g, xs, y):
     return [unbroadcast(g, x, y) for x in xs]
 
 
+def dense(t, x):
+    """Tangent (or adjoint) `t` as a value shaped like primal `x`: the zero
+    becomes zeros, a broadcastable array its broadcast, containers per item."""
+    if isinstance(x, dict):
+        return {k: dense(item(t, k), v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return _rebuild(x, [dense(item(t, i), v) for i, v in enumerate(x)])
+    if is_array(x):
+        if is_zero(t):
+            return array_module(x).zeros(x.shape, dtype=_float_dtype(x))
+        return t if shape(t) == x.shape else materialize(t, x)
+    return t
+
+
+_jvp_hook = None
+
+
+def install_jvp_hook(hook):
+    global _jvp_hook
+    _jvp_hook = hook
+
+
+def jvp_call(fn, primals, tangents, kwargs=None, kwtangents=None):
+    """Call a user function inside forward-mode code: (output, output tangent)."""
+    return _jvp_hook(fn, primals, tangents, kwargs or {}, kwtangents or {})
+
+
 _vjp_hook = None
 
 

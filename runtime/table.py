@@ -6,6 +6,13 @@ output), `ans` (the output), the parameter names of the signature, `xp` (the
 array module) and `rt` (this runtime). The transformer substitutes the
 caller's arguments for the parameter names and pastes the result into the
 generated source, so a rule reads exactly like the code it produces.
+
+JVP rules are either a dict {param: template}, where `t` names that
+parameter's tangent and the output's tangent is the sum of the terms, or the
+word 'linear': the primitive is linear in its differentiable parameters
+jointly, so its tangent is the same call with tangents in their place.
+Element-wise records derive theirs from the VJP (an element-wise derivative
+is diagonal: `g * cos(x)` pulls back and `t * cos(x)` pushes forward).
 """
 import inspect
 import math
@@ -14,25 +21,27 @@ import numpy
 
 
 class Primitive:
-    __slots__ = ('name', 'impl', 'signature', 'vjp', 'nondiff', 'differentiable',
+    __slots__ = ('name', 'impl', 'signature', 'vjp', 'jvp', 'nondiff', 'differentiable',
                  'targets', 'methods', 'family', 'c_expr')
 
     def __init__(self, name, signature, vjp=None, impl=None, nondiff=(),
                  differentiable=True, targets=None, methods=(), family='other',
-                 c_expr=None):
+                 c_expr=None, jvp=None):
         self.name = name
         self.impl = impl or f'xp.{name}'
         self.signature = _signature(signature)
         self.vjp = dict(vjp or {})
+        self.jvp = jvp if jvp == 'linear' else dict(jvp or {})
         self.nondiff = frozenset(nondiff)
         self.differentiable = differentiable
         self.targets = tuple(targets if targets is not None else _default_targets(name))
         self.methods = tuple(methods)
         self.family = family
         self.c_expr = c_expr
-        unknown = set(self.vjp) - set(self.signature.parameters)
+        unknown = (set(self.vjp) | set(self.jvp if isinstance(self.jvp, dict) else ())) \
+            - set(self.signature.parameters)
         if unknown:
-            raise ValueError(f'{name}: VJP rules for unknown parameters {unknown}')
+            raise ValueError(f'{name}: rules for unknown parameters {unknown}')
 
     @property
     def params(self):
@@ -110,6 +119,7 @@ def unary(name, dx, c_expr=None, targets=None, methods=(), math_name=None, **kw)
     """Element-wise f(x): `dx` is the adjoint of x in terms of g, x, ans."""
     if targets is None:
         targets = _default_targets(name, math_name)
+    kw.setdefault('jvp', {'x': _tangent_of(dx)})
     return primitive(name, 'x, /, out=None, where=True, dtype=None', {'x': dx},
                      nondiff=('out', 'where', 'dtype'), family='elementwise',
                      c_expr=c_expr, targets=targets, methods=methods, **kw)
@@ -125,6 +135,7 @@ def binary(name, dx1, dx2, c_expr=None, targets=None, math_name=None, **kw):
         vjp['x2'] = f'rt.unbroadcast({dx2}, x2, ans)'
     if targets is None:
         targets = _default_targets(name, math_name)
+    kw.setdefault('jvp', {p: _tangent_of(d) for p, d in (('x1', dx1), ('x2', dx2)) if d is not None})
     return primitive(name, 'x1, x2, /, out=None, where=True, dtype=None', vjp,
                      nondiff=('out', 'where', 'dtype'), family='elementwise',
                      c_expr=c_expr, targets=targets, **kw)
@@ -139,6 +150,12 @@ def reduction(name, dx, methods=(), signature='a, axis=None, dtype=None, out=Non
                      family='reduction', methods=methods, **kw)
 
 
+def _tangent_of(vjp_template):
+    """An element-wise VJP `g * f'(x)` read as a JVP: the tangent `t` for `g`."""
+    import re
+    return re.sub(r'\bg\b', 't', vjp_template)
+
+
 def nondifferentiable(name, signature, targets=None, methods=(), impl=None):
     """Outputs carry no gradient (integer-valued or piecewise constant)."""
     return primitive(name, signature, {}, differentiable=False, targets=targets,
@@ -149,4 +166,5 @@ def linear(name, signature, vjp, **kw):
     """Shape and structure ops: linear in their array inputs."""
     params = list(_signature(signature).parameters)
     nondiff = [p for p in params if p not in vjp]
+    kw.setdefault('jvp', 'linear')
     return primitive(name, signature, vjp, nondiff=nondiff, family=kw.pop('family', 'shape'), **kw)

@@ -23,6 +23,7 @@ from gast import (  # noqa: F401  (re-exported node classes)
 )
 
 walk = gast.walk
+iter_fields = gast.iter_fields
 iter_child_nodes = gast.iter_child_nodes
 
 

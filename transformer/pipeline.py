@@ -8,7 +8,7 @@ import sys
 import types
 
 from . import nodes as n
-from . import fence, normalize as normalize_pass, parse, reverse
+from . import fence, forward, normalize as normalize_pass, parse, reverse
 from .errors import SourceError, error_at
 from .optimize import optimize
 
@@ -72,6 +72,29 @@ def compile_reverse(fn, mode, active, numeric, has_aux, label, verbose=False):
     for f in functions:
         optimize(f)
     return emit(unit, functions, label, verbose)
+
+
+def compile_forward(fn, active, numeric, has_aux, label, verbose=False):
+    """Forward-mode derivative of `fn`: jvp_f(*params, *tangents of the active
+    params) -> (output, output tangent)."""
+    unit, fdef, fresh = front_end(fn, verbose)
+    params = [a.id for a in fdef.args.args]
+    result = forward.differentiate(fdef, [params[i] for i in active],
+                                   [params[i] for i in numeric], unit, fresh)
+    ret, tangent = result.ret, result.tangent
+    if has_aux:           # the tangent of the output, not of the aux data
+        tangent = n.call('rt.item', [tangent, n.const(0)])
+        primal = n.subscript(ret, n.const(0))
+    else:
+        primal = ret
+    out = n.tuple_([ret, n.call('rt.finalize', [tangent, primal])])
+    body = result.body + [n.return_(out)]
+    function = n.function(f'jvp_{unit.name}', params + result.tangent_params, body)
+    function = n.copy_location(function, fdef)
+    function.args.defaults = []
+    _dump(verbose, 'forward_ad', function)
+    optimize(function)
+    return emit(unit, [function], label, verbose)
 
 
 def _seed(fdef, result, has_aux):

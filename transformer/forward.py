@@ -1,0 +1,176 @@
+"""Stage 5: forward-mode differentiation of normal form.
+
+Each statement `y = f(x, ...)` is followed by the statement computing `dy`,
+the tangent of y, from the record's JVP rule; control flow is unchanged, so
+loops, branches and early exits need nothing special. A tangent, like an
+adjoint, may be anything broadcastable to its primal, and 0.0 is the zero of
+anything. Calls to user functions become `rt.jvp_call`, which transforms the
+callee in turn.
+"""
+from . import nodes as n
+from .analysis import active_names, numeric_names, useful_names
+from .errors import error_at
+from .ir import describe
+from .templates import instantiate
+
+
+class Result:
+    def __init__(self, body, ret, tangent, tangent_params):
+        self.body = body          # statements, without the final return
+        self.ret = ret            # the returned atom
+        self.tangent = tangent    # its tangent: a Name or the constant 0.0
+        self.tangent_params = tangent_params   # tangent names of the active parameters
+
+
+def differentiate(fdef, active_params, numeric_params, unit, fresh):
+    return Forward(fdef, active_params, numeric_params, unit, fresh).run()
+
+
+class Forward:
+    def __init__(self, fdef, active_params, numeric_params, unit, fresh):
+        self.active_params = list(active_params)
+        self.fdef = fdef
+        self.unit = unit
+        self.fresh = fresh
+        self.active = active_names(fdef, active_params)
+        self.diff = useful_names(fdef, self.active)
+        self.numeric = numeric_names(fdef, numeric_params)
+        self.tangent_of = {}
+
+    def tan(self, name):
+        if name not in self.tangent_of:
+            wanted = 'd' + name
+            self.tangent_of[name] = wanted if wanted not in self.fresh.taken \
+                else self.fresh(wanted + '_')
+            self.fresh.taken.add(self.tangent_of[name])
+        return self.tangent_of[name]
+
+    def tangent(self, node):
+        """The tangent of an atom: its tangent variable, or the zero 0.0."""
+        if isinstance(node, n.Name) and node.id in self.diff:
+            return n.name(self.tan(node.id))
+        return n.const(0.0)
+
+    def dense(self, node):
+        """A tangent shaped like its primal, for rules that need the full array."""
+        return n.call('rt.dense', [self.tangent(node), node])
+
+    def run(self):
+        body, ret = self.fdef.body[:-1], self.fdef.body[-1].value
+        tangent_params = [self.tan(p) for p in self.active_params]
+        return Result(self.block(body), ret, self.tangent(ret), tangent_params)
+
+    def block(self, stmts):
+        out = []
+        for stmt in stmts:
+            produced = self.statement(stmt)
+            for new in produced:
+                if getattr(new, 'user_line', None) is None:
+                    new.user_line = getattr(stmt, 'user_line', None)
+            out.extend(produced)
+        return out
+
+    def statement(self, stmt):
+        if isinstance(stmt, n.Assign):
+            return self.assignment(stmt)
+        if isinstance(stmt, n.If):
+            return [n.if_(stmt.test, self.block(stmt.body), self.block(stmt.orelse))]
+        if isinstance(stmt, n.For):
+            return [n.for_(stmt.target, stmt.iter, self.block(stmt.body))]
+        if isinstance(stmt, n.While):
+            return [n.while_(stmt.test, self.block(stmt.body))]
+        return [stmt]
+
+    def assignment(self, stmt):
+        name = stmt.targets[0].id
+        if name not in self.diff:
+            return [stmt]
+        op = describe(stmt.value)
+        inputs_active = op.diff_names() & self.active
+        if op.kind == 'native' and inputs_active:
+            raise error_at(_origin(stmt), f'{op.label} has no derivative rule, and codax '
+                           'cannot differentiate through it (no Python source it can read)',
+                           self.unit)
+        if op.kind == 'call' and inputs_active:
+            return [self.call(stmt, name, op)]
+        return [stmt, n.assign(self.tan(name), self.rule(stmt, name, op))]
+
+    def rule(self, stmt, name, op):
+        """The tangent expression of one statement."""
+        if op.kind == 'copy':
+            return self.tangent(op.inputs[0])
+        if op.kind == 'container':
+            elts = [self.tangent(node) for _, node in op.inputs]
+            rhs = stmt.value
+            if isinstance(rhs, n.Dict):
+                return n.Dict(keys=[n.deepcopy(k) for k in rhs.keys], values=elts)
+            return type(rhs)(elts=elts, ctx=n.Load())
+        if op.kind != 'prim' or not op.prim.differentiable:
+            return n.const(0.0)
+        params = [(p, node) for p, node in op.diff_inputs() if self._carries(node)]
+        if not params:
+            return n.const(0.0)
+        if op.prim.jvp == 'linear':
+            return self.linear(stmt.value, op)
+        terms = []
+        for param, node in params:
+            template = op.prim.jvp.get(param)
+            if template is None:
+                raise error_at(_origin(stmt), f'{op.label} has no forward-mode (JVP) rule for '
+                               f'its argument {param!r}', self.unit)
+            t = n.tuple_([self.dense(e) for e in node.elts]) if isinstance(node, n.Tuple) \
+                else self.tangent(node)
+            terms.append(instantiate(template, dict(op.inputs, t=t, ans=n.name(name))))
+        total = terms[0]
+        for term in terms[1:]:
+            total = n.binop(total, n.Add(), term) if name in self.numeric \
+                else n.call('rt.add', [total, term])
+        return total
+
+    def _carries(self, node):
+        elts = node.elts if isinstance(node, n.Tuple) else [node]
+        return any(isinstance(e, n.Name) and e.id in self.diff for e in elts)
+
+    def linear(self, rhs, op):
+        """A linear primitive's tangent: the same operation on dense tangents."""
+        swap = {id(node): self.dense(node) for p, node in op.diff_inputs()
+                if node is not None and not isinstance(node, n.Tuple)}
+        return _copy_replacing(rhs, swap)
+
+    def call(self, stmt, name, op):
+        """`y = f(a, b)` -> `y, dy = rt.jvp_call(f, (a, b), (da, db))`."""
+        if n.names_in(op.callee) & self.active:
+            raise error_at(_origin(stmt), f'codax cannot differentiate this call: the function '
+                           f'{op.label!r} itself depends on the differentiated inputs', self.unit)
+        call = stmt.value
+        args = [n.tuple_(list(call.args)), n.tuple_([self.tangent(a) for a in call.args])]
+        if call.keywords:
+            args.append(n.Dict(keys=[n.const(k.arg) for k in call.keywords],
+                               values=[k.value for k in call.keywords]))
+            args.append(n.Dict(keys=[n.const(k.arg) for k in call.keywords],
+                               values=[self.tangent(k.value) for k in call.keywords]))
+        target = n.tuple_([n.name(name, store=True), n.name(self.tan(name), store=True)],
+                          store=True)
+        return n.Assign(targets=[target], value=n.call('rt.jvp_call', [call.func] + args),
+                        type_comment=None)
+
+
+def _copy_replacing(tree, swap):
+    """A deep copy of `tree` with the nodes whose id is in `swap` replaced."""
+    if id(tree) in swap:
+        return swap[id(tree)]
+    if isinstance(tree, list):
+        return [_copy_replacing(x, swap) for x in tree]
+    if not isinstance(tree, n.AST):
+        return tree
+    new = type(tree)()
+    for field, value in n.iter_fields(tree):
+        setattr(new, field, _copy_replacing(value, swap))
+    for attr_name in ('lineno', 'col_offset', 'codax'):
+        if hasattr(tree, attr_name):
+            setattr(new, attr_name, getattr(tree, attr_name))
+    return new
+
+
+def _origin(stmt):
+    return stmt.value if getattr(stmt.value, 'lineno', None) else stmt
