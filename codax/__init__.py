@@ -2,7 +2,7 @@
 transformation. See README.md and docs/."""
 from transformer.errors import SourceError  # noqa: F401
 
-from . import tree_util  # noqa: F401
+from . import calls, tree_util  # noqa: F401
 from .api import (grad, hessian, jacfwd, jacrev, jvp, linearize, source,  # noqa: F401
                   value_and_grad, vjp)
 

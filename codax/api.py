@@ -273,29 +273,6 @@ def vjp(fun, *primals, has_aux=False):
     return out, vjp_fun
 
 
-def _vjp_call(fn, args, kwargs):
-    """Hook for generated code calling a user function: (output, pullback)."""
-    if kwargs or len(args) < getattr(getattr(fn, '__code__', None), 'co_argcount', 0):
-        bound = inspect.signature(getattr(fn, 'fun', fn)).bind(*args, **kwargs)
-        bound.apply_defaults()
-        args = bound.args
-    while transformation_of(fn) is not None:
-        fn = transformation_of(fn).function_for(args)
-    if not isinstance(fn, types.FunctionType):
-        raise TypeError(f'codax cannot differentiate through a call to {fn!r}: it is not a '
-                        'plain Python function')
-    try:
-        fwd, bwd = _vjp_entry(fn, args, False)
-    except SourceError as exc:
-        if fn.__module__.split('.')[0] != 'runtime':
-            raise
-        raise SourceError(f'codax has no higher derivative for the rule helper rt.{fn.__name__} '
-                          f'(it is first-order only): {exc.message}') from None
-    out, tape = fwd(*args)
-    return out, functools.partial(bwd, tape)
-
-
-runtime.install_vjp_hook(_vjp_call)
 
 
 def source(f, *args, **kwargs):
@@ -362,26 +339,6 @@ def linearize(fun, *primals):
     return out, jvp_fun
 
 
-def _jvp_call(fn, primals, tangents, kwargs, kwtangents):
-    """Hook for forward-mode code calling a user function: (output, tangent)."""
-    if kwargs or len(primals) < getattr(getattr(fn, '__code__', None), 'co_argcount', 0):
-        target = getattr(fn, 'fun', fn)
-        sig = inspect.signature(target)
-        bound = sig.bind(*primals, **kwargs)
-        bound.apply_defaults()
-        names = list(sig.parameters)
-        given = dict(zip(names, tangents), **kwtangents)
-        primals = bound.args
-        tangents = tuple(given.get(name, runtime.ZERO) for name in names[:len(primals)])
-    while transformation_of(fn) is not None:
-        fn = transformation_of(fn).function_for(primals)
-    active = tuple(i for i, (p, t) in enumerate(zip(primals, tangents))
-                   if not runtime.is_zero(t) and _has_inexact(p))
-    function, _ = _jvp_entry(fn, primals, False, active)
-    return function(*primals, *[tangents[i] for i in active])
-
-
-runtime.install_jvp_hook(_jvp_call)
 
 
 # ---------------------------------------------------------------- Jacobians

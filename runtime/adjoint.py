@@ -354,10 +354,18 @@ def install_vjp_hook(hook):
 def vjp_call(fn, *args, **kwargs):
     """Call a user function inside differentiated code: (output, pullback).
 
-    The pullback returns one adjoint per parameter of `fn`, in order. codax
-    installs the hook that transforms `fn` per argument signature (this module
-    must not import the transformer)."""
+    The pullback is data, (backward function, tape), applied by `pullback`; it
+    returns one adjoint per parameter of `fn`, in order. Because it is data and
+    both functions are generated source, derivative code that calls user
+    functions can itself be differentiated. codax installs the hook that
+    transforms `fn` per argument signature (this module must not import the
+    transformer)."""
     return _vjp_hook(fn, args, kwargs)
+
+
+def pullback(pb, cotangent):
+    """Apply a pullback made by vjp_call to the output's cotangent."""
+    return pb[0](pb[1], cotangent)
 
 
 def seed_aux(out):

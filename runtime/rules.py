@@ -588,6 +588,21 @@ def einsum_vjp(g, subscripts, operands, ans):
     return [_einsum_operand_vjp(G, terms, out_term, ops, i, xp) for i in range(len(ops))]
 
 
+def einsum_jvp(tangents, subscripts, operands, optimize=False):
+    """Tangent of ans = einsum(subscripts, *operands): the sum over the
+    operands of the same contraction with that operand's tangent in its place
+    (zero tangents, 0.0, are skipped). First order only: it has no record."""
+    xp = array_module(*operands)
+    total = ZERO
+    for i, ti in enumerate(tangents):
+        if ti is None or is_zero(ti):
+            continue
+        ops = list(operands)
+        ops[i] = ti
+        total = _accumulate(total, xp.einsum(subscripts, *ops, optimize=optimize))
+    return total
+
+
 def _mine_other(a, b, which):
     return (a, b) if which == 0 else (b, a)
 
@@ -799,6 +814,29 @@ def clip_vjp(g, a, a_min, a_max, min, max, ans, which):
     mask = _clip_masks(a, lo, hi, xp)[which]
     gm = xp.where(mask, g, xp.zeros((), dtype=_fdtype(operand, g)))
     return _cast(unbroadcast(gm, operand, ans), operand)
+
+
+def clip_jvp(tan, a, a_min, a_max, min, max, ans, which):
+    """Tangent of ans = clip(a, lo, hi) from the tangent `tan` of a (which=0),
+    the lower bound (1) or the upper bound (2): `tan` where that operand is
+    the one clip returns (the masks of clip_vjp), zero elsewhere, in ans's
+    shape. Linear in tan; its transpose is clip_vjp."""
+    if is_zero(tan):
+        return ZERO
+    lo = a_min if a_min is not None else min
+    hi = a_max if a_max is not None else max
+    xp = array_module(tan, a, lo, hi, ans)
+    operand = (a, lo, hi)[which]
+    mask = _clip_masks(a, lo, hi, xp)[which]
+    zeros = xp.zeros(shape(ans), dtype=_fdtype(operand, tan, ans))
+    return xp.where(mask, tan, zeros)
+
+
+def py_extremum_jvp(tan, args, ans):
+    """Tangent of ans = max(*args) / min(*args) (Python builtins): the tangent
+    of the chosen element; `tan` holds one tangent per argument. Linear in
+    tan; its transpose is py_extremum_vjp."""
+    return py_extremum_transpose(tan, ZERO, args, ans)
 
 
 # ---------------------------------------------------------------------------

@@ -143,11 +143,15 @@ def binary(name, dx1, dx2, c_expr=None, targets=None, math_name=None, **kw):
 
 def reduction(name, dx, methods=(), signature='a, axis=None, dtype=None, out=None, keepdims=False',
               **kw):
-    """Reduction over `axis` with `keepdims`; `dx` may use rt.sum_vjp et al."""
+    """Reduction over `axis` with `keepdims`; `dx` may use rt.sum_vjp et al.
+    `jvp` is 'linear' or the tangent template of the reduced array (in `t`)."""
     params = [p.strip().split('=')[0] for p in signature.split(',')]
     nondiff = [p for p in params if p not in ('a', 'x')]
+    jvp = kw.pop('jvp', None)
+    if isinstance(jvp, str) and jvp != 'linear':
+        jvp = {params[0]: jvp}
     return primitive(name, signature, {params[0]: dx}, nondiff=nondiff,
-                     family='reduction', methods=methods, **kw)
+                     family='reduction', methods=methods, jvp=jvp, **kw)
 
 
 def _tangent_of(vjp_template):

@@ -16,7 +16,6 @@ import types
 import numpy
 
 from runtime import TABLE
-from runtime import vjp_call as _vjp_call
 
 from . import nodes as n
 from .errors import error_at
@@ -649,10 +648,6 @@ class Flattener:
             call.codax = CallInfo('dynamic', label=label)
             return n.copy_location(call, e)
         obj = self.resolve(func)
-        if obj is _vjp_call:
-            raise self.error(e, 'codax cannot yet differentiate derivative code that calls '
-                             'another user function (a higher derivative through a helper '
-                             'call); inline the helper into the function for now')
         prim = TABLE.lookup(obj)
         if prim is not None:
             return self._prim_call(prim, args, kws, e, label)

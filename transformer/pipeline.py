@@ -168,7 +168,7 @@ def _vjp_functions(unit, fdef, result, params, fresh):
                                                  store=True)],
                                value=n.name(tape_param), type_comment=None))
     if result.stack in tape_names:           # the pullback may be called again
-        unpack.append(n.assign(result.stack, n.call(n.name('list'), [n.name(result.stack)])))
+        unpack.append(n.assign(result.stack, n.call('rt.copy', [n.name(result.stack)])))
     outs = n.tuple_([_adjoint_or_zero(result, p) for p in params])
     bwd_body = unpack + result.adjoint + [n.return_(outs)]
     bwd = n.function(f'vjp_bwd_{unit.name}', [tape_param, seed_param], bwd_body)

@@ -282,7 +282,7 @@ class Reverse:
                 self.call_targets[id(stmt)] = name
                 restores.append(pullback)
                 results = self.fresh('_b')
-                out.append(n.assign(results, n.call(n.name(pullback), [g])))
+                out.append(n.assign(results, n.call('rt.pullback', [n.name(pullback), g])))
                 for k, node in op.inputs:
                     out += self.accumulate(node, n.subscript(n.name(results), n.const(k)))
             if name in self.overwritten and name not in self.iteration_local:

@@ -82,7 +82,16 @@ _helper(rules.vstack_vjp, 'cot, tup, y', {'cot': 'rt.stack_vjp_transpose(g, cot,
 _helper(rules.split_vjp, 'cot, ary, y, axis=0', {'cot': 'rt.split_vjp_transpose(g, cot, ary, y, axis)'})
 _helper(rules.py_extremum_vjp, 'cot, args, y', {'cot': 'rt.py_extremum_transpose(g, cot, args, y)'})
 
+# ---- tangent helpers of the JVP rules: linear in the tangent `tan`, their
+# transposes are the matching VJP helpers ----
+_helper(rules.clip_jvp, 'tan, a, a_min, a_max, min, max, y, which',
+        {'tan': 'rt.clip_vjp(g, a, a_min, a_max, min, max, y, which)'})
+_helper(rules.py_extremum_jvp, 'tan, args, y', {'tan': 'rt.py_extremum_vjp(g, args, y)'})
+
 # ---- bilinear products: linear in cot and in the operand other than `which` ----
+# Not jointly linear, so their JVPs are sums of terms, not 'linear': the helper
+# with one argument replaced by its tangent. The adjoint of operand `which`
+# does not depend on that operand, whose term is zero.
 _T = 'rt.product_vjp_transpose(g, cot, x1, x2, {y}, which, {wrt}, "{kind}"{axes})'
 
 
@@ -91,16 +100,28 @@ def _product_rules(kind, y='y', axes=''):
             for wrt_name, wrt in (('cot', "'cot'"), ('x1', 0), ('x2', 1))}
 
 
+def _product_jvp(fn, y=', y', axes=''):
+    call = 'rt.%s({}, {}, {}%s%s, which)' % (fn.__name__, y, axes)
+    return {'cot': call.format('t', 'x1', 'x2'),
+            'x1': f"{call.format('cot', 't', 'x2')} if which == 1 else xp.zeros_like(ans)",
+            'x2': f"{call.format('cot', 'x1', 't')} if which == 0 else xp.zeros_like(ans)"}
+
+
+def _product_helper(fn, signature, vjp, **jvp_kw):
+    return linear(f'rt_{fn.__name__}', signature, vjp, targets=(fn,), impl=f'rt.{fn.__name__}',
+                  family='adjoint', jvp=_product_jvp(fn, **jvp_kw))
+
+
 for _fn, _kind in ((rules.matmul_vjp, 'matmul'), (rules.dot_vjp, 'dot'),
                    (rules.outer_vjp, 'outer'), (rules.inner_vjp, 'inner')):
-    _helper(_fn, 'cot, x1, x2, y, which', _product_rules(_kind))
-_helper(rules.vdot_vjp, 'cot, x1, x2, which', _product_rules('vdot', y='None'))
-_helper(rules.tensordot_vjp, 'cot, x1, x2, y, axes=2, which=0',
-        _product_rules('tensordot', axes=', axes'))
+    _product_helper(_fn, 'cot, x1, x2, y, which', _product_rules(_kind))
+_product_helper(rules.vdot_vjp, 'cot, x1, x2, which', _product_rules('vdot', y='None'), y='')
+_product_helper(rules.tensordot_vjp, 'cot, x1, x2, y, axes=2, which=0',
+                _product_rules('tensordot', axes=', axes'), axes=', axes')
 
 # ---- nonlinear helpers used by rules ----
 primitive('rt_safe_log', 'x', {'x': 'g / xp.where(x == 0, xp.inf, x)'}, targets=(rules.safe_log,),
-          impl='rt.safe_log', family='adjoint')
+          impl='rt.safe_log', family='adjoint', jvp={'x': 't / xp.where(x == 0, xp.inf, x)'})
 
 # ---- helpers whose results carry no gradient ----
 for _fn, _sig in ((adjoint.seed, 'out'), (adjoint.shape, 'x'), (adjoint.ndim, 'x'),

@@ -73,10 +73,15 @@ nondifferentiable('round', 'a, decimals=0, out=None', targets=(numpy.round, nump
 primitive('where', 'condition, x=None, y=None',
           {'x': 'rt.where_vjp(g, condition, x, ans, 0)',
            'y': 'rt.where_vjp(g, condition, y, ans, 1)'},
+          jvp={'x': 'xp.where(condition, t, xp.zeros_like(ans))',
+               'y': 'xp.where(condition, xp.zeros_like(ans), t)'},
           nondiff=('condition',), family='elementwise')
 # clip(a, a_min, a_max) and NumPy 2's clip(a, min=, max=); also the method x.clip.
 _CLIP = 'rt.clip_vjp(g, a, a_min, a_max, min, max, ans, {})'
+_CLIP_T = 'rt.clip_jvp(t, a, a_min, a_max, min, max, ans, {})'
 primitive('clip', 'a, a_min=None, a_max=None, out=None, *, min=None, max=None',
           {'a': _CLIP.format(0), 'a_min': _CLIP.format(1), 'min': _CLIP.format(1),
            'a_max': _CLIP.format(2), 'max': _CLIP.format(2)},
+          jvp={'a': _CLIP_T.format(0), 'a_min': _CLIP_T.format(1), 'min': _CLIP_T.format(1),
+               'a_max': _CLIP_T.format(2), 'max': _CLIP_T.format(2)},
           nondiff=('out',), methods=('clip',), family='elementwise')

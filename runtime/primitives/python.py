@@ -6,11 +6,14 @@ from ..table import linear, nondifferentiable, primitive
 
 primitive('py_sum', 'iterable, /, start=0', {'iterable': 'rt.broadcast_list(g, iterable, ans)',
                                              'start': 'rt.unbroadcast(g, start, ans)'},
-          targets=(sum,), impl='sum', family='python')
+          targets=(sum,), impl='sum', family='python', jvp='linear')
+# `t` is the tuple of the arguments' tangents: the chosen one is passed on.
 primitive('py_max', '*args', {'args': 'rt.py_extremum_vjp(g, args, ans)'},
-          targets=(max,), impl='max', family='python')
+          targets=(max,), impl='max', family='python',
+          jvp={'args': 'rt.py_extremum_jvp(t, args, ans)'})
 primitive('py_min', '*args', {'args': 'rt.py_extremum_vjp(g, args, ans)'},
-          targets=(min,), impl='min', family='python')
+          targets=(min,), impl='min', family='python',
+          jvp={'args': 'rt.py_extremum_jvp(t, args, ans)'})
 linear('py_float', 'x=0.0', {'x': 'g'}, targets=(float,), impl='float', family='python')
 nondifferentiable('py_len', 'obj', targets=(len,), impl='len')
 nondifferentiable('py_int', 'x=0', targets=(int,), impl='int')
@@ -20,4 +23,6 @@ linear('py_item', 'a', {'a': 'g'}, targets=(rules.to_scalar,), impl='rt.to_scala
 primitive('math_log', 'x, base=None',
           {'x': 'g / x if base is None else g / (x * xp.log(base))',
            'base': '-g * ans / (base * xp.log(base))'},
+          jvp={'x': 't / x if base is None else t / (x * xp.log(base))',
+               'base': '-t * ans / (base * xp.log(base))'},
           targets=(math.log, rules.log_base), impl='rt.log_base', family='python')

@@ -5,31 +5,46 @@ from .. import adjoint
 from ..table import nondifferentiable, primitive, reduction
 
 _EXTREMUM = 'rt.extremum_vjp(g, a, ans, axis, keepdims)'
+# The tangent of max/min: t averaged over the tied positions (the VJP's weights).
+_EXTREMUM_T = ('xp.sum(t * rt.extremum_vjp(1.0, a, ans, axis, keepdims), axis=axis, '
+               'keepdims=keepdims)')
 _SIG_EXT = 'a, axis=None, out=None, keepdims=False, initial=None, where=True'
 
-reduction('sum', 'rt.sum_vjp(g, a, axis, keepdims)', methods=('sum',))
-reduction('mean', 'rt.sum_vjp(g, a, axis, keepdims) / rt.count(a, axis)', methods=('mean',))
+reduction('sum', 'rt.sum_vjp(g, a, axis, keepdims)', methods=('sum',), jvp='linear')
+reduction('mean', 'rt.sum_vjp(g, a, axis, keepdims) / rt.count(a, axis)', methods=('mean',),
+          jvp='linear')
 reduction('prod', 'rt.sum_vjp(g, a, axis, keepdims) * rt.keep_dims(ans, a, axis, keepdims) / a',
-          methods=('prod',))
-reduction('max', _EXTREMUM, methods=('max',), signature=_SIG_EXT)
-reduction('min', _EXTREMUM, methods=('min',), signature=_SIG_EXT)
-reduction('amax', _EXTREMUM, signature=_SIG_EXT)
-reduction('amin', _EXTREMUM, signature=_SIG_EXT)
+          methods=('prod',),
+          jvp='xp.sum(t * rt.keep_dims(ans, a, axis, keepdims) / a, axis=axis, keepdims=keepdims)')
+reduction('max', _EXTREMUM, methods=('max',), signature=_SIG_EXT, jvp=_EXTREMUM_T)
+reduction('min', _EXTREMUM, methods=('min',), signature=_SIG_EXT, jvp=_EXTREMUM_T)
+reduction('amax', _EXTREMUM, signature=_SIG_EXT, jvp=_EXTREMUM_T)
+reduction('amin', _EXTREMUM, signature=_SIG_EXT, jvp=_EXTREMUM_T)
 _CENTRED = 'a - xp.mean(a, axis=axis, keepdims=True)'
 _DOF = '(rt.count(a, axis) - ddof)'
+# d var = 2 sum((a - mean) t) / dof (the mean's own tangent sums to zero against a - mean).
+_CENTRED_DOT_T = f'xp.sum(({_CENTRED}) * t, axis=axis, keepdims=keepdims)'
 reduction('var', f'rt.sum_vjp(g, a, axis, keepdims) * 2 * ({_CENTRED}) / {_DOF}',
           methods=('var',),
-          signature='a, axis=None, dtype=None, out=None, ddof=0, keepdims=False')
+          signature='a, axis=None, dtype=None, out=None, ddof=0, keepdims=False',
+          jvp=f'{_CENTRED_DOT_T} * 2 / {_DOF}')
 reduction('std', f'rt.sum_vjp(g / ans, a, axis, keepdims) * ({_CENTRED}) / {_DOF}',
           methods=('std',),
-          signature='a, axis=None, dtype=None, out=None, ddof=0, keepdims=False')
+          signature='a, axis=None, dtype=None, out=None, ddof=0, keepdims=False',
+          jvp=f'{_CENTRED_DOT_T} / ({_DOF} * ans)')
 reduction('cumsum', 'rt.cumsum_vjp(g, a, ans, axis)', methods=('cumsum',),
-          signature='a, axis=None, dtype=None, out=None')
+          signature='a, axis=None, dtype=None, out=None', jvp='linear')
 primitive('norm', 'x, ord=None, axis=None, keepdims=False',
           # The 2-norm's rule is written with primitives, so it has second
           # derivatives; other orders go through rt.norm_vjp (first order only).
           {'x': 'rt.sum_vjp(g, x, axis, keepdims) * x / rt.keep_dims(ans, x, axis, keepdims) '
                 'if ord is None or ord == "fro" else rt.norm_vjp(g, x, ans, ord, axis, keepdims)'},
+          # The same split: the 2-norm's tangent <x, t> / |x| in primitives; other
+          # orders pair t with the gradient rt.norm_vjp(1.0, ...) (first order only).
+          jvp={'x': 'xp.sum(x * t, axis=axis, keepdims=keepdims) / ans '
+                    'if ord is None or ord == "fro" else '
+                    'xp.sum(t * rt.norm_vjp(1.0, x, ans, ord, axis, keepdims), axis=axis, '
+                    'keepdims=keepdims)'},
           nondiff=('ord', 'axis', 'keepdims'), targets=(numpy.linalg.norm,),
           impl='xp.linalg.norm', family='reduction')
 
