@@ -85,15 +85,18 @@ _primitive_functions = {}
 
 
 def primitive_function(obj):
-    """A Python function with readable source that calls primitive `obj`, so
-    that grad(np.sin) works as in JAX. None if `obj` is not a primitive."""
+    """A Python function with readable source that calls `obj`, a primitive or
+    a custom rule, so that grad(np.sin) or grad(custom_f) work as in JAX.
+    None for anything else."""
     prim = runtime.TABLE.lookup(obj)
-    if prim is None:
+    custom = getattr(obj, '__codax_custom__', None)
+    if prim is None and custom is None:
         return None
     if id(obj) not in _primitive_functions:
-        params = [p.name for p in prim.signature.parameters.values()
+        signature = prim.signature if prim is not None else inspect.signature(obj.fun)
+        params = [p.name for p in signature.parameters.values()
                   if p.default is p.empty and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
-        name = getattr(obj, '__name__', prim.name)
+        name = getattr(obj, '__name__', None) or prim.name
         text = f'def {name}({", ".join(params)}):\n    return primitive({", ".join(params)})\n'
         filename = f'<codax primitive {name}>'
         linecache.cache[filename] = (len(text), None, text.splitlines(True), filename)
@@ -319,6 +322,12 @@ def jvp(fun, primals, tangents, has_aux=False):
     primals, tangents = tuple(primals), tuple(tangents)
     if len(primals) != len(tangents):
         raise TypeError(f'jvp: {len(primals)} primals but {len(tangents)} tangents')
+    code = getattr(fun, '__code__', None)
+    if code is not None and len(primals) < code.co_argcount:     # defaulted parameters
+        bound = inspect.signature(fun).bind(*primals)
+        bound.apply_defaults()
+        tangents += (runtime.ZERO,) * (len(bound.args) - len(primals))
+        primals = tuple(bound.args)
     active = tuple(i for i, (p, t) in enumerate(zip(primals, tangents))
                    if _has_inexact(p) and not runtime.is_zero(t))
     function, active = _jvp_entry(fun, primals, has_aux, active)

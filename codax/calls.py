@@ -31,6 +31,10 @@ _SPECIAL = (runtime.vjp_call, runtime.pullback, runtime.jvp_call)
 
 
 def _plain(fn, args):
+    if _custom(fn):
+        raise SourceError(f'codax applies custom rules (here {fn.__name__!r}) for first '
+                          'derivatives; a higher derivative through a custom rule is not '
+                          'supported yet')
     if any(fn is special for special in _SPECIAL):
         raise SourceError('codax differentiates through calls to user functions up to second '
                           'order; a third derivative through such a call is not supported yet '
@@ -54,6 +58,61 @@ def _vjp_functions(fn, args):
                           f'(it is first-order only): {exc.message}') from None
 
 
+# ---- custom rules and checkpointing ----
+
+def _custom(fn):
+    return getattr(fn, '__codax_custom__', None)
+
+
+def _custom_vjp(fn, args):
+    kind = _custom(fn)
+    if kind == 'vjp':
+        if fn.fwd is None:
+            raise TypeError(f'{fn.__name__}: custom_vjp needs defvjp(fwd, bwd) before use')
+        out, residuals = fn.fwd(*args)
+        return out, (_custom_vjp_pullback, (fn.bwd, residuals))
+    if kind == 'jvp':
+        if fn.jvp_rule is None:
+            raise TypeError(f'{fn.__name__}: custom_jvp needs defjvp(rule) before use')
+        return fn.fun(*args), (_custom_jvp_pullback, (fn.jvp_rule, args))
+    return fn(*args), (_checkpoint_pullback, (fn.fun, args))        # checkpoint
+
+
+def _custom_vjp_pullback(state, cotangent):
+    bwd, residuals = state
+    return tuple(bwd(residuals, cotangent))
+
+
+def _custom_jvp_pullback(state, cotangent):
+    """The transpose of the rule's tangent map: the rule is linear in its
+    tangents, so its vjp with respect to them (at zero) is the transpose."""
+    rule, args = state
+    zeros = tuple(runtime.dense(ZERO, a) for a in args)
+    fwd, bwd = api.specialize(rule, 'vjp', (1,), False, (args, zeros)).build(rule)
+    _, tape = fwd(args, zeros)                       # only the tangents are differentiated
+    adjoints = bwd(tape, (ZERO, cotangent))[1]
+    return tuple(item(adjoints, i) for i in range(len(args)))
+
+
+def _checkpoint_pullback(state, cotangent):
+    fun, args = state                     # recompute the forward sweep now
+    _, pb = vjp_hook(fun, args, {})
+    return pullback(pb, cotangent)
+
+
+def _custom_jvp(fn, primals, tangents):
+    kind = _custom(fn)
+    if kind == 'jvp':
+        dense = tuple(runtime.dense(t, p) for p, t in zip(primals, tangents))
+        out, tangent = fn.jvp_rule(primals, dense)
+        return out, tangent
+    if kind == 'vjp':
+        raise TypeError(f'{fn.__name__} has a custom_vjp rule, which defines reverse mode only; '
+                        'forward mode (jvp, jacfwd, hessian) cannot use it. Give it a '
+                        'custom_jvp rule instead')
+    return jvp_hook(fn.fun, primals, tangents, {}, {})               # checkpoint
+
+
 # ---- reverse mode ----
 
 def vjp_hook(fn, args, kwargs):
@@ -62,6 +121,8 @@ def vjp_hook(fn, args, kwargs):
     if fn is runtime.pullback:                # reverse over reverse: a backward sweep
         return _vjp_of_pullback(*args)
     args = _bind(fn, args, kwargs)
+    if _custom(fn):
+        return _custom_vjp(fn, args)
     fn = _plain(fn, args)
     fwd, bwd = _vjp_functions(fn, args)
     out, tape = fwd(*args)
@@ -108,6 +169,8 @@ def jvp_hook(fn, primals, tangents, kwargs, kwtangents):
         given = dict(zip(names, tangents), **kwtangents)
         primals = _bind(fn, primals, kwargs)
         tangents = tuple(given.get(name, ZERO) for name in names[:len(primals)])
+    if _custom(fn):
+        return _custom_jvp(fn, tuple(primals), tuple(tangents))
     fn = _plain(fn, primals)
     active = tuple(i for i, (p, t) in enumerate(zip(primals, tangents))
                    if not runtime.is_zero(t) and api._has_inexact(p))

@@ -316,6 +316,11 @@ def broadcast_list(g, xs, y):
     return [unbroadcast(g, x, y) for x in xs]
 
 
+def stop_gradient(x):
+    """x itself, through which no derivative flows (a non-differentiable primitive)."""
+    return x
+
+
 def dense(t, x):
     """Tangent (or adjoint) `t` as a value shaped like primal `x`: the zero
     becomes zeros, a broadcastable array its broadcast, containers per item."""

@@ -653,12 +653,14 @@ class Flattener:
             return self._prim_call(prim, args, kws, e, label)
         if isinstance(obj, type) and issubclass(obj, numpy.generic) and len(args) == 1:
             return self._prim_call(TABLE['astype'], [args[0], func], [], e, label)
-        if getattr(obj, '__codax_transformed__', False):       # grad(f) called inside
+        if getattr(obj, '__codax_transformed__', False) or getattr(obj, '__codax_custom__', None):
+            # grad(f), a custom rule or a checkpoint, called inside: a user call
             call = n.Call(func=func, args=args, keywords=kws)
             call.codax = CallInfo('user', obj=obj, label=label)
             return n.copy_location(call, e)
         if isinstance(obj, types.FunctionType):
             self._check_call(obj, args, kws, e)
+            args, kws = _by_position(obj, args, kws)
             call = n.Call(func=func, args=args, keywords=kws)
             call.codax = CallInfo('user', obj=obj, label=label)
             return n.copy_location(call, e)
@@ -696,6 +698,31 @@ class Flattener:
             inspect.signature(fn).bind(*args, **{k.arg: k.value for k in kws})
         except TypeError as exc:
             raise self.error(origin, f'bad arguments to {fn.__name__}: {exc}') from None
+
+
+def _by_position(fn, args, kws):
+    """Keyword arguments of a call to a user function moved to their positions
+    (skipped parameters get their literal defaults), so that generated code
+    passes everything by position. Left as keywords if a skipped default is
+    not a literal."""
+    if not kws:
+        return args, kws
+    given = {k.arg: k.value for k in kws}
+    out = list(args)
+    for param in list(inspect.signature(fn).parameters.values())[len(args):]:
+        if param.name in given:
+            out.append(given.pop(param.name))
+        elif not given:
+            break
+        elif param.default is not param.empty and _literal(param.default):
+            out.append(n.const(param.default))
+        else:
+            return args, kws
+    return out, []
+
+
+def _literal(value):
+    return value is None or isinstance(value, (bool, int, float, str))
 
 
 def _is_pop(value, local_names):

@@ -1,7 +1,7 @@
 """Python builtins on numbers and lists, treated as primitives."""
 import math
 
-from .. import rules
+from .. import adjoint, rules
 from ..table import linear, nondifferentiable, primitive
 
 primitive('py_sum', 'iterable, /, start=0', {'iterable': 'rt.broadcast_list(g, iterable, ans)',
@@ -26,3 +26,6 @@ primitive('math_log', 'x, base=None',
           jvp={'x': 't / x if base is None else t / (x * xp.log(base))',
                'base': '-t * ans / (base * xp.log(base))'},
           targets=(math.log, rules.log_base), impl='rt.log_base', family='python')
+nondifferentiable('stop_gradient', 'x', targets=(adjoint.stop_gradient,), impl='rt.stop_gradient')
+linear('finalize_distinct', 'grads', {'grads': 'g'}, targets=(adjoint.finalize_distinct,),
+       impl='rt.finalize_distinct', family='python')

@@ -1,6 +1,7 @@
 """Shape and structure ops: all linear, their VJPs move the cotangent back."""
 import numpy
 
+from .. import rules
 from ..table import linear
 
 _G = 'rt.materialize(g, ans)'
@@ -38,7 +39,8 @@ linear('stack', 'arrays, axis=0, out=None, dtype=None, casting="same_kind"',
 linear('hstack', 'tup, dtype=None, casting="same_kind"', {'tup': 'rt.hstack_vjp(g, tup, ans)'})
 linear('vstack', 'tup, dtype=None, casting="same_kind"', {'tup': 'rt.vstack_vjp(g, tup, ans)'})
 linear('split', 'ary, indices_or_sections, axis=0', {'ary': 'rt.split_vjp(g, ary, ans, axis)'})
-linear('copy', 'a, order="K"', {'a': 'g'}, methods=('copy',), impl='rt.copy')
+linear('copy', 'a, order="K"', {'a': 'g'}, methods=('copy',), impl='rt.copy',
+       targets=(numpy.copy, rules.copy))
 linear('array', 'object, dtype=None, copy=True, order="K", ndmin=0',
        {'object': 'rt.array_vjp(g, object, ans)'})
 linear('asarray', 'a, dtype=None, order=None', {'a': 'rt.array_vjp(g, a, ans)'})
