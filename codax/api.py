@@ -46,19 +46,43 @@ class Specialization:
         return self.factory(self.xp, runtime, *[cells[name] for name in self.generated.free_names])
 
 
+def _dtype_of(x):
+    """x's NumPy dtype, or None (also for a dtype class such as np.float64 itself)."""
+    dtype = getattr(x, 'dtype', None)
+    return dtype if isinstance(dtype, numpy.dtype) else None
+
+
 def _describe(args):
     def one(a):                      # dtype and rank: shapes are not part of the signature
         dt = getattr(a, 'dtype', None)
-        if dt is not None:
+        if isinstance(dt, numpy.dtype):
             return f'{dt.kind}{dt.itemsize * 8}[{",".join(":" * len(getattr(a, "shape", ())))}]'
         return type(a).__name__
     return ', '.join(one(a) for a in args)
 
 
-def specialize(fn, mode, argnums, has_aux, args):
-    while transformation_of(fn) is not None:   # composition: transform the generated code
+def _user_function(fn):
+    """The user's function behind transformations and custom-rule wrappers."""
+    while transformation_of(fn) is not None:
+        fn = transformation_of(fn).fun
+    return getattr(fn, 'fun', fn) if getattr(fn, '__codax_custom__', None) else fn
+
+
+def resolve(fn, args):
+    """The plain Python function to transform: the generated code behind a
+    transformed function (composition), or a wrapper of a primitive."""
+    while transformation_of(fn) is not None:
         fn = transformation_of(fn).function_for(args)
-    fn = primitive_function(fn) or fn
+    return primitive_function(fn) or fn
+
+
+def build(fn, mode, argnums, has_aux, args):
+    """The generated functions of `fn` for this transformation and signature."""
+    return specialize(fn, mode, argnums, has_aux, args).build(resolve(fn, args))
+
+
+def specialize(fn, mode, argnums, has_aux, args):
+    fn = resolve(fn, args)
     if not isinstance(fn, types.FunctionType):
         return _not_a_function(fn)
     key = (mode, argnums, has_aux, id(fn.__code__), id(fn.__globals__), closure_key(fn),
@@ -75,7 +99,7 @@ def specialize(fn, mode, argnums, has_aux, args):
         if mode == 'jvp':
             generated = compile_forward(fn, list(argnums), numeric, has_aux, label)
         else:
-            generated = compile_reverse(fn, mode, list(argnums), numeric, has_aux, label)
+            generated = compile_reverse(fn, mode, argnums, numeric, has_aux, label)
         entry = Specialization(fn, generated, array_module(*tree_leaves(list(args))))
         CACHE.put(key, entry)
         return entry
@@ -107,6 +131,9 @@ def primitive_function(obj):
 
 
 def _not_a_function(fn):
+    if getattr(fn, '__codax_jacobian__', False):
+        raise TypeError('codax cannot transform the result of jacfwd/jacrev again yet; for '
+                        'second derivatives use hessian, jacfwd(grad(f)) or grad(grad(f))')
     from transformer.parse import parse_function
     parse_function(fn)               # raises the explanatory error
     raise TypeError(f'codax can only transform Python functions, got {fn!r}')
@@ -124,7 +151,7 @@ def _check_inexact(args, argnums, fname):
             raise TypeError(f'{fname}: argnums={i} but the function was called with '
                             f'{len(args)} positional arguments')
         for leaf in tree_leaves(args[i]):
-            dtype = getattr(leaf, 'dtype', None)
+            dtype = _dtype_of(leaf)
             if dtype is None:
                 if isinstance(leaf, (bool, int)) or not isinstance(leaf, (float, complex)):
                     dtype = numpy.asarray(leaf).dtype if isinstance(leaf, (bool, int)) else None
@@ -167,7 +194,8 @@ class Transformed:
     def _specialize(self, args):
         argnums = tuple(i % len(args) if args else i for i in self.argnums)
         _check_inexact(args, argnums, self.mode)
-        return specialize(self.fun, self.mode, argnums, self.has_aux, args)
+        return specialize(self.fun, self.mode, argnums[0] if self._single else argnums,
+                          self.has_aux, args)
 
     def function_for(self, args):
         """The generated Python function for these arguments."""
@@ -175,12 +203,12 @@ class Transformed:
 
     def specialization_for(self, args):
         entry = self._specialize(args)
-        (function,) = entry.build(self.fun)
+        (function,) = entry.build(resolve(self.fun, args))
         return function, (entry if entry.guards else None)
 
     def as_function(self):
         """A plain function (cheaper to call than an object) with .source()."""
-        fast, single, nargs = self._fast, self._single, self._nargs
+        fast, nargs = self._fast, self._nargs
         positional, function_for, mode, has_aux = (self._positional, self.function_for,
                                                    self.mode, self.has_aux)
         specialization_for = self.specialization_for
@@ -200,8 +228,7 @@ class Transformed:
                 function = hit[0]
             else:
                 function = function_for(args)
-            out = function(*args)
-            return out if single else _as_tuple_grads(out, mode, has_aux)
+            return function(*args)
         functools.update_wrapper(transformed, self.fun, updated=())
         del transformed.__wrapped__          # inspect must not mistake it for the user's code
         transformed.source = self.source
@@ -223,15 +250,6 @@ def transformation_of(fn):
     return getattr(fn, '__codax_transformed__', None)
 
 
-def _as_tuple_grads(out, mode, has_aux):
-    """With an argnums tuple the gradient is a tuple, even of length one."""
-    def fix(grads):
-        return grads if isinstance(grads, tuple) else (grads,)
-    if mode == 'grad':
-        return (fix(out[0]), out[1]) if has_aux else fix(out)
-    return (out[0], fix(out[1]))
-
-
 def grad(fun, argnums=0, has_aux=False):
     """The gradient of scalar-valued `fun` with respect to argument(s) `argnums`."""
     return Transformed(fun, 'grad', argnums, has_aux).as_function()
@@ -244,7 +262,7 @@ def value_and_grad(fun, argnums=0, has_aux=False):
 
 def _has_inexact(value):
     for leaf in tree_leaves(value):
-        dtype = getattr(leaf, 'dtype', None)
+        dtype = _dtype_of(leaf)
         if dtype is not None and dtype.kind in 'fc' or isinstance(leaf, (float, complex)):
             return True
     return False
@@ -252,8 +270,7 @@ def _has_inexact(value):
 
 def _vjp_entry(fun, primals, has_aux):
     active = tuple(i for i, a in enumerate(primals) if _has_inexact(a))
-    entry = specialize(fun, 'vjp', active, has_aux, primals)
-    return entry.build(fun)
+    return build(fun, 'vjp', active, has_aux, primals)
 
 
 def vjp(fun, *primals, has_aux=False):
@@ -294,7 +311,7 @@ def source(f, *args, **kwargs):
 
 def _tangent_for(primal, tangent):
     """A user's tangent as an array of the primal's float dtype (JAX checks this)."""
-    dtype = getattr(primal, 'dtype', None)
+    dtype = _dtype_of(primal)
     if dtype is None:
         return tangent if runtime.is_array(tangent) or isinstance(tangent, (dict, list, tuple)) \
             else float(tangent)
@@ -309,8 +326,7 @@ def _tangent_for(primal, tangent):
 def _jvp_entry(fun, primals, has_aux, active=None):
     if active is None:
         active = tuple(i for i, p in enumerate(primals) if _has_inexact(p))
-    entry = specialize(fun, 'jvp', active, has_aux, primals)
-    (function,) = entry.build(fun)
+    (function,) = build(fun, 'jvp', active, has_aux, primals)
     return function, active
 
 
@@ -322,12 +338,18 @@ def jvp(fun, primals, tangents, has_aux=False):
     primals, tangents = tuple(primals), tuple(tangents)
     if len(primals) != len(tangents):
         raise TypeError(f'jvp: {len(primals)} primals but {len(tangents)} tangents')
-    code = getattr(fun, '__code__', None)
+    user = _user_function(fun)
+    code = getattr(user, '__code__', None)
     if code is not None and len(primals) < code.co_argcount:     # defaulted parameters
-        bound = inspect.signature(fun).bind(*primals)
+        bound = inspect.signature(user).bind(*primals)
         bound.apply_defaults()
         tangents += (runtime.ZERO,) * (len(bound.args) - len(primals))
         primals = tuple(bound.args)
+    for p, t in zip(primals, tangents):
+        if not _has_inexact(p) and not runtime.is_zero(t) and any(
+                numpy.any(numpy.asarray(leaf) != 0) for leaf in tree_leaves(t)):
+            raise TypeError('jvp: a tangent for an integer or boolean primal must be zero '
+                            '(there is no derivative with respect to integers)')
     active = tuple(i for i, (p, t) in enumerate(zip(primals, tangents))
                    if _has_inexact(p) and not runtime.is_zero(t))
     function, active = _jvp_entry(fun, primals, has_aux, active)
@@ -368,7 +390,7 @@ def _basis(leaves):
 
 
 def _inexact_dtype(x):
-    dtype = getattr(x, 'dtype', None)
+    dtype = _dtype_of(x)
     return dtype if dtype is not None and dtype.kind in 'fc' else numpy.float64
 
 
@@ -444,17 +466,80 @@ def _jacobian(fun, argnums, has_aux, forward):
         jac = _assemble(columns, out_tree, in_leaves, in_tree, transpose=not forward)
         return (jac, aux) if has_aux else jac
     functools.update_wrapper(jacobian, fun, updated=())
+    del jacobian.__wrapped__
+    jacobian.__codax_jacobian__ = True
     return jacobian
 
 
 def jacfwd(fun, argnums=0, has_aux=False):
     """The Jacobian of `fun` by forward mode: one jvp per input element."""
+    if isinstance(argnums, int) and not has_aux:
+        return _generated_jacobian(fun, argnums, forward=True)
     return _jacobian(fun, argnums, has_aux, forward=True)
 
 
 def jacrev(fun, argnums=0, has_aux=False):
     """The Jacobian of `fun` by reverse mode: one pullback per output element."""
+    if isinstance(argnums, int) and not has_aux:
+        return _generated_jacobian(fun, argnums, forward=False)
     return _jacobian(fun, argnums, has_aux, forward=False)
+
+
+_JACOBIAN_SOURCE = {
+    True: """\
+def {name}({params}):
+    if not rt.is_array_leaf({x}):          # a pytree argument: the general path
+        return general({params})
+    columns = []
+    for j in range(rt.size({x})):
+        out, column = rt.jvp_call(f, ({params},), ({basis}))
+        columns.append(column)
+    if len(columns) == 0:
+        out = f({params})
+    return rt.jacobian_from_columns(columns, out, {x})
+""",
+    False: """\
+def {name}({params}):
+    if not rt.is_array_leaf({x}):          # a pytree argument: the general path
+        return general({params})
+    out, pb = rt.vjp_call(f, {params})
+    if not rt.is_array_leaf(out):
+        return general({params})
+    rows = []
+    for i in range(rt.size(out)):
+        adjoints = rt.pullback(pb, rt.unit_tangent(out, i))
+        rows.append(adjoints[{argnum}])
+    return rt.jacobian_from_rows(rows, out, {x})
+""",
+}
+
+
+def _generated_jacobian(fun, argnum, forward):
+    """jacfwd/jacrev of an array argument as generated Python (a loop of jvps or
+    pullbacks), so the Jacobian can itself be differentiated again:
+    jacfwd(jacrev(f)), jacrev(jacfwd(f)), grad of a Jacobian's entry, ..."""
+    user = _user_function(fun)
+    signature = inspect.signature(user)
+    params = list(signature.parameters)
+    defaults = {f'_default_{p}': v.default for p, v in signature.parameters.items()
+                if v.default is not v.empty}
+    kind = 'jacfwd' if forward else 'jacrev'
+    name = f'{kind}_{getattr(user, "__name__", "f").strip("<>")}'
+    basis = ', '.join(f'rt.unit_tangent({p}, j)' if i == argnum else '0.0'
+                      for i, p in enumerate(params))
+    header = ', '.join(f'{p}=_default_{p}' if f'_default_{p}' in defaults else p for p in params)
+    text = _JACOBIAN_SOURCE[forward].format(name=name, params=', '.join(params),
+                                            x=params[argnum], argnum=argnum,
+                                            basis=basis + ',')
+    filename = f'<codax {kind}({name}) #{next(_labels)}>'
+    linecache.cache[filename] = (len(text), None, text.splitlines(True), filename)
+    text = text.replace(f'def {name}({", ".join(params)}):', f'def {name}({header}):', 1)
+    namespace = {'rt': runtime, 'f': fun, 'general': _jacobian(fun, argnum, False, forward),
+                 **defaults}
+    exec(compile(text, filename, 'exec'), namespace)
+    jacobian = namespace[name]
+    jacobian.__doc__ = f'The Jacobian of {name[len(kind) + 1:]} with respect to argument {argnum}.'
+    return jacobian
 
 
 def hessian(fun, argnums=0):

@@ -48,14 +48,20 @@ def _plain(fn, args):
     return fn
 
 
+def _rule_helper_error(fn, exc):
+    """A derivative rule's helper (runtime code without a record of its own)
+    cannot be differentiated again: say so, rather than what failed inside it."""
+    if fn.__module__.split('.')[0] != 'runtime':
+        return exc
+    return SourceError(f'codax has no higher derivative for the rule helper rt.{fn.__name__} '
+                       f'(it is first-order only)')
+
+
 def _vjp_functions(fn, args):
     try:
         return api._vjp_entry(fn, args, False)
     except SourceError as exc:
-        if fn.__module__.split('.')[0] != 'runtime':
-            raise
-        raise SourceError(f'codax has no higher derivative for the rule helper rt.{fn.__name__} '
-                          f'(it is first-order only): {exc.message}') from None
+        raise _rule_helper_error(fn, exc) from None
 
 
 # ---- custom rules and checkpointing ----
@@ -88,7 +94,7 @@ def _custom_jvp_pullback(state, cotangent):
     tangents, so its vjp with respect to them (at zero) is the transpose."""
     rule, args = state
     zeros = tuple(runtime.dense(ZERO, a) for a in args)
-    fwd, bwd = api.specialize(rule, 'vjp', (1,), False, (args, zeros)).build(rule)
+    fwd, bwd = api.build(rule, 'vjp', (1,), False, (args, zeros))
     _, tape = fwd(args, zeros)                       # only the tangents are differentiated
     adjoints = bwd(tape, (ZERO, cotangent))[1]
     return tuple(item(adjoints, i) for i in range(len(args)))
@@ -120,6 +126,8 @@ def vjp_hook(fn, args, kwargs):
         return _vjp_of_forward_sweep(args[0], _bind(args[0], args[1:], kwargs))
     if fn is runtime.pullback:                # reverse over reverse: a backward sweep
         return _vjp_of_pullback(*args)
+    if fn is runtime.jvp_call:                # reverse over forward: a tangent sweep
+        return _vjp_of_tangent_sweep(*args)
     args = _bind(fn, args, kwargs)
     if _custom(fn):
         return _custom_vjp(fn, args)
@@ -153,6 +161,37 @@ def _pullback_pullback(inner, c):
     return (ZERO, adjoint_state), adjoint_cotangent
 
 
+def _tangent_function(inner, primals, tangents, also=()):
+    """The generated forward-mode function of `inner` and the tangents it takes:
+    those that are not the zero (or whose own tangents in `also` are not)."""
+    inner = _plain(inner, primals)
+    others = also or (ZERO,) * len(primals)
+    active = tuple(i for i, (p, t, o) in enumerate(zip(primals, tangents, others))
+                   if api._has_inexact(p) and not (runtime.is_zero(t) and runtime.is_zero(o)))
+    function, _ = api._jvp_entry(inner, primals, False, active)
+    dense = tuple(runtime.dense(tangents[i], primals[i]) for i in active)
+    return function, active, dense
+
+
+def _vjp_of_tangent_sweep(inner, primals, tangents, kwargs=None, kwtangents=None):
+    """vjp of (primals, tangents) -> jvp_call(inner, primals, tangents)."""
+    if kwargs or kwtangents:
+        raise SourceError('codax cannot differentiate forward-mode code that passes keyword '
+                          'arguments to a user function')
+    function, active, dense = _tangent_function(inner, tuple(primals), tuple(tangents))
+    value, pb = vjp_hook(function, tuple(primals) + dense, {})
+    return value, (_tangent_sweep_pullback, (pb, len(primals), active))
+
+
+def _tangent_sweep_pullback(state, cotangent):
+    pb, count, active = state
+    adjoints = pullback(pb, cotangent)
+    of_tangents = [ZERO] * count
+    for k, i in enumerate(active):
+        of_tangents[i] = adjoints[count + k]
+    return ZERO, tuple(adjoints[:count]), tuple(of_tangents)
+
+
 # ---- forward mode ----
 
 def jvp_hook(fn, primals, tangents, kwargs, kwtangents):
@@ -164,6 +203,15 @@ def jvp_hook(fn, primals, tangents, kwargs, kwtangents):
     if fn is runtime.pullback:                # forward over reverse: a backward sweep
         (bwd, state), cotangent = primals
         return jvp_hook(bwd, (state, cotangent), (item(tangents[0], 1), tangents[1]), {}, {})
+    if fn is runtime.jvp_call:                # forward over forward: a tangent sweep
+        inner, inner_primals, inner_tangents = primals[:3]
+        count = len(inner_primals)
+        d_primals = tuple(item(tangents[1], i) for i in range(count))
+        d_tangents = tuple(item(tangents[2], i) for i in range(count))
+        function, active, dense = _tangent_function(inner, tuple(inner_primals),
+                                                    tuple(inner_tangents), d_tangents)
+        return jvp_hook(function, tuple(inner_primals) + dense,
+                        d_primals + tuple(item(d_tangents, i) for i in active), {}, {})
     if kwargs or len(primals) < getattr(getattr(fn, '__code__', None), 'co_argcount', 0):
         names = list(inspect.signature(getattr(fn, 'fun', fn)).parameters)
         given = dict(zip(names, tangents), **kwtangents)
@@ -174,7 +222,10 @@ def jvp_hook(fn, primals, tangents, kwargs, kwtangents):
     fn = _plain(fn, primals)
     active = tuple(i for i, (p, t) in enumerate(zip(primals, tangents))
                    if not runtime.is_zero(t) and api._has_inexact(p))
-    function, _ = api._jvp_entry(fn, primals, False, active)
+    try:
+        function, _ = api._jvp_entry(fn, primals, False, active)
+    except SourceError as exc:
+        raise _rule_helper_error(fn, exc) from None
     return function(*primals, *[tangents[i] for i in active])
 
 

@@ -54,7 +54,7 @@ def materialize(g, y):
 def _float_dtype(*values):
     for v in values:
         dt = getattr(v, 'dtype', None)
-        if dt is not None and dt.kind in 'fc':
+        if isinstance(dt, numpy.dtype) and dt.kind in 'fc':
             return dt
     return numpy.float64
 
@@ -170,7 +170,9 @@ def finalize(g, x, seen=None):
     if x is None:
         return None
     if not is_array(x):
-        return type(x)(g) if isinstance(x, float) else numpy.asarray(g)[()]
+        if isinstance(x, float):
+            return type(x)(g)
+        return ZERO if is_zero(g) else numpy.asarray(g)[()]    # an int's zero stays the zero
     xp = array_module(x)
     dtype = x.dtype if x.dtype.kind in 'fc' else numpy.float64
     if is_array(g) and g.shape == x.shape and g.dtype == dtype and id(g) not in seen \

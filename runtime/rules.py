@@ -8,7 +8,7 @@ import string as _string
 
 import numpy
 
-from .adjoint import (materialize, shape, ndim, size, sum_to, is_zero, ZERO, item,
+from .adjoint import (dense, materialize, shape, ndim, size, sum_to, is_zero, ZERO, item,
                       unbroadcast, sum_vjp, keep_dims, extremum_vjp, getitem_vjp, _axes,
                       _advanced_int)
 from .backend import array_module, is_array
@@ -119,7 +119,7 @@ def _fdtype(*values):
     """The floating dtype an adjoint of these values should have."""
     for v in values:
         dt = getattr(v, 'dtype', None)
-        if dt is not None and dt.kind in 'fc':
+        if isinstance(dt, numpy.dtype) and dt.kind in 'fc':
             return dt
     return numpy.dtype(numpy.float64)
 
@@ -1222,3 +1222,67 @@ def safe_log(x):
         return _math.log(x) if x > 0 else float('nan')
     xp = array_module(x)
     return xp.log(xp.where(x == 0, 1, x))
+
+
+# ---------------------------------------------------------------------------
+# Jacobians built by generated code (codax.jacfwd / codax.jacrev), one
+# column or row at a time; linear in the columns/rows, so they have records.
+# ---------------------------------------------------------------------------
+
+def is_array_leaf(x):
+    """Whether x is an array or a number (not a pytree of them)."""
+    return is_array(x) or isinstance(x, (float, int, numpy.generic))
+
+
+def unit_tangent(x, j):
+    """The j-th basis vector shaped like x: one-hot, or 1.0 for a number."""
+    if not is_array(x):
+        return 1.0
+    e = array_module(x).zeros(shape(x), dtype=_fdtype(x))
+    e.reshape(-1)[j] = 1.0
+    return e
+
+
+def jacobian_from_columns(cols, out, x):
+    """Columns d out / d x[j] (each shaped like out) as out.shape + x.shape."""
+    xp = array_module(out, x)
+    if not cols:
+        return xp.zeros(shape(out) + shape(x), dtype=_fdtype(out, x))
+    stacked = xp.stack([xp.asarray(dense(c, out)) for c in cols], axis=-1)
+    return xp.reshape(stacked, shape(out) + shape(x))
+
+
+def columns_vjp(g, cols, out, x, ans):
+    """Adjoint of the list `cols` for ans = jacobian_from_columns(cols, out, x)."""
+    if is_zero(g):
+        return ZERO
+    G = array_module(ans).reshape(_full(g, ans), shape(out) + (len(cols),))
+    return [G[..., j] for j in range(len(cols))]
+
+
+def jacobian_from_rows(rows, out, x):
+    """Rows d out[i] / d x (each shaped like x) as out.shape + x.shape."""
+    xp = array_module(out, x)
+    if not rows:
+        return xp.zeros(shape(out) + shape(x), dtype=_fdtype(out, x))
+    stacked = xp.stack([xp.asarray(dense(r, x)) for r in rows], axis=0)
+    return xp.reshape(stacked, shape(out) + shape(x))
+
+
+def rows_vjp(g, rows, out, x, ans):
+    """Adjoint of the list `rows` for ans = jacobian_from_rows(rows, out, x)."""
+    if is_zero(g):
+        return ZERO
+    G = array_module(ans).reshape(_full(g, ans), (len(rows),) + shape(x))
+    return [G[i] for i in range(len(rows))]
+
+
+def dense_vjp(g, t, x):
+    """Adjoint of t for ans = dense(t, x): sum back to t's (broadcastable) shape."""
+    if isinstance(x, dict):
+        return {k: dense_vjp(item(g, k), item(t, k), v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [dense_vjp(item(g, i), item(t, i), v) for i, v in enumerate(x)]
+    if is_zero(g) or not is_array(x):
+        return g
+    return sum_to(materialize(g, x), shape(t))

@@ -118,8 +118,12 @@ class Forward:
             if template is None:
                 raise error_at(_origin(stmt), f'{op.label} has no forward-mode (JVP) rule for '
                                f'its argument {param!r}', self.unit)
-            t = n.tuple_([self.dense(e) for e in node.elts]) if isinstance(node, n.Tuple) \
-                else self.tangent(node)
+            if isinstance(node, n.Tuple):
+                t = n.tuple_([self.dense(e) for e in node.elts])
+            elif op.prim.family == 'elementwise':
+                t = self.tangent(node)         # a scalar zero broadcasts: no need to densify
+            else:
+                t = self.dense(node)
             terms.append(instantiate(template, dict(op.inputs, t=t, ans=n.name(name))))
         total = terms[0]
         for term in terms[1:]:

@@ -51,14 +51,16 @@ def front_end(fn, verbose=False):
     return unit, fdef, fresh
 
 
-def compile_reverse(fn, mode, active, numeric, has_aux, label, verbose=False):
+def compile_reverse(fn, mode, argnums, numeric, has_aux, label, verbose=False):
     """Reverse-mode derivative of `fn`.
 
     mode: 'grad', 'value_and_grad' (one function) or 'vjp' (a forward function
     returning (output, tape) and a backward function (tape, cotangent) ->
-    adjoints of every parameter). `active`: indices of differentiated
-    parameters; `numeric`: indices of parameters that are arrays or numbers.
+    adjoints of every parameter). `argnums`: the differentiated parameters,
+    an int for one gradient or a sequence for a tuple of them (even of one), as
+    in JAX; `numeric`: indices of parameters that are arrays or numbers.
     """
+    active = [argnums] if isinstance(argnums, int) else list(argnums)
     unit, fdef, fresh = front_end(fn, verbose)
     params = [a.id for a in fdef.args.args]
     result = reverse.differentiate(fdef, [params[i] for i in active],
@@ -68,7 +70,8 @@ def compile_reverse(fn, mode, active, numeric, has_aux, label, verbose=False):
     if mode == 'vjp':
         functions = _vjp_functions(unit, fdef, result, params, fresh)
     else:
-        functions = [_grad_function(unit, fdef, result, params, active, mode, has_aux, fresh)]
+        functions = [_grad_function(unit, fdef, result, params, active, mode, has_aux, fresh,
+                                    tuple_grads=not isinstance(argnums, int))]
     for f in functions:
         optimize(f)
     return emit(unit, functions, label, verbose)
@@ -130,10 +133,10 @@ def _adjoint_or_zero(result, name):
     return n.name(adjoint)
 
 
-def _grad_function(unit, fdef, result, params, active, mode, has_aux, fresh):
+def _grad_function(unit, fdef, result, params, active, mode, has_aux, fresh, tuple_grads):
     grads = [n.call('rt.finalize', [_adjoint_or_zero(result, params[i]), n.name(params[i])])
              for i in active]
-    grads_value = grads[0] if len(grads) == 1 else n.tuple_(grads)
+    grads_value = n.tuple_(grads) if tuple_grads else grads[0]
     if len(grads) > 1:
         grads_value = n.call('rt.finalize_distinct', [grads_value])
     keep = []                 # the adjoint sweep restores variables: copy the output first

@@ -43,8 +43,12 @@ binary('subtract', 'g', '-g', '(x1 - x2)', math_name='')
 binary('multiply', 'g * x2', 'g * x1', '(x1 * x2)', math_name='')
 binary('true_divide', 'g / x2', '-g * ans / x2', '(x1 / x2)',
        targets=(numpy.true_divide, numpy.divide))
+# An integer exponent read back from a derivative's tape has a zero tangent;
+# the exponent's term is skipped then, or 0 * log(negative base) would be nan.
 binary('power', 'g * x2 * x1 ** (x2 - 1)', 'g * ans * rt.safe_log(x1)',
-       'pow(x1, x2)', targets=(numpy.power, numpy.float_power, pow, __import__('math').pow))
+       'pow(x1, x2)', targets=(numpy.power, numpy.float_power, pow, __import__('math').pow),
+       jvp={'x1': 't * x2 * x1 ** (x2 - 1)',
+            'x2': '0.0 if rt.is_zero(t) else t * ans * rt.safe_log(x1)'})
 binary('arctan2', 'g * x2 / (x1 * x1 + x2 * x2)', '-g * x1 / (x1 * x1 + x2 * x2)',
        'atan2(x1, x2)', math_name='atan2')
 binary('hypot', 'g * x1 / ans', 'g * x2 / ans', 'hypot(x1, x2)')

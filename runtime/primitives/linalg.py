@@ -45,13 +45,21 @@ _product('solve', 'a, b', {'a': 'rt.solve_vjp(g, a, b, ans, 0)',
          jvp={'a': '-xp.linalg.solve(a, xp.matmul(t, xp.expand_dims(ans, -1)))[..., 0] '
                    'if rt.ndim(ans) < rt.ndim(a) else -xp.linalg.solve(a, xp.matmul(t, ans))',
               'b': 'xp.linalg.solve(a, t)'})
-_product('inv', 'a', {'a': 'rt.inv_vjp(g, ans)'}, targets=(numpy.linalg.inv,),
+# Rules written with primitives (matmul, swapaxes, inv, indexing) have second
+# derivatives; the rt.*_vjp helpers of solve, cholesky and einsum are first order.
+_T_INV = 'xp.swapaxes(ans, -1, -2)'
+_product('inv', 'a', {'a': f'-xp.matmul(xp.matmul({_T_INV}, rt.materialize(g, ans)), {_T_INV})'},
+         targets=(numpy.linalg.inv,),
          impl='xp.linalg.inv', jvp={'a': '-xp.matmul(xp.matmul(ans, t), ans)'})
 # d det(a) = det(a) tr(a^-1 da); d log|det(a)| = tr(a^-1 da), the sign is constant.
 _TR_SOLVE = 'xp.trace(xp.linalg.solve(a, t), axis1=-2, axis2=-1)'
-_product('det', 'a', {'a': 'rt.det_vjp(g, a, ans)'}, targets=(numpy.linalg.det,),
+_INV_T = 'xp.swapaxes(xp.linalg.inv(a), -1, -2)'
+_product('det', 'a', {'a': f'(rt.materialize(g, ans) * ans)[..., None, None] * {_INV_T}'},
+         targets=(numpy.linalg.det,),
          impl='xp.linalg.det', jvp={'a': f'ans * {_TR_SOLVE}'})
-_product('slogdet', 'a', {'a': 'rt.slogdet_vjp(g, a)'}, targets=(numpy.linalg.slogdet,),
+_product('slogdet', 'a',
+         {'a': f'rt.materialize(rt.item(g, 1), ans[1])[..., None, None] * {_INV_T}'},
+         targets=(numpy.linalg.slogdet,),
          impl='xp.linalg.slogdet', jvp={'a': f'(xp.zeros_like(ans[0]), {_TR_SOLVE})'})
 # L = cholesky(a) reads a as symmetric (the VJP is symmetric too), so the tangent
 # is symmetrized: dL = L phi(L^-1 sym(t) L^-T), phi = lower triangle, diagonal halved

@@ -29,3 +29,20 @@ primitive('math_log', 'x, base=None',
 nondifferentiable('stop_gradient', 'x', targets=(adjoint.stop_gradient,), impl='rt.stop_gradient')
 linear('finalize_distinct', 'grads', {'grads': 'g'}, targets=(adjoint.finalize_distinct,),
        impl='rt.finalize_distinct', family='python')
+# Integer bookkeeping (loop bounds, slice bounds): never differentiable, even
+# when derivative code being transformed again reads them off its save stack.
+nondifferentiable('py_range', 'start, stop=None, step=None', targets=(range,), impl='range')
+nondifferentiable('py_slice', 'start, stop=None, step=None', targets=(slice,), impl='slice')
+# The Jacobians that codax.jacfwd / jacrev generate, column by column.
+nondifferentiable('is_array_leaf', 'x', targets=(rules.is_array_leaf,), impl='rt.is_array_leaf')
+nondifferentiable('unit_tangent', 'x, j', targets=(rules.unit_tangent,), impl='rt.unit_tangent')
+linear('jacobian_from_columns', 'cols, out, x', {'cols': 'rt.columns_vjp(g, cols, out, x, ans)'},
+       targets=(rules.jacobian_from_columns,), impl='rt.jacobian_from_columns', family='python')
+linear('jacobian_from_rows', 'rows, out, x', {'rows': 'rt.rows_vjp(g, rows, out, x, ans)'},
+       targets=(rules.jacobian_from_rows,), impl='rt.jacobian_from_rows', family='python')
+linear('columns_vjp', 'h, cols, out, x, y', {'h': 'rt.jacobian_from_columns(g, out, x)'},
+       targets=(rules.columns_vjp,), impl='rt.columns_vjp', family='python')
+linear('rows_vjp', 'h, rows, out, x, y', {'h': 'rt.jacobian_from_rows(g, out, x)'},
+       targets=(rules.rows_vjp,), impl='rt.rows_vjp', family='python')
+linear('dense', 't, x', {'t': 'rt.dense_vjp(g, t, x)'}, targets=(adjoint.dense,), impl='rt.dense',
+       family='python')
