@@ -124,7 +124,11 @@ class Forward:
                 t = self.tangent(node)         # a scalar zero broadcasts: no need to densify
             else:
                 t = self.dense(node)
-            terms.append(instantiate(template, dict(op.inputs, t=t, ans=n.name(name))))
+            term = instantiate(template, dict(op.inputs, t=t, ans=n.name(name)))
+            if not (isinstance(term, n.Constant) and term.value == 0):
+                terms.append(term)                 # a term that folded to zero is dropped
+        if not terms:
+            return n.const(0.0)
         total = terms[0]
         for term in terms[1:]:
             total = n.binop(total, n.Add(), term) if name in self.numeric \

@@ -103,8 +103,8 @@ def _product_rules(kind, y='y', axes=''):
 def _product_jvp(fn, y=', y', axes=''):
     call = 'rt.%s({}, {}, {}%s%s, which)' % (fn.__name__, y, axes)
     return {'cot': call.format('t', 'x1', 'x2'),
-            'x1': f"{call.format('cot', 't', 'x2')} if which == 1 else xp.zeros_like(ans)",
-            'x2': f"{call.format('cot', 'x1', 't')} if which == 0 else xp.zeros_like(ans)"}
+            'x1': f"{call.format('cot', 't', 'x2')} if which == 1 else 0.0",
+            'x2': f"{call.format('cot', 'x1', 't')} if which == 0 else 0.0"}
 
 
 def _product_helper(fn, signature, vjp, **jvp_kw):
