@@ -31,10 +31,6 @@ _SPECIAL = (runtime.vjp_call, runtime.pullback, runtime.jvp_call)
 
 
 def _plain(fn, args):
-    if _custom(fn):
-        raise SourceError(f'codax applies custom rules (here {fn.__name__!r}) for first '
-                          'derivatives; a higher derivative through a custom rule is not '
-                          'supported yet')
     if any(fn is special for special in _SPECIAL):
         raise SourceError('codax differentiates through calls to user functions up to second '
                           'order; a third derivative through such a call is not supported yet '
@@ -58,6 +54,10 @@ def _rule_helper_error(fn, exc):
 
 
 def _vjp_functions(fn, args):
+    """The generated forward and backward sweeps of fn for these arguments."""
+    if _custom(fn):
+        return fn.sweeps()
+    fn = _plain(fn, args)
     try:
         return api._vjp_entry(fn, args, False)
     except SourceError as exc:
@@ -71,47 +71,16 @@ def _custom(fn):
 
 
 def _custom_vjp(fn, args):
-    kind = _custom(fn)
-    if kind == 'vjp':
-        if fn.fwd is None:
-            raise TypeError(f'{fn.__name__}: custom_vjp needs defvjp(fwd, bwd) before use')
-        out, residuals = fn.fwd(*args)
-        return out, (_custom_vjp_pullback, (fn.bwd, residuals))
-    if kind == 'jvp':
-        if fn.jvp_rule is None:
-            raise TypeError(f'{fn.__name__}: custom_jvp needs defjvp(rule) before use')
-        return fn.fun(*args), (_custom_jvp_pullback, (fn.jvp_rule, args))
-    return fn(*args), (_checkpoint_pullback, (fn.fun, args))        # checkpoint
-
-
-def _custom_vjp_pullback(state, cotangent):
-    bwd, residuals = state
-    return tuple(bwd(residuals, cotangent))
-
-
-def _custom_jvp_pullback(state, cotangent):
-    """The transpose of the rule's tangent map: the rule is linear in its
-    tangents, so its vjp with respect to them (at zero) is the transpose."""
-    rule, args = state
-    zeros = tuple(runtime.dense(ZERO, a) for a in args)
-    fwd, bwd = api.build(rule, 'vjp', (1,), False, (args, zeros))
-    _, tape = fwd(args, zeros)                       # only the tangents are differentiated
-    adjoints = bwd(tape, (ZERO, cotangent))[1]
-    return tuple(item(adjoints, i) for i in range(len(args)))
-
-
-def _checkpoint_pullback(state, cotangent):
-    fun, args = state                     # recompute the forward sweep now
-    _, pb = vjp_hook(fun, args, {})
-    return pullback(pb, cotangent)
+    forward, backward = fn.sweeps()
+    out, tape = forward(*args)
+    return out, (backward, tape)
 
 
 def _custom_jvp(fn, primals, tangents):
     kind = _custom(fn)
     if kind == 'jvp':
         dense = tuple(runtime.dense(t, p) for p, t in zip(primals, tangents))
-        out, tangent = fn.jvp_rule(primals, dense)
-        return out, tangent
+        return fn.jvp_function()(*primals, *dense)
     if kind == 'vjp':
         raise TypeError(f'{fn.__name__} has a custom_vjp rule, which defines reverse mode only; '
                         'forward mode (jvp, jacfwd, hessian) cannot use it. Give it a '
@@ -131,7 +100,6 @@ def vjp_hook(fn, args, kwargs):
     args = _bind(fn, args, kwargs)
     if _custom(fn):
         return _custom_vjp(fn, args)
-    fn = _plain(fn, args)
     fwd, bwd = _vjp_functions(fn, args)
     out, tape = fwd(*args)
     return out, (bwd, tape)
@@ -139,7 +107,7 @@ def vjp_hook(fn, args, kwargs):
 
 def _vjp_of_forward_sweep(inner, args):
     """vjp of args -> (out, (bwd, tape)): the vjp of the generated forward sweep."""
-    fwd, bwd = _vjp_functions(_plain(inner, args), args)
+    fwd, bwd = _vjp_functions(inner, args)
     (out, tape), pb = vjp_hook(fwd, args, {})
     return (out, (bwd, tape)), (_forward_sweep_pullback, pb)
 
@@ -150,10 +118,19 @@ def _forward_sweep_pullback(pb, cotangent):
 
 
 def _vjp_of_pullback(pb, cotangent):
-    """vjp of (pb, ct) -> bwd(tape, ct): the vjp of the generated backward sweep."""
+    """vjp of (pb, ct) -> bwd(tape, ct): the vjp of the generated backward sweep.
+
+    The symbolic zero cotangent is a constant of the code (a structurally zero
+    adjoint): what flows back to it is dropped, so nothing is differentiated."""
+    if runtime.is_zero(cotangent):
+        return ZERO, (_zero_adjoints, None)
     bwd, state = pb
     value, inner = vjp_hook(bwd, (state, cotangent), {})
     return value, (_pullback_pullback, inner)
+
+
+def _zero_adjoints(state, cotangent):
+    return 0.0, 0.0
 
 
 def _pullback_pullback(inner, c):
@@ -164,8 +141,14 @@ def _pullback_pullback(inner, c):
 def _tangent_function(inner, primals, tangents, also=()):
     """The generated forward-mode function of `inner` and the tangents it takes:
     those that are not the zero (or whose own tangents in `also` are not)."""
-    inner = _plain(inner, primals)
     others = also or (ZERO,) * len(primals)
+    if _custom(inner) == 'jvp':             # the rule's generated jvp takes every tangent
+        everything = tuple(range(len(primals)))
+        return inner.jvp_function(), everything, tuple(
+            runtime.dense(t, p) for p, t in zip(primals, tangents))
+    if _custom(inner) == 'checkpoint':
+        inner = inner.fun
+    inner = _plain(inner, primals)
     active = tuple(i for i, (p, t, o) in enumerate(zip(primals, tangents, others))
                    if api._has_inexact(p) and not (runtime.is_zero(t) and runtime.is_zero(o)))
     function, _ = api._jvp_entry(inner, primals, False, active)
@@ -197,10 +180,12 @@ def _tangent_sweep_pullback(state, cotangent):
 def jvp_hook(fn, primals, tangents, kwargs, kwtangents):
     if fn is runtime.vjp_call:                # forward over reverse: a forward sweep
         inner, args, dargs = primals[0], primals[1:], tangents[1:]
-        fwd, bwd = _vjp_functions(_plain(inner, args), args)
+        fwd, bwd = _vjp_functions(inner, args)
         (out, tape), d = jvp_hook(fwd, args, dargs, {}, {})
         return (out, (bwd, tape)), (item(d, 0), (ZERO, item(d, 1)))
     if fn is runtime.pullback:                # forward over reverse: a backward sweep
+        if runtime.is_zero(primals[1]) and runtime.is_zero(tangents[1]):
+            return ZERO, ZERO                 # a structurally zero cotangent
         (bwd, state), cotangent = primals
         return jvp_hook(bwd, (state, cotangent), (item(tangents[0], 1), tangents[1]), {}, {})
     if fn is runtime.jvp_call:                # forward over forward: a tangent sweep

@@ -371,7 +371,12 @@ def vjp_call(fn, *args, **kwargs):
 
 
 def pullback(pb, cotangent):
-    """Apply a pullback made by vjp_call to the output's cotangent."""
+    """Apply a pullback made by vjp_call to the output's cotangent. A zero
+    cotangent has zero adjoints: the backward sweep is skipped (as JAX does
+    with symbolic zeros), which also keeps a custom rule that calls its own
+    function from differentiating itself without end."""
+    if is_zero(cotangent):
+        return ZERO
     return pb[0](pb[1], cotangent)
 
 

@@ -284,7 +284,7 @@ class Reverse:
                 results = self.fresh('_b')
                 out.append(n.assign(results, n.call('rt.pullback', [n.name(pullback), g])))
                 for k, node in op.inputs:
-                    out += self.accumulate(node, n.subscript(n.name(results), n.const(k)))
+                    out += self.accumulate(node, n.call('rt.item', [n.name(results), n.const(k)]))
             if name in self.overwritten and name not in self.iteration_local:
                 out.append(n.assign(self.adj(name), n.const(0.0)))
                 self.zero.add(self.adj(name))

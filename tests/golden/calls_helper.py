@@ -10,6 +10,6 @@ def grad_calls_helper(x, w):
     bx = rt.unbroadcast(1.0 * h, x, _t1)
     # adjoint of line 57: h = softplus(x * w)
     _b0 = rt.pullback(_pb0, bh)
-    b_t0 = _b0[0]
+    b_t0 = rt.item(_b0, 0)
     bx = bx + rt.unbroadcast(b_t0 * w, x, _t0)
     return rt.finalize(bx, x)
