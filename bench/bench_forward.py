@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_grad import (ERRORS, codax, fmt_time, jax, rebind,  # noqa: E402
+from bench_grad import (ERRORS, codax, fmt_time, jax, print_report, rebind,  # noqa: E402
                         record_error, time_per_call)
 
 if jax is not None:
@@ -273,6 +273,7 @@ def main():
         list(checked_hvp_impls(case))
     for case in make_jac_cases(tiny=True):
         list(checked_jac_impls(case))
+    targets = []
     if args.check:
         print("checks (benchmark sizes):")
         for case in make_mlp_cases():
@@ -297,17 +298,8 @@ def main():
                 flag = "" if r["correct"] else "  WRONG"
                 print(f"{case_name:<33} {impl:<22} {fmt_time(r['seconds']):>11}{flag}")
 
-        print("\ntargets:")
         targets = target_lines(hvp_results, jac_results)
-        for desc, value, passed in targets:
-            status = "SKIP" if passed is None else ("PASS" if passed else "FAIL")
-            shown = "n/a" if value is None else f"{value:.2f}"
-            print(f"  [{status}] {desc}  ({shown})")
-
-    if ERRORS:
-        print(f"\n{len(ERRORS)} FAILURE(S):")
-        for what, tail in ERRORS:
-            print(f"--- {what}\n{tail}")
+    print_report(targets)
 
     if args.json and not args.check:
         Path(args.json).write_text(json.dumps({

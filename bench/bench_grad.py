@@ -257,6 +257,19 @@ def time_per_call(fn, target, repeats):
     return statistics.median(loop(n) / n for _ in range(repeats))
 
 
+def print_report(targets):
+    """The target lines, then every failure recorded during the run."""
+    print("\ntargets:")
+    for desc, value, passed in targets:
+        status = "SKIP" if passed is None else ("PASS" if passed else "FAIL")
+        shown = "n/a" if value is None else f"{value:.2f}"
+        print(f"  [{status}] {desc}  ({shown})")
+    if ERRORS:
+        print(f"\n{len(ERRORS)} FAILURE(S):")
+        for what, tail in ERRORS:
+            print(f"--- {what}\n{tail}")
+
+
 def fmt_time(s):
     for unit, scale in (("s", 1), ("ms", 1e-3), ("us", 1e-6)):
         if s >= scale:
@@ -380,17 +393,8 @@ def main():
             print(f"{case_name:<24} {impl:<14} {fmt_time(r['seconds']):>11} {r['ratio']:>8.2f}x{flag}")
     print(f"{'first call (median of 5)':<24} {'codax':<14} {'FAILED' if first is None else f'{first:7.2f} ms':>11}")
 
-    print("\ntargets:")
     targets = target_lines(results, first)
-    for desc, value, passed in targets:
-        status = "SKIP" if passed is None else ("PASS" if passed else "FAIL")
-        shown = "n/a" if value is None else f"{value:.2f}"
-        print(f"  [{status}] {desc}  ({shown})")
-
-    if ERRORS:
-        print(f"\n{len(ERRORS)} FAILURE(S):")
-        for what, tail in ERRORS:
-            print(f"--- {what}\n{tail}")
+    print_report(targets)
 
     if args.json:
         Path(args.json).write_text(json.dumps({

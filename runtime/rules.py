@@ -970,23 +970,6 @@ def finalize_transpose(g, cot, x):
     return _cast(sum_to(materialize(g, x), shape(cot)), cot)
 
 
-def finalize_transpose_t(g, h, cot, x):
-    """Transpose of h -> finalize_transpose(h, cot, x) (third derivatives)."""
-    if is_zero(g):
-        return ZERO
-    if isinstance(x, dict):
-        return {k: finalize_transpose_t(item(g, k), item(h, k), item(cot, k), v)
-                for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [finalize_transpose_t(item(g, i), item(h, i), item(cot, i), v)
-                for i, v in enumerate(x)]
-    if x is None:
-        return ZERO
-    if not is_array(x):
-        return g
-    return _cast(sum_to(materialize(g, x), shape(h)), h)
-
-
 def broadcast_list_transpose(g, cot, xs, y):
     """Transpose of cot -> broadcast_list(cot, xs, y): sum the pieces back."""
     if is_zero(g):

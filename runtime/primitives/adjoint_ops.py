@@ -37,7 +37,8 @@ _helper(adjoint.item, 'cot, key', {'cot': 'rt.item_transpose(g, cot, key)'})
 _helper(adjoint.getitem_vjp, 'cot, x, idx', {'cot': 'rt.getitem_vjp_transpose(g, cot, x, idx, ans)'})
 _helper(adjoint.add, 'a, b', {'a': 'rt.add_transpose(g, a, ans)', 'b': 'rt.add_transpose(g, b, ans)'})
 _helper(adjoint.finalize, 'cot, x, seen=None', {'cot': 'rt.finalize_transpose(g, cot, x)'})
-_helper(rules.finalize_transpose, 'h, cot, x', {'h': 'rt.finalize_transpose_t(g, h, cot, x)'})
+# summing back to cot's shape is its own transpose, with h in cot's place
+_helper(rules.finalize_transpose, 'h, cot, x', {'h': 'rt.finalize_transpose(g, h, x)'})
 _helper(adjoint.broadcast_list, 'cot, xs, y',
         {'cot': 'rt.broadcast_list_transpose(g, cot, xs, y)'})
 _helper(adjoint.unstack, 'cot, xs, axis=0', {'cot': 'rt.unstack_transpose(g, cot, xs, axis)'})
