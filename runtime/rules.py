@@ -320,7 +320,7 @@ def pad_vjp(g, array, ans, pad_width, mode='constant'):
         idx = numpy.pad(numpy.arange(n).reshape(ashape), pw, mode=mode)
         out = xp.bincount(xp.asarray(idx).ravel(), weights=xp.ravel(G), minlength=n)
         return xp.reshape(out, ashape).astype(G.dtype)
-    raise NotImplementedError(
+    raise TypeError(
         f'codax: no gradient for numpy.pad with mode={mode!r}; supported modes are '
         "'constant', 'empty', 'edge', 'reflect', 'symmetric' and 'wrap'")
 
@@ -579,7 +579,7 @@ def einsum_vjp(g, subscripts, operands, ans):
     if is_zero(g):
         return ZERO
     if not isinstance(subscripts, str):
-        raise NotImplementedError('codax: gradients of einsum in the interleaved '
+        raise TypeError('codax: gradients of einsum in the interleaved '
                                   '(operand, sublist, ...) form are not supported')
     xp = array_module(*operands)
     ops = [xp.asarray(o) for o in operands]
