@@ -8,6 +8,7 @@ code is itself transformed, these hooks see calls to `rt.vjp_call` and
 `rt.pullback` and differentiate the generated functions behind them.
 """
 import inspect
+import linecache
 import types
 
 import runtime
@@ -27,14 +28,14 @@ def _bind(fn, args, kwargs):
     return tuple(args)
 
 
-_SPECIAL = (runtime.vjp_call, runtime.pullback, runtime.jvp_call)
+_SPECIAL = (runtime.jvp_call,)
 
 
 def _plain(fn, args):
     if any(fn is special for special in _SPECIAL):
-        raise SourceError('codax differentiates through calls to user functions up to second '
-                          'order; a third derivative through such a call is not supported yet '
-                          '(inline the helper to go further)')
+        raise SourceError('codax differentiates forward-mode code that calls user functions '
+                          'up to second order (here a third derivative through jvp_call); '
+                          'use reverse mode (grad) for the outer derivatives')
     while api.transformation_of(fn) is not None:
         fn = api.transformation_of(fn).function_for(args)
     fn = api.primitive_function(fn) or fn
@@ -49,12 +50,15 @@ def _rule_helper_error(fn, exc):
     cannot be differentiated again: say so, rather than what failed inside it."""
     if fn.__module__.split('.')[0] != 'runtime':
         return exc
-    return SourceError(f'codax has no higher derivative for the rule helper rt.{fn.__name__} '
-                       f'(it is first-order only)')
+    return SourceError(f'this derivative needs a higher derivative of codax\'s rule helper '
+                       f'rt.{fn.__name__}, which is first-order only (so far: second '
+                       'derivatives through calls to user functions, third in straight-line '
+                       'code)')
 
 
 def _vjp_functions(fn, args):
     """The generated forward and backward sweeps of fn for these arguments."""
+    fn, args = _defined(fn, args, {})
     if _custom(fn):
         return fn.sweeps()
     fn = _plain(fn, args)
@@ -91,10 +95,9 @@ def _custom_jvp(fn, primals, tangents):
 # ---- reverse mode ----
 
 def vjp_hook(fn, args, kwargs):
-    if fn is runtime.vjp_call:                # reverse over reverse: a forward sweep
-        return _vjp_of_forward_sweep(args[0], _bind(args[0], args[1:], kwargs))
-    if fn is runtime.pullback:                # reverse over reverse: a backward sweep
-        return _vjp_of_pullback(*args)
+    if fn is runtime.vjp_call or fn is runtime.pullback:     # reverse over reverse
+        fn, args = _defined(fn, args, kwargs)
+        kwargs = {}
     if fn is runtime.jvp_call:                # reverse over forward: a tangent sweep
         return _vjp_of_tangent_sweep(*args)
     args = _bind(fn, args, kwargs)
@@ -105,37 +108,49 @@ def vjp_hook(fn, args, kwargs):
     return out, (bwd, tape)
 
 
-def _vjp_of_forward_sweep(inner, args):
-    """vjp of args -> (out, (bwd, tape)): the vjp of the generated forward sweep."""
-    fwd, bwd = _vjp_functions(inner, args)
-    (out, tape), pb = vjp_hook(fwd, args, {})
-    return (out, (bwd, tape)), (_forward_sweep_pullback, pb)
+# rt.vjp_call and rt.pullback, when derivative code that calls them is itself
+# differentiated, are replaced by their definitions: generated Python using
+# only things codax differentiates, so every order goes through them alike.
+_DEFINITIONS = {}
 
 
-def _forward_sweep_pullback(pb, cotangent):
-    adjoints = pullback(pb, (item(cotangent, 0), item(item(cotangent, 1), 1)))
-    return (ZERO,) + tuple(adjoints)          # nothing flows to the function argument
+def _definition(kind, count=0):
+    key = (kind, count)
+    if key not in _DEFINITIONS:
+        if kind == 'vjp_call':
+            args = ', '.join(f'a{i}' for i in range(count))
+            text = (f'def vjp_call_{count}(fn, {args}):\n'
+                    f'    forward, backward = rt.sweeps(fn, {args})\n'
+                    f'    out, tape = forward({args})\n'
+                    f'    return out, (backward, tape)\n')
+            name = f'vjp_call_{count}'
+        else:
+            text = ('def pullback(pb, cotangent):\n'
+                    '    if rt.is_zero(cotangent):        # a structural zero: no sweep\n'
+                    '        return 0.0\n'
+                    '    backward = rt.pullback_function(pb)\n'
+                    '    return backward(rt.pullback_state(pb), cotangent)\n')
+            name = 'pullback'
+        filename = f'<codax definition of rt.{name}>'
+        linecache.cache[filename] = (len(text), None, text.splitlines(True), filename)
+        namespace = {'rt': runtime}
+        exec(compile(text, filename, 'exec'), namespace)
+        _DEFINITIONS[key] = namespace[name]
+    return _DEFINITIONS[key]
 
 
-def _vjp_of_pullback(pb, cotangent):
-    """vjp of (pb, ct) -> bwd(tape, ct): the vjp of the generated backward sweep.
-
-    The symbolic zero cotangent is a constant of the code (a structurally zero
-    adjoint): what flows back to it is dropped, so nothing is differentiated."""
-    if runtime.is_zero(cotangent):
-        return ZERO, (_zero_adjoints, None)
-    bwd, state = pb
-    value, inner = vjp_hook(bwd, (state, cotangent), {})
-    return value, (_pullback_pullback, inner)
+def _defined(fn, args, kwargs):
+    """(function, args) with rt.vjp_call / rt.pullback replaced by their definitions."""
+    if fn is runtime.vjp_call:
+        inner = _bind(args[0], args[1:], kwargs)
+        return _definition('vjp_call', len(inner)), (args[0],) + inner
+    if fn is runtime.pullback:
+        return _definition('pullback'), tuple(args)
+    return fn, args
 
 
-def _zero_adjoints(state, cotangent):
-    return 0.0, 0.0
-
-
-def _pullback_pullback(inner, c):
-    adjoint_state, adjoint_cotangent = pullback(inner, c)
-    return (ZERO, adjoint_state), adjoint_cotangent
+def sweeps_hook(fn, args):
+    return _vjp_functions(fn, _bind(fn, args, {}))
 
 
 def _tangent_function(inner, primals, tangents, also=()):
@@ -178,16 +193,13 @@ def _tangent_sweep_pullback(state, cotangent):
 # ---- forward mode ----
 
 def jvp_hook(fn, primals, tangents, kwargs, kwtangents):
-    if fn is runtime.vjp_call:                # forward over reverse: a forward sweep
-        inner, args, dargs = primals[0], primals[1:], tangents[1:]
-        fwd, bwd = _vjp_functions(inner, args)
-        (out, tape), d = jvp_hook(fwd, args, dargs, {}, {})
-        return (out, (bwd, tape)), (item(d, 0), (ZERO, item(d, 1)))
-    if fn is runtime.pullback:                # forward over reverse: a backward sweep
-        if runtime.is_zero(primals[1]) and runtime.is_zero(tangents[1]):
+    if fn is runtime.vjp_call or fn is runtime.pullback:     # forward over reverse
+        if fn is runtime.pullback and runtime.is_zero(primals[1]) and runtime.is_zero(tangents[1]):
             return ZERO, ZERO                 # a structurally zero cotangent
-        (bwd, state), cotangent = primals
-        return jvp_hook(bwd, (state, cotangent), (item(tangents[0], 1), tangents[1]), {}, {})
+        count = len(primals)
+        fn, primals = _defined(fn, primals, kwargs)
+        tangents = tuple(tangents) + (ZERO,) * (len(primals) - count)
+        kwargs = kwtangents = {}
     if fn is runtime.jvp_call:                # forward over forward: a tangent sweep
         inner, inner_primals, inner_tangents = primals[:3]
         count = len(inner_primals)
@@ -215,4 +227,5 @@ def jvp_hook(fn, primals, tangents, kwargs, kwtangents):
 
 
 runtime.install_vjp_hook(vjp_hook)
+runtime.install_sweeps_hook(sweeps_hook)
 runtime.install_jvp_hook(jvp_hook)

@@ -2,7 +2,8 @@
 
 Never imports the transformer. Importing it fills the primitive table."""
 from .adjoint import *  # noqa: F401,F403
-from .adjoint import (install_jvp_hook, install_vjp_hook, jvp_call, pullback,  # noqa: F401
+from .adjoint import (install_jvp_hook, install_sweeps_hook, install_vjp_hook,  # noqa: F401
+                      jvp_call, pullback, pullback_function, pullback_state, sweeps,
                       vjp_call)
 from .rules import *  # noqa: F401,F403
 from .table import TABLE  # noqa: F401

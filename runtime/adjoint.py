@@ -370,6 +370,29 @@ def vjp_call(fn, *args, **kwargs):
     return _vjp_hook(fn, args, kwargs)
 
 
+_sweeps_hook = None
+
+
+def install_sweeps_hook(hook):
+    global _sweeps_hook
+    _sweeps_hook = hook
+
+
+def sweeps(fn, *args):
+    """(forward, backward): the generated sweeps of `fn` for these arguments."""
+    return _sweeps_hook(fn, args)
+
+
+def pullback_function(pb):
+    """The backward function of a pullback (not differentiable: a function)."""
+    return pb[0]
+
+
+def pullback_state(pb):
+    """The tape of a pullback, which derivatives flow through."""
+    return pb[1]
+
+
 def pullback(pb, cotangent):
     """Apply a pullback made by vjp_call to the output's cotangent. A zero
     cotangent has zero adjoints: the backward sweep is skipped (as JAX does

@@ -392,6 +392,17 @@ cases('size', C(U(2, 3)), C(U(2, 3), 1))
 cases('py_len', C([1, 2]), C(U(3)))
 cases('py_range', C(3), C(1, 7, 2))
 cases('is_array_leaf', C(U(3)), C({'a': U(2)}))
+cases('pullback_state', C((len, U(3))), C((len, (U(2), 0.5))))
+cases('pullback_function', C((len, U(3))))
+
+
+def _square(x):
+    return x * x
+
+
+# rt.sweeps asks codax (through its hook) for the generated sweeps of a function
+import codax  # noqa: E402,F401  (installs the hook)
+cases('sweeps', C(_square, U(3)))
 cases('dense', C(U(2, 3), U(2, 3)), C(U(3), U(2, 3)), C([U(2), 0.5], [U(2), U(3)]))
 cases('unit_tangent', C(U(2, 3), 4), C(0.5, 0))
 cases('jacobian_from_columns', C([U(2), U(2), U(2)], U(2), U(3)), C([U(2, 2)] * 2, U(2, 2), U(2)),

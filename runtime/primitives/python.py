@@ -46,3 +46,9 @@ linear('rows_vjp', 'h, rows, out, x, y', {'h': 'rt.jacobian_from_rows(g, out, x)
        targets=(rules.rows_vjp,), impl='rt.rows_vjp', family='python')
 linear('dense', 't, x', {'t': 'rt.dense_vjp(g, t, x)'}, targets=(adjoint.dense,), impl='rt.dense',
        family='python')
+# What the definitions of rt.vjp_call and rt.pullback (codax/calls.py) use.
+nondifferentiable('sweeps', 'fn, *args', targets=(adjoint.sweeps,), impl='rt.sweeps')
+nondifferentiable('pullback_function', 'pb', targets=(adjoint.pullback_function,),
+                  impl='rt.pullback_function')
+linear('pullback_state', 'pb', {'pb': '(0.0, g)'}, targets=(adjoint.pullback_state,),
+       impl='rt.pullback_state', family='python')
