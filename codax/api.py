@@ -71,6 +71,11 @@ def _user_function(fn):
 def resolve(fn, args):
     """The plain Python function to transform: the generated code behind a
     transformed function (composition), or a wrapper of a primitive."""
+    if getattr(fn, '__codax_jacobian__', False):
+        raise TypeError('codax cannot transform this jacfwd/jacrev result again: with pytree '
+                        'arguments or outputs, or argnums tuples, Jacobians are built by a '
+                        'Python loop. Differentiate with respect to a single array argument '
+                        '(argnums an int), or use hessian / jacfwd(grad(f))')
     while transformation_of(fn) is not None:
         fn = transformation_of(fn).function_for(args)
     return primitive_function(fn) or fn
@@ -496,6 +501,8 @@ def {name}({params}):
         columns.append(column)
     if len(columns) == 0:
         out = f({params})
+    if not rt.is_array_leaf(out):           # a pytree output: the general path
+        return general({params})
     return rt.jacobian_from_columns(columns, out, {x})
 """,
     False: """\

@@ -51,9 +51,7 @@ def _rule_helper_error(fn, exc):
     if fn.__module__.split('.')[0] != 'runtime':
         return exc
     return SourceError(f'this derivative needs a higher derivative of codax\'s rule helper '
-                       f'rt.{fn.__name__}, which is first-order only (so far: second '
-                       'derivatives through calls to user functions, third in straight-line '
-                       'code)')
+                       f'rt.{fn.__name__}, which is first-order only')
 
 
 def _vjp_functions(fn, args):
@@ -87,14 +85,24 @@ def _custom_jvp(fn, primals, tangents):
         return fn.jvp_function()(*primals, *dense)
     if kind == 'vjp':
         raise TypeError(f'{fn.__name__} has a custom_vjp rule, which defines reverse mode only; '
-                        'forward mode (jvp, jacfwd, hessian) cannot use it. Give it a '
-                        'custom_jvp rule instead')
+                        'forward mode (jvp, jacfwd) cannot use it. Give it a custom_jvp rule '
+                        'instead')
     return jvp_hook(fn.fun, primals, tangents, {}, {})               # checkpoint
 
 
 # ---- reverse mode ----
 
+def _as_jvp_call(fn, args, kwargs):
+    """codax.jvp(f, primals, tangents) called inside transformed code is rt.jvp_call."""
+    if fn is api.jvp:
+        if kwargs.get('has_aux'):
+            raise TypeError('codax.jvp with has_aux inside a transformed function is not supported')
+        return runtime.jvp_call, tuple(args)
+    return fn, args
+
+
 def vjp_hook(fn, args, kwargs):
+    fn, args = _as_jvp_call(fn, args, kwargs)
     if fn is runtime.vjp_call or fn is runtime.pullback:     # reverse over reverse
         fn, args = _defined(fn, args, kwargs)
         kwargs = {}
@@ -141,6 +149,9 @@ def _definition(kind, count=0):
 
 def _defined(fn, args, kwargs):
     """(function, args) with rt.vjp_call / rt.pullback replaced by their definitions."""
+    if fn is api.vjp or fn is api.linearize:
+        raise TypeError(f'codax.{fn.__name__} returns a function, so it cannot be used inside '
+                        'a transformed function; use codax.grad, codax.jvp or jacfwd/jacrev')
     if fn is runtime.vjp_call:
         inner = _bind(args[0], args[1:], kwargs)
         return _definition('vjp_call', len(inner)), (args[0],) + inner
@@ -156,6 +167,7 @@ def sweeps_hook(fn, args):
 def _tangent_function(inner, primals, tangents, also=()):
     """The generated forward-mode function of `inner` and the tangents it takes:
     those that are not the zero (or whose own tangents in `also` are not)."""
+    inner, primals = _defined(inner, primals, {})
     others = also or (ZERO,) * len(primals)
     if _custom(inner) == 'jvp':             # the rule's generated jvp takes every tangent
         everything = tuple(range(len(primals)))
@@ -193,6 +205,8 @@ def _tangent_sweep_pullback(state, cotangent):
 # ---- forward mode ----
 
 def jvp_hook(fn, primals, tangents, kwargs, kwtangents):
+    if fn is api.jvp:
+        fn, primals = _as_jvp_call(fn, primals, kwargs)
     if fn is runtime.vjp_call or fn is runtime.pullback:     # forward over reverse
         if fn is runtime.pullback and runtime.is_zero(primals[1]) and runtime.is_zero(tangents[1]):
             return ZERO, ZERO                 # a structurally zero cotangent

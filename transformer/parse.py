@@ -68,6 +68,9 @@ def closure_values(fn):
 def parse_function(fn):
     if not isinstance(fn, types.FunctionType):
         raise _no_source(fn, 'it is not a Python function')
+    if inspect.iscoroutinefunction(fn) or inspect.isasyncgenfunction(fn):
+        raise SourceError('codax does not support async functions', fn.__code__.co_filename,
+                          fn.__code__.co_firstlineno)
     try:
         lines, first = inspect.getsourcelines(fn)
     except (OSError, TypeError) as exc:
