@@ -1269,3 +1269,36 @@ def dense_vjp(g, t, x):
     if is_zero(g) or not is_array(x):
         return g
     return sum_to(materialize(g, x), shape(t))
+
+
+# ---------------------------------------------------------------------------
+# Dict views as lists (`for k, v in params.items()`): linear in the values.
+# ---------------------------------------------------------------------------
+
+def dict_items(d):
+    """`d.items()` as a list of (key, value) pairs."""
+    return list(d.items())
+
+
+def dict_items_vjp(g, d):
+    """Adjoint of d for ans = dict_items(d): each pair's value adjoint, by key."""
+    if is_zero(g):
+        return ZERO
+    return {k: item(item(g, i), 1) for i, k in enumerate(d)}
+
+
+def dict_values(d):
+    """`d.values()` as a list."""
+    return list(d.values())
+
+
+def dict_values_vjp(g, d):
+    """Adjoint of d for ans = dict_values(d)."""
+    if is_zero(g):
+        return ZERO
+    return {k: item(g, i) for i, k in enumerate(d)}
+
+
+def dict_keys(d):
+    """`d.keys()` as a list."""
+    return list(d.keys())

@@ -1042,3 +1042,15 @@ CORPUS = [
     ("eg_rebind_argument", eg_rebind_argument, lambda: (_u(218, 4),), 0),
     ("eg_python_builtins", eg_python_builtins, lambda: (np.array([0.6, -0.3, 0.9, -0.45]),), 0),
 ]
+
+
+def ds_dict_items_loop(params):
+    # for k, v in params.items(), and a comprehension over .values()
+    total = 0.0
+    for k, v in params.items():
+        total = total + np.sum(np.tanh(v) ** 2)
+    return total + sum(np.sum(v * 0.5) for v in params.values())
+
+
+CORPUS.append(("ds_dict_items_loop", ds_dict_items_loop,
+               lambda: ({"a": np.array([0.3, -0.7]), "b": np.array([[0.2, 0.9], [-0.4, 0.1]])},), 0))

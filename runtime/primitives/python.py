@@ -52,3 +52,10 @@ nondifferentiable('pullback_function', 'pb', targets=(adjoint.pullback_function,
                   impl='rt.pullback_function')
 linear('pullback_state', 'pb', {'pb': '(0.0, g)'}, targets=(adjoint.pullback_state,),
        impl='rt.pullback_state', family='python')
+# Dict views, so that `for k, v in params.items()` is differentiated.
+linear('dict_items', 'd', {'d': 'rt.dict_items_vjp(g, d)'}, targets=(rules.dict_items,),
+       impl='rt.dict_items', methods=('items',), family='python')
+linear('dict_values', 'd', {'d': 'rt.dict_values_vjp(g, d)'}, targets=(rules.dict_values,),
+       impl='rt.dict_values', methods=('values',), family='python')
+nondifferentiable('dict_keys', 'd', targets=(rules.dict_keys,), methods=('keys',),
+                  impl='rt.dict_keys')
