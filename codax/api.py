@@ -278,6 +278,19 @@ def _vjp_entry(fun, primals, has_aux):
     return build(fun, 'vjp', active, has_aux, primals)
 
 
+def _check_cotangent(cotangent, out):
+    """As JAX: the cotangent must have the output's structure and shapes."""
+    from runtime.tree import tree_flatten
+    got, got_tree = tree_flatten(cotangent)
+    want, want_tree = tree_flatten(out)
+    if got_tree != want_tree:
+        raise ValueError(f'vjp: the cotangent has structure {got_tree}, the output {want_tree}')
+    for c, o in zip(got, want):
+        if numpy.shape(c) != numpy.shape(o):
+            raise ValueError(f'vjp: cotangent shape {numpy.shape(c)} does not match the output '
+                             f'shape {numpy.shape(o)}')
+
+
 def vjp(fun, *primals, has_aux=False):
     """(fun(*primals), vjp_fun): vjp_fun(cotangent) returns one adjoint per primal."""
     fwd, bwd = _vjp_entry(fun, primals, has_aux)
@@ -289,6 +302,7 @@ def vjp(fun, *primals, has_aux=False):
         out, aux = out
 
     def vjp_fun(cotangent):
+        _check_cotangent(cotangent, out)
         seed = (cotangent, runtime.ZERO) if has_aux else cotangent
         raw = bwd(tape, seed)[:len(primals)]      # not the defaulted parameters
         return runtime.finalize_distinct(

@@ -556,3 +556,14 @@ def test_source_of_grad_of_grad_is_one_function():
     defs = [node for node in tree.body if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))]
     assert len(defs) == 1, f'expected one top-level def, got {len(defs)}:\n{text}'
     assert len(tree.body) == 1, f'expected only the function at top level:\n{text}'
+
+
+def test_vjp_checks_the_cotangent_shape_as_jax_does():
+    def vec(x):
+        return np.stack([np.sin(x), x ** 2])
+    x = np.array([0.3, -0.8, 1.2])
+    out, pullback = codax.vjp(vec, x)
+    u = np.arange(6.0).reshape(2, 3)
+    np.testing.assert_allclose(pullback(u)[0], u[0] * np.cos(x) + u[1] * 2 * x)
+    with pytest.raises(ValueError, match="cotangent shape"):
+        pullback(np.ones(3))
