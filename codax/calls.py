@@ -16,6 +16,7 @@ from runtime import ZERO, item, pullback
 from transformer.errors import SourceError
 
 from . import api
+from .cache import signature
 
 
 def _bind(fn, args, kwargs):
@@ -59,11 +60,17 @@ def _vjp_functions(fn, args):
     fn, args = _defined(fn, args, {})
     if _custom(fn):
         return fn.sweeps()
+    original = fn
     fn = _plain(fn, args)
+    active = tuple(i for i, a in enumerate(args) if api._has_inexact(a))
     try:
-        return api._vjp_entry(fn, args, False)
+        entry = api.specialize(fn, 'vjp', active, False, args)
     except SourceError as exc:
         raise _rule_helper_error(fn, exc) from None
+    sweeps = entry.build(fn)
+    if fn is original:
+        _remember('vjp', fn, args, None, sweeps, entry)
+    return sweeps
 
 
 # ---- custom rules and checkpointing ----
@@ -102,6 +109,15 @@ def _as_jvp_call(fn, args, kwargs):
 
 
 def vjp_hook(fn, args, kwargs):
+    if not kwargs and type(fn) is types.FunctionType and len(args) == fn.__code__.co_argcount:
+        sweeps = _remembered('vjp', fn, args, None)
+        if sweeps is not None:
+            out, tape = sweeps[0](*args)
+            return out, (sweeps[1], tape)
+    return _vjp_hook(fn, args, kwargs)
+
+
+def _vjp_hook(fn, args, kwargs):
     fn, args = _as_jvp_call(fn, args, kwargs)
     if fn is runtime.vjp_call or fn is runtime.pullback:     # reverse over reverse
         fn, args = _defined(fn, args, kwargs)
@@ -204,7 +220,39 @@ def _tangent_sweep_pullback(state, cotangent):
 
 # ---- forward mode ----
 
+# Generated code calls the same functions with the same signatures over and
+# over (a loop, a Jacobian's columns): remember what each call resolved to.
+_RESOLVED = {}
+
+
+def _remembered(kind, fn, args, pattern):
+    key = (kind, id(fn), signature(args), pattern)
+    hit = _RESOLVED.get(key)
+    if hit is not None and hit[0] is fn and (hit[2] is None or hit[2].current()):
+        return hit[1]
+    return None
+
+
+def _remember(kind, fn, args, pattern, value, entry):
+    """Keep `value`; `entry`'s guards (globals baked into its code) are checked
+    on every later use, so rebinding them still respecializes."""
+    if len(_RESOLVED) > 4096:
+        _RESOLVED.clear()
+    _RESOLVED[(kind, id(fn), signature(args), pattern)] = (fn, value,
+                                                           entry if entry.guards else None)
+    return value
+
+
 def jvp_hook(fn, primals, tangents, kwargs, kwtangents):
+    if not kwargs and type(fn) is types.FunctionType and len(primals) == fn.__code__.co_argcount:
+        pattern = tuple(runtime.is_zero(t) for t in tangents)
+        function = _remembered('jvp', fn, primals, pattern)
+        if function is not None:
+            return function(*primals, *[t for t, zero in zip(tangents, pattern) if not zero])
+    return _jvp_hook(fn, primals, tangents, kwargs, kwtangents)
+
+
+def _jvp_hook(fn, primals, tangents, kwargs, kwtangents):
     if fn is api.jvp:
         fn, primals = _as_jvp_call(fn, primals, kwargs)
     if fn is runtime.vjp_call or fn is runtime.pullback:     # forward over reverse
@@ -230,13 +278,18 @@ def jvp_hook(fn, primals, tangents, kwargs, kwtangents):
         tangents = tuple(given.get(name, ZERO) for name in names[:len(primals)])
     if _custom(fn):
         return _custom_jvp(fn, tuple(primals), tuple(tangents))
+    original = fn
     fn = _plain(fn, primals)
     active = tuple(i for i, (p, t) in enumerate(zip(primals, tangents))
                    if not runtime.is_zero(t) and api._has_inexact(p))
     try:
-        function, _ = api._jvp_entry(fn, primals, False, active)
+        entry = api.specialize(fn, 'jvp', active, False, primals)
     except SourceError as exc:
         raise _rule_helper_error(fn, exc) from None
+    (function,) = entry.build(fn)
+    pattern = tuple(runtime.is_zero(t) for t in tangents)
+    if fn is original and not kwargs and active == tuple(i for i, z in enumerate(pattern) if not z):
+        _remember('jvp', fn, primals, pattern, function, entry)
     return function(*primals, *[tangents[i] for i in active])
 
 

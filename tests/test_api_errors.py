@@ -481,3 +481,31 @@ def test_write_to_a_copy_is_allowed():
     want = 2 * x + np.array([3.0, 3.0, 0.0, 0.0])
     want[0] = 1.0 + 3.0
     np.testing.assert_allclose(got, want, rtol=1e-12)
+
+
+# ---- a global naming a primitive is baked into generated code; rebinding it
+# must respecialize, also for a helper reached through a call ----
+
+activation = np.tanh
+
+
+def uses_activation(x):
+    return np.sum(activation(x))
+
+
+def calls_activation_helper(x):
+    return uses_activation(x) * 2.0
+
+
+def test_rebinding_a_global_primitive_respecializes():
+    global activation
+    x = np.array([0.3, -0.7])
+    direct, through_call = codax.grad(uses_activation), codax.grad(calls_activation_helper)
+    try:
+        np.testing.assert_allclose(direct(x), 1 - np.tanh(x) ** 2)
+        np.testing.assert_allclose(through_call(x), 2 * (1 - np.tanh(x) ** 2))
+        activation = np.sin
+        np.testing.assert_allclose(direct(x), np.cos(x))
+        np.testing.assert_allclose(through_call(x), 2 * np.cos(x))
+    finally:
+        activation = np.tanh
