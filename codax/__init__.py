@@ -6,8 +6,8 @@ from . import calls, tree_util  # noqa: F401
 from .custom import checkpoint, custom_jvp, custom_vjp, remat  # noqa: F401
 from runtime import stop_gradient  # noqa: F401
 
-from .api import (grad, hessian, jacfwd, jacrev, jvp, linearize, source,  # noqa: F401
-                  value_and_grad, vjp)
+from .api import grad, jvp, linearize, source, value_and_grad, vjp  # noqa: F401
+from .jacobians import hessian, jacfwd, jacrev  # noqa: F401
 
 __version__ = '0.1.0'
 __all__ = ['grad', 'value_and_grad', 'vjp', 'jvp', 'linearize', 'jacfwd', 'jacrev', 'hessian',

@@ -10,7 +10,6 @@ import numpy
 import runtime
 from runtime.backend import array_module
 from runtime.tree import tree_leaves
-from transformer.errors import SourceError
 from transformer.pipeline import compile_forward, compile_reverse
 
 from .cache import CACHE, closure_key, closure_values, signature
@@ -214,8 +213,7 @@ class Transformed:
     def as_function(self):
         """A plain function (cheaper to call than an object) with .source()."""
         fast, nargs = self._fast, self._nargs
-        positional, function_for, mode, has_aux = (self._positional, self.function_for,
-                                                   self.mode, self.has_aux)
+        positional, function_for = self._positional, self.function_for
         specialization_for = self.specialization_for
 
         def transformed(*args, **kwargs):
@@ -245,10 +243,6 @@ class Transformed:
         if kwargs or len(args) < self._nargs:
             args = self._positional(args, kwargs)
         return self._specialize(args).generated.source
-
-    def __repr__(self):
-        return f'<codax.{self.mode} of {getattr(self.fun, "__qualname__", self.fun)!r}>'
-
 
 def transformation_of(fn):
     """The Transformed behind a function returned by grad/value_and_grad, or None."""
@@ -387,182 +381,3 @@ def linearize(fun, *primals):
     def jvp_fun(*tangents):
         return jvp(fun, primals, tangents)[1]
     return out, jvp_fun
-
-
-
-
-# ---------------------------------------------------------------- Jacobians
-
-def _argnums_tuple(argnums):
-    return (argnums,) if isinstance(argnums, int) else tuple(argnums)
-
-
-def _basis(leaves):
-    """Yield (leaf index, flat index, one-hot tangents for every leaf)."""
-    for k, leaf in enumerate(leaves):
-        xp = array_module(leaf)
-        size = int(numpy.prod(numpy.shape(leaf)))
-        for j in range(size):
-            tangents = [xp.zeros(numpy.shape(l), dtype=_inexact_dtype(l)) for l in leaves]
-            tangents[k].reshape(-1)[j] = 1.0
-            yield k, j, tangents
-
-
-def _inexact_dtype(x):
-    dtype = _dtype_of(x)
-    return dtype if dtype is not None and dtype.kind in 'fc' else numpy.float64
-
-
-def _assemble(columns, out_tree, in_leaves, in_tree, transpose):
-    """Jacobian blocks shaped out_leaf.shape + in_leaf.shape, nested as JAX does:
-    the output pytree holding, per output leaf, the input pytree."""
-    from runtime.tree import tree_unflatten
-    out_leaves = columns['out']
-    blocks = []
-    for o, out_leaf in enumerate(out_leaves):
-        per_input = []
-        for k, in_leaf in enumerate(in_leaves):
-            mat = numpy.asarray(columns[(o, k)])
-            if transpose:        # rows indexed by output element
-                mat = mat.reshape(numpy.shape(out_leaf) + numpy.shape(in_leaf))
-            else:                # columns indexed by input element
-                mat = numpy.moveaxis(mat.reshape((numpy.size(in_leaf),) + numpy.shape(out_leaf)),
-                                     0, -1).reshape(numpy.shape(out_leaf) + numpy.shape(in_leaf))
-            per_input.append(array_module(out_leaf).asarray(mat))
-        blocks.append(tree_unflatten(in_tree, per_input))
-    return tree_unflatten(out_tree, blocks)
-
-
-def _jacobian(fun, argnums, has_aux, forward):
-    from runtime.tree import tree_flatten, tree_unflatten
-    nums = _argnums_tuple(argnums)
-    single = isinstance(argnums, int)
-
-    def jacobian(*args):
-        args = tuple(args)
-        wrt = tuple(args[i] for i in nums)
-        in_leaves, in_tree = tree_flatten(wrt if not single else wrt[0])
-        _check_inexact(args, nums, 'jacfwd' if forward else 'jacrev')
-
-        if forward:
-            out = aux = None
-            columns = {}
-            for k, j, tangents in _basis(in_leaves):
-                tan_tree = tree_unflatten(in_tree, tangents)
-                full = [runtime.ZERO] * len(args)
-                for i, t in zip(nums, (tan_tree,) if single else tan_tree):
-                    full[i] = t
-                result = jvp(fun, args, full, has_aux=has_aux)
-                out, tangent = result[0], result[1]
-                aux = result[2] if has_aux else None
-                for o, t in enumerate(tree_flatten(tangent)[0]):
-                    columns.setdefault((o, k), []).append(numpy.asarray(t))
-            if out is None:                      # no input elements at all
-                out = fun(*args)
-                out, aux = out if has_aux else (out, None)
-            out_leaves, out_tree = tree_flatten(out)
-            for o in range(len(out_leaves)):
-                for k in range(len(in_leaves)):
-                    columns.setdefault((o, k), numpy.zeros((0,) + numpy.shape(out_leaves[o])))
-        else:
-            res = vjp(fun, *args, has_aux=has_aux)
-            out, pullback = res[0], res[1]
-            aux = res[2] if has_aux else None
-            out_leaves, out_tree = tree_flatten(out)
-            columns = {}
-            for o, out_leaf in enumerate(out_leaves):
-                size = int(numpy.prod(numpy.shape(out_leaf)))
-                for j in range(size):
-                    cts = [numpy.zeros(numpy.shape(l), dtype=_inexact_dtype(l)) for l in out_leaves]
-                    cts[o].reshape(-1)[j] = 1.0
-                    grads = pullback(tree_unflatten(out_tree, cts))
-                    grads = grads[nums[0]] if single else tuple(grads[i] for i in nums)
-                    for k, g in enumerate(tree_flatten(grads)[0]):
-                        columns.setdefault((o, k), []).append(numpy.asarray(g))
-                for k, in_leaf in enumerate(in_leaves):
-                    columns.setdefault((o, k), numpy.zeros((0,) + numpy.shape(in_leaf)))
-        columns['out'] = out_leaves
-        jac = _assemble(columns, out_tree, in_leaves, in_tree, transpose=not forward)
-        return (jac, aux) if has_aux else jac
-    functools.update_wrapper(jacobian, fun, updated=())
-    del jacobian.__wrapped__
-    jacobian.__codax_jacobian__ = True
-    return jacobian
-
-
-def jacfwd(fun, argnums=0, has_aux=False):
-    """The Jacobian of `fun` by forward mode: one jvp per input element."""
-    if isinstance(argnums, int) and not has_aux:
-        return _generated_jacobian(fun, argnums, forward=True)
-    return _jacobian(fun, argnums, has_aux, forward=True)
-
-
-def jacrev(fun, argnums=0, has_aux=False):
-    """The Jacobian of `fun` by reverse mode: one pullback per output element."""
-    if isinstance(argnums, int) and not has_aux:
-        return _generated_jacobian(fun, argnums, forward=False)
-    return _jacobian(fun, argnums, has_aux, forward=False)
-
-
-_JACOBIAN_SOURCE = {
-    True: """\
-def {name}({params}):
-    if not rt.is_array_leaf({x}):          # a pytree argument: the general path
-        return general({params})
-    columns = []
-    for j in range(rt.size({x})):
-        out, column = rt.jvp_call(f, ({params},), ({basis}))
-        columns.append(column)
-    if len(columns) == 0:
-        out = f({params})
-    if not rt.is_array_leaf(out):           # a pytree output: the general path
-        return general({params})
-    return rt.jacobian_from_columns(columns, out, {x})
-""",
-    False: """\
-def {name}({params}):
-    if not rt.is_array_leaf({x}):          # a pytree argument: the general path
-        return general({params})
-    out, pb = rt.vjp_call(f, {params})
-    if not rt.is_array_leaf(out):
-        return general({params})
-    rows = []
-    for i in range(rt.size(out)):
-        adjoints = rt.pullback(pb, rt.unit_tangent(out, i))
-        rows.append(adjoints[{argnum}])
-    return rt.jacobian_from_rows(rows, out, {x})
-""",
-}
-
-
-def _generated_jacobian(fun, argnum, forward):
-    """jacfwd/jacrev of an array argument as generated Python (a loop of jvps or
-    pullbacks), so the Jacobian can itself be differentiated again:
-    jacfwd(jacrev(f)), jacrev(jacfwd(f)), grad of a Jacobian's entry, ..."""
-    user = _user_function(fun)
-    signature = inspect.signature(user)
-    params = list(signature.parameters)
-    defaults = {f'_default_{p}': v.default for p, v in signature.parameters.items()
-                if v.default is not v.empty}
-    kind = 'jacfwd' if forward else 'jacrev'
-    name = f'{kind}_{getattr(user, "__name__", "f").strip("<>")}'
-    basis = ', '.join(f'rt.unit_tangent({p}, j)' if i == argnum else '0.0'
-                      for i, p in enumerate(params))
-    header = ', '.join(f'{p}=_default_{p}' if f'_default_{p}' in defaults else p for p in params)
-    text = _JACOBIAN_SOURCE[forward].format(name=name, params=', '.join(params),
-                                            x=params[argnum], argnum=argnum,
-                                            basis=basis + ',')
-    filename = f'<codax {kind}({name}) #{next(_labels)}>'
-    linecache.cache[filename] = (len(text), None, text.splitlines(True), filename)
-    text = text.replace(f'def {name}({", ".join(params)}):', f'def {name}({header}):', 1)
-    namespace = {'rt': runtime, 'f': fun, 'general': _jacobian(fun, argnum, False, forward),
-                 **defaults}
-    exec(compile(text, filename, 'exec'), namespace)
-    jacobian = namespace[name]
-    jacobian.__doc__ = f'The Jacobian of {name[len(kind) + 1:]} with respect to argument {argnum}.'
-    return jacobian
-
-
-def hessian(fun, argnums=0):
-    """The Hessian of scalar `fun`: forward mode over the generated gradient."""
-    return jacfwd(grad(fun, argnums), argnums)

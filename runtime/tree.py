@@ -97,7 +97,7 @@ def _unflatten(treedef, it):
     if treedef.kind is None:
         return next(it)
     children = [_unflatten(c, it) for c in treedef.children]
-    kind, funcs = treedef.kind, _registry.get(treedef.kind)
+    funcs = _registry.get(treedef.kind)
     if funcs is None:                                         # namedtuple
         return treedef.aux(*children)
     return funcs[1](treedef.aux, children)
