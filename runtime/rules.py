@@ -1204,7 +1204,10 @@ def safe_log(x):
             return 0.0
         return _math.log(x) if x > 0 else float('nan')
     xp = array_module(x)
-    return xp.log(xp.where(x == 0, 1, x))
+    positive = x > 0
+    logs = xp.log(xp.where(positive, x, 1))     # log(0) taken as 0
+    # log of a negative base is nan (as in JAX), produced without a warning
+    return xp.where(positive | (x == 0), logs, xp.asarray(xp.nan, dtype=logs.dtype))
 
 
 # ---------------------------------------------------------------------------
