@@ -1305,3 +1305,13 @@ def dict_values_vjp(g, d):
 def dict_keys(d):
     """`d.keys()` as a list."""
     return list(d.keys())
+
+
+def sequence_vjp(g, x):
+    """Adjoint of x for ans = tuple(x) or list(x): the same items, in x's kind."""
+    if is_zero(g):
+        return ZERO
+    if isinstance(x, (list, tuple)):
+        return type(x)(g) if not hasattr(x, '_fields') else type(x)(*g)
+    xp = array_module(x)                          # the rows of an array
+    return xp.stack([xp.asarray(dense(item(g, i), x[i])) for i in range(len(x))])

@@ -395,6 +395,8 @@ cases('is_array_leaf', C(U(3)), C({'a': U(2)}))
 cases('dict_items', C({'a': U(2), 'b': U(3)}), C({'w': U(2, 2)}))
 cases('dict_values', C({'a': U(2), 'b': U(3)}), C({'w': 0.5}))
 cases('dict_keys', C({'a': U(2), 'b': U(3)}))
+cases('py_tuple', C([U(2), U(3)]), C(U(3, 2)), C((U(2), 0.5)))
+cases('py_list', C((U(2), U(3))), C(U(2, 2)), C([U(3)]))
 cases('pullback_state', C((len, U(3))), C((len, (U(2), 0.5))))
 cases('pullback_function', C((len, U(3))))
 

@@ -58,7 +58,11 @@ class Forward:
     def run(self):
         body, ret = self.fdef.body[:-1], self.fdef.body[-1].value
         tangent_params = [self.tan(p) for p in self.active_params]
-        return Result(self.block(body), ret, self.tangent(ret), tangent_params)
+        # a parameter given no tangent may still become active by reassignment
+        # (c = c * 0.9 + x): its tangent starts as the zero
+        start = [n.assign(self.tan(a.id), n.const(0.0)) for a in self.fdef.args.args
+                 if a.id in self.diff and a.id not in self.active_params]
+        return Result(start + self.block(body), ret, self.tangent(ret), tangent_params)
 
     def block(self, stmts):
         out = []

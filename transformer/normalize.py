@@ -224,17 +224,20 @@ class _ComprehensionHoister(n.NodeTransformer):
             for name_node in n.walk(gen.target):
                 if isinstance(name_node, n.Name):
                     renames.setdefault(name_node.id, fresh('_' + name_node.id.strip('_')))
+        first_iter = self.visit(node.generators[0].iter)      # evaluated in the outer scope
         node = _Rename(renames).visit(node)
+        # The element, conditions and inner iterables stay as written: the loop
+        # body is desugared statement by statement later, which hoists any
+        # comprehension inside them to the right place, inside the loops.
         if is_dict:
-            inner = [n.Assign(targets=[n.subscript(n.name(acc), self.visit(node.key), store=True)],
-                              value=self.visit(node.value), type_comment=None)]
+            inner = [n.Assign(targets=[n.subscript(n.name(acc), node.key, store=True)],
+                              value=node.value, type_comment=None)]
         else:
-            append = n.call(n.attr(n.name(acc), 'append'), [self.visit(node.elt)])
-            inner = [n.expr_stmt(append)]
-        for gen in reversed(node.generators):
+            inner = [n.expr_stmt(n.call(n.attr(n.name(acc), 'append'), [node.elt]))]
+        for depth, gen in reversed(list(enumerate(node.generators))):
             for cond in reversed(gen.ifs):
-                inner = [n.if_(self.visit(cond), inner)]
-            inner = [n.for_(gen.target, self.visit(gen.iter), inner)]
+                inner = [n.if_(cond, inner)]
+            inner = [n.for_(gen.target, first_iter if depth == 0 else gen.iter, inner)]
         init = n.Dict(keys=[], values=[]) if is_dict else n.list_([])
         for stmt in [n.assign(acc, init)] + inner:
             n.copy_location(stmt, node)

@@ -59,3 +59,7 @@ linear('dict_values', 'd', {'d': 'rt.dict_values_vjp(g, d)'}, targets=(rules.dic
        impl='rt.dict_values', methods=('values',), family='python')
 nondifferentiable('dict_keys', 'd', targets=(rules.dict_keys,), methods=('keys',),
                   impl='rt.dict_keys')
+linear('py_tuple', 'iterable=()', {'iterable': 'rt.sequence_vjp(g, iterable)'}, targets=(tuple,),
+       impl='tuple', family='python')
+linear('py_list', 'iterable=()', {'iterable': 'rt.sequence_vjp(g, iterable)'}, targets=(list,),
+       impl='list', family='python')

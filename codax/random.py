@@ -1,0 +1,545 @@
+"""JAX's explicit-key pseudo-random numbers, on NumPy (or CuPy) arrays.
+
+As in ``jax.random``, there is no hidden state: a *key* is a ``uint32`` array
+of shape ``(2,)`` (JAX's raw ``PRNGKey`` layout), every sampler is a pure
+function of its key, and fresh randomness comes from ``split`` and
+``fold_in``::
+
+    key = codax.random.key(0)
+    key, sub = codax.random.split(key)
+    w = codax.random.normal(sub, (3, 2))
+
+The generator is Threefry-2x32 with 20 rounds (Salmon et al., "Parallel random
+numbers: as easy as 1, 2, 3", SC 2011; the Random123 rotation constants and
+key-schedule parity 0x1BD11BDA), vectorized over ``uint32`` arrays. The array
+module is chosen from the key with ``runtime.array_module``, so a key that is
+a CuPy array gives CuPy results.
+
+Reproducibility against JAX. The algorithms follow JAX's threefry
+implementation with ``jax_threefry_partitionable=True`` (JAX's default since
+0.5): ``key``/``PRNGKey``, ``split``, ``fold_in``, ``bits``, ``uniform``,
+``bernoulli``, ``randint``, ``permutation``, ``choice`` and ``categorical``
+give the same bits/values as ``jax.random`` (floats: with ``jax_enable_x64``
+for float64; ``uniform``'s ``x * (maxval - minval) + minval`` is rounded once,
+as XLA's fused multiply-add does; ``categorical`` and ``choice`` with ``p`` go
+through ``log``, so
+they agree unless two candidates tie within an ulp). Differences:
+
+- ``key(seed)`` splits a (Python) integer seed into ``[seed >> 32, seed &
+  0xffffffff]`` as JAX does with x64 enabled; without x64 JAX first converts
+  the seed to int32, so negative seeds or seeds >= 2**31 differ there.
+- ``normal`` and ``truncated_normal`` use JAX's inverse-CDF algorithm
+  (``sqrt(2) * erfinv(u)``), but ``erfinv``/``erf`` come from
+  ``scipy.special`` (or, without SciPy, a Newton-refined approximation), not
+  XLA's polynomials: equal to JAX within a few ulps, not bit for bit.
+- ``gamma``, ``beta`` and ``dirichlet`` use a vectorized Marsaglia-Tsang
+  rejection sampler of our own (JAX runs a per-element while loop with its own
+  key splitting), so their draws differ from JAX's, but have the right
+  distribution and are reproducible given the key.
+- Default dtypes are NumPy's (float64 / int64), as JAX's with x64 enabled.
+  Keys are raw arrays only (no typed ``jax.random.key`` arrays, no
+  ``impl=``), and ``split(key, num)`` returns shape ``(num, 2)``.
+
+Draws are constants to codax's derivatives: keys are integer arrays, so a
+function ``f(x, k)`` that uses ``normal(k, ...)`` has the noise as a constant.
+"""
+import math
+
+import numpy as np
+
+from runtime import array_module
+
+__all__ = ['key', 'PRNGKey', 'split', 'fold_in', 'bits', 'uniform', 'normal',
+           'truncated_normal', 'bernoulli', 'categorical', 'gumbel', 'randint',
+           'permutation', 'choice', 'gamma', 'beta', 'dirichlet', 'threefry_2x32']
+
+_MASK32 = 0xFFFFFFFF
+_ROTATIONS = ((13, 15, 26, 6), (17, 29, 16, 24))
+_PARITY = 0x1BD11BDA
+_UINT = {8: np.uint8, 16: np.uint16, 32: np.uint32, 64: np.uint64}
+
+
+# ----------------------------------------------------------------------------
+# Threefry-2x32
+# ----------------------------------------------------------------------------
+
+def _rotl(xp, v, r):
+    return (v << xp.uint32(r)) | (v >> xp.uint32(32 - r))
+
+
+def threefry2x32_p(k0, k1, x0, x1):
+    """Threefry-2x32, 20 rounds, on uint32 arrays x0, x1 (same shape) with the
+    key words k0, k1 (uint32 scalars or arrays broadcastable to x0). Returns
+    the pair of output words (y0, y1)."""
+    xp = array_module(k0, k1, x0, x1)
+    k0 = xp.asarray(k0, dtype=xp.uint32)
+    k1 = xp.asarray(k1, dtype=xp.uint32)
+    x0 = xp.asarray(x0, dtype=xp.uint32)
+    x1 = xp.asarray(x1, dtype=xp.uint32)
+    shape = xp.broadcast_shapes(x0.shape, x1.shape) if hasattr(xp, 'broadcast_shapes') \
+        else np.broadcast_shapes(x0.shape, x1.shape)
+    # work on 1-d arrays so that uint32 arithmetic wraps without scalar warnings
+    x0 = xp.broadcast_to(x0, shape).reshape(-1).copy()
+    x1 = xp.broadcast_to(x1, shape).reshape(-1).copy()
+    k2 = k0 ^ k1 ^ xp.uint32(_PARITY)
+    ks = (k0.reshape(-1), k1.reshape(-1), k2.reshape(-1))
+    x0 += ks[0]
+    x1 += ks[1]
+    for i in range(5):
+        for r in _ROTATIONS[i % 2]:
+            x0 += x1
+            x1 = _rotl(xp, x1, r)
+            x1 ^= x0
+        x0 += ks[(i + 1) % 3]
+        x1 += ks[(i + 2) % 3] + xp.uint32(i + 1)
+    return x0.reshape(shape), x1.reshape(shape)
+
+
+def threefry_2x32(keypair, count):
+    """JAX's ``threefry_2x32(keypair, count)``: hash a uint32 array of counts
+    (split into two halves, padded to even length) with the key."""
+    xp = array_module(keypair, count)
+    keypair = xp.asarray(keypair, dtype=xp.uint32)
+    count = xp.asarray(count, dtype=xp.uint32)
+    flat = count.reshape(-1)
+    odd = flat.shape[0] % 2
+    if odd:
+        flat = xp.concatenate([flat, xp.zeros(1, dtype=xp.uint32)])
+    half = flat.shape[0] // 2
+    y0, y1 = threefry2x32_p(keypair[0], keypair[1], flat[:half], flat[half:])
+    out = xp.concatenate([y0, y1])
+    if odd:
+        out = out[:-1]
+    return out.reshape(count.shape)
+
+
+def _as_shape(shape):
+    if shape is None:
+        return None
+    if isinstance(shape, (int, np.integer)):
+        return (int(shape),)
+    return tuple(int(d) for d in shape)
+
+
+def _iota_2x32(xp, shape):
+    """A uint64 iota over shape, as (high words, low words) uint32 arrays."""
+    n = math.prod(shape)
+    idx = xp.arange(n, dtype=xp.uint64).reshape(shape)
+    hi = (idx >> xp.uint64(32)).astype(xp.uint32)
+    lo = (idx & xp.uint64(_MASK32)).astype(xp.uint32)
+    return hi, lo
+
+
+def _check_key(key):
+    xp = array_module(key)
+    key = xp.asarray(key)
+    if key.shape != (2,) or key.dtype != np.uint32:
+        raise TypeError(f'codax.random expects a raw key: a uint32 array of shape (2,), '
+                        f'got {key.dtype} {key.shape} (make one with codax.random.key(seed))')
+    return xp, key
+
+
+# ----------------------------------------------------------------------------
+# keys
+# ----------------------------------------------------------------------------
+
+def key(seed):
+    """A key from an integer seed: ``[seed >> 32, seed & 0xffffffff]`` as uint32,
+    so ``[0, seed]`` for ``0 <= seed < 2**32`` (``jax.random.PRNGKey``'s layout)."""
+    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)):
+        if getattr(seed, 'shape', None) == () and np.issubdtype(np.asarray(seed).dtype,
+                                                                np.integer):
+            seed = int(seed)
+        else:
+            raise TypeError(f'key seed must be an integer scalar, got {seed!r}')
+    seed = int(seed)
+    return np.array([(seed >> 32) & _MASK32, seed & _MASK32], dtype=np.uint32)
+
+
+PRNGKey = key
+
+
+def split(key, num=2):
+    """``num`` new keys (shape ``(num, 2)``; ``num`` may be a shape tuple) from
+    ``key``, by Threefry over a counter (JAX's partitionable split)."""
+    xp, key = _check_key(key)
+    shape = _as_shape(num)
+    hi, lo = _iota_2x32(xp, shape)
+    b0, b1 = threefry2x32_p(key[0], key[1], hi, lo)
+    return xp.stack([b0, b1], axis=len(shape))
+
+
+def fold_in(key, data):
+    """A new key that depends on ``key`` and the integer ``data`` (taken mod 2**32)."""
+    xp, key = _check_key(key)
+    data = int(data) & _MASK32
+    return threefry_2x32(key, xp.array([0, data], dtype=xp.uint32))
+
+
+def _random_bits(key, bit_width, shape):
+    xp, key = _check_key(key)
+    hi, lo = _iota_2x32(xp, shape)
+    b0, b1 = threefry2x32_p(key[0], key[1], hi, lo)
+    if bit_width == 64:
+        return (b0.astype(xp.uint64) << xp.uint64(32)) | b1.astype(xp.uint64)
+    out = b0 ^ b1
+    if bit_width == 32:
+        return out
+    return out.astype(_UINT[bit_width])
+
+
+def bits(key, shape=(), dtype=np.uint32):
+    """Uniform random bits: an unsigned integer array of ``shape`` and ``dtype``."""
+    dtype = np.dtype(dtype)
+    if dtype.kind != 'u':
+        raise TypeError(f'bits needs an unsigned integer dtype, got {dtype}')
+    return _random_bits(key, dtype.itemsize * 8, _as_shape(shape))
+
+
+# ----------------------------------------------------------------------------
+# continuous distributions
+# ----------------------------------------------------------------------------
+
+def _float_dtype(dtype):
+    dtype = np.dtype(dtype)
+    if dtype.kind != 'f':
+        raise TypeError(f'expected a floating-point dtype, got {dtype}')
+    return dtype
+
+
+def _two_sum(a, b):
+    s = a + b
+    bb = s - a
+    return s, (a - (s - bb)) + (b - bb)
+
+
+def _split_float(xp, a):
+    c = 134217729.0 * a  # 2**27 + 1
+    hi = c - (c - a)
+    return hi, a - hi
+
+
+def _fma(xp, a, b, c):
+    """a * b + c rounded once, as XLA's fused multiply-add computes it (so that
+    uniform with minval/maxval matches JAX bit for bit). Narrow floats go
+    through float64; float64 uses error-free transformations (Dekker, Knuth)."""
+    dtype = a.dtype
+    if dtype != np.float64:
+        wide = a.astype(np.float64) * b.astype(np.float64) + c.astype(np.float64)
+        return wide.astype(dtype)
+    with np.errstate(over='ignore', invalid='ignore'):
+        p = a * b
+        ah, al = _split_float(xp, a)
+        bh, bl = _split_float(xp, xp.broadcast_to(b, p.shape))
+        e = ((ah * bh - p) + ah * bl + al * bh) + al * bl
+        s, t = _two_sum(p, xp.broadcast_to(c, p.shape))
+        out = s + (t + e)
+    return xp.where(xp.isfinite(out), out, p + c)
+
+
+def uniform(key, shape=(), dtype=np.float64, minval=0., maxval=1.):
+    """Uniform floats in ``[minval, maxval)``: the top mantissa bits of random
+    bits, as a float in [1, 2), minus 1 (JAX's construction: 52 bits for
+    float64, 23 for float32, 10 for float16)."""
+    xp, key = _check_key(key)
+    dtype = _float_dtype(dtype)
+    shape = _as_shape(shape)
+    info = np.finfo(dtype)
+    nbits, nmant = info.bits, info.nmant
+    udtype = _UINT[nbits]
+    b = _random_bits(key, nbits, shape)
+    fbits = (b >> udtype(nbits - nmant)) | np.array(1.0, dtype).view(udtype)
+    floats = fbits.view(dtype) - dtype.type(1.0)
+    minval = xp.asarray(minval, dtype=dtype)
+    maxval = xp.asarray(maxval, dtype=dtype)
+    out = xp.reshape(_fma(xp, floats, maxval - minval, minval), shape)
+    return xp.maximum(minval, out).astype(dtype, copy=False)
+
+
+def _special(xp, name):
+    """erf / erfinv from scipy.special (cupyx.scipy.special on CuPy), or None."""
+    try:
+        if xp is np:
+            import scipy.special as special
+        else:
+            import cupyx.scipy.special as special
+        return getattr(special, name)
+    except ImportError:
+        return None
+
+
+def _erf(xp, x):
+    fn = _special(xp, 'erf')
+    if fn is not None:
+        return fn(x)
+    x = xp.asarray(x)
+    values = np.vectorize(math.erf, otypes=[np.float64])(np.asarray(
+        x.get() if hasattr(x, 'get') else x, dtype=np.float64))
+    return xp.asarray(values).astype(x.dtype if x.dtype.kind == 'f' else np.float64)
+
+
+def _erfinv(xp, u):
+    fn = _special(xp, 'erfinv')
+    if fn is not None:
+        return fn(u)
+    # Winitzki's approximation, then Newton steps on erf(y) = u
+    dtype = u.dtype
+    u64 = u.astype(np.float64)
+    a = 0.147
+    ln = xp.log1p(-u64 * u64)
+    t = 2 / (math.pi * a) + ln / 2
+    y = xp.sign(u64) * xp.sqrt(xp.sqrt(t * t - ln / a) - t)
+    for _ in range(4):
+        err = _erf(xp, y) - u64
+        y = y - err / (2 / math.sqrt(math.pi) * xp.exp(-y * y))
+    y = xp.where(xp.abs(u64) == 1, xp.sign(u64) * np.inf, y)
+    return y.astype(dtype)
+
+
+def normal(key, shape=(), dtype=np.float64):
+    """Standard normal draws: ``sqrt(2) * erfinv(u)``, u uniform on (-1, 1)."""
+    xp, key = _check_key(key)
+    dtype = _float_dtype(dtype)
+    lo = np.nextafter(np.array(-1., dtype), np.array(0., dtype))
+    u = uniform(key, shape, dtype, lo, 1.)
+    return (dtype.type(np.sqrt(2)) * _erfinv(xp, u)).astype(dtype, copy=False)
+
+
+def truncated_normal(key, lower, upper, shape=None, dtype=np.float64):
+    """Standard normal draws truncated to ``(lower, upper)`` (inverse CDF)."""
+    xp, key = _check_key(key)
+    dtype = _float_dtype(dtype)
+    lower = xp.asarray(lower, dtype=dtype)
+    upper = xp.asarray(upper, dtype=dtype)
+    if shape is None:
+        shape = np.broadcast_shapes(lower.shape, upper.shape)
+    sqrt2 = dtype.type(np.sqrt(2))
+    a = _erf(xp, lower / sqrt2).astype(dtype)
+    b = _erf(xp, upper / sqrt2).astype(dtype)
+    u = uniform(key, shape, dtype, a, b)
+    out = sqrt2 * _erfinv(xp, u)
+    lo = xp.nextafter(lower, xp.asarray(np.inf, dtype=dtype))
+    hi = xp.nextafter(upper, xp.asarray(-np.inf, dtype=dtype))
+    return xp.clip(out, lo, hi).astype(dtype, copy=False)
+
+
+def gumbel(key, shape=(), dtype=np.float64):
+    """Standard Gumbel draws, ``-log(-log(u))`` (JAX's default mode)."""
+    xp, key = _check_key(key)
+    dtype = _float_dtype(dtype)
+    u = uniform(key, shape, dtype, np.finfo(dtype).tiny, 1.)
+    return -xp.log(-xp.log(u))
+
+
+def _gamma_one(key, alpha, shape, dtype):
+    """Marsaglia-Tsang for alpha >= 1, vectorized: every round draws a full
+    (normal, uniform) pair per element from fresh subkeys and fills in the
+    elements not yet accepted."""
+    xp = array_module(key)
+    d = alpha - 1. / 3.
+    c = 1. / xp.sqrt(9. * d)
+    out = xp.zeros(shape, dtype=np.float64)
+    pending = xp.ones(shape, dtype=bool)
+    for i in range(1000):
+        kn, ku = split(fold_in(key, i), 2)
+        x = normal(kn, shape, np.float64)
+        u = uniform(ku, shape, np.float64)
+        v = (1. + c * x) ** 3
+        positive = v > 0
+        logv = xp.log(xp.where(positive, v, 1.))
+        accept = positive & (xp.log(u) < 0.5 * x * x + d - d * v + d * logv)
+        take = pending & accept
+        out = xp.where(take, d * v, out)
+        pending = pending & ~accept
+        if not bool(pending.any()):
+            return out
+    raise RuntimeError('gamma: rejection sampling did not finish')
+
+
+def gamma(key, a, shape=None, dtype=np.float64):
+    """Gamma(a, 1) draws (Marsaglia-Tsang; for a < 1, Gamma(a + 1) * U**(1/a))."""
+    xp, key = _check_key(key)
+    dtype = _float_dtype(dtype)
+    a = xp.asarray(a, dtype=np.float64)
+    shape = a.shape if shape is None else _as_shape(shape)
+    a = xp.broadcast_to(a, shape)
+    if bool((a <= 0).any()):
+        raise ValueError('gamma needs a > 0')
+    small = a < 1
+    kg, kb = split(key, 2)
+    g = _gamma_one(kg, xp.where(small, a + 1., a), shape, dtype)
+    u = uniform(kb, shape, np.float64, np.finfo(np.float64).tiny, 1.)
+    g = xp.where(small, g * u ** (1. / a), g)
+    return g.astype(dtype)
+
+
+def beta(key, a, b, shape=None, dtype=np.float64):
+    """Beta(a, b) draws, as X / (X + Y) with X ~ Gamma(a), Y ~ Gamma(b)."""
+    xp, key = _check_key(key)
+    a = xp.asarray(a, dtype=np.float64)
+    b = xp.asarray(b, dtype=np.float64)
+    shape = np.broadcast_shapes(a.shape, b.shape) if shape is None else _as_shape(shape)
+    ka, kb = split(key, 2)
+    x = gamma(ka, a, shape, np.float64)
+    y = gamma(kb, b, shape, np.float64)
+    return (x / (x + y)).astype(_float_dtype(dtype))
+
+
+def dirichlet(key, alpha, shape=None, dtype=np.float64):
+    """Dirichlet(alpha) draws, shape ``shape + alpha.shape[-1:]``: normalized gammas."""
+    xp, key = _check_key(key)
+    alpha = xp.asarray(alpha, dtype=np.float64)
+    if alpha.ndim < 1:
+        raise ValueError('dirichlet needs alpha with at least one dimension')
+    batch = alpha.shape[:-1] if shape is None else _as_shape(shape)
+    g = gamma(key, alpha, batch + alpha.shape[-1:], np.float64)
+    return (g / g.sum(axis=-1, keepdims=True)).astype(_float_dtype(dtype))
+
+
+# ----------------------------------------------------------------------------
+# discrete distributions
+# ----------------------------------------------------------------------------
+
+def bernoulli(key, p=0.5, shape=None):
+    """Boolean draws, True with probability ``p``: ``uniform(key, shape) < p``."""
+    xp, key = _check_key(key)
+    p = xp.asarray(p)
+    if p.dtype.kind != 'f':
+        p = p.astype(np.float64)
+    shape = p.shape if shape is None else _as_shape(shape)
+    return uniform(key, shape, p.dtype) < p
+
+
+def categorical(key, logits, axis=-1, shape=None):
+    """Draws from the categorical distribution with unnormalized log-probabilities
+    ``logits`` along ``axis``, by the Gumbel-max trick (JAX's ``replace=True``)."""
+    xp, key = _check_key(key)
+    logits = xp.asarray(logits)
+    if logits.dtype.kind != 'f':
+        logits = logits.astype(np.float64)
+    if axis >= 0:
+        axis -= logits.ndim
+    batch_shape = tuple(d for i, d in enumerate(logits.shape) if i != axis % logits.ndim)
+    shape = batch_shape if shape is None else _as_shape(shape)
+    if shape[len(shape) - len(batch_shape):] != batch_shape:
+        raise ValueError(f'categorical: shape {shape} must end with the batch shape '
+                         f'{batch_shape} of logits')
+    prefix = shape[:len(shape) - len(batch_shape)]
+    logits_shape = list(shape[len(shape) - len(batch_shape):])
+    logits_shape.insert(axis % logits.ndim, logits.shape[axis])
+    g = gumbel(key, (*prefix, *logits_shape), logits.dtype)
+    expanded = logits.reshape((1,) * len(prefix) + logits.shape)
+    return xp.argmax(g + expanded, axis=axis)
+
+
+def randint(key, shape, minval, maxval, dtype=np.int64):
+    """Integers in ``[minval, maxval)``, from 2 x nbits random bits per value
+    reduced mod the span (JAX's algorithm, with its small bias for large
+    spans that are not powers of 2)."""
+    xp, key = _check_key(key)
+    dtype = np.dtype(dtype)
+    if dtype.kind not in 'iu':
+        raise TypeError(f'randint needs an integer dtype, got {dtype}')
+    shape = _as_shape(shape)
+    info = np.iinfo(dtype)
+    nbits = info.bits
+    udtype = _UINT[nbits]
+    minval = xp.asarray(minval)
+    maxval = xp.asarray(maxval)
+    if minval.dtype.kind not in 'iu':
+        minval = minval.astype(np.int64)
+    if maxval.dtype.kind not in 'iu':
+        maxval = maxval.astype(np.int64)
+    out_of_range = maxval > info.max
+    minval = xp.clip(minval, max(info.min, -2 ** 63), info.max).astype(dtype)
+    maxval = xp.clip(maxval, max(info.min, -2 ** 63), info.max).astype(dtype)
+    k1, k2 = split(key, 2)
+    higher = _random_bits(k1, nbits, shape)
+    lower = _random_bits(k2, nbits, shape)
+    with np.errstate(over='ignore'):
+        span = (maxval - minval).astype(udtype)
+        span = xp.where(maxval <= minval, udtype(1), span)
+        span = xp.where(out_of_range & (maxval > minval), span + udtype(1), span)
+        span = xp.broadcast_to(span, shape)
+        # a zero span (the whole range of a 64-bit type) leaves the bits as they are
+        safe = xp.where(span == 0, udtype(1), span)
+
+        def rem(v):
+            return xp.where(span == 0, v, v % safe)
+
+        multiplier = rem(xp.full(shape, 2 ** (nbits // 2), dtype=udtype))
+        multiplier = rem(multiplier * multiplier)
+        offset = rem(rem(higher) * multiplier + rem(lower))
+        return (minval + offset.astype(dtype)).astype(dtype)
+
+
+def _shuffle(key, x, axis):
+    """JAX's shuffle: stable sorts by fresh random 32-bit keys, enough rounds
+    to make collisions negligible."""
+    xp = array_module(key, x)
+    rounds = int(np.ceil(3 * np.log(max(1, x.size)) / np.log(np.iinfo(np.uint32).max)))
+    for _ in range(rounds):
+        key, sub = split(key, 2)
+        sort_keys = _random_bits(sub, 32, x.shape)
+        order = xp.argsort(sort_keys, axis=axis, kind='stable')
+        x = xp.take_along_axis(x, order, axis=axis)
+    return x
+
+
+def permutation(key, x, axis=0, independent=False):
+    """A random permutation of ``range(x)`` (an int ``x``) or of ``x`` along ``axis``."""
+    xp, key = _check_key(key)
+    if isinstance(x, (int, np.integer)) or np.ndim(x) == 0:
+        return _shuffle(key, xp.arange(int(x)), 0)
+    x = xp.asarray(x)
+    axis = axis % x.ndim
+    if independent or x.ndim == 1:
+        return _shuffle(key, x, axis)
+    ind = _shuffle(key, xp.arange(x.shape[axis]), 0)
+    return xp.take(x, ind, axis=axis)
+
+
+def choice(key, a, shape=(), replace=True, p=None, axis=0):
+    """Draws from ``a`` (an array, or ``range(a)`` for an int), with or without
+    replacement, uniformly or with probabilities ``p``."""
+    xp, key = _check_key(key)
+    shape = _as_shape(shape)
+    arr = xp.asarray(a)
+    if arr.ndim == 0:
+        n_inputs = int(a)
+    else:
+        axis = axis % arr.ndim
+        n_inputs = arr.shape[axis]
+    n_draws = math.prod(shape)
+    if n_draws == 0:
+        return xp.zeros(shape, dtype=arr.dtype)
+    if n_inputs <= 0:
+        raise ValueError('a must be greater than 0 unless no samples are taken')
+    if not replace and n_draws > n_inputs:
+        raise ValueError(f'Cannot take a larger sample (size {n_draws}) than population '
+                         f'(size {n_inputs}) when replace=False')
+    if p is None:
+        if replace:
+            ind = randint(key, shape, 0, n_inputs)
+            result = ind if arr.ndim == 0 else xp.take(arr, ind, axis=axis)
+        else:
+            slices = (slice(None),) * axis + (slice(n_draws),)
+            result = permutation(key, n_inputs if arr.ndim == 0 else arr, axis)[slices]
+    else:
+        p = xp.asarray(p)
+        if p.dtype.kind != 'f':
+            p = p.astype(np.float64)
+        if p.shape != (n_inputs,):
+            raise ValueError(f'p must be None or a 1-d vector of size {n_inputs}, '
+                             f'got shape {p.shape}')
+        if replace:
+            cum = xp.cumsum(p)
+            r = cum[-1] * (1 - uniform(key, shape, dtype=cum.dtype))
+            ind = xp.searchsorted(cum, r).astype(np.int64)
+        else:
+            with np.errstate(divide='ignore'):
+                g = gumbel(key, (n_inputs,), p.dtype) + xp.log(p)
+            ind = xp.argsort(-g, kind='stable')[:n_draws].astype(np.int64)
+        result = ind if arr.ndim == 0 else xp.take(arr, ind, axis=axis)
+    return result.reshape(shape if arr.ndim == 0 else
+                          arr.shape[:axis] + shape + arr.shape[axis + 1:])
