@@ -28,6 +28,7 @@ import pytest
 import runtime
 from runtime import TABLE
 from test_primitive_rules import (CASES, STATIC_PARAMS, _NS, _describe, _filled, _has_float,
+                                  _random_like,
                                   _impl, _inner, _is_container, _is_float_leaf, _items, _pair,
                                   _rebuild, _same, _snapshot, _to32)
 
@@ -49,18 +50,8 @@ _rng = np.random.default_rng(20240812)
 # Tangents
 # --------------------------------------------------------------------------
 
-def _direction(x, sym=False, dtype=np.float64):
-    """A random tree like x: floats at float leaves, None elsewhere."""
-    if _is_container(x):
-        return _rebuild(x, [_direction(v, sym, dtype) for _, v in _items(x)])
-    if not _is_float_leaf(x):
-        return None
-    if isinstance(x, float):
-        return float(_rng.standard_normal())
-    d = np.asarray(_rng.standard_normal(np.shape(x)), dtype=dtype)
-    if sym:
-        d = 0.5 * (d + np.swapaxes(d, -1, -2))
-    return d
+# A random tree like x: floats at float leaves, None elsewhere (shared helper).
+_direction = _random_like
 
 
 def _dense(d, x):
