@@ -43,7 +43,6 @@ DTYPE_EXEMPT = {
     ('array', 'object'): 'np.array of Python floats and float32 arrays is itself float64',
 }
 
-_rng = np.random.default_rng(20240812)
 
 
 # --------------------------------------------------------------------------
