@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_grad import (ERRORS, codax, fmt_time, jax, print_report, rebind,  # noqa: E402
+from bench_grad import (ERRORS, checked, codax, fmt_time, jax, print_report, rebind,  # noqa: E402
                         record_error, time_per_call)
 
 if jax is not None:
@@ -216,18 +216,8 @@ def checked_jac_impls(case):
     global A_MAT
     A_MAT = case.A
     reference = (1.0 - np.tanh(case.A @ case.x) ** 2)[:, None] * case.A
-    for name, factory in jac_impls(case).items():
-        try:
-            fn = factory()
-            correct = hvp_close(fn(), reference, 1e-9)
-        except Exception:
-            record_error(f"{case.name} / {name}")
-            continue
-        print(f"  {name:<22} {case.name:<32} vs analytic Jacobian: {'ok' if correct else 'MISMATCH'}")
-        if not correct:
-            ERRORS.append((f"{case.name} / {name}", "Jacobian does not match the analytic one"))
-            print(f"\n!!!!! {name} JACOBIAN WRONG for {case.name} !!!!!\n", file=sys.stderr)
-        yield name, fn, correct
+    return checked(case.name, jac_impls(case), lambda got: hvp_close(got, reference, 1e-9),
+                   "analytic Jacobian", width=(22, 32))
 
 
 def bench_jac_case(case, target, repeats):

@@ -306,21 +306,29 @@ def check_first_call_function(tmpdir):
 
 
 # ---------------------------------------------------------------- benchmarks
-def checked_impls(case):
-    """Yield (impl name, gradient callable, agrees with hand-written) for each impl that runs."""
-    reference = case.manual(*case.args)
-    for name, factory in make_impls(case).items():
+def checked(case_name, impls, agrees, reference_name, width=(14, 22)):
+    """Yield (impl name, callable, agrees with the reference) for each impl that
+    runs; failures and disagreements are reported loudly and kept in ERRORS."""
+    for name, factory in impls.items():
         try:
             fn = factory()
-            correct = tree_allclose(fn(), reference)
+            correct = agrees(fn())
         except Exception:
-            record_error(f"{case.name} / {name}")
+            record_error(f"{case_name} / {name}")
             continue
-        print(f"  {name:<14} {case.name:<22} vs hand-written: {'ok' if correct else 'MISMATCH'}")
+        print(f"  {name:<{width[0]}} {case_name:<{width[1]}} vs {reference_name}: "
+              f"{'ok' if correct else 'MISMATCH'}")
         if not correct:
-            ERRORS.append((f"{case.name} / {name}", "gradient does not match hand-written NumPy"))
-            print(f"\n!!!!! {name} GRADIENT WRONG for {case.name} !!!!!\n", file=sys.stderr)
+            ERRORS.append((f"{case_name} / {name}", f"result does not match {reference_name}"))
+            print(f"\n!!!!! {name} WRONG for {case_name} !!!!!\n", file=sys.stderr)
         yield name, fn, correct
+
+
+def checked_impls(case):
+    """Each gradient implementation, checked against the hand-written one."""
+    reference = case.manual(*case.args)
+    return checked(case.name, make_impls(case), lambda got: tree_allclose(got, reference),
+                   "hand-written")
 
 
 def bench_case(case, target, repeats):

@@ -28,7 +28,7 @@ import pytest
 import runtime
 from runtime import TABLE
 from test_primitive_rules import (CASES, STATIC_PARAMS, _NS, _describe, _filled, _has_float,
-                                  _random_like,
+                                  _perturb, _random_like,
                                   _impl, _inner, _is_container, _is_float_leaf, _items, _pair,
                                   _rebuild, _same, _snapshot, _to32)
 
@@ -73,16 +73,6 @@ def _combine(a, d1, b, d2):
     if _is_container(d1):
         return _rebuild(d1, [_combine(a, v, b, d2[k]) for k, v in _items(d1)])
     return a * d1 + b * d2
-
-
-def _perturb(x, d, h):
-    if d is None:
-        return x
-    if _is_container(x):
-        return _rebuild(x, [_perturb(v, d[k], h) for k, v in _items(x)])
-    if isinstance(x, float):
-        return x + h * d
-    return np.asarray(x + h * d, dtype=np.result_type(x, np.float64))
 
 
 # --------------------------------------------------------------------------
