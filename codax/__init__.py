@@ -8,9 +8,10 @@ from runtime import stop_gradient  # noqa: F401
 
 from .api import grad, jvp, linearize, source, value_and_grad, vjp  # noqa: F401
 from .jacobians import hessian, jacfwd, jacrev  # noqa: F401
+from .vmap import vmap  # noqa: F401
 from . import lax, random  # noqa: F401
 
 __version__ = '0.1.0'
-__all__ = ['grad', 'value_and_grad', 'vjp', 'jvp', 'linearize', 'jacfwd', 'jacrev', 'hessian',
+__all__ = ['grad', 'value_and_grad', 'vmap', 'vjp', 'jvp', 'linearize', 'jacfwd', 'jacrev', 'hessian',
            'stop_gradient', 'custom_jvp', 'custom_vjp', 'checkpoint', 'remat',
            'source', 'SourceError', 'tree_util', 'lax', 'random']

@@ -7,5 +7,7 @@ from .adjoint import (install_jvp_hook, install_sweeps_hook, install_vjp_hook,  
                       vjp_call)
 from .rules import *  # noqa: F401,F403
 from .table import TABLE  # noqa: F401
+from .batching import *  # noqa: F401,F403
+from .batching import install_vmap_hook  # noqa: F401
 from . import primitives  # noqa: F401
 from .backend import array_module, backend_name, is_array  # noqa: F401

@@ -22,11 +22,11 @@ import numpy
 
 class Primitive:
     __slots__ = ('name', 'impl', 'signature', 'vjp', 'jvp', 'nondiff', 'differentiable',
-                 'targets', 'methods', 'family', 'c_expr')
+                 'targets', 'methods', 'family', 'c_expr', 'batch')
 
     def __init__(self, name, signature, vjp=None, impl=None, nondiff=(),
                  differentiable=True, targets=None, methods=(), family='other',
-                 c_expr=None, jvp=None):
+                 c_expr=None, jvp=None, batch=None):
         self.name = name
         self.impl = impl or f'xp.{name}'
         self.signature = _signature(signature)
@@ -38,6 +38,7 @@ class Primitive:
         self.methods = tuple(methods)
         self.family = family
         self.c_expr = c_expr
+        self.batch = batch        # the name of its batching rule (transformer/batch_rules.py)
         unknown = (set(self.vjp) | set(self.jvp if isinstance(self.jvp, dict) else ())) \
             - set(self.signature.parameters)
         if unknown:
@@ -120,6 +121,7 @@ def unary(name, dx, c_expr=None, targets=None, methods=(), math_name=None, **kw)
     if targets is None:
         targets = _default_targets(name, math_name)
     kw.setdefault('jvp', {'x': _tangent_of(dx)})
+    kw.setdefault('batch', 'elementwise')
     return primitive(name, 'x, /, out=None, where=True, dtype=None', {'x': dx},
                      nondiff=('out', 'where', 'dtype'), family='elementwise',
                      c_expr=c_expr, targets=targets, methods=methods, **kw)
@@ -136,6 +138,7 @@ def binary(name, dx1, dx2, c_expr=None, targets=None, math_name=None, **kw):
     if targets is None:
         targets = _default_targets(name, math_name)
     kw.setdefault('jvp', {p: _tangent_of(d) for p, d in (('x1', dx1), ('x2', dx2)) if d is not None})
+    kw.setdefault('batch', 'elementwise')
     return primitive(name, 'x1, x2, /, out=None, where=True, dtype=None', vjp,
                      nondiff=('out', 'where', 'dtype'), family='elementwise',
                      c_expr=c_expr, targets=targets, **kw)
@@ -148,6 +151,7 @@ def reduction(name, dx, methods=(), signature='a, axis=None, dtype=None, out=Non
     params = [p.strip().split('=')[0] for p in signature.split(',')]
     nondiff = [p for p in params if p not in ('a', 'x')]
     jvp = kw.pop('jvp', None)
+    kw.setdefault('batch', 'reduce')
     if isinstance(jvp, str) and jvp != 'linear':
         jvp = {params[0]: jvp}
     return primitive(name, signature, {params[0]: dx}, nondiff=nondiff,
@@ -160,10 +164,10 @@ def _tangent_of(vjp_template):
     return re.sub(r'\bg\b', 't', vjp_template)
 
 
-def nondifferentiable(name, signature, targets=None, methods=(), impl=None):
+def nondifferentiable(name, signature, targets=None, methods=(), impl=None, batch=None):
     """Outputs carry no gradient (integer-valued or piecewise constant)."""
     return primitive(name, signature, {}, differentiable=False, targets=targets,
-                     methods=methods, family='nondifferentiable', impl=impl)
+                     methods=methods, family='nondifferentiable', impl=impl, batch=batch)
 
 
 def linear(name, signature, vjp, **kw):
@@ -172,3 +176,10 @@ def linear(name, signature, vjp, **kw):
     nondiff = [p for p in params if p not in vjp]
     kw.setdefault('jvp', 'linear')
     return primitive(name, signature, vjp, nondiff=nondiff, family=kw.pop('family', 'shape'), **kw)
+
+
+def batching(**rules):
+    """Name the batching rule of records already defined: rule=(names, ...)."""
+    for rule_name, names in rules.items():
+        for name in names:
+            TABLE[name].batch = rule_name

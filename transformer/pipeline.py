@@ -8,7 +8,7 @@ import sys
 import types
 
 from . import nodes as n
-from . import fence, forward, normalize as normalize_pass, parse, reverse
+from . import batch as batch_pass, fence, forward, normalize as normalize_pass, parse, reverse
 from .errors import SourceError, error_at
 from .optimize import optimize
 
@@ -98,6 +98,76 @@ def compile_forward(fn, active, numeric, has_aux, label, verbose=False):
     _dump(verbose, 'forward_ad', function)
     optimize(function)
     return emit(unit, [function], label, verbose)
+
+
+def compile_batch(fn, param_axes, out_axes, infos_of, label, callee_info=None, verbose=False):
+    """Batched `fn`: vmap_f(*params) with each param batched along its axes
+    (a JAX in_axes prefix per parameter) and the output along `out_axes`.
+    `infos_of(fdef params)` gives the compile-time Info of each parameter once
+    its batch axis is first."""
+    unit, fdef, fresh = front_end(fn, verbose)
+    params = [a.id for a in fdef.args.args]
+    result = batch_pass.batch(fdef, infos_of(params), unit, fresh, callee_info)
+    start = []
+    for p, axes in zip(params, param_axes):
+        if axes not in (0, None):            # the batch axis goes first
+            start.append(n.assign(p, n.call('rt.moveaxes', [n.name(p), _literal(axes),
+                                                            n.const(True)])))
+    batched = [(p, axes) for p, axes in zip(params, param_axes) if _any_batched(axes)]
+    if batched:
+        p, axes = batched[0]
+        start.append(n.assign('_B', n.call('rt.batch_size', [n.name(p), _literal(
+            _front(axes))])))
+    ret, info = result.ret, result.info
+    end = []
+    if info.elts is None and info.item is None and isinstance(out_axes, int):
+        if not info.batched:
+            end.append(n.assign('_out', n.call('rt.broadcast_batch', [ret, n.name('_B')])))
+            ret = n.name('_out')
+        if out_axes != 0:
+            end.append(n.assign('_out', n.call('xp.moveaxis', [ret, n.const(0),
+                                                               n.const(out_axes)])))
+            ret = n.name('_out')
+    elif info.elts is None and info.item is None and out_axes is None:
+        if info.batched:
+            raise error_at(fdef.body[-1], 'vmap: out_axes is None, but the output differs '
+                           'between examples', unit)
+    else:
+        end.append(n.assign('_out', n.call('rt.batch_outputs', [ret, _literal(info.axes()),
+                                                                _literal(out_axes),
+                                                                n.name('_B')])))
+        ret = n.name('_out')
+    body = start + result.body + end + [n.return_(ret)]
+    function = n.copy_location(n.function(f'vmap_{unit.name}', params, body), fdef)
+    function = _with_defaults(function, fdef)
+    _dump(verbose, 'batch', function)
+    optimize(function)
+    return emit(unit, [function], label, verbose), result.info
+
+
+def _literal(value):
+    if isinstance(value, (tuple, list)):
+        return n.tuple_([_literal(v) for v in value])
+    if isinstance(value, dict):
+        return n.Dict(keys=[n.const(k) for k in value], values=[_literal(v) for v in value.values()])
+    return n.const(value)
+
+
+def _any_batched(axes):
+    if isinstance(axes, (tuple, list)):
+        return any(_any_batched(a) for a in axes)
+    if isinstance(axes, dict):
+        return any(_any_batched(a) for a in axes.values())
+    return axes is not None
+
+
+def _front(axes):
+    """The same axes prefix once every batch axis has been moved to 0."""
+    if isinstance(axes, (tuple, list)):
+        return tuple(_front(a) for a in axes)
+    if isinstance(axes, dict):
+        return {k: _front(a) for k, a in axes.items()}
+    return None if axes is None else 0
 
 
 def _seed(fdef, result, has_aux):

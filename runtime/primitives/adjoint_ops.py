@@ -8,7 +8,7 @@ so a helper's cotangent parameter is called `cot` here and the primal output
 it receives is called `y`; generated code passes these positionally.
 """
 from .. import adjoint, rules
-from ..table import linear, nondifferentiable, primitive
+from ..table import TABLE, batching, linear, nondifferentiable, primitive
 
 _G = 'rt.materialize(g, {})'
 
@@ -129,3 +129,16 @@ for _fn, _sig in ((adjoint.seed, 'out'), (adjoint.shape, 'x'), (adjoint.ndim, 'x
                   (adjoint.size, 'x'), (adjoint.is_zero, 'value'),
                   (rules.inverse_axes, 'axes, a'), (rules.negate, 'shift')):
     nondifferentiable(f'rt_{_fn.__name__}', _sig, targets=(_fn,), impl=f'rt.{_fn.__name__}')
+
+# Batching: the hot helpers of vmap(grad(f)) have vectorized rules; the rest
+# run per example (transformer/batch_rules.py).
+batching(unbroadcast=('rt_unbroadcast',), materialize=('rt_materialize',),
+         shifted_axis_helper=('rt_sum_vjp', 'rt_keep_dims', 'rt_extremum_vjp'),
+         item=('rt_item',), getitem_vjp=('rt_getitem_vjp',), add=('rt_add',),
+         finalize=('rt_finalize',), matmul_vjp=('rt_matmul_vjp', 'rt_dot_vjp'),
+         elementwise=('rt_safe_log', 'rt_negate'), seed=('rt_seed',),
+         shape_of=('rt_shape', 'rt_ndim', 'rt_size'), unbatched_result=('rt_is_zero',),
+         unbatched_only=('rt_inverse_axes',))
+for _record in TABLE:
+    if _record.family == 'adjoint' and _record.batch is None:
+        _record.batch = 'loop'

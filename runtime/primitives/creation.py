@@ -1,5 +1,5 @@
 """Array creation: constant outputs, except `full`'s fill value."""
-from ..table import linear, nondifferentiable
+from ..table import batching, linear, nondifferentiable
 
 for _name in ('zeros', 'ones', 'empty'):
     nondifferentiable(_name, 'shape, dtype=None, order="C"')
@@ -18,3 +18,7 @@ linear('full', 'shape, fill_value, dtype=None, order="C"',
 linear('full_like', 'a, fill_value, dtype=None, order="K", subok=True, shape=None',
        {'fill_value': 'rt.sum_to(rt.materialize(g, ans), rt.shape(fill_value))'},
        family='creation')
+
+batching(creation=('zeros', 'ones', 'empty', 'eye', 'identity', 'arange', 'linspace', 'full'),
+         same=('zeros_like', 'ones_like', 'empty_like', 'full_like'),
+         shape_of=('shape', 'ndim', 'size'))

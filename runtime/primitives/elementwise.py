@@ -1,7 +1,7 @@
 """Element-wise math: unary and broadcasting binary ufuncs."""
 import numpy
 
-from ..table import binary, nondifferentiable, primitive, unary
+from ..table import batching, binary, nondifferentiable, primitive, unary
 
 LN2 = 0.6931471805599453
 LN10 = 2.302585092994046
@@ -89,3 +89,9 @@ primitive('clip', 'a, a_min=None, a_max=None, out=None, *, min=None, max=None',
           jvp={'a': _CLIP_T.format(0), 'a_min': _CLIP_T.format(1), 'min': _CLIP_T.format(1),
                'a_max': _CLIP_T.format(2), 'max': _CLIP_T.format(2)},
           nondiff=('out',), methods=('clip',), family='elementwise')
+
+# Batching: operands line up per example (transformer/batch_rules.py).
+batching(elementwise=('sign', 'floor', 'ceil', 'trunc', 'rint', 'isnan', 'isinf', 'isfinite',
+                      'logical_not', 'signbit', 'floor_divide', 'less', 'less_equal', 'greater',
+                      'greater_equal', 'equal', 'not_equal', 'logical_and', 'logical_or',
+                      'logical_xor', 'isclose', 'round', 'where', 'clip'))

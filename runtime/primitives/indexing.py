@@ -1,6 +1,6 @@
 """Reads and writes by index (arrays and Python containers), and list building."""
 from .. import adjoint, rules
-from ..table import linear
+from ..table import batching, linear
 
 # `a[idx]` in the user's code; emitted with subscript syntax, not a call.
 linear('getitem', 'a, idx', {'a': 'rt.getitem_vjp(g, a, idx)'}, targets=(rules.getitem,),
@@ -18,3 +18,6 @@ linear('take', 'a, indices, axis=None, out=None, mode="raise"',
 # What a `for` loop walks (normalize: `for x in xs` -> `_seq = rt.iterate(xs)`).
 linear('iterate', 'obj', {'obj': 'g'}, targets=(adjoint.iterate,), impl='rt.iterate',
        family='indexing')
+
+batching(getitem=('getitem',), setitem=('setitem',), append=('append',), axes=('take',),
+         iterate=('iterate',))

@@ -1,7 +1,7 @@
 """Linear algebra: products, contractions and numpy.linalg."""
 import numpy
 
-from ..table import primitive
+from ..table import batching, primitive
 
 
 def _product(name, signature, rules, targets=None, impl=None, nondiff=(), methods=(), jvp=None):
@@ -70,3 +70,7 @@ _product('cholesky', 'a', {'a': 'rt.cholesky_vjp(g, ans)'}, targets=(numpy.linal
          impl='xp.linalg.cholesky',
          jvp={'a': f'xp.matmul(ans, xp.tril({_M}) * '
                    '(1 - 0.5 * xp.triu(xp.tril(xp.ones_like(ans)))))'})
+
+batching(matmul=('matmul', 'dot'), vdot=('vdot', 'inner', 'outer'), einsum=('einsum',),
+         axes=('trace',), solve=('solve',), leading=('inv', 'det', 'slogdet', 'cholesky'),
+         loop=('tensordot',))

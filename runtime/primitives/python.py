@@ -2,7 +2,7 @@
 import math
 
 from .. import adjoint, rules
-from ..table import linear, nondifferentiable, primitive
+from ..table import batching, linear, nondifferentiable, primitive
 
 primitive('py_sum', 'iterable, /, start=0', {'iterable': 'rt.broadcast_list(g, iterable, ans)',
                                              'start': 'rt.unbroadcast(g, start, ans)'},
@@ -63,3 +63,13 @@ linear('py_tuple', 'iterable=()', {'iterable': 'rt.sequence_vjp(g, iterable)'}, 
        impl='tuple', family='python')
 linear('py_list', 'iterable=()', {'iterable': 'rt.sequence_vjp(g, iterable)'}, targets=(list,),
        impl='list', family='python')
+
+batching(py_sum=('py_sum',), py_extremum=('py_max', 'py_min'), py_len=('py_len',),
+         scalar_cast=('py_float', 'py_int', 'py_bool', 'py_item'),
+         same=('stop_gradient', 'finalize_distinct', 'is_array_leaf'),
+         unbatched_only=('py_range', 'py_slice'), sweeps=('sweeps',),
+         pullback_function=('pullback_function',), pullback_state=('pullback_state',),
+         container_view=('dict_items', 'dict_values', 'dict_keys', 'py_tuple', 'py_list'),
+         materialize=('dense',),
+         loop=('math_log', 'unit_tangent', 'jacobian_from_columns', 'jacobian_from_rows',
+               'columns_vjp', 'rows_vjp'))

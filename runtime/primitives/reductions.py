@@ -2,7 +2,7 @@
 import numpy
 
 from .. import adjoint
-from ..table import nondifferentiable, primitive, reduction
+from ..table import batching, nondifferentiable, primitive, reduction
 
 _EXTREMUM = 'rt.extremum_vjp(g, a, ans, axis, keepdims)'
 # The tangent of max/min: t averaged over the tied positions (the VJP's weights).
@@ -57,3 +57,6 @@ nondifferentiable('count_nonzero', 'a, axis=None, keepdims=False')
 nondifferentiable('count', 'a, axis=None', targets=(adjoint.count,), impl='rt.count')
 nondifferentiable('argsort', 'a, axis=-1, kind=None, order=None, stable=None',
                   methods=('argsort',))
+
+batching(scan=('cumsum', 'argsort'), norm=('norm',), arg=('argmax', 'argmin'),
+         reduce=('all', 'any', 'count_nonzero'), count=('count',))

@@ -2,7 +2,7 @@
 import numpy
 
 from .. import rules
-from ..table import linear
+from ..table import batching, linear
 
 _G = 'rt.materialize(g, ans)'
 
@@ -52,3 +52,11 @@ linear('diag', 'v, k=0', {'v': 'rt.diag_vjp(g, v, ans, k)'})
 linear('tril', 'm, k=0', {'m': f'xp.tril({_G}, k)'})
 linear('triu', 'm, k=0', {'m': f'xp.triu({_G}, k)'})
 linear('real', 'val', {'val': 'g'})
+
+batching(reshape=('reshape', 'ravel'),
+         axes=('squeeze', 'expand_dims', 'transpose', 'swapaxes', 'moveaxis', 'flip', 'roll',
+               'repeat', 'diagonal'),
+         atleast=('atleast_1d', 'atleast_2d'), broadcast_to=('broadcast_to',),
+         flip_lr_ud=('fliplr', 'flipud'), join=('concatenate', 'stack', 'hstack', 'vstack'),
+         same=('copy', 'astype', 'real'), array=('array', 'asarray'),
+         leading=('tril', 'triu'), loop=('tile', 'pad', 'split', 'diag'))

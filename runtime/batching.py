@@ -1,0 +1,287 @@
+"""Run-time helpers that batched (vmap) code calls.
+
+Batched code keeps every batched value with its batch axis first; which
+values are batched is decided at compile time, so helpers that need it take
+`axes` (a pytree prefix of 0 for batched, None for unbatched, as JAX's
+in_axes) as a literal argument.
+"""
+import numpy
+
+from .adjoint import shape
+
+__all__ = ['batch_size', 'broadcast_batch', 'batch_loop', 'select', 'any_true', 'loop_bound',
+           'quiet', 'loud', 'batch_index', 'shift_axis', 'example_shape', 'moveaxes',
+           'vmapped', 'sum_to_example', 'sum_to_like', 'finalize_batched', 'attribute',
+           'unsum_batched', 'batch_outputs', 'elementwise_batched',
+           'getitem_batched']
+from .backend import array_module, is_array
+from .tree import tree_flatten, tree_unflatten
+
+
+def _leaf_axes(axes, tree):
+    """One axis (0 or None) per leaf of `tree`, from the prefix `axes`."""
+    if axes is None or isinstance(axes, int):
+        return [axes] * len(tree_flatten(tree)[0])
+    if isinstance(tree, dict):
+        return [a for k in sorted(tree) for a in _leaf_axes(axes[k], tree[k])]
+    if isinstance(tree, (list, tuple)):
+        if len(axes) != len(tree):
+            raise ValueError(f'vmap: axes {axes!r} do not match a container of {len(tree)}')
+        return [a for ax, t in zip(axes, tree) for a in _leaf_axes(ax, t)]
+    return [axes]
+
+
+def batch_size(tree, axes):
+    """The size of the batch axis of the first batched leaf."""
+    for leaf, axis in zip(tree_flatten(tree)[0], _leaf_axes(axes, tree)):
+        if axis is not None:
+            return shape(leaf)[0]
+    raise ValueError('vmap: no batched argument')
+
+
+def broadcast_batch(x, size):
+    """x, unbatched, repeated along a new leading batch axis (a view)."""
+    xp = array_module(x)
+    x = xp.asarray(x)
+    return xp.broadcast_to(x, (size,) + x.shape)
+
+
+def _stack(outs, size):
+    if not outs:
+        raise ValueError('vmap: cannot run a per-example loop over an empty batch')
+    leaves = [tree_flatten(o)[0] for o in outs]
+    treedef = tree_flatten(outs[0])[1]
+    xp = array_module(*leaves[0])
+    return tree_unflatten(treedef, [xp.stack([xp.asarray(l[i]) for l in leaves])
+                                    for i in range(len(leaves[0]))])
+
+
+def batch_loop(fn, axes, args, kwargs):
+    """The batching rule of last resort: call `fn` once per example and stack.
+
+    `axes` is a prefix of (args, kwargs). Always correct, never fast: codax
+    uses it only where a primitive has no vectorized rule for these operands."""
+    tree = (tuple(args), dict(kwargs))
+    leaves, treedef = tree_flatten(tree)
+    leaf_axes = _leaf_axes(axes, tree)
+    size = next(shape(x)[0] for x, a in zip(leaves, leaf_axes) if a is not None)
+    outs = []
+    for i in range(size):
+        picked = [x[i] if a is not None else x for x, a in zip(leaves, leaf_axes)]
+        a, kw = tree_unflatten(treedef, picked)
+        outs.append(fn(*a, **kw))
+    return _stack(outs, size)
+
+
+def select(condition, x, y, axes):
+    """Per example, x where condition else y, for pytrees x and y whose leaves
+    may be batched or not (`axes`: a prefix of (x, y)). The batched condition
+    gets trailing axes to line up with each leaf's own axes."""
+    xs, treedef = tree_flatten(x)
+    ys, treedef_y = tree_flatten(y)
+    if treedef != treedef_y:
+        raise ValueError('vmap: the branches of an `if` on a batched condition produce '
+                         f'different structures, {treedef} and {treedef_y}')
+    ax = _leaf_axes(axes, (x, y))
+    xp = array_module(condition)
+    out = []
+    for a, b, fa, fb in zip(xs, ys, ax[:len(xs)], ax[len(xs):]):
+        rank = max(numpy.ndim(a) - (fa is not None), numpy.ndim(b) - (fb is not None),
+                   condition.ndim - 1)
+        a, b = (_lift(v, f, rank) for v, f in ((a, fa), (b, fb)))
+        c = xp.reshape(condition, condition.shape + (1,) * (rank + 1 - condition.ndim))
+        out.append(xp.where(c, a, b))
+    return tree_unflatten(treedef, out)
+
+
+def _lift(value, axis, rank):
+    """A batched value gets axes after the batch axis so that it has `rank`
+    per-example axes; an unbatched one broadcasts from the right as it is."""
+    if axis is None:
+        return value
+    missing = rank - (numpy.ndim(value) - 1)
+    return value[(slice(None),) + (None,) * missing] if missing > 0 else value
+
+
+def _numeric(x):
+    return is_array(x) or isinstance(x, (bool, int, float, complex, numpy.generic))
+
+
+def any_true(condition):
+    """Whether any example's condition holds (a `while` on a batched test runs on)."""
+    return bool(array_module(condition).any(condition))
+
+
+def loop_bound(n, largest):
+    """The range bound that covers every example: the largest stop or the smallest start."""
+    xp = array_module(n)
+    return int(xp.max(n) if largest else xp.min(n))
+
+
+def quiet():
+    """Both branches of a batched `if` run on every example: the branch an
+    example does not take may divide by zero or take a log of a negative.
+    Those results are discarded, so their warnings are silenced meanwhile."""
+    return numpy.seterr(all='ignore')
+
+
+def loud(state):
+    numpy.seterr(**state)
+
+
+def batch_index(idx):
+    """An index of unknown form applied past the batch axis."""
+    return (slice(None),) + (idx if isinstance(idx, tuple) else (idx,))
+
+
+def shift_axis(axis):
+    """A per-example axis (int, tuple or None for all) as an axis of the batch."""
+    if axis is None:
+        raise ValueError('shift_axis: None')
+    if isinstance(axis, tuple):
+        return tuple(shift_axis(a) for a in axis)
+    return axis + 1 if axis >= 0 else axis
+
+
+def example_shape(x):
+    """The shape of one example of batched x."""
+    return shape(x)[1:]
+
+
+def moveaxes(tree, axes, to_front):
+    """Move each leaf's batch axis (given per leaf by the prefix `axes`) to the
+    front (in_axes) or from the front to its place (out_axes)."""
+    leaves, treedef = tree_flatten(tree)
+    out = []
+    for leaf, axis in zip(leaves, _leaf_axes(axes, tree)):
+        if axis is None or axis == 0 or not is_array(leaf):
+            out.append(leaf)
+        else:
+            xp = array_module(leaf)
+            out.append(xp.moveaxis(leaf, axis, 0) if to_front else xp.moveaxis(leaf, 0, axis))
+    return tree_unflatten(treedef, out)
+
+
+_vmap_hook = None
+
+
+def install_vmap_hook(hook):
+    global _vmap_hook
+    _vmap_hook = hook
+
+
+def vmapped(fn, axes):
+    """`fn` batched with in_axes `axes` and out_axes 0 (a user function called
+    from batched code). codax installs the hook; it returns a function that
+    codax can transform again, so grad(vmap(f)) goes through the call."""
+    return _vmap_hook(fn, axes)
+
+
+def sum_to_example(g, x):
+    """Batched g summed, example by example, down to the shape of unbatched x."""
+    return _sum_to_batched(g, shape(x))
+
+
+def sum_to_like(g, x):
+    """Batched g summed, example by example, down to the shape of batched x's examples."""
+    return _sum_to_batched(g, shape(x)[1:])
+
+
+def _sum_to_batched(g, target):
+    """Undo broadcasting within each example; the batch axis is kept."""
+    target = tuple(target)
+    gshape = shape(g)
+    if gshape[1:] == target:
+        return g
+    xp = array_module(g)
+    lead = len(gshape) - 1 - len(target)
+    if lead > 0:
+        g = xp.sum(g, axis=tuple(range(1, lead + 1)))
+    ones = tuple(i + 1 for i, d in enumerate(target) if d == 1 and shape(g)[i + 1] != 1)
+    if ones:
+        g = xp.sum(g, axis=ones, keepdims=True)
+    return xp.reshape(g, (gshape[0],) + target)
+
+
+def finalize_batched(g, x, spec, size):
+    """rt.finalize for per-example gradients: every leaf becomes an owned array
+    of x's dtype shaped (batch,) + the example's shape. `spec` gives, per leaf,
+    (g batched, x batched, rank of g, rank of x) as known at compile time."""
+    if isinstance(spec, dict):
+        return {k: finalize_batched(_part(g, k), x[k], spec[k], size) for k in x}
+    if isinstance(spec, tuple) and spec and isinstance(spec[0], (tuple, dict)):
+        parts = [finalize_batched(_part(g, k), x[k], s, size) for k, s in enumerate(spec)]
+        return type(x)(*parts) if hasattr(x, '_fields') else type(x)(parts)
+    g_batched, x_batched, g_rank, x_rank = spec
+    xp = array_module(g, x)
+    example = shape(x)[1:] if x_batched else shape(x)
+    dtype = getattr(x, 'dtype', None)
+    if dtype is None or dtype.kind not in 'fc':
+        dtype = numpy.float64
+    if type(g) is float and g == 0.0:
+        return xp.zeros((size,) + tuple(example), dtype=dtype)
+    if g_batched:
+        g = _lift(g, 0, x_rank)
+    out = xp.empty((size,) + tuple(example), dtype=dtype)
+    out[...] = g
+    return out
+
+
+def _part(g, key):
+    if type(g) is float and g == 0.0:
+        return g
+    return g[key]
+
+
+def attribute(x, name):
+    """An attribute read, as a function (for the per-example loop)."""
+    return getattr(x, name)
+
+
+def unsum_batched(g, like):
+    """The transpose of the batched sums: g, batched, broadcast back to `like`'s
+    shape with its example axes lined up after the batch axis."""
+    xp = array_module(g, like)
+    g = xp.asarray(g)
+    missing = len(shape(like)) - g.ndim
+    if missing > 0:
+        g = g[(slice(None),) + (None,) * missing]
+    return xp.broadcast_to(g, shape(like))
+
+
+def batch_outputs(tree, axes, out_axes, size):
+    """The output of batched code with every leaf placed as out_axes asks:
+    unbatched leaves repeated along the batch, batch axes moved into place."""
+    leaves, treedef = tree_flatten(tree)
+    have = _leaf_axes(axes, tree)
+    want = _leaf_axes(out_axes, tree)
+    out = []
+    for leaf, a, w in zip(leaves, have, want):
+        if w is None:
+            if a is not None:
+                raise ValueError('vmap: out_axes is None for an output that differs between '
+                                 'examples')
+            out.append(leaf)
+            continue
+        if not _numeric(leaf):            # a function or None (a pullback's parts)
+            out.append(leaf)
+            continue
+        if a is None:
+            leaf = broadcast_batch(leaf, size)
+        out.append(array_module(leaf).moveaxis(leaf, 0, w) if w != 0 else leaf)
+    return tree_unflatten(treedef, out)
+
+
+def elementwise_batched(fn, axes, *operands):
+    """fn(*operands) per example when ranks are known only now: each batched
+    operand gets axes after its batch axis to match the widest example."""
+    rank = max(numpy.ndim(x) - (a is not None) for x, a in zip(operands, axes))
+    return fn(*[_lift(x, a, rank) for x, a in zip(operands, axes)])
+
+
+def getitem_batched(x, idx):
+    """x[idx] per example, for a batched value whose kind is known only now:
+    a container is indexed as it is, an array past its batch axis."""
+    if isinstance(x, (list, tuple, dict)):
+        return x[idx]
+    return x[batch_index(idx)]
