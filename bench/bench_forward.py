@@ -12,9 +12,6 @@ against `jax.jit` of the same in JAX (float64). (b) Jacobians of
 and an analytic Jacobian, and across implementations); then each is timed in
 this one process. See bench/README.md.
 """
-import argparse
-import json
-import platform
 import sys
 from collections import namedtuple
 from pathlib import Path
@@ -22,8 +19,8 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_grad import (ERRORS, checked, codax, fmt_time, jax, print_report, rebind,  # noqa: E402
-                        record_error, time_per_call)
+from bench_grad import (ERRORS, checked, codax, fmt_time, jax, parse_args, print_report,  # noqa: E402
+                        rebind, record_error, time_per_call, write_json)
 
 if jax is not None:
     import jax.numpy as jnp
@@ -249,12 +246,8 @@ def fmt_ratio(r):
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true", help="shorter timing loops, fewer repeats")
-    ap.add_argument("--check", action="store_true", help="only run the correctness checks")
-    ap.add_argument("--json", metavar="PATH", help="write the results as JSON")
-    args = ap.parse_args()
-    target, repeats = (0.05, 3) if args.quick else (0.2, 5)
+    args = parse_args(__doc__, check_help="only run the correctness checks")
+    target, repeats = args.target, args.repeats
 
     print(f"numpy {np.__version__}  codax {'ok' if codax else 'MISSING'}  "
           f"jax {jax.__version__ if jax else 'missing'}")
@@ -292,12 +285,7 @@ def main():
     print_report(targets)
 
     if args.json and not args.check:
-        Path(args.json).write_text(json.dumps({
-            "meta": {"quick": args.quick, "python": platform.python_version(), "numpy": np.__version__,
-                     "jax": jax.__version__ if jax else None, "machine": platform.machine()},
-            "hvp": hvp_results, "jacobian": jac_results,
-            "targets": [{"check": d, "value": v, "passed": p} for d, v, p in targets],
-            "errors": [{"what": w, "traceback": t} for w, t in ERRORS]}, indent=2))
+        write_json(args.json, args.quick, targets, hvp=hvp_results, jacobian=jac_results)
     return 1 if ERRORS else 0
 
 

@@ -182,9 +182,15 @@ def make_cases(tiny=False):
 
 
 def rebind(f, np_module):
-    """The same function with `np` bound to autograd.numpy / jax.numpy."""
-    return types.FunctionType(f.__code__, {**f.__globals__, "np": np_module},
-                              f.__name__, f.__defaults__, f.__closure__)
+    """The same function with `np` bound to autograd.numpy / jax.numpy, as are the
+    other functions of its module that it may call."""
+    def copy(fn, namespace):
+        return types.FunctionType(fn.__code__, namespace, fn.__name__, fn.__defaults__, fn.__closure__)
+    namespace = {**f.__globals__, "np": np_module}
+    for name, value in list(namespace.items()):
+        if isinstance(value, types.FunctionType) and value.__module__ == f.__module__:
+            namespace[name] = copy(value, namespace)
+    return copy(f, namespace)
 
 
 def make_impls(case):
@@ -268,6 +274,27 @@ def print_report(targets):
         print(f"\n{len(ERRORS)} FAILURE(S):")
         for what, tail in ERRORS:
             print(f"--- {what}\n{tail}")
+
+
+def parse_args(doc, check_help="only run the gradient checks"):
+    """The benchmarks' shared command line; adds args.target and args.repeats for time_per_call."""
+    ap = argparse.ArgumentParser(description=doc.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="shorter timing loops, fewer repeats")
+    ap.add_argument("--check", action="store_true", help=check_help)
+    ap.add_argument("--json", metavar="PATH", help="write the results as JSON")
+    args = ap.parse_args()
+    args.target, args.repeats = (0.05, 3) if args.quick else (0.2, 5)
+    return args
+
+
+def write_json(path, quick, targets, **sections):
+    """meta, then the benchmark's own sections, then the targets and every recorded failure."""
+    Path(path).write_text(json.dumps({
+        "meta": {"quick": quick, "python": platform.python_version(), "numpy": np.__version__,
+                 "jax": jax.__version__ if jax else None, "machine": platform.machine()},
+        **sections,
+        "targets": [{"check": d, "value": v, "passed": p} for d, v, p in targets],
+        "errors": [{"what": w, "traceback": t} for w, t in ERRORS]}, indent=2))
 
 
 def fmt_time(s):
@@ -372,12 +399,8 @@ def target_lines(results, first_ms):
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true", help="shorter timing loops, fewer repeats")
-    ap.add_argument("--check", action="store_true", help="only run the gradient checks")
-    ap.add_argument("--json", metavar="PATH", help="write the results as JSON")
-    args = ap.parse_args()
-    target, repeats = (0.05, 3) if args.quick else (0.2, 5)
+    args = parse_args(__doc__)
+    target, repeats = args.target, args.repeats
 
     print(f"numpy {np.__version__}  codax {'ok' if codax else 'MISSING'}  "
           f"autograd {'ok' if autograd else 'missing'}  jax {jax.__version__ if jax else 'missing'}")
@@ -405,12 +428,7 @@ def main():
     print_report(targets)
 
     if args.json:
-        Path(args.json).write_text(json.dumps({
-            "meta": {"quick": args.quick, "python": platform.python_version(), "numpy": np.__version__,
-                     "jax": jax.__version__ if jax else None, "machine": platform.machine()},
-            "results": results, "first_call_ms": first,
-            "targets": [{"check": d, "value": v, "passed": p} for d, v, p in targets],
-            "errors": [{"what": w, "traceback": t} for w, t in ERRORS]}, indent=2))
+        write_json(args.json, args.quick, targets, results=results, first_call_ms=first)
     return 0 if manual_ok and not ERRORS else 1
 
 
