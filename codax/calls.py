@@ -138,10 +138,19 @@ def _vjp_hook(fn, args, kwargs):
 _DEFINITIONS = {}
 
 
-def _definition(kind, count=0):
-    key = (kind, count)
+def _definition(kind, count=0, active=(), given=None):
+    key = (kind, count, active, given)
     if key not in _DEFINITIONS:
-        if kind == 'vjp_call':
+        if kind == 'jvp_call':                # for vmap of forward-mode code with calls
+            name = f'jvp_call_{count}_' + '_'.join(map(str, active))
+            unpack = ''.join(f'    p{i} = primals[{i}]\n' if i < given else
+                             f'    p{i} = rt.default_argument(fn, {i})\n' for i in range(count))
+            unpack += ''.join(f'    t{i} = rt.dense(tangents[{i}], p{i})\n' for i in active)
+            call = ', '.join([f'p{i}' for i in range(count)] + [f't{i}' for i in active])
+            text = (f'def {name}(fn, primals, tangents):\n{unpack}'
+                    f'    forward = rt.tangent_function(fn, primals, {active!r})\n'
+                    f'    return forward({call})\n')
+        elif kind == 'vjp_call':
             args = ', '.join(f'a{i}' for i in range(count))
             text = (f'def vjp_call_{count}(fn, {args}):\n'
                     f'    forward, backward = rt.sweeps(fn, {args})\n'
@@ -173,6 +182,11 @@ def _defined(fn, args, kwargs):
         return _definition('vjp_call', len(inner)), (args[0],) + inner
     if fn is runtime.pullback:
         return _definition('pullback'), tuple(args)
+    if fn is runtime.jvp_call:
+        given = len(args[1])
+        primals = _bind(args[0], tuple(args[1]), {})          # defaults filled in
+        active = tuple(i for i, p in enumerate(primals[:given]) if api._has_inexact(p))
+        return _definition('jvp_call', len(primals), active, given), tuple(args)
     return fn, args
 
 
@@ -293,6 +307,16 @@ def _jvp_hook(fn, primals, tangents, kwargs, kwtangents):
     return function(*primals, *[tangents[i] for i in active])
 
 
+def tangent_hook(fn, primals, argnums):
+    """The generated jvp function of `fn` with tangents for `argnums` (an int
+    or a tuple): what jacfwd vmaps over a basis."""
+    active = (argnums,) if isinstance(argnums, int) else tuple(argnums)
+    fn, primals = _defined(fn, tuple(primals), {})
+    function, _ = api._jvp_entry(_plain(fn, primals), primals, False, active)
+    return function
+
+
 runtime.install_vjp_hook(vjp_hook)
+runtime.install_tangent_hook(tangent_hook)
 runtime.install_sweeps_hook(sweeps_hook)
 runtime.install_jvp_hook(jvp_hook)

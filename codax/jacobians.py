@@ -1,9 +1,10 @@
 """jacfwd, jacrev and hessian.
 
-For one array argument, a Jacobian is generated Python (a loop of jvps or
-pullbacks over basis vectors), so it can be differentiated again like any
-code; pytree arguments and outputs, tuple argnums and has_aux go through a
-Python loop that cannot be transformed again.
+For one array argument, a Jacobian is generated Python: the jvp of the
+function vmapped over the basis of the input (jacfwd), or its pullback vmapped
+over the basis of the output (jacrev), as JAX builds them; so it can be
+differentiated again like any code. Pytree arguments and outputs, tuple
+argnums and has_aux go through a Python loop that cannot be transformed again.
 """
 import functools
 import inspect
@@ -132,15 +133,11 @@ _JACOBIAN_SOURCE = {
 def {name}({params}):
     if not rt.is_array_leaf({x}):          # a pytree argument: the general path
         return general({params})
-    columns = []
-    for j in range(rt.size({x})):
-        out, column = rt.jvp_call(f, ({params},), ({basis}))
-        columns.append(column)
-    if len(columns) == 0:
-        out = f({params})
-    if not rt.is_array_leaf(out):           # a pytree output: the general path
+    push = rt.tangent_function(f, ({params},), {argnum})
+    outs, columns = rt.vmapped(push, {in_axes})({params}, rt.basis({x}))
+    if not rt.is_array_leaf(outs):          # a pytree output: the general path
         return general({params})
-    return rt.jacobian_from_columns(columns, out, {x})
+    return rt.jacobian_from_columns(columns, outs, {x})
 """,
     False: """\
 def {name}({params}):
@@ -149,18 +146,15 @@ def {name}({params}):
     out, pb = rt.vjp_call(f, {params})
     if not rt.is_array_leaf(out):
         return general({params})
-    rows = []
-    for i in range(rt.size(out)):
-        adjoints = rt.pullback(pb, rt.unit_tangent(out, i))
-        rows.append(adjoints[{argnum}])
-    return rt.jacobian_from_rows(rows, out, {x})
+    rows = rt.vmapped(rt.pullback, (None, 0))(pb, rt.basis(out))
+    return rt.jacobian_from_rows(rows[{argnum}], out, {x})
 """,
 }
 
 
 def _generated_jacobian(fun, argnum, forward):
-    """jacfwd/jacrev of an array argument as generated Python (a loop of jvps or
-    pullbacks), so the Jacobian can itself be differentiated again:
+    """jacfwd/jacrev of an array argument as generated Python (a vmapped jvp or
+    pullback), so the Jacobian can itself be differentiated again:
     jacfwd(jacrev(f)), jacrev(jacfwd(f)), grad of a Jacobian's entry, ..."""
     user = _user_function(fun)
     signature = inspect.signature(user)
@@ -169,12 +163,10 @@ def _generated_jacobian(fun, argnum, forward):
                 if v.default is not v.empty}
     kind = 'jacfwd' if forward else 'jacrev'
     name = f'{kind}_{getattr(user, "__name__", "f").strip("<>")}'
-    basis = ', '.join(f'rt.unit_tangent({p}, j)' if i == argnum else '0.0'
-                      for i, p in enumerate(params))
+    in_axes = '(' + 'None, ' * len(params) + '0)'
     header = ', '.join(f'{p}=_default_{p}' if f'_default_{p}' in defaults else p for p in params)
     text = _JACOBIAN_SOURCE[forward].format(name=name, params=', '.join(params),
-                                            x=params[argnum], argnum=argnum,
-                                            basis=basis + ',')
+                                            x=params[argnum], argnum=argnum, in_axes=in_axes)
     filename = f'<codax {kind}({name}) #{next(_labels)}>'
     linecache.cache[filename] = (len(text), None, text.splitlines(True), filename)
     text = text.replace(f'def {name}({", ".join(params)}):', f'def {name}({header}):', 1)

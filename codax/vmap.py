@@ -2,6 +2,8 @@
 import functools
 import inspect
 import itertools
+import linecache
+import types
 
 import numpy
 
@@ -9,12 +11,15 @@ import runtime
 from runtime.backend import array_module
 from runtime.tree import tree_flatten, tree_leaves, tree_unflatten
 from transformer.batch import info_of_value
+from transformer.errors import SourceError
 from transformer.pipeline import compile_batch
 
-from .api import _describe, _user_function, primitive_function, resolve
+from .api import (Specialization, _describe, _user_function, grad, jvp, primitive_function,
+                  resolve, transformation_of)
 from .cache import CACHE, closure_key, signature
 
 _labels = itertools.count()
+_SPECIAL = (runtime.vjp_call, runtime.pullback, runtime.jvp_call)   # derivative code's calls
 
 
 def _hashable(axes):
@@ -29,6 +34,8 @@ def _leaf_axes(axes, tree, where):
     """Each leaf of `tree` with its axis, from the prefix `axes` (JAX's rule)."""
     if axes is None or isinstance(axes, int):
         return [(leaf, axes) for leaf in tree_leaves(tree)]
+    if not isinstance(axes, (dict, tuple, list)):
+        raise TypeError(f'vmap: in_axes entries must be ints or None, got {axes!r} for {where}')
     if isinstance(axes, dict) and isinstance(tree, dict) and set(axes) == set(tree):
         return [pair for k in sorted(tree) for pair in _leaf_axes(axes[k], tree[k], where)]
     if isinstance(axes, (tuple, list)) and isinstance(tree, (tuple, list)) \
@@ -73,21 +80,45 @@ class Batched:
             raise TypeError(f'vmap expects a callable, got {fun!r}')
         if isinstance(in_axes, list):
             in_axes = tuple(in_axes)
-        if not (in_axes is None or isinstance(in_axes, (int, tuple, dict))):
-            raise TypeError(f'vmap: in_axes must be an int, None or a tuple, got {in_axes!r}')
+        if not (in_axes is None or isinstance(in_axes, (int, tuple))):
+            raise TypeError('vmap: in_axes must be an int, None, or a tuple with one entry '
+                            f'per positional argument, got {in_axes!r}')
         self.fun = primitive_function(fun) or fun
         self.in_axes = in_axes
         self.out_axes = out_axes
         functools.update_wrapper(self, self.fun, updated=())
         self._signature = None
+        self._params = None
+        inner = transformation_of(self.fun)
+        self._gradient = inner if getattr(inner, 'mode', None) in ('grad', 'value_and_grad') \
+            else None
+        self._summed_cache = {}
+        self._summed_for = {}      # arguments' key -> whether _per_example serves them
+        # (signature, ranks) -> (function, each leaf's axis, specialization): a
+        # repeated call costs a lookup and a check of the batch sizes. Only for
+        # plain functions without free variables, whose code cannot go stale
+        # otherwise than through the guards the specialization checks.
+        plain = inner is None and self.fun not in _SPECIAL
+        self._fast = {} if plain and not getattr(self.fun, '__closure__', None) else None
+
+    # ---- arguments and their axes ----
 
     def _arguments(self, args, kwargs):
         """Positional arguments and their axes; keyword arguments batch along 0.
         Leaves that are not numbers or arrays (functions, None) are never batched."""
         args, axes = self._given_axes(args, kwargs)
-        params = _parameter_names(self.fun, len(args))
-        return args, tuple(_numeric_axes(a, arg, f'argument {i} ({params[i]})')
+        return args, tuple(_numeric_axes(a, arg, self._where(i))
                            for i, (a, arg) in enumerate(zip(axes, args)))
+
+    def _where(self, i):
+        """'argument 1 (y)': how errors name an argument."""
+        if self._params is None:
+            try:
+                self._params = list(inspect.signature(_user_function(self.fun)).parameters)
+            except (TypeError, ValueError):
+                self._params = []
+        return f'argument {i} ({self._params[i]})' if i < len(self._params) \
+            else f'argument {i}'
 
     def _given_axes(self, args, kwargs):
         in_axes = self.in_axes
@@ -99,9 +130,8 @@ class Batched:
         else:
             axes = [in_axes] * len(args)
         if kwargs:
-            user = _user_function(self.fun)
             if self._signature is None:
-                self._signature = inspect.signature(user)
+                self._signature = inspect.signature(_user_function(self.fun))
             bound = self._signature.bind(*args, **kwargs)
             bound.apply_defaults()
             names = list(bound.arguments)
@@ -112,19 +142,15 @@ class Batched:
     def _check(self, args, axes):
         """The batch size, after checking every axis and size (JAX's errors)."""
         sizes = []
-        params = _parameter_names(self.fun, len(args))
         for i, (arg, axis) in enumerate(zip(args, axes)):
-            where = f'argument {i} ({params[i]})' if params[i] else f'argument {i}'
-            for leaf, a in _leaf_axes(axis, arg, where):
+            for leaf, a in _leaf_axes(axis, arg, self._where(i)):
                 if a is None:
                     continue
-                if not isinstance(a, int):
-                    raise TypeError(f'vmap: in_axes entries must be ints or None, got {a!r}')
                 nd = numpy.ndim(leaf)
                 if not -nd <= a < nd:
-                    raise ValueError(f'vmap was asked to map {where} along axis {a}, but it '
-                                     f'has rank {nd} (shape {numpy.shape(leaf)})')
-                sizes.append((numpy.shape(leaf)[a], where))
+                    raise ValueError(f'vmap was asked to map {self._where(i)} along axis {a}, '
+                                     f'but it has rank {nd} (shape {numpy.shape(leaf)})')
+                sizes.append((numpy.shape(leaf)[a], self._where(i)))
         if not sizes:
             raise ValueError('vmap needs at least one argument with a batch axis (in_axes '
                              'is None for every argument)')
@@ -133,52 +159,144 @@ class Batched:
             raise ValueError(f'vmap got inconsistent sizes for the mapped axis: {detail}')
         return sizes[0][0]
 
+    # ---- calls ----
+
+    def __call__(self, *args, **kwargs):
+        fast = self._fast
+        if fast is not None and not kwargs:
+            leaves = tree_leaves(args)
+            key = (signature(args), tuple(map(numpy.ndim, leaves)))
+            hit = fast.get(key)
+            if hit is not None and hit[2].current() and len(
+                    {numpy.shape(x)[a] for x, a in zip(leaves, hit[1]) if a is not None}) == 1:
+                return hit[0](*args)
+        args, axes = self._arguments(args, kwargs)
+        size = self._check(args, axes)
+        if self._gradient is not None and self._summing(args, axes, size):
+            return self._per_example(args, axes, size)
+        entry, fn = self._specialize(args, axes)
+        function = _restoring(entry.build(fn)[0], entry)
+        if fast is not None and not kwargs:
+            if len(fast) > 64:
+                fast.clear()
+            fast[key] = (function, [a for arg, axis in zip(args, axes)
+                                    for _, a in _leaf_axes(axis, arg, '')], entry)
+        return function(*args)
+
+    def source(self, *args, **kwargs):
+        """The Python source generated for these arguments."""
+        args, axes = self._arguments(args, kwargs)
+        size = self._check(args, axes)
+        if self._gradient is not None and self._summing(args, axes, size):
+            summed, args, _ = self._summed(args, axes, size)
+            return summed.source(*args) + '\n\n' + summed.batched.source(*args)
+        return self._specialize(args, axes)[0].generated.source
+
     def function_for(self, args, axes=None):
+        """The generated function, for a transformation of this one (grad(vmap(f))).
+        For vmap(grad(f)) that is grad's code batched, whatever __call__ chooses."""
         if axes is None:
             args, axes = self._arguments(args, {})
-        (function,) = self._specialize(args, axes).build(self._target(args, axes))
+        entry, fn = self._specialize(args, axes)
+        (function,) = entry.build(fn)
         return function
+
+    # ---- generation ----
 
     def _target(self, args, axes):
         """The plain function to batch: the user's, or the generated code of a
-        transformation, or the definition of rt.vjp_call / rt.pullback."""
+        transformation, or the definition of rt.vjp_call / rt.pullback /
+        rt.jvp_call (derivative code that calls user functions)."""
+        fn = runtime.jvp_call if self.fun is jvp else self.fun     # codax.jvp in user code
+        if transformation_of(fn) is None and fn not in _SPECIAL:
+            return resolve(fn, args)
         examples = _examples(args, axes)
-        fn = self.fun
-        if fn is runtime.vjp_call or fn is runtime.pullback:     # vmap of grad code with calls
+        if fn in _SPECIAL:
             from .calls import _defined
             fn, _ = _defined(fn, args[:1] + examples[1:], {})
         return resolve(fn, examples)
 
     def _specialize(self, args, axes):
+        """(the specialization for these arguments, the function it batches)."""
         axes = tuple(_normalized(a, arg) for a, arg in zip(axes, args))
         fn = self._target(args, axes)
-        ranks = tuple(numpy.ndim(leaf) for leaf in tree_leaves(list(args)))
+        if not isinstance(fn, types.FunctionType):
+            raise TypeError(f'vmap can only transform Python functions, got {fn!r}')
+        ranks = tuple(numpy.ndim(leaf) for leaf in tree_leaves(args))
         key = ('vmap', _hashable(axes), _hashable(self.out_axes), id(fn.__code__),
-               id(fn.__globals__), closure_key(fn), signature(args), ranks)
+               id(fn.__globals__), closure_key(fn), _closure_ranks(fn), signature(args), ranks)
         entry = CACHE.get(key)
         if entry is not None and entry.code is fn.__code__ and entry.current():
-            return entry
+            return entry, fn
         with CACHE.lock:
             label = f'vmap({fn.__name__}) {_describe(args)} #{next(_labels)}'
             infos = [info_of_value(arg, _front(a)) for arg, a in zip(args, axes)]
-            for info, arg, a in zip(infos, args, axes):
-                _fix_ranks(info, arg, a)
             generated, _ = compile_batch(fn, axes, self.out_axes, lambda params: infos, label,
                                          callee_info)
-            from .api import Specialization
-            entry = Specialization(fn, generated, array_module(*tree_leaves(list(args))))
+            entry = Specialization(fn, generated, array_module(*tree_leaves(args)))
             CACHE.put(key, entry)
-            return entry
+            return entry, fn
 
-    def __call__(self, *args, **kwargs):
-        args, axes = self._arguments(args, kwargs)
-        self._check(args, axes)
-        return self.function_for(args, axes)(*args)
+    # ---- vmap(grad(f)): per-example gradients ----
 
-    def source(self, *args, **kwargs):
-        args, axes = self._arguments(args, kwargs)
-        self._check(args, axes)
-        return self._specialize(args, axes).generated.source
+    def _summing(self, args, axes, size):
+        """Whether vmap(grad(f)) takes the gradient of the summed vmap(f)
+        instead of batching grad's generated code.
+
+        Batching grad's code is the first choice: every operation of the
+        gradient gets the batch axis, and parameters shared by all examples
+        stay shared (W @ x stays one product). Its tape cannot grow by a
+        different number of entries per example, though (a loop whose trip
+        count differs between examples); then, since the examples are
+        independent, the gradient of the sum over the batch of vmap(f), taken
+        with the differentiated arguments repeated along the batch, holds each
+        example's own gradient."""
+        key = (signature(args), _hashable(axes), tuple(map(numpy.ndim, tree_leaves(args))))
+        choice = self._summed_for.get(key)
+        if choice is None:
+            try:
+                self._specialize(args, axes)
+                choice = False
+            except SourceError:
+                choice = True
+            self._summed_for[key] = choice
+        return choice
+
+    def _per_example(self, args, axes, size):
+        """Per-example gradients from the gradient of the summed vmap(f). The
+        differentiated arguments are batched throughout (an unbatched one is
+        repeated), and every batch axis is moved to the front first."""
+        summed, args, _ = self._summed(args, axes, size)
+        grads, value = summed(*args)
+        mode, has_aux = self._gradient.mode, self._gradient.has_aux
+        if mode == 'value_and_grad':
+            out = (value, grads)
+        else:
+            out = (grads, value) if has_aux else grads
+        return runtime.batch_outputs(out, 0, self.out_axes, size)
+
+    def _summed(self, args, axes, size):
+        """grad of `per_example_grad(*args) = sum(vmap(f)(*args), axis=0)` for
+        these axes, and the arguments moved and repeated to match."""
+        t = self._gradient
+        nums = {i % len(args) for i in t.argnums}
+        moved, front = [], []
+        for i, (arg, axis) in enumerate(zip(args, axes)):
+            if i in nums:
+                moved.append(_batched_throughout(arg, axis, size))
+                front.append(0)
+            else:
+                moved.append(runtime.moveaxes(arg, axis, True))
+                front.append(_front(axis))
+        key = (len(args), _hashable(tuple(front)))
+        summed = self._summed_cache.get(key)
+        if summed is None:
+            batched = vmap(t.fun, in_axes=tuple(front))
+            function = _summing_function(batched, len(args), t.mode, t.has_aux)
+            argnums = t.argnums[0] if t._single else t.argnums
+            summed = self._summed_cache[key] = grad(function, argnums, has_aux=True)
+            summed.batched = batched
+        return summed, tuple(moved), tuple(front)
 
     def as_function(self):
         call = self.__call__
@@ -190,6 +308,53 @@ class Batched:
         batched.source = self.source
         batched.__codax_transformed__ = self
         return batched
+
+
+def _restoring(function, entry):
+    """`function`, which silences NumPy's warnings while code runs for
+    examples that do not take it (rt.quiet ... rt.loud): if it raises in
+    between, NumPy's error state is put back all the same."""
+    if 'rt.quiet()' not in entry.generated.source:
+        return function
+
+    def restoring(*args):
+        state = numpy.geterr()
+        try:
+            return function(*args)
+        except BaseException:
+            numpy.seterr(**state)
+            raise
+    return restoring
+
+
+def _summing_function(batched, count, mode, has_aux):
+    """`per_example_grad(a0, ...)`: the sum over the batch of `batched`'s
+    output, with the per-example outputs as aux data (value_and_grad's values
+    or grad's aux), as Python source that codax differentiates."""
+    params = ', '.join(f'a{i}' for i in range(count))
+    value = 'out[0]' if has_aux else 'out'
+    aux = 'out' if mode == 'value_and_grad' else 'out[1]' if has_aux else 'None'
+    name = f'per_example_{mode}'
+    text = (f'def {name}({params}):\n'
+            f'    out = batched({params})\n'
+            f'    return numpy.sum({value}, axis=0), {aux}\n')
+    filename = f'<codax vmap({mode}) #{next(_labels)}>'
+    linecache.cache[filename] = (len(text), None, text.splitlines(True), filename)
+    namespace = {'batched': batched, 'numpy': numpy}
+    exec(compile(text, filename, 'exec'), namespace)
+    return namespace[name]
+
+
+def _batched_throughout(tree, axes, size):
+    """`tree` with every leaf's batch axis first, an unbatched leaf repeated."""
+    leaves, treedef = tree_flatten(tree)
+    out = []
+    for leaf, (_, axis) in zip(leaves, _leaf_axes(axes, tree, '')):
+        xp = array_module(leaf)
+        leaf = xp.asarray(leaf)
+        out.append(xp.broadcast_to(leaf, (size,) + leaf.shape) if axis is None
+                   else xp.moveaxis(leaf, axis, 0))
+    return tree_unflatten(treedef, out)
 
 
 def _numeric_axes(axes, tree, where):
@@ -212,12 +377,15 @@ def _numeric_axes(axes, tree, where):
     return axes
 
 
-def _parameter_names(fun, count):
-    try:
-        params = list(inspect.signature(_user_function(fun)).parameters)
-    except (TypeError, ValueError):
-        params = []
-    return (params + [None] * count)[:count]
+def _closure_ranks(fn):
+    """The rank of each array a closure holds: batched code relies on them."""
+    ranks = []
+    for cell in fn.__closure__ or ():
+        try:
+            ranks.append(getattr(cell.cell_contents, 'ndim', None))
+        except ValueError:                # a cell not filled yet
+            ranks.append(None)
+    return tuple(ranks)
 
 
 def _front(axes):
@@ -226,12 +394,6 @@ def _front(axes):
     if isinstance(axes, dict):
         return {k: _front(v) for k, v in axes.items()}
     return None if axes is None else 0
-
-
-def _fix_ranks(info, arg, axes):
-    """info_of_value reads ranks from the leaves as given; nothing to fix for
-    moved axes (a move keeps the rank)."""
-    return info
 
 
 def _examples(args, axes):

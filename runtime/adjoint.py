@@ -43,7 +43,10 @@ def is_zero(g):
 
 
 def materialize(g, y):
-    """The full-shape array that the (broadcastable) adjoint `g` stands for."""
+    """The full-shape array that the (broadcastable) adjoint `g` stands for.
+    (Against None, a tape slot not filled yet, `g` stays as it is.)"""
+    if y is None:
+        return g
     target = shape(y)
     if shape(g) == target and is_array(g):
         return g
@@ -348,6 +351,20 @@ def install_jvp_hook(hook):
 def jvp_call(fn, primals, tangents, kwargs=None, kwtangents=None):
     """Call a user function inside forward-mode code: (output, output tangent)."""
     return _jvp_hook(fn, primals, tangents, kwargs or {}, kwtangents or {})
+
+
+_tangent_hook = None
+
+
+def install_tangent_hook(hook):
+    global _tangent_hook
+    _tangent_hook = hook
+
+
+def tangent_function(fn, primals, argnums):
+    """The generated forward-mode function of `fn` with tangents for `argnums`
+    (an int or a tuple): jvp_f(*primals, *tangents) -> (output, its tangent)."""
+    return _tangent_hook(fn, primals, argnums)
 
 
 _vjp_hook = None

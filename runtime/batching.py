@@ -7,13 +7,14 @@ in_axes) as a literal argument.
 """
 import numpy
 
-from .adjoint import shape
+from .adjoint import _float_dtype, _rebuild, is_zero, item, shape, sum_to
 
-__all__ = ['batch_size', 'broadcast_batch', 'batch_loop', 'select', 'any_true', 'loop_bound',
-           'quiet', 'loud', 'batch_index', 'shift_axis', 'example_shape', 'moveaxes',
-           'vmapped', 'sum_to_example', 'sum_to_like', 'finalize_batched', 'attribute',
-           'unsum_batched', 'batch_outputs', 'elementwise_batched',
-           'getitem_batched']
+__all__ = ['batch_size', 'broadcast_batch', 'batch_loop', 'select', 'select_vjp', 'any_true',
+           'loop_bound', 'quiet', 'loud', 'batch_index', 'shift_axis', 'example_shape',
+           'moveaxes', 'vmapped', 'sum_to_batched', 'finalize_batched',
+           'finalize_batched_transpose', 'attribute', 'unsum_batched', 'batch_outputs',
+           'batch_outputs_transpose', 'example_rank', 'lift_batched', 'batched_diag',
+           'dense_batched', 'dense_batched_vjp']
 from .backend import array_module, is_array
 from .tree import tree_flatten, tree_unflatten
 
@@ -40,7 +41,10 @@ def batch_size(tree, axes):
 
 
 def broadcast_batch(x, size):
-    """x, unbatched, repeated along a new leading batch axis (a view)."""
+    """x, unbatched, repeated along a new leading batch axis (a view). None
+    (a variable not set yet, saved on a tape) stays None."""
+    if x is None:
+        return None
     xp = array_module(x)
     x = xp.asarray(x)
     return xp.broadcast_to(x, (size,) + x.shape)
@@ -53,18 +57,21 @@ def _stack(outs, size):
     treedef = tree_flatten(outs[0])[1]
     xp = array_module(*leaves[0])
     return tree_unflatten(treedef, [xp.stack([xp.asarray(l[i]) for l in leaves])
+                                    if _numeric(leaves[0][i]) else leaves[0][i]
                                     for i in range(len(leaves[0]))])
 
 
-def batch_loop(fn, axes, args, kwargs):
+def batch_loop(fn, axes, args, kwargs, size):
     """The batching rule of last resort: call `fn` once per example and stack.
 
     `axes` is a prefix of (args, kwargs). Always correct, never fast: codax
     uses it only where a primitive has no vectorized rule for these operands."""
     tree = (tuple(args), dict(kwargs))
     leaves, treedef = tree_flatten(tree)
-    leaf_axes = _leaf_axes(axes, tree)
-    size = next(shape(x)[0] for x, a in zip(leaves, leaf_axes) if a is not None)
+    leaf_axes = [a if _batchable(x) else None for x, a in zip(leaves, _leaf_axes(axes, tree))]
+    if all(a is None for a in leaf_axes):           # nothing differs between examples
+        out = fn(*args, **kwargs)
+        return batch_outputs(out, None, 0, size)
     outs = []
     for i in range(size):
         picked = [x[i] if a is not None else x for x, a in zip(leaves, leaf_axes)]
@@ -77,6 +84,13 @@ def select(condition, x, y, axes):
     """Per example, x where condition else y, for pytrees x and y whose leaves
     may be batched or not (`axes`: a prefix of (x, y)). The batched condition
     gets trailing axes to line up with each leaf's own axes."""
+    xp = array_module(condition)
+    out = [xp.where(c, a, b) for c, a, b, _, _ in _select_leaves(condition, x, y, axes)]
+    return tree_unflatten(tree_flatten(x)[1], out)
+
+
+def _select_leaves(condition, x, y, axes):
+    """(condition, x leaf, y leaf, x axis, y axis) per leaf, lined up per example."""
     xs, treedef = tree_flatten(x)
     ys, treedef_y = tree_flatten(y)
     if treedef != treedef_y:
@@ -84,23 +98,42 @@ def select(condition, x, y, axes):
                          f'different structures, {treedef} and {treedef_y}')
     ax = _leaf_axes(axes, (x, y))
     xp = array_module(condition)
-    out = []
     for a, b, fa, fb in zip(xs, ys, ax[:len(xs)], ax[len(xs):]):
         rank = max(numpy.ndim(a) - (fa is not None), numpy.ndim(b) - (fb is not None),
                    condition.ndim - 1)
-        a, b = (_lift(v, f, rank) for v, f in ((a, fa), (b, fb)))
         c = xp.reshape(condition, condition.shape + (1,) * (rank + 1 - condition.ndim))
-        out.append(xp.where(c, a, b))
-    return tree_unflatten(treedef, out)
+        yield c, _lift(a, fa, rank), _lift(b, fb, rank), fa, fb
+
+
+def select_vjp(g, condition, x, y, axes, which):
+    """The adjoint of select's x (which=0) or y (which=1) for the full
+    cotangent g: g where that side was chosen, summed back to each leaf's shape
+    (per example for batched leaves)."""
+    xp = array_module(condition)
+    leaves, treedef = tree_flatten(y if which else x)
+    parts = []
+    for gl, leaf, (c, _, _, fa, fb) in zip(tree_flatten(g)[0], leaves,
+                                           _select_leaves(condition, x, y, axes)):
+        part = xp.where(c, 0.0, gl) if which else xp.where(c, gl, 0.0)
+        batched = (fb if which else fa) is not None
+        parts.append(_sum_to_batched(part, shape(leaf)[1:]) if batched
+                     else sum_to(part, shape(leaf)))
+    return tree_unflatten(treedef, parts)
 
 
 def _lift(value, axis, rank):
     """A batched value gets axes after the batch axis so that it has `rank`
     per-example axes; an unbatched one broadcasts from the right as it is."""
-    if axis is None:
+    if axis is None or numpy.ndim(value) == 0:   # (a zero 0.0 in a batched place)
         return value
     missing = rank - (numpy.ndim(value) - 1)
     return value[(slice(None),) + (None,) * missing] if missing > 0 else value
+
+
+def _batchable(x):
+    """Only arrays carry a batch axis; a number inside a batched container is
+    the same for every example (a zero adjoint, a count)."""
+    return is_array(x) and x.ndim >= 1
 
 
 def _numeric(x):
@@ -129,8 +162,11 @@ def loud(state):
     numpy.seterr(**state)
 
 
-def batch_index(idx):
-    """An index of unknown form applied past the batch axis."""
+def batch_index(idx, x=None):
+    """An index of unknown form applied past the batch axis of array x (a
+    container x, batched element by element, is indexed as it is)."""
+    if isinstance(x, (list, tuple, dict)):
+        return idx
     return (slice(None),) + (idx if isinstance(idx, tuple) else (idx,))
 
 
@@ -177,14 +213,10 @@ def vmapped(fn, axes):
     return _vmap_hook(fn, axes)
 
 
-def sum_to_example(g, x):
-    """Batched g summed, example by example, down to the shape of unbatched x."""
-    return _sum_to_batched(g, shape(x))
-
-
-def sum_to_like(g, x):
-    """Batched g summed, example by example, down to the shape of batched x's examples."""
-    return _sum_to_batched(g, shape(x)[1:])
+def sum_to_batched(g, target):
+    """Batched g summed, example by example, down to the example shape `target`
+    (undoing broadcasting within each example; the batch axis is kept)."""
+    return _sum_to_batched(g, target)
 
 
 def _sum_to_batched(g, target):
@@ -220,11 +252,31 @@ def finalize_batched(g, x, spec, size):
         dtype = numpy.float64
     if type(g) is float and g == 0.0:
         return xp.zeros((size,) + tuple(example), dtype=dtype)
+    full = (size,) + tuple(example)
+    if type(g) is numpy.ndarray and g.base is None and g.shape == full and g.dtype == dtype:
+        return g                  # already an owned array of its own (as rt.finalize does)
     if g_batched:
         g = _lift(g, 0, x_rank)
-    out = xp.empty((size,) + tuple(example), dtype=dtype)
+    out = xp.empty(full, dtype=dtype)
     out[...] = g
     return out
+
+
+def finalize_batched_transpose(h, g, x, spec, size):
+    """The adjoint of finalize_batched's g for the full cotangent h: h summed
+    back to g's shape (per example where g is batched, over the batch too
+    where it is not)."""
+    if isinstance(spec, (dict, tuple)) and not _leaf_spec(spec):
+        if is_zero(g):
+            return g
+        keys = list(x) if isinstance(spec, dict) else range(len(spec))
+        parts = [finalize_batched_transpose(h[k], g[k], x[k], spec[k], size) for k in keys]
+        return dict(zip(keys, parts)) if isinstance(spec, dict) else type(g)(parts)
+    return _sum_to_batched(h, shape(g)[1:]) if spec[0] else sum_to(h, shape(g))
+
+
+def _leaf_spec(spec):
+    return isinstance(spec, tuple) and not (spec and isinstance(spec[0], (tuple, dict)))
 
 
 def _part(g, key):
@@ -272,16 +324,72 @@ def batch_outputs(tree, axes, out_axes, size):
     return tree_unflatten(treedef, out)
 
 
-def elementwise_batched(fn, axes, *operands):
-    """fn(*operands) per example when ranks are known only now: each batched
-    operand gets axes after its batch axis to match the widest example."""
-    rank = max(numpy.ndim(x) - (a is not None) for x, a in zip(operands, axes))
-    return fn(*[_lift(x, a, rank) for x, a in zip(operands, axes)])
+def batch_outputs_transpose(g, tree, axes, out_axes, size):
+    """The adjoint of batch_outputs for its full cotangent g: each leaf's batch
+    axis moved back to the front, summed away where the leaf was repeated."""
+    leaves, treedef = tree_flatten(tree)
+    parts = []
+    for gl, leaf, a, w in zip(tree_flatten(g)[0], leaves, _leaf_axes(axes, tree),
+                              _leaf_axes(out_axes, tree)):
+        if w is not None and _numeric(leaf):
+            gl = array_module(gl).moveaxis(gl, w, 0) if w != 0 else gl
+            gl = sum_to(gl, shape(leaf)) if a is None else gl
+        parts.append(gl)
+    return tree_unflatten(treedef, parts)
 
 
-def getitem_batched(x, idx):
-    """x[idx] per example, for a batched value whose kind is known only now:
-    a container is indexed as it is, an array past its batch axis."""
-    if isinstance(x, (list, tuple, dict)):
-        return x[idx]
-    return x[batch_index(idx)]
+def example_rank(operands, axes):
+    """The widest example among element-wise operands (ranks known only now;
+    containers, as rt.add adds them, leaf by leaf, count for none)."""
+    return max((numpy.ndim(x) - (a is not None) for x, a in zip(operands, axes)
+                if not isinstance(x, (list, tuple, dict))), default=0)
+
+
+def lift_batched(x, rank):
+    """Batched x given axes after its batch axis so that an example has `rank`
+    axes: it then broadcasts against unbatched operands as one example would."""
+    return x if isinstance(x, (list, tuple, dict)) else _lift(x, 0, rank)
+
+
+def batched_diag(v, k=0):
+    """np.diag of each example's vector: (batch, n) to (batch, n + |k|, n + |k|)."""
+    xp = array_module(v)
+    size = shape(v)[1] + abs(k)
+    out = xp.zeros((shape(v)[0], size, size), dtype=v.dtype)
+    i = xp.arange(shape(v)[1])
+    out[:, i + max(-k, 0), i + max(k, 0)] = v
+    return out
+
+
+def dense_batched(t, x, t_batched, x_batched, size):
+    """rt.dense(t, x) per example, as one batched value: t (batched or not, as
+    the flags say; 0.0 for zero) shaped like x's examples, batch axis first.
+    Kinds and ranks are read here, at run time: for a number x a batched t is
+    kept as it is, as dense keeps t (x may be a loop's first 0.0 of an array)."""
+    if isinstance(x, (dict, list, tuple)):
+        parts = {k: dense_batched(item(t, k), v, t_batched, x_batched, size)
+                 for k, v in (x.items() if isinstance(x, dict) else enumerate(x))}
+        return parts if isinstance(x, dict) else _rebuild(x, list(parts.values()))
+    if not is_array(x) and t_batched and not is_zero(t):
+        return t
+    full = shape(x) if x_batched else (size,) + shape(x)
+    xp = array_module(x, t)
+    if is_zero(t):
+        return xp.zeros(full, dtype=_float_dtype(x))
+    if t_batched:
+        t = _lift(t, 0, len(full) - 1)
+    return t if shape(t) == full else xp.broadcast_to(xp.asarray(t, dtype=_float_dtype(t, x)), full)
+
+
+def dense_batched_vjp(g, t, x, t_batched):
+    """The adjoint of dense_batched's t: g summed back to t's shape (per example
+    where t is batched)."""
+    if isinstance(x, (dict, list, tuple)):
+        parts = {k: dense_batched_vjp(item(g, k), item(t, k), v, t_batched)
+                 for k, v in (x.items() if isinstance(x, dict) else enumerate(x))}
+        return parts if isinstance(x, dict) else list(parts.values())
+    if is_zero(g) or not is_array(x):
+        return g
+    if t_batched and is_array(t):
+        return _sum_to_batched(g, shape(t)[1:])
+    return sum_to(g, shape(t))                   # (a number t: one value for every example)

@@ -1229,38 +1229,71 @@ def unit_tangent(x, j):
     return e
 
 
-def jacobian_from_columns(cols, out, x):
-    """Columns d out / d x[j] (each shaped like out) as out.shape + x.shape."""
-    xp = array_module(out, x)
-    if not cols:
-        return xp.zeros(shape(out) + shape(x), dtype=_fdtype(out, x))
-    stacked = xp.stack([xp.asarray(dense(c, out)) for c in cols], axis=-1)
-    return xp.reshape(stacked, shape(out) + shape(x))
+def default_argument(fn, i):
+    """The default value of parameter i of fn (a call that omitted it)."""
+    import inspect
+    target = getattr(fn, 'fun', fn)
+    return list(inspect.signature(target).parameters.values())[i].default
 
 
-def columns_vjp(g, cols, out, x, ans):
-    """Adjoint of the list `cols` for ans = jacobian_from_columns(cols, out, x)."""
+def basis(x):
+    """The unit tangents of x stacked on a leading axis: (x.size,) + x.shape."""
+    if not is_array(x):
+        return numpy.ones((1,))
+    xp = array_module(x)
+    n = int(numpy.prod(shape(x)))
+    return xp.reshape(xp.eye(n, dtype=_fdtype(x)), (n,) + shape(x))
+
+
+def _stacked(stack, n, example):
+    """A stack of n values, each broadcastable to `example`, as a full array."""
+    xp = array_module(stack)
+    stack = xp.asarray(stack)
+    if stack.ndim == 0:
+        stack = stack[None]
+    missing = len(example) + 1 - stack.ndim
+    if missing > 0:
+        stack = stack[(slice(None),) + (None,) * missing]
+    return xp.broadcast_to(stack, (n,) + tuple(example))
+
+
+def jacobian_from_columns(cols, outs, x):
+    """Columns d out / d x[j], stacked on a leading axis (a vmap over the
+    basis of x, which also stacked the outputs `outs`), as the Jacobian
+    out.shape + x.shape."""
+    xp = array_module(outs, x, cols)
+    n, out = int(numpy.prod(shape(x))), shape(outs)[1:]
+    full = _stacked(cols, n, out)
+    return xp.reshape(xp.moveaxis(full, 0, -1), out + shape(x)).astype(
+        _fdtype(outs, x), copy=False)
+
+
+def columns_vjp(g, cols, outs, x, ans):
+    """Adjoint of the stacked columns for ans = jacobian_from_columns(cols, outs, x)."""
     if is_zero(g):
         return ZERO
-    G = array_module(ans).reshape(_full(g, ans), shape(out) + (len(cols),))
-    return [G[..., j] for j in range(len(cols))]
+    xp = array_module(ans)
+    n = int(numpy.prod(shape(x)))
+    G = xp.moveaxis(xp.reshape(_full(g, ans), shape(outs)[1:] + (n,)), -1, 0)
+    return sum_to(G, shape(cols))
 
 
 def jacobian_from_rows(rows, out, x):
-    """Rows d out[i] / d x (each shaped like x) as out.shape + x.shape."""
-    xp = array_module(out, x)
-    if not rows:
-        return xp.zeros(shape(out) + shape(x), dtype=_fdtype(out, x))
-    stacked = xp.stack([xp.asarray(dense(r, x)) for r in rows], axis=0)
-    return xp.reshape(stacked, shape(out) + shape(x))
+    """Rows d out[i] / d x, stacked on a leading axis (a vmap over the basis
+    of out), as the Jacobian out.shape + x.shape."""
+    xp = array_module(out, x, rows)
+    n = int(numpy.prod(shape(out)))
+    full = _stacked(rows, n, shape(x))
+    return xp.reshape(full, shape(out) + shape(x)).astype(_fdtype(out, x), copy=False)
 
 
 def rows_vjp(g, rows, out, x, ans):
-    """Adjoint of the list `rows` for ans = jacobian_from_rows(rows, out, x)."""
+    """Adjoint of the stacked rows for ans = jacobian_from_rows(rows, out, x)."""
     if is_zero(g):
         return ZERO
-    G = array_module(ans).reshape(_full(g, ans), (len(rows),) + shape(x))
-    return [G[i] for i in range(len(rows))]
+    n = int(numpy.prod(shape(out)))
+    G = array_module(ans).reshape(_full(g, ans), (n,) + shape(x))
+    return sum_to(G, shape(rows))
 
 
 def dense_vjp(g, t, x):

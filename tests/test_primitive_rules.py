@@ -34,6 +34,14 @@ DIRECTIONS = 2
 # legitimately have no VJP template. Each needs a reason.
 STATIC_PARAMS = {}
 
+# Differentiable records that have no derivative rules at all, on purpose
+# (each with the reason). Code that needs one fails with a SourceError naming
+# the helper (tests/test_vmap_rules.py checks that).
+NO_DERIVATIVE = {
+    'rt_batch_loop': 'runs any function once per example: the rule would be that '
+                     "function's, which only exists as a transformed call",
+}
+
 # (record, parameter) pairs whose adjoint may leave float32 (with the reason).
 DTYPE_EXEMPT = {
     ('array', 'object'): 'np.array of Python floats and float32 arrays is itself float64',
@@ -228,6 +236,21 @@ cases('take', C(U(5), [0, 2, 2]), C(U(3, 4), np.array([[0, 1], [3, 3]]), axis=1)
       C(U(5), [-1, 7], mode='wrap'), C(U(5), [0, 9], mode='clip'), C(U(2, 3), 4),
       C(U(2, 3), [1, 1], 0))
 cases('iterate', C(U(3, 2)), C([U(2), U(3)]), C((U(2), 1.5)))
+
+# ---- functional updates, codax.numpy.at(x)[idx].<op>(v) ----
+_ZV = np.array([0.0, 0.5, 0.0, 2.0, -1.5])          # zero updates, for multiply
+_UPDATES = [C(U(5), np.array([0, 2, 2, 4]), U(4)), C(U(4, 3), slice(1, 3), U(3)),
+            C(U(5), [1, 1, 3], 0.5), C(U(3, 4), (np.array([0, 0, 2]), slice(None)), U(3, 4)),
+            C(U(5), np.array([True, False, True, True, False]), U(3)), C(U(4), 2, 0.25)]
+for _name in ('at_set', 'at_add', 'at_min', 'at_max'):
+    cases(_name, *copy.deepcopy(_UPDATES))
+cases('at_multiply', *copy.deepcopy(_UPDATES), C(U(4), np.array([1, 1, 1, 2, 2]), _ZV.copy()),
+      C(U(4), np.array([1, 1, 2, 2, 3]), _ZV.copy()))
+cases('rt_at_share', C(U(5), np.array([0, 2, 2]), U(3), U(5), 'set', 1),
+      C(U(5), np.array([0, 2, 2]), U(3), U(5), 'max', 0), C(U(4, 3), 1, U(3), U(4, 3), 'min', 1))
+cases('rt_at_others', C(U(5), np.array([0, 2, 2, 4]), NZ(4)), C(U(3, 2), slice(None), U(2)),
+      C(U(4), np.array([1, 1, 1, 2, 2]), _ZV.copy()), C(U(4), np.array([1, 1, 2, 2, 3]), _ZV.copy()),
+      C(U(4), np.array([0, 1, 1, 1, 3]), _ZV.copy()), C(U(5), [3, 3, 3], 0.5))
 
 # ---- creation ----
 cases('full', C((2, 3), 1.5), C((2, 3), U(3)), C((2, 3), U(2, 1)), C(3, U()))
@@ -428,6 +451,63 @@ cases('rt_safe_log', C(P(3)), C(0.5), C(np.float64(1.5)), C(P(2, 2)))
 cases('rt_is_zero', C(0.0), C(U(2)))
 cases('rt_inverse_axes', C((1, 2, 0), U(2, 3, 4)), C(None, U(2)), C((-1, 0), U(2, 3)))
 cases('rt_negate', C((1, -2)), C(3))
+
+# ---- the helpers of batched (vmap) code: batch axis first ----
+cases('rt_broadcast_batch', C(U(3), 4), C(U(2, 3), 2), C(0.5, 3))
+cases('rt_sum_to_batched', C(U(4, 2, 3), (3,)), C(U(4, 2, 3), (2, 1)), C(U(4, 3), (3,)),
+      C(U(4, 2), ()), C(U(4, 2, 3), (1, 3)))
+cases('rt_unsum_batched', C(U(4, 3), U(4, 2, 3)), C(U(4, 1), U(4, 2, 3)), C(U(4), U(4, 3)))
+cases('rt_batched_diag', C(U(4, 3)), C(U(4, 2), 1), C(U(4, 2), -2))
+cases('rt_dense_batched', C(U(4, 3), U(4, 3), True, True, 4), C(U(4), U(4, 3), True, True, 4),
+      C(U(3), U(4, 3), False, True, 4), C(U(4, 1), U(3), True, False, 4),
+      C([U(4, 2), 0.0], [U(4, 2), U(4)], True, True, 4), C(U(4), 0.5, True, True, 4))
+cases('rt_lift_batched', C(U(4, 3), 3), C(U(4), 2), C(U(4, 2), 1))
+cases('rt_moveaxes', C(U(3, 4, 2), 1, True), C(U(4, 3), 1, False),
+      C((U(2, 4), U(3), 0.5), (1, None, None), True), C({'a': U(4, 2)}, {'a': 1}, False))
+_SC = B(4)
+cases('rt_select', C(_SC, U(4, 3), U(3), (0, None)), C(_SC, U(4), U(4, 2), (0, 0)),
+      C(_SC, (U(4, 3), U(4)), (U(2, 3), 0.5), ((0, 0), (None, None))),
+      C(B(4, 2), {'a': U(4, 2, 3)}, {'a': U(4, 2, 1)}, ({'a': 0}, {'a': 0})))
+cases('rt_select_vjp', C(U(4, 3), _SC, U(4, 3), U(3), (0, None), 0),
+      C(U(4, 3), _SC, U(4, 3), U(3), (0, None), 1),
+      C((U(4, 2, 3), U(4)), _SC, (U(4, 3), U(4)), (U(2, 3), 0.5), ((0, 0), (None, None)), 0),
+      C(U(4, 2), _SC, U(4), U(4, 2), (0, 0), 1))
+_FB = U(4, 3)
+cases('rt_finalize_batched', C(U(4, 3), U(4, 3), (True, True, 1, 1), 4),
+      C(U(4), U(4, 3), (True, True, 0, 1), 4), C(U(3), U(3), (False, False, 1, 1), 4),
+      C(0.5, U(2), (False, False, 0, 1), 3), C(U(4, 2), U(2), (True, False, 1, 1), 4),
+      C({'w': U(4, 3), 'b': U(2)}, {'w': U(3), 'b': U(2)},
+        {'w': (True, False, 1, 1), 'b': (False, False, 1, 1)}, 4),
+      C((U(4, 1), U(2)), (U(4, 3), U(2)), ((True, True, 1, 1), (False, False, 1, 1)), 4))
+cases('rt_finalize_batched_transpose', C(U(4, 3), U(4, 3), U(4, 3), (True, True, 1, 1), 4),
+      C(U(4, 3), U(4), U(4, 3), (True, True, 0, 1), 4),
+      C(U(4, 3), U(3), U(3), (False, False, 1, 1), 4),
+      C(U(3, 2), 0.5, U(2), (False, False, 0, 1), 3),
+      C(U(4, 2), U(4, 1), U(2), (True, False, 1, 1), 4),
+      C({'w': U(4, 3), 'b': U(4, 2)}, {'w': U(4, 3), 'b': U(2)}, {'w': U(3), 'b': U(2)},
+        {'w': (True, False, 1, 1), 'b': (False, False, 1, 1)}, 4),
+      C((U(4, 3), U(4, 2)), (U(4, 1), U(2)), (U(4, 3), U(2)),
+        ((True, True, 1, 1), (False, False, 1, 1)), 4))
+cases('rt_batch_outputs', C(U(4, 3), 0, 1, 4), C(U(3), None, 0, 4),
+      C((U(4, 3), U(2), 0.5), (0, None, None), (1, -1, 0), 4),
+      C({'a': U(4), 'b': U(2)}, {'a': 0, 'b': None}, {'a': 0, 'b': None}, 4))
+cases('rt_batch_outputs_transpose', C(U(3, 4), U(4, 3), 0, 1, 4), C(U(4, 3), U(3), None, 0, 4),
+      C((U(3, 4), U(2, 4), U(4)), (U(4, 3), U(2), 0.5), (0, None, None), (1, -1, 0), 4),
+      C({'a': U(4), 'b': U(2)}, {'a': U(4), 'b': U(2)}, {'a': 0, 'b': None}, {'a': 0, 'b': None},
+        4))
+cases('rt_batch_loop', C(np.sin, ((0,), {}), (U(4, 3),), {}, 4),
+      C(np.add, ((0, None), {}), (U(4, 3), U(3)), {}, 4))
+cases('rt_batch_size', C(U(4, 3), 0), C((U(2), U(5, 2)), (None, 0)))
+cases('rt_any_true', C(B(4)), C(np.zeros(3, bool)))
+cases('rt_loop_bound', C(np.array([3, 5, 1]), True), C(np.array([3, 5, 1]), False))
+cases('rt_quiet', C())
+cases('rt_loud', C(np.geterr()))
+cases('rt_batch_index', C(1), C((slice(0, 2), None)), C('a', {'a': U(4)}), C(0, [U(4)]))
+cases('rt_shift_axis', C(0), C(-1), C((0, -2)))
+cases('rt_example_shape', C(U(4, 3)), C(U(4)))
+cases('rt_example_rank', C((U(4, 3), U(2, 3)), (0, None)), C((U(4), 0.5), (0, None)))
+cases('rt_vmapped', C(_square, 0), C(_square, (None,)))
+cases('rt_attribute', C(U(2, 3), 'T'), C(U(3), 'shape'))
 
 
 # --------------------------------------------------------------------------
@@ -639,9 +719,10 @@ NAMES = sorted(rec.name for rec in TABLE)
 def test_rules(name):
     record = TABLE[name]
     assert CASES.get(name), f'{name}: no test case in tests/test_primitive_rules.py CASES'
-    if not record.differentiable:
+    if not record.differentiable or name in NO_DERIVATIVE:
         for args, kwargs in CASES[name]:
             _call(record, args, kwargs)
+        assert name not in NO_DERIVATIVE or not record.vjp, f'{name}: has rules now'
         return
     missing = [p for p in record.diff_params()
                if p not in record.vjp and (name, p) not in STATIC_PARAMS]

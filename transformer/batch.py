@@ -7,17 +7,30 @@ facts about each element. Each statement is rewritten by its primitive's
 batching rule (transformer/batch_rules.py, chosen by the record's `batch`
 field); a statement whose inputs are all unbatched is left alone.
 
-Control flow: a condition on unbatched values stays Python. An `if` on a
-batched condition runs both branches and selects per example; a `while` on a
-batched condition runs until every example is done, finished examples
-masked by the same select; a `for` over a range with batched bounds runs to
-the largest bound, masked likewise.
+Control flow. A condition on unbatched values stays Python; where the two
+branches leave a name in different forms (batched in one, not in the other),
+the unbatched one is broadcast at the end of its branch, and a loop promotes a
+value that becomes batched inside it before the loop starts.
+
+An `if` on a batched condition runs both branches, every example through
+each, with NumPy's warnings silenced (the branch an example does not take may
+take the log of a negative); each branch writes the names that outlive the
+`if` (liveness, computed once below) under names of its own (`_y_then0`,
+`_y_else0`), and one select per name joins them: `y = xp.where(c, _y_then0,
+_y_else0)`. A `while` on a batched condition runs until every example is
+done: `_active` marks the examples still running, is only ever narrowed, and
+masks the names that outlive the loop (the others are right for the examples
+still running, and nobody reads the rest). A `for` over a range with batched
+bounds runs to the largest bound, masked the same way. A `raise` in a batched
+branch raises if any example takes it.
 """
+import re
+
 from . import nodes as n
-from .errors import error_at
-from .ir import describe
+from .errors import SourceError, error_at
 
 MAX_PASSES = 8
+_BRANCH_COPY = re.compile(r'(_then|_else)\d+$')     # `_y_then0` in a nested branch: `_y_then1`
 
 
 class Info:
@@ -100,11 +113,12 @@ def info_of_value(value, axis):
 
 
 class Result:
-    def __init__(self, body, ret, info, uses_size):
+    def __init__(self, body, ret, info, size_name, branches):
         self.body = body
         self.ret = ret
         self.info = info
-        self.uses_size = uses_size
+        self.size_name = size_name      # the batch size's variable
+        self.branches = branches        # whether an `if` selects between its branches
 
 
 def batch(fdef, param_infos, unit, fresh, callee_info=None):
@@ -120,10 +134,15 @@ class Batch:
         self.env = dict(zip([a.id for a in fdef.args.args], param_infos))
         self.defined = set(self.env)    # names assigned on every path so far
         self.constants = _constants(fdef)   # names bound once to an int or tuple literal
+        self.locals = {x.id for x in n.walk(fdef) if isinstance(x, n.Name)
+                       and not isinstance(x.ctx, n.Load)}
         self.out = None                 # the statement list being written
-        self.uses_size = False
+        self.current = fdef
         self.masks = []                 # batched conditions guarding the current code
+        self.quiet = None               # the saved NumPy error state, while silenced
         self.callee_info = callee_info  # (fn, infos) -> Info of a batched user call
+        self.size_name = fresh('_B') if '_B' in fresh.taken else '_B'   # vmap of vmapped code
+        self.branches = False           # whether an `if` of the user's selects per example
 
     # ---- what rules use ----
 
@@ -131,7 +150,8 @@ class Batch:
         if node is None:
             return UNKNOWN
         if isinstance(node, n.Name):
-            return self.env.get(node.id, UNKNOWN)
+            info = self.env.get(node.id)
+            return info if info is not None else self.free_info(node.id)
         if isinstance(node, n.Constant):
             v = node.value
             if v is None:
@@ -141,10 +161,17 @@ class Batch:
             return container(tuple(self.info(e) for e in node.elts))
         return UNKNOWN
 
+    def free_info(self, name):
+        """A closure variable: unbatched, of its current rank when it is an
+        array (vmap's cache key holds the ranks of a closure's arrays)."""
+        if name in self.locals or self.unit is None or name not in self.unit.closure:
+            return UNKNOWN
+        ndim = getattr(self.unit.closure[name], 'ndim', None)
+        return Info(False, ndim) if isinstance(ndim, int) else UNKNOWN
+
     def size(self):
         """The batch size, `_B`, defined at the top of the generated function."""
-        self.uses_size = True
-        return n.name('_B')
+        return n.name(self.size_name)
 
     def tmp(self, expr, info, prefix='_v'):
         """Emit `_vN = expr` and return the new name."""
@@ -183,9 +210,10 @@ class Batch:
     # ---- the walk ----
 
     def run(self):
+        _annotate_liveness(self.fdef.body)
         body, ret = self.fdef.body[:-1], self.fdef.body[-1].value
         out = self.block(body)
-        return Result(out, ret, self.info(ret), self.uses_size)
+        return Result(out, ret, self.info(ret), self.size_name, self.branches)
 
     def block(self, stmts):
         saved, self.out = self.out, []
@@ -196,21 +224,34 @@ class Batch:
         return out
 
     def statement(self, stmt):
-        if isinstance(stmt, n.Assign):
-            return self.assignment(stmt)
-        if isinstance(stmt, n.If):
-            return self.if_(stmt)
-        if isinstance(stmt, n.For):
-            return self.for_(stmt)
-        if isinstance(stmt, n.While):
-            return self.while_(stmt)
-        if isinstance(stmt, n.Raise) and self.masks:
-            return self.guarded_raise(stmt)
-        self.out.append(stmt)
+        try:
+            if isinstance(stmt, n.Assign):
+                return self.assignment(stmt)
+            if isinstance(stmt, n.If):
+                return self.if_(stmt)
+            if isinstance(stmt, n.For):
+                return self.for_(stmt)
+            if isinstance(stmt, n.While):
+                return self.while_(stmt)
+            if isinstance(stmt, n.Raise) and self.masks:
+                return self.guarded_raise(stmt)
+            self.out.append(stmt)
+        except SourceError:
+            raise
+        except Exception as exc:          # a gap in codax: still point at the user's line
+            raise error_at(_origin(stmt), f'codax vmap could not batch this statement '
+                           f'({type(exc).__name__}: {exc})', self.unit) from exc
 
     def assignment(self, stmt):
         from .batch_rules import rewrite
         name = stmt.targets[0].id
+        callee = getattr(getattr(stmt.value, 'codax', None), 'obj', None)
+        if callee is not None and callee is getattr(self.unit, 'fn', None) and self.masks \
+                and any(self.info(a).batched for a in stmt.value.args):
+            self.fail('codax vmap: this recursive call depends on a condition that differs '
+                      'between examples, and vmap runs both branches of such a condition, '
+                      'so the recursion would not stop; recurse on values that are the same '
+                      'for every example, or write a loop')
         rhs, info = rewrite(self, _substitute(stmt.value, self.constants))
         if rhs is stmt.value:
             self.out.append(stmt)
@@ -221,77 +262,133 @@ class Batch:
         self.env[name] = info
         self.defined.add(name)
 
+    def conform(self, name, have, want):
+        """Emit what turns `name`, now of the form `have`, into the form `want`
+        (batched where `want` is, with `want`'s rank)."""
+        if have is None or want is None or have is NONE or have == want or not want.batched:
+            return
+        if have.elts is not None or have.item is not None or want.elts is not None \
+                or want.item is not None:
+            from .batch_rules import literal
+            if have.axes() != want.axes():
+                self.emit(n.assign(name, n.call('rt.batch_outputs', [
+                    n.name(name), literal(have.axes()), literal(want.axes()), self.size()])),
+                    name, want)
+            return
+        if not have.batched:
+            have = Info(True, have.rank)
+            self.emit(n.assign(name, n.call('rt.broadcast_batch', [n.name(name), self.size()])),
+                      name, have)
+        if want.rank is not None and have.rank is not None and want.rank > have.rank:
+            index = n.tuple_([n.Slice(lower=None, upper=None, step=None)]
+                             + [n.const(None)] * (want.rank - have.rank))
+            self.emit(n.assign(name, n.Subscript(value=n.name(name), slice=index, ctx=n.Load())),
+                      name, want)
+
     # ---- control flow ----
 
     def if_(self, stmt):
-        test = self.info(stmt.test)
-        if not test.batched:
-            before, defined = dict(self.env), set(self.defined)
-            body = self.block(stmt.body)
-            after_body, self.env = self.env, before
-            body_defined, self.defined = self.defined, set(defined)
-            orelse = self.block(stmt.orelse)
-            self.env = _join_envs(after_body, self.env)
-            self.defined &= body_defined
-            self.out.append(n.if_(stmt.test, body, orelse))
-            return
-        self.select_branches(stmt.test, stmt.body, stmt.orelse)
-
-    def select_branches(self, cond, body, orelse):
-        """Both branches run; each name they assign is selected per example."""
-        assigned = sorted(_assigned(body) | _assigned(orelse))
-        defined = [x for x in assigned if x in self.defined]
-        defined_before = set(self.defined)
-        if cond.id in assigned:            # the branches reassign it: keep this one
-            cond = self.tmp(n.name(cond.id), self.info(cond), '_cond')
-        saved = {x: self.tmp(n.name(x), self.env[x], f'_{x}_before' if not
-                             x.startswith('_') else f'{x}_before') for x in defined}
-        quiet = self.tmp(n.call('rt.quiet', []), UNKNOWN, '_err')
-        before = dict(self.env)
-        self.masks.append(cond)
-        self.out.extend(self.block(body))
-        then_env, then_names = dict(self.env), {}
-        in_body = _assigned(body)
-        for x in sorted(in_body):
-            then_names[x] = self.tmp(n.name(x), self.env[x], f'{x}_then' if x.startswith('_')
-                                     else f'_{x}_then')
-        for x in sorted(in_body & set(defined)):
-            self.emit(n.assign(x, n.name(saved[x].id)), x, before[x])
-        self.env = dict(before, **{v.id: then_env[x] for x, v in then_names.items()})
-        self.masks[-1] = ('not', cond)
-        self.out.extend(self.block(orelse))
-        self.masks.pop()
+        if self.info(stmt.test).batched:
+            self.branches = self.branches or not getattr(stmt, 'codax_masked', False)
+            return self.select_branches(stmt.test, stmt.body, stmt.orelse, stmt.codax_live)
+        before, defined = dict(self.env), set(self.defined)
+        body = self.block(stmt.body)
+        then_env, then_defined = self.env, self.defined
+        self.env, self.defined = dict(before), set(defined)
+        orelse = self.block(stmt.orelse)
         else_env = self.env
-        self.out.append(n.expr_stmt(n.call('rt.loud', [quiet])))
-        in_else = _assigned(orelse)
-        for x in assigned:
-            then_value = then_names.get(x) or saved.get(x)
-            then_info = then_env.get(x) if x in then_names else before.get(x)
-            if x in in_else or x in saved:
-                else_value, else_info = n.name(x), else_env.get(x, before.get(x))
-            else:
-                else_value, else_info = None, None
-            if then_value is None or else_value is None:
-                value, info = (then_value, then_info) if else_value is None \
-                    else (else_value, else_info)
-                if value is not None and value.id != x:
-                    self.emit(n.assign(x, n.name(value.id)), x, info)
-                else:
-                    self.env[x] = info
+        joined = _join_envs(then_env, else_env)
+        names = sorted(_assigned(stmt.body) | _assigned(stmt.orelse))
+        body += self.conformed(names, then_env, joined)
+        orelse += self.conformed(names, else_env, joined)
+        self.env = joined
+        self.defined &= then_defined
+        self.out.append(n.if_(stmt.test, body, orelse))
+
+    def conformed(self, names, env, joined):
+        """The statements that bring the names of one branch to their joined form."""
+        saved = self.out, self.env
+        self.out, self.env = [], dict(env)
+        for name in names:
+            self.conform(name, env.get(name), joined.get(name))
+        out, (self.out, self.env) = self.out, saved
+        return out
+
+    def select_branches(self, cond, body, orelse, live):
+        """Both branches run; each name that outlives the `if` is selected per example.
+
+        Each branch writes the names it shares with what follows (and those the
+        other branch still reads) under names of its own, so neither sees the
+        other's writes; the condition is kept the same way."""
+        before = set(self.defined)
+        keep = set(live) | {cond.id}
+        then_names = self.branch_names(body, keep | _live_in(orelse, keep), '_then')
+        else_names = self.branch_names(orelse, keep, '_else')
+        quiet = self.begin_quiet()
+        self.masks.append(cond)
+        self.out.extend(self.branch(body, then_names))
+        self.masks[-1] = ('not', cond)
+        self.out.extend(self.branch(orelse, else_names))
+        self.masks.pop()
+        self.end_quiet(quiet)
+        selected = (_assigned(body) | _assigned(orelse)) & set(live)
+        for x in sorted(selected, key=lambda x: (x == cond.id, x)):     # the condition last
+            a = then_names.get(x, x if x in before else None)
+            b = else_names.get(x, x if x in before else None)
+            if a is None or b is None:           # unset before, and set on one side only
+                if (a or b) != x:
+                    self.emit(n.assign(x, n.name(a or b)), x, self.env.get(a or b))
                 continue
-            self.select(x, cond, then_value, then_info, else_value, else_info)
-        self.defined = defined_before | (in_body & in_else)
+            if x in (a, b) and self.env.get(a if b == x else b).item is not None:
+                self.fail(f'codax vmap: the list {x!r} grows or shrinks under a condition '
+                          'that differs between examples, so its length would too')
+            self.select(x, cond, n.name(a), self.env.get(a), n.name(b), self.env.get(b))
+
+    def branch_names(self, stmts, keep, suffix):
+        """{name: its name in this branch} for the names the branch assigns
+        that must not be overwritten in place."""
+        names = sorted(_assigned(stmts) & keep)
+        return {x: self.fresh(_BRANCH_COPY.sub('', x if x.startswith('_') else '_' + x) + suffix)
+                for x in names}
+
+    def branch(self, stmts, renamed):
+        """One branch of a batched `if`, its names renamed; a renamed name the
+        branch reads before writing (or may not write) starts as the old value."""
+        if not renamed:
+            return self.block(stmts)
+        saved, self.out = self.out, []
+        entering = _live_in(stmts, set(renamed))
+        for x in sorted(renamed):
+            if x in entering:
+                self.emit(n.assign(renamed[x], n.name(x) if x in self.env else n.const(None)),
+                          renamed[x], self.env.get(x, NONE))
+        start, self.out = self.out, saved
+        return start + self.block(_rename(n.deepcopy(stmts), renamed))
 
     def select(self, target, cond, a, a_info, b, b_info):
         from .batch_rules import select_expr
         expr, info = select_expr(self, cond, a, a_info, b, b_info)
         self.emit(n.assign(target, expr), target, info)
 
+    def begin_quiet(self):
+        """Silence NumPy's warnings while code runs for examples that do not take
+        it (the outermost batched construct does it once for all inside)."""
+        if self.quiet is not None:
+            return None
+        self.quiet = self.tmp(n.call('rt.quiet', []), UNKNOWN, '_err').id
+        return self.quiet
+
+    def end_quiet(self, quiet):
+        if quiet is not None:
+            self.out.append(n.expr_stmt(n.call('rt.loud', [n.name(quiet)])))
+            self.quiet = None
+
     def guarded_raise(self, stmt):
         """A `raise` in a branch some examples take: raised if any example takes it."""
         mask = self.mask_name()
         hit = self.tmp(n.call('rt.any_true', [mask]), UNKNOWN, '_hit')
-        self.out.append(n.if_(hit, [stmt], []))
+        loud = [n.expr_stmt(n.call('rt.loud', [n.name(self.quiet)]))] if self.quiet else []
+        self.out.append(n.if_(hit, loud + [stmt], []))
 
     def mask_name(self):
         node = None
@@ -302,17 +399,20 @@ class Batch:
                 n.call('xp.logical_and', [node, part]), Info(True, None), '_mask')
         return node
 
-    def loop_env(self, body, wrap=None):
+    def loop_env(self, body, head, wrap=None):
         """Reach the fixpoint of what is known around a loop body (dry runs),
-        then promote loop-carried values that become batched (or grow a rank)
-        inside the loop, so that every iteration sees one representation."""
+        then promote the loop-carried values (`head`: live at the top of the
+        loop) that become batched (or grow a rank) inside the loop, so that
+        every iteration sees one representation."""
         entry = dict(self.env)
         user_names = _assigned(body)
         for _ in range(MAX_PASSES):
             start = dict(self.env)
-            saved = self.out, self.uses_size, list(self.masks), set(self.defined)
+            saved = self.out, list(self.masks), set(self.defined), self.quiet
+            names = dict(self.fresh.counters), set(self.fresh.taken)   # dry runs name nothing
             self.block(n.deepcopy(wrap(body) if wrap else body))
-            self.out, self.uses_size, self.masks, self.defined = saved
+            self.out, self.masks, self.defined, self.quiet = saved
+            self.fresh.counters, self.fresh.taken = names
             keys = set(start) | (user_names & set(self.env))     # not the pass's own temps
             self.env = {k: _carry(start.get(k), self.env.get(k)) for k in keys}
             if self.env == start:
@@ -321,74 +421,86 @@ class Batch:
             self.env = {k: Info(v.batched, None, None) for k, v in self.env.items()}
         fixed = self.env
         self.env = entry
-        for name in sorted(entry):
+        for name in sorted(set(entry) & head):
             before, after = entry[name], fixed.get(name)
-            if before is NONE and after is not NONE and after.batched and after.rank is not None:
+            if before is NONE and after is not None and after.batched and after.elts is None \
+                    and after.item is None:
                 before = SCALAR       # not set yet: a zero placeholder of the loop's form
                 self.emit(n.assign(name, n.const(0.0)), name, before)
-            if after is None or before == after or after.rank is None or before.rank is None \
-                    or before.elts is not None or before.item is not None:
-                continue
-            value = n.name(name)
-            if after.batched and not before.batched:
-                value = self.broadcast(value, before)
-            value = self.lift(value, Info(after.batched, before.rank), after.rank)
-            if value.id != name:
-                self.emit(n.assign(name, n.name(value.id)), name, after)
+            self.conform(name, before, after)
         self.env = fixed
 
     def for_(self, stmt):
         bounds = stmt.iter.args
-        if not any(self.info(b).batched for b in bounds):
-            self.env[stmt.target.id] = SCALAR
-            self.loop_env(stmt.body)
-            defined = set(self.defined)
-            self.out.append(n.for_(stmt.target, stmt.iter, self.block(stmt.body)))
-            self.defined = defined
-            return
-        self.masked_range(stmt)
+        if any(self.info(b).batched for b in bounds):
+            return self.masked_range(stmt)
+        self.env[stmt.target.id] = SCALAR
+        self.loop_env(stmt.body, stmt.codax_head)
+        defined = set(self.defined)
+        self.out.append(n.for_(stmt.target, stmt.iter, self.block(stmt.body)))
+        self.defined = defined
 
     def masked_range(self, stmt):
-        """`for i in range(n)` with n batched: run to the largest n, masked."""
+        """`for i in range(n)` with n batched: run to the largest n, masked.
+        With an unbatched start the examples still running are always the same
+        or fewer, so only the names that outlive the loop are masked; with a
+        batched start, every name the next iteration reads."""
         args = list(stmt.iter.args)
         if len(args) == 3 and not (isinstance(args[2], n.Constant) and args[2].value > 0):
             self.fail('codax vmap: a range with batched bounds needs a constant positive step')
         start, stop = (args[0], args[1]) if len(args) > 1 else (n.const(0), args[0])
+        changed = _assigned(stmt.body)        # range() read its bounds once: keep them
+        start, stop = (self.tmp(b, self.info(b), '_bound') if isinstance(b, n.Name)
+                       and b.id in changed else b for b in (start, stop))
         lo = self.tmp(n.call('rt.loop_bound', [start, n.const(False)]), SCALAR, '_lo') \
             if self.info(start).batched else start
         hi = self.tmp(n.call('rt.loop_bound', [stop, n.const(True)]), SCALAR, '_hi') \
             if self.info(stop).batched else stop
-        i = stmt.target
-        self.env[i.id] = SCALAR
-        mask_stmts = [n.assign('_in', n.Compare(left=n.name(i.id), ops=[n.Lt()],
-                                                comparators=[stop]))]
+        i = stmt.target.id
+        inside = self.fresh('_in')
+        test = [n.assign(inside, n.Compare(left=n.name(i), ops=[n.Lt()], comparators=[stop]))]
+        live = stmt.codax_live
         if self.info(start).batched:
-            mask_stmts = [n.assign('_from', n.Compare(left=n.name(i.id), ops=[n.GtE()],
-                                                      comparators=[start]))] + mask_stmts \
-                + [n.assign('_in', n.call('xp.logical_and', [n.name('_from'), n.name('_in')]))]
-        mask = self.fresh('_in')
-        mask_stmts = _rename(mask_stmts, {'_in': mask, '_from': self.fresh('_from')})
-        body = mask_stmts + [n.if_(n.name(mask), stmt.body, [])]
-        self.loop_env(body)
-        iter_ = n.call(n.name('range'), [lo, hi] + args[2:])
+            after = self.fresh('_from')
+            test += [n.assign(after, n.Compare(left=n.name(i), ops=[n.GtE()],
+                                                comparators=[start])),
+                     n.assign(inside, n.call('xp.logical_and', [n.name(after), n.name(inside)]))]
+            live = stmt.codax_head
+        for s in test:
+            s.user_line = getattr(stmt, 'user_line', None)
+        body = test + [_masked(n.name(inside), stmt.body, live)]
+        self.env[i] = SCALAR
+        self.loop_env(body, stmt.codax_head)
         defined = set(self.defined)
-        self.out.append(n.for_(i, iter_, self.block(body)))
+        quiet = self.begin_quiet()
+        iter_ = n.call(n.name('range'), [lo, hi] + args[2:])
+        self.out.append(n.for_(stmt.target, iter_, self.block(body)))
+        self.end_quiet(quiet)
         self.defined = defined
 
     def while_(self, stmt):
-        masked = lambda body: [n.if_(stmt.test, body, [])] \
-            if self.info(stmt.test).batched else body              # noqa: E731
-        self.loop_env(stmt.body, masked)
+        """A `while` on a batched condition: `_active` (the examples still
+        running) is narrowed after every pass until no example runs."""
+        test = stmt.test
+        def masked(body):            # as each dry run sees the test
+            return [_masked(test, body, stmt.codax_live)] if self.info(test).batched else body
+        self.loop_env(stmt.body, stmt.codax_head, masked)
         defined = set(self.defined)
-        if not self.info(stmt.test).batched:
-            self.out.append(n.while_(stmt.test, self.block(stmt.body)))
+        if not self.info(test).batched:
+            self.out.append(n.while_(test, self.block(stmt.body)))
             self.defined = defined
             return
-        go = self.fresh('_go')
-        self.emit(n.assign(go, n.call('rt.any_true', [stmt.test])), go, SCALAR)
-        body = self.block([n.if_(stmt.test, stmt.body, [])])
-        body.append(n.assign(go, n.call('rt.any_true', [stmt.test])))
+        quiet = self.begin_quiet()
+        outer = self.mask_name()
+        active, go = self.fresh('_active'), self.fresh('_go')
+        first = test if outer is None else n.call('xp.logical_and', [outer, test])
+        self.emit(n.assign(active, first), active, Info(True, self.info(test).rank))
+        self.emit(n.assign(go, n.call('rt.any_true', [n.name(active)])), go, SCALAR)
+        body = self.block([_masked(n.name(active), stmt.body, stmt.codax_live)])
+        body.append(n.assign(active, n.call('xp.logical_and', [n.name(active), test])))
+        body.append(n.assign(go, n.call('rt.any_true', [n.name(active)])))
         self.out.append(n.while_(n.name(go), body))
+        self.end_quiet(quiet)
         self.defined = defined
 
 
@@ -435,12 +547,18 @@ def _substitute(rhs, constants):
     """rhs with the names of known int/tuple constants replaced by their values."""
     if not constants:
         return rhs
-    swap = {id(node): n.const(constants[node.id]) for node in n.walk(rhs)
+    swap = {id(node): _literal(constants[node.id]) for node in n.walk(rhs)
             if isinstance(node, n.Name) and isinstance(node.ctx, n.Load) and node.id in constants}
     if not swap:
         return rhs
     from .forward import _copy_replacing
     return _copy_replacing(rhs, swap)
+
+
+def _literal(value):
+    if isinstance(value, tuple):
+        return n.tuple_([n.const(v) for v in value])
+    return n.const(value)
 
 
 def _assigned(stmts):
@@ -455,11 +573,61 @@ def _join_envs(a, b):
 
 
 def _rename(stmts, mapping):
+    """Every use of the names in `mapping` renamed, liveness notes included."""
     for stmt in stmts:
         for node in n.walk(stmt):
             if isinstance(node, n.Name) and node.id in mapping:
                 node.id = mapping[node.id]
+            for note in ('codax_live', 'codax_head'):
+                if hasattr(node, note):
+                    setattr(node, note, {mapping.get(x, x) for x in getattr(node, note)})
     return stmts
+
+
+def _masked(cond, body, live):
+    """`if cond: body`, made by the batching of a loop, with its liveness note."""
+    stmt = n.if_(cond, body, [])
+    stmt.codax_live = set(live)
+    stmt.codax_masked = True
+    return stmt
+
+
+# ---- liveness: which names outlive a statement ----
+
+def _annotate_liveness(body):
+    """Note on every If, For and While the names live after it (`codax_live`),
+    and on loops the names live at the top of each iteration (`codax_head`)."""
+    _live_in(body, set(), annotate=True)
+
+
+def _live_in(stmts, live, annotate=False):
+    """The names live before `stmts` when `live` are live after them."""
+    for stmt in reversed(stmts):
+        live = _live_before(stmt, live, annotate)
+    return live
+
+
+def _live_before(stmt, live, annotate):
+    if isinstance(stmt, n.Assign):
+        return (live - n.stored_names(stmt.targets[0])) | n.names_in(stmt.value)
+    if annotate and isinstance(stmt, (n.If, n.For, n.While)):
+        stmt.codax_live = set(live)
+    if isinstance(stmt, n.If):
+        return (n.names_in(stmt.test) | _live_in(stmt.body, live, annotate)
+                | _live_in(stmt.orelse, live, annotate))
+    if isinstance(stmt, (n.For, n.While)):
+        target = n.stored_names(stmt.target) if isinstance(stmt, n.For) else set()
+        test = n.names_in(stmt.test) if isinstance(stmt, n.While) else set()
+        head = live | test
+        while True:
+            new = live | test | (_live_in(stmt.body, head, annotate) - target)
+            if new == head:
+                break
+            head = new
+        if annotate:
+            stmt.codax_head = head
+        return head | (n.names_in(stmt.iter) if isinstance(stmt, n.For) else set())
+    return live | n.names_in(stmt)
 
 
 def _origin(stmt):

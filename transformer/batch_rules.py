@@ -8,6 +8,9 @@ The batch axis is always axis 0 of a batched value.
 """
 import string
 
+import numpy
+
+import runtime as rt
 from runtime import TABLE
 
 from . import nodes as n
@@ -34,7 +37,8 @@ def rewrite(b, rhs):
     if op.kind == 'container':
         if isinstance(rhs, n.Dict):
             return rhs, container({k.value: b.info(v) for k, v in zip(rhs.keys, rhs.values)})
-        return rhs, container(tuple(b.info(e) for e in rhs.elts))
+        info = container(tuple(SLICE if _is_slice_call(e) else b.info(e) for e in rhs.elts))
+        return rhs, (ListInfo(info.batched, None, info.elts) if isinstance(rhs, n.List) else info)
     if isinstance(rhs, n.Compare):
         if any(isinstance(o, (n.Is, n.IsNot, n.In, n.NotIn)) for o in rhs.ops):
             if batched(b, rhs.left, *rhs.comparators):
@@ -52,6 +56,8 @@ def rewrite(b, rhs):
         return RULES[op.prim.batch](b, op, rhs)
     if op.kind == 'call':
         return user_call(b, op, rhs)
+    if _is_slice_call(rhs) and not batched(b, *rhs.args):    # normalize's slice(1, 3, None)
+        return rhs, SLICE
     inputs = [node for node in n.walk(rhs) if isinstance(node, n.Name)]
     if any(b.info(x).batched for x in inputs):
         if op.kind == 'native' and isinstance(rhs, n.Call):
@@ -95,7 +101,7 @@ def loop_call(b, func, args, keywords, rank):
                                     n.tuple_([n.deepcopy(a) for a in args]),
                                     n.Dict(keys=[n.const(k.arg) for k in keywords or ()],
                                            values=[n.deepcopy(k.value)
-                                                   for k in keywords or ()])])
+                                                   for k in keywords or ()]), b.size()])
     return call, Info(True, rank)
 
 
@@ -105,6 +111,9 @@ def loop(b, op, rhs, rank=None):
         return rhs, Info(False, rank)
     if isinstance(rhs, n.Subscript):
         return loop_call(b, n.dotted('rt.getitem'), [rhs.value, op.inputs['idx']], (), rank)
+    if not isinstance(rhs, n.Call):              # an operator: its function, per example
+        args = [node for node in op.inputs.values() if node is not None]
+        return loop_call(b, n.dotted(op.prim.impl), args, (), rank)
     return loop_call(b, rhs.func, rhs.args, rhs.keywords, rank)
 
 
@@ -112,44 +121,26 @@ def loop(b, op, rhs, rank=None):
 
 def elementwise_of(b, rhs, operands):
     infos = [b.info(x) for x in operands]
-    ranks = [i.rank for i in infos if i is not UNKNOWN or True]
-    known = [r for r, x in zip(ranks, operands) if not _is_none(x)]
+    known = [i.rank for x, i in zip(operands, infos) if not _is_none(x)]
     rank = max(known) if known and None not in known else None
     if not any(i.batched for i in infos):
         return rhs, Info(False, rank)
-    if rank is None:
-        return _loop_rhs(b, rhs, rank)
-    swap = {id(x): b.lift(x, i, rank) for x, i in zip(operands, infos) if i.batched}
-    return _copy_replacing(rhs, swap), Info(True, rank)
+    if rank is not None:
+        swap = {id(x): b.lift(x, i, rank) for x, i in zip(operands, infos) if i.batched}
+        return _copy_replacing(rhs, swap), Info(True, rank)
+    # Ranks known only at run time (values from a batched dynamic call): the
+    # same lifting, with the widest example's rank computed then.
+    operands = [x for x in operands if not _is_none(x)]
+    axes = tuple(0 if b.info(x).batched else None for x in operands)
+    widest = b.tmp(n.call('rt.example_rank', [n.tuple_([n.deepcopy(x) for x in operands]),
+                                              literal(axes)]), SCALAR, '_rank')
+    swap = {id(x): b.tmp(n.call('rt.lift_batched', [x, widest]), Info(True, None))
+            for x in operands if b.info(x).batched}
+    return _copy_replacing(rhs, swap), Info(True, None)
 
 
 def _is_none(node):
     return node is None or isinstance(node, n.Constant) and node.value is None
-
-
-_COMPARE = {n.Lt: 'less', n.LtE: 'less_equal', n.Gt: 'greater', n.GtE: 'greater_equal',
-            n.Eq: 'equal', n.NotEq: 'not_equal'}
-
-
-def _loop_rhs(b, rhs, rank):
-    """Ranks not known at compile time (values from a batched dynamic call):
-    the operands are lined up at run time, where their ndims are known."""
-    op = describe(rhs)
-    if isinstance(rhs, n.Compare) and len(rhs.ops) == 1 and type(rhs.ops[0]) in _COMPARE:
-        func, operands = n.dotted('xp.' + _COMPARE[type(rhs.ops[0])]), [rhs.left,
-                                                                         rhs.comparators[0]]
-    elif op.kind == 'prim' and not isinstance(rhs, n.Call) or (
-            isinstance(rhs, n.Call) and not rhs.keywords and op.kind == 'prim'):
-        params = [p for p in op.prim.params if p not in STATIC and not _is_none(op.inputs.get(p))]
-        if isinstance(rhs, n.Call) and len(rhs.args) != len(params):
-            return loop_call(b, rhs.func, rhs.args, rhs.keywords, rank)
-        func, operands = n.dotted(op.prim.impl), [op.inputs[p] for p in params]
-    elif isinstance(rhs, n.Call):
-        return loop_call(b, rhs.func, rhs.args, rhs.keywords, rank)
-    else:
-        b.fail('codax vmap: the ranks of these operands are not known here')
-    axes = n.tuple_([n.const(0 if b.info(x).batched else None) for x in operands])
-    return n.call('rt.elementwise_batched', [func, axes] + list(operands)), Info(True, None)
 
 
 @rule('elementwise')
@@ -262,17 +253,18 @@ def norm(b, op, rhs):
     keep = op.inputs.get('keepdims')
     keepdims = bool(keep.value) if isinstance(keep, n.Constant) else False
     rank = _reduced_rank('reduce', info.rank, axes, keepdims)
-    if not info.batched:
-        return rhs, Info(False, rank)
-    plain = _is_none(ord_) and not keepdims
-    if axes is None and plain:            # the 2-norm of the flattened example
+    if not info.batched or batched(b, ord_, keep, op.inputs.get('axis')):
+        return loop(b, op, rhs, rank)
+    if axes is None and _is_none(ord_) and not keepdims:   # the 2-norm of the flat example
         flat = b.tmp(prim_call('reshape', [x, n.tuple_([b.size(), n.const(-1)])]),
                      Info(True, 1))
         return _with_args(rhs, op, {'x': flat, 'axis': n.const(1)}), Info(True, 0)
-    if isinstance(axes, tuple) and not batched(b, ord_):
-        axis = n.const(_shifted(axes)[0]) if len(axes) == 1 else n.const(_shifted(axes))
-        return _with_args(rhs, op, {'axis': axis}), Info(True, rank)
-    return loop(b, op, rhs, rank)
+    if axes is None and info.rank in (1, 2):      # a vector or matrix norm of the example
+        axes = tuple(range(info.rank))
+    if not isinstance(axes, tuple):
+        return loop(b, op, rhs, rank)
+    axis = n.const(_shifted(axes)[0]) if len(axes) == 1 else n.const(_shifted(axes))
+    return _with_args(rhs, op, {'axis': axis}), Info(True, rank)
 
 
 @rule('count')
@@ -307,9 +299,11 @@ def matmul(b, op, rhs):
             rank = _matmul_rank(r1, r2)
     if not (i1.batched or i2.batched):
         return rhs, Info(False, rank)
-    if rank is None or min(r1, r2) == 0 or op.prim.name == 'dot' and max(r1, r2) > 2:
-        if op.prim.name == 'dot' and r1 is not None and r2 is not None and min(r1, r2) == 0:
-            return elementwise_of(b, prim_call('multiply', [x1, x2]), [x1, x2])
+    if op.prim.name == 'dot' and r1 is not None and r2 is not None and min(r1, r2) == 0:
+        return elementwise_of(b, prim_call('multiply', [x1, x2]), [x1, x2])
+    if op.prim.name == 'dot' and rank is not None and max(r1, r2) > 2:   # last with second-last
+        return _contraction(x1, i1, x2, i2, [(r1 - 1, max(r2 - 2, 0))]), Info(True, rank)
+    if rank is None or min(r1, r2) == 0:
         return loop(b, op, rhs, rank)
     return _matmul(b, x1, i1, x2, i2, rank), Info(True, rank)
 
@@ -325,11 +319,13 @@ def _matmul_rank(r1, r2):
 def _matmul(b, x1, i1, x2, i2, rank):
     """Per-example x1 @ x2 for ranks >= 1, as one product over the batch."""
     r1, r2 = i1.rank, i2.rank
-    if i1.batched and not i2.batched and (r1 >= 2 or r2 <= 2):
-        return prim_call('matmul', [x1, x2])              # rows of the batch: one product
-    if i2.batched and not i1.batched and r2 >= 2:
+    if min(r1, r2) >= 2:               # stacks of matrices: the batch is one more stack axis
+        return prim_call('matmul', [b.lift(x1, i1, max(r1, r2)), b.lift(x2, i2, max(r1, r2))])
+    if not i2.batched and r2 <= 2:     # x1 batched, a vector: rows of the batch (x2 == 1-D too)
         return prim_call('matmul', [x1, x2])
-    if i2.batched and not i1.batched and r1 <= 2:         # W @ x per example: X @ W.T
+    if not i1.batched and r1 == 1 and r2 >= 2:            # v @ X: v is promoted per example
+        return prim_call('matmul', [x1, x2])
+    if not i1.batched and r2 == 1 and r1 <= 2:    # W @ x (v @ x) per example: X @ W.T (X @ v)
         t = x1 if r1 == 1 else b.tmp(prim_call('transpose', [x1]), Info(False, 2))
         return prim_call('matmul', [x2, t])
     return _einsum_product(b, x1, i1, x2, i2)
@@ -419,21 +415,27 @@ def _flat(b, x, info):
 
 @rule('solve')
 def solve(b, op, rhs):
+    """Stacks of systems broadcast like matmul: batched operands are lifted to a
+    common rank; a vector right-hand side per example becomes a column."""
     a, v = op.inputs['a'], op.inputs['b']
     ia, iv = b.info(a), b.info(v)
-    rank = iv.rank
+    rank = iv.rank if iv.rank == 1 or ia.rank is None or iv.rank is None else \
+        max(ia.rank, iv.rank)
     if not (ia.batched or iv.batched):
         return rhs, Info(False, rank)
-    if iv.rank == 1 and iv.batched:       # a vector per example: a column for NumPy
-        col = b.tmp(n.Subscript(value=v, slice=n.tuple_([n.Constant(value=Ellipsis, kind=None),
-                                                         n.const(None)]), ctx=n.Load()),
-                    Info(True, 2))
-        x = b.tmp(prim_call('solve', [a, col]), Info(True, 2))
+    if ia.rank is None or iv.rank is None or ia.rank < 2:
+        return loop(b, op, rhs, rank)
+    if iv.rank == 1:                      # a vector per example: a column of rank(a)
+        col = b.tmp(n.Subscript(value=b.lift(v, iv, ia.rank - 1),
+                                slice=n.tuple_([n.Constant(value=Ellipsis, kind=None),
+                                                n.const(None)]), ctx=n.Load()),
+                    Info(iv.batched, ia.rank))
+        x = b.tmp(prim_call('solve', [a, col]), Info(True, ia.rank))
         return n.Subscript(value=x, slice=n.tuple_([n.Constant(value=Ellipsis, kind=None),
-                                                    n.const(0)]), ctx=n.Load()), Info(True, 1)
-    if iv.rank in (1, 2):
-        return rhs, Info(True, rank)
-    return loop(b, op, rhs, rank)
+                                                    n.const(0)]), ctx=n.Load()), \
+            Info(True, ia.rank - 1)
+    common = max(ia.rank, iv.rank)
+    return prim_call('solve', [b.lift(a, ia, common), b.lift(v, iv, common)]), Info(True, common)
 
 
 @rule('leading')
@@ -486,6 +488,8 @@ def reshape(b, op, rhs):
         new_shape = n.tuple_([b.size(), n.const(-1)])
     elif isinstance(shape, n.Tuple):
         new_shape = n.tuple_([b.size()] + list(shape.elts))
+    elif isinstance(shape, n.Constant) and isinstance(shape.value, tuple):
+        new_shape = n.tuple_([b.size()] + [n.const(v) for v in shape.value])
     elif _int(shape) is not None or b.info(shape).rank == 0:
         new_shape = n.tuple_([b.size(), shape])
     else:
@@ -505,6 +509,8 @@ def _shape_rank(b, shape):
         return len(shape.elts)
     if _int(shape) is not None:
         return 1
+    if isinstance(shape, n.Constant) and isinstance(shape.value, tuple):
+        return len(shape.value)
     info = b.info(shape)
     if isinstance(info.elts, tuple):
         return len(info.elts)
@@ -521,6 +527,8 @@ def axis_params(b, op, rhs):
     x, info = op.inputs[data], b.info(op.inputs[data])
     spec = AXIS_PARAMS[op.prim.name]
     rank = spec['rank'](info.rank) if info.rank is not None else None
+    if op.prim.name == 'repeat' and _is_none(op.inputs.get('axis')):
+        rank = 1                                             # of the flattened example
     others = [node for p, node in op.inputs.items() if p != data]
     if not info.batched:
         return (loop(b, op, rhs, rank) if batched(b, *others) else (rhs, Info(False, rank)))
@@ -539,6 +547,15 @@ def axis_params(b, op, rhs):
             if missing == 'reverse' and info.rank is not None:
                 replace[param] = n.const((0,) + tuple(range(info.rank, 0, -1)))
                 continue
+            if missing == 'flat':                            # over the flattened example
+                flat = b.tmp(prim_call('reshape', [x, n.tuple_([b.size(), n.const(-1)])]),
+                             Info(True, 1))
+                call = _with_args(rhs, op, {data: flat, param: n.const(1)})
+                if op.prim.name != 'roll':
+                    return call, Info(True, rank if op.prim.name == 'repeat' else None)
+                rolled = b.tmp(call, Info(True, 1))
+                shape = n.Attribute(value=x, attr='shape', ctx=n.Load())
+                return prim_call('reshape', [rolled, shape]), Info(True, info.rank)
             return loop(b, op, rhs, rank)
         if value == 'dynamic':
             return loop(b, op, rhs, rank)
@@ -564,12 +581,136 @@ AXIS_PARAMS = {
     'diagonal': {'axes': {'axis1': (0, None), 'axis2': (1, None)}, 'rank': lambda r: r - 1},
     'trace': {'axes': {'axis1': (0, None), 'axis2': (1, None)}, 'rank': lambda r: r - 2},
     'squeeze': {'axes': {'axis': (None, None)}, 'rank': lambda r: None},
-    'repeat': {'axes': {'axis': (None, None)}, 'rank': lambda r: r},
-    'roll': {'axes': {'axis': (None, None)}, 'rank': lambda r: r},
+    'repeat': {'axes': {'axis': (None, 'flat')}, 'rank': lambda r: r},
+    'roll': {'axes': {'axis': (None, 'flat')}, 'rank': lambda r: r},
     'cumsum_axes': {'axes': {}, 'rank': lambda r: r},
-    'take': {'axes': {'axis': (None, None)}, 'rank': lambda r: None},
+    'take': {'axes': {'axis': (None, 'flat')}, 'rank': lambda r: None},
     'split': {'axes': {'axis': (0, None)}, 'rank': lambda r: None},
 }
+
+
+@rule('diag')
+def diag(b, op, rhs):
+    """np.diag: a matrix's diagonal (np.diagonal past the batch axis), or a
+    vector's diagonal matrix (rt.batched_diag)."""
+    v, info = op.inputs['v'], b.info(op.inputs['v'])
+    k = op.inputs.get('k') or n.const(0)
+    rank = {1: 2, 2: 1}.get(info.rank)
+    if not (info.batched or batched(b, k)):
+        return rhs, Info(False, rank)
+    if batched(b, k) or rank is None:
+        return loop(b, op, rhs, rank)
+    if rank == 1:
+        return prim_call('diagonal', [v, k, n.const(1), n.const(2)]), Info(True, 1)
+    return n.call('rt.batched_diag', [v, k]), Info(True, 2)
+
+
+@rule('tile')
+def tile(b, op, rhs):
+    """np.tile per example: x lifted to the reps' length, reps padded with 1s."""
+    x, info = op.inputs['A'], b.info(op.inputs['A'])
+    reps = _int_literal(op.inputs['reps'], b)
+    reps = (reps,) if isinstance(reps, int) else reps
+    rank = max(info.rank, len(reps)) if info.rank is not None and isinstance(reps, tuple) \
+        else None
+    if not (info.batched or batched(b, op.inputs['reps'])):
+        return rhs, Info(False, rank)
+    if rank is None or batched(b, op.inputs['reps']):
+        return loop(b, op, rhs, rank)
+    reps = (1,) * (rank - len(reps) + 1) + reps
+    return prim_call('tile', [b.lift(x, info, rank), n.const(reps)]), Info(True, rank)
+
+
+@rule('pad')
+def pad(b, op, rhs):
+    """np.pad per example: a literal pad_width, written out per axis, with
+    (0, 0) for the batch axis; scalar constant_values."""
+    info = b.info(op.inputs['array'])
+    width = op.inputs['pad_width']
+    value = _int_literal(width, b)
+    others = [v for p, v in op.inputs.items() if p != 'array']
+    if not (info.batched or batched(b, *others)):
+        return rhs, Info(False, info.rank)
+    values = op.inputs.get('constant_values')
+    if info.rank is None or value is None or batched(b, *others) or \
+            not (values is None or b.info(values).rank == 0):
+        return loop(b, op, rhs, info.rank)
+    pairs = _pad_pairs(value, info.rank)
+    return _with_args(rhs, op, {'pad_width': n.const(((0, 0),) + pairs)}), Info(True, info.rank)
+
+
+def _pad_pairs(width, rank):
+    """NumPy's pad_width forms (int, (n,), (before, after), per axis) as one
+    (before, after) pair per axis."""
+    return tuple(tuple(int(v) for v in pair)
+                 for pair in numpy.broadcast_to(numpy.asarray(width), (rank, 2)))
+
+
+def _int_literal(node, b=None):
+    """The value of a literal made of ints, tuples and lists (as tuples), or
+    None; with `b`, also of a name bound once to one (normalize names nested
+    tuples: `_t2 = (1, 0), (2, 1)`)."""
+    if isinstance(node, n.Constant) and isinstance(node.value, (int, tuple)) \
+            and not isinstance(node.value, bool):
+        return node.value
+    if isinstance(node, (n.Tuple, n.List)):
+        parts = [_int_literal(e, b) for e in node.elts]
+        return None if None in parts else tuple(parts)
+    if isinstance(node, n.Name) and b is not None:
+        return _named_literals(b).get(node.id)
+    return None
+
+
+def _named_literals(b):
+    """{name: value} of the names assigned exactly once, to an int literal."""
+    if getattr(b, 'literals', None) is None:
+        b.literals, counts = {}, {}
+        for stmt in n.walk(b.fdef):
+            if isinstance(stmt, n.Assign) and isinstance(stmt.targets[0], n.Name):
+                name = stmt.targets[0].id
+                counts[name] = counts.get(name, 0) + 1
+                b.literals[name] = _int_literal(stmt.value, b)    # names bound earlier too
+        b.literals = {k: v for k, v in b.literals.items() if counts[k] == 1 and v is not None}
+    return b.literals
+
+
+@rule('tensordot')
+def tensordot(b, op, rhs):
+    """np.tensordot per example as one einsum with a batch letter."""
+    x1, x2 = op.inputs['a'], op.inputs['b']
+    i1, i2 = b.info(x1), b.info(x2)
+    axes = _int_literal(op.inputs.get('axes') or n.const(2), b)
+    pairs = _tensordot_pairs(axes, i1.rank, i2.rank)
+    rank = None if pairs is None else i1.rank + i2.rank - 2 * len(pairs)
+    if not (i1.batched or i2.batched):
+        return rhs, Info(False, rank)
+    if pairs is None:
+        return loop(b, op, rhs, rank)
+    return _contraction(x1, i1, x2, i2, pairs), Info(True, rank)
+
+
+def _contraction(x1, i1, x2, i2, pairs):
+    """x1 and x2 contracted over (axis of x1, axis of x2) `pairs`, free axes of
+    x1 then of x2 (tensordot's order), as one einsum with a batch letter."""
+    letters = iter('abcdefghijklmnopqrstuvwxy')
+    t1 = [next(letters) for _ in range(i1.rank)]
+    t2 = [next(letters) for _ in range(i2.rank)]
+    for p, q in pairs:
+        t2[q] = t1[p]
+    out = [c for k, c in enumerate(t1) if k not in {p for p, _ in pairs}] + \
+        [c for k, c in enumerate(t2) if k not in {q for _, q in pairs}]
+    spec = f'{"z" * i1.batched}{"".join(t1)},{"z" * i2.batched}{"".join(t2)}->z{"".join(out)}'
+    return prim_call('einsum', [n.const(spec), x1, x2])
+
+
+def _tensordot_pairs(axes, r1, r2):
+    """tensordot's axes (N, or two sequences) as (axis of a, axis of b) pairs."""
+    if r1 is None or r2 is None or axes is None:
+        return None
+    if isinstance(axes, int):
+        return [(r1 - axes + k, k) for k in range(axes)]
+    a, c = ((x,) if isinstance(x, int) else x for x in axes)
+    return [(p % r1, q % r2) for p, q in zip(a, c)]
 
 
 @rule('flip_lr_ud')
@@ -599,14 +740,21 @@ def join_arrays(b, op, rhs):
         return loop(b, op, rhs, rank)
     seq = _all_batched(b, seq, info, elts)
     if name in ('hstack', 'vstack'):
-        axis = 1 if name == 'vstack' or r >= 2 else 0
-        if name == 'vstack' and r < 2 or name == 'hstack' and r == 0:
+        join, axis = _stack_as(name, r)
+        if join is None:
             return loop(b, op, rhs, rank)
-        return prim_call('concatenate', [seq, n.const(axis + 1)]), Info(True, rank)
+        return prim_call(join, [seq], [('axis', n.const(axis + 1))]), Info(True, rank)
     axis = _axes_of(op.inputs.get('axis') or n.const(0))
     if axis is None or axis == 'dynamic' or len(axis) != 1:
         return loop(b, op, rhs, rank)
     return prim_call(name, [seq], [('axis', n.const(_shifted(axis)[0]))]), Info(True, rank)
+
+
+def _stack_as(name, rank):
+    """hstack / vstack of examples of `rank` as (concatenate or stack, axis)."""
+    if name == 'hstack':
+        return ('stack', 0) if rank == 0 else ('concatenate', 0 if rank == 1 else 1)
+    return ('stack', 0) if rank == 1 else ('concatenate', 0) if rank >= 2 else (None, None)
 
 
 def _elements(b, seq, info):
@@ -637,11 +785,47 @@ def broadcast_to(b, op, rhs):
     rank = _shape_rank(b, shape)
     if not info.batched:
         return (loop(b, op, rhs, rank) if batched(b, shape) else (rhs, Info(False, rank)))
-    if not isinstance(shape, n.Tuple) or rank is None:
+    dims = _shape_nodes(shape)
+    if dims is None or rank is None or info.rank is None:
         return loop(b, op, rhs, rank)
     lifted = b.lift(x, info, rank)
-    return prim_call('broadcast_to', [lifted, n.tuple_([b.size()] + list(shape.elts))]), \
-        Info(True, rank)
+    return prim_call('broadcast_to', [lifted, n.tuple_([b.size()] + dims)]), Info(True, rank)
+
+
+def _shape_nodes(shape):
+    """The dimensions of a literal shape (a tuple, a constant tuple or an int) as nodes."""
+    if isinstance(shape, n.Tuple):
+        return list(shape.elts)
+    if isinstance(shape, n.Constant) and isinstance(shape.value, tuple):
+        return [n.const(v) for v in shape.value]
+    return [shape] if _int(shape) is not None else None
+
+
+@rule('full')
+def full(b, op, rhs):
+    """full(shape, v) / full_like(a, v) with v (or a) batched: v lifted to the
+    example's rank fills the batched shape."""
+    fill = op.inputs['fill_value']
+    fi = b.info(fill)
+    if op.prim.name == 'full':
+        dims = _shape_nodes(op.inputs['shape'])
+        rank = len(dims) if dims is not None else None
+        others = [v for p, v in op.inputs.items() if p not in ('shape', 'fill_value')]
+        if not batched(b, *op.inputs.values()):
+            return rhs, Info(False, rank)
+        if dims is None or fi.rank is None or batched(b, op.inputs['shape'], *others):
+            return loop(b, op, rhs, rank)
+        return _with_args(rhs, op, {'shape': n.tuple_([b.size()] + dims),
+                                    'fill_value': b.lift(fill, fi, rank)}), Info(True, rank)
+    a, ai = op.inputs['a'], b.info(op.inputs['a'])
+    others = [v for p, v in op.inputs.items() if p not in ('a', 'fill_value')]
+    if not (ai.batched or fi.batched):
+        return rhs, Info(False, ai.rank)
+    if ai.rank is None or fi.rank is None or batched(b, *others) or \
+            not _is_none(op.inputs.get('shape')):
+        return loop(b, op, rhs, ai.rank)
+    return _with_args(rhs, op, {'a': b.broadcast(a, ai),
+                                'fill_value': b.lift(fill, fi, ai.rank)}), Info(True, ai.rank)
 
 
 @rule('array')
@@ -650,7 +834,9 @@ def array(b, op, rhs):
     param = _data_param(op)
     x, info = op.inputs[param], b.info(op.inputs[param])
     if not info.batched:
-        return rhs, Info(False, info.rank if info.elts is None else None)
+        return rhs, Info(False, _array_rank(info))
+    if info.elts is None and info.item is None and info.rank is None:
+        return loop(b, op, rhs)            # an array or a list: known only at run time
     if info.elts is None:
         return same(b, op, rhs)
     elts = list(info.elts) if isinstance(info.elts, tuple) else None
@@ -661,44 +847,110 @@ def array(b, op, rhs):
     return out, Info(True, elts[0].rank + 1)
 
 
+def _array_rank(info):
+    """The rank of np.array(value): nested lists of equal ranks add one each."""
+    if not isinstance(info.elts, tuple):
+        return info.rank if info.elts is None else None
+    ranks = {_array_rank(e) for e in info.elts}
+    return ranks.pop() + 1 if len(ranks) == 1 and None not in ranks else None
+
+
 # ---- indexing ----
 
-def _index_parts(node):
-    return list(node.elts) if isinstance(node, n.Tuple) else [node]
+# Markers among the Infos of an index's parts (compared by identity): a slice
+# (also a name bound to one: py_slice's rule gives it) and the Ellipsis.
+SLICE = Info(False, None)
+ELLIPSIS = Info(False, None)
 
 
-def _index_rank(b, rank, parts):
-    """Per-example rank of x[parts]; None when not inferable. Also whether the
-    advanced (array) indices are adjacent and come first."""
+class ListInfo(Info):
+    """A list literal's Info: as an index, a list is one index array (advanced
+    indexing), where a tuple holds one index per axis."""
+
+
+def _index(b, idx):
+    """(nodes, Infos) of the parts of index `idx`: a literal tuple's elements,
+    or for a name bound to a tuple its elements' Infos (nodes None)."""
+    idx = _tuple_node(idx)
+    if isinstance(idx, n.Tuple):
+        return list(idx.elts), [_part(b, p) for p in idx.elts]
+    info = b.info(idx)
+    if isinstance(idx, n.Name) and isinstance(info.elts, tuple) and not info.batched \
+            and not isinstance(info, ListInfo):
+        return None, list(info.elts)
+    return [idx], [_part(b, idx)]
+
+
+def _tuple_node(idx):
+    """A constant tuple index (constants are substituted) as a tuple of constants."""
+    if isinstance(idx, n.Constant) and isinstance(idx.value, tuple):
+        return n.tuple_([n.const(v) for v in idx.value])
+    return idx
+
+
+def _part(b, p):
+    if isinstance(p, n.Slice) or _is_slice_call(p):
+        return SLICE
+    if isinstance(p, n.Constant) and p.value is Ellipsis:
+        return ELLIPSIS
+    if isinstance(p, n.List) or isinstance(b.info(p), ListInfo):     # an index array
+        info = b.info(p) if isinstance(p, n.Name) else container(tuple(b.info(e) for e in p.elts))
+        return Info(info.batched, _array_rank(info))
+    return b.info(p)
+
+
+def _index_rank(rank, parts):
+    """Per-example rank of x[parts] for x of per-example `rank` (None when not
+    inferable), and whether the index arrays and integers come first, adjacent."""
     if rank is None:
         return None, False
-    consumed, added, adv, positions = 0, 0, [], []
-    ellipsis = False
+    dropped, added, adv, ellipsis = 0, 0, [], False
     for k, p in enumerate(parts):
-        if isinstance(p, n.Slice) or _is_slice_call(p):
-            consumed += 1
-        elif isinstance(p, n.Constant) and p.value is None:
+        if p is SLICE:
+            continue
+        if p is NONE:
             added += 1
-        elif isinstance(p, n.Constant) and p.value is Ellipsis:
+        elif p is ELLIPSIS:
             ellipsis = True
+        elif p.rank is None or p.rank >= 2 or p.elts is not None:
+            return None, False        # also a mask of rank >= 2: its dtype is not known
         else:
-            r = b.info(p).rank
-            if r is None:
-                return None, False
-            consumed += 1
-            if r > 0 or b.info(p).batched:
-                adv.append(r)
-                positions.append(k)
-            else:
-                adv.append(0)
-                positions.append(k)
-    out = rank - consumed + added + (max(adv) if adv else 0)
-    first = not positions or positions == list(range(len(positions)))
-    return out, first and not ellipsis
+            dropped += 1
+            adv.append(k)
+    out = rank - dropped + added + max((parts[k].rank for k in adv), default=0)
+    return out, adv == list(range(len(adv))) and not ellipsis
+
+
+def _advanced_ok(parts):
+    """Whether prefixing `:` keeps NumPy's placement of advanced-index axes:
+    true unless index arrays and integers of one index are separated by a slice."""
+    adv = [k for k, p in enumerate(parts) if p not in (SLICE, NONE, ELLIPSIS)]
+    arrays = any(parts[k].rank != 0 or parts[k].batched for k in adv)
+    return not arrays or adv == list(range(adv[0], adv[-1] + 1))
 
 
 def _is_slice_call(node):
     return isinstance(node, n.Call) and isinstance(node.func, n.Name) and node.func.id == 'slice'
+
+
+def _past_batch(b, idx, nodes, subscript=False):
+    """Index `idx` (unbatched) applied past the batch axis: `(:, *parts)`, or
+    rt.batch_index(idx) where the parts are known only at run time. Outside a
+    subscript, slices are written as slice(...) calls."""
+    idx = _tuple_node(idx)
+    info = _part(b, idx)
+    if isinstance(idx, n.Tuple) or nodes is not None and (
+            info is SLICE or info.rank is not None or not isinstance(idx, n.Name)):
+        parts = [n.Slice(lower=None, upper=None, step=None)] + [n.deepcopy(p) for p in nodes]
+        return n.tuple_(parts if subscript else [_slice_value(p) for p in parts])
+    return b.tmp(n.call('rt.batch_index', [idx]), UNKNOWN, '_idx')
+
+
+def _slice_value(node):
+    if not isinstance(node, n.Slice):
+        return node
+    return n.call(n.name('slice'), [node.lower or n.const(None), node.upper or n.const(None),
+                                    node.step or n.const(None)])
 
 
 def _item_info(info, idx):
@@ -730,61 +982,39 @@ def _item_info(info, idx):
 
 @rule('getitem')
 def getitem(b, op, rhs):
-    x, idx_expr = op.inputs['a'], op.inputs['idx']
-    info = b.info(x)
+    x, info = op.inputs['a'], b.info(op.inputs['a'])
+    index = rhs.slice if isinstance(rhs, n.Subscript) else op.inputs['idx']
+    value = op.inputs['idx']                      # the index as a value: slices as slice()
+    nodes, parts = _index(b, index)
+    idx_batched = b.info(index).batched or any(p.batched for p in parts)
     if info.elts is not None or info.item is not None:     # a Python container
-        if batched(b, *_index_parts(idx_expr)):
+        if idx_batched:
             b.fail('codax vmap: indexing a list or tuple with a batched index')
-        return rhs, _item_info(info, idx_expr)
-    if info.batched and info.rank is None:        # an array or a container: seen at run time
-        if batched(b, *_index_parts(idx_expr)):
-            return _loop_getitem(b, x, idx_expr, None)
-        return n.call('rt.getitem_batched', [x, idx_expr]), Info(True, None)
-    index = rhs.slice if isinstance(rhs, n.Subscript) else idx_expr
-    parts = _index_parts(index)
-    rank, simple = _index_rank(b, info.rank, parts)
-    idx_batched = batched(b, *[p for p in parts if isinstance(p, n.Name)])
-    if not info.batched and not idx_batched:
+        return rhs, _item_info(info, index)
+    if info.batched and info.rank is None and not idx_batched:  # array or container: run time
+        where = b.tmp(n.call('rt.batch_index', [value, x]), UNKNOWN, '_idx')
+        return n.Subscript(value=x, slice=where, ctx=n.Load()), Info(True, None)
+    rank, first = _index_rank(info.rank, parts)
+    if not (info.batched or idx_batched):
         return rhs, Info(False, rank)
-    if not idx_batched:
-        if info.rank is None and not isinstance(index, n.Tuple) and \
-                b.info(index).rank is None and b.info(index).elts is None:
-            where = b.tmp(n.call('rt.batch_index', [index]), UNKNOWN, '_idx')
-            return n.Subscript(value=x, slice=where, ctx=n.Load()), Info(True, None)
-        if rank is None or not _advanced_ok(b, parts):
-            return _loop_getitem(b, x, idx_expr, rank)
-        new = n.tuple_([n.Slice(lower=None, upper=None, step=None)] + [n.deepcopy(p) for p in parts])
-        return n.Subscript(value=x, slice=new, ctx=n.Load()), Info(True, rank)
-    if rank is None or not simple:
-        return _loop_getitem(b, x, idx_expr, rank)
-    return _gather(b, x, info, parts, rank), Info(True, rank)
+    if not idx_batched and _advanced_ok(parts):
+        return n.Subscript(value=x, slice=_past_batch(b, index, nodes, True), ctx=n.Load()), \
+            Info(True, rank)
+    if idx_batched and rank is not None and first and nodes is not None:
+        return _gather(b, x, info, nodes, parts), Info(True, rank)
+    return loop_call(b, n.dotted('rt.getitem'), [x, value], (), rank)
 
 
-def _advanced_ok(b, parts):
-    """Whether prefixing `:` keeps NumPy's placement of advanced-index axes:
-    true unless the example's advanced indices are separated by a slice."""
-    positions = [k for k, p in enumerate(parts) if isinstance(p, n.Name)
-                 and (b.info(p).rank or 0) > 0]
-    return not positions or positions == list(range(positions[0], positions[-1] + 1))
-
-
-def _loop_getitem(b, x, idx, rank):
-    return loop_call(b, n.dotted('rt.getitem'), [x, idx], (), rank)
-
-
-def _gather(b, x, info, parts, rank):
+def _gather(b, x, info, nodes, parts):
     """x[idx] per example where idx is batched: advanced indexing with the batch
     position as one more index array, so one gather serves every example."""
-    adv_rank = max(b.info(p).rank for p in parts if isinstance(p, n.Name) or _int(p) is not None)
+    adv_rank = max(p.rank for p in parts if p not in (SLICE, NONE, ELLIPSIS))
     new = []
     if info.batched:
         arange = b.tmp(prim_call('arange', [b.size()]), Info(True, 0), '_ex')
         new.append(b.lift(arange, Info(True, 0), adv_rank))
-    for p in parts:
-        if isinstance(p, n.Name) and b.info(p).batched:
-            new.append(b.lift(p, b.info(p), adv_rank))
-        else:
-            new.append(n.deepcopy(p))
+    for node, p in zip(nodes, parts):
+        new.append(b.lift(node, p, adv_rank) if p.batched else n.deepcopy(node))
     return n.Subscript(value=x, slice=n.tuple_(new) if len(new) > 1 else new[0], ctx=n.Load())
 
 
@@ -792,31 +1022,37 @@ def _gather(b, x, info, parts, rank):
 def setitem(b, op, rhs):
     x, idx, v = op.inputs['a'], op.inputs['idx'], op.inputs['v']
     info, vinfo = b.info(x), b.info(v)
+    nodes, parts = _index(b, idx)
+    idx_batched = b.info(idx).batched or any(p.batched for p in parts)
     if info.elts is not None:
-        if batched(b, *_index_parts(idx)):
+        if idx_batched:
             b.fail('codax vmap: writing into a list or tuple at a batched index')
         return rhs, _updated(info, idx, vinfo)
-    parts = _index_parts(idx)
-    idx_batched = batched(b, *[p for p in parts if isinstance(p, n.Name)])
     if not (info.batched or idx_batched or vinfo.batched):
         return rhs, Info(False, info.rank)
-    sel_rank, simple = _index_rank(b, info.rank, parts)
-    if sel_rank is None or vinfo.rank is None or (idx_batched and not simple) or \
-            not _advanced_ok(b, parts) or any(isinstance(p, n.Call) and not _is_slice_call(p)
-                                             for p in parts):
-        return loop_call(b, n.dotted('rt.setitem'), [x, idx, v], (), info.rank)
+    sel_rank, first = _index_rank(info.rank, parts)
+    value = _lifted_to(b, v, vinfo, sel_rank)
     target = b.broadcast(x, info)
-    value = b.lift(v, vinfo, sel_rank)
-    if idx_batched:
-        adv_rank = max(b.info(p).rank for p in parts if isinstance(p, n.Name))
-        arange = b.tmp(prim_call('arange', [b.size()]), Info(True, 0), '_ex')
-        new = [b.lift(arange, Info(True, 0), adv_rank)]
-        new += [b.lift(p, b.info(p), adv_rank) if isinstance(p, n.Name) and b.info(p).batched
-                else n.deepcopy(p) for p in parts]
-    else:
-        new = [n.call(n.name('slice'), [n.const(None)] * 3)] + [n.deepcopy(p) for p in parts]
-    index = b.tmp(n.tuple_(new), UNKNOWN, '_idx')
-    return prim_call('setitem', [target, index, value]), Info(True, info.rank)
+    if value is None or not (_advanced_ok(parts) or idx_batched):
+        return loop_call(b, n.dotted('rt.setitem'), [x, idx, v], (), info.rank)
+    if not idx_batched:
+        return prim_call('setitem', [target, _past_batch(b, idx, nodes), value]), \
+            Info(True, info.rank)
+    if sel_rank is None or not first or nodes is None:
+        return loop_call(b, n.dotted('rt.setitem'), [x, idx, v], (), info.rank)
+    where = _gather(b, target, Info(True, info.rank), nodes, parts).slice
+    return prim_call('setitem', [target, b.tmp(where, UNKNOWN, '_idx'), value]), \
+        Info(True, info.rank)
+
+
+def _lifted_to(b, v, vinfo, rank):
+    """v to be written into a batched selection of per-example `rank`: a batched
+    v is lifted to it (None when that needs ranks not known here)."""
+    if not vinfo.batched:
+        return v
+    if rank is None or vinfo.rank is None:
+        return None
+    return b.lift(v, vinfo, rank)
 
 
 def _updated(info, idx, vinfo):
@@ -843,7 +1079,7 @@ def append(b, op, rhs):
     if item.batched and not vinfo.batched:           # every element batched alike
         v = b.broadcast(v, vinfo)
     if item.batched and any(not e.batched for e in elts):
-        b.fail('codax vmap: a list holds batched and unbatched values')
+        xs = _all_batched(b, xs, info, list(elts))      # the elements so far, repeated
     return prim_call('append', [xs, v]), Info(item.batched, None, None, item)
 
 
@@ -899,7 +1135,10 @@ def shape_of(b, op, rhs):
     attr = op.prim.name.replace('rt_', '')
     node = op.inputs[_data_param(op)]
     if attr == 'size' and not _is_none(op.inputs.get('axis')):
-        return loop(b, op, rhs, 0)
+        axes = _axes_of(op.inputs['axis'])
+        if not b.info(node).batched or not isinstance(axes, tuple):
+            return loop(b, op, rhs, 0)
+        return _with_args(rhs, op, {'axis': n.const(_shifted(axes)[0])}), SCALAR
     if not b.info(node).batched:
         return rhs, attribute(b, n.Attribute(value=node, attr=attr, ctx=n.Load()))[1]
     return attribute(b, n.Attribute(value=node, attr=attr, ctx=n.Load()))
@@ -949,6 +1188,8 @@ def atleast(b, op, rhs):
 
 @rule('py_sum')
 def py_sum(b, op, rhs):
+    """sum(xs, start): over a batched array's first example axis; over a list
+    of arrays with the batched ones (and start) lifted to the widest example."""
     it, info = op.inputs['iterable'], b.info(op.inputs['iterable'])
     start = op.inputs.get('start')
     if not batched(b, it, start):
@@ -958,21 +1199,46 @@ def py_sum(b, op, rhs):
             return loop(b, op, rhs)
         return prim_call('sum', [it], [('axis', n.const(1))]), Info(True, info.rank - 1)
     elts = list(info.elts) if isinstance(info.elts, tuple) else []
-    ranks = {e.rank for e in elts}
-    if len(ranks) == 1 and None not in ranks and all(e.batched for e in elts):
-        return rhs, Info(True, ranks.pop())
-    return loop(b, op, rhs)
+    parts = elts + ([b.info(start)] if not _is_none(start) else [])
+    ranks = [e.rank for e in parts]
+    if not elts or None in ranks or any(e.elts is not None for e in parts):
+        return loop(b, op, rhs)
+    rank = max(ranks)
+    if any(e.batched and e.rank < rank for e in elts):        # lifted, in a new list
+        parts = [b.lift(b.tmp(n.Subscript(value=it, slice=n.const(k), ctx=n.Load()), e,
+                              '_elt'), e, rank) for k, e in enumerate(elts)]
+        it = b.tmp(n.List(elts=parts, ctx=n.Load()),
+                   container(tuple(Info(e.batched, rank if e.batched else e.rank) for e in elts)))
+        rhs = _with_args(rhs, op, {'iterable': it})
+    if not _is_none(start) and b.info(start).batched:
+        return _with_args(rhs, op, {'start': b.lift(start, b.info(start), rank)}), \
+            Info(True, rank)
+    return rhs, Info(True, rank)
 
 
 @rule('py_extremum')
 def py_extremum(b, op, rhs):
-    args = op.inputs['args'].elts
-    if len(args) == 2:
-        call = prim_call('maximum' if op.prim.name == 'py_max' else 'minimum', list(args))
-        if not batched(b, *args):
-            return rhs, Info(False, max((b.info(a).rank or 0) for a in args))
-        return elementwise_of(b, call, list(args))
-    return loop(b, op, rhs)
+    """max(a, b, ...) / max(list) per example: a chain of np.maximum (which
+    shares the cotangent at ties); max(vector): np.max over its axis."""
+    args = list(op.inputs['args'].elts)
+    fn = 'maximum' if op.prim.name == 'py_max' else 'minimum'
+    if len(args) == 1 and isinstance(b.info(args[0]).elts, tuple):    # max(list)
+        info = b.info(args[0])
+        args = [b.tmp(n.Subscript(value=args[0], slice=n.const(k), ctx=n.Load()), e, '_elt')
+                for k, e in enumerate(info.elts)]
+    infos = [b.info(a) for a in args]
+    if not any(i.batched for i in infos):
+        return rhs, Info(False, None if len(args) == 1 else
+                         max((i.rank or 0) for i in infos))
+    if len(args) == 1:
+        if infos[0].rank != 1:
+            return loop(b, op, rhs)
+        return prim_call('amax' if fn == 'maximum' else 'amin', [args[0]],
+                         [('axis', n.const(1))]), Info(True, 0)
+    out = args[0]
+    for x in args[1:-1]:
+        out = _apply(b, fn, [out, x])
+    return rewrite(b, prim_call(fn, [out, args[-1]]))
 
 
 @rule('scalar_cast')
@@ -996,6 +1262,14 @@ def unbatched_only(b, op, rhs):
     if batched(b, *op.inputs.values()):
         b.fail(f'codax vmap: {op.prim.name.replace("py_", "")}() of a value that differs '
                'between examples; index with a batched array instead')
+    return rhs, SLICE if op.prim.name == 'py_slice' else UNKNOWN
+
+
+@rule('axes_only')
+def axes_only(b, op, rhs):
+    """rt.inverse_axes(axes, a) reads axis numbers only: the same for every example."""
+    if batched(b, op.inputs['axes']):
+        b.fail('codax vmap: axes that differ between examples')
     return rhs, UNKNOWN
 
 
@@ -1035,6 +1309,11 @@ def user_call(b, op, rhs):
         return rhs, UNKNOWN
     if b.info(rhs.func).batched:
         b.fail('codax vmap: the function called here differs between examples')
+    callee = rhs.codax.obj if getattr(rhs, 'codax', None) is not None else None
+    if callee is not None and callee is getattr(rt, 'einsum_vjp', None):
+        return einsum_vjp(b, rhs)
+    if _runtime_helper(callee):            # a rule helper without a record of its own
+        return loop_call(b, rhs.func, rhs.args, rhs.keywords, None)
     infos = [b.info(a) for a in rhs.args]
     if rhs.keywords:
         b.fail('codax vmap: pass arguments of batched user-function calls by position')
@@ -1048,7 +1327,36 @@ def user_call(b, op, rhs):
     return call, out if out is not None else Info(True, None)
 
 
+def _runtime_helper(fn):
+    """A function of codax's runtime that generated code calls (not one that
+    stands for a user call, like rt.vjp_call): run per example, not transformed."""
+    import runtime
+    module = getattr(fn, '__module__', '') or ''
+    return module.split('.')[0] == 'runtime' and fn not in (
+        runtime.vjp_call, runtime.pullback, runtime.jvp_call)
+
+
 # ---- the runtime's adjoint helpers (vmap of grad) ----
+
+def einsum_vjp(b, rhs):
+    """rt.einsum_vjp(g, spec, operands, ans) (first order, no record): with
+    every operand batched (unbatched ones broadcast), the same helper with a
+    batch letter on every term."""
+    g, spec, operands, ans = (list(rhs.args) + [None] * 4)[:4]
+    gi, info, ai = b.info(g), b.info(operands), b.info(ans)
+    elts = _elements(b, operands, info)
+    out = container(tuple(Info(True, e.rank) for e in elts)) if isinstance(info.elts, tuple) \
+        else Info(True, None)
+    if rhs.keywords or not isinstance(spec, n.Constant) or not isinstance(spec.value, str) \
+            or not isinstance(info.elts, tuple) or ai.rank is None or gi.elts is not None:
+        return loop_call(b, rhs.func, rhs.args, rhs.keywords, None)[0], out
+    inputs, output = _einsum_output(spec.value.replace(' ', ''))
+    z = next(c for c in string.ascii_letters if c not in spec.value)
+    new = ','.join(z + term for term in inputs) + '->' + z + output
+    full = b.broadcast(_materialize(b, g, gi, ans, ai), Info(gi.batched or ai.batched, ai.rank))
+    return n.call(rhs.func, [full, n.const(new), _all_batched(b, operands, info, elts),
+                             b.broadcast(ans, ai)]), out
+
 
 @rule('seed')
 def seed(b, op, rhs):
@@ -1071,20 +1379,29 @@ def unbroadcast(b, op, rhs):
     gi, xi, yi = b.info(g), b.info(x), b.info(y)
     if not (gi.batched or xi.batched or yi.batched):
         return rhs, Info(False, xi.rank if xi.rank == yi.rank == gi.rank else None)
-    if xi.rank is None or yi.rank is None or gi.rank is None:
-        return loop(b, op, rhs, xi.rank)
+    if yi.rank is None:               # (its result stays broadcastable: rank not known)
+        return loop(b, op, rhs, None)
     full = _materialize(b, g, gi, y, yi)
-    if xi.batched:
-        return n.call('rt.sum_to_like', [full, x]), Info(True, xi.rank)
-    return n.call('rt.sum_to_example', [full, x]), Info(True, xi.rank)
+    if not (gi.batched or yi.batched):      # only x batched: its examples share one shape
+        return n.call('rt.sum_to', [full, n.call('rt.example_shape', [x])]), Info(False, xi.rank)
+    return _sum_to_example_of(b, full, x, xi), Info(True, xi.rank)
+
+
+def _sum_to_example_of(b, full, x, xi):
+    """Batched `full` summed, example by example, to the shape of (an example of) x."""
+    shape = n.call('rt.example_shape' if xi.batched else 'rt.shape', [x])
+    return n.call('rt.sum_to_batched', [full, shape])
 
 
 def _materialize(b, g, gi, y, yi):
-    """g broadcast to the batched shape of y (both may or may not be batched)."""
+    """g broadcast to the (batched) shape of y (both may or may not be batched)."""
+    if not (gi.batched or yi.batched):
+        return b.tmp(n.call('rt.materialize', [g, y]), Info(False, yi.rank), '_full')
+    if gi.batched and gi.rank is None:             # seen at run time
+        g = b.tmp(n.call('rt.lift_batched', [g, n.const(yi.rank)]), Info(True, yi.rank))
+        gi = Info(True, yi.rank)
     g = b.lift(g, gi, yi.rank)
     target = b.broadcast(y, yi) if not yi.batched else y
-    if not gi.batched and not yi.batched:
-        return g
     return b.tmp(n.call('rt.materialize', [g, target]), Info(True, yi.rank), '_full')
 
 
@@ -1094,7 +1411,16 @@ def materialize(b, op, rhs):
     g, y = (op.inputs[p] for p in op.prim.params[:2])
     gi, yi = b.info(g), b.info(y)
     if not (gi.batched or yi.batched):
-        return rhs, Info(False, yi.rank)
+        return rhs, (Info(False, yi.rank) if yi.elts is None else yi)
+    if op.prim.name == 'dense' and yi.elts is None and yi.item is None:
+        # the zero 0.0 may stand for a value of any rank: ranks are read at run time
+        return n.call('rt.dense_batched', [g, y, n.const(gi.batched), n.const(yi.batched),
+                                           b.size()]), _mark_batched(yi)
+    if yi.elts is not None or yi.item is not None:    # a container: shaped like y
+        call, _ = loop(b, op, rhs)
+        return call, _mark_batched(yi)
+    if yi.rank == 0:          # a number: g is one already (rt.dense keeps g for a float)
+        return g, Info(gi.batched, gi.rank)
     if gi.rank is None or yi.rank is None:
         return loop(b, op, rhs, yi.rank)
     target = b.broadcast(y, yi)
@@ -1104,38 +1430,30 @@ def materialize(b, op, rhs):
 @rule('shifted_axis_helper')
 def shifted_axis_helper(b, op, rhs):
     """Helpers with an `axis` parameter that only read shapes (sum_vjp,
-    keep_dims, extremum_vjp): with every operand full and batched, the same
-    helper with the axis shifted past the batch axis."""
+    keep_dims, extremum_vjp): with every operand batched, the reduction-shaped
+    ones lifted to the reduced rank, the same helper with the axis shifted."""
     params = [p for p in op.prim.params if p not in ('axis', 'keepdims')]
     nodes = [op.inputs.get(p) for p in params]
     infos = [b.info(x) for x in nodes]
     axes = _axes_of(op.inputs.get('axis'))
-    ref = {'rt_sum_vjp': 'x', 'rt_keep_dims': 'x', 'rt_extremum_vjp': 'x'}[op.prim.name]
-    xinfo = b.info(op.inputs[ref])
-    out_rank = xinfo.rank if op.prim.name != 'rt_keep_dims' else xinfo.rank
-    if not any(i.batched for i in infos):
-        return rhs, Info(False, None)
-    if axes == 'dynamic' or xinfo.rank is None or any(i.rank is None for i in infos) or \
-            batched(b, op.inputs.get('keepdims')):
-        return loop(b, op, rhs, out_rank)
     keep = op.inputs.get('keepdims')
-    keepdims = bool(keep.value) if isinstance(keep, n.Constant) else False
+    keepdims = bool(keep.value) if isinstance(keep, n.Constant) else 'dynamic' if keep else False
+    xinfo = b.info(op.inputs['x'])
+    if op.prim.name != 'rt_extremum_vjp' and (axes is None or keepdims is True):
+        return nodes[0], infos[0]           # they return their first argument as it is
+    if not any(i.batched for i in infos):
+        return rhs, Info(False, xinfo.rank)
+    if axes == 'dynamic' or keepdims == 'dynamic' or None in [i.rank for i in infos]:
+        return loop(b, op, rhs, None)             # (results may stay broadcastable)
     reduced = xinfo.rank if keepdims else (0 if axes is None else xinfo.rank - len(axes))
-    axis = n.const(tuple(range(1, xinfo.rank + 1)) if axes is None else _shifted(axes))
-    replace = {}
+    replace = {'axis': n.const(tuple(range(1, xinfo.rank + 1)) if axes is None
+                               else _shifted(axes))}
     for p, x, i in zip(params, nodes, infos):
-        if p == ref:
-            replace[p] = b.broadcast(x, i)
-        elif p in ('cot', 'y'):       # reduction-shaped: full and batched
-            target_rank = reduced
-            lifted = b.lift(x, i, target_rank) if i.batched else x
-            replace[p] = lifted if i.batched else b.broadcast(
-                b.lift(x, i, target_rank), Info(False, i.rank))
+        if p in ('cot', 'y'):               # reduction-shaped: lifted to the reduced rank
+            replace[p] = b.lift(b.broadcast(x, i), Info(True, i.rank), reduced)
         else:
             replace[p] = b.broadcast(x, i)
-    replace['axis'] = axis
-    call = _with_args(rhs, op, replace)
-    return call, Info(True, out_rank if op.prim.name != 'rt_keep_dims' else xinfo.rank)
+    return _with_args(rhs, op, replace), Info(True, xinfo.rank)
 
 
 @rule('matmul_vjp')
@@ -1143,27 +1461,28 @@ def matmul_vjp(b, op, rhs):
     """rt.matmul_vjp / dot_vjp per example, expanded into the products they
     compute, which are then batched like any product."""
     g, x1, x2, ans, which = (op.inputs[p] for p in op.prim.params[:5])
-    infos = [b.info(v) for v in (g, x1, x2)]
-    r1, r2 = infos[1].rank, infos[2].rank
+    infos = [b.info(v) for v in (g, x1, x2, ans)]
+    r1, r2, ra = infos[1].rank, infos[2].rank, infos[3].rank
     w = _int(which)
+    mine = [r1, r2][w] if w is not None else None
     if not any(i.batched for i in infos):
-        return rhs, Info(False, [r1, r2][w] if w is not None else None)
-    if w is None or r1 is None or r2 is None or r1 > 2 or r2 > 2 or min(r1, r2) == 0 \
-            or infos[0].rank is None:
-        return loop(b, op, rhs, [r1, r2][w] if w is not None and r1 is not None
-                    and r2 is not None else None)
-    gfull = _materialize(b, g, infos[0], ans, b.info(ans)) if b.info(ans).rank is not None \
-        and infos[0].rank < b.info(ans).rank else g
-    gi = Info(infos[0].batched or b.info(ans).batched, b.info(ans).rank) \
-        if gfull is not g else infos[0]
-    other, oi = (x2, infos[2]) if w == 0 else (x1, infos[1])
-    mine = [r1, r2][w]
+        return rhs, Info(False, mine)
+    if w is None or None in (r1, r2, ra) or min(r1, r2) == 0 or \
+            (max(r1, r2) > 2 and (min(r1, r2) < 2 or op.prim.name == 'rt_dot_vjp')):
+        return loop(b, op, rhs, mine)
+    gfull = _materialize(b, g, infos[0], ans, infos[3])
+    gi = Info(infos[0].batched or infos[3].batched, ra)
+    other, oi = (x2, infos[2]) if w == 0 else (x1, infos[1])     # (ans is read for its shape)
+    if max(r1, r2) > 2:                     # g @ x2^T or x1^T @ g, summed to the operand
+        t = _apply(b, 'swapaxes', [other, n.const(-1), n.const(-2)])
+        out = _apply(b, 'matmul', [gfull, t] if w == 0 else [t, gfull])
+        return rewrite(b, prim_call('rt_sum_to', [out, _apply(b, 'rt_shape', [(x1, x2)[w]])]))
     if r1 == 1 and r2 == 1:                               # inner product: g * other
         return elementwise_of(b, prim_call('multiply', [gfull, other]), [gfull, other])
     if w == 0 and r2 == 1:                                # g (n) outer x2 (m)
-        return _outer(b, gfull, gi, other, oi), Info(True, 2)
+        return _outer(b, gfull, gi, other, oi)
     if w == 1 and r1 == 1:                                # x1 (m) outer g (k)
-        return _outer(b, other, oi, gfull, gi), Info(True, 2)
+        return _outer(b, other, oi, gfull, gi)
     if w == 0:                                            # g @ x2.T ; or x2 @ g for r1 == 1
         if r1 == 1:
             return _product(b, other, oi, gfull, gi, 1)
@@ -1173,6 +1492,131 @@ def matmul_vjp(b, op, rhs):
         return _product(b, gfull, gi, other, oi, 1)
     t = _transposed(b, other, oi)
     return _product(b, t, Info(oi.batched, 2), gfull, gi, mine)
+
+
+def _apply(b, name, args, keywords=()):
+    """Emit `_vN = name(*args)` batched by its own rule; the new name."""
+    rhs, info = rewrite(b, prim_call(name, args, keywords))
+    return b.tmp(rhs, info)
+
+
+@rule('outer_vjp')
+def outer_vjp(b, op, rhs):
+    """rt.outer_vjp of vectors: g @ b or a @ g, batched like any product."""
+    g, x1, x2, ans, which = (op.inputs[p] for p in op.prim.params[:5])
+    infos = [b.info(v) for v in (g, x1, x2, ans)]
+    w = _int(which)
+    if not any(i.batched for i in infos):
+        return rhs, Info(False, [infos[1].rank, infos[2].rank][w] if w is not None else None)
+    if w is None or infos[1].rank != 1 or infos[2].rank != 1 or infos[0].rank is None:
+        return loop(b, op, rhs, 1 if w is not None and infos[w + 1].rank == 1 else None)
+    full = _materialize(b, g, infos[0], ans, infos[3])
+    return rewrite(b, prim_call('matmul', [full, x2] if w == 0 else [x1, full]))
+
+
+@rule('sum_to')
+def sum_to(b, op, rhs):
+    """rt.sum_to(g, target) with g batched: summed example by example."""
+    g, target = op.inputs['cot'], op.inputs['target']
+    gi, ti = b.info(g), b.info(target)
+    rank = _shape_rank(b, target)
+    if not (gi.batched or ti.batched):
+        return rhs, Info(False, rank)
+    if ti.batched:
+        return loop(b, op, rhs, rank)
+    return n.call('rt.sum_to_batched', [g, target]), Info(True, rank)
+
+
+@rule('cumsum_vjp')
+def cumsum_vjp(b, op, rhs):
+    """rt.cumsum_vjp(g, a, y, axis) along a literal axis: the same helper on
+    full batched operands, the axis shifted past the batch axis."""
+    g, a, y = op.inputs['cot'], op.inputs['a'], op.inputs['y']
+    gi, ai, yi = b.info(g), b.info(a), b.info(y)
+    axes = _axes_of(op.inputs.get('axis'))
+    if not (gi.batched or ai.batched or yi.batched):
+        return rhs, Info(False, ai.rank)
+    if not isinstance(axes, tuple) or yi.rank is None or gi.rank is None:
+        return loop(b, op, rhs, ai.rank)
+    full = b.broadcast(_materialize(b, g, gi, y, yi), Info(gi.batched or yi.batched, yi.rank))
+    return _with_args(rhs, op, {'cot': full, 'a': b.broadcast(a, ai), 'y': b.broadcast(y, yi),
+                                'axis': n.const(_shifted(axes)[0])}), Info(True, ai.rank)
+
+
+@rule('like_first')
+def like_first(b, op, rhs):
+    """Helpers that read only the dtype of their other arguments (rt.cast_like):
+    batched as their first."""
+    info = b.info(op.inputs[_data_param(op)])
+    return rhs, Info(info.batched, info.rank)
+
+
+@rule('elementwise_vjp')
+def elementwise_vjp(b, op, rhs):
+    """rt.where_vjp / clip_vjp: element-wise masks of g, summed back to one
+    operand. Batched: the same helper on operands lined up per example, with g
+    and that operand made full (so the helper sums nothing), then the sum per
+    example."""
+    params = [p for p in op.prim.params if p != 'which']
+    which = _int(op.inputs.get('which'))
+    target = _elementwise_target(op, which)
+    y, yi = op.inputs['y'], b.info(op.inputs['y'])
+    nodes = {p: op.inputs[p] for p in params if not _is_none(op.inputs.get(p))}
+    infos = {p: b.info(v) for p, v in nodes.items()}
+    xi = infos.get(target, UNKNOWN)
+    if not any(i.batched for i in infos.values()):
+        return rhs, Info(False, xi.rank)
+    if target is None or yi.rank is None or any(i.rank is None for i in infos.values()):
+        return loop(b, op, rhs, xi.rank)
+    Y = b.broadcast(y, yi)
+    replace = {p: b.lift(v, infos[p], yi.rank) for p, v in nodes.items() if p != 'y'}
+    for p in (target, 'cot'):
+        replace[p] = _materialize(b, nodes[p], infos[p], Y, Info(True, yi.rank))
+    replace['y'] = Y
+    full = b.tmp(_with_args(rhs, op, replace), Info(True, yi.rank))
+    return _sum_to_example_of(b, full, nodes[target], xi), Info(True, xi.rank)
+
+
+def _elementwise_target(op, which):
+    if op.prim.name == 'rt_where_vjp':
+        return 'x'
+    names = {0: ('a',), 1: ('a_min', 'min'), 2: ('a_max', 'max')}.get(which, ())
+    given = [p for p in names if not _is_none(op.inputs.get(p))]
+    return given[0] if given else None
+
+
+@rule('join_vjp')
+def join_vjp(b, op, rhs):
+    """rt.concatenate_vjp / rt.unstack: g cut into the pieces of a list. With g
+    full and every piece batched (unbatched ones are broadcast), the same
+    helper with the axis shifted past the batch axis."""
+    g, xs = op.inputs['cot'], op.inputs['xs' if 'xs' in op.inputs else 'tup']
+    gi, info = b.info(g), b.info(xs)
+    elts = _elements(b, xs, info)
+    ranks = {e.rank for e in elts} if elts is not None else {None}
+    helper, axis = op.prim.impl, _axes_of(op.inputs.get('axis') or n.const(0))
+    if op.prim.name in ('rt_hstack_vjp', 'rt_vstack_vjp') and len(ranks) == 1:
+        join, axis = _stack_as(op.prim.name[3:9], next(iter(ranks)))
+        helper, axis = ('rt.unstack' if join == 'stack' else 'rt.concatenate_vjp'), (axis,)
+    known = isinstance(info.elts, tuple)
+    out = container(tuple(Info(True, e.rank) for e in elts)) if known else Info(True, None)
+    y = op.inputs.get('y')
+    yi = b.info(y) if y is not None else UNKNOWN
+    if not (gi.batched or info.batched or yi.batched):
+        return rhs, out if not known else container(tuple(Info(False, e.rank) for e in elts))
+    whole = None if None in ranks or len(ranks) != 1 or axis == (None,) else \
+        ranks.pop() + (helper == 'rt.unstack')
+    full = None
+    if y is not None and yi.rank == whole:
+        full = _materialize(b, g, gi, y, yi), gi.batched or yi.batched
+    elif gi.rank == whole:
+        full = g, gi.batched
+    if not known or whole is None or axis in (None, 'dynamic') or full is None:
+        return loop(b, op, rhs)[0], out
+    args = [b.broadcast(full[0], Info(full[1], whole)), _all_batched(b, xs, info, elts)]
+    if helper == 'rt.concatenate_vjp':
+        args.append(b.broadcast(y, yi))
+    return n.call(helper, args + [n.const(_shifted(axis)[0])]), out
 
 
 def _transposed(b, x, info):
@@ -1188,8 +1632,13 @@ def _product(b, x1, i1, x2, i2, rank):
 
 
 def _outer(b, x1, i1, x2, i2):
-    spec = f'{"z" * i1.batched}i,{"z" * i2.batched}j->zij'
-    return prim_call('einsum', [n.const(spec), x1, x2])
+    """x1 (i) outer x2 (j) per example, as a broadcasting product: NumPy's
+    einsum does not vectorize this one well."""
+    every = n.Slice(lower=None, upper=None, step=None)
+    index = [every, n.deepcopy(every), n.const(None)] if i1.batched else [every, n.const(None)]
+    column = b.tmp(n.Subscript(value=x1, slice=n.tuple_(index), ctx=n.Load()),
+                   Info(i1.batched, 2))
+    return elementwise_of(b, prim_call('multiply', [column, x2]), [column, x2])
 
 
 @rule('item')
@@ -1199,8 +1648,9 @@ def item(b, op, rhs):
     info = b.info(g)
     if info.elts is not None:
         return rhs, _item_info(info, key)
-    if info.batched:
-        return loop(b, op, rhs)
+    if info.batched:                  # a container or an array: which one is seen at run time
+        where = b.tmp(n.call('rt.batch_index', [key, g]), UNKNOWN, '_idx')
+        return n.call('rt.item', [g, where]), Info(True, None)
     return rhs, UNKNOWN
 
 
@@ -1219,19 +1669,61 @@ def getitem_vjp(b, op, rhs):
         if isinstance(xi.elts, dict) and isinstance(idx, n.Constant):
             return rhs, container({key: (gi if key == idx.value else SCALAR)
                                    for key in xi.elts})
+        if isinstance(xi.elts, tuple):                # a slice: some slots, g's parts
+            return rhs, container(tuple(Info(gi.batched, None) for _ in xi.elts))
         return rhs, Info(gi.batched, None)
-    parts = _index_parts(idx)
-    if not (gi.batched or xi.batched or batched(b, *parts)):
-        return rhs, Info(False, xi.rank)
-    sel_rank, simple = _index_rank(b, xi.rank, parts)
-    if sel_rank is None or gi.rank is None or batched(b, *parts) or not _advanced_ok(b, parts) \
-            or any(isinstance(p, n.Call) and not _is_slice_call(p) for p in parts):
-        return loop(b, op, rhs, xi.rank)
+    return _scatter(b, op, rhs, 'rt.getitem_vjp', g, x, idx, xi.rank)
+
+
+@rule('setitem_vjp')
+def setitem_vjp(b, op, rhs):
+    """The adjoints of x[idx] = v: g with the written part zeroed (x), or the
+    written part of g summed to v's shape (v)."""
+    g, y, idx = op.inputs['cot'], op.inputs['y'], op.inputs['idx']
+    if b.info(y).elts is not None:                   # a container
+        if batched(b, idx):
+            b.fail('codax vmap: a batched index into a list or tuple')
+        return rhs, (b.info(g) if op.prim.name == 'rt_setitem_vjp_x' else Info(b.info(g).batched,
+                                                                              None))
+    if op.prim.name == 'rt_setitem_vjp_x':
+        return _scatter(b, op, rhs, 'rt.setitem_vjp_x', g, y, idx, b.info(y).rank)
+    v, vi = op.inputs['v'], b.info(op.inputs['v'])
+    if not batched(b, g, y, idx, v):
+        return rhs, Info(False, vi.rank)
+    part, pi = _scatter(b, op, rhs, None, g, y, idx, None)     # g[idx], per example
+    if pi is None:
+        return loop(b, op, rhs, vi.rank)
+    return _sum_to_example_of(b, b.tmp(part, pi), v, vi), Info(True, vi.rank)
+
+
+def _scatter(b, op, rhs, helper, g, x, idx, rank):
+    """helper(g, x, idx) for an index into array x, batched: g lifted to the
+    selection (getitem_vjp) or to x (setitem_vjp_x), with the index applied
+    past the batch axis, or with the batch position as one more index array
+    where the index is batched. With no helper: g materialized to x, then
+    indexed (the selection's (node, Info), or (None, None))."""
+    gi, xi = b.info(g), b.info(x)
+    nodes, parts = _index(b, idx)
+    idx_batched = b.info(idx).batched or any(p.batched for p in parts)
+    if helper is not None and not (gi.batched or xi.batched or idx_batched):
+        return rhs, Info(False, rank)
+    sel_rank, first = _index_rank(xi.rank, parts)
+    if xi.rank is None or gi.rank is None or not (idx_batched or _advanced_ok(parts)) or \
+            (idx_batched or gi.batched) and sel_rank is None or \
+            idx_batched and (not first or nodes is None):
+        return loop(b, op, rhs, rank) if helper else (None, None)
     target = b.broadcast(x, xi)
-    value = b.lift(g, gi, sel_rank)
-    new = [n.call(n.name('slice'), [n.const(None)] * 3)] + [n.deepcopy(p) for p in parts]
-    index = b.tmp(n.tuple_(new), UNKNOWN, '_idx')
-    return n.call('rt.getitem_vjp', [value, target, index]), Info(True, xi.rank)
+    if helper == 'rt.getitem_vjp':
+        value = b.lift(g, gi, sel_rank)
+    else:
+        value = _materialize(b, g, gi, target, Info(True, xi.rank))
+    if idx_batched:
+        where = b.tmp(_gather(b, target, Info(True, xi.rank), nodes, parts).slice, UNKNOWN, '_idx')
+    else:
+        where = b.tmp(_past_batch(b, idx, nodes), UNKNOWN, '_idx')
+    if helper is None:
+        return n.Subscript(value=value, slice=where, ctx=n.Load()), Info(True, sel_rank)
+    return n.call(helper, [value, target, where]), Info(True, rank)
 
 
 @rule('add')
@@ -1278,20 +1770,15 @@ def _finalize_spec(gi, xi):
     if xi.elts is not None:
         if isinstance(xi.elts, tuple):
             gel = gi.elts if isinstance(gi.elts, tuple) and len(gi.elts) == len(xi.elts) \
-                else None
-            if gel is None and gi.batched:
-                return None
-            gel = gel or [Info(False, 0)] * len(xi.elts)
+                else [Info(gi.batched, None if gi.batched else 0)] * len(xi.elts)
             parts = [_finalize_spec(g, x) for g, x in zip(gel, xi.elts)]
             return None if None in parts else tuple(parts)
         if isinstance(xi.elts, dict):
-            gel = gi.elts if isinstance(gi.elts, dict) else None
-            if gel is None and gi.batched:
-                return None
-            parts = {k: _finalize_spec((gel or {}).get(k, Info(False, 0)), v)
+            gel = gi.elts if isinstance(gi.elts, dict) else {}
+            parts = {k: _finalize_spec(gel.get(k, Info(gi.batched, None)), v)
                      for k, v in xi.elts.items()}
             return None if None in parts.values() else parts
-    if gi.rank is None or xi.rank is None or gi.elts is not None:
+    if xi.rank is None or gi.elts is not None:       # g's rank is seen at run time
         return None
     return (gi.batched, xi.batched, gi.rank, xi.rank)
 
@@ -1327,6 +1814,8 @@ def _select_info(x, y):
 
 
 def _mark_batched(info):
+    if info.item is not None:
+        return Info(True, None, None, _mark_batched(info.item))
     if isinstance(info.elts, tuple):
         return container(tuple(_mark_batched(e) for e in info.elts))
     if isinstance(info.elts, dict):

@@ -8,7 +8,8 @@ Three small passes, in order:
                 the statements after them, so control flow is structured;
   Flattener     A-normal form: one operation per statement, intermediates in
                 fresh temporaries, methods and operators resolved to primitives,
-                `y[i] = v` and `xs.append(v)` made functional.
+                `y[i] = v` and `xs.append(v)` made functional, and
+                `codax.numpy.at(x)[i].add(v)` made a primitive call.
 """
 import inspect
 import types
@@ -22,6 +23,10 @@ from .errors import error_at
 from .ir import CallInfo
 
 VARARG_METHODS = {'reshape': 'shape', 'transpose': 'axes'}
+# codax.numpy.at(x)[idx].<method>(v) -> the record of the functional update
+AT_METHODS = {'set': 'at_set', 'add': 'at_add', 'multiply': 'at_multiply', 'min': 'at_min',
+              'max': 'at_max'}
+AT_SPELLING = 'at(x)[idx].set(v) (or .add, .multiply, .min, .max with v, or .get())'
 
 
 class FreshNames:
@@ -639,6 +644,8 @@ class Flattener:
             args = [self.atom(a, buf) for a in e.args]
             return self._prim_call(info.prim, args, [], e, info.label)
         if isinstance(func, n.Attribute) and not self.is_static(func):
+            if isinstance(func.value, n.Subscript) and self.is_at(func.value.value):
+                return self.at_update(e, buf)
             return self.method_call(e, buf)
         args = [self.atom(a, buf) for a in e.args]
         kws = [n.keyword(arg=k.arg, value=self.atom(k.value, buf)) for k in e.keywords]
@@ -651,6 +658,9 @@ class Flattener:
             call.codax = CallInfo('dynamic', label=label)
             return n.copy_location(call, e)
         obj = self.resolve(func)
+        if _is_at_function(obj):               # a chain at(x)[idx].set(v) is matched above
+            raise self.error(e, f'codax supports codax.numpy.at only as {AT_SPELLING}, '
+                             'all in one expression')
         prim = TABLE.lookup(obj)
         if prim is not None:
             return self._prim_call(prim, args, kws, e, label)
@@ -670,6 +680,32 @@ class Flattener:
         call = n.Call(func=func, args=args, keywords=kws)
         call.codax = CallInfo('native', obj=obj, label=label)
         return n.copy_location(call, e)
+
+    def is_at(self, e):
+        """`at(x)`, a call of codax.numpy.at with one argument."""
+        return (isinstance(e, n.Call) and len(e.args) == 1 and not e.keywords
+                and not isinstance(e.args[0], n.Starred) and self.is_static(e.func)
+                and _is_at_function(self.resolve(e.func)))
+
+    def at_update(self, e, buf):
+        """`at(x)[idx].add(v)` -> `rt.at_add(x, idx, v)`, a primitive like
+        `rt.setitem` (JAX's x.at[idx].add(v)); `at(x)[idx].get()` -> `x[idx]`."""
+        method, sub = e.func.attr, e.func.value
+        if method not in AT_METHODS and method != 'get':
+            raise self.error(e.func, f'codax.numpy.at(x)[idx] has no method .{method}(); '
+                             f'codax supports {AT_SPELLING}')
+        wanted = 0 if method == 'get' else 1
+        if e.keywords or len(e.args) != wanted or any(isinstance(a, n.Starred) for a in e.args):
+            raise self.error(e, f'.{method}() of codax.numpy.at(x)[idx] takes '
+                             f'{"no arguments" if wanted == 0 else "one argument, the update"}'
+                             ' (no keyword arguments such as JAX\'s mode=)')
+        array = self.atom(sub.value.args[0], buf)
+        if method == 'get':
+            return n.subscript(array, self.index(sub.slice, buf))
+        index = self.index_value(sub.slice, buf)
+        value = self.atom(e.args[0], buf)
+        return self._prim_call(TABLE[AT_METHODS[method]], [array, index, value], [], e,
+                               f'at(...)[...].{method}()')
 
     def method_call(self, e, buf):
         method = e.func.attr
@@ -701,6 +737,10 @@ class Flattener:
             inspect.signature(fn).bind(*args, **{k.arg: k.value for k in kws})
         except TypeError as exc:
             raise self.error(origin, f'bad arguments to {fn.__name__}: {exc}') from None
+
+
+def _is_at_function(obj):
+    return getattr(obj, '__codax_at__', False) is True
 
 
 def _by_position(fn, args, kws):

@@ -110,19 +110,20 @@ def compile_batch(fn, param_axes, out_axes, infos_of, label, callee_info=None, v
     result = batch_pass.batch(fdef, infos_of(params), unit, fresh, callee_info)
     start = []
     for p, axes in zip(params, param_axes):
-        if axes not in (0, None):            # the batch axis goes first
+        if _front(axes) != axes:             # the batch axis goes first
             start.append(n.assign(p, n.call('rt.moveaxes', [n.name(p), _literal(axes),
                                                             n.const(True)])))
     batched = [(p, axes) for p, axes in zip(params, param_axes) if _any_batched(axes)]
     if batched:
         p, axes = batched[0]
-        start.append(n.assign('_B', n.call('rt.batch_size', [n.name(p), _literal(
+        start.append(n.assign(result.size_name, n.call('rt.batch_size', [n.name(p), _literal(
             _front(axes))])))
     ret, info = result.ret, result.info
     end = []
     if info.elts is None and info.item is None and isinstance(out_axes, int):
         if not info.batched:
-            end.append(n.assign('_out', n.call('rt.broadcast_batch', [ret, n.name('_B')])))
+            end.append(n.assign('_out', n.call('rt.broadcast_batch', [ret, n.name(
+                result.size_name)])))
             ret = n.name('_out')
         if out_axes != 0:
             end.append(n.assign('_out', n.call('xp.moveaxis', [ret, n.const(0),
@@ -135,14 +136,19 @@ def compile_batch(fn, param_axes, out_axes, infos_of, label, callee_info=None, v
     else:
         end.append(n.assign('_out', n.call('rt.batch_outputs', [ret, _literal(info.axes()),
                                                                 _literal(out_axes),
-                                                                n.name('_B')])))
+                                                                n.name(result.size_name)])))
         ret = n.name('_out')
-    body = start + result.body + end + [n.return_(ret)]
+    body = result.body + end + [n.return_(ret)]
+    if not any(result.size_name in n.names_in(stmt) for stmt in body):
+        start = [s for s in start if s.targets[0].id != result.size_name]
+    body = start + body
     function = n.copy_location(n.function(f'vmap_{unit.name}', params, body), fdef)
     function = _with_defaults(function, fdef)
     _dump(verbose, 'batch', function)
     optimize(function)
-    return emit(unit, [function], label, verbose), result.info
+    generated = emit(unit, [function], label, verbose)
+    generated.branches = result.branches
+    return generated, result.info
 
 
 def _literal(value):

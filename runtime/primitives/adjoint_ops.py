@@ -133,12 +133,16 @@ for _fn, _sig in ((adjoint.seed, 'out'), (adjoint.shape, 'x'), (adjoint.ndim, 'x
 # Batching: the hot helpers of vmap(grad(f)) have vectorized rules; the rest
 # run per example (transformer/batch_rules.py).
 batching(unbroadcast=('rt_unbroadcast',), materialize=('rt_materialize',),
+         setitem_vjp=('rt_setitem_vjp_x', 'rt_setitem_vjp_v'),
          shifted_axis_helper=('rt_sum_vjp', 'rt_keep_dims', 'rt_extremum_vjp'),
          item=('rt_item',), getitem_vjp=('rt_getitem_vjp',), add=('rt_add',),
          finalize=('rt_finalize',), matmul_vjp=('rt_matmul_vjp', 'rt_dot_vjp'),
-         elementwise=('rt_safe_log', 'rt_negate'), seed=('rt_seed',),
+         elementwise=('rt_safe_log', 'rt_negate'), seed=('rt_seed',), sum_to=('rt_sum_to',),
+         like_first=('rt_cast_like',), elementwise_vjp=('rt_where_vjp', 'rt_clip_vjp'),
+         join_vjp=('rt_concatenate_vjp', 'rt_unstack', 'rt_hstack_vjp', 'rt_vstack_vjp'),
+         outer_vjp=('rt_outer_vjp',), cumsum_vjp=('rt_cumsum_vjp',),
          shape_of=('rt_shape', 'rt_ndim', 'rt_size'), unbatched_result=('rt_is_zero',),
-         unbatched_only=('rt_inverse_axes',))
+         axes_only=('rt_inverse_axes',))
 for _record in TABLE:
     if _record.family == 'adjoint' and _record.batch is None:
         _record.batch = 'loop'

@@ -6,37 +6,50 @@ from ..table import linear, nondifferentiable, primitive
 
 def _helper(fn, signature, vjp, **kw):
     return linear(f'rt_{fn.__name__}', signature, vjp, targets=(fn,),
-                  impl=f'rt.{fn.__name__}', family='batching', **kw)
+                  impl=f'rt.{fn.__name__}', family='batching', batch='loop', **kw)
 
 
+# Linear in their first argument: each VJP is the transpose (`ans` is the output).
 _helper(batching.broadcast_batch, 'x, size',
-        {'x': 'rt.sum_to(rt.materialize(g, ans), rt.shape(x))'}, batch='loop')
-_helper(batching.sum_to_example, 'cot, x', {'cot': 'rt.unsum_batched(g, cot)'}, batch='loop')
-_helper(batching.sum_to_like, 'cot, x', {'cot': 'rt.unsum_batched(g, cot)'}, batch='loop')
-_helper(batching.unsum_batched, 'cot, like', {'cot': 'rt.sum_to_like(rt.materialize(g, ans), cot)'},
-        batch='loop')
+        {'x': 'rt.sum_to(rt.materialize(g, ans), rt.shape(x))'})
+_helper(batching.sum_to_batched, 'cot, target',
+        {'cot': 'rt.unsum_batched(rt.materialize(g, ans), cot)'})
+_helper(batching.unsum_batched, 'cot, like',
+        {'cot': 'rt.sum_to_batched(rt.materialize(g, ans), rt.example_shape(cot))'})
+_helper(batching.lift_batched, 'x, rank', {'x': 'xp.reshape(rt.materialize(g, ans), rt.shape(x))'})
+_helper(batching.batched_diag, 'v, k=0', {'v': 'xp.diagonal(rt.materialize(g, ans), k, 1, 2)'})
+_helper(batching.dense_batched, 't, x, t_batched, x_batched, size',
+        {'t': 'rt.dense_batched_vjp(rt.dense(g, ans), t, x, t_batched)'})
 _helper(batching.moveaxes, 'tree, axes, to_front',
-        {'tree': 'rt.moveaxes(g, axes, not to_front)'}, batch='loop')
-# The per-example loop and the pytree select have no derivative rules: batched
-# code that uses them cannot be differentiated (codax says so, naming them).
-primitive('rt_batch_loop', 'fn, axes, args, kwargs', {}, targets=(batching.batch_loop,),
+        {'tree': 'rt.moveaxes(rt.dense(g, ans), axes, not to_front)'})
+# x where condition else y: jointly linear in x and y.
+_helper(batching.select, 'condition, x, y, axes',
+        {'x': 'rt.select_vjp(rt.dense(g, ans), condition, x, y, axes, 0)',
+         'y': 'rt.select_vjp(rt.dense(g, ans), condition, x, y, axes, 1)'})
+# The transposes below take a full cotangent (the rules above pass rt.dense),
+# so each one's own transpose is the forward helper, with no sum.
+_helper(batching.select_vjp, 'cot, condition, x, y, axes, which',
+        {'cot': 'rt.select(condition, rt.dense(g, x), rt.dense(0.0, y), axes) if which == 0 '
+                'else rt.select(condition, rt.dense(0.0, x), rt.dense(g, y), axes)'})
+_helper(batching.finalize_batched, 'cot, x, spec, size',
+        {'cot': 'rt.finalize_batched_transpose(rt.dense(g, ans), cot, x, spec, size)'})
+_helper(batching.finalize_batched_transpose, 'h, cot, x, spec, size',
+        {'h': 'rt.finalize_batched(rt.dense(g, cot), x, spec, size)'})
+_helper(batching.batch_outputs, 'tree, axes, out_axes, size',
+        {'tree': 'rt.batch_outputs_transpose(rt.dense(g, ans), tree, axes, out_axes, size)'})
+_helper(batching.batch_outputs_transpose, 'cot, tree, axes, out_axes, size',
+        {'cot': 'rt.batch_outputs(rt.dense(g, tree), axes, out_axes, size)'})
+
+# The per-example loop runs any function: it has no derivative rule, so
+# batched code that falls back to it cannot be differentiated (codax says so,
+# naming it).
+primitive('rt_batch_loop', 'fn, axes, args, kwargs, size', {}, targets=(batching.batch_loop,),
           impl='rt.batch_loop', family='batching', batch='loop')
-primitive('rt_select', 'condition, x, y, axes', {}, nondiff=('condition', 'axes'),
-          targets=(batching.select,), impl='rt.select', family='batching', batch='loop')
-primitive('rt_finalize_batched', 'cot, x, spec, size', {}, nondiff=('x', 'spec', 'size'),
-          targets=(batching.finalize_batched,), impl='rt.finalize_batched',
-          family='batching', batch='loop')
 for _fn, _sig in ((batching.batch_size, 'tree, axes'), (batching.any_true, 'condition'),
                   (batching.loop_bound, 'n, largest'), (batching.quiet, ''),
-                  (batching.loud, 'state'), (batching.batch_index, 'idx'),
+                  (batching.loud, 'state'), (batching.batch_index, 'idx, x=None'),
                   (batching.shift_axis, 'axis'), (batching.example_shape, 'x'),
+                  (batching.example_rank, 'operands, axes'),
                   (batching.vmapped, 'fn, axes'), (batching.attribute, 'x, name')):
     nondifferentiable(f'rt_{_fn.__name__}', _sig, targets=(_fn,), impl=f'rt.{_fn.__name__}',
                       batch='loop')
-primitive('rt_batch_outputs', 'tree, axes, out_axes, size', {}, nondiff=('axes', 'out_axes', 'size'),
-          targets=(batching.batch_outputs,), impl='rt.batch_outputs', family='batching',
-          batch='loop')
-for _fn, _sig in ((batching.elementwise_batched, 'fn, axes, *operands'),
-                  (batching.getitem_batched, 'x, idx')):
-    primitive(f'rt_{_fn.__name__}', _sig, {}, nondiff=('fn', 'axes', 'idx'), targets=(_fn,),
-              impl=f'rt.{_fn.__name__}', family='batching', batch='loop')

@@ -19,6 +19,6 @@ linear('full_like', 'a, fill_value, dtype=None, order="K", subok=True, shape=Non
        {'fill_value': 'rt.sum_to(rt.materialize(g, ans), rt.shape(fill_value))'},
        family='creation')
 
-batching(creation=('zeros', 'ones', 'empty', 'eye', 'identity', 'arange', 'linspace', 'full'),
-         same=('zeros_like', 'ones_like', 'empty_like', 'full_like'),
+batching(creation=('zeros', 'ones', 'empty', 'eye', 'identity', 'arange', 'linspace'),
+         same=('zeros_like', 'ones_like', 'empty_like'), full=('full', 'full_like'),
          shape_of=('shape', 'ndim', 'size'))

@@ -73,4 +73,4 @@ _product('cholesky', 'a', {'a': 'rt.cholesky_vjp(g, ans)'}, targets=(numpy.linal
 
 batching(matmul=('matmul', 'dot'), vdot=('vdot', 'inner', 'outer'), einsum=('einsum',),
          axes=('trace',), solve=('solve',), leading=('inv', 'det', 'slogdet', 'cholesky'),
-         loop=('tensordot',))
+         tensordot=('tensordot',))

@@ -36,11 +36,16 @@ nondifferentiable('py_slice', 'start, stop=None, step=None', targets=(slice,), i
 # The Jacobians that codax.jacfwd / jacrev generate, column by column.
 nondifferentiable('is_array_leaf', 'x', targets=(rules.is_array_leaf,), impl='rt.is_array_leaf')
 nondifferentiable('unit_tangent', 'x, j', targets=(rules.unit_tangent,), impl='rt.unit_tangent')
-linear('jacobian_from_columns', 'cols, out, x', {'cols': 'rt.columns_vjp(g, cols, out, x, ans)'},
+nondifferentiable('basis', 'x', targets=(rules.basis,), impl='rt.basis')
+nondifferentiable('default_argument', 'fn, i', targets=(rules.default_argument,),
+                  impl='rt.default_argument')
+nondifferentiable('tangent_function', 'fn, primals, argnums', targets=(adjoint.tangent_function,),
+                  impl='rt.tangent_function')
+linear('jacobian_from_columns', 'cols, outs, x', {'cols': 'rt.columns_vjp(g, cols, outs, x, ans)'},
        targets=(rules.jacobian_from_columns,), impl='rt.jacobian_from_columns', family='python')
 linear('jacobian_from_rows', 'rows, out, x', {'rows': 'rt.rows_vjp(g, rows, out, x, ans)'},
        targets=(rules.jacobian_from_rows,), impl='rt.jacobian_from_rows', family='python')
-linear('columns_vjp', 'h, cols, out, x, y', {'h': 'rt.jacobian_from_columns(g, out, x)'},
+linear('columns_vjp', 'h, cols, outs, x, y', {'h': 'rt.jacobian_from_columns(g, outs, x)'},
        targets=(rules.columns_vjp,), impl='rt.columns_vjp', family='python')
 linear('rows_vjp', 'h, rows, out, x, y', {'h': 'rt.jacobian_from_rows(g, out, x)'},
        targets=(rules.rows_vjp,), impl='rt.rows_vjp', family='python')
@@ -66,10 +71,11 @@ linear('py_list', 'iterable=()', {'iterable': 'rt.sequence_vjp(g, iterable)'}, t
 
 batching(py_sum=('py_sum',), py_extremum=('py_max', 'py_min'), py_len=('py_len',),
          scalar_cast=('py_float', 'py_int', 'py_bool', 'py_item'),
-         same=('stop_gradient', 'finalize_distinct', 'is_array_leaf'),
+         same=('stop_gradient', 'finalize_distinct'), unbatched_result=('is_array_leaf',),
          unbatched_only=('py_range', 'py_slice'), sweeps=('sweeps',),
-         pullback_function=('pullback_function',), pullback_state=('pullback_state',),
+         pullback_function=('pullback_function', 'tangent_function', 'default_argument'), pullback_state=('pullback_state',),
          container_view=('dict_items', 'dict_values', 'dict_keys', 'py_tuple', 'py_list'),
          materialize=('dense',),
-         loop=('math_log', 'unit_tangent', 'jacobian_from_columns', 'jacobian_from_rows',
+         elementwise=('math_log',),
+         loop=('unit_tangent', 'basis', 'jacobian_from_columns', 'jacobian_from_rows',
                'columns_vjp', 'rows_vjp'))
