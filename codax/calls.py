@@ -11,12 +11,17 @@ import inspect
 import linecache
 import types
 
+import numpy
+
 import runtime
 from runtime import ZERO, item, pullback
 from transformer.errors import SourceError
 
 from . import api
-from .cache import signature
+from runtime.backend import array_module
+from transformer.pipeline import compile_reverse
+
+from .cache import CACHE, closure_key, signature
 
 
 def _bind(fn, args, kwargs):
@@ -49,7 +54,7 @@ def _plain(fn, args):
 def _rule_helper_error(fn, exc):
     """A derivative rule's helper (runtime code without a record of its own)
     cannot be differentiated again: say so, rather than what failed inside it."""
-    if fn.__module__.split('.')[0] != 'runtime':
+    if (getattr(fn, '__module__', None) or '').split('.')[0] != 'runtime':
         return exc
     return SourceError(f'this derivative needs a higher derivative of codax\'s rule helper '
                        f'rt.{fn.__name__}, which is first-order only')
@@ -138,13 +143,20 @@ def _vjp_hook(fn, args, kwargs):
 _DEFINITIONS = {}
 
 
-def _definition(kind, count=0, active=(), given=None):
-    key = (kind, count, active, given)
+def _definition(kind, count=0, active=(), given=None, shift=0):
+    key = (kind, count, active, given, shift)
     if key not in _DEFINITIONS:
         if kind == 'jvp_call':                # for vmap of forward-mode code with calls
-            name = f'jvp_call_{count}_' + '_'.join(map(str, active))
+            # the name (and so the file name codax reads it back from) tells
+            # every definition apart: given arguments, defaults, active ones
+            name = f'jvp_call_{count}_' + '_'.join(map(str, active)) + \
+                (f'_given{given}' if given != count else '') + ('_inner' if shift else '')
+            # defaults omitted by the call: fn's own, or (shift 1, fn being
+            # rt.vjp_call) those of the function that rt.vjp_call calls
+            default = 'rt.default_argument(fn, {})' if not shift else \
+                'rt.default_argument(primals[0], {})'
             unpack = ''.join(f'    p{i} = primals[{i}]\n' if i < given else
-                             f'    p{i} = rt.default_argument(fn, {i})\n' for i in range(count))
+                             f'    p{i} = {default.format(i - shift)}\n' for i in range(count))
             unpack += ''.join(f'    t{i} = rt.dense(tangents[{i}], p{i})\n' for i in active)
             call = ', '.join([f'p{i}' for i in range(count)] + [f't{i}' for i in active])
             text = (f'def {name}(fn, primals, tangents):\n{unpack}'
@@ -184,14 +196,53 @@ def _defined(fn, args, kwargs):
         return _definition('pullback'), tuple(args)
     if fn is runtime.jvp_call:
         given = len(args[1])
-        primals = _bind(args[0], tuple(args[1]), {})          # defaults filled in
+        if args[0] is runtime.vjp_call and given:     # its definition binds fn's defaults
+            primals, shift = (args[1][0],) + _bind(args[1][0], tuple(args[1][1:]), {}), 1
+        else:
+            primals, shift = _bind(args[0], tuple(args[1]), {}), 0      # defaults filled in
         active = tuple(i for i, p in enumerate(primals[:given]) if api._has_inexact(p))
-        return _definition('jvp_call', len(primals), active, given), tuple(args)
+        return _definition('jvp_call', len(primals), active, given, shift), tuple(args)
     return fn, args
 
 
 def sweeps_hook(fn, args):
     return _vjp_functions(fn, _bind(fn, args, {}))
+
+
+def static_user_function(fn):
+    """Whether vmap(grad) may differentiate calls of `fn` at compile time (a
+    plain Python function with positional parameters, no custom rule, not a
+    transformation or a primitive): see static_sweeps."""
+    if type(fn) is not types.FunctionType or _custom(fn) or api.transformation_of(fn) \
+            or runtime.TABLE.lookup(fn) is not None \
+            or (fn.__module__ or '').split('.')[0] in ('runtime', 'codax', 'transformer'):
+        return False
+    code = fn.__code__
+    return not (code.co_flags & (inspect.CO_VARARGS | inspect.CO_VARKEYWORDS)
+                or code.co_kwonlyargcount)
+
+
+def static_sweeps(fn, active, numeric, args=()):
+    """(forward, backward) of fn with respect to the parameters `active`
+    (`numeric`: those that are not containers). The generated code depends on
+    nothing else of the arguments (compile_reverse), so batched code chooses
+    these at compile time, from what it knows of the arguments there, and calls
+    the same ones at run time (rt.sweeps_for); `args` tell the array module."""
+    xp = array_module(*runtime.tree.tree_leaves(list(args))) if args else numpy
+    key = ('vjp for', tuple(active), tuple(numeric), id(fn.__code__), id(fn.__globals__),
+           closure_key(fn), xp.__name__)
+    entry = CACHE.get(key)
+    if entry is None or entry.code is not fn.__code__ or not entry.current():
+        with CACHE.lock:
+            label = f'vjp({fn.__name__}) wrt {",".join(map(str, active))} #{next(api._labels)}'
+            generated = compile_reverse(fn, 'vjp', tuple(active), list(numeric), False, label)
+            entry = api.Specialization(fn, generated, xp)
+            CACHE.put(key, entry)
+    return entry.build(fn)
+
+
+def _sweeps_for_hook(fn, active, numeric, args):
+    return static_sweeps(fn, active, numeric, args)
 
 
 def _tangent_function(inner, primals, tangents, also=()):
@@ -312,11 +363,51 @@ def tangent_hook(fn, primals, argnums):
     or a tuple): what jacfwd vmaps over a basis."""
     active = (argnums,) if isinstance(argnums, int) else tuple(argnums)
     fn, primals = _defined(fn, tuple(primals), {})
-    function, _ = api._jvp_entry(_plain(fn, primals), primals, False, active)
+    kind = _custom(fn)
+    if kind == 'jvp':                       # the rule, which takes every tangent
+        return _custom_tangent_function(fn, len(primals), active)
+    if kind == 'vjp':
+        return _custom_jvp(fn, primals, primals)            # raises the TypeError
+    if kind == 'checkpoint':
+        fn = fn.fun
+    fn = _plain(fn, primals)
+    try:
+        function, _ = api._jvp_entry(fn, primals, False, active)
+    except SourceError as exc:
+        raise _rule_helper_error(fn, exc) from None
     return function
+
+
+_CUSTOM_TANGENTS = {}
+
+
+def _custom_tangent_function(fn, count, active):
+    """jvp(*primals, *tangents of `active`) of a custom_jvp function: its
+    rule's generated jvp, the other tangents zero (generated Python, so that
+    vmap batches it like any code)."""
+    rule = fn.jvp_function()
+    if active == tuple(range(count)):
+        return rule
+    key = (id(fn), count, active)
+    hit = _CUSTOM_TANGENTS.get(key)
+    if hit is None or hit[0] is not rule:
+        name = f'tangent_{fn.__name__}_' + '_'.join(map(str, active))
+        params = [f'p{i}' for i in range(count)] + [f't{i}' for i in active]
+        tangents = [f't{i}' if i in active else f'rt.dense(0.0, p{i})' for i in range(count)]
+        text = (f'def {name}({", ".join(params)}):\n'
+                f'    return rule({", ".join([f"p{i}" for i in range(count)] + tangents)})\n')
+        filename = f'<codax tangent function of {fn.__name__} for {active}>'
+        linecache.cache[filename] = (len(text), None, text.splitlines(True), filename)
+        namespace = {'rt': runtime, 'rule': rule}
+        exec(compile(text, filename, 'exec'), namespace)
+        if len(_CUSTOM_TANGENTS) > 1024:
+            _CUSTOM_TANGENTS.clear()
+        hit = _CUSTOM_TANGENTS[key] = (rule, namespace[name])
+    return hit[1]
 
 
 runtime.install_vjp_hook(vjp_hook)
 runtime.install_tangent_hook(tangent_hook)
 runtime.install_sweeps_hook(sweeps_hook)
+runtime.install_sweeps_for_hook(_sweeps_for_hook)
 runtime.install_jvp_hook(jvp_hook)

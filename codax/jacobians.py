@@ -146,8 +146,12 @@ def {name}({params}):
     out, pb = rt.vjp_call(f, {params})
     if not rt.is_array_leaf(out):
         return general({params})
-    rows = rt.vmapped(rt.pullback, (None, 0))(pb, rt.basis(out))
-    return rt.jacobian_from_rows(rows[{argnum}], out, {x})
+    rows = rt.vmapped(jacobian_row, (None, None, 0))(pb, {x}, rt.basis(out))
+    return rt.jacobian_from_rows(rows, out, {x})
+
+
+def jacobian_row(pb, x, cotangent):      # the adjoint of x for one output cotangent
+    return rt.finalize(rt.item(rt.pullback(pb, cotangent), {argnum}), x)
 """,
 }
 

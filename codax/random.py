@@ -42,7 +42,20 @@ they agree unless two candidates tie within an ulp). Differences:
 
 Draws are constants to codax's derivatives: keys are integer arrays, so a
 function ``f(x, k)`` that uses ``normal(k, ...)`` has the noise as a constant.
+
+Under ``codax.vmap`` keys batch as in JAX: with a batch of keys (shape
+``(B, 2)``, e.g. from ``split(key, B)``), ``vmap(f)(keys)`` draws, for each
+key, exactly the bits ``f(key)`` draws. Every public function carries a
+*batched form*, ``fn.__codax_batched__``: the same arguments, with a key of
+shape ``(B, 2)`` (``key``: an integer array of seeds), returning the draws of
+every key stacked on a new leading axis. vmap calls it for a call whose only
+batched argument is the key (other batched arguments: one call per example).
+Each function is written once for keys of shape ``(*batch, 2)`` (Threefry is
+element-wise, so the key words broadcast over the counter grid), and the public
+functions are wrappers codax can read, so ``vmap(random.normal, in_axes=(0,
+None))(keys, (3,))`` works too.
 """
+import inspect
 import math
 
 import numpy as np
@@ -68,21 +81,21 @@ def _rotl(xp, v, r):
 
 
 def threefry2x32_p(k0, k1, x0, x1):
-    """Threefry-2x32, 20 rounds, on uint32 arrays x0, x1 (same shape) with the
-    key words k0, k1 (uint32 scalars or arrays broadcastable to x0). Returns
-    the pair of output words (y0, y1)."""
+    """Threefry-2x32, 20 rounds, on uint32 arrays: the key words k0, k1 and the
+    counter words x0, x1 broadcast together. Returns the pair of output words
+    (y0, y1), of the broadcast shape."""
     xp = array_module(k0, k1, x0, x1)
     k0 = xp.asarray(k0, dtype=xp.uint32)
     k1 = xp.asarray(k1, dtype=xp.uint32)
     x0 = xp.asarray(x0, dtype=xp.uint32)
     x1 = xp.asarray(x1, dtype=xp.uint32)
-    shape = xp.broadcast_shapes(x0.shape, x1.shape) if hasattr(xp, 'broadcast_shapes') \
-        else np.broadcast_shapes(x0.shape, x1.shape)
+    shape = np.broadcast_shapes(k0.shape, k1.shape, x0.shape, x1.shape)
     # work on 1-d arrays so that uint32 arithmetic wraps without scalar warnings
     x0 = xp.broadcast_to(x0, shape).reshape(-1).copy()
     x1 = xp.broadcast_to(x1, shape).reshape(-1).copy()
-    k2 = k0 ^ k1 ^ xp.uint32(_PARITY)
-    ks = (k0.reshape(-1), k1.reshape(-1), k2.reshape(-1))
+    k0, k1 = (k.reshape(-1) if k.ndim == 0 else xp.broadcast_to(k, shape).reshape(-1)
+              for k in (k0, k1))
+    ks = (k0, k1, k0 ^ k1 ^ xp.uint32(_PARITY))
     x0 += ks[0]
     x1 += ks[1]
     for i in range(5):
@@ -130,22 +143,47 @@ def _iota_2x32(xp, shape):
     return hi, lo
 
 
-def _check_key(key):
+# ----------------------------------------------------------------------------
+# keys: one key has shape (2,); the implementations below take keys of shape
+# (*batch, 2) and return batch + the shape of one draw
+# ----------------------------------------------------------------------------
+
+def _key(key):
+    """`key`, checked: a uint32 array of shape (2,)."""
     xp = array_module(key)
     key = xp.asarray(key)
     if key.shape != (2,) or key.dtype != np.uint32:
         raise TypeError(f'codax.random expects a raw key: a uint32 array of shape (2,), '
                         f'got {key.dtype} {key.shape} (make one with codax.random.key(seed))')
-    return xp, key
+    return key
 
 
-# ----------------------------------------------------------------------------
-# keys
-# ----------------------------------------------------------------------------
+def _keys(keys):
+    """`keys`, checked: a batch of keys (vmap's batched forms), uint32 of shape (B, 2)."""
+    xp = array_module(keys)
+    keys = xp.asarray(keys)
+    if keys.ndim < 2 or keys.shape[-1] != 2 or keys.dtype != np.uint32:
+        raise TypeError(f'codax.random batched over keys expects raw keys: a uint32 array '
+                        f'of shape (B, 2), got {keys.dtype} {keys.shape} (make them with '
+                        f'codax.random.split(key, B))')
+    return keys
 
-def key(seed):
-    """A key from an integer seed: ``[seed >> 32, seed & 0xffffffff]`` as uint32,
-    so ``[0, seed]`` for ``0 <= seed < 2**32`` (``jax.random.PRNGKey``'s layout)."""
+
+def _words(key, ndim):
+    """The key words (k0, k1), to broadcast against a counter grid of rank
+    ndim: scalars for one key, shape batch + (1,) * ndim for a batch."""
+    if key.ndim == 1:
+        return key[0], key[1]
+    lead = key.shape[:-1] + (1,) * ndim
+    return key[..., 0].reshape(lead), key[..., 1].reshape(lead)
+
+
+def _pair(keys):
+    """The two keys of split(key, 2), for one key or a batch."""
+    return keys[..., 0, :], keys[..., 1, :]
+
+
+def _seed_key(seed):
     if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)):
         if getattr(seed, 'shape', None) == () and np.issubdtype(np.asarray(seed).dtype,
                                                                 np.integer):
@@ -156,30 +194,36 @@ def key(seed):
     return np.array([(seed >> 32) & _MASK32, seed & _MASK32], dtype=np.uint32)
 
 
-PRNGKey = key
+def _seed_keys(seeds):
+    """key's batched form: one key per seed of an integer array."""
+    xp = array_module(seeds)
+    seeds = xp.asarray(seeds)
+    if seeds.dtype.kind not in 'iu':
+        raise TypeError(f'key seeds must be integers, got {seeds.dtype}')
+    seeds = seeds.astype(np.int64 if seeds.dtype.kind == 'i' else np.uint64)
+    return xp.stack([(seeds >> 32) & _MASK32, seeds & _MASK32], axis=-1).astype(np.uint32)
 
 
-def split(key, num=2):
-    """``num`` new keys (shape ``(num, 2)``; ``num`` may be a shape tuple) from
-    ``key``, by Threefry over a counter (JAX's partitionable split)."""
-    xp, key = _check_key(key)
+def _split(key, num):
+    xp = array_module(key)
     shape = _as_shape(num)
     hi, lo = _iota_2x32(xp, shape)
-    b0, b1 = threefry2x32_p(key[0], key[1], hi, lo)
-    return xp.stack([b0, b1], axis=len(shape))
+    b0, b1 = threefry2x32_p(*_words(key, len(shape)), hi, lo)
+    return xp.stack([b0, b1], axis=-1)
 
 
-def fold_in(key, data):
-    """A new key that depends on ``key`` and the integer ``data`` (taken mod 2**32)."""
-    xp, key = _check_key(key)
+def _fold_in(key, data):
+    xp = array_module(key)
     data = int(data) & _MASK32
-    return threefry_2x32(key, xp.array([0, data], dtype=xp.uint32))
+    y0, y1 = threefry2x32_p(*_words(key, 1), xp.zeros(1, dtype=xp.uint32),
+                            xp.full(1, data, dtype=xp.uint32))
+    return xp.concatenate([y0, y1], axis=-1)
 
 
 def _random_bits(key, bit_width, shape):
-    xp, key = _check_key(key)
+    xp = array_module(key)
     hi, lo = _iota_2x32(xp, shape)
-    b0, b1 = threefry2x32_p(key[0], key[1], hi, lo)
+    b0, b1 = threefry2x32_p(*_words(key, len(shape)), hi, lo)
     if bit_width == 64:
         return (b0.astype(xp.uint64) << xp.uint64(32)) | b1.astype(xp.uint64)
     out = b0 ^ b1
@@ -188,8 +232,7 @@ def _random_bits(key, bit_width, shape):
     return out.astype(_UINT[bit_width])
 
 
-def bits(key, shape=(), dtype=np.uint32):
-    """Uniform random bits: an unsigned integer array of ``shape`` and ``dtype``."""
+def _bits(key, shape, dtype):
     dtype = np.dtype(dtype)
     if dtype.kind != 'u':
         raise TypeError(f'bits needs an unsigned integer dtype, got {dtype}')
@@ -237,11 +280,8 @@ def _fma(xp, a, b, c):
     return xp.where(xp.isfinite(out), out, p + c)
 
 
-def uniform(key, shape=(), dtype=np.float64, minval=0., maxval=1.):
-    """Uniform floats in ``[minval, maxval)``: the top mantissa bits of random
-    bits, as a float in [1, 2), minus 1 (JAX's construction: 52 bits for
-    float64, 23 for float32, 10 for float16)."""
-    xp, key = _check_key(key)
+def _uniform(key, shape, dtype, minval, maxval):
+    xp = array_module(key)
     dtype = _float_dtype(dtype)
     shape = _as_shape(shape)
     info = np.finfo(dtype)
@@ -252,7 +292,7 @@ def uniform(key, shape=(), dtype=np.float64, minval=0., maxval=1.):
     floats = fbits.view(dtype) - dtype.type(1.0)
     minval = xp.asarray(minval, dtype=dtype)
     maxval = xp.asarray(maxval, dtype=dtype)
-    out = xp.reshape(_fma(xp, floats, maxval - minval, minval), shape)
+    out = xp.reshape(_fma(xp, floats, maxval - minval, minval), key.shape[:-1] + shape)
     return xp.maximum(minval, out).astype(dtype, copy=False)
 
 
@@ -296,18 +336,16 @@ def _erfinv(xp, u):
     return y.astype(dtype)
 
 
-def normal(key, shape=(), dtype=np.float64):
-    """Standard normal draws: ``sqrt(2) * erfinv(u)``, u uniform on (-1, 1)."""
-    xp, key = _check_key(key)
+def _normal(key, shape, dtype):
+    xp = array_module(key)
     dtype = _float_dtype(dtype)
     lo = np.nextafter(np.array(-1., dtype), np.array(0., dtype))
-    u = uniform(key, shape, dtype, lo, 1.)
+    u = _uniform(key, shape, dtype, lo, 1.)
     return (dtype.type(np.sqrt(2)) * _erfinv(xp, u)).astype(dtype, copy=False)
 
 
-def truncated_normal(key, lower, upper, shape=None, dtype=np.float64):
-    """Standard normal draws truncated to ``(lower, upper)`` (inverse CDF)."""
-    xp, key = _check_key(key)
+def _truncated_normal(key, lower, upper, shape, dtype):
+    xp = array_module(key)
     dtype = _float_dtype(dtype)
     lower = xp.asarray(lower, dtype=dtype)
     upper = xp.asarray(upper, dtype=dtype)
@@ -316,34 +354,35 @@ def truncated_normal(key, lower, upper, shape=None, dtype=np.float64):
     sqrt2 = dtype.type(np.sqrt(2))
     a = _erf(xp, lower / sqrt2).astype(dtype)
     b = _erf(xp, upper / sqrt2).astype(dtype)
-    u = uniform(key, shape, dtype, a, b)
+    u = _uniform(key, shape, dtype, a, b)
     out = sqrt2 * _erfinv(xp, u)
     lo = xp.nextafter(lower, xp.asarray(np.inf, dtype=dtype))
     hi = xp.nextafter(upper, xp.asarray(-np.inf, dtype=dtype))
     return xp.clip(out, lo, hi).astype(dtype, copy=False)
 
 
-def gumbel(key, shape=(), dtype=np.float64):
-    """Standard Gumbel draws, ``-log(-log(u))`` (JAX's default mode)."""
-    xp, key = _check_key(key)
+def _gumbel(key, shape, dtype):
+    xp = array_module(key)
     dtype = _float_dtype(dtype)
-    u = uniform(key, shape, dtype, np.finfo(dtype).tiny, 1.)
+    u = _uniform(key, shape, dtype, np.finfo(dtype).tiny, 1.)
     return -xp.log(-xp.log(u))
 
 
-def _gamma_one(key, alpha, shape, dtype):
+def _gamma_one(key, alpha, shape):
     """Marsaglia-Tsang for alpha >= 1, vectorized: every round draws a full
     (normal, uniform) pair per element from fresh subkeys and fills in the
-    elements not yet accepted."""
+    elements not yet accepted. (For a batch of keys the rounds go on until
+    every key's draws are accepted: further rounds leave accepted elements
+    as they are, so each key gets its own draws.)"""
     xp = array_module(key)
     d = alpha - 1. / 3.
     c = 1. / xp.sqrt(9. * d)
-    out = xp.zeros(shape, dtype=np.float64)
-    pending = xp.ones(shape, dtype=bool)
+    out = xp.zeros(key.shape[:-1] + shape, dtype=np.float64)
+    pending = xp.ones(key.shape[:-1] + shape, dtype=bool)
     for i in range(1000):
-        kn, ku = split(fold_in(key, i), 2)
-        x = normal(kn, shape, np.float64)
-        u = uniform(ku, shape, np.float64)
+        kn, ku = _pair(_split(_fold_in(key, i), 2))
+        x = _normal(kn, shape, np.float64)
+        u = _uniform(ku, shape, np.float64, 0., 1.)
         v = (1. + c * x) ** 3
         positive = v > 0
         logv = xp.log(xp.where(positive, v, 1.))
@@ -356,9 +395,8 @@ def _gamma_one(key, alpha, shape, dtype):
     raise RuntimeError('gamma: rejection sampling did not finish')
 
 
-def gamma(key, a, shape=None, dtype=np.float64):
-    """Gamma(a, 1) draws (Marsaglia-Tsang; for a < 1, Gamma(a + 1) * U**(1/a))."""
-    xp, key = _check_key(key)
+def _gamma(key, a, shape, dtype):
+    xp = array_module(key)
     dtype = _float_dtype(dtype)
     a = xp.asarray(a, dtype=np.float64)
     shape = a.shape if shape is None else _as_shape(shape)
@@ -366,33 +404,31 @@ def gamma(key, a, shape=None, dtype=np.float64):
     if bool((a <= 0).any()):
         raise ValueError('gamma needs a > 0')
     small = a < 1
-    kg, kb = split(key, 2)
-    g = _gamma_one(kg, xp.where(small, a + 1., a), shape, dtype)
-    u = uniform(kb, shape, np.float64, np.finfo(np.float64).tiny, 1.)
+    kg, kb = _pair(_split(key, 2))
+    g = _gamma_one(kg, xp.where(small, a + 1., a), shape)
+    u = _uniform(kb, shape, np.float64, np.finfo(np.float64).tiny, 1.)
     g = xp.where(small, g * u ** (1. / a), g)
     return g.astype(dtype)
 
 
-def beta(key, a, b, shape=None, dtype=np.float64):
-    """Beta(a, b) draws, as X / (X + Y) with X ~ Gamma(a), Y ~ Gamma(b)."""
-    xp, key = _check_key(key)
+def _beta(key, a, b, shape, dtype):
+    xp = array_module(key)
     a = xp.asarray(a, dtype=np.float64)
     b = xp.asarray(b, dtype=np.float64)
     shape = np.broadcast_shapes(a.shape, b.shape) if shape is None else _as_shape(shape)
-    ka, kb = split(key, 2)
-    x = gamma(ka, a, shape, np.float64)
-    y = gamma(kb, b, shape, np.float64)
+    ka, kb = _pair(_split(key, 2))
+    x = _gamma(ka, a, shape, np.float64)
+    y = _gamma(kb, b, shape, np.float64)
     return (x / (x + y)).astype(_float_dtype(dtype))
 
 
-def dirichlet(key, alpha, shape=None, dtype=np.float64):
-    """Dirichlet(alpha) draws, shape ``shape + alpha.shape[-1:]``: normalized gammas."""
-    xp, key = _check_key(key)
+def _dirichlet(key, alpha, shape, dtype):
+    xp = array_module(key)
     alpha = xp.asarray(alpha, dtype=np.float64)
     if alpha.ndim < 1:
         raise ValueError('dirichlet needs alpha with at least one dimension')
-    batch = alpha.shape[:-1] if shape is None else _as_shape(shape)
-    g = gamma(key, alpha, batch + alpha.shape[-1:], np.float64)
+    lead = alpha.shape[:-1] if shape is None else _as_shape(shape)
+    g = _gamma(key, alpha, lead + alpha.shape[-1:], np.float64)
     return (g / g.sum(axis=-1, keepdims=True)).astype(_float_dtype(dtype))
 
 
@@ -400,20 +436,17 @@ def dirichlet(key, alpha, shape=None, dtype=np.float64):
 # discrete distributions
 # ----------------------------------------------------------------------------
 
-def bernoulli(key, p=0.5, shape=None):
-    """Boolean draws, True with probability ``p``: ``uniform(key, shape) < p``."""
-    xp, key = _check_key(key)
+def _bernoulli(key, p, shape):
+    xp = array_module(key)
     p = xp.asarray(p)
     if p.dtype.kind != 'f':
         p = p.astype(np.float64)
     shape = p.shape if shape is None else _as_shape(shape)
-    return uniform(key, shape, p.dtype) < p
+    return _uniform(key, shape, p.dtype, 0., 1.) < p
 
 
-def categorical(key, logits, axis=-1, shape=None):
-    """Draws from the categorical distribution with unnormalized log-probabilities
-    ``logits`` along ``axis``, by the Gumbel-max trick (JAX's ``replace=True``)."""
-    xp, key = _check_key(key)
+def _categorical(key, logits, axis, shape):
+    xp = array_module(key)
     logits = xp.asarray(logits)
     if logits.dtype.kind != 'f':
         logits = logits.astype(np.float64)
@@ -427,20 +460,18 @@ def categorical(key, logits, axis=-1, shape=None):
     prefix = shape[:len(shape) - len(batch_shape)]
     logits_shape = list(shape[len(shape) - len(batch_shape):])
     logits_shape.insert(axis % logits.ndim, logits.shape[axis])
-    g = gumbel(key, (*prefix, *logits_shape), logits.dtype)
+    g = _gumbel(key, (*prefix, *logits_shape), logits.dtype)
     expanded = logits.reshape((1,) * len(prefix) + logits.shape)
-    return xp.argmax(g + expanded, axis=axis)
+    return xp.argmax(g + expanded, axis=axis)        # axis < 0: past any batch axes
 
 
-def randint(key, shape, minval, maxval, dtype=np.int64):
-    """Integers in ``[minval, maxval)``, from 2 x nbits random bits per value
-    reduced mod the span (JAX's algorithm, with its small bias for large
-    spans that are not powers of 2)."""
-    xp, key = _check_key(key)
+def _randint(key, shape, minval, maxval, dtype):
+    xp = array_module(key)
     dtype = np.dtype(dtype)
     if dtype.kind not in 'iu':
         raise TypeError(f'randint needs an integer dtype, got {dtype}')
     shape = _as_shape(shape)
+    full = key.shape[:-1] + shape
     info = np.iinfo(dtype)
     nbits = info.bits
     udtype = _UINT[nbits]
@@ -453,42 +484,54 @@ def randint(key, shape, minval, maxval, dtype=np.int64):
     out_of_range = maxval > info.max
     minval = xp.clip(minval, max(info.min, -2 ** 63), info.max).astype(dtype)
     maxval = xp.clip(maxval, max(info.min, -2 ** 63), info.max).astype(dtype)
-    k1, k2 = split(key, 2)
+    k1, k2 = _pair(_split(key, 2))
     higher = _random_bits(k1, nbits, shape)
     lower = _random_bits(k2, nbits, shape)
     with np.errstate(over='ignore'):
         span = (maxval - minval).astype(udtype)
         span = xp.where(maxval <= minval, udtype(1), span)
         span = xp.where(out_of_range & (maxval > minval), span + udtype(1), span)
-        span = xp.broadcast_to(span, shape)
+        span = xp.broadcast_to(span, full)
         # a zero span (the whole range of a 64-bit type) leaves the bits as they are
         safe = xp.where(span == 0, udtype(1), span)
 
         def rem(v):
             return xp.where(span == 0, v, v % safe)
 
-        multiplier = rem(xp.full(shape, 2 ** (nbits // 2), dtype=udtype))
+        multiplier = rem(xp.full(full, 2 ** (nbits // 2), dtype=udtype))
         multiplier = rem(multiplier * multiplier)
         offset = rem(rem(higher) * multiplier + rem(lower))
         return (minval + offset.astype(dtype)).astype(dtype)
 
 
 def _shuffle(key, x, axis):
-    """JAX's shuffle: stable sorts by fresh random 32-bit keys, enough rounds
-    to make collisions negligible."""
+    """JAX's shuffle of x (one example) along axis: stable sorts by fresh
+    random 32-bit keys, enough rounds to make collisions negligible."""
     xp = array_module(key, x)
     rounds = int(np.ceil(3 * np.log(max(1, x.size)) / np.log(np.iinfo(np.uint32).max)))
+    lead = key.shape[:-1]
+    shape = x.shape
+    if lead:
+        x = xp.broadcast_to(x, lead + shape).copy()
+        axis += len(lead)
     for _ in range(rounds):
-        key, sub = split(key, 2)
-        sort_keys = _random_bits(sub, 32, x.shape)
+        key, sub = _pair(_split(key, 2))
+        sort_keys = _random_bits(sub, 32, shape)
         order = xp.argsort(sort_keys, axis=axis, kind='stable')
         x = xp.take_along_axis(x, order, axis=axis)
     return x
 
 
-def permutation(key, x, axis=0, independent=False):
-    """A random permutation of ``range(x)`` (an int ``x``) or of ``x`` along ``axis``."""
-    xp, key = _check_key(key)
+def _take(xp, x, ind, axis, nb):
+    """xp.take(x, ind, axis) for indices with nb leading batch axes: those axes first."""
+    out = xp.take(x, ind, axis=axis)
+    if nb and axis:
+        out = xp.moveaxis(out, tuple(range(axis, axis + nb)), tuple(range(nb)))
+    return out
+
+
+def _permutation(key, x, axis, independent):
+    xp = array_module(key)
     if isinstance(x, (int, np.integer)) or np.ndim(x) == 0:
         return _shuffle(key, xp.arange(int(x)), 0)
     x = xp.asarray(x)
@@ -496,13 +539,12 @@ def permutation(key, x, axis=0, independent=False):
     if independent or x.ndim == 1:
         return _shuffle(key, x, axis)
     ind = _shuffle(key, xp.arange(x.shape[axis]), 0)
-    return xp.take(x, ind, axis=axis)
+    return _take(xp, x, ind, axis, key.ndim - 1)
 
 
-def choice(key, a, shape=(), replace=True, p=None, axis=0):
-    """Draws from ``a`` (an array, or ``range(a)`` for an int), with or without
-    replacement, uniformly or with probabilities ``p``."""
-    xp, key = _check_key(key)
+def _choice(key, a, shape, replace, p, axis):
+    xp = array_module(key)
+    lead, nb = key.shape[:-1], key.ndim - 1
     shape = _as_shape(shape)
     arr = xp.asarray(a)
     if arr.ndim == 0:
@@ -512,7 +554,7 @@ def choice(key, a, shape=(), replace=True, p=None, axis=0):
         n_inputs = arr.shape[axis]
     n_draws = math.prod(shape)
     if n_draws == 0:
-        return xp.zeros(shape, dtype=arr.dtype)
+        return xp.zeros(lead + shape, dtype=arr.dtype)
     if n_inputs <= 0:
         raise ValueError('a must be greater than 0 unless no samples are taken')
     if not replace and n_draws > n_inputs:
@@ -520,11 +562,12 @@ def choice(key, a, shape=(), replace=True, p=None, axis=0):
                          f'(size {n_inputs}) when replace=False')
     if p is None:
         if replace:
-            ind = randint(key, shape, 0, n_inputs)
-            result = ind if arr.ndim == 0 else xp.take(arr, ind, axis=axis)
+            ind = _randint(key, shape, 0, n_inputs, np.int64)
+            result = ind if arr.ndim == 0 else _take(xp, arr, ind, axis, nb)
         else:
-            slices = (slice(None),) * axis + (slice(n_draws),)
-            result = permutation(key, n_inputs if arr.ndim == 0 else arr, axis)[slices]
+            slices = (slice(None),) * (nb + axis) + (slice(n_draws),)
+            result = _permutation(key, n_inputs if arr.ndim == 0 else arr, axis,
+                                  False)[slices]
     else:
         p = xp.asarray(p)
         if p.dtype.kind != 'f':
@@ -534,12 +577,143 @@ def choice(key, a, shape=(), replace=True, p=None, axis=0):
                              f'got shape {p.shape}')
         if replace:
             cum = xp.cumsum(p)
-            r = cum[-1] * (1 - uniform(key, shape, dtype=cum.dtype))
+            r = cum[-1] * (1 - _uniform(key, shape, cum.dtype, 0., 1.))
             ind = xp.searchsorted(cum, r).astype(np.int64)
         else:
             with np.errstate(divide='ignore'):
-                g = gumbel(key, (n_inputs,), p.dtype) + xp.log(p)
-            ind = xp.argsort(-g, kind='stable')[:n_draws].astype(np.int64)
-        result = ind if arr.ndim == 0 else xp.take(arr, ind, axis=axis)
-    return result.reshape(shape if arr.ndim == 0 else
-                          arr.shape[:axis] + shape + arr.shape[axis + 1:])
+                g = _gumbel(key, (n_inputs,), p.dtype) + xp.log(p)
+            ind = xp.argsort(-g, axis=-1, kind='stable')[..., :n_draws].astype(np.int64)
+        result = ind if arr.ndim == 0 else _take(xp, arr, ind, axis, nb)
+    return result.reshape(lead + (shape if arr.ndim == 0 else
+                                  arr.shape[:axis] + shape + arr.shape[axis + 1:]))
+
+
+# ----------------------------------------------------------------------------
+# the public functions: one key of shape (2,). Each is a call codax can read
+# (so vmap(random.normal) works), and carries its batched form (below).
+# ----------------------------------------------------------------------------
+
+def key(seed):
+    """A key from an integer seed: ``[seed >> 32, seed & 0xffffffff]`` as uint32,
+    so ``[0, seed]`` for ``0 <= seed < 2**32`` (``jax.random.PRNGKey``'s layout)."""
+    return _seed_key(seed)
+
+
+PRNGKey = key
+
+
+def split(key, num=2):
+    """``num`` new keys (shape ``(num, 2)``; ``num`` may be a shape tuple) from
+    ``key``, by Threefry over a counter (JAX's partitionable split)."""
+    return _split(_key(key), num)
+
+
+def fold_in(key, data):
+    """A new key that depends on ``key`` and the integer ``data`` (taken mod 2**32)."""
+    return _fold_in(_key(key), data)
+
+
+def bits(key, shape=(), dtype=np.uint32):
+    """Uniform random bits: an unsigned integer array of ``shape`` and ``dtype``."""
+    return _bits(_key(key), shape, dtype)
+
+
+def uniform(key, shape=(), dtype=np.float64, minval=0., maxval=1.):
+    """Uniform floats in ``[minval, maxval)``: the top mantissa bits of random
+    bits, as a float in [1, 2), minus 1 (JAX's construction: 52 bits for
+    float64, 23 for float32, 10 for float16)."""
+    return _uniform(_key(key), shape, dtype, minval, maxval)
+
+
+def normal(key, shape=(), dtype=np.float64):
+    """Standard normal draws: ``sqrt(2) * erfinv(u)``, u uniform on (-1, 1)."""
+    return _normal(_key(key), shape, dtype)
+
+
+def truncated_normal(key, lower, upper, shape=None, dtype=np.float64):
+    """Standard normal draws truncated to ``(lower, upper)`` (inverse CDF)."""
+    return _truncated_normal(_key(key), lower, upper, shape, dtype)
+
+
+def gumbel(key, shape=(), dtype=np.float64):
+    """Standard Gumbel draws, ``-log(-log(u))`` (JAX's default mode)."""
+    return _gumbel(_key(key), shape, dtype)
+
+
+def gamma(key, a, shape=None, dtype=np.float64):
+    """Gamma(a, 1) draws (Marsaglia-Tsang; for a < 1, Gamma(a + 1) * U**(1/a))."""
+    return _gamma(_key(key), a, shape, dtype)
+
+
+def beta(key, a, b, shape=None, dtype=np.float64):
+    """Beta(a, b) draws, as X / (X + Y) with X ~ Gamma(a), Y ~ Gamma(b)."""
+    return _beta(_key(key), a, b, shape, dtype)
+
+
+def dirichlet(key, alpha, shape=None, dtype=np.float64):
+    """Dirichlet(alpha) draws, shape ``shape + alpha.shape[-1:]``: normalized gammas."""
+    return _dirichlet(_key(key), alpha, shape, dtype)
+
+
+def bernoulli(key, p=0.5, shape=None):
+    """Boolean draws, True with probability ``p``: ``uniform(key, shape) < p``."""
+    return _bernoulli(_key(key), p, shape)
+
+
+def categorical(key, logits, axis=-1, shape=None):
+    """Draws from the categorical distribution with unnormalized log-probabilities
+    ``logits`` along ``axis``, by the Gumbel-max trick (JAX's ``replace=True``)."""
+    return _categorical(_key(key), logits, axis, shape)
+
+
+def randint(key, shape, minval, maxval, dtype=np.int64):
+    """Integers in ``[minval, maxval)``, from 2 x nbits random bits per value
+    reduced mod the span (JAX's algorithm, with its small bias for large
+    spans that are not powers of 2)."""
+    return _randint(_key(key), shape, minval, maxval, dtype)
+
+
+def permutation(key, x, axis=0, independent=False):
+    """A random permutation of ``range(x)`` (an int ``x``) or of ``x`` along ``axis``."""
+    return _permutation(_key(key), x, axis, independent)
+
+
+def choice(key, a, shape=(), replace=True, p=None, axis=0):
+    """Draws from ``a`` (an array, or ``range(a)`` for an int), with or without
+    replacement, uniformly or with probabilities ``p``."""
+    return _choice(_key(key), a, shape, replace, p, axis)
+
+
+# ----------------------------------------------------------------------------
+# batched forms (vmap over keys)
+# ----------------------------------------------------------------------------
+
+def _batched_form(public, impl):
+    """`public`'s batched form: the same arguments, with keys of shape (B, 2);
+    `impl` takes them in the order of `public`'s signature."""
+    signature = inspect.signature(public)
+
+    def batched(keys, *args, **kwargs):
+        bound = signature.bind(keys, *args, **kwargs)
+        bound.apply_defaults()
+        keys, *rest = bound.arguments.values()
+        return impl(_keys(keys), *rest)
+    batched.__name__ = batched.__qualname__ = f'{public.__name__}_batched'
+    batched.__doc__ = f'{public.__name__} for a batch of keys (shape (B, 2)): the draws of ' \
+                      'each key, stacked on a new leading axis.'
+    return batched
+
+
+# The implementations take batches as they are (vmap of a public function
+# batches its body: `_normal(_key(key), shape, dtype)`).
+_key.__codax_batched__ = _keys
+_seed_key.__codax_batched__ = key.__codax_batched__ = _seed_keys
+for _public, _impl in ((split, _split), (fold_in, _fold_in), (bits, _bits),
+                       (uniform, _uniform), (normal, _normal),
+                       (truncated_normal, _truncated_normal), (gumbel, _gumbel),
+                       (gamma, _gamma), (beta, _beta), (dirichlet, _dirichlet),
+                       (bernoulli, _bernoulli), (categorical, _categorical),
+                       (randint, _randint), (permutation, _permutation), (choice, _choice)):
+    _impl.__codax_batched__ = _impl
+    _public.__codax_batched__ = _batched_form(_public, _impl)
+del _public, _impl

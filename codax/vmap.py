@@ -11,7 +11,7 @@ import runtime
 from runtime.backend import array_module
 from runtime.tree import tree_flatten, tree_leaves, tree_unflatten
 from transformer.batch import info_of_value
-from transformer.errors import SourceError
+from transformer.errors import RecursiveBatching, SourceError
 from transformer.pipeline import compile_batch
 
 from .api import (Specialization, _describe, _user_function, grad, jvp, primitive_function,
@@ -83,8 +83,17 @@ class Batched:
         if not (in_axes is None or isinstance(in_axes, (int, tuple))):
             raise TypeError('vmap: in_axes must be an int, None, or a tuple with one entry '
                             f'per positional argument, got {in_axes!r}')
+        # A custom_jvp / custom_vjp / checkpoint function: vmap batches the
+        # function itself (its rules are for derivatives, and the wrapper
+        # around a rule would call itself batched without end)
+        self._custom = getattr(fun, '__codax_custom__', None)
+        if self._custom:
+            fun = fun.fun
         self.fun = primitive_function(fun) or fun
         self.in_axes = in_axes
+        # rt.vmapped in generated code: derivative code's zero 0.0 may stand in
+        # for a batched value (zeros for every example), so it is unbatched
+        self.internal = False
         self.out_axes = out_axes
         functools.update_wrapper(self, self.fun, updated=())
         self._signature = None
@@ -96,10 +105,12 @@ class Batched:
         self._summed_for = {}      # arguments' key -> whether _per_example serves them
         # (signature, ranks) -> (function, each leaf's axis, specialization): a
         # repeated call costs a lookup and a check of the batch sizes. Only for
-        # plain functions without free variables, whose code cannot go stale
-        # otherwise than through the guards the specialization checks.
+        # plain functions without free variables (but modules: generated code's
+        # xp and rt), whose code cannot go stale otherwise than through the
+        # guards the specialization checks.
         plain = inner is None and self.fun not in _SPECIAL
-        self._fast = {} if plain and not getattr(self.fun, '__closure__', None) else None
+        self._fast = {} if plain and _only_modules(getattr(self.fun, '__closure__', None)) \
+            else None
 
     # ---- arguments and their axes ----
 
@@ -107,8 +118,11 @@ class Batched:
         """Positional arguments and their axes; keyword arguments batch along 0.
         Leaves that are not numbers or arrays (functions, None) are never batched."""
         args, axes = self._given_axes(args, kwargs)
-        return args, tuple(_numeric_axes(a, arg, self._where(i))
-                           for i, (a, arg) in enumerate(zip(axes, args)))
+        axes = tuple(_numeric_axes(a, arg, self._where(i))
+                     for i, (a, arg) in enumerate(zip(axes, args)))
+        if self.internal:
+            axes = tuple(_zeros_unbatched(a, arg) for a, arg in zip(axes, args))
+        return args, axes
 
     def _where(self, i):
         """'argument 1 (y)': how errors name an argument."""
@@ -168,7 +182,8 @@ class Batched:
             key = (signature(args), tuple(map(numpy.ndim, leaves)))
             hit = fast.get(key)
             if hit is not None and hit[2].current() and len(
-                    {numpy.shape(x)[a] for x, a in zip(leaves, hit[1]) if a is not None}) == 1:
+                    {numpy.shape(x)[a] for x, a in zip(leaves, hit[1]) if a is not None}) == 1 \
+                    and (not hit[3] or _ranks_current(self.fun, hit[3])):
                 return hit[0](*args)
         args, axes = self._arguments(args, kwargs)
         size = self._check(args, axes)
@@ -180,7 +195,8 @@ class Batched:
             if len(fast) > 64:
                 fast.clear()
             fast[key] = (function, [a for arg, axis in zip(args, axes)
-                                    for _, a in _leaf_axes(axis, arg, '')], entry)
+                                    for _, a in _leaf_axes(axis, arg, '')], entry,
+                         _global_ranks(fn))
         return function(*args)
 
     def source(self, *args, **kwargs):
@@ -195,6 +211,10 @@ class Batched:
     def function_for(self, args, axes=None):
         """The generated function, for a transformation of this one (grad(vmap(f))).
         For vmap(grad(f)) that is grad's code batched, whatever __call__ chooses."""
+        if self._custom:
+            raise SourceError(f'codax cannot differentiate vmap of {self.fun.__name__}, which has a '
+                              f'custom {self._custom} rule: the batched function would not use '
+                              'it. Apply vmap to the derivative instead (vmap(grad(f)))')
         if axes is None:
             args, axes = self._arguments(args, {})
         entry, fn = self._specialize(args, axes)
@@ -310,6 +330,13 @@ class Batched:
         return batched
 
 
+def _only_modules(cells):
+    try:
+        return all(isinstance(c.cell_contents, types.ModuleType) for c in cells or ())
+    except ValueError:                  # a cell not filled yet
+        return False
+
+
 def _restoring(function, entry):
     """`function`, which silences NumPy's warnings while code runs for
     examples that do not take it (rt.quiet ... rt.loud): if it raises in
@@ -377,15 +404,53 @@ def _numeric_axes(axes, tree, where):
     return axes
 
 
+def _zeros_unbatched(axes, tree):
+    """The expanded axes with None for every leaf without an axis to map: the
+    zero 0.0 (or a 0-d zero) standing for zeros of every example."""
+    if isinstance(tree, dict) and isinstance(axes, dict):
+        return {k: _zeros_unbatched(axes[k], v) for k, v in tree.items()}
+    if isinstance(tree, (list, tuple)) and isinstance(axes, tuple):
+        return tuple(_zeros_unbatched(a, t) for a, t in zip(axes, tree))
+    if isinstance(tree, (list, tuple, dict)):
+        return axes
+    zero = isinstance(tree, (float, numpy.ndarray, numpy.generic)) and numpy.ndim(tree) == 0 \
+        and tree == 0.0
+    return None if zero else axes
+
+
 def _closure_ranks(fn):
-    """The rank of each array a closure holds: batched code relies on them."""
+    """The rank of each array a closure holds, and of each global array the
+    code reads: batched code relies on them."""
     ranks = []
     for cell in fn.__closure__ or ():
         try:
             ranks.append(getattr(cell.cell_contents, 'ndim', None))
         except ValueError:                # a cell not filled yet
             ranks.append(None)
-    return tuple(ranks)
+    return tuple(ranks) + _global_ranks(fn)
+
+
+def _global_ranks(fn):
+    """(name, rank) of each global array that fn's code reads."""
+    space, out = fn.__globals__, []
+    for name in _global_names(fn.__code__):
+        ndim = getattr(space.get(name), 'ndim', None)
+        if isinstance(ndim, int):
+            out.append((name, ndim))
+    return tuple(out)
+
+
+def _global_names(code):
+    names = list(code.co_names)
+    for const in code.co_consts:
+        if isinstance(const, types.CodeType):
+            names += _global_names(const)
+    return names
+
+
+def _ranks_current(fn, ranks):
+    space = fn.__globals__
+    return all(getattr(space.get(name), 'ndim', None) == ndim for name, ndim in ranks)
 
 
 def _front(axes):
@@ -419,26 +484,47 @@ def _examples(args, axes):
 _compiling = set()
 
 
-def callee_info(fn, infos):
+def callee_info(fn, infos, natural=False):
     """At compile time: what the batched output of a user function called with
-    arguments described by `infos` looks like (None if it cannot be told yet)."""
+    arguments described by `infos` looks like (None if it cannot be told yet):
+    with out_axes 0 (every leaf batched), or with `natural` as the batched code
+    leaves it (the out_axes a caller then asks for: rt.vmapped's third argument)."""
     import types
     if not isinstance(fn, types.FunctionType) or getattr(fn, '__codax_transformed__', None):
         return None
     key = (fn.__code__, tuple(map(repr, infos)))
-    if key in _compiling:                       # recursion: known after the fact
+    if key in _compiling and natural:
+        raise RecursiveBatching(f'codax vmap: {fn.__name__} calls itself inside code whose '
+                                'derivative is batched')
+    if key in _compiling or len(_compiling) > 16:      # recursion: known after the fact
         return None
     _compiling.add(key)
     try:
         axes = [i.axes() for i in infos]
         _, info = compile_batch(fn, axes, 0, lambda params: infos, f'vmap({fn.__name__}) probe',
                                 callee_info)
+    except RecursiveBatching:
+        if natural:
+            raise
+        return None
     except Exception:
         return None
     finally:
         _compiling.discard(key)
+    if natural:
+        return info
     from transformer.batch_rules import _mark_batched
     return _mark_batched(info)
+
+
+def _install_hooks():
+    from transformer.batch import HOOKS
+    from .calls import static_sweeps, static_user_function
+    HOOKS['sweeps'] = static_sweeps
+    HOOKS['static_function'] = static_user_function
+
+
+_install_hooks()
 
 
 def vmap(fun, in_axes=0, out_axes=0):
@@ -450,11 +536,14 @@ def vmap(fun, in_axes=0, out_axes=0):
 _vmapped = {}
 
 
-def _vmap_hook(fn, axes):
-    key = (id(fn), _hashable(axes))
+def _vmap_hook(fn, axes, out_axes=0):
+    key = (id(fn), _hashable(axes), _hashable(out_axes))
     hit = _vmapped.get(key)
     if hit is None or hit[0] is not fn:
-        hit = _vmapped[key] = (fn, vmap(fn, in_axes=axes))
+        if len(_vmapped) > 4096:
+            _vmapped.clear()
+        hit = _vmapped[key] = (fn, vmap(fn, in_axes=axes, out_axes=out_axes))
+        hit[1].__codax_transformed__.internal = True
     return hit[1]
 
 

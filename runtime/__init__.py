@@ -3,6 +3,7 @@
 Never imports the transformer. Importing it fills the primitive table."""
 from .adjoint import *  # noqa: F401,F403
 from .adjoint import (install_jvp_hook, install_sweeps_hook, install_tangent_hook,
+                      install_sweeps_for_hook, sweeps_for,  # noqa: F401
                       install_vjp_hook, tangent_function,  # noqa: F401
                       jvp_call, pullback, pullback_function, pullback_state, sweeps,
                       vjp_call)
@@ -11,5 +12,6 @@ from .updates import *  # noqa: F401,F403
 from .table import TABLE  # noqa: F401
 from .batching import *  # noqa: F401,F403
 from .batching import install_vmap_hook  # noqa: F401
+from .batched_forms import *  # noqa: F401,F403
 from . import primitives  # noqa: F401
 from .backend import array_module, backend_name, is_array  # noqa: F401

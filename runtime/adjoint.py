@@ -315,9 +315,13 @@ def concatenate_vjp(g, xs, y, axis=0):
 
 
 def broadcast_list(g, xs, y):
-    """Adjoint of each x for y = x0 + x1 + ... (Python's sum over a list)."""
+    """Adjoint of each x for y = x0 + x1 + ... (Python's sum over a list).
+    Over the rows of an array, every row has the same adjoint, which (shaped
+    like a row) broadcasts to the array: an array, never a list of rows."""
     if is_zero(g):
         return ZERO
+    if is_array(xs):
+        return unbroadcast(g, xs[0], y) if shape(xs) and shape(xs)[0] else ZERO
     return [unbroadcast(g, x, y) for x in xs]
 
 
@@ -398,6 +402,22 @@ def install_sweeps_hook(hook):
 def sweeps(fn, *args):
     """(forward, backward): the generated sweeps of `fn` for these arguments."""
     return _sweeps_hook(fn, args)
+
+
+_sweeps_for_hook = None
+
+
+def install_sweeps_for_hook(hook):
+    global _sweeps_for_hook
+    _sweeps_for_hook = hook
+
+
+def sweeps_for(fn, active, numeric, *args):
+    """(forward, backward) of `fn` differentiated with respect to the
+    parameters `active`, `numeric` those that are not containers: the sweeps
+    that batched code (vmap of grad) chose at compile time. `args` tell the
+    array module."""
+    return _sweeps_for_hook(fn, active, numeric, args)
 
 
 def pullback_function(pb):

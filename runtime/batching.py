@@ -7,14 +7,14 @@ in_axes) as a literal argument.
 """
 import numpy
 
-from .adjoint import _float_dtype, _rebuild, is_zero, item, shape, sum_to
+from .adjoint import ZERO, _float_dtype, _rebuild, is_zero, item, shape, sum_to
 
 __all__ = ['batch_size', 'broadcast_batch', 'batch_loop', 'select', 'select_vjp', 'any_true',
            'loop_bound', 'quiet', 'loud', 'batch_index', 'shift_axis', 'example_shape',
            'moveaxes', 'vmapped', 'sum_to_batched', 'finalize_batched',
            'finalize_batched_transpose', 'attribute', 'unsum_batched', 'batch_outputs',
            'batch_outputs_transpose', 'example_rank', 'lift_batched', 'batched_diag',
-           'dense_batched', 'dense_batched_vjp']
+           'dense_batched', 'dense_batched_vjp', 'first_example']
 from .backend import array_module, is_array
 from .tree import tree_flatten, tree_unflatten
 
@@ -53,12 +53,36 @@ def broadcast_batch(x, size):
 def _stack(outs, size):
     if not outs:
         raise ValueError('vmap: cannot run a per-example loop over an empty batch')
-    leaves = [tree_flatten(o)[0] for o in outs]
-    treedef = tree_flatten(outs[0])[1]
+    flat = [tree_flatten(o) for o in outs]
+    leaves, treedef = [f[0] for f in flat], flat[0][1]
+    if any(f[1] != treedef for f in flat):
+        raise ValueError('vmap: a per-example loop (rt.batch_loop) gave outputs of different '
+                         f'structures for different examples: {treedef} and '
+                         f'{next(f[1] for f in flat if f[1] != treedef)}')
     xp = array_module(*leaves[0])
-    return tree_unflatten(treedef, [xp.stack([xp.asarray(l[i]) for l in leaves])
+    return tree_unflatten(treedef, [_stack_leaf([l[i] for l in leaves], xp)
                                     if _numeric(leaves[0][i]) else leaves[0][i]
                                     for i in range(len(leaves[0]))])
+
+
+def _stack_leaf(values, xp):
+    """One leaf of every example, stacked. The zero 0.0 of every example (an
+    adjoint helper's structural zero) stays the zero; where only some
+    examples give it, it stands for zeros shaped like the others."""
+    zero = [type(v) is float and v == 0.0 for v in values]
+    if all(zero):
+        return 0.0
+    if any(zero):
+        like = xp.asarray(next(v for v, z in zip(values, zero) if not z))
+        values = [xp.zeros_like(like) if z else v for v, z in zip(values, zero)]
+    values = [xp.asarray(v) for v in values]
+    shapes = {v.shape for v in values}
+    if len(shapes) > 1:              # (a boolean mask with a different count per example)
+        raise ValueError('vmap: the examples give results of different shapes here '
+                         f'({", ".join(map(str, sorted(shapes)))}), which no batched array '
+                         'holds; a boolean mask that differs between examples does this: '
+                         'use np.where(mask, x, 0.0) instead')
+    return xp.stack(values)
 
 
 def batch_loop(fn, axes, args, kwargs, size):
@@ -170,6 +194,23 @@ def batch_index(idx, x=None):
     return (slice(None),) + (idx if isinstance(idx, tuple) else (idx,))
 
 
+def first_example(tree, axes):
+    """Example 0 of each batched leaf (`axes`: a prefix of 0 and None): what a
+    function is generated for when batched code asks for the generated code
+    of a transformation of it (rt.tangent_function, rt.sweeps), which is then
+    batched itself. Unbatched leaves, and leaves that are not arrays, stay."""
+    leaves, treedef = tree_flatten(tree)
+    out = []
+    for leaf, axis in zip(leaves, _leaf_axes(axes, tree)):
+        if axis is None or not is_array(leaf) or leaf.ndim == 0:
+            out.append(leaf)
+        elif shape(leaf)[0]:
+            out.append(leaf[0])
+        else:                                    # an empty batch: zeros of one example
+            out.append(array_module(leaf).zeros(shape(leaf)[1:], dtype=leaf.dtype))
+    return tree_unflatten(treedef, out)
+
+
 def shift_axis(axis):
     """A per-example axis (int, tuple or None for all) as an axis of the batch."""
     if axis is None:
@@ -206,11 +247,11 @@ def install_vmap_hook(hook):
     _vmap_hook = hook
 
 
-def vmapped(fn, axes):
-    """`fn` batched with in_axes `axes` and out_axes 0 (a user function called
+def vmapped(fn, axes, out_axes=0):
+    """`fn` batched with in_axes `axes` and `out_axes` (a user function called
     from batched code). codax installs the hook; it returns a function that
     codax can transform again, so grad(vmap(f)) goes through the call."""
-    return _vmap_hook(fn, axes)
+    return _vmap_hook(fn, axes, out_axes)
 
 
 def sum_to_batched(g, target):
@@ -240,17 +281,33 @@ def finalize_batched(g, x, spec, size):
     of x's dtype shaped (batch,) + the example's shape. `spec` gives, per leaf,
     (g batched, x batched, rank of g, rank of x) as known at compile time."""
     if isinstance(spec, dict):
-        return {k: finalize_batched(_part(g, k), x[k], spec[k], size) for k in x}
+        return {k: finalize_batched(_element(g, k, spec[k]), x[k], spec[k], size) for k in x}
     if isinstance(spec, tuple) and spec and isinstance(spec[0], (tuple, dict)):
-        parts = [finalize_batched(_part(g, k), x[k], s, size) for k, s in enumerate(spec)]
+        parts = [finalize_batched(_element(g, k, s), x[k], s, size) for k, s in enumerate(spec)]
         return type(x)(*parts) if hasattr(x, '_fields') else type(x)(parts)
+    if isinstance(x, (dict, list, tuple)):      # seen only now: the same spec per leaf
+        parts = {k: finalize_batched(_element(g, k, spec), v, spec, size)
+                 for k, v in (x.items() if isinstance(x, dict) else enumerate(x))}
+        return parts if isinstance(x, dict) else _rebuild(x, list(parts.values()))
+    if x is None:                               # (a tape's slot not set: as rt.finalize)
+        return None
     g_batched, x_batched, g_rank, x_rank = spec
+    if x_batched and not is_array(x) and is_zero(g):
+        return g          # a number where a batched value is expected: the structural zero
     xp = array_module(g, x)
     example = shape(x)[1:] if x_batched else shape(x)
+    if x_rank is None:                          # (a rank seen only at run time)
+        x_rank = len(example)
     dtype = getattr(x, 'dtype', None)
     if dtype is None or dtype.kind not in 'fc':
         dtype = numpy.float64
     if type(g) is float and g == 0.0:
+        kind = getattr(getattr(x, 'dtype', None), 'kind', None)
+        if not (isinstance(x, (float, complex)) or kind in ('f', 'c')):
+            # the tangent of an integer (or of a function, a tape's slot) is zero:
+            # it stays the zero, as rt.finalize keeps it for an int, so rules
+            # that skip a zero tangent skip it here too (x ** n's log(x) term)
+            return ZERO
         return xp.zeros((size,) + tuple(example), dtype=dtype)
     full = (size,) + tuple(example)
     if type(g) is numpy.ndarray and g.base is None and g.shape == full and g.dtype == dtype:
@@ -272,6 +329,12 @@ def finalize_batched_transpose(h, g, x, spec, size):
         keys = list(x) if isinstance(spec, dict) else range(len(spec))
         parts = [finalize_batched_transpose(h[k], g[k], x[k], spec[k], size) for k in keys]
         return dict(zip(keys, parts)) if isinstance(spec, dict) else type(g)(parts)
+    if isinstance(x, (dict, list, tuple)):      # a leaf spec for a container
+        if is_zero(g):
+            return g
+        parts = {k: finalize_batched_transpose(item(h, k), _part(g, k), v, spec, size)
+                 for k, v in (x.items() if isinstance(x, dict) else enumerate(x))}
+        return parts if isinstance(x, dict) else list(parts.values())
     return _sum_to_batched(h, shape(g)[1:]) if spec[0] else sum_to(h, shape(g))
 
 
@@ -283,6 +346,22 @@ def _part(g, key):
     if type(g) is float and g == 0.0:
         return g
     return g[key]
+
+
+def _element(g, key, spec):
+    """Element `key` of g, the adjoint of a container: of a batched array g
+    (an array standing for the container), past its batch axis."""
+    if is_array(g) and _spec_g_batched(spec):
+        return g[:, key]
+    return _part(g, key)
+
+
+def _spec_g_batched(spec):
+    if isinstance(spec, dict):
+        return any(_spec_g_batched(s) for s in spec.values())
+    if isinstance(spec, tuple) and spec and isinstance(spec[0], (tuple, dict)):
+        return any(_spec_g_batched(s) for s in spec)
+    return bool(spec[0]) if spec else False
 
 
 def attribute(x, name):
@@ -339,16 +418,37 @@ def batch_outputs_transpose(g, tree, axes, out_axes, size):
 
 
 def example_rank(operands, axes):
-    """The widest example among element-wise operands (ranks known only now;
-    containers, as rt.add adds them, leaf by leaf, count for none)."""
-    return max((numpy.ndim(x) - (a is not None) for x, a in zip(operands, axes)
-                if not isinstance(x, (list, tuple, dict))), default=0)
+    """The widest example among element-wise operands (ranks known only now).
+    Containers (rt.add adds them leaf by leaf) of one structure give one rank
+    per leaf, the widest of that leaf's operands: a tuple."""
+    arrays = max((numpy.ndim(x) - (a is not None) for x, a in zip(operands, axes)
+                  if not isinstance(x, (list, tuple, dict))), default=0)
+    trees = [(x, a) for x, a in zip(operands, axes) if isinstance(x, (list, tuple, dict))]
+    if not trees:
+        return arrays
+    treedef = tree_flatten(trees[0][0])[1]
+    ranks = None
+    for x, a in trees:
+        leaves, other = tree_flatten(x)
+        if other != treedef:
+            return arrays                 # (structures seen to differ: leaf by leaf is moot)
+        mine = [numpy.ndim(v) - (b is not None) for v, b in zip(leaves, _leaf_axes(a, x))]
+        ranks = mine if ranks is None else [max(r, m) for r, m in zip(ranks, mine)]
+    return tuple(max(r, arrays) for r in ranks)
 
 
 def lift_batched(x, rank):
     """Batched x given axes after its batch axis so that an example has `rank`
-    axes: it then broadcasts against unbatched operands as one example would."""
-    return x if isinstance(x, (list, tuple, dict)) else _lift(x, 0, rank)
+    axes: it then broadcasts against unbatched operands as one example would.
+    A container is lifted leaf by leaf to the ranks of example_rank's tuple."""
+    if isinstance(x, (list, tuple, dict)):
+        if not isinstance(rank, tuple):
+            return x
+        leaves, treedef = tree_flatten(x)
+        if len(leaves) != len(rank):
+            return x
+        return tree_unflatten(treedef, [_lift(v, 0, r) for v, r in zip(leaves, rank)])
+    return x if isinstance(rank, tuple) else _lift(x, 0, rank)
 
 
 def batched_diag(v, k=0):
@@ -365,27 +465,44 @@ def dense_batched(t, x, t_batched, x_batched, size):
     """rt.dense(t, x) per example, as one batched value: t (batched or not, as
     the flags say; 0.0 for zero) shaped like x's examples, batch axis first.
     Kinds and ranks are read here, at run time: for a number x a batched t is
-    kept as it is, as dense keeps t (x may be a loop's first 0.0 of an array)."""
+    kept as it is, as dense keeps t (x may be a loop's first 0.0 of an array).
+    For a container x each flag is one bool for all its leaves, or a container
+    of flags shaped like x."""
     if isinstance(x, (dict, list, tuple)):
-        parts = {k: dense_batched(item(t, k), v, t_batched, x_batched, size)
+        parts = {k: dense_batched(item(t, k), v, _flag(t_batched, k), _flag(x_batched, k), size)
                  for k, v in (x.items() if isinstance(x, dict) else enumerate(x))}
         return parts if isinstance(x, dict) else _rebuild(x, list(parts.values()))
-    if not is_array(x) and t_batched and not is_zero(t):
+    if not is_array(x) and (t_batched and not is_zero(t) or x_batched and is_zero(t)):
+        # as rt.dense keeps t for a number; a number where a batched value is
+        # expected is the structural zero, whose zero tangent stays the zero
         return t
     full = shape(x) if x_batched else (size,) + shape(x)
     xp = array_module(x, t)
     if is_zero(t):
+        kind = getattr(getattr(x, 'dtype', None), 'kind', None)
+        if not (isinstance(x, (float, complex)) or kind in ('f', 'c')):
+            # an integer's tangent is zero: as for the Python int of one example
+            # (a tape's loop count, an exponent), it stays the zero, so rules
+            # that skip a zero tangent (x ** n's log(x) term) skip it batched too
+            return ZERO
         return xp.zeros(full, dtype=_float_dtype(x))
     if t_batched:
         t = _lift(t, 0, len(full) - 1)
     return t if shape(t) == full else xp.broadcast_to(xp.asarray(t, dtype=_float_dtype(t, x)), full)
 
 
+def _flag(flags, key):
+    """One element's flag from dense_batched's flags (a bool, or per element)."""
+    return flags[key] if isinstance(flags, (tuple, list, dict)) else flags
+
+
 def dense_batched_vjp(g, t, x, t_batched):
     """The adjoint of dense_batched's t: g summed back to t's shape (per example
     where t is batched)."""
     if isinstance(x, (dict, list, tuple)):
-        parts = {k: dense_batched_vjp(item(g, k), item(t, k), v, t_batched)
+        if is_zero(g):
+            return g
+        parts = {k: dense_batched_vjp(item(g, k), item(t, k), v, _flag(t_batched, k))
                  for k, v in (x.items() if isinstance(x, dict) else enumerate(x))}
         return parts if isinstance(x, dict) else list(parts.values())
     if is_zero(g) or not is_array(x):

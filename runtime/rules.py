@@ -974,6 +974,8 @@ def broadcast_list_transpose(g, cot, xs, y):
     """Transpose of cot -> broadcast_list(cot, xs, y): sum the pieces back."""
     if is_zero(g):
         return ZERO
+    if is_array(xs):                  # one adjoint for every row of an array
+        return unbroadcast_transpose(g, cot, xs[0], y) if shape(xs) and shape(xs)[0] else ZERO
     total = ZERO
     for gi, x in zip(g, xs):
         total = _accumulate(total, unbroadcast_transpose(gi, cot, x, y))
@@ -1236,63 +1238,76 @@ def default_argument(fn, i):
     return list(inspect.signature(target).parameters.values())[i].default
 
 
-def basis(x):
-    """The unit tangents of x stacked on a leading axis: (x.size,) + x.shape."""
+def basis(x, lead=0):
+    """The unit tangents of x stacked on a leading axis: (x.size,) + x.shape.
+    With `lead` > 0, x carries that many leading batch axes (vmap of a
+    Jacobian): the basis of one example, the same for all of them."""
     if not is_array(x):
         return numpy.ones((1,))
     xp = array_module(x)
-    n = int(numpy.prod(shape(x)))
-    return xp.reshape(xp.eye(n, dtype=_fdtype(x)), (n,) + shape(x))
+    example = tuple(shape(x)[lead:])
+    n = int(numpy.prod(example))
+    dtype = _fdtype(x)
+    key = (id(xp), example, dtype)
+    hit = _BASES.get(key)
+    if hit is None:
+        hit = xp.reshape(xp.eye(n, dtype=dtype), (n,) + example)
+        if xp is numpy and n * n * hit.itemsize <= 1 << 23:    # kept: read-only, up to 8 MB
+            hit.flags.writeable = False
+            if len(_BASES) > 32:
+                _BASES.clear()
+            _BASES[key] = hit
+    return hit
 
 
-def _stacked(stack, n, example):
-    """A stack of n values, each broadcastable to `example`, as a full array."""
-    xp = array_module(stack)
-    stack = xp.asarray(stack)
-    if stack.ndim == 0:
-        stack = stack[None]
-    missing = len(example) + 1 - stack.ndim
-    if missing > 0:
-        stack = stack[(slice(None),) + (None,) * missing]
-    return xp.broadcast_to(stack, (n,) + tuple(example))
+_BASES = {}
 
 
-def jacobian_from_columns(cols, outs, x):
+# The stacks of columns or rows below are whatever vmap gave: anything that
+# broadcasts (as NumPy does, from the right) to lead + (n,) + the example's
+# shape, where `lead` counts the leading batch axes of `outs`/`out` and `x`
+# (the batching rules pass lead + 1, with `outs`, `out` and `x` batched).
+
+def jacobian_from_columns(cols, outs, x, lead=0):
     """Columns d out / d x[j], stacked on a leading axis (a vmap over the
     basis of x, which also stacked the outputs `outs`), as the Jacobian
     out.shape + x.shape."""
     xp = array_module(outs, x, cols)
-    n, out = int(numpy.prod(shape(x))), shape(outs)[1:]
-    full = _stacked(cols, n, out)
-    return xp.reshape(xp.moveaxis(full, 0, -1), out + shape(x)).astype(
+    front, xs = tuple(shape(outs)[:lead]), tuple(shape(x)[lead:])
+    n, out = int(numpy.prod(xs)), tuple(shape(outs)[lead + 1:])
+    full = xp.broadcast_to(xp.asarray(cols), front + (n,) + out)
+    return xp.reshape(xp.moveaxis(full, lead, -1), front + out + xs).astype(
         _fdtype(outs, x), copy=False)
 
 
-def columns_vjp(g, cols, outs, x, ans):
-    """Adjoint of the stacked columns for ans = jacobian_from_columns(cols, outs, x)."""
+def columns_vjp(g, cols, outs, x, ans, lead=0):
+    """Adjoint of the stacked columns for ans = jacobian_from_columns(cols, outs, x, lead)."""
     if is_zero(g):
         return ZERO
     xp = array_module(ans)
-    n = int(numpy.prod(shape(x)))
-    G = xp.moveaxis(xp.reshape(_full(g, ans), shape(outs)[1:] + (n,)), -1, 0)
+    front, xs = tuple(shape(outs)[:lead]), tuple(shape(x)[lead:])
+    n, out = int(numpy.prod(xs)), tuple(shape(outs)[lead + 1:])
+    G = xp.moveaxis(xp.reshape(_full(g, ans), front + out + (n,)), -1, lead)
     return sum_to(G, shape(cols))
 
 
-def jacobian_from_rows(rows, out, x):
+def jacobian_from_rows(rows, out, x, lead=0):
     """Rows d out[i] / d x, stacked on a leading axis (a vmap over the basis
     of out), as the Jacobian out.shape + x.shape."""
     xp = array_module(out, x, rows)
-    n = int(numpy.prod(shape(out)))
-    full = _stacked(rows, n, shape(x))
-    return xp.reshape(full, shape(out) + shape(x)).astype(_fdtype(out, x), copy=False)
+    front, example = tuple(shape(out)[:lead]), tuple(shape(out)[lead:])
+    n, xs = int(numpy.prod(example)), tuple(shape(x)[lead:])
+    full = xp.broadcast_to(xp.asarray(rows), front + (n,) + xs)
+    return xp.reshape(full, front + example + xs).astype(_fdtype(out, x), copy=False)
 
 
-def rows_vjp(g, rows, out, x, ans):
-    """Adjoint of the stacked rows for ans = jacobian_from_rows(rows, out, x)."""
+def rows_vjp(g, rows, out, x, ans, lead=0):
+    """Adjoint of the stacked rows for ans = jacobian_from_rows(rows, out, x, lead)."""
     if is_zero(g):
         return ZERO
-    n = int(numpy.prod(shape(out)))
-    G = array_module(ans).reshape(_full(g, ans), (n,) + shape(x))
+    front, example = tuple(shape(out)[:lead]), tuple(shape(out)[lead:])
+    n, xs = int(numpy.prod(example)), tuple(shape(x)[lead:])
+    G = array_module(ans).reshape(_full(g, ans), front + (n,) + xs)
     return sum_to(G, shape(rows))
 
 

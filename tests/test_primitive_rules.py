@@ -40,6 +40,9 @@ STATIC_PARAMS = {}
 NO_DERIVATIVE = {
     'rt_batch_loop': 'runs any function once per example: the rule would be that '
                      "function's, which only exists as a transformed call",
+    'rt_batched_form': "codax.random's draws with a batch of keys: constants in the "
+                       'key, but their float parameters (minval, gamma\'s a) have no '
+                       'rule, as without vmap',
 }
 
 # (record, parameter) pairs whose adjoint may leave float32 (with the reason).
@@ -431,13 +434,33 @@ def _square(x):
 # rt.sweeps asks codax (through its hook) for the generated sweeps of a function
 import codax  # noqa: E402,F401  (installs the hook)
 cases('sweeps', C(_square, U(3)))
+cases('sweeps_for', C(_square, (0,), (0,), U(3)))
 cases('dense', C(U(2, 3), U(2, 3)), C(U(3), U(2, 3)), C([U(2), 0.5], [U(2), U(3)]))
 cases('unit_tangent', C(U(2, 3), 4), C(0.5, 0))
-cases('jacobian_from_columns', C([U(2), U(2), U(2)], U(2), U(3)), C([U(2, 2)] * 2, U(2, 2), U(2)),
-      C([U(), U()], U(), U(2)))
-cases('jacobian_from_rows', C([U(3), U(3)], U(2), U(3)), C([U(2, 2)] * 4, U(2, 2), U(2, 2)))
-cases('columns_vjp', C(U(2, 3), [U(2)] * 3, U(2), U(3), U(2, 3)))
-cases('rows_vjp', C(U(2, 3), [U(3)] * 2, U(2), U(3), U(2, 3)))
+# Jacobians (codax/jacobians.py): the stacked columns or rows are what vmap
+# gave, anything that broadcasts to (n,) + the example's shape; `lead` counts
+# leading batch axes (a Jacobian in vmapped code).
+cases('basis', C(U(2, 3)), C(U(3)), C(0.5), C(U(4, 2), 1))
+cases('jacobian_from_columns', C(U(3, 2), U(3, 2), U(3)), C(U(2), U(3, 2), U(3)),
+      C(U(2, 2, 2), U(2, 2, 2), U(2)), C(U(2), U(2), U(2)), C(U(3, 1), U(3, 2), U(3)),
+      C(U(4, 3, 2), U(4, 3, 2), U(4, 3), 1), C(U(3, 2), U(4, 3, 2), U(4, 3), 1))
+cases('jacobian_from_rows', C(U(2, 3), U(2), U(3)), C(U(3), U(2), U(3)),
+      C(U(4, 2, 2), U(2, 2), U(2, 2)), C(U(2, 1), U(2), U(3)),
+      C(U(4, 2, 3), U(4, 2), U(4, 3), 1))
+cases('columns_vjp', C(U(2, 3), U(3, 2), U(3, 2), U(3), U(2, 3)),
+      C(U(2, 3), U(2), U(3, 2), U(3), U(2, 3)), C(U(3), U(3, 1), U(3, 2), U(3), U(2, 3)),
+      C(U(4, 2, 3), U(4, 3, 2), U(4, 3, 2), U(4, 3), U(4, 2, 3), 1))
+cases('rows_vjp', C(U(2, 3), U(2, 3), U(2), U(3), U(2, 3)), C(U(2, 3), U(3), U(2), U(3), U(2, 3)),
+      C(U(2, 1), U(2, 1), U(2), U(3), U(2, 3)),
+      C(U(4, 2, 3), U(4, 2, 3), U(4, 2), U(4, 3), U(4, 2, 3), 1))
+
+
+def _scaled(x, scale=2.0):
+    return scale * x
+
+
+cases('default_argument', C(_scaled, 1), C(_square, 0))
+cases('tangent_function', C(_square, (U(3),), 0), C(_scaled, (U(2), 0.5), (0, 1)))
 cases('py_slice', C(2), C(None, 3, None))
 cases('stop_gradient', C(U(3)), C(0.5))
 cases('py_int', C(2.5))
@@ -507,7 +530,22 @@ cases('rt_shift_axis', C(0), C(-1), C((0, -2)))
 cases('rt_example_shape', C(U(4, 3)), C(U(4)))
 cases('rt_example_rank', C((U(4, 3), U(2, 3)), (0, None)), C((U(4), 0.5), (0, None)))
 cases('rt_vmapped', C(_square, 0), C(_square, (None,)))
+cases('rt_first_example', C(U(4, 3), 0), C((U(4), 0.5, U(2)), (0, None, None)), C(U(0, 3), 0),
+      C({'a': U(3, 2)}, {'a': 0}))
 cases('rt_attribute', C(U(2, 3), 'T'), C(U(3), 'shape'))
+
+
+def _draw(key, n):
+    return np.full(n, key.sum() / 2.0 ** 32)
+
+
+def _draws(keys, n):                    # _draw's batched form, as codax.random has them
+    return np.stack([_draw(k, n) for k in keys])
+
+
+_draw.__codax_batched__ = _draws
+_KEYS = np.arange(8, dtype=np.uint32).reshape(4, 2) * np.uint32(123456789)
+cases('rt_batched_form', C(_draw, (_KEYS, 3), {}), C(_draw, (_KEYS,), {'n': (2, 2)}))
 
 
 # --------------------------------------------------------------------------

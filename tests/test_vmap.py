@@ -131,49 +131,47 @@ def _cases(choices):
     return out
 
 
-# Corpus entries that vmap cannot batch yet, each with the reason; the test
-# calls pytest.xfail with it when the entry fails (and passes when it works).
-_ARRAY_OF_LIST = ('batch_rules.array: np.array of a list built by append (Info.item) takes '
-                  'the `same` path, so the examples end up on axis 1; it should stack the '
-                  'items along axis 1')
-_BOOLEAN_MASK = ('boolean-mask indexing: each example selects a different number of elements '
-                 '(JAX refuses it too), but batch_rules.getitem/setitem treat the mask as an '
-                 'integer index and fail in generated code instead of a clear error')
-XFAIL = {
-    'ds_list_append_array': _ARRAY_OF_LIST,
-    'ds_list_comprehension': _ARRAY_OF_LIST,
-    'ix_int_array': 'batch_rules.getitem: a list literal index (x[[1, 1, 0]]) gets per-example '
-                    'rank 0 instead of 1, so later operands are lifted by the wrong number of axes',
-    'ix_bool_mask': _BOOLEAN_MASK,
-    'ix_2d_advanced': _BOOLEAN_MASK,
-    'wr_mask_zero': _BOOLEAN_MASK,
-    'ml_mlp': 'batch_rules._item_info: a slice of a list container (params[:-1]) loses its '
-              'elements (Info(batched, None)), so iterate/len treat the list as an array',
-}
-# Entries for vmap(grad(f)). Unless f has an `if` on a batched condition, that
-# is grad of the sum over the batch of vmap(f), so every rule used by the
-# batched code needs a derivative (see codax/vmap.py).
-_NO_LOOP_DERIVATIVE = 'rt.batch_loop has no derivative rule (runtime/batching.py records)'
-XFAIL_GRAD = {
-    **XFAIL,
-    'sh_squeeze_expand': _NO_LOOP_DERIVATIVE + '; np.squeeze(y, axis=0) falls back to it',
-    'cr_eye_full': _NO_LOOP_DERIVATIVE + '; batch_rules.creation gives np.full(shape) no rank '
-                                         'when the shape is a tuple held in a name, so the '
-                                         'matmul falls back to the loop',
-    'ds_list_append_sum': _NO_LOOP_DERIVATIVE + '; sum() of a list built by append falls back',
-    'ds_dict_items_loop': _NO_LOOP_DERIVATIVE + '; sum() of a list built by append falls back',
-    'eg_array_from_scalars': _NO_LOOP_DERIVATIVE + '; np.array of nested lists falls back',
+# Corpus entries that vmap cannot batch yet: (name, choice) -> (the exception
+# it raises, why). Strict: such an entry must fail with that exception (any
+# other error fails the test), and one that works fails the test until it is
+# taken off the list, so the list is the gaps that remain. None remain today.
+XFAIL = {}
+XFAIL_GRAD = {}
+
+# vmap(grad(f)) batches grad's code; where that code cannot be batched it
+# takes the gradient of the summed vmap(f) (codax/vmap.py). The entries that
+# take that way, each with the reason; every other entry must batch grad's
+# code (strict, both ways).
+_TAPE_PER_EXAMPLE = ('a loop whose trip count differs between examples pushes a different '
+                     'number of values on the tape per example')
+SUMMED = {
+    ('cf_while_data', 'all'): _TAPE_PER_EXAMPLE,
+    ('cf_break_continue', 'all'): _TAPE_PER_EXAMPLE,
+    ('cf_while_break', 'all'): _TAPE_PER_EXAMPLE,
+    ('cf_early_return_in_loop_a', 'all'): _TAPE_PER_EXAMPLE,
+    ('cf_early_return_in_loop_b', 'all'): _TAPE_PER_EXAMPLE,
+    ('cf_nested_loops', 'all'): 'an `if` on a batched condition inside the loops makes the '
+                                'tape batched as a whole, so the inner loop\'s bound popped '
+                                'from it is batched, and range() of it is refused',
+    ('rec_horner', 'all'): 'a recursive helper: its batched derivative\'s facts would be '
+                           'infinitely nested (transformer/errors.py RecursiveBatching)',
+    ('rec_power_sum', 'all'): 'a recursive function, as rec_horner',
 }
 
 
-def _compare_or_xfail(reason, compute, want):
+def _compare_or_xfail(expected, compute, want):
+    """compute() agrees with want, or, for an entry listed with (exception, why),
+    raises that exception (then the test xfails with the reason)."""
+    if expected is None:
+        assert_tree_allclose(compute(), want, rtol=RTOL, atol=ATOL)
+        return
+    exception, reason = expected
     try:
         got = compute()
         assert_tree_allclose(got, want, rtol=RTOL, atol=ATOL)
-    except Exception:
-        if reason:
-            pytest.xfail(reason)
-        raise
+    except exception:
+        pytest.xfail(reason)
+    pytest.fail(f'listed as failing ({reason}), but it works: take it off the list')
 
 
 @pytest.mark.parametrize('name, choice', _cases(('all', 'first')))
@@ -185,7 +183,7 @@ def test_corpus_vmap_matches_loop(name, choice):
         with warnings.catch_warnings():
             warnings.simplefilter('error')
             return codax.vmap(fn, in_axes=axes)(*args)
-    _compare_or_xfail(XFAIL.get(name), batched, loop(fn, args, axes, size))
+    _compare_or_xfail(XFAIL.get((name, choice)), batched, loop(fn, args, axes, size))
 
 
 @pytest.mark.parametrize('name, choice', _cases(('all', 'data')))
@@ -193,8 +191,24 @@ def test_corpus_vmap_of_grad_matches_loop(name, choice):
     fn, _, argnums = _BY_NAME[name]
     args, axes, size = _batch(name, choice)
     g = codax.grad(fn, argnums=argnums)
-    _compare_or_xfail(XFAIL_GRAD.get(name), lambda: codax.vmap(g, in_axes=axes)(*args),
+    vg = codax.vmap(g, in_axes=axes)
+    _compare_or_xfail(XFAIL_GRAD.get((name, choice)), lambda: vg(*args),
                       loop(g, args, axes, size))
+    summed = any(vg.__codax_transformed__._summed_for.values())
+    assert summed == ((name, choice) in SUMMED), (
+        f'expected grad\'s code batched, but it took the summed vmap(f): '
+        f'{_batch_error(vg, args)}' if summed else
+        f'listed in SUMMED ({SUMMED[(name, choice)]}), but grad\'s code is batched: take it off')
+
+
+def _batch_error(vg, args):
+    """Why grad's code could not be batched (the SourceError)."""
+    transformed = vg.__codax_transformed__
+    try:
+        transformed._specialize(*transformed._arguments(args, {}))
+    except SourceError as exc:
+        return str(exc)
+    return '(no error now)'
 
 
 # --------------------------------------------------------------------------
@@ -559,14 +573,7 @@ def test_jacobians_of_and_within_vmap():
 
 
 def test_vmap_of_jacrev_of_a_matrix_function():
-    try:
-        check(codax.jacrev(affine, argnums=1), rng.normal(size=(2, 3)), X, in_axes=(None, 0))
-    except SourceError as exc:
-        if 'batch_index((:' not in str(exc):
-            raise
-        pytest.xfail('batch_rules.getitem: an index past the batch axis of a value of unknown '
-                     'rank is emitted as rt.batch_index((:, :, None), x), a Slice inside a '
-                     'call, which does not compile')
+    check(codax.jacrev(affine, argnums=1), rng.normal(size=(2, 3)), X, in_axes=(None, 0))
 
 
 def test_vmap_of_jvp():
@@ -578,3 +585,135 @@ def test_vmap_of_functions_calling_user_functions():
     check(calls_helper, X, rng.normal(size=(2, 3)), in_axes=(0, None))
     check(power_sum, X, 3, in_axes=(0, None))     # recursion on the unbatched n
     check(codax.grad(calls_helper), X, rng.normal(size=(2, 3)), in_axes=(0, None))
+
+
+# --------------------------------------------------------------------------
+# vmap(grad) of code that calls user functions: each call's derivative is
+# chosen at compile time (batch_rules.static_vjp_call), so what it returns
+# has known facts and the code around it stays vectorized.
+# --------------------------------------------------------------------------
+
+def logit(params, x):
+    h = np.tanh(x @ params['W'] + params['b'])
+    return h @ params['v']
+
+
+def bce(z, y):
+    return np.logaddexp(0.0, z) - y * z
+
+
+def helpers_loss(params, x, y):
+    return bce(logit(params, x), y)
+
+
+def cell(p, h, x):
+    return np.tanh(h @ p['Wh'] + x @ p['Wx'])
+
+
+def rnn_loss(p, xs, y):
+    h = np.zeros(p['Wh'].shape[0])
+    for t in range(xs.shape[0]):
+        h = cell(p, h, xs[t])
+    return np.sum((h - y) ** 2)
+
+
+def pair(x, w):
+    return x * w, np.sum(x ** 2)
+
+
+def pair_loss(w, x):
+    a, b = pair(x, w)
+    return np.sum(a) + b
+
+
+def pick(x, k):
+    return np.sum(x[k] * x)
+
+
+def pick_loss(x):
+    return pick(x, np.argmax(x)) + pick(x, 0)
+
+
+def _grad_loop(g, args, axes):
+    size = next(np.shape(tree_leaves(a)[0])[0] for a, ax in zip(args, axes) if ax == 0)
+    return stack([g(*[example(a, ax, i) for a, ax in zip(args, axes)]) for i in range(size)])
+
+
+@pytest.mark.parametrize('case', ['helpers', 'rnn shared', 'rnn batched', 'pair', 'pick'])
+def test_vmap_of_grad_through_user_functions(case):
+    params = {'W': rng.normal(size=(3, 4)), 'b': rng.normal(size=4), 'v': rng.normal(size=4)}
+    p = {'Wh': 0.5 * rng.normal(size=(3, 3)), 'Wx': 0.5 * rng.normal(size=(2, 3))}
+    f, args, axes = {
+        'helpers': (helpers_loss, (params, X, rng.normal(size=4)), (None, 0, 0)),
+        'rnn shared': (rnn_loss, (p, rng.normal(size=(4, 5, 2)), X), (None, 0, 0)),
+        'rnn batched': (rnn_loss, (stack([p] * 4), rng.normal(size=(4, 5, 2)), X), (0, 0, 0)),
+        'pair': (pair_loss, (W, X), (None, 0)),
+        'pick': (pick_loss, (X,), (0,)),
+    }[case]
+    g = codax.grad(f)
+    vg = codax.vmap(g, in_axes=axes)
+    with warnings.catch_warnings():
+        warnings.simplefilter('error')
+        got = vg(*args)
+    assert_tree_allclose(got, _grad_loop(g, args, axes), rtol=RTOL, atol=ATOL)
+    source = vg.source(*args)
+    assert 'rt.sweeps_for(' in source                    # chosen at compile time
+    assert 'rt.vmapped(rt.vjp_call' not in source and 'rt.batch_loop' not in source
+    assert not any(vg.__codax_transformed__._summed_for.values())
+
+
+def test_vmap_of_grad_of_a_helper_loss_is_vectorized():
+    params = {'W': rng.normal(size=(3, 4)), 'b': rng.normal(size=4), 'v': rng.normal(size=4)}
+    source = codax.vmap(codax.grad(helpers_loss), in_axes=(None, 0, 0)).source(
+        params, X, rng.normal(size=4))
+    # the values that come back from the calls have known ranks: no run-time lifting
+    assert 'rt.lift_batched' not in source and 'rt.example_rank' not in source
+
+
+def mask_sum(x):
+    return np.sum(x[x > 0.0] ** 2)
+
+
+def test_a_boolean_mask_that_differs_between_examples():
+    same = np.array([[1.0, -2.0, 3.0], [2.0, -1.0, 0.5]])       # as many True per example
+    check(mask_sum, same)
+    with pytest.raises(ValueError, match='results of different shapes'):
+        codax.vmap(mask_sum)(np.array([[1.0, -2.0, 3.0], [2.0, 1.0, 0.5]]))
+
+
+# Lists and accumulators around loops, with and without grad.
+
+def pre_append(x):
+    xs = [np.zeros(3)]                  # unbatched items, then batched ones in the loop
+    xs.append(np.ones(3))
+    for i in range(3):
+        xs.append(x * i)
+    return np.sum(np.stack(xs) ** 2)
+
+
+def growing_accumulator(x, M):
+    acc = 0.0                           # a number, then a matrix (unbatched)
+    for i in range(3):
+        acc = acc + M * i
+    return np.sum(acc @ x)
+
+
+def list_of_parts(x):
+    parts = []
+    for i in range(3):
+        parts.append(x[i] * x)
+    total = 0.0
+    for p in parts:                     # len() of a batched list: its length, not a shape
+        total = total + np.sum(p ** 2)
+    return total + np.sum(sum(parts))   # sum() of a batched list: its items added
+
+
+@pytest.mark.parametrize('fn, args, in_axes', [
+    (pre_append, (X,), 0),
+    (growing_accumulator, (X, rng.normal(size=(3, 3))), (0, None)),
+    (growing_accumulator, (X, rng.normal(size=(4, 3, 3))), (0, 0)),
+    (list_of_parts, (X,), 0),
+], ids=['pre_append', 'accumulator', 'accumulator batched', 'list_of_parts'])
+def test_lists_and_accumulators_in_loops(fn, args, in_axes):
+    check(fn, *args, in_axes=in_axes)
+    check(codax.grad(fn), *args, in_axes=in_axes)

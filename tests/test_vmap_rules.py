@@ -48,7 +48,10 @@ NOT_DIRECT = {
     'rt_quiet': 'no arguments', 'rt_loud': 'no array arguments',
     'rt_vmapped': 'takes a function; exercised by the user-function tests below',
     'sweeps': 'takes a function; exercised by vmap(grad(f)) of code with calls',
+    'sweeps_for': 'takes a function; exercised by vmap(grad(f)) of code with calls',
     'pullback_function': 'takes a pullback (a function); exercised by vmap(vjp)',
+    'tangent_function': 'returns a function (the generated jvp, the same for every example); '
+                        'exercised by jacfwd of vmapped code (tests/test_forward_api.py)',
     'rt_batch_loop': 'takes a function: it is what the rules fall back to',
     'py_range': 'a range object: bookkeeping of unbatched loops (test_vmap_of_grad: f_loop)',
     'py_slice': 'a slice object: checked through the indexing records',
@@ -64,7 +67,6 @@ LOOPS = {
     'arange': 'bounds that differ between examples give examples of different lengths',
     'linspace': 'batched bounds: rare enough to run per example',
     ('array', 2): 'nested lists of batched numbers',
-    ('dense', 2): 'containers are densified per example',
     ('getitem', 3): 'a boolean mask that differs between examples (JAX refuses it)',
     ('hstack', 2): 'examples of different ranks', ('vstack', 1): 'examples of different ranks',
     ('rt_hstack_vjp', 2): 'pieces of different ranks', ('rt_vstack_vjp', 1): 'the same',
@@ -82,6 +84,7 @@ LOOPS = {
     ('pad', 7): 'constant values that differ between examples', ('pad', 8): 'per-axis values',
     ('pad', 9): 'per-axis constant values',
     ('rt_dot_vjp', 4): 'np.dot with a number', ('vstack', 3): 'np.vstack of numbers',
+    ('rt_array_vjp', 1): 'the adjoint of np.array of nested lists',
     ('rt_vstack_vjp', 2): 'the same',
 }
 
@@ -425,10 +428,6 @@ def test_vmap_matches_loop(name):
     assert checked, f'{name}: no case could be checked (add one, or list it in NOT_DIRECT)'
 
 
-@pytest.mark.xfail(strict=True, reason='transformer/pipeline.py: an output whose kind is not '
-                   'known at compile time (Info rank None, no elts) is passed to xp.moveaxis '
-                   '(out_axes != 0) or rt.broadcast_batch (unbatched), which turn a list into '
-                   'an array; rt.batch_outputs handles every kind')
 @pytest.mark.parametrize('out_axes', [0, 1])
 def test_out_axes_of_a_container_output(out_axes):
     x = _R(3, 4)
@@ -438,6 +437,27 @@ def test_out_axes_of_a_container_output(out_axes):
     if not out_axes:
         want = [np.stack([p] * 3) for p in f_split(_R(4))]
     _assert_trees_close(list(got), want, 'vmap(split)')
+
+
+@pytest.mark.parametrize('out_axes', [0, 1])
+def test_out_axes_of_an_output_of_unknown_kind(out_axes):
+    # A recursive callee's batched output is known only at run time (here a
+    # list): rt.batch_outputs places it, never xp.moveaxis.
+    x = _R(3, 4)
+    want = [np.stack([f_recursive_list(v)[0] for v in x], axis=out_axes)]
+    got = codax.vmap(f_recursive_list, out_axes=out_axes)(x)
+    assert isinstance(got, list)
+    _assert_trees_close(got, want, 'vmap(recursive list)')
+
+
+def _halves(x, n):
+    if n == 0:
+        return [x]
+    return _halves(x, n - 1)
+
+
+def f_recursive_list(x):
+    return _halves(x, 1)
 
 
 def f_split(x):

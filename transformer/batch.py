@@ -23,6 +23,18 @@ masks the names that outlive the loop (the others are right for the examples
 still running, and nobody reads the rest). A `for` over a range with batched
 bounds runs to the largest bound, masked the same way. A `raise` in a batched
 branch raises if any example takes it.
+
+Derivative code (vmap of grad). Reverse mode saves values on a tape, a list
+that every saved value is pushed on and popped back into the same name
+(pipeline.TAPES names it). A pop has the facts of what was pushed from its
+name. Where the tape stays in one function (grad's own code), each value on
+it keeps its own form (`tags`: a first pass finds them), so a parameter
+shared by every example is saved and restored unbatched; otherwise the tape
+is batched as a whole, as any list whose items become batched. A call of a
+user function is `rt.vjp_call(f, ...)` there: where f and the kinds of its
+arguments (Info.kind: which are differentiated) are known at compile time,
+batch_rules.static_vjp_call picks f's derivative then and learns the facts
+of its batched sweeps by compiling them (HOOKS, installed by codax).
 """
 import re
 
@@ -35,21 +47,29 @@ _BRANCH_COPY = re.compile(r'(_then|_else)\d+$')     # `_y_then0` in a nested bra
 
 class Info:
     """Compile-time facts about a value in batched code."""
-    __slots__ = ('batched', 'rank', 'elts', 'item')
+    __slots__ = ('batched', 'rank', 'elts', 'item', 'kind')
 
-    def __init__(self, batched=False, rank=None, elts=None, item=None):
+    def __init__(self, batched=False, rank=None, elts=None, item=None, kind=None):
         self.batched = batched
         self.rank = rank          # ndim of one example, None when not known
         self.elts = elts          # tuple of Info (list/tuple), dict of Info, or None
         self.item = item          # for a list of unknown length: every element's Info
+        self.kind = kind          # of a number or array: 'f' inexact, 'i' integer, 'b' bool
 
     def __eq__(self, other):
         return (isinstance(other, Info) and self.batched == other.batched
                 and self.rank == other.rank and self.elts == other.elts
-                and self.item == other.item)
+                and self.item == other.item and self.kind == other.kind)
 
     def __repr__(self):
-        return f'Info({self.batched}, {self.rank}, {self.elts}, {self.item})'
+        kind = f', {self.kind!r}' if self.kind else ''
+        return f'Info({self.batched}, {self.rank}, {self.elts}, {self.item}{kind})'
+
+    def with_kind(self, kind):
+        """The same facts about a value of this kind."""
+        if kind == self.kind or self.elts is not None or self.item is not None:
+            return self
+        return Info(self.batched, self.rank, None, None, kind)
 
     def axes(self):
         """This value as a JAX-style axes prefix: 0, None, or one per element."""
@@ -60,7 +80,33 @@ class Info:
         return 0 if self.batched else None
 
 
+class PullbackInfo(Info):
+    """A pullback, (backward function, tape), made by a call whose derivative
+    the batch pass chose at compile time (batch_rules.static_vjp_call):
+    `backward` is that function, `output` the Info of the call's value."""
+    __slots__ = ('backward', 'output')
+
+    def __init__(self, tape, backward, output):
+        super().__init__(tape.batched, None, (UNKNOWN, tape))
+        self.backward = backward
+        self.output = output
+
+    def __eq__(self, other):
+        return Info.__eq__(self, other) and getattr(other, 'backward', None) is self.backward \
+            and getattr(other, 'output', None) == self.output
+
+    __hash__ = None
+
+
+# What codax installs for the batch pass (transformer never imports codax):
+# 'sweeps': (fn, active, numeric) -> (forward, backward), the generated vjp
+# sweeps of a user function; 'static_function': fn -> whether those may be
+# chosen at compile time.
+HOOKS = {}
+
+
 UNKNOWN = Info(False, None)
+TAPE = Info(False, None)          # reverse mode's tape, when it stays in one function
 NONE = Info(False, None)          # the constant None (a value not set yet)
 SCALAR = Info(False, 0)
 
@@ -77,17 +123,38 @@ def join(a, b):
         return b
     if b is None or b is NONE:
         return a
+    if _zero_like(a) and _is_container(b):       # the adjoint 0.0 stands for any value
+        return b
+    if _zero_like(b) and _is_container(a):
+        return a
+    if a == b:
+        return a
+    if isinstance(a, PullbackInfo) and isinstance(b, PullbackInfo) \
+            and a.backward is b.backward and a.output == b.output:
+        return PullbackInfo(join(a.elts[1], b.elts[1]), a.backward, a.output)
     elts = None
     if isinstance(a.elts, tuple) and isinstance(b.elts, tuple) and len(a.elts) == len(b.elts):
         elts = tuple(join(x, y) for x, y in zip(a.elts, b.elts))
     elif isinstance(a.elts, dict) and isinstance(b.elts, dict) and a.elts.keys() == b.elts.keys():
         elts = {k: join(a.elts[k], b.elts[k]) for k in a.elts}
     item = None
-    if elts is None and (a.item is not None or b.item is not None):
+    if elts is None and (a.item is not None or b.item is not None or isinstance(
+            a.elts, tuple) and isinstance(b.elts, tuple)):     # lists of different lengths
         for part in _elts(a.elts) + _elts(b.elts) + [a.item, b.item]:
             item = join(item, part)
     batched = a.batched or b.batched or any(e.batched for e in _elts(elts))
-    return Info(batched, a.rank if a.rank == b.rank else None, elts, item)
+    return Info(batched, a.rank if a.rank == b.rank else None, elts, item,
+                a.kind if a.kind == b.kind else None)
+
+
+def _zero_like(info):
+    """An unbatched number: where a container is expected, the zero 0.0 that
+    reverse mode starts adjoints with."""
+    return not info.batched and info.rank == 0 and info.elts is None and info.item is None
+
+
+def _is_container(info):
+    return info.elts is not None or info.item is not None
 
 
 def _elts(elts):
@@ -108,8 +175,23 @@ def info_of_value(value, axis):
     if ndim is None:
         ndim = 0 if isinstance(value, (bool, int, float, complex)) else None
     if axis is None:
-        return Info(False, ndim)
-    return Info(True, None if ndim is None else ndim - 1)
+        return Info(False, ndim, kind=kind_of_value(value))
+    return Info(True, None if ndim is None else ndim - 1, kind=kind_of_value(value))
+
+
+def kind_of_value(value):
+    """'f' for a floating-point or complex number or array, 'i' for an integer
+    or boolean one, else None."""
+    if isinstance(value, (float, complex)):
+        return 'f'
+    if isinstance(value, bool):
+        return 'b'
+    if isinstance(value, int):
+        return 'i'
+    dtype = getattr(value, 'dtype', None)
+    kind = getattr(dtype, 'kind', None)
+    return 'f' if kind in ('f', 'c') else 'i' if kind in ('i', 'u') else 'b' if kind == 'b' \
+        else None
 
 
 class Result:
@@ -143,6 +225,14 @@ class Batch:
         self.callee_info = callee_info  # (fn, infos) -> Info of a batched user call
         self.size_name = fresh('_B') if '_B' in fresh.taken else '_B'   # vmap of vmapped code
         self.branches = False           # whether an `if` of the user's selects per example
+        # Reverse mode's tape (a list every saved value is pushed on, popped back
+        # into the same name): what was pushed from each name, so a pop has the
+        # facts of that name, not of every value on the tape.
+        self.tape = _tape_name(unit, fdef)
+        self.pushed = {}                # name -> Info of the values pushed from it
+        self.pops = _pops(fdef, self.tape) if self.tape else {}   # temp -> name it restores
+        self.tags = None                # name -> Info of all it pushes, for a local tape
+        self.adjoints_read = _adjoints_read(fdef)   # vjp_call result -> adjoints read, or None
 
     # ---- what rules use ----
 
@@ -156,18 +246,27 @@ class Batch:
             v = node.value
             if v is None:
                 return NONE
-            return SCALAR if isinstance(v, (bool, int, float, complex)) else UNKNOWN
+            if isinstance(v, (bool, int, float, complex)):
+                return Info(False, 0, kind=kind_of_value(v))
+            return UNKNOWN
         if isinstance(node, (n.Tuple, n.List)):
             return container(tuple(self.info(e) for e in node.elts))
         return UNKNOWN
 
     def free_info(self, name):
-        """A closure variable: unbatched, of its current rank when it is an
-        array (vmap's cache key holds the ranks of a closure's arrays)."""
-        if name in self.locals or self.unit is None or name not in self.unit.closure:
+        """A closure variable or a global: unbatched, of its current rank when
+        it is an array (vmap's cache key holds the ranks of the arrays a
+        function's closure and globals hold: codax/vmap.py)."""
+        if name in self.locals or self.unit is None:
             return UNKNOWN
-        ndim = getattr(self.unit.closure[name], 'ndim', None)
-        return Info(False, ndim) if isinstance(ndim, int) else UNKNOWN
+        if name in self.unit.closure:
+            value = self.unit.closure[name]
+        elif name in getattr(self.unit, 'globals', {}):
+            value = self.unit.globals[name]
+        else:
+            return UNKNOWN
+        ndim = getattr(value, 'ndim', None)
+        return Info(False, ndim) if isinstance(ndim, int) else UNKNOWN    # (dtype: not keyed)
 
     def size(self):
         """The batch size, `_B`, defined at the top of the generated function."""
@@ -199,8 +298,14 @@ class Batch:
 
     def broadcast(self, node, info):
         """An unbatched value repeated along a new batch axis (a view)."""
-        if info.batched:
+        if info.batched and not _is_container(info):
             return node
+        if _is_container(info):            # every numeric leaf repeated
+            from .batch_rules import _mark_batched, literal
+            if info.axes() == 0:
+                return node
+            return self.tmp(n.call('rt.batch_outputs', [node, literal(info.axes()), n.const(0),
+                                                        self.size()]), _mark_batched(info))
         return self.tmp(n.call('rt.broadcast_batch', [node, self.size()]),
                         Info(True, info.rank))
 
@@ -212,8 +317,37 @@ class Batch:
     def run(self):
         _annotate_liveness(self.fdef.body)
         body, ret = self.fdef.body[:-1], self.fdef.body[-1].value
+        if self.tape and _local_tape(self.fdef, self.tape):
+            state = self.state()
+            try:
+                self.tags = self.dry_tags(body)
+                out = self.block(n.deepcopy(body))
+                return Result(out, ret, self.info(ret), self.size_name, self.branches)
+            except _SharedTape:          # the tape under a batched `if`: every value batched
+                self.restore(state)
+                self.tags, self.pushed = None, {}
         out = self.block(body)
         return Result(out, ret, self.info(ret), self.size_name, self.branches)
+
+    def state(self):
+        return (dict(self.env), set(self.defined), self.branches, dict(self.fresh.counters),
+                set(self.fresh.taken), self.quiet, list(self.masks))
+
+    def restore(self, state):
+        self.env, self.defined, self.branches, counters, taken, self.quiet, self.masks = state
+        self.fresh.counters, self.fresh.taken = dict(counters), set(taken)
+
+    def dry_tags(self, body):
+        """A tape that stays inside this function (grad's code) holds each value
+        as batched as its name ever is (not every value batched alike, as other
+        lists do): a first pass over the code finds what is pushed from each
+        name, then pushes are brought to that form and pops have it."""
+        state = self.state()
+        self.tags = {}
+        self.block(n.deepcopy(body))
+        tags, self.pushed = self.pushed, {}
+        self.restore(state)
+        return tags
 
     def block(self, stmts):
         saved, self.out = self.out, []
@@ -236,7 +370,7 @@ class Batch:
             if isinstance(stmt, n.Raise) and self.masks:
                 return self.guarded_raise(stmt)
             self.out.append(stmt)
-        except SourceError:
+        except (SourceError, _SharedTape):
             raise
         except Exception as exc:          # a gap in codax: still point at the user's line
             raise error_at(_origin(stmt), f'codax vmap could not batch this statement '
@@ -252,7 +386,23 @@ class Batch:
                       'between examples, and vmap runs both branches of such a condition, '
                       'so the recursion would not stop; recurse on values that are the same '
                       'for every example, or write a loop')
-        rhs, info = rewrite(self, _substitute(stmt.value, self.constants))
+        pushed = self.tape and _pushed_name(stmt.value, self.tape)
+        if pushed:
+            self.pushed[pushed] = join(self.pushed.get(pushed), self.info(n.name(pushed)))
+        if self.tags is not None and (pushed or name == self.tape):   # the local tape
+            rhs, info = stmt.value, TAPE
+            if pushed:
+                rhs = n.call('rt.append', [n.name(self.tape), self.tagged(pushed)])
+        else:
+            rhs, info = rewrite(self, _substitute(stmt.value, self.constants))
+        if name in self.pops and self.pops[name] in self.pushed:
+            if self.tags is not None:
+                info = self.tags.get(self.pops[name], self.pushed[self.pops[name]])
+            else:
+                info = self.pushed[self.pops[name]]
+                if self.info(stmt.value.value).batched:     # a batched tape: batched values
+                    from .batch_rules import _mark_batched
+                    info = _mark_batched(info)
         if rhs is stmt.value:
             self.out.append(stmt)
         else:
@@ -262,10 +412,32 @@ class Batch:
         self.env[name] = info
         self.defined.add(name)
 
+    def tagged(self, name):
+        """Name `name`, to be pushed on the local tape, in the form of every value
+        pushed from that name (self.tags)."""
+        have, want = self.info(n.name(name)), self.tags.get(name)
+        if want is None or have is NONE or have == want or not want.batched:
+            if want is not None and have.batched and not want.batched:
+                self.fail('codax vmap: internal: a value saved for the derivative is batched '
+                          'where the first pass found it was not')
+            return n.name(name)
+        copy = self.fresh('_saved')
+        self.emit(n.assign(copy, n.name(name)), copy, have)
+        self.conform(copy, have, want)
+        return n.name(copy)
+
     def conform(self, name, have, want):
         """Emit what turns `name`, now of the form `have`, into the form `want`
         (batched where `want` is, with `want`'s rank)."""
         if have is None or want is None or have is NONE or have == want or not want.batched:
+            return
+        if _zero_like(have) and _is_container(want):
+            return                    # the zero adjoint 0.0: rules take it for any container
+        if _zero_like(have) and want.rank is None and not _is_container(want):
+            # a value of a form seen only at run time (a call's result: maybe a
+            # container), or the number here (the 0.0 that rt.pullback returns
+            # for a zero cotangent): broadcast as an array, the number would not
+            # have that form; the run-time helpers take the number as it is
             return
         if have.elts is not None or have.item is not None or want.elts is not None \
                 or want.item is not None:
@@ -339,6 +511,8 @@ class Batch:
                 if (a or b) != x:
                     self.emit(n.assign(x, n.name(a or b)), x, self.env.get(a or b))
                 continue
+            if x == self.tape and self.tags is not None:
+                raise _SharedTape()
             if x in (a, b) and self.env.get(a if b == x else b).item is not None:
                 self.fail(f'codax vmap: the list {x!r} grows or shrinks under a condition '
                           'that differs between examples, so its length would too')
@@ -504,14 +678,120 @@ class Batch:
         self.defined = defined
 
 
+class _SharedTape(Exception):
+    """The local tape meets a batched `if`, whose branches are selected per
+    example: the tape is then batched as a whole, as other lists are."""
+
+
 def _carry(a, b):
     """join, except that a value entering a loop unbatched or of a lower rank
-    is promoted to the batched, higher-rank form it takes in the loop."""
+    is promoted to the batched, higher-rank form it takes in the loop (the
+    promotion is emitted at the loop's entry: loop_env). An unbatched value
+    whose rank changes stays unbatched, of a rank not known (no code at the
+    entry could give a 0.0 the rank it takes later)."""
     if a is not None and b is not None and a.rank is not None and b.rank is not None \
             and a.elts is None and b.elts is None and a.item is None and b.item is None \
-            and a.rank <= b.rank and (b.batched or not a.batched):
-        return Info(a.batched or b.batched, b.rank)
+            and a.rank <= b.rank and b.batched:
+        return Info(True, b.rank, kind=a.kind if a.kind == b.kind else None)
     return join(a, b)
+
+
+def _tape_name(unit, fdef):
+    from .pipeline import TAPES
+    return TAPES.get((getattr(unit, 'filename', None), fdef.name))
+
+
+def _pushed_name(rhs, tape):
+    """`v` for `rt.append(tape, v)` (a push of name v on the tape), else None."""
+    if isinstance(rhs, n.Call) and isinstance(rhs.func, n.Attribute) \
+            and rhs.func.attr == 'append' and len(rhs.args) == 2 \
+            and isinstance(rhs.args[0], n.Name) and rhs.args[0].id == tape \
+            and isinstance(rhs.args[1], n.Name):
+        return rhs.args[1].id
+    return None
+
+
+def _adjoints_read(fdef):
+    """{name of a vjp_call's result: the positions of the adjoints that code
+    here reads from its pullback's results (rt.item(results, k)), or None for
+    all}: the derivative chosen at compile time computes only those
+    (batch_rules.static_vjp_call)."""
+    assigned = {}                      # name -> its value, for names assigned once
+    counts = {}
+    for stmt in n.walk(fdef):
+        if isinstance(stmt, n.Assign) and isinstance(stmt.targets[0], n.Name):
+            counts[stmt.targets[0].id] = counts.get(stmt.targets[0].id, 0) + 1
+            assigned[stmt.targets[0].id] = stmt.value
+
+    def call_of(node, name):
+        return isinstance(node, n.Call) and isinstance(node.func, n.Attribute) \
+            and isinstance(node.func.value, n.Name) and node.func.value.id == 'rt' \
+            and node.func.attr == name
+    pullback_of = {}                   # pullback name -> the vjp_call result it comes from
+    for name, value in assigned.items():
+        if isinstance(value, n.Subscript) and isinstance(value.value, n.Name) \
+                and _literal_value(value.slice, {}) == 1 \
+                and call_of(assigned.get(value.value.id), 'vjp_call'):
+            pullback_of[name] = value.value.id
+    results = {}                       # pullback results name -> the vjp_call result
+    for name, value in assigned.items():
+        if call_of(value, 'pullback') and value.args and isinstance(value.args[0], n.Name) \
+                and value.args[0].id in pullback_of:
+            results[name] = pullback_of[value.args[0].id]
+    read = {call: set() for call in pullback_of.values()}
+    items = set()
+    for node in n.walk(fdef):
+        if call_of(node, 'item') and len(node.args) == 2 and isinstance(node.args[0], n.Name) \
+                and node.args[0].id in results and _literal_value(node.args[1], {}) is not None:
+            read[results[node.args[0].id]].add(_literal_value(node.args[1], {}))
+            items.add(id(node.args[0]))
+    for node in n.walk(fdef):           # a results name used otherwise: every adjoint read
+        if isinstance(node, n.Name) and isinstance(node.ctx, n.Load) and node.id in results \
+                and id(node) not in items:
+            read[results[node.id]] = None
+    for name, call in pullback_of.items():    # a pullback used but by rt.pullback: all
+        if counts.get(name, 0) > 1:
+            read[call] = None
+    uses = [node for node in n.walk(fdef) if isinstance(node, n.Name)
+            and isinstance(node.ctx, n.Load) and node.id in pullback_of]
+    for node in uses:
+        if not any(isinstance(v, n.Call) and v.args and v.args[0] is node and call_of(
+                v, 'pullback') for v in assigned.values()):
+            read[pullback_of[node.id]] = None
+    return read
+
+
+def _local_tape(fdef, tape):
+    """Whether the tape is only made, pushed on and popped from here: `tape = []`,
+    `rt.append(tape, name)`, `tape[-1]`, `tape[:-1]` and copies of those."""
+    uses = [node for node in n.walk(fdef) if isinstance(node, n.Name) and node.id == tape
+            and isinstance(node.ctx, n.Load)]
+    allowed = set()
+    for node in n.walk(fdef):
+        if isinstance(node, n.Call) and _pushed_name(node, tape):
+            allowed.add(id(node.args[0]))
+        elif isinstance(node, n.Subscript) and isinstance(node.value, n.Name) \
+                and node.value.id == tape:
+            allowed.add(id(node.value))
+    return all(id(u) in allowed for u in uses)
+
+
+def _pops(fdef, tape):
+    """{temp: name} for each pop of the tape, normalized to `temp = tape[-1]`
+    and later `name = temp`."""
+    tops, out = set(), {}
+    for stmt in n.walk(fdef):
+        if not (isinstance(stmt, n.Assign) and isinstance(stmt.targets[0], n.Name)):
+            continue
+        value = stmt.value
+        if isinstance(value, n.Subscript) and isinstance(value.value, n.Name) \
+                and value.value.id == tape and _literal_value(value.slice, {}) == -1:
+            tops.add(stmt.targets[0].id)
+    for stmt in n.walk(fdef):
+        if isinstance(stmt, n.Assign) and isinstance(stmt.targets[0], n.Name) \
+                and isinstance(stmt.value, n.Name) and stmt.value.id in tops:
+            out[stmt.value.id] = stmt.targets[0].id
+    return out
 
 
 def _constants(fdef):

@@ -30,7 +30,108 @@ def rule(*names):
 
 
 def rewrite(b, rhs):
-    """(batched rhs, Info) for one right-hand side."""
+    """(batched rhs, Info) for one right-hand side, the Info with the kind of
+    its value where that can be told (kinds: whether vmap(grad) may call a
+    user function's derivative compiled at compile time: static_vjp_call)."""
+    out, info = _rewrite(b, rhs)
+    if info.kind is None and info.elts is None and info.item is None:
+        kind = _kind(b, rhs)
+        if kind is not None:
+            info = info.with_kind(kind)
+    return out, info
+
+
+# ---- kinds: 'f' (a float or complex value), 'i' (an integer or a bool) ----
+
+_BOOL_RESULTS = frozenset({
+    'less', 'less_equal', 'greater', 'greater_equal', 'equal', 'not_equal', 'logical_and',
+    'logical_or', 'logical_xor', 'logical_not', 'isclose', 'isnan', 'isinf', 'isfinite',
+    'signbit', 'all', 'any', 'py_bool', 'is_array_leaf', 'rt_is_zero'})
+_INT_RESULTS = frozenset({
+    'count_nonzero', 'argmax', 'argmin', 'argsort', 'count', 'py_len', 'py_int', 'shape',
+    'ndim', 'size', 'rt_shape', 'rt_ndim', 'rt_size'})
+_BOOL_PRESERVING = frozenset({
+    'getitem', 'reshape', 'ravel', 'transpose', 'squeeze', 'expand_dims', 'swapaxes',
+    'moveaxis', 'concatenate', 'stack', 'hstack', 'vstack', 'flip', 'fliplr', 'flipud', 'roll',
+    'repeat', 'tile', 'take', 'diagonal', 'diag', 'copy', 'broadcast_to', 'atleast_1d',
+    'atleast_2d', 'array', 'asarray', 'stop_gradient', 'where', 'maximum', 'minimum'})
+_FLOAT_RESULTS = frozenset({
+    'true_divide', 'sqrt', 'cbrt', 'exp', 'exp2', 'expm1', 'log', 'log2', 'log10', 'log1p',
+    'sin', 'cos', 'tan', 'arcsin', 'arccos', 'arctan', 'sinh', 'cosh', 'tanh', 'arcsinh',
+    'arccosh', 'arctanh', 'deg2rad', 'rad2deg', 'reciprocal', 'arctan2', 'hypot', 'logaddexp',
+    'logaddexp2', 'mean', 'var', 'std', 'norm', 'inv', 'det', 'solve', 'cholesky', 'py_float',
+    'math_log', 'linspace', 'rt_seed', 'floor', 'ceil', 'trunc', 'rint'})
+_FLOAT_CREATION = frozenset({'zeros', 'ones', 'empty', 'eye', 'identity'})
+_INT_PRESERVING = frozenset({
+    'add', 'subtract', 'multiply', 'floor_divide', 'remainder', 'fmod', 'negative', 'positive',
+    'absolute', 'square', 'maximum', 'minimum', 'sign', 'clip', 'where', 'sum', 'prod',
+    'cumsum', 'max', 'min', 'amax', 'amin', 'getitem', 'reshape', 'ravel', 'transpose',
+    'squeeze', 'expand_dims', 'swapaxes', 'moveaxis', 'concatenate', 'stack', 'hstack',
+    'vstack', 'flip', 'fliplr', 'flipud', 'roll', 'repeat', 'tile', 'take', 'diagonal',
+    'trace', 'diag', 'copy', 'matmul', 'dot', 'py_sum', 'py_max', 'py_min', 'py_item',
+    'broadcast_to', 'atleast_1d', 'atleast_2d', 'tril', 'triu', 'round', 'array', 'asarray',
+    'stop_gradient'})
+_OVER_CONTAINERS = frozenset({'concatenate', 'stack', 'hstack', 'vstack', 'array', 'asarray',
+                              'py_sum', 'py_max', 'py_min', 'einsum'})
+
+
+def _kind(b, rhs):
+    """The kind of the value of `rhs` ('f', 'i', 'b' or None), from its operands'."""
+    if isinstance(rhs, n.Compare) or isinstance(rhs, n.UnaryOp) and isinstance(rhs.op, n.Not):
+        return 'b'
+    if isinstance(rhs, n.Attribute):
+        if rhs.attr in ('ndim', 'size', 'itemsize'):
+            return 'i'
+        return b.info(rhs.value).kind if rhs.attr in ('T', 'real') else None
+    op = describe(rhs)
+    if op.kind != 'prim':
+        return None
+    name = op.prim.name
+    if name in _BOOL_RESULTS:
+        return 'b'
+    if name in _INT_RESULTS:
+        return 'i'
+    if not _is_none(op.inputs.get('dtype')):
+        return None
+    if name in _FLOAT_RESULTS or name in _FLOAT_CREATION:
+        return 'f'
+    if name == 'arange':
+        kinds = {b.info(v).kind for v in op.inputs.values() if not _is_none(v)}
+        return 'i' if kinds == {'i'} else 'f' if 'f' in kinds else None
+    params = op.prim.diff_params() or [p for p in op.prim.params if p not in STATIC]
+    if name in ('full', 'full_like'):
+        params = ['fill_value'] if name == 'full' else ['a', 'fill_value']
+    kinds = set()
+    for p in params:
+        node = op.inputs.get(p)
+        if _is_none(node):
+            continue
+        info = b.info(node)
+        if (info.elts is not None or info.item is not None) and name not in _OVER_CONTAINERS:
+            return None                   # an element's kind is the rule's to say
+        kinds |= _leaf_kinds(info)
+    if 'f' in kinds:
+        return 'f'
+    if kinds == {'b'} and name in _BOOL_PRESERVING:
+        return 'b'
+    if kinds and kinds <= {'i', 'b'} and name in _INT_PRESERVING:
+        return 'i'
+    if op.prim.family == 'adjoint' and name not in ('rt_item', 'rt_add', 'rt_getitem_vjp'):
+        return 'f'
+    return None
+
+
+def _leaf_kinds(info):
+    if isinstance(info.elts, tuple):
+        return set().union(*[_leaf_kinds(e) for e in info.elts]) if info.elts else set()
+    if isinstance(info.elts, dict):
+        return set().union(*[_leaf_kinds(e) for e in info.elts.values()]) if info.elts else set()
+    if info.item is not None:
+        return _leaf_kinds(info.item)
+    return {info.kind}
+
+
+def _rewrite(b, rhs):
     op = describe(rhs)
     if op.kind == 'copy':
         return rhs, b.info(op.inputs[0])
@@ -130,12 +231,15 @@ def elementwise_of(b, rhs, operands):
         return _copy_replacing(rhs, swap), Info(True, rank)
     # Ranks known only at run time (values from a batched dynamic call): the
     # same lifting, with the widest example's rank computed then.
+    # (Containers, added leaf by leaf, are lifted leaf by leaf where every leaf
+    # is batched.)
     operands = [x for x in operands if not _is_none(x)]
-    axes = tuple(0 if b.info(x).batched else None for x in operands)
+    axes = tuple(b.info(x).axes() for x in operands)
     widest = b.tmp(n.call('rt.example_rank', [n.tuple_([n.deepcopy(x) for x in operands]),
                                               literal(axes)]), SCALAR, '_rank')
     swap = {id(x): b.tmp(n.call('rt.lift_batched', [x, widest]), Info(True, None))
-            for x in operands if b.info(x).batched}
+            for x in operands if b.info(x).batched and (
+                b.info(x).elts is None or _fully_batched(b.info(x)))}
     return _copy_replacing(rhs, swap), Info(True, None)
 
 
@@ -234,6 +338,8 @@ def _given(rhs, op):
 
 
 def _reduced_rank(kind, rank, axes, keepdims):
+    if axes is None and keepdims is False and kind in ('reduce', 'arg'):
+        return 0                            # every axis: a number, whatever the rank
     if rank is None or axes == 'dynamic' or keepdims == 'dynamic':
         return None
     if kind == 'scan':
@@ -589,6 +695,51 @@ AXIS_PARAMS = {
 }
 
 
+@rule('split')
+def split(b, op, rhs):
+    """np.split: the axis shifted past the batch axis (as `axes` does); the
+    result is a list of pieces of the example's rank, as many as literal
+    sections say (else a list of unknown length), each batched like the array."""
+    call, info = axis_params(b, op, rhs)
+    rank = b.info(op.inputs['ary']).rank
+    sections = _int_literal(op.inputs.get('indices_or_sections'), b)
+    count = sections if isinstance(sections, int) else \
+        len(sections) + 1 if isinstance(sections, tuple) else None
+    piece = Info(info.batched, rank)
+    if count is None:
+        return call, Info(info.batched, None, None, piece)
+    return call, ListInfo(info.batched, None, (piece,) * count)
+
+
+@rule('split_vjp')
+def split_vjp(b, op, rhs):
+    """rt.split_vjp(g, ary, ans, axis): the pieces' adjoints, each made full
+    and batched (zeros for a zero), joined along the axis past the batch axis."""
+    g, ary, ans = op.inputs['cot'], op.inputs['ary'], op.inputs['y']
+    gi, ai, yi = b.info(g), b.info(ary), b.info(ans)
+    axis = _axes_of(op.inputs.get('axis') or n.const(0))
+    if not (gi.batched or ai.batched or yi.batched):
+        return rhs, Info(False, ai.rank)
+    pieces = list(yi.elts) if isinstance(yi.elts, tuple) else None
+    if pieces is None or not isinstance(axis, tuple) or len(axis) != 1 or ai.rank is None \
+            or any(p.rank is None or p.elts is not None for p in pieces) \
+            or not (isinstance(gi.elts, tuple) and len(gi.elts) == len(pieces)
+                    or gi.elts is None and not gi.batched):
+        return loop(b, op, rhs, ai.rank)
+    full = []
+    for k, p in enumerate(pieces):
+        part = b.tmp(n.call('rt.item', [g, n.const(k)]),
+                     gi.elts[k] if isinstance(gi.elts, tuple) else SCALAR, '_piece')
+        pk = b.tmp(n.Subscript(value=ans, slice=n.const(k), ctx=n.Load()), p, '_elt')
+        pi = b.info(part)
+        if pi.elts is not None or pi.rank is None:
+            return loop(b, op, rhs, ai.rank)
+        full.append(_materialize(b, part, pi, b.broadcast(pk, p), Info(True, p.rank)))
+    joined = b.tmp(prim_call('concatenate', [n.List(elts=full, ctx=n.Load())],
+                             [('axis', n.const(_shifted(axis)[0]))]), Info(True, ai.rank))
+    return n.call('rt.cast_like', [joined, ary]), Info(True, ai.rank)
+
+
 @rule('diag')
 def diag(b, op, rhs):
     """np.diag: a matrix's diagonal (np.diagonal past the batch axis), or a
@@ -768,14 +919,14 @@ def _elements(b, seq, info):
 
 def _all_batched(b, seq, info, elts):
     """The sequence with its unbatched elements broadcast along the batch."""
-    if all(e.batched for e in elts):
+    if all(_fully_batched(e) for e in elts):
         return seq
     parts = []
     for k, e in enumerate(elts):
         item = b.tmp(n.Subscript(value=seq, slice=n.const(k), ctx=n.Load()), e, '_elt')
         parts.append(b.broadcast(item, e))
     return b.tmp(n.List(elts=parts, ctx=n.Load()),
-                 container(tuple(Info(True, e.rank) for e in elts)), '_seq')
+                 container(tuple(_mark_batched(e) for e in elts)), '_seq')
 
 
 @rule('broadcast_to')
@@ -837,6 +988,12 @@ def array(b, op, rhs):
         return rhs, Info(False, _array_rank(info))
     if info.elts is None and info.item is None and info.rank is None:
         return loop(b, op, rhs)            # an array or a list: known only at run time
+    if info.item is not None:              # a list built by append: its items all batched
+        item = info.item
+        if item.rank is None or item.elts is not None or item.item is not None \
+                or batched(b, *[v for p, v in op.inputs.items() if p != param]):
+            return loop(b, op, rhs)
+        return prim_call('stack', [x], [('axis', n.const(1))]), Info(True, item.rank + 1)
     if info.elts is None:
         return same(b, op, rhs)
     elts = list(info.elts) if isinstance(info.elts, tuple) else None
@@ -953,6 +1110,26 @@ def _slice_value(node):
                                     node.step or n.const(None)])
 
 
+def _constant_slice(idx):
+    """A slice (node or slice() call) with int-literal or absent bounds as a
+    Python slice, else None."""
+    parts = [idx.lower, idx.upper, idx.step] if isinstance(idx, n.Slice) else \
+        (list(idx.args) + [None] * 3)[:3] if _is_slice_call(idx) and not idx.keywords else None
+    if parts is None:
+        return None
+    values = []
+    for p in parts:
+        if _is_none(p):
+            values.append(None)
+        elif _int(p) is not None:
+            values.append(p.value)
+        elif isinstance(p, n.UnaryOp) and isinstance(p.op, n.USub) and _int(p.operand) is not None:
+            values.append(-p.operand.value)
+        else:
+            return None
+    return slice(*values) if values[2] != 0 else None
+
+
 def _item_info(info, idx):
     """The Info of container[idx]."""
     if info.item is not None:
@@ -964,6 +1141,9 @@ def _item_info(info, idx):
         if k is not None and -len(info.elts) <= k < len(info.elts):
             return info.elts[k]
         if isinstance(idx, n.Slice) or _is_slice_call(idx):
+            bounds = _constant_slice(idx)
+            if bounds is not None:                # params[:-1]: those elements
+                return container(info.elts[bounds])
             return Info(info.batched, None)
         out = None
         for e in info.elts:
@@ -987,6 +1167,10 @@ def getitem(b, op, rhs):
     value = op.inputs['idx']                      # the index as a value: slices as slice()
     nodes, parts = _index(b, index)
     idx_batched = b.info(index).batched or any(p.batched for p in parts)
+    if _batched_mask(b, index, parts) and info.elts is None and info.item is None:
+        rank = info.rank - parts[0].rank + 1 if len(parts) == 1 and None not in (
+            info.rank, parts[0].rank) else None
+        return loop_call(b, n.dotted('rt.getitem'), [x, value], (), rank)
     if info.elts is not None or info.item is not None:     # a Python container
         if idx_batched:
             b.fail('codax vmap: indexing a list or tuple with a batched index')
@@ -1003,6 +1187,16 @@ def getitem(b, op, rhs):
     if idx_batched and rank is not None and first and nodes is not None:
         return _gather(b, x, info, nodes, parts), Info(True, rank)
     return loop_call(b, n.dotted('rt.getitem'), [x, value], (), rank)
+
+
+def _batched_mask(b, index, parts):
+    """Whether the index holds a boolean mask that differs between examples.
+    Such a mask selects as many elements as it has True entries, which may
+    differ between examples (JAX refuses it): a read runs per example
+    (rt.batch_loop, which says so if the examples' selections differ in
+    size), a write with a full mask and one value is one masked write."""
+    return any(p.batched and p.kind == 'b' for p in parts if p not in (SLICE, NONE, ELLIPSIS)) \
+        or b.info(index).batched and b.info(index).kind == 'b'
 
 
 def _gather(b, x, info, nodes, parts):
@@ -1024,6 +1218,11 @@ def setitem(b, op, rhs):
     info, vinfo = b.info(x), b.info(v)
     nodes, parts = _index(b, idx)
     idx_batched = b.info(idx).batched or any(p.batched for p in parts)
+    if _batched_mask(b, idx, parts) and info.elts is None:
+        if len(parts) == 1 and parts[0].rank is not None and parts[0].rank == info.rank \
+                and not vinfo.batched and vinfo.rank == 0:     # x[mask] = v: one write
+            return prim_call('setitem', [b.broadcast(x, info), idx, v]), Info(True, info.rank)
+        return loop_call(b, n.dotted('rt.setitem'), [x, idx, v], (), info.rank)
     if info.elts is not None:
         if idx_batched:
             b.fail('codax vmap: writing into a list or tuple at a batched index')
@@ -1076,11 +1275,25 @@ def append(b, op, rhs):
     item = info.item
     for e in elts + (vinfo,):
         item = join(item, e)
-    if item.batched and not vinfo.batched:           # every element batched alike
-        v = b.broadcast(v, vinfo)
-    if item.batched and any(not e.batched for e in elts):
+    if item.batched and not _fully_batched(vinfo):    # every element batched alike
+        v = _broadcast_tree(b, v, vinfo)
+    if item.batched and any(not _fully_batched(e) for e in elts):
         xs = _all_batched(b, xs, info, list(elts))      # the elements so far, repeated
+    elif item.batched and not elts and not info.batched:
+        # a list of unknown length, unbatched so far (a tape of tangents that
+        # held only zeros): every element so far repeated along the batch
+        xs = b.tmp(n.call('rt.batch_outputs', [xs, n.const(None), n.const(0), b.size()]),
+                   Info(True, None, None, _mark_batched(info.item) if info.item else None))
     return prim_call('append', [xs, v]), Info(item.batched, None, None, item)
+
+
+def _broadcast_tree(b, node, info):
+    """An unbatched value (or a container with unbatched parts) repeated along
+    the batch, leaf by leaf."""
+    if info.elts is None and info.item is None and info.rank is not None:
+        return b.broadcast(node, info)
+    out = n.call('rt.batch_outputs', [node, literal(info.axes()), n.const(0), b.size()])
+    return b.tmp(out, _mark_batched(info))
 
 
 @rule('iterate')
@@ -1096,7 +1309,7 @@ def iterate(b, op, rhs):
 @rule('py_len')
 def py_len(b, op, rhs):
     x, info = op.inputs['obj'], b.info(op.inputs['obj'])
-    if not info.batched or info.elts is not None:
+    if not info.batched or info.elts is not None or info.item is not None:   # (a list)
         return rhs, SCALAR
     shape = b.tmp(n.Attribute(value=x, attr='shape', ctx=n.Load()), UNKNOWN, '_shape')
     return n.Subscript(value=shape, slice=n.const(1), ctx=n.Load()), SCALAR
@@ -1146,9 +1359,26 @@ def shape_of(b, op, rhs):
 
 @rule('sweeps')
 def sweeps(b, op, rhs):
-    """rt.sweeps(f, *args): the generated sweeps depend on dtypes, not on the
-    batch: the same functions serve every example."""
-    return rhs, UNKNOWN
+    """rt.sweeps(f, *args) / rt.tangent_function(f, primals, argnums): the
+    generated functions, which the batched code then batches in turn
+    (rt.vmapped), so they are asked for one example's arguments: one
+    function serves every example. (The generated code of a plain function
+    does not depend on ranks, but that of a vmapped one does.)"""
+    if b.info(rhs.func).batched:
+        b.fail('codax vmap: the function called here differs between examples')
+    params = ('args',) if op.prim.name == 'sweeps' else ('primals',)
+    swap = {}
+    for p in params:
+        node = op.inputs.get(p)
+        if node is None:
+            continue
+        elts = node.elts if isinstance(node, (n.Tuple, n.List)) else [node]
+        for e in elts:
+            info = b.info(e)
+            if info.batched:
+                swap[id(e)] = b.tmp(n.call('rt.first_example', [e, literal(info.axes())]),
+                                    Info(False, info.rank), '_example')
+    return (_copy_replacing(rhs, swap) if swap else rhs), UNKNOWN
 
 
 @rule('pullback_function')
@@ -1168,6 +1398,101 @@ def pullback_state(b, op, rhs):
 def unbatched_result(b, op, rhs):
     """Tests on the kind of a value (rt.is_zero) are the same for every example."""
     return rhs, SCALAR
+
+
+# The Jacobian helpers (codax/jacobians.py): (their stack of columns or rows,
+# what that stack broadcasts to per example: an operand of that rank, or None
+# for x's rank + 1; the operands read for their shapes only).
+_JACOBIAN_PARTS = {
+    'jacobian_from_columns': ('cols', 'outs', ('outs', 'x')),
+    'jacobian_from_rows': ('rows', None, ('out', 'x')),
+    'columns_vjp': ('cols', 'outs', ('outs', 'x', 'y')),
+    'rows_vjp': ('rows', None, ('out', 'x', 'y')),
+}
+
+
+@rule('jacobian')
+def jacobian(b, op, rhs):
+    """rt.basis and the helpers that assemble Jacobians, in vmapped code (a
+    Jacobian of a Jacobian): the same helper with one more leading batch axis
+    (`lead`). The operands read for their shapes are batched (broadcast where
+    they are not). A batched stack of columns or rows, and a batched
+    cotangent, get the full rank of an example (broadcasting from the right
+    would not line their examples up); columns_vjp and rows_vjp, whose result
+    is shaped like the stack, get it batched and full, and their result is
+    summed per example to the stack's own shape."""
+    name = op.prim.name
+    lead = _int(op.inputs['lead']) if op.inputs.get('lead') is not None else 0
+    if name == 'basis':               # the basis of one example: the same for all
+        xi = b.info(op.inputs['x'])
+        rank = xi.rank + 1 if xi.rank is not None else None
+        if not xi.batched:
+            return rhs, Info(False, rank)
+        if lead is None:
+            return loop(b, op, rhs, rank)
+        return prim_call('basis', [op.inputs['x'], n.const(lead + 1)]), Info(False, rank)
+    data, like, shaped = _JACOBIAN_PARTS[name]
+    nodes = {p: op.inputs[p] for p in op.prim.params if p != 'lead'}
+    infos = {p: b.info(v) for p, v in nodes.items()}
+    x_rank = infos['x'].rank
+    target = infos[like].rank if like else (None if x_rank is None else x_rank + 1)
+    if name == 'jacobian_from_columns':
+        rank = None if None in (target, x_rank) else target - 1 + x_rank
+    elif name == 'jacobian_from_rows':
+        rank = None if None in (infos['out'].rank, x_rank) else infos['out'].rank + x_rank
+    else:
+        rank = infos[data].rank
+    if not any(i.batched for i in infos.values()):
+        return rhs, Info(False, rank)
+    if lead is None:
+        return loop(b, op, rhs, rank)
+    args = {p: b.broadcast(nodes[p], infos[p]) for p in shaped}
+    vjp = name.endswith('_vjp')
+    stack = _full_rank(b, nodes[data], infos[data], target, like and nodes[like],
+                       like and infos[like], broadcast=vjp)
+    if stack is None:
+        return loop(b, op, rhs, rank)
+    args[data] = stack
+    if vjp:                           # the cotangent: broadcastable to y
+        yi = infos['y']
+        h = _full_rank(b, nodes['h'], infos['h'], yi.rank, nodes['y'], yi, broadcast=False)
+        if h is None:
+            return loop(b, op, rhs, rank)
+        args['h'] = h
+    call = prim_call(name, [args[p] for p in op.prim.params if p != 'lead'] + [n.const(lead + 1)])
+    if not vjp:
+        return call, Info(True, rank)
+    full = b.tmp(call, Info(True, target))
+    return _sum_to_example_of(b, full, nodes[data], infos[data]), Info(True, rank)
+
+
+def _full_rank(b, x, info, rank, like, like_info, broadcast):
+    """x given axes after its batch axis up to `rank` per example (at run time
+    that of `like` where `rank` is not known). Unbatched x stays as it is
+    (it broadcasts from the right), unless `broadcast` asks for it batched.
+    None when it cannot be told."""
+    if not info.batched:
+        if not broadcast:
+            return x
+        x, info = b.broadcast(x, info), Info(True, info.rank)
+    if rank is not None and info.rank is not None:
+        return b.lift(x, info, rank)
+    if rank is not None:
+        return b.tmp(n.call('rt.lift_batched', [x, n.const(rank)]), Info(True, rank))
+    if like is None:
+        return None
+    r = b.tmp(n.call('rt.example_rank', [n.tuple_([like]), literal((like_info.axes(),))]),
+              SCALAR, '_rank')
+    return b.tmp(n.call('rt.lift_batched', [x, r]), Info(True, None))
+
+
+@rule('kind_only')
+def kind_only(b, op, rhs):
+    """rt.batch_index(idx, x) reads only whether x is a container or an array,
+    which every example of x shares: the index is the same for all of them."""
+    if batched(b, op.inputs.get('idx')):
+        return loop(b, op, rhs)
+    return rhs, UNKNOWN
 
 
 @rule('atleast')
@@ -1198,6 +1523,14 @@ def py_sum(b, op, rhs):
         if not _is_none(start) and not (isinstance(start, n.Constant) and start.value == 0):
             return loop(b, op, rhs)
         return prim_call('sum', [it], [('axis', n.const(1))]), Info(True, info.rank - 1)
+    item, si = info.item, b.info(start) if not _is_none(start) else SCALAR
+    if item is not None and item.rank is not None and item.elts is None and item.item is None \
+            and si.elts is None and si.rank is not None and si.rank <= item.rank:
+        # a list built by append, every item batched and of one rank: Python's
+        # sum adds them as they are (a batched start lifted to their rank)
+        if si.batched:
+            rhs = _with_args(rhs, op, {'start': b.lift(start, si, item.rank)})
+        return rhs, Info(True, item.rank)
     elts = list(info.elts) if isinstance(info.elts, tuple) else []
     parts = elts + ([b.info(start)] if not _is_none(start) else [])
     ranks = [e.rank for e in parts]
@@ -1312,8 +1645,14 @@ def user_call(b, op, rhs):
     callee = rhs.codax.obj if getattr(rhs, 'codax', None) is not None else None
     if callee is not None and callee is getattr(rt, 'einsum_vjp', None):
         return einsum_vjp(b, rhs)
+    if getattr(callee, '__codax_batched__', None) is not None:   # codax.random's samplers
+        return batched_form_call(b, rhs)
     if _runtime_helper(callee):            # a rule helper without a record of its own
         return loop_call(b, rhs.func, rhs.args, rhs.keywords, None)
+    static = static_vjp_call(b, rhs) if callee is rt.vjp_call else \
+        static_pullback(b, rhs) if callee is rt.pullback else None
+    if static is not None:
+        return static
     infos = [b.info(a) for a in rhs.args]
     if rhs.keywords:
         b.fail('codax vmap: pass arguments of batched user-function calls by position')
@@ -1325,6 +1664,141 @@ def user_call(b, op, rhs):
     call = n.call(fn, list(rhs.args))
     call.codax = CallInfo('dynamic', label='a batched function')
     return call, out if out is not None else Info(True, None)
+
+
+def static_vjp_call(b, rhs):
+    """rt.vjp_call(f, *args) in grad's code, f a user function known at compile
+    time, with batched arguments whose facts (ranks, and kinds: which ones are
+    differentiated) are known: the sweeps of f are chosen here
+    (rt.sweeps_for), its forward sweep batched (rt.vmapped) with the out_axes
+    its batched code leaves (learned by compiling it now), so the value and the
+    tape have known facts, and the pullback (PullbackInfo) names its backward
+    sweep for static_pullback. None where any of that cannot be told: then
+    the call is batched as a whole at run time (user_call)."""
+    import inspect
+    from .batch import HOOKS, PullbackInfo, info_of_value
+    fnode = rhs.args[0] if rhs.args else None
+    if 'sweeps' not in HOOKS or b.callee_info is None or b.unit is None \
+            or not isinstance(fnode, n.Name) or fnode.id in b.locals:
+        return None
+    found, fn = b.unit.lookup(fnode.id)
+    if not found or not HOOKS['static_function'](fn):
+        return None
+    params = list(inspect.signature(fn).parameters.values())
+    given, by_name = list(rhs.args[1:]), {k.arg: k.value for k in rhs.keywords}
+    if len(given) > len(params) or None in by_name:
+        return None
+    nodes, infos, defaults = [], [], []
+    for i, p in enumerate(params):
+        node = given[i] if i < len(given) else by_name.pop(p.name, None)
+        if node is not None:
+            nodes.append(node)
+            infos.append(b.info(node))
+        elif p.default is not p.empty:
+            nodes.append(None)
+            infos.append(info_of_value(p.default, None))
+            defaults.append(i)
+        else:
+            return None
+    if by_name or not all(_known(i) for i in infos):
+        return None
+    active, numeric = [], []
+    for i, info in enumerate(infos):
+        kinds = _leaf_kinds(info)
+        if 'f' in kinds:
+            active.append(i)
+        elif None in kinds:
+            return None                 # whether it is differentiated is seen only at run time
+        if info.elts is None and info.item is None:
+            numeric.append(i)
+    if not active:
+        return None
+    target = getattr(b.current, 'targets', [None])[0]
+    read = b.adjoints_read.get(getattr(target, 'id', None))
+    if read is not None and set(active) & read:   # adjoints nobody reads: not computed
+        active = [i for i in active if i in read]
+    try:
+        forward, backward = HOOKS['sweeps'](fn, tuple(active), tuple(numeric))
+    except Exception:                   # no derivative here: rt.vjp_call says why at run time
+        return None
+    out = b.callee_info(forward, infos, natural=True)
+    if out is None or not isinstance(out.elts, tuple) or len(out.elts) != 2:
+        return None
+    value, tape = out.elts
+    if fnode.id not in b.unit.closure:
+        b.unit.guards[fnode.id] = fn    # rebinding the name makes this code stale
+    for i in defaults:
+        nodes[i] = b.tmp(n.call('rt.default_argument', [n.deepcopy(fnode), n.const(i)]),
+                         infos[i], '_default')
+    sweeps = b.tmp(n.call('rt.sweeps_for', [n.deepcopy(fnode), literal(tuple(active)),
+                                            literal(tuple(numeric))] + nodes), UNKNOWN, '_sweeps')
+    parts = [b.tmp(n.Subscript(value=sweeps, slice=n.const(k), ctx=n.Load()), UNKNOWN, name)
+             for k, name in ((0, '_forward'), (1, '_backward'))]
+    axes = tuple(i.axes() for i in infos)
+    batched_forward = b.tmp(n.call('rt.vmapped', [parts[0], literal(axes), literal(out.axes())]),
+                            UNKNOWN, '_batched')
+    call = n.call(batched_forward, nodes)
+    call.codax = CallInfo('dynamic', label='a batched function')
+    result = b.tmp(call, out, '_swept')
+    value_node, tape_node = (b.tmp(n.Subscript(value=result, slice=n.const(k), ctx=n.Load()),
+                                   info, name)
+                             for k, info, name in ((0, value, '_value'), (1, tape, '_tape')))
+    return n.tuple_([value_node, n.tuple_([parts[1], tape_node])]), \
+        container((value, PullbackInfo(tape, backward, value)))
+
+
+def static_pullback(b, rhs):
+    """rt.pullback(pb, cotangent) of a pullback made by static_vjp_call: its
+    backward sweep batched (rt.vmapped), with the out_axes its batched code
+    leaves, learned by compiling it now. An unbatched cotangent is repeated
+    along the batch first (the zero 0.0 then gives zeros, as it should)."""
+    from .batch import PullbackInfo
+    if len(rhs.args) != 2 or rhs.keywords:
+        return None
+    pb, ct = rhs.args
+    pbi, cti = b.info(pb), b.info(ct)
+    if not isinstance(pbi, PullbackInfo) or cti.elts is not None or cti.item is not None \
+            or cti.rank is None or pbi.output.elts is not None or pbi.output.item is not None:
+        return None
+    tape = pbi.elts[1]
+    ct_info = Info(True, cti.rank, kind=cti.kind)
+    out = b.callee_info(pbi.backward, [tape, ct_info], natural=True)
+    if out is None:
+        return None
+    ct = b.broadcast(ct, cti)
+    backward = b.tmp(n.call('rt.pullback_function', [pb]), UNKNOWN, '_backward')
+    state = b.tmp(n.call('rt.pullback_state', [pb]), tape, '_state')
+    batched_backward = b.tmp(n.call('rt.vmapped', [backward, literal((tape.axes(), 0)),
+                                                   literal(out.axes())]), UNKNOWN, '_batched')
+    call = n.call(batched_backward, [state, ct])
+    call.codax = CallInfo('dynamic', label='a batched function')
+    return call, out
+
+
+def _known(info):
+    """Whether every leaf's rank (and every container's structure) is known."""
+    if isinstance(info.elts, tuple):
+        return all(_known(e) for e in info.elts)
+    if isinstance(info.elts, dict):
+        return all(_known(e) for e in info.elts.values())
+    if info.item is not None:
+        return _known(info.item)
+    return info.rank is not None
+
+
+def batched_form_call(b, rhs):
+    """A call of a function with a batched form of its own (`__codax_batched__`:
+    codax.random's samplers). With only the first argument (the key) batched,
+    rt.batched_form(f, args, kwargs) makes every example's draws at once;
+    otherwise one call per example."""
+    rest = list(rhs.args[1:]) + [k.value for k in rhs.keywords]
+    if not rhs.args or not b.info(rhs.args[0]).batched or batched(b, *rest):
+        return loop_call(b, rhs.func, rhs.args, rhs.keywords, None)
+    kwargs = n.Dict(keys=[n.const(k.arg) for k in rhs.keywords],
+                    values=[n.deepcopy(k.value) for k in rhs.keywords])
+    return n.call('rt.batched_form', [n.deepcopy(rhs.func),
+                                      n.tuple_([n.deepcopy(a) for a in rhs.args]),
+                                      kwargs]), Info(True, None)
 
 
 def _runtime_helper(fn):
@@ -1366,8 +1840,10 @@ def seed(b, op, rhs):
     if info.rank not in (0, None):
         b.fail('grad requires a scalar output per example; this one has rank '
                f'{info.rank}')
-    if info.rank is None:
-        return loop(b, op, rhs, 0)
+    if info.rank is None:             # checked on one example (its rank is seen then)
+        example = b.tmp(n.call('rt.first_example', [op.inputs['out'], n.const(0)]),
+                        Info(False, None), '_example')
+        return n.call('rt.seed', [example]), SCALAR
     return n.const(1.0), SCALAR
 
 
@@ -1411,11 +1887,17 @@ def materialize(b, op, rhs):
     g, y = (op.inputs[p] for p in op.prim.params[:2])
     gi, yi = b.info(g), b.info(y)
     if not (gi.batched or yi.batched):
-        return rhs, (Info(False, yi.rank) if yi.elts is None else yi)
+        return rhs, (Info(False, yi.rank) if yi.elts is None and yi.item is None else yi)
     if op.prim.name == 'dense' and yi.elts is None and yi.item is None:
         # the zero 0.0 may stand for a value of any rank: ranks are read at run time
         return n.call('rt.dense_batched', [g, y, n.const(gi.batched), n.const(yi.batched),
                                            b.size()]), _mark_batched(yi)
+    if op.prim.name == 'dense' and (yi.elts is not None or yi.item is not None):
+        # a container: leaf by leaf
+        flags = (_batched_flags(gi, yi), _batched_flags(yi, yi))
+        if None not in flags:
+            return n.call('rt.dense_batched', [g, y, literal(flags[0]), literal(flags[1]),
+                                               b.size()]), _mark_batched(yi)
     if yi.elts is not None or yi.item is not None:    # a container: shaped like y
         call, _ = loop(b, op, rhs)
         return call, _mark_batched(yi)
@@ -1425,6 +1907,27 @@ def materialize(b, op, rhs):
         return loop(b, op, rhs, yi.rank)
     target = b.broadcast(y, yi)
     return n.call('rt.materialize', [b.lift(g, gi, yi.rank), target]), Info(True, yi.rank)
+
+
+def _batched_flags(info, shape_info):
+    """Whether each leaf of a value is batched, shaped like the container
+    `shape_info` (one bool where `info` is not a container, as for the zero
+    0.0 or a value whose structure is seen at run time); None for a
+    structure that does not match."""
+    if shape_info.elts is None or info.elts is None:
+        # one flag for all leaves (a list of unknown length: every element of a
+        # batched list is batched, as the append rule keeps them)
+        return bool(info.batched)
+    if isinstance(shape_info.elts, tuple):
+        if not isinstance(info.elts, tuple) or len(info.elts) != len(shape_info.elts):
+            return None
+        parts = tuple(_batched_flags(e, s) for e, s in zip(info.elts, shape_info.elts))
+    else:
+        if not isinstance(info.elts, dict) or set(info.elts) != set(shape_info.elts):
+            return None
+        parts = {k: _batched_flags(info.elts[k], s) for k, s in shape_info.elts.items()}
+    values = parts if isinstance(parts, tuple) else tuple(parts.values())
+    return None if None in values else parts
 
 
 @rule('shifted_axis_helper')
@@ -1585,6 +2088,29 @@ def _elementwise_target(op, which):
     return given[0] if given else None
 
 
+@rule('array_vjp')
+def array_vjp(b, op, rhs):
+    """rt.array_vjp(g, x, y), the adjoint of x for y = np.array(x): of an
+    array, g summed to x's shape; of a flat list of values of one rank, g cut
+    into rows (rt.unstack, batched by its own rule)."""
+    g, x, y = op.inputs['cot'], op.inputs['x'], op.inputs['y']
+    gi, xi, yi = b.info(g), b.info(x), b.info(y)
+    if not (gi.batched or xi.batched or yi.batched):
+        return rhs, (Info(False, xi.rank) if xi.elts is None else xi)
+    elts = list(xi.elts) if isinstance(xi.elts, tuple) else None
+    ranks = {e.rank for e in elts} if elts else {None}
+    if yi.rank is None or xi.item is not None or (elts is None and xi.elts is not None) or \
+            elts is not None and (None in ranks or len(ranks) != 1 or
+                                  any(e.elts is not None or e.item is not None for e in elts)):
+        return loop(b, op, rhs, xi.rank)
+    full = _materialize(b, g, gi, y, yi)
+    if elts is None:                          # an array: summed to its shape
+        if xi.rank is None:
+            return loop(b, op, rhs, None)
+        return _sum_to_example_of(b, full, x, xi), Info(True, xi.rank)
+    return rewrite(b, prim_call('rt_unstack', [full, x, n.const(0)]))
+
+
 @rule('join_vjp')
 def join_vjp(b, op, rhs):
     """rt.concatenate_vjp / rt.unstack: g cut into the pieces of a list. With g
@@ -1603,7 +2129,8 @@ def join_vjp(b, op, rhs):
     y = op.inputs.get('y')
     yi = b.info(y) if y is not None else UNKNOWN
     if not (gi.batched or info.batched or yi.batched):
-        return rhs, out if not known else container(tuple(Info(False, e.rank) for e in elts))
+        return rhs, Info(False, None) if not known else container(
+            tuple(Info(False, e.rank) for e in elts))
     whole = None if None in ranks or len(ranks) != 1 or axis == (None,) else \
         ranks.pop() + (helper == 'rt.unstack')
     full = None
@@ -1707,6 +2234,8 @@ def _scatter(b, op, rhs, helper, g, x, idx, rank):
     idx_batched = b.info(idx).batched or any(p.batched for p in parts)
     if helper is not None and not (gi.batched or xi.batched or idx_batched):
         return rhs, Info(False, rank)
+    if _batched_mask(b, idx, parts):                  # per example (see _batched_mask)
+        return loop(b, op, rhs, rank) if helper else (None, None)
     sel_rank, first = _index_rank(xi.rank, parts)
     if xi.rank is None or gi.rank is None or not (idx_batched or _advanced_ok(parts)) or \
             (idx_batched or gi.batched) and sel_rank is None or \
@@ -1778,9 +2307,9 @@ def _finalize_spec(gi, xi):
             parts = {k: _finalize_spec(gel.get(k, Info(gi.batched, None)), v)
                      for k, v in xi.elts.items()}
             return None if None in parts.values() else parts
-    if xi.rank is None or gi.elts is not None:       # g's rank is seen at run time
+    if gi.elts is not None or xi.item is not None:   # g's structure is seen at run time
         return None
-    return (gi.batched, xi.batched, gi.rank, xi.rank)
+    return (gi.batched, xi.batched, gi.rank, xi.rank)   # (a rank None: read at run time)
 
 
 def _all_batched_info(xi):
@@ -1814,13 +2343,21 @@ def _select_info(x, y):
 
 
 def _mark_batched(info):
+    """The facts of a value once every numeric leaf of it is batched."""
+    from .batch import PullbackInfo
+    if isinstance(info, PullbackInfo):
+        return PullbackInfo(_mark_batched(info.elts[1]), info.backward, info.output)
     if info.item is not None:
         return Info(True, None, None, _mark_batched(info.item))
     if isinstance(info.elts, tuple):
         return container(tuple(_mark_batched(e) for e in info.elts))
     if isinstance(info.elts, dict):
         return container({k: _mark_batched(e) for k, e in info.elts.items()})
-    return Info(True, info.rank)
+    return Info(True, info.rank, kind=info.kind)
+
+
+def _fully_batched(info):
+    return _mark_batched(info) == info
 
 
 def _copy_replacing(tree, swap):

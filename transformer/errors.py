@@ -30,9 +30,34 @@ class SourceError(Exception):
         return '\n'.join(lines)
 
 
+class RecursiveBatching(SourceError):
+    """vmap of derivative code meets a user function that calls itself, whose
+    batched derivative's facts would be infinitely nested: vmap(grad(f))
+    takes the gradient of the summed vmap(f) instead (codax/vmap.py)."""
+
+
 def error_at(node, message, unit=None):
     """A SourceError located at `node` of the function described by `unit`."""
     filename = getattr(unit, 'filename', None)
     lineno = getattr(node, 'lineno', None) or getattr(node, 'user_line', None)
     col = getattr(node, 'col_offset', None) if getattr(node, 'lineno', None) else None
     return SourceError(message, filename, lineno, col)
+
+
+def loop_hint(op, rhs):
+    """What a missing derivative rule of rt.batch_loop (vmap's per-example
+    loop) means, appended to the message: '' for other primitives."""
+    if getattr(op.prim, 'name', None) != 'rt_batch_loop':
+        return ''
+    fn = rhs.args[0] if getattr(rhs, 'args', None) else None
+    name = f'{fn.value.id}.{fn.attr}' if hasattr(fn, 'attr') and hasattr(fn.value, 'id') \
+        else getattr(fn, 'id', '?')
+    import runtime.batching
+    if name.startswith('rt.') and name[3:] in runtime.batching.__all__:
+        return (f': this is vmap of vmapped code (a Jacobian of a Jacobian, vmap(vmap(f))), '
+                f'where the batching helper {name} runs once per example. codax differentiates '
+                'such code to no higher order, so third derivatives through jacfwd/jacrev, '
+                'such as jacfwd(jacfwd(jacfwd(f))) or jacrev(jacrev(jacrev(f))), are refused; '
+                'take the outer derivatives with grad, or a Jacobian of grad(grad(f))')
+    return f' (the per-example loop of {name}): vmapped code that falls back to it cannot be ' \
+        'differentiated'

@@ -74,7 +74,18 @@ def compile_reverse(fn, mode, argnums, numeric, has_aux, label, verbose=False):
                                     tuple_grads=not isinstance(argnums, int))]
     for f in functions:
         optimize(f)
-    return emit(unit, functions, label, verbose)
+    generated = emit(unit, functions, label, verbose)
+    if result.stack in result.needed:     # the batch pass reads the tape's pops (batch.py)
+        if len(TAPES) > 4096:
+            TAPES.clear()
+        for f in functions:
+            TAPES[(f'<codax {label}>', f.name)] = result.stack
+    return generated
+
+
+# (generated file, function name) -> the name of the list that is its tape:
+# values pushed from a name are popped back into that name.
+TAPES = {}
 
 
 def compile_forward(fn, active, numeric, has_aux, label, verbose=False):
@@ -120,7 +131,8 @@ def compile_batch(fn, param_axes, out_axes, infos_of, label, callee_info=None, v
             _front(axes))])))
     ret, info = result.ret, result.info
     end = []
-    if info.elts is None and info.item is None and isinstance(out_axes, int):
+    known = info.elts is None and info.item is None and info.rank is not None  # an array
+    if known and isinstance(out_axes, int):
         if not info.batched:
             end.append(n.assign('_out', n.call('rt.broadcast_batch', [ret, n.name(
                 result.size_name)])))
@@ -133,7 +145,9 @@ def compile_batch(fn, param_axes, out_axes, infos_of, label, callee_info=None, v
         if info.batched:
             raise error_at(fdef.body[-1], 'vmap: out_axes is None, but the output differs '
                            'between examples', unit)
-    else:
+    elif info.elts is not None and info.axes() == out_axes:
+        pass                       # every leaf already where out_axes asks
+    else:                          # (also an output whose kind is seen only at run time)
         end.append(n.assign('_out', n.call('rt.batch_outputs', [ret, _literal(info.axes()),
                                                                 _literal(out_axes),
                                                                 n.name(result.size_name)])))

@@ -19,7 +19,7 @@ from runtime import TABLE  # noqa: F401  (rules live in the table)
 
 from . import nodes as n
 from .analysis import active_names, numeric_names, overwritten_names, useful_names
-from .errors import error_at
+from .errors import error_at, loop_hint
 from .ir import describe
 from .templates import instantiate
 
@@ -299,7 +299,8 @@ class Reverse:
             template = op.prim.vjp.get(param)
             if template is None:
                 raise error_at(_origin(stmt), f'{op.label} has no derivative rule for its '
-                               f'argument {param!r}', self.unit)
+                               f'argument {param!r}'
+                               + loop_hint(op, stmt.value), self.unit)
             substitutions = dict(op.inputs, g=g, ans=n.name(name))
             expr = instantiate(template, substitutions)
             if _broadcast_free(op, param):

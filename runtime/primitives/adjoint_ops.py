@@ -142,7 +142,8 @@ batching(unbroadcast=('rt_unbroadcast',), materialize=('rt_materialize',),
          join_vjp=('rt_concatenate_vjp', 'rt_unstack', 'rt_hstack_vjp', 'rt_vstack_vjp'),
          outer_vjp=('rt_outer_vjp',), cumsum_vjp=('rt_cumsum_vjp',),
          shape_of=('rt_shape', 'rt_ndim', 'rt_size'), unbatched_result=('rt_is_zero',),
-         axes_only=('rt_inverse_axes',))
+         axes_only=('rt_inverse_axes',), array_vjp=('rt_array_vjp',),
+         split_vjp=('rt_split_vjp',))
 for _record in TABLE:
     if _record.family == 'adjoint' and _record.batch is None:
         _record.batch = 'loop'

@@ -1,7 +1,7 @@
 """The helpers that batched code calls, as primitives: so that vmapped code
 can be differentiated (grad(vmap(f))) and batched again (vmap(vmap(f)))."""
-from .. import batching
-from ..table import linear, nondifferentiable, primitive
+from .. import batched_forms, batching
+from ..table import TABLE, linear, nondifferentiable, primitive
 
 
 def _helper(fn, signature, vjp, **kw):
@@ -50,6 +50,16 @@ for _fn, _sig in ((batching.batch_size, 'tree, axes'), (batching.any_true, 'cond
                   (batching.loud, 'state'), (batching.batch_index, 'idx, x=None'),
                   (batching.shift_axis, 'axis'), (batching.example_shape, 'x'),
                   (batching.example_rank, 'operands, axes'),
-                  (batching.vmapped, 'fn, axes'), (batching.attribute, 'x, name')):
+                  (batching.vmapped, 'fn, axes, out_axes=0'), (batching.attribute, 'x, name'),
+                  (batching.first_example, 'tree, axes')):
     nondifferentiable(f'rt_{_fn.__name__}', _sig, targets=(_fn,), impl=f'rt.{_fn.__name__}',
                       batch='loop')
+# (an index for a container or an array: the same for every example of vmapped code)
+TABLE['rt_batch_index'].batch = 'kind_only'
+
+# A call with a batched form of its own (codax.random's samplers with a batch
+# of keys). Its draws do not depend on differentiated values, but its other
+# arguments (uniform's minval, gamma's a, ...) may: as without vmap, codax
+# says it cannot differentiate them rather than return zero.
+primitive('rt_batched_form', 'fn, args, kwargs', {}, targets=(batched_forms.batched_form,),
+          impl='rt.batched_form', family='batching', batch='loop')

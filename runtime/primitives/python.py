@@ -36,23 +36,30 @@ nondifferentiable('py_slice', 'start, stop=None, step=None', targets=(slice,), i
 # The Jacobians that codax.jacfwd / jacrev generate, column by column.
 nondifferentiable('is_array_leaf', 'x', targets=(rules.is_array_leaf,), impl='rt.is_array_leaf')
 nondifferentiable('unit_tangent', 'x, j', targets=(rules.unit_tangent,), impl='rt.unit_tangent')
-nondifferentiable('basis', 'x', targets=(rules.basis,), impl='rt.basis')
+nondifferentiable('basis', 'x, lead=0', targets=(rules.basis,), impl='rt.basis')
 nondifferentiable('default_argument', 'fn, i', targets=(rules.default_argument,),
                   impl='rt.default_argument')
 nondifferentiable('tangent_function', 'fn, primals, argnums', targets=(adjoint.tangent_function,),
                   impl='rt.tangent_function')
-linear('jacobian_from_columns', 'cols, outs, x', {'cols': 'rt.columns_vjp(g, cols, outs, x, ans)'},
+# `lead`: leading batch axes (a Jacobian inside vmapped code); see runtime/rules.py.
+linear('jacobian_from_columns', 'cols, outs, x, lead=0',
+       {'cols': 'rt.columns_vjp(g, cols, outs, x, ans, lead)'},
        targets=(rules.jacobian_from_columns,), impl='rt.jacobian_from_columns', family='python')
-linear('jacobian_from_rows', 'rows, out, x', {'rows': 'rt.rows_vjp(g, rows, out, x, ans)'},
+linear('jacobian_from_rows', 'rows, out, x, lead=0',
+       {'rows': 'rt.rows_vjp(g, rows, out, x, ans, lead)'},
        targets=(rules.jacobian_from_rows,), impl='rt.jacobian_from_rows', family='python')
-linear('columns_vjp', 'h, cols, outs, x, y', {'h': 'rt.jacobian_from_columns(g, outs, x)'},
+linear('columns_vjp', 'h, cols, outs, x, y, lead=0',
+       {'h': 'rt.sum_to(rt.jacobian_from_columns(g, outs, x, lead), rt.shape(h))'},
        targets=(rules.columns_vjp,), impl='rt.columns_vjp', family='python')
-linear('rows_vjp', 'h, rows, out, x, y', {'h': 'rt.jacobian_from_rows(g, out, x)'},
+linear('rows_vjp', 'h, rows, out, x, y, lead=0',
+       {'h': 'rt.sum_to(rt.jacobian_from_rows(g, out, x, lead), rt.shape(h))'},
        targets=(rules.rows_vjp,), impl='rt.rows_vjp', family='python')
 linear('dense', 't, x', {'t': 'rt.dense_vjp(g, t, x)'}, targets=(adjoint.dense,), impl='rt.dense',
        family='python')
 # What the definitions of rt.vjp_call and rt.pullback (codax/calls.py) use.
 nondifferentiable('sweeps', 'fn, *args', targets=(adjoint.sweeps,), impl='rt.sweeps')
+nondifferentiable('sweeps_for', 'fn, active, numeric, *args', targets=(adjoint.sweeps_for,),
+                  impl='rt.sweeps_for', batch='sweeps')
 nondifferentiable('pullback_function', 'pb', targets=(adjoint.pullback_function,),
                   impl='rt.pullback_function')
 linear('pullback_state', 'pb', {'pb': '(0.0, g)'}, targets=(adjoint.pullback_state,),
@@ -72,10 +79,12 @@ linear('py_list', 'iterable=()', {'iterable': 'rt.sequence_vjp(g, iterable)'}, t
 batching(py_sum=('py_sum',), py_extremum=('py_max', 'py_min'), py_len=('py_len',),
          scalar_cast=('py_float', 'py_int', 'py_bool', 'py_item'),
          same=('stop_gradient', 'finalize_distinct'), unbatched_result=('is_array_leaf',),
-         unbatched_only=('py_range', 'py_slice'), sweeps=('sweeps',),
-         pullback_function=('pullback_function', 'tangent_function', 'default_argument'), pullback_state=('pullback_state',),
+         unbatched_only=('py_range', 'py_slice'),
+         pullback_function=('pullback_function', 'default_argument'),
+         pullback_state=('pullback_state',), sweeps=('sweeps', 'tangent_function'),
          container_view=('dict_items', 'dict_values', 'dict_keys', 'py_tuple', 'py_list'),
          materialize=('dense',),
          elementwise=('math_log',),
-         loop=('unit_tangent', 'basis', 'jacobian_from_columns', 'jacobian_from_rows',
-               'columns_vjp', 'rows_vjp'))
+         jacobian=('basis', 'jacobian_from_columns', 'jacobian_from_rows', 'columns_vjp',
+                   'rows_vjp'),
+         loop=('unit_tangent',))

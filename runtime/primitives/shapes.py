@@ -55,7 +55,7 @@ linear('real', 'val', {'val': 'g'})
 
 batching(reshape=('reshape', 'ravel'),
          axes=('squeeze', 'expand_dims', 'transpose', 'swapaxes', 'moveaxis', 'flip', 'roll',
-               'repeat', 'diagonal', 'split'),
+               'repeat', 'diagonal'), split=('split',),
          atleast=('atleast_1d', 'atleast_2d'), broadcast_to=('broadcast_to',),
          flip_lr_ud=('fliplr', 'flipud'), join=('concatenate', 'stack', 'hstack', 'vstack'),
          same=('copy', 'astype', 'real'), array=('array', 'asarray'),

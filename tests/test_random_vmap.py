@@ -1,0 +1,262 @@
+"""codax.random under vmap: a batch of keys draws, bit for bit, what a loop
+over the keys draws, through the batched forms (`fn.__codax_batched__`),
+through vmap of user code that calls the samplers, and through vmap of the
+samplers themselves; draws stay constants to grad."""
+import importlib.util
+import inspect
+import sys
+
+import numpy as np
+import pytest
+
+import codax
+from codax import random
+from transformer.errors import SourceError
+
+KEYS = random.split(random.key(7), 5)
+BIG = np.iinfo(np.int64)
+
+# (function, positional arguments after the key, keyword arguments)
+CASES = [
+    ('key', (), {}),
+    ('split', (), {}), ('split', (3,), {}), ('split', ((2, 3),), {}),
+    ('fold_in', (0,), {}), ('fold_in', (2 ** 32 + 5,), {}),
+    ('bits', (), {}), ('bits', ((4, 3),), {}), ('bits', ((5,), np.uint8), {}),
+    ('bits', ((3,),), {'dtype': np.uint64}), ('bits', ((2, 2), np.uint16), {}),
+    ('uniform', (), {}), ('uniform', ((7,),), {}),
+    ('uniform', ((3, 2), np.float32, -2.0, 5.0), {}), ('uniform', ((4,), np.float16), {}),
+    ('uniform', ((2, 3),), {'minval': np.array([-1.0, 0.0, 1.0]), 'maxval': 4.0}),
+    ('normal', (), {}), ('normal', ((11,),), {}), ('normal', ((2, 3), np.float32), {}),
+    ('normal', ((3,),), {'dtype': np.float16}),
+    ('truncated_normal', (-1.0, 2.0, (6,)), {}), ('truncated_normal', (np.array([-2.0, 0.0]), 1.5), {}),
+    ('truncated_normal', (-0.5, 0.5, (2, 2), np.float32), {}),
+    ('gumbel', (), {}), ('gumbel', ((5,),), {}), ('gumbel', ((2, 2), np.float32), {}),
+    ('gamma', (np.array([0.3, 1.0, 5.0]),), {}), ('gamma', (2.0, (4,), np.float32), {}),
+    ('gamma', (0.1, (2, 3)), {}),
+    ('beta', (2.0, 3.0, (4,)), {}), ('beta', (np.array([0.5, 2.0]), 1.0), {}),
+    ('dirichlet', (np.ones(3), (5,)), {}), ('dirichlet', (np.array([[0.5, 1.0], [2.0, 3.0]]),), {}),
+    ('bernoulli', (), {}), ('bernoulli', (0.3, (10,)), {}), ('bernoulli', (np.full((2, 3), 0.6),), {}),
+    ('categorical', (np.log(np.arange(1.0, 5.0)),), {'shape': (6,)}),
+    ('categorical', (np.zeros((5, 3)),), {}), ('categorical', (np.zeros((5, 3)), 0), {}),
+    ('categorical', (np.arange(6.0).reshape(2, 3),), {'shape': (4, 2)}),
+    ('randint', ((8,), 0, 10), {}), ('randint', ((3, 2), -5, np.array([3, 7]), np.int32), {}),
+    ('randint', ((4,), BIG.min, BIG.max), {}), ('randint', ((6,), 0, 256, np.uint8), {}),
+    ('permutation', (10,), {}), ('permutation', (np.arange(12.0).reshape(3, 4), 1), {}),
+    ('permutation', (np.arange(12.0).reshape(3, 4),), {'independent': True, 'axis': 1}),
+    ('permutation', (np.arange(5.0),), {}), ('permutation', (1,), {}),
+    ('choice', (10, (3,)), {}), ('choice', (np.arange(12.0).reshape(3, 4), (2,), False, None, 1), {}),
+    ('choice', (np.arange(12.0).reshape(3, 4), (2, 2)), {}),
+    ('choice', (5, (4,), True, np.array([0.1, 0.2, 0.3, 0.2, 0.2])), {}),
+    ('choice', (5, (3,), False, np.array([0.1, 0.2, 0.3, 0.2, 0.2])), {}),
+    ('choice', (np.arange(10.0), (2, 2)), {'replace': False}), ('choice', (4, (0,)), {}),
+]
+IDS = [f'{i}-{name}' for i, (name, _, _) in enumerate(CASES)]
+
+
+def _first(name, keys):
+    """What the batch maps over: keys, or seeds for random.key."""
+    return np.arange(-2, 3) * (2 ** 33 + 1) if name == 'key' else keys
+
+
+def _loop(name, keys, args, kwargs):
+    fn = getattr(random, name)
+    return np.stack([fn(k, *args, **kwargs) for k in _first(name, keys)])
+
+
+def _same(got, want):
+    got, want = np.asarray(got), np.asarray(want)
+    assert got.dtype == want.dtype and got.shape == want.shape, (got.dtype, got.shape,
+                                                                 want.dtype, want.shape)
+    view = (lambda x: x.view(np.uint8)) if want.dtype.kind == 'f' else (lambda x: x)
+    assert np.array_equal(view(np.ascontiguousarray(got)), view(np.ascontiguousarray(want)))
+
+
+@pytest.mark.parametrize('name,args,kwargs', CASES, ids=IDS)
+def test_batched_form_equals_the_loop(name, args, kwargs):
+    fn = getattr(random, name)
+    _same(fn.__codax_batched__(_first(name, KEYS), *args, **kwargs),
+          _loop(name, KEYS, args, kwargs))
+
+
+@pytest.mark.parametrize('name,args,kwargs', CASES, ids=IDS)
+def test_vmap_of_the_sampler_equals_the_loop(name, args, kwargs):
+    """vmap(random.normal, in_axes=(0, None, ...)): vmap batches the public
+    function's body, itself a call with a batched form."""
+    fn = getattr(random, name)
+    # vmap batches keyword arguments along 0: pass them by position instead
+    bound = inspect.signature(fn).bind(KEYS, *args, **kwargs)
+    bound.apply_defaults()
+    positional = bound.args[1:]
+    batched = codax.vmap(fn, in_axes=(0,) + (None,) * len(positional))
+    _same(batched(_first(name, KEYS), *positional), _loop(name, KEYS, args, kwargs))
+
+
+def _literal(value):
+    if isinstance(value, type) and issubclass(value, np.generic):
+        return f'np.{value.__name__}'
+    if isinstance(value, tuple):
+        return '(' + ''.join(_literal(v) + ', ' for v in value) + ')'
+    return repr(value)
+
+
+def _user_module(tmp_path_factory):
+    """One function per case, calling the sampler as user code does: arrays
+    as (unbatched) parameters, everything else written out."""
+    lines = ['import numpy as np', 'from codax import random', '']
+    for i, (name, args, kwargs) in enumerate(CASES):
+        params, texts = ['k'], ['k']
+        for j, value in list(enumerate(args)) + list(kwargs.items()):
+            if isinstance(value, np.ndarray):
+                params.append(f'a{j}')
+                text = f'a{j}'
+            else:
+                text = _literal(value)
+            texts.append(text if isinstance(j, int) else f'{j}={text}')
+        lines += [f'def f{i}({", ".join(params)}):',
+                  f'    return random.{name}({", ".join(texts)})', '', '']
+    path = tmp_path_factory.mktemp('random_vmap') / 'random_vmap_calls.py'
+    path.write_text('\n'.join(lines))
+    spec = importlib.util.spec_from_file_location('random_vmap_calls', path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope='module')
+def calls(tmp_path_factory):
+    return _user_module(tmp_path_factory)
+
+
+@pytest.mark.parametrize('i', range(len(CASES)), ids=IDS)
+def test_vmap_of_user_code_equals_the_loop(calls, i):
+    name, args, kwargs = CASES[i]
+    arrays = [v for v in list(args) + list(kwargs.values()) if isinstance(v, np.ndarray)]
+    fn = getattr(calls, f'f{i}')
+    batched = codax.vmap(fn, in_axes=(0,) + (None,) * len(arrays))
+    first = _first(name, KEYS)
+    _same(batched(first, *arrays), np.stack([fn(k, *arrays) for k in first]))
+    source = batched.source(first, *arrays)
+    assert f'rt.batched_form(random.{name}' in source and 'batch_loop' not in source, source
+
+
+# ---------------------------------------------------------------- in user code
+
+def noisy_features(k, x):
+    """Draws and arithmetic on them: a dropout mask, noise, a shuffle."""
+    ks = random.split(k, 3)
+    noise = random.normal(ks[0], (3,))
+    keep = random.bernoulli(ks[1], 0.7, (3,))
+    y = np.where(keep, x * noise, 0.0) / 0.7
+    order = random.permutation(ks[2], 3)
+    return y[order] + np.sum(noise ** 2) * random.uniform(random.fold_in(k, 1))
+
+
+def test_draws_with_arithmetic_in_a_vmapped_function():
+    x = np.array([0.5, -1.0, 2.0])
+    keys = random.split(random.key(3), 8)
+    got = codax.vmap(noisy_features, in_axes=(0, None))(keys, x)
+    _same(got, np.stack([noisy_features(k, x) for k in keys]))
+    xs = np.arange(24.0).reshape(8, 3)                 # keys and data both batched
+    _same(codax.vmap(noisy_features)(keys, xs),
+          np.stack([noisy_features(k, v) for k, v in zip(keys, xs)]))
+
+
+def two_keys(k):
+    k1, k2 = random.split(k)                           # unpacking a batch of split keys
+    return random.normal(k1, (2,)) + random.uniform(k2, (2,))
+
+
+def test_unpacked_split_keys():
+    keys = random.split(random.key(10), 5)
+    _same(codax.vmap(two_keys)(keys), np.stack([two_keys(k) for k in keys]))
+
+
+def shifted_uniform(k, lo):
+    return random.uniform(k, (4,), minval=lo, maxval=lo + 1.0)
+
+
+def folded(k, i):
+    return random.normal(random.fold_in(k, i), (2,))
+
+
+def test_other_batched_arguments_run_per_example():
+    keys = random.split(random.key(4), 6)
+    lo = np.linspace(-1.0, 1.0, 6)
+    batched = codax.vmap(shifted_uniform)
+    _same(batched(keys, lo), np.stack([shifted_uniform(k, v) for k, v in zip(keys, lo)]))
+    assert 'rt.batch_loop(random.uniform' in batched.source(keys, lo)
+    one = random.key(5)                                # an unbatched key, batched minval
+    _same(codax.vmap(shifted_uniform, in_axes=(None, 0))(one, lo),
+          np.stack([shifted_uniform(one, v) for v in lo]))
+    steps = np.arange(6)                               # fold_in(k, i) for a batch of i
+    _same(codax.vmap(folded, in_axes=(None, 0))(one, steps),
+          np.stack([folded(one, i) for i in steps]))
+
+
+def draw(k):
+    return random.normal(k, (3,)) * 2.0 + 1.0
+
+
+def test_nested_vmap_and_other_key_axes():
+    keys = random.split(random.key(6), (2, 4))
+    _same(codax.vmap(codax.vmap(draw))(keys),
+          np.stack([np.stack([draw(k) for k in row]) for row in keys]))
+    _same(codax.vmap(draw, in_axes=1, out_axes=1)(keys[0].T),
+          np.stack([draw(k) for k in keys[0]], axis=1))
+    _same(codax.vmap(random.normal, in_axes=(1, None))(keys[0].T, (2,)),
+          np.stack([random.normal(k, (2,)) for k in keys[0]]))
+
+
+def test_many_keys_gamma_rounds():
+    """gamma's rejection rounds run until every key is done; the draws of the
+    keys that finish early do not change."""
+    keys = random.split(random.key(8), 64)
+    for a in (0.05, 1.0, 7.5):
+        _same(random.gamma.__codax_batched__(keys, a, (7,)),
+              np.stack([random.gamma(k, a, (7,)) for k in keys]))
+
+
+def test_batched_forms_check_their_keys():
+    with pytest.raises(TypeError, match='shape \\(B, 2\\)'):
+        random.normal.__codax_batched__(random.key(0), (3,))
+    with pytest.raises(TypeError, match='shape \\(2,\\)'):
+        random.normal(KEYS, (3,))                      # one key only, as in JAX
+    with pytest.raises(TypeError):
+        random.key.__codax_batched__(np.array([0.5, 1.0]))
+
+
+# ---------------------------------------------------------------- derivatives
+
+def loss(w, k):
+    eps = random.normal(k, (3,))
+    return np.sum((w - eps) ** 2)
+
+
+def mean_loss(w, keys):
+    return np.mean(codax.vmap(loss, in_axes=(None, 0))(w, keys))
+
+
+def test_grad_through_vmap_over_keys():
+    keys = random.split(random.key(9), 16)
+    w = np.array([0.5, -0.5, 2.0])
+    eps = np.stack([random.normal(k, (3,)) for k in keys])
+    np.testing.assert_allclose(codax.grad(mean_loss)(w, keys), 2 * (w - eps.mean(axis=0)),
+                               rtol=1e-12)
+    per_example = codax.vmap(codax.grad(loss), in_axes=(None, 0))(w, keys)
+    np.testing.assert_allclose(per_example, 2 * (w - eps), rtol=1e-12)
+
+
+def uniform_loss(lo, k):
+    return np.sum(random.uniform(k, (3,), minval=lo))
+
+
+def mean_uniform_loss(lo, keys):
+    return np.mean(codax.vmap(uniform_loss, in_axes=(None, 0))(lo, keys))
+
+
+def test_float_parameters_of_draws_are_not_differentiated_silently():
+    """As without vmap, codax says it cannot differentiate a draw with respect
+    to a parameter of its distribution (rather than return zero)."""
+    with pytest.raises(SourceError, match='rt.batched_form has no derivative rule'):
+        codax.grad(mean_uniform_loss)(-1.0, KEYS)
