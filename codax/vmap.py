@@ -108,7 +108,8 @@ class Batched:
         # plain functions without free variables (but modules: generated code's
         # xp and rt), whose code cannot go stale otherwise than through the
         # guards the specialization checks.
-        plain = inner is None and self.fun not in _SPECIAL
+        # (rt.pullback stands for one definition, whatever its arguments)
+        plain = inner is None and (self.fun not in _SPECIAL or self.fun is runtime.pullback)
         self._fast = {} if plain and _only_modules(getattr(self.fun, '__closure__', None)) \
             else None
 
