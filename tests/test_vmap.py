@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 import codax
-from corpus import CORPUS
+from corpus import CORPUS, cf_if_nested_scalar
 from helpers import assert_tree_allclose, tree_leaves, tree_unflatten
 from transformer.errors import SourceError
 
@@ -235,18 +235,6 @@ def if_elif_else(x):
     return y
 
 
-def nested_ifs(x, s):
-    t = np.sum(x * s)
-    if t > 0.0:
-        if s > 1.0:
-            t = t * s
-        else:
-            t = t + s
-    else:
-        t = -t
-    return t
-
-
 def ternary(x):
     return x ** 2 if x > 0.5 else 1.0 - x
 
@@ -277,7 +265,7 @@ def test_the_branch_not_taken_neither_warns_nor_poisons():
 def test_if_elif_else_and_nested_ifs():
     x = np.array([[0.5, 0.7, 0.2], [-1.5, 0.2, -0.3], [-0.5, 0.2, 0.1]])
     check(if_elif_else, x)
-    check(nested_ifs, x, np.array([1.5, 0.5, 2.0]))
+    check(cf_if_nested_scalar, x, np.array([1.5, 0.5, 2.0]))
     check(nested_ifs, x, 0.7, in_axes=(0, None))
     check(nested_ifs, x[0], np.array([1.5, 0.5, -2.0]), in_axes=(None, 0))
     check(ternary, np.array([0.1, 0.9, 0.5]))
