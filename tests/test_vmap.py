@@ -266,8 +266,8 @@ def test_if_elif_else_and_nested_ifs():
     x = np.array([[0.5, 0.7, 0.2], [-1.5, 0.2, -0.3], [-0.5, 0.2, 0.1]])
     check(if_elif_else, x)
     check(cf_if_nested_scalar, x, np.array([1.5, 0.5, 2.0]))
-    check(nested_ifs, x, 0.7, in_axes=(0, None))
-    check(nested_ifs, x[0], np.array([1.5, 0.5, -2.0]), in_axes=(None, 0))
+    check(cf_if_nested_scalar, x, 0.7, in_axes=(0, None))
+    check(cf_if_nested_scalar, x[0], np.array([1.5, 0.5, -2.0]), in_axes=(None, 0))
     check(ternary, np.array([0.1, 0.9, 0.5]))
     check(condition_reassigned, np.array([0.5, 2.0, 3.0, -1.0]),
           np.array([True, True, False, False]))
