@@ -9,11 +9,12 @@ from runtime import stop_gradient  # noqa: F401
 from .api import grad, jvp, linearize, source, value_and_grad, vjp  # noqa: F401
 from .jacobians import hessian, jacfwd, jacrev  # noqa: F401
 from .vmap import vmap  # noqa: F401
+from .jit import ShapeDtypeStruct, jit  # noqa: F401
 from . import lax, numpy, random  # noqa: F401
 from .devices import device_get, device_put, devices  # noqa: F401
 
 __version__ = '0.1.0'
-__all__ = ['grad', 'value_and_grad', 'vmap', 'vjp', 'jvp', 'linearize', 'jacfwd', 'jacrev', 'hessian',
+__all__ = ['grad', 'value_and_grad', 'vmap', 'jit', 'ShapeDtypeStruct', 'vjp', 'jvp', 'linearize', 'jacfwd', 'jacrev', 'hessian',
            'stop_gradient', 'custom_jvp', 'custom_vjp', 'checkpoint', 'remat',
            'source', 'SourceError', 'tree_util', 'lax', 'random', 'numpy',
            'devices', 'device_put', 'device_get']

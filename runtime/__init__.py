@@ -15,3 +15,4 @@ from .batching import install_vmap_hook  # noqa: F401
 from .batched_forms import *  # noqa: F401,F403
 from . import primitives  # noqa: F401
 from .backend import array_module, backend_name, is_array  # noqa: F401
+from . import kernels  # noqa: F401  (rt.kernels.<back end>, imported on first use)

@@ -164,10 +164,12 @@ def _tangent_of(vjp_template):
     return re.sub(r'\bg\b', 't', vjp_template)
 
 
-def nondifferentiable(name, signature, targets=None, methods=(), impl=None, batch=None):
+def nondifferentiable(name, signature, targets=None, methods=(), impl=None, batch=None,
+                      c_expr=None):
     """Outputs carry no gradient (integer-valued or piecewise constant)."""
     return primitive(name, signature, {}, differentiable=False, targets=targets,
-                     methods=methods, family='nondifferentiable', impl=impl, batch=batch)
+                     methods=methods, family='nondifferentiable', impl=impl, batch=batch,
+                     c_expr=c_expr)
 
 
 def linear(name, signature, vjp, **kw):

@@ -61,6 +61,13 @@ class _Substitute(n.NodeTransformer):
             return n.deepcopy(self.values[node.id])
         return node
 
+    def visit_UnaryOp(self, node):
+        self.generic_visit(node)
+        if isinstance(node.op, (n.USub, n.UAdd)) and _number(node.operand):
+            value = node.operand.value
+            return n.const(-value if isinstance(node.op, n.USub) else +value)
+        return node
+
     def visit_BinOp(self, node):
         self.generic_visit(node)
         fold = _ARITHMETIC.get(type(node.op))

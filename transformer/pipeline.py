@@ -9,6 +9,7 @@ import types
 
 from . import nodes as n
 from . import batch as batch_pass, fence, forward, normalize as normalize_pass, parse, reverse
+from . import fuse as fuse_pass, kernels
 from .errors import SourceError, error_at
 from .optimize import optimize
 
@@ -165,6 +166,22 @@ def compile_batch(fn, param_axes, out_axes, infos_of, label, callee_info=None, v
     return generated, result.info
 
 
+def compile_jit(fn, arg_types, backend, label, verbose=False):
+    """`fn` with its element-wise chains fused into kernels for `backend`
+    ('numpy': C compiled for the CPU; 'cupy': CUDA). `arg_types`: the
+    dtypes.Type of each parameter (None where not an array or number)."""
+    unit, fdef, fresh = front_end(fn, verbose)
+    optimize(fdef)
+    fused = fuse_pass.fuse(fdef, arg_types, unit.name)
+    fdef.name = f'jit_{unit.name}'
+    _dump(verbose, 'fuse', fdef)
+    prelude = [kernels.definition(kernel, fallback, backend) for kernel, fallback in fused]
+    generated = emit(unit, [fdef], label, verbose, prelude)
+    generated.kernels = [kernel for kernel, _ in fused]
+    generated.fallbacks = {kernel.name: n.to_source(fallback) for kernel, fallback in fused}
+    return generated
+
+
 def _literal(value):
     if isinstance(value, (tuple, list)):
         return n.tuple_([_literal(v) for v in value])
@@ -302,9 +319,10 @@ def _with_comments(stmts, unit, last=None):
     return out
 
 
-def emit(unit, functions, label, verbose=False):
-    """Stage 7: source text, registered in linecache, executed into a factory."""
-    texts = []
+def emit(unit, functions, label, verbose=False, prelude=()):
+    """Stage 7: source text, registered in linecache, executed into a factory.
+    `prelude`: source run once before the functions are defined (kernels)."""
+    texts = list(prelude)
     for f in functions:
         f.body = _with_comments(f.body, unit)
         texts.append(n.render_comments(n.to_source(f)).rstrip() + '\n')

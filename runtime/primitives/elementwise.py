@@ -29,7 +29,7 @@ unary('sqrt', 'g / (2 * ans)', 'sqrt(x)')
 unary('cbrt', 'g / (3 * ans * ans)', 'cbrt(x)')
 unary('square', '2 * g * x', '(x * x)', math_name='')
 unary('reciprocal', '-g * ans * ans', '(1 / x)', math_name='')
-unary('absolute', 'g * xp.sign(x)', 'fabs(x)',
+unary('absolute', 'g * xp.sign(x)', '(x < 0 ? -x : x)',
       targets=(numpy.absolute, numpy.fabs, abs, __import__('math').fabs))
 unary('negative', '-g', '(-x)', math_name='')
 unary('positive', 'g', '(+x)', math_name='')
@@ -54,9 +54,9 @@ binary('arctan2', 'g * x2 / (x1 * x1 + x2 * x2)', '-g * x1 / (x1 * x1 + x2 * x2)
 binary('hypot', 'g * x1 / ans', 'g * x2 / ans', 'hypot(x1, x2)')
 # (sign(d) + 1) / 2 is 1, 1/2 or 0: ties share the cotangent; it keeps the dtype.
 binary('maximum', 'g * (xp.sign(x1 - x2) + 1) / 2', 'g * (xp.sign(x2 - x1) + 1) / 2',
-       'fmax(x1, x2)', targets=(numpy.maximum, numpy.fmax))
+       '((x1 > x2 || x1 != x1) ? x1 : x2)', targets=(numpy.maximum, numpy.fmax))
 binary('minimum', 'g * (xp.sign(x2 - x1) + 1) / 2', 'g * (xp.sign(x1 - x2) + 1) / 2',
-       'fmin(x1, x2)', targets=(numpy.minimum, numpy.fmin))
+       '((x1 < x2 || x1 != x1) ? x1 : x2)', targets=(numpy.minimum, numpy.fmin))
 binary('logaddexp', 'g * xp.exp(x1 - ans)', 'g * xp.exp(x2 - ans)',
        'fmax(x1, x2) + log1p(exp(-fabs(x1 - x2)))')
 binary('logaddexp2', 'g * xp.exp2(x1 - ans)', 'g * xp.exp2(x2 - ans)', None)
@@ -64,12 +64,20 @@ binary('remainder', 'g', '-g * xp.floor_divide(x1, x2)', None,
        targets=(numpy.remainder, numpy.mod))
 binary('fmod', 'g', '-g * xp.trunc(x1 / x2)', None, math_name='fmod')
 
-for _name in ('sign', 'floor', 'ceil', 'trunc', 'rint', 'isnan', 'isinf', 'isfinite',
-              'logical_not', 'signbit'):
-    nondifferentiable(_name, 'x, /, out=None, where=True, dtype=None')
-for _name in ('floor_divide', 'less', 'less_equal', 'greater', 'greater_equal', 'equal',
-              'not_equal', 'logical_and', 'logical_or', 'logical_xor', 'isclose'):
-    nondifferentiable(_name, 'x1, x2, /, out=None, where=True, dtype=None')
+# C expressions for fused kernels (transformer/fuse.py); NaN tests as x != x
+# work for every type.
+_UNARY_TESTS = {'sign': '(x > 0 ? 1 : (x < 0 ? -1 : x))', 'floor': 'floor(x)',
+                'ceil': 'ceil(x)', 'trunc': 'trunc(x)', 'rint': 'rint(x)', 'isnan': '(x != x)',
+                'isinf': '(x == x && x - x != x - x)', 'isfinite': '(x - x == x - x)',
+                'logical_not': '(!x)', 'signbit': 'signbit(x)'}
+for _name, _c in _UNARY_TESTS.items():
+    nondifferentiable(_name, 'x, /, out=None, where=True, dtype=None', c_expr=_c)
+_BINARY_TESTS = {'floor_divide': None, 'less': '(x1 < x2)', 'less_equal': '(x1 <= x2)',
+                 'greater': '(x1 > x2)', 'greater_equal': '(x1 >= x2)', 'equal': '(x1 == x2)',
+                 'not_equal': '(x1 != x2)', 'logical_and': '(x1 && x2)',
+                 'logical_or': '(x1 || x2)', 'logical_xor': '(!x1 != !x2)', 'isclose': None}
+for _name, _c in _BINARY_TESTS.items():
+    nondifferentiable(_name, 'x1, x2, /, out=None, where=True, dtype=None', c_expr=_c)
 nondifferentiable('round', 'a, decimals=0, out=None', targets=(numpy.round, numpy.around, round),
                   methods=('round',))
 
@@ -79,7 +87,7 @@ primitive('where', 'condition, x=None, y=None',
            'y': 'rt.where_vjp(g, condition, y, ans, 1)'},
           jvp={'x': 'xp.where(condition, t, xp.zeros_like(ans))',
                'y': 'xp.where(condition, xp.zeros_like(ans), t)'},
-          nondiff=('condition',), family='elementwise')
+          nondiff=('condition',), family='elementwise', c_expr='(condition ? x : y)')
 # clip(a, a_min, a_max) and NumPy 2's clip(a, min=, max=); also the method x.clip.
 _CLIP = 'rt.clip_vjp(g, a, a_min, a_max, min, max, ans, {})'
 _CLIP_T = 'rt.clip_jvp(t, a, a_min, a_max, min, max, ans, {})'

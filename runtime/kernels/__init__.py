@@ -1,0 +1,36 @@
+"""Fused kernels at run time, one module per back end (`rt.kernels.cuda`: CuPy;
+`rt.kernels.cpu`: C compiled for the CPU).
+
+A back end is imported on first use (PEP 562), so importing the runtime never
+pulls in a back end's compiler or array library."""
+import importlib
+
+
+def __getattr__(name):
+    if name.startswith('_'):
+        raise AttributeError(name)
+    try:
+        return importlib.import_module(f'{__name__}.{name}')
+    except ModuleNotFoundError as error:
+        if error.name != f'{__name__}.{name}':     # the back end's own import failed
+            raise
+        raise AttributeError(f'module {__name__!r} has no back end {name!r}') from None
+
+
+def checked(kernel, fallback, partial):
+    """`kernel`, calling `fallback` instead when an output computed from only
+    some array inputs (`partial`: (output, input positions) pairs) would come
+    out broadcast to a larger shape than those inputs give it."""
+    import numpy
+
+    def call(*args):
+        shapes = [numpy.shape(a) for a in args]
+        try:
+            full = numpy.broadcast_shapes(*shapes)
+        except ValueError:          # NumPy itself will say where, or succeed piecewise
+            return fallback(*args)
+        for _, positions in partial:
+            if numpy.broadcast_shapes(*[shapes[i] for i in positions]) != full:
+                return fallback(*args)
+        return kernel(*args)
+    return call

@@ -1,0 +1,287 @@
+"""codax.jit: fusion structure, results against the unjitted function over the
+corpus, composition with the other transformations, and the API (static
+arguments, caching, placeholders, the compile log)."""
+import copy
+
+import numpy as np
+import pytest
+
+import codax
+from corpus import CORPUS
+from helpers import assert_tree_allclose, tree_exactly_equal
+
+_BY_NAME = {name: (fn, factory, argnums) for name, fn, factory, argnums in CORPUS}
+IDS = [entry[0] for entry in CORPUS]
+
+
+# ---- functions with a known fusion structure ----
+
+def tanh_sq(x):
+    return np.sum(np.tanh(x) ** 2)
+
+
+def polynomial(x):
+    return 3 * x ** 3 + 2 * x ** 2 - 5 * x + 1.5 * np.sin(x) * np.exp(-x)
+
+
+def softmax(x):
+    e = np.exp(x - np.max(x, axis=-1, keepdims=True))
+    return e / np.sum(e, axis=-1, keepdims=True)
+
+
+def layer_norm(x, gamma, beta):
+    mu = np.mean(x, axis=-1, keepdims=True)
+    d = x - mu
+    var = np.mean(d * d, axis=-1, keepdims=True)
+    return gamma * d / np.sqrt(var + 1e-5) + beta
+
+
+def dot(x, y):
+    return np.sum(x * y)
+
+
+def adam(p, g, m, v, lr, b1=0.9, b2=0.999):
+    m = b1 * m + (1 - b1) * g
+    v = b2 * v + (1 - b2) * g * g
+    p = p - lr * m / (np.sqrt(v) + 1e-8)
+    return p, m, v
+
+
+def mixed_shapes(x, s):
+    a = s * 2.0              # s is (1,): a must stay (1,) although b broadcasts
+    b = a + x
+    return a, np.tanh(b)
+
+
+def int_inputs(i, x):
+    return i / 2 + x * (i > 1)
+
+
+def in_loop(x, n):
+    acc = x
+    for _ in range(n):
+        acc = np.sin(acc) * 0.5 + x
+    return acc
+
+
+def mlp_loss(W1, b1, W2, x, y):
+    h = np.tanh(x @ W1 + b1)
+    out = h @ W2
+    return np.mean((out - y) ** 2)
+
+
+def _rng(seed=0):
+    return np.random.default_rng(seed)
+
+
+def _kinds(kernels):
+    return [k.kind for k in kernels]
+
+
+def test_grad_of_sum_tanh_squared_is_one_kernel():
+    x = _rng().normal(size=1000)
+    kernels = codax.jit(codax.grad(tanh_sq)).kernels(x)
+    assert _kinds(kernels) == ['elementwise']
+    assert len(kernels[0].steps) >= 4            # tanh, square, times 2, 1 - t*t ...
+
+
+def test_polynomial_is_one_kernel():
+    assert _kinds(codax.jit(polynomial).kernels(np.ones(8))) == ['elementwise']
+
+
+def test_softmax_is_two_kernels_after_the_row_max():
+    kernels = codax.jit(softmax).kernels(np.ones((4, 8)))
+    assert _kinds(kernels) == ['reduction', 'elementwise']
+    assert kernels[0].reduction.axis == (1,) and kernels[0].reduction.keepdims
+
+
+def test_dot_is_one_reduction_kernel():
+    (kernel,) = codax.jit(dot).kernels(np.ones(8), np.ones(8))
+    assert kernel.kind == 'reduction' and kernel.reduction.op == 'sum'
+    assert kernel.reduction.axis is None
+
+
+def test_adam_update_is_one_kernel_with_three_outputs():
+    x = np.ones(8)
+    (kernel,) = codax.jit(adam).kernels(x, x, x, x, 0.1)
+    assert [v.source for v in kernel.outputs] == ['m', 'v', '_t11'] or len(kernel.outputs) == 3
+    assert {v.source for v in kernel.inputs if v.scalar} >= {'lr', 'b1', 'b2'}
+
+
+def test_matmul_stays_a_library_call():
+    W1, b1, W2 = np.ones((3, 4)), np.ones(4), np.ones(4)
+    source = codax.jit(codax.grad(mlp_loss)).source(W1, b1, W2, np.ones((5, 3)), np.ones(5))
+    assert 'xp.matmul' in source or '@' in source
+
+
+def test_float32_kernels_keep_float32():
+    x = np.ones(8, np.float32)
+    (kernel,) = codax.jit(polynomial).kernels(x)
+    assert all(s.dtype == np.float32 for s in kernel.steps)
+    assert 'f' in kernel.steps[1].expr              # 3.0f: a float32 literal
+
+
+# ---- results ----
+
+CASES = [
+    (tanh_sq, lambda r: (r.normal(size=1000),)),
+    (polynomial, lambda r: (r.normal(size=(30, 40)),)),
+    (polynomial, lambda r: (r.normal(size=777).astype(np.float32),)),
+    (softmax, lambda r: (r.normal(size=(16, 33)),)),
+    (layer_norm, lambda r: (r.normal(size=(16, 33)), r.normal(size=33), r.normal(size=33))),
+    (dot, lambda r: (r.normal(size=1001), r.normal(size=1001))),
+    (adam, lambda r: (r.normal(size=50), r.normal(size=50), r.normal(size=50),
+                      r.uniform(size=50), 0.01)),
+    (mixed_shapes, lambda r: (r.normal(size=(6, 5)), r.normal(size=1))),
+    (int_inputs, lambda r: (r.integers(0, 4, size=20), r.normal(size=20))),
+    (in_loop, lambda r: (r.normal(size=64), 3)),
+    (mlp_loss, lambda r: (r.normal(size=(3, 8)), r.normal(size=8), r.normal(size=8),
+                          r.normal(size=(10, 3)), r.normal(size=10))),
+]
+
+
+def _tol(args):
+    single = any(getattr(a, 'dtype', None) == np.float32 for a in args)
+    return dict(rtol=1e-5, atol=1e-5) if single else dict(rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize('fn, make', CASES, ids=[f.__name__ + str(i) for i, (f, _) in
+                                                 enumerate(CASES)])
+def test_jit_matches_numpy(fn, make):
+    args = make(_rng(1))
+    before = copy.deepcopy(args)
+    got = codax.jit(fn)(*args)
+    assert tree_exactly_equal(args, before), 'jit modified its inputs'
+    want = fn(*args)
+    assert_tree_allclose(got, want, **_tol(args))
+    for g, w in zip(np.atleast_1d(got) if not isinstance(got, tuple) else got,
+                    np.atleast_1d(want) if not isinstance(want, tuple) else want):
+        assert np.shape(g) == np.shape(w) and np.asarray(g).dtype == np.asarray(w).dtype
+
+
+@pytest.mark.parametrize('name', IDS)
+def test_corpus_jit(name):
+    fn, factory, _ = _BY_NAME[name]
+    got = codax.jit(fn)(*factory())
+    assert_tree_allclose(got, fn(*factory()), rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize('name', IDS)
+def test_corpus_jit_of_grad(name):
+    fn, factory, argnums = _BY_NAME[name]
+    want = codax.grad(fn, argnums)(*factory())
+    assert_tree_allclose(codax.jit(codax.grad(fn, argnums))(*factory()), want,
+                         rtol=1e-10, atol=1e-12)
+
+
+# ---- composition ----
+
+def test_grad_of_jit():
+    x = _rng(2).normal(size=50)
+    assert_tree_allclose(codax.grad(codax.jit(tanh_sq))(x), 2 * np.tanh(x) / np.cosh(x) ** 2,
+                         rtol=1e-12)
+
+
+def test_jit_of_vmap_and_vmap_of_jit():
+    A = _rng(3).normal(size=(7, 40))
+    want = np.stack([softmax(a) for a in A])
+    assert_tree_allclose(codax.jit(codax.vmap(softmax))(A), want, rtol=1e-12)
+    assert_tree_allclose(codax.vmap(codax.jit(softmax))(A), want, rtol=1e-12)
+
+
+def test_jit_of_vmap_of_grad():
+    X = _rng(4).normal(size=(5, 30))
+    got = codax.jit(codax.vmap(codax.grad(tanh_sq)))(X)
+    assert_tree_allclose(got, 2 * np.tanh(X) / np.cosh(X) ** 2, rtol=1e-12)
+
+
+def test_jit_of_jacrev_and_hessian():
+    x = _rng(5).normal(size=6)
+    jac = codax.jit(codax.jacrev(polynomial))(x)
+    assert_tree_allclose(jac, codax.jacrev(polynomial)(x), rtol=1e-12)
+    assert jac.shape == (6, 6)
+    hess = codax.jit(codax.hessian(tanh_sq))(x)
+    assert_tree_allclose(hess, codax.hessian(tanh_sq)(x), rtol=1e-12)
+
+
+def test_jit_of_jit_and_decorator_forms():
+    x = _rng(6).normal(size=9)
+
+    @codax.jit
+    def f(x):
+        return np.exp(x) * 2 + 1
+
+    g = codax.jit(static_argnums=1)(in_loop)
+    assert_tree_allclose(codax.jit(f)(x), np.exp(x) * 2 + 1, rtol=1e-14)
+    assert_tree_allclose(g(x, 2), in_loop(x, 2), rtol=1e-14)
+
+
+# ---- API ----
+
+def scaled(x, k, mode='add'):
+    if mode == 'add':
+        return x + k
+    return x * k
+
+
+def test_static_arguments_specialize_per_value():
+    f = codax.jit(scaled, static_argnums=(1,), static_argnames='mode')
+    x = np.arange(4.0)
+    assert_tree_allclose(f(x, 2, mode='add'), x + 2)
+    assert_tree_allclose(f(x, 3, mode='mul'), x * 3)
+    assert_tree_allclose(f(x, 3, 'add'), x + 3)
+
+
+def test_unhashable_static_argument_is_a_clear_error():
+    f = codax.jit(scaled, static_argnums=1)
+    with pytest.raises(ValueError, match='static argument 1 of scaled must be hashable'):
+        f(np.ones(2), [1, 2])
+
+
+def test_unknown_static_argname_is_a_clear_error():
+    f = codax.jit(scaled, static_argnames='nope')
+    with pytest.raises(ValueError, match="static_argnames names 'nope'"):
+        f(np.ones(2), 1)
+
+
+def test_donated_arguments_are_accepted_and_left_alone():
+    x = np.ones(5)
+    f = codax.jit(polynomial, donate_argnums=0)
+    assert_tree_allclose(f(x), polynomial(np.ones(5)))
+    assert np.array_equal(x, np.ones(5))
+
+
+def test_second_call_reuses_the_specialization(capsys, monkeypatch):
+    monkeypatch.setenv('CODAX_LOG_COMPILES', '1')
+    f = codax.jit(lambda_free_poly)
+    x = np.ones(5)
+    f(x)
+    f(x * 2)
+    f(np.ones(3, np.float32))
+    f(np.ones((2, 3), np.float32))
+    f(np.ones((2, 3), np.float32))
+    log = capsys.readouterr().err.splitlines()
+    assert len(log) == 3, log
+    assert 'first call' in log[0]
+    assert 'types changed' in log[1]
+    assert 'ranks changed' in log[2]
+
+
+def lambda_free_poly(x):
+    return x * x + 1.0
+
+
+def test_source_with_placeholders_and_cupy_backend():
+    spec = codax.ShapeDtypeStruct((1 << 26,), np.float32)
+    text = codax.jit(codax.grad(tanh_sq)).source(spec, backend='cupy')
+    assert 'ElementwiseKernel' in text or 'elementwise' in text
+    assert 'float32' in text
+    assert text == codax.jit(codax.grad(tanh_sq)).source(spec, backend='cupy')   # deterministic
+    cpu = codax.jit(codax.grad(tanh_sq)).source(codax.ShapeDtypeStruct((3,), 'float64'))
+    assert 'double' in cpu
+
+
+def test_shape_dtype_struct():
+    s = codax.ShapeDtypeStruct([2, 3], 'float32')
+    assert s.shape == (2, 3) and s.dtype == np.float32 and s.ndim == 2 and s.size == 6
+    assert s == codax.ShapeDtypeStruct((2, 3), np.float32)

@@ -1,0 +1,422 @@
+"""The CPU back end (transformer/kernels/c.py, runtime/kernels/cpu.py) on
+hand-built Kernel records: each is compiled with the system C compiler and run
+on random inputs against NumPy; layouts the C loop does not serve go to the
+fallback; the disk cache, the memo and a missing compiler behave.
+
+`check_kernels(pairs)` is the check for any list of (Kernel, NumPy function)
+pairs, e.g. every kernel the test corpus generates. Measured errors against
+NumPy (this machine, glibc 2.36 libmvec, 10^6 elements): float64 below 3e-16
+of the largest magnitude (2.5e-11 element by element, where terms cancel),
+float32 below 2e-7; the tolerances (RTOL) leave room for other libms.
+"""
+import os
+import shutil
+import subprocess
+import sys
+import time
+import warnings
+
+import numpy as np
+import pytest
+
+import runtime
+from runtime.kernels import cpu
+from transformer.kernels import Kernel, Reduction, Step, Value, c
+
+pytestmark = pytest.mark.skipif(cpu._compiler() is None, reason='no C compiler (cc, gcc, clang)')
+
+F8, F4, I4, I8, B1 = (np.dtype(t) for t in ('float64', 'float32', 'int32', 'int64', 'bool'))
+RTOL = {F8: 1e-12, F4: 2e-6}
+BIG = (c.PARALLEL // 400 + 1, 400)             # enough elements for threads
+
+
+# ------------------------------------------------------------------ helpers
+def arr(name, dtype=F8):
+    return Value(name, name, dtype)
+
+
+def num(name, dtype=F8):
+    return Value(name, name, dtype, scalar=True)
+
+
+def elementwise(name, inputs, steps, results):
+    """A Kernel whose outputs are named after the locals they return."""
+    steps = tuple(Step(*step) for step in steps)
+    types = {step.name: step.dtype for step in steps}
+    outputs = tuple(arr(f'{local}_out', types[local]) for local in results)
+    return Kernel(name, tuple(inputs), outputs, steps,
+                  tuple((f'{local}_out', local) for local in results))
+
+
+def build(kernel, fallback):
+    """What generated code does: evaluate the kernel's expression."""
+    return eval(c.expression(kernel, 'fallback'), {'rt': runtime, 'fallback': fallback})
+
+
+def _refuse(*args):
+    raise AssertionError('the compiled kernel declined a call it should serve')
+
+
+def random_inputs(kernel, shape, rng):
+    """One random argument per input: normal floats, small nonzero integers
+    (so no C division by zero), Python numbers for scalars."""
+    args = []
+    for value in kernel.inputs:
+        dtype = np.dtype(value.dtype)
+        if dtype.kind == 'f':
+            data = rng.standard_normal(shape).astype(dtype)
+        elif dtype.kind == 'b':
+            data = rng.random(shape) < 0.5
+        else:
+            data = rng.integers(1, 6, shape).astype(dtype)
+        args.append(data.flat[0].item() if value.scalar else data)
+    return args
+
+
+def assert_close(got, want, dtype):
+    """Relative to the largest magnitude: sums of terms cancel near zero."""
+    got, want = np.asarray(got), np.asarray(want)
+    assert got.shape == want.shape and got.dtype == want.dtype, (got.shape, want.shape,
+                                                                 got.dtype, want.dtype)
+    if dtype.kind != 'f':
+        np.testing.assert_array_equal(got, want)
+        return
+    finite = np.isfinite(want)
+    scale = np.max(np.abs(want[finite]), initial=1.0)
+    np.testing.assert_allclose(got, want, rtol=RTOL[dtype], atol=RTOL[dtype] * scale,
+                               equal_nan=True)
+
+
+def check_kernels(pairs, shape=(37, 1000), seed=0):
+    """Compile each Kernel of `pairs` ((Kernel, NumPy function of the same
+    inputs) pairs, such as a generated module's `_<name>` kernels and their
+    `_<name>_numpy` fallbacks) for the CPU and compare it with the function on
+    random inputs of `shape` (its last axes, for a reduction of lower rank);
+    raises AssertionError naming the kernels that disagree or do not compile.
+    Returns the names of the kernels C cannot run (c.unsupported)."""
+    rng = np.random.default_rng(seed)
+    failures, skipped = [], []
+    for kernel, reference in pairs:
+        if c.unsupported(kernel):
+            skipped.append(kernel.name)
+            continue
+        ndim = len(shape) if kernel.reduction is None else kernel.reduction.ndim
+        args = random_inputs(kernel, ((3,) * ndim + shape)[len(shape):], rng)
+        try:
+            got = build(kernel, _refuse)(*args)
+            with np.errstate(all='ignore'):          # NaN from log(-1), as in C
+                want = reference(*args)
+            got, want = (got, want) if len(kernel.outputs) > 1 else ((got,), (want,))
+            for g, w, out in zip(got, want, kernel.outputs):
+                assert_close(g, w, np.dtype(out.dtype))
+        except AssertionError as error:
+            failures.append(f'{kernel.name}: {error}')
+    assert not failures, '\n'.join(failures)
+    return skipped
+
+
+@pytest.fixture(scope='module', autouse=True)
+def cache_dir(tmp_path_factory):
+    """A fresh disk cache for this module (so the tests compile, once each)."""
+    path = str(tmp_path_factory.mktemp('codax-cache'))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv('CODAX_CACHE_DIR', path)
+        yield path
+
+
+# ------------------------------------------------------------------ kernels
+TANH_GRAD = elementwise('tanh_grad', [arr('g'), arr('x')], [
+    ('t', F8, 'tanh(x)'), ('t2', F8, 't * t'), ('u', F8, '1.0 - t2'),
+    ('v', F8, '2.0 * t'), ('w', F8, 'v * u'), ('bx', F8, 'g * w')], ['bx'])
+
+
+def tanh_grad(g, x):
+    t = np.tanh(x)
+    return g * (2.0 * t * (1.0 - t * t))
+
+
+POLY = elementwise('poly', [arr('x')], [
+    ('a', F8, '3.0 * (x * x * x)'), ('b', F8, '2.0 * (x * x)'), ('s', F8, 'sin(x)'),
+    ('e', F8, 'exp(-x)'), ('p', F8, 'a + b - 5.0 * x + 1.5 * s * e')], ['p'])
+
+
+def poly(x):
+    return 3 * x ** 3 + 2 * x ** 2 - 5 * x + 1.5 * np.sin(x) * np.exp(-x)
+
+
+FLOAT32 = elementwise('float32_chain', [arr('x', F4)], [
+    ('t', F4, 'tanh(x * 2.0f + 0.5f)'), ('y', F4, 't * t - exp(-x) * 0.25f')], ['y'])
+
+
+def float32_chain(x):
+    t = np.tanh(x * np.float32(2) + np.float32(0.5))
+    return t * t - np.exp(-x) * np.float32(0.25)
+
+
+INTS = elementwise('ints', [arr('k', I4), arr('p', I8)], [
+    ('q', F8, '(double)k / (double)p'), ('r', F8, 'sqrt(q)'), ('s', I8, '(long long)k * p + 3LL')],
+    ['r', 's'])
+
+
+def ints(k, p):
+    return np.sqrt(k / p), k * p + 3
+
+
+SCALARS = elementwise('scalars', [arr('x'), num('a'), num('k', I8)], [
+    ('y', F8, 'a * x + (double)k')], ['y'])
+
+
+def scalars(x, a, k):
+    return a * x + k
+
+
+MULTI = elementwise('multi', [arr('x'), arr('y')], [
+    ('s', F8, 'x + y'), ('p', F8, 'x * y'), ('gt', B1, 'x > y')], ['s', 'p', 'gt'])
+
+
+def multi(x, y):
+    return x + y, x * y, x > y
+
+
+PAIRS = [(TANH_GRAD, tanh_grad), (POLY, poly), (FLOAT32, float32_chain), (INTS, ints),
+         (SCALARS, scalars), (MULTI, multi)]
+
+
+def reduction(op, axis, dtype=F8, keepdims=False):
+    """`op` of tanh(x) * y over `axis` of a 2-D value."""
+    name = f'{op}_{"all" if axis is None else "last"}_{dtype.name}'
+    result = F8 if op == 'mean' and dtype.kind != 'f' else dtype
+    first = 'tanh(x)' if dtype.kind == 'f' else 'x'
+    return Kernel(name, (arr('x', dtype), arr('y', dtype)), (arr('r_out', result),),
+                  (Step('t', dtype, first), Step('v', dtype, 't * y')),
+                  reduction=Reduction(op, 'v', result, axis, keepdims, 2))
+
+
+def numpy_reduction(op, axis, keepdims):
+    axis = None if axis is None else -1
+    return lambda x, y: getattr(np, op)((np.tanh(x) if x.dtype.kind == 'f' else x) * y,
+                                        axis=axis, keepdims=keepdims)
+
+
+# -------------------------------------------------------------------- tests
+def test_every_kernel_agrees_with_numpy():
+    reductions = [(reduction(op, axis), numpy_reduction(op, axis, False))
+                  for op, axis in (('sum', (1,)), ('max', None))]
+    assert check_kernels(PAIRS + reductions) == []
+    assert check_kernels(PAIRS, shape=(7,)) == []        # below one block
+
+
+def test_size_one_arrays_broadcast_in_c():
+    f = build(TANH_GRAD, _refuse)
+    x = np.random.default_rng(1).standard_normal(BIG)
+    for g in (np.array(1.5), np.full((1, 1), 1.5), np.float64(1.5), 1.5):
+        assert_close(f(g, x), tanh_grad(g, x), F8)
+    assert_close(f(x[:1, :1], np.array([[0.3]])), tanh_grad(x[:1, :1], 0.3), F8)
+
+
+def test_special_values_as_in_numpy():
+    names = ['tanh', 'exp', 'log', 'sqrt', 'sin', 'log1p', 'pow']
+    kernel = elementwise('special', [arr('x')], [
+        (f'y_{name}', F8, f'{name}(x, 3.5)' if name == 'pow' else f'{name}(x)') for name in names],
+        [f'y_{name}' for name in names])
+    special = [np.nan, np.inf, -np.inf, 0.0, -0.0, -1.0, 1e300, -1e300, 710.0, -750.0, 5e-324]
+    x = np.resize(np.array(special), 3000)              # in vector lanes and the tail
+    with np.errstate(all='ignore'):
+        got = build(kernel, _refuse)(x)
+        want = [np.power(x, 3.5) if name == 'pow' else getattr(np, name)(x) for name in names]
+    for name, g, w in zip(names, got, want):
+        np.testing.assert_allclose(g, w, rtol=1e-15, atol=0, equal_nan=True, err_msg=name)
+
+
+def test_zero_d_results_are_scalars_as_in_numpy():
+    out = build(TANH_GRAD, _refuse)(np.array(2.0), np.array(0.5))
+    assert type(out) is np.float64 and out == tanh_grad(2.0, 0.5)
+
+
+def test_scalar_inputs_by_value():
+    f = build(SCALARS, _refuse)
+    x = np.linspace(-1, 1, 50)
+    for a, k in ((2.5, 3), (np.float64(2.5), np.int64(3)), (2, True)):
+        assert_close(f(x, a, k), scalars(x, a, k), F8)
+    # A float for an integer, or an integer int64 cannot hold: NumPy decides.
+    calls = []
+    f = build(SCALARS, lambda *args: calls.append(args) or 0)
+    f(x, 1.0, 2.5)
+    f(x, 1.0, 2 ** 70)
+    assert len(calls) == 2
+
+
+@pytest.mark.parametrize('op', ['sum', 'mean', 'max', 'min', 'prod'])
+@pytest.mark.parametrize('axis', [None, (1,)])
+def test_reductions(op, axis):
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal(BIG)
+    y = rng.standard_normal(BIG)
+    if op == 'prod':                # tanh(x) = 1, y near 1: the product neither
+        x, y = 20 + x, 1 + 0.001 * y    # overflows nor underflows
+    for keepdims in (False, True):
+        f = build(reduction(op, axis, keepdims=keepdims), _refuse)
+        want = numpy_reduction(op, axis, keepdims)
+        for shape in (BIG, (3, 5), (1, 1), (1, 2000)):
+            a, b = x[:shape[0], :shape[1]].copy(), y[:shape[0], :shape[1]].copy()
+            got = f(a, b)
+            assert type(got) is type(want(a, b))                 # float64 scalar or array
+            assert_close(got, want(a, b), F8)
+
+
+@pytest.mark.parametrize('op', ['max', 'min'])
+def test_max_and_min_propagate_nan(op):
+    x = np.random.default_rng(3).standard_normal((64, 3000))
+    x[5, 7] = np.nan
+    for axis in (None, (1,)):
+        got = build(reduction(op, axis), _refuse)(x, np.ones_like(x))
+        assert_close(got, numpy_reduction(op, axis, False)(x, np.ones_like(x)), F8)
+
+
+def test_float32_sums_accumulate_in_double():
+    x = np.random.default_rng(4).standard_normal(10 ** 6).astype(F4).reshape(1000, 1000)
+    y = np.ones_like(x)
+    exact = np.sum(np.tanh(x.astype(F8)))
+    got = build(reduction('sum', None, F4), _refuse)(x, y)
+    assert got.dtype == F4 and abs(got - exact) <= 1e-6 * np.sum(np.abs(np.tanh(x)))
+
+
+def test_integer_reductions():
+    x = np.arange(-50, 50, dtype=I8).reshape(4, 25)
+    for op in ('sum', 'max', 'min', 'mean'):
+        got = build(reduction(op, (1,), I8), _refuse)(x, np.full_like(x, 3))
+        assert_close(got, getattr(np, op)(x * 3, axis=-1), got.dtype)
+    u = np.arange(200, 250, dtype=np.uint8).reshape(2, 25)
+    for op in ('max', 'min'):                    # identities 0 and UINT8_MAX
+        got = build(reduction(op, None, u.dtype), _refuse)(u, np.ones_like(u))
+        assert got == getattr(np, op)(u)
+
+
+def test_dtypes_without_c_type():
+    half = Kernel('half', (arr('x', np.dtype('float16')),), (arr('y_out', F8),),
+                  (Step('y', F8, '(double)x'),), (('y_out', 'y'),))
+    assert 'float16' in c.unsupported(half)
+
+
+def test_unserved_layouts_run_the_fallback():
+    calls = []
+
+    def fallback(g, x):
+        calls.append(1)
+        return tanh_grad(g, x)
+    f = build(TANH_GRAD, fallback)
+    x = np.random.default_rng(5).standard_normal((40, 30))
+    cases = [(x[:, :1], x),                  # (40, 1) with (40, 30): real broadcasting
+             (np.ones((1, 1, 1)), x),        # a size-1 array adds an axis
+             (x[::2], x[1::2]),              # not contiguous
+             (np.asfortranarray(x), x),      # Fortran order
+             (x.astype(F4), x),              # another dtype
+             ([[1.5]], x)]                   # not an array
+    for g, a in cases:
+        assert_close(f(g, a), tanh_grad(np.asarray(g), a), F8)
+    assert len(calls) == len(cases)
+
+
+def test_reductions_the_c_loop_does_not_do():
+    lead = Kernel('lead', (arr('x'),), (arr('r_out'),), (Step('t', F8, 'tanh(x)'),),
+                  reduction=Reduction('sum', 't', F8, (0,), False, 2))
+    assert 'trailing' in c.unsupported(lead)
+    assert c.expression(lead, 'fallback') == 'fallback'
+    calls = []
+    f = build(reduction('sum', (1,)), lambda *a: calls.append(1) or 0.0)
+    f(np.ones((2, 3, 4)), np.ones((2, 3, 4)))                   # rank 3, not 2
+    f(np.ones((0, 4)), np.ones((0, 4)))                         # empty: NumPy's answer
+    assert len(calls) == 2
+
+
+def test_inputs_are_not_modified():
+    rng = np.random.default_rng(6)
+    for kernel, reference in PAIRS:
+        args = random_inputs(kernel, (3000,), rng)
+        before = [np.copy(a) for a in args]
+        build(kernel, _refuse)(*args)
+        for a, b in zip(args, before):
+            np.testing.assert_array_equal(a, b)
+
+
+def test_name_clashes_fall_back():
+    for names in (['x', 'x_b'], ['x', 'rows']):
+        clash = elementwise('clash', [arr(name) for name in names],
+                            [('y', F8, ' + '.join(names))], ['y'])
+        assert c.unsupported(clash) and c.expression(clash, 'fallback') == 'fallback'
+
+
+def test_expression_is_deterministic_and_readable():
+    text = c.expression(TANH_GRAD, '_tanh_grad_numpy')
+    assert text == c.expression(TANH_GRAD, '_tanh_grad_numpy')
+    assert text.startswith("rt.kernels.cpu.kernel(r'''\n/* codax fused kernel tanh_grad")
+    assert text.endswith("inputs=('float64[]', 'float64[]'), outputs=('float64',), "
+                         "fallback=_tanh_grad_numpy)")
+    source = c.function_source(TANH_GRAD)
+    assert 'double tanh(double);' in source and '#pragma omp simd' in source
+    for source in (source, c.function_source(reduction('max', (1,)))):
+        assert max(map(len, source.splitlines())) <= 100
+    assert 'tanh' in c.unsupported(elementwise('clash', [arr('x')], [('tanh', F8, 'tanh(x)')],
+                                               ['tanh']))
+
+
+def test_memo_and_disk_cache(monkeypatch, cache_dir):
+    build(POLY, _refuse)                                        # compiled before, or now
+    monkeypatch.setattr(cpu, '_compile', lambda *a: pytest.fail('compiled again'))
+    first = build(POLY, _refuse).function
+    assert build(POLY, _refuse).function is first               # the memo
+    monkeypatch.setattr(cpu, '_FUNCTIONS', {})
+    assert build(POLY, _refuse).function is not None            # the disk cache
+    # Another process finds it on disk too.
+    script = ('import runtime, sys; from runtime.kernels import cpu; from tests.test_kernels_cpu '
+              'import POLY, build, _refuse\n'
+              'cpu._compile = lambda *a: sys.exit("compiled again")\n'
+              'build(POLY, _refuse)')
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    run = subprocess.run([sys.executable, '-c', script], cwd=root, capture_output=True,
+                         text=True, env={**os.environ, 'CODAX_CACHE_DIR': cache_dir})
+    assert run.returncode == 0, run.stderr
+
+
+def test_without_a_compiler_the_fallback_runs_with_one_warning(monkeypatch):
+    monkeypatch.setenv('CC', '/nonexistent/cc')
+    monkeypatch.setattr(cpu, '_FUNCTIONS', {})
+    monkeypatch.setattr(cpu, '_WARNED', set())
+    with pytest.warns(RuntimeWarning, match='no C compiler'):
+        assert build(TANH_GRAD, tanh_grad) is tanh_grad
+    with warnings.catch_warnings():
+        warnings.simplefilter('error')
+        assert build(POLY, poly) is poly
+
+
+def test_a_compile_error_warns_and_falls_back(monkeypatch):
+    broken = elementwise('broken', [arr('x')], [('y', F8, 'x +* 2')], ['y'])
+    monkeypatch.setattr(cpu, '_WARNED', set())
+    with pytest.warns(RuntimeWarning, match='does not compile'):
+        assert build(broken, poly) is poly
+
+
+def test_a_forked_child_runs_kernels_on_one_thread():
+    """GNU OpenMP hangs in a child forked after a parallel region."""
+    f = build(TANH_GRAD, _refuse)
+    x = np.ones(2 * c.PARALLEL)
+    f(1.0, x)                                                   # threads start here
+    pid = os.fork()
+    if pid == 0:
+        os._exit(0 if f(1.0, x)[0] == tanh_grad(1.0, 1.0) else 1)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            assert os.waitstatus_to_exitcode(status) == 0
+            return
+        time.sleep(0.01)
+    os.kill(pid, 9)
+    pytest.fail('the forked child hung')
+
+
+def test_no_compiler_found_on_an_empty_path(monkeypatch):
+    monkeypatch.delenv('CC', raising=False)
+    monkeypatch.setenv('PATH', '')
+    assert cpu._compiler() is None
+    assert shutil.which('cc') is None

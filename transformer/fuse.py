@@ -1,0 +1,488 @@
+"""The fusion pass: chains of element-wise operations become one kernel.
+
+It runs on normalized, optimized code and rewrites each basic block (a run of
+statements without control flow; loops and ifs stay Python, and their bodies
+are blocks of their own). Walking a block in order it keeps one open
+element-wise *group*:
+
+- an element-wise primitive with a C expression (`runtime` records'
+  `c_expr`), on at least one array of known dtype, joins the group;
+- a reduction (sum, mean, max, min, prod with constant axis/keepdims) of a
+  value the group computes becomes a reduction kernel of its own that
+  recomputes the value's element-wise slice, so the reduced array is never
+  written to memory (XLA does the same: recomputing is cheaper than traffic);
+- any other statement is hoisted above the group when it neither reads what
+  the group writes nor writes what the group reads or writes; otherwise the
+  group is closed first.
+
+Closing a group emits, in place, the reduction kernels' calls and then one
+element-wise kernel call whose outputs are the group's values read anywhere
+else. Kernels read only the values their inputs had when the group opened,
+which is why reductions run first. A group of one operation stays a NumPy call.
+
+Each kernel is a backend-neutral `kernels.Kernel`; `kernels.cuda` or
+`kernels.c` prints the definition that goes at the top of the generated
+source, with a NumPy `fallback` function (the group's own statements) for
+layouts a compiled CPU kernel does not serve.
+"""
+import keyword
+import re
+
+import numpy
+
+from . import nodes as n
+from .dtypes import Type, infer, join, operation, type_of_value
+from .kernels import Kernel, Reduction, Step, Value, c_literal, c_type
+from .kernels import c as c_backend, cuda as cuda_backend
+
+REDUCTIONS = {'sum': 'sum', 'mean': 'mean', 'max': 'max', 'amax': 'max', 'min': 'min',
+              'amin': 'min', 'prod': 'prod'}
+_C_RESERVED = set(keyword.kwlist) | {
+    'i', 'n', 'int', 'float', 'double', 'char', 'short', 'long', 'signed', 'unsigned', 'bool',
+    'void', 'auto', 'const', 'static', 'struct', 'union', 'switch', 'case', 'default', 'goto',
+    'do', 'register', 'sizeof', 'typedef', 'volatile', 'extern', 'enum', 'true', 'false',
+    'half', 'size_t', 'inline', 'restrict'}
+_C_RESERVED |= c_backend.RESERVED | cuda_backend.RESERVED
+_DERIVED = re.compile(r'_(data|step|fill|b)$|^repeat_')     # the C back end's per-operand names
+# Casting an operand would change these operations' meaning.
+_UNCAST = {'condition'}
+
+
+def fuse(fdef, arg_types, prefix):
+    """Rewrite `fdef` in place; return the kernels, in order of appearance."""
+    reads = _read_counts(fdef)
+    fuser = _Fuser(reads, prefix, {name for node in n.walk(fdef) if isinstance(node, n.Name)
+                                   for name in [node.id]})
+    env = {a.id: t for a, t in zip(fdef.args.args, arg_types) if t is not None}
+    fdef.body, _ = fuser.block(fdef.body, env, in_loop=False)
+    return fuser.kernels
+
+
+def _read_counts(fdef):
+    counts = {}
+    for stmt in _statements(fdef.body):
+        for name in _reads(stmt):
+            counts[name] = counts.get(name, 0) + 1
+    return counts
+
+
+def _statements(body):
+    """Every statement, with compound statements' own tests (not their bodies)."""
+    for stmt in body:
+        yield stmt
+        for field in ('body', 'orelse'):
+            if isinstance(stmt, (n.If, n.For, n.While)):
+                yield from _statements(getattr(stmt, field))
+
+
+def _reads(stmt):
+    if isinstance(stmt, (n.If, n.While)):
+        return n.names_in(stmt.test)
+    if isinstance(stmt, n.For):
+        return n.names_in(stmt.iter)
+    return n.names_in(stmt)
+
+
+def _stores(stmt):
+    return n.stored_names(stmt)
+
+
+class _Fuser:
+    def __init__(self, reads, prefix, taken):
+        self.reads = reads
+        self.prefix = prefix
+        self.taken = set(taken)
+        self.kernels = []
+
+    # ---- blocks ----
+
+    def block(self, body, env, in_loop):
+        out, group = [], _Group(in_loop)
+        for stmt in body:
+            if isinstance(stmt, (n.If, n.For, n.While)):
+                out += self.close(group)
+                group = _Group(in_loop)
+                env = self.compound(stmt, env)
+                out.append(stmt)
+                continue
+            if isinstance(stmt, n.Assign) and isinstance(stmt.targets[0], n.Name):
+                name = stmt.targets[0].id
+                result = infer(stmt.value, env)
+                if self.elementwise(stmt, env, result):
+                    group.add(stmt, env, result)
+                    env = {**env, name: result}
+                    continue
+                if self.reduction(stmt, env, result, group):
+                    env = {**env, name: result}
+                    continue
+                env = {k: t for k, t in env.items() if k != name}
+                if result is not None:
+                    env[name] = result
+            else:
+                env = {k: t for k, t in env.items() if k not in _stores(stmt)}
+            if group.allows_before(stmt):
+                out.append(stmt)
+            else:
+                out += self.close(group)
+                group = _Group(in_loop)
+                out.append(stmt)
+        out += self.close(group)
+        return out, env
+
+    def compound(self, stmt, env):
+        """Fuse inside an if or loop; the types after it hold on every path."""
+        if isinstance(stmt, n.If):
+            stmt.body, after_body = self.block(stmt.body, dict(env), False)
+            stmt.orelse, after_else = self.block(stmt.orelse, dict(env), False)
+            return join(after_body, after_else)
+        entry = env
+        if isinstance(stmt, n.For):
+            entry = {**env, stmt.target.id: Type(numpy.dtype(numpy.int64), None)}
+        stable = join(entry, _flow(stmt.body, dict(entry)))   # what a second trip sees
+        stmt.body, after = self.block(stmt.body, dict(stable), True)
+        return join(env, join(stable, after))
+
+    # ---- what joins a group ----
+
+    def elementwise(self, stmt, env, result):
+        found = operation(stmt.value)
+        if found is None or result is None or not result.is_array or not c_type(result.dtype):
+            return False
+        prim, inputs = found
+        if _c_expression(prim, inputs) is None:
+            return False
+        operands = _operands(prim, inputs)
+        types = [_type(node, env) for node in operands.values()]
+        return all(t is not None and c_type(t.dtype) for t in types) \
+            and any(t.is_array for t in types)
+
+    def reduction(self, stmt, env, result, group):
+        """A reduction of a group value: emit its kernel now, reading the
+        group's inputs (see the module docstring for why that is safe)."""
+        found = operation(stmt.value)
+        if found is None or result is None or found[0].name not in REDUCTIONS:
+            return False
+        prim, inputs = found
+        a = inputs.get('a')
+        if not isinstance(a, n.Name) or a.id not in group.stored:
+            return False
+        spec = _reduction_spec(inputs, env[a.id].ndim)
+        if spec is None:
+            return False
+        target = stmt.targets[0].id
+        if target in group.read or target in group.stored or not c_type(result.dtype):
+            return False
+        axis, keepdims = spec
+        ndim = env[a.id].ndim
+        statements = group.slice(a.id)
+        kernel, fallback = self.build(statements, [a.id], group.types, reduction=Reduction(
+            REDUCTIONS[prim.name], a.id, result.dtype, axis, keepdims, ndim),
+            reduce_stmt=stmt)
+        call = self.call(kernel, [target], stmt)
+        for name in _reads(stmt):              # the call replaces the statement
+            self.reads[name] -= 1
+        for name in n.names_in(call.value):
+            self.reads[name] = self.reads.get(name, 0) + 1
+        group.reductions.append(call)
+        self.kernels.append((kernel, fallback))
+        return True
+
+    # ---- closing a group ----
+
+    def close(self, group):
+        out = list(group.reductions)
+        if not group.statements:
+            return out
+        read_inside = {}
+        for stmt in group.statements:
+            for name in _reads(stmt):
+                read_inside[name] = read_inside.get(name, 0) + 1
+        live = [name for name in group.order
+                if self.reads.get(name, 0) > read_inside.get(name, 0)
+                or group.in_loop and name in group.read_first]
+        for part in _components(group.slice(*live), group.stored):
+            outputs = [name for name in live if name in part.stored]
+            if len(part.statements) < 2:
+                out += part.statements
+                continue
+            kernel, fallback = self.build(part.statements, outputs, group.types)
+            self.kernels.append((kernel, fallback))
+            out.append(self.call(kernel, outputs, part.statements[-1]))
+        return out
+
+    def call(self, kernel, targets, where):
+        args = [n.name(v.source) for v in kernel.inputs]
+        func = n.name(f'_{kernel.name}')
+        target = n.name(targets[0], store=True) if len(targets) == 1 else \
+            n.tuple_([n.name(t, store=True) for t in targets], store=True)
+        return n.copy_location(n.assign(target, n.Call(func=func, args=args, keywords=[])),
+                               where)
+
+    # ---- kernels ----
+
+    def build(self, statements, outputs, types, reduction=None, reduce_stmt=None):
+        """The Kernel computing `outputs` from `statements` (in SSA, with C
+        names), and the NumPy fallback function doing the same."""
+        name = f'{self.prefix}_k{len(self.kernels)}'
+        names = _CNames(self.taken)
+        inputs, steps, current, typed, cone = [], [], {}, {}, {}
+        for stmt in statements:
+            prim, nodes = operation(stmt.value)
+            for node in _operands(prim, nodes).values():
+                if isinstance(node, n.Name) and node.id not in current:
+                    t = types[('in', node.id)]
+                    current[node.id], typed[node.id] = names.fresh(node.id), t
+                    cone[node.id] = {len(inputs)} if t.is_array else set()
+                    inputs.append(Value(current[node.id], node.id, t.dtype, not t.is_array))
+            result = types[id(stmt)]
+            expr = _c_step(prim, nodes, result, lambda node: (current[node.id], typed[node.id]))
+            target = stmt.targets[0].id
+            cone[target] = set().union(*[cone[x.id] for x in _operands(prim, nodes).values()
+                                         if isinstance(x, n.Name)])
+            current[target], typed[target] = names.fresh(target), result
+            steps.append(Step(current[target], result.dtype, expr))
+        lines = sorted({getattr(s, 'user_line', 0) or 0 for s in statements})
+        comment = 'lines ' + ', '.join(map(str, lines)) if lines != [0] else ''
+        if reduction is not None:
+            reduction = Reduction(reduction.op, current[reduction.value], reduction.dtype,
+                                  reduction.axis, reduction.keepdims, reduction.ndim)
+            out_value = Value(names.fresh(reduce_stmt.targets[0].id + '_out'),
+                              reduce_stmt.targets[0].id, reduction.dtype)
+            kernel = Kernel(name, tuple(inputs), (out_value,), tuple(steps),
+                            reduction=reduction, comment=comment)
+            body = [n.deepcopy(s) for s in statements] + [n.deepcopy(reduce_stmt)]
+            returns = [reduce_stmt.targets[0].id]
+        else:
+            outs, results = [], []
+            for source in outputs:
+                out_name = names.fresh(source + '_out')
+                outs.append(Value(out_name, source, types[('out', source)].dtype))
+                results.append((out_name, current[source]))
+            arrays = {i for i, v in enumerate(inputs) if not v.scalar}
+            partial = tuple((k, tuple(sorted(cone[source])))
+                            for k, source in enumerate(outputs) if cone[source] != arrays)
+            kernel = Kernel(name, tuple(inputs), tuple(outs), tuple(steps), tuple(results),
+                            comment=comment, partial=partial)
+            body = [n.deepcopy(s) for s in statements]
+            returns = list(outputs)
+        ret = n.name(returns[0]) if len(returns) == 1 else n.tuple_([n.name(r) for r in returns])
+        fallback = n.function(f'_{name}_numpy', [v.source for v in kernel.inputs],
+                              body + [n.return_(ret)])
+        return kernel, fallback
+
+
+class _Group:
+    """The open element-wise group of a block."""
+
+    def __init__(self, in_loop):
+        self.in_loop = in_loop
+        self.statements = []
+        self.reductions = []         # kernel calls, to run before the group's own
+        self.stored, self.read, self.read_first = set(), set(), set()
+        self.order = []              # stored names, first-stored first
+        self.types = {}              # id(stmt) and ('in'|'out', name) -> Type
+
+    def add(self, stmt, env, result):
+        target = stmt.targets[0].id
+        for name in _reads(stmt):
+            if name not in self.stored:
+                self.read_first.add(name)
+                self.types.setdefault(('in', name), env.get(name))
+        self.read |= _reads(stmt)
+        self.stored.add(target)
+        if target not in self.order:
+            self.order.append(target)
+        self.types[id(stmt)] = result
+        self.types[('out', target)] = result
+        self.statements.append(stmt)
+
+    def allows_before(self, stmt):
+        """Whether `stmt` may run before the whole open group instead of after it."""
+        if not (self.statements or self.reductions):
+            return True
+        if isinstance(stmt, (n.Return, n.Raise)):
+            return False
+        written = self.stored | {x for c in self.reductions for x in n.stored_names(c)}
+        read = self.read | {x for c in self.reductions for x in n.names_in(c.value)}
+        reads, stores = _reads(stmt), _stores(stmt)
+        return not (reads & written) and not (stores & (read | written))
+
+    def slice(self, *names):
+        """The statements (in order) that compute the last values of `names`."""
+        need, kept = set(names), []
+        for stmt in reversed(self.statements):
+            target = stmt.targets[0].id
+            if target in need:
+                need.discard(target)
+                need |= _reads(stmt)
+                kept.append(stmt)
+        return kept[::-1]
+
+
+class _Part:
+    def __init__(self):
+        self.statements, self.stored = [], set()
+
+
+def _components(statements, written):
+    """The statements split into independent kernels: two statements belong
+    together when they touch a name the group writes (so each kernel's
+    inputs are values from before the group, whatever order the calls run
+    in). Chains of different shapes that only share inputs (an optimizer
+    step over a matrix and a bias) become separate kernels instead of one
+    whose broadcast shape fits neither."""
+    parent = list(range(len(statements)))
+
+    def root(i):
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+    owner = {}
+    for i, stmt in enumerate(statements):
+        for name in (_reads(stmt) | _stores(stmt)) & written:
+            if name in owner:
+                parent[root(i)] = root(owner[name])
+            owner[name] = i
+    parts = {}
+    for i, stmt in enumerate(statements):
+        part = parts.setdefault(root(i), _Part())
+        part.statements.append(stmt)
+        part.stored |= _stores(stmt)
+    return list(parts.values())
+
+
+class _CNames:
+    """C identifiers for Python names: unique within a kernel, readable."""
+
+    def __init__(self, taken):
+        self.taken = taken
+        self.used = set()
+
+    def fresh(self, name):
+        base = re.sub(r'\W', '_', name)
+        if base.startswith('_'):
+            base = 'v' + base
+        if base in _C_RESERVED or _DERIVED.search(base):
+            base += '_v'             # a name the back ends' own code uses
+        candidate, k = base, 1
+        while candidate in self.used:
+            k += 1
+            candidate = f'{base}_{k}'
+        self.used.add(candidate)
+        return candidate
+
+
+def _reduction_spec(inputs, ndim):
+    """(axis, keepdims) of a reduction kernels can do, else None; axis is
+    None for all axes, else sorted non-negative ints."""
+    for param, default in (('dtype', None), ('out', None), ('initial', None), ('where', True)):
+        node = inputs.get(param)
+        if node is not None and not (isinstance(node, n.Constant) and node.value is default):
+            return None
+    axis, keep = inputs.get('axis'), inputs.get('keepdims')
+    if not (keep is None or isinstance(keep, n.Constant) and isinstance(keep.value, bool)):
+        return None
+    keepdims = bool(keep is not None and keep.value)
+    if axis is None or isinstance(axis, n.Constant) and axis.value is None:
+        return None, keepdims
+    elts = axis.elts if isinstance(axis, n.Tuple) else [axis]
+    if not all(isinstance(e, n.Constant) and type(e.value) is int and -ndim <= e.value < ndim
+               for e in elts):
+        return None
+    axes = tuple(sorted({e.value % ndim for e in elts}))
+    if len(axes) != len(elts):
+        return None
+    return (None if len(axes) == ndim else axes), keepdims
+
+
+# ---- C expressions ----
+
+def _operands(prim, inputs):
+    """The array/number operands of an element-wise call, by parameter."""
+    if prim.name == 'where':
+        return {p: inputs[p] for p in ('condition', 'x', 'y')}
+    params = [p for p in prim.params if p in ('x', 'x1', 'x2')]
+    return {p: inputs[p] for p in params}
+
+
+def _type(node, env):
+    if isinstance(node, n.Name):
+        return env.get(node.id)
+    if isinstance(node, n.Constant) and type(node.value) in (bool, int, float):
+        if isinstance(node.value, float) and not numpy.isfinite(node.value):
+            return None
+        return type_of_value(node.value)
+    return None
+
+
+def _c_expression(prim, inputs, operand=None):
+    """The record's C expression with operands substituted (or None if the
+    call cannot be fused: extra arguments, or no C expression)."""
+    template = getattr(prim, 'c_expr', None)
+    if template is None:
+        return None
+    for param, node in inputs.items():
+        if param in ('x', 'x1', 'x2', 'condition', 'y'):
+            if node is None:
+                return None
+            continue
+        default = prim.signature.parameters[param].default
+        if not (node is None or isinstance(node, n.Constant) and node.value is default):
+            return None
+    if prim.name == 'power':
+        special = _power(inputs['x2'])
+        if special is not None:
+            template = special
+    if operand is None:
+        return template
+    values = {p: operand(node) for p, node in _operands(prim, inputs).items()}
+    return re.sub(r'\b(x1|x2|x|y|condition)\b', lambda m: values[m.group(1)], template)
+
+
+def _power(exponent):
+    """x ** 2 as a product: exact, and much faster than pow."""
+    if isinstance(exponent, n.Constant) and type(exponent.value) in (int, float):
+        return {2: '(x1 * x1)', 3: '(x1 * x1 * x1)', 1: 'x1', 0.5: 'sqrt(x1)',
+                -1: '(1 / x1)'}.get(exponent.value)
+    return None
+
+
+def _c_step(prim, nodes, result, named):
+    """The C expression of one step. Every operand gets the type the operation
+    computes in: the result's (NumPy computes `int / int` in float64) or, for
+    comparisons and tests, the operands' common type. `named(node)` gives a
+    Name operand's C name and Type."""
+    operands = _operands(prim, nodes)
+    types = {p: named(x)[1] if isinstance(x, n.Name) else type_of_value(x.value)
+             for p, x in operands.items()}
+    compute = result.dtype
+    if compute == numpy.bool_ and prim.name != 'where':
+        compute = numpy.result_type(*[t.stand_in() for t in types.values()])
+    text = {}
+    for param, node in operands.items():
+        own = types[param].dtype
+        if isinstance(node, n.Constant):
+            text[node] = c_literal(node.value, own if param in _UNCAST else compute)
+        else:
+            cname = named(node)[0]
+            cast = param not in _UNCAST and own != compute
+            text[node] = f'({c_type(compute)}){cname}' if cast else cname
+    return _c_expression(prim, nodes, lambda node: text[node])
+
+
+def _flow(body, env):
+    """The types after `body` (no rewriting): for loops' second trips."""
+    for stmt in body:
+        if isinstance(stmt, n.If):
+            env = join(_flow(stmt.body, dict(env)), _flow(stmt.orelse, dict(env)))
+        elif isinstance(stmt, (n.For, n.While)):
+            env = join(env, _flow(stmt.body, dict(env)))
+        elif isinstance(stmt, n.Assign) and isinstance(stmt.targets[0], n.Name):
+            result = infer(stmt.value, env)
+            env = {k: t for k, t in env.items() if k != stmt.targets[0].id}
+            if result is not None:
+                env[stmt.targets[0].id] = result
+        else:
+            env = {k: t for k, t in env.items() if k not in _stores(stmt)}
+    return env

@@ -1,0 +1,390 @@
+"""C source for a fused kernel on the CPU, and the generated-code expression
+that compiles and calls it (runtime/kernels/cpu.py does both at run time).
+
+The shape of the code, and why (10^6 float64, the gradient of sum(tanh(x)**2)
+unless said, this 2-core AVX-512 machine; bench/bench_jit_cpu.py measures the
+whole again; compiler flags are in runtime/kernels/cpu.py):
+- glibc's vector math (libmvec: tanh, exp, sin, log, pow, ... in AVX-512):
+  math.h declares its SIMD variants only under -ffast-math, which would also
+  drop NaN/inf semantics, so the kernel declares the ones it uses with
+  `#pragma omp declare simd`. One thread: scalar libm 23 ms, vector 1.9 ms.
+  Within 4 ulp; measured 3e-16 of the largest value against NumPy.
+- `#pragma omp simd` on the inner loops: they vectorize without an alias
+  proof, and reductions without -ffast-math's reassociation.
+- Blocks of BLOCK elements; each array operand has a step, 1, or 0 for a
+  size-1 array, which is read through a block filled with its value, so every
+  inner loop is contiguous: 0.99 ms like a flat loop, where `x[i * step]`
+  took 1.95 ms.
+- OpenMP threads above PARALLEL elements: 1.9 -> 1.0-1.3 ms on 2 cores. They
+  sleep between kernels (runtime/kernels/cpu.py says why) and take 50-100 us
+  to wake on this VM, so below 2^17 elements one thread is faster (40000
+  elements of x * y + 1: 19 us on one thread, 111 us on two).
+  schedule(guided): the calling thread starts on half the blocks while the
+  other wakes; a static split waits for the slower one (1.42 vs 1.26 ms).
+- Reductions accumulate float32 sums, means and products in double, rounded
+  once: more accurate than NumPy's pairwise float32 and as fast (the loop is
+  bound by memory and math). max and min propagate NaN, as NumPy's do.
+- <tgmath.h>: steps apply C99 names (tanh) to their own types; for a float
+  that is tanhf: 1.0 ms, against 4.5 ms through double (float32 tanh and exp,
+  one thread; NumPy 3.3 ms).
+"""
+import re
+
+import numpy
+
+from . import c_type
+
+BLOCK = 1024          # elements a block: the blocks of every operand stay in L1
+PARALLEL = 131072     # fewer elements run on the calling thread (see docstring)
+
+# The functions glibc's libmvec vectorizes (x86_64, glibc >= 2.35): name -> arity.
+_VECTOR_MATH = dict.fromkeys(
+    'acos acosh asin asinh atan atanh cbrt cos cosh erf erfc exp exp10 exp2 expm1 '
+    'log log10 log1p log2 sin sinh tan tanh'.split(), 1)
+_VECTOR_MATH.update(atan2=2, hypot=2, pow=2)
+
+# Reduction op -> (how two partial results combine, the identity's kind).
+_COMBINE = {
+    'sum': ('a + b', 'zero'), 'mean': ('a + b', 'zero'), 'prod': ('a * b', 'one'),
+    'max': ('b > a || b != b ? b : a', 'lowest'),      # NaN wins, as in NumPy
+    'min': ('b < a || b != b ? b : a', 'highest'),
+}
+
+
+def unsupported(kernel):
+    """Why this kernel cannot run as C (a sentence), or None if it can."""
+    reduction = kernel.reduction
+    dtypes = [v.dtype for v in kernel.inputs + kernel.outputs + kernel.steps]
+    for dtype in dtypes + ([reduction.dtype] if reduction else []):
+        if c_type(dtype) is None:
+            return f'dtype {numpy.dtype(dtype)} has no C type'
+    clashes = _name_clashes(kernel)
+    if clashes:
+        return f'its C names {clashes} collide with the names the C code derives'
+    if reduction is None:
+        return None
+    if reduction.op not in _COMBINE:
+        return f'the reduction {reduction.op} has no C loop'
+    if _trailing_axes(reduction) is None:
+        return f'axis={reduction.axis} is not a run of trailing axes'
+    return None
+
+
+def expression(kernel, fallback):
+    """Python source that builds the kernel's callable at run time (where
+    `rt` is the runtime package); `fallback` names a NumPy function with the
+    same arguments and results, for calls the C loop cannot serve."""
+    if unsupported(kernel) is not None:
+        return fallback
+    source = function_source(kernel)
+    assert "'''" not in source
+    inputs = tuple(_spec(value) for value in kernel.inputs)
+    outputs = tuple(numpy.dtype(value.dtype).name for value in kernel.outputs)
+    reduce = ''
+    if kernel.reduction is not None:
+        r = kernel.reduction
+        reduce = f'reduce={{"ndim": {r.ndim}, "axis": {r.axis!r}, "keepdims": {r.keepdims}}}, '
+    return (f"rt.kernels.cpu.kernel(r'''\n{source}''', {kernel.name!r}, "
+            f'inputs={inputs!r}, outputs={outputs!r}, {reduce}fallback={fallback})')
+
+
+def _spec(value):
+    """'float64[]' for an array operand, 'float64' for a number passed by value."""
+    name = numpy.dtype(value.dtype).name
+    return name if value.scalar else name + '[]'
+
+
+def _trailing_axes(reduction):
+    """How many trailing axes the reduction reduces (None: not trailing)."""
+    if reduction.axis is None:
+        return reduction.ndim
+    axis = tuple(reduction.axis)
+    if axis == tuple(range(reduction.ndim - len(axis), reduction.ndim)):
+        return len(axis)
+    return None
+
+
+def function_source(kernel):
+    """The kernel as C: `void <name>(...)`, which the runtime calls."""
+    parts = [_header(kernel), _vector_math(kernel),
+             '#include <tgmath.h>    /* type-generic: tanh of a float is tanhf */\n',
+             _repeaters(kernel)]
+    if kernel.reduction is None:
+        parts += [_block_function(kernel), _elementwise_driver(kernel)]
+    else:
+        parts += [_combiner(kernel), _block_function(kernel), _row_function(kernel),
+                  _reduction_driver(kernel)]
+    return '\n'.join(part for part in parts if part)
+
+
+# ---------------------------------------------------------------- the pieces
+def _header(kernel):
+    comment = kernel.comment.replace('*/', '* /').strip()
+    lines = [f'/* codax fused kernel {kernel.name}' + (f': {comment}' if comment else '') + ' */']
+    types = {numpy.dtype(v.dtype) for v in kernel.inputs + kernel.outputs + kernel.steps}
+    lines += ['#include <math.h>', '#include <stdint.h>']
+    if numpy.dtype(bool) in types:
+        lines.append('#include <stdbool.h>')
+    lines += ['', f'#define BLOCK {BLOCK}    /* elements a block: all blocks stay in L1 */',
+              f'#define PARALLEL {PARALLEL}    /* fewer elements run on one thread */', '']
+    return '\n'.join(lines)
+
+
+def _vector_math(kernel):
+    """Declarations that let the vectorizer call libmvec's SIMD variants."""
+    used = []
+    for step in kernel.steps:
+        for name in re.findall(r'\b([a-z0-9]+)\s*\(', step.expr):
+            if name not in used and name in _VECTOR_MATH:
+                used.append(name)
+    types = {numpy.dtype(v.dtype) for v in kernel.inputs + kernel.steps}
+    if numpy.dtype(numpy.float32) in types:      # tgmath calls tanhf for a float
+        used += [name + 'f' for name in used]
+    if not used:
+        return ''
+    lines = ['/* glibc\'s vector math (libmvec): math.h declares its SIMD variants',
+             '   only under -ffast-math, which would also drop NaN and inf semantics. */',
+             '#if defined(__x86_64__) && \\',
+             '    (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 35))']
+    for name in used:
+        ctype = 'double' if name in _VECTOR_MATH else 'float'
+        lines += ['#pragma omp declare simd notinbranch',
+                  f'{ctype} {name}({", ".join([ctype] * _vector_arity(name))});']
+    return '\n'.join(lines + ['#endif', ''])
+
+
+def _vector_arity(name):
+    """The arity of a libmvec function (tanh, or tanhf for float), else None."""
+    return _VECTOR_MATH.get(name) or (name.endswith('f') and _VECTOR_MATH.get(name[:-1])) or None
+
+
+def _repeaters(kernel):
+    """One `repeat_<dtype>` per array operand type: a size-1 operand (step 0)
+    is read through a block filled with its one value."""
+    dtypes = sorted({numpy.dtype(v.dtype).name for v in kernel.inputs if not v.scalar})
+    functions = []
+    for dtype in dtypes:
+        t = c_type(dtype)
+        functions.append('\n'.join([
+            f'static const {t} *repeat_{dtype}({t} *fill, const {t} *data, int step)',
+            '{',
+            '    if (step)',
+            '        return data;',
+            '    for (int j = 0; j < BLOCK; j++)',
+            '        fill[j] = data[0];',
+            '    return fill;',
+            '}', '']))
+    return '\n'.join(functions)
+
+
+def _parameters(kernel, outputs=True):
+    """The operands as C parameters, and as the arguments that pass them on."""
+    params, args = [], []
+    for v in kernel.inputs:
+        t = c_type(v.dtype)
+        if v.scalar:
+            params.append(f'{t} {v.name}')
+            args.append(v.name)
+        else:
+            params.append(f'const {t} *{v.name}_data, int {v.name}_step')
+            args.append(f'{v.name}_data, {v.name}_step')
+    for v in kernel.outputs if outputs else ():
+        params.append(f'{c_type(v.dtype)} *{v.name}_data')
+        args.append(f'{v.name}_data')
+    return params, args
+
+
+def _signature(returns, name, first, params):
+    """A C function head, one parameter group a line."""
+    head = f'{returns} {name}('
+    pad = ' ' * len(head)
+    return head + f',\n{pad}'.join([first] + params) + ')'
+
+
+def _accumulator_type(reduction):
+    """double for float32 sums, means and products (see docstring)."""
+    if reduction.op in ('sum', 'mean', 'prod') and numpy.dtype(reduction.dtype) == numpy.float32:
+        return 'double'
+    return c_type(reduction.dtype)
+
+
+def _identity(reduction):
+    kind = _COMBINE[reduction.op][1]
+    dtype = numpy.dtype(reduction.dtype)
+    acc = _accumulator_type(reduction)
+    if kind in ('zero', 'one'):
+        return f'({acc}){int(kind == "one")}'
+    if dtype.kind == 'f':
+        return '-INFINITY' if kind == 'lowest' else 'INFINITY'
+    if dtype.kind == 'b':
+        return 'false' if kind == 'lowest' else 'true'
+    if dtype.kind == 'u' and kind == 'lowest':
+        return '0'
+    return f'{dtype.name.upper()}_{"MIN" if kind == "lowest" else "MAX"}'
+
+
+def _combiner(kernel):
+    """`<name>_combine(a, b)` and the OpenMP reduction of the same name."""
+    r = kernel.reduction
+    acc = _accumulator_type(r)
+    combine = f'{kernel.name}_combine'
+    return '\n'.join([
+        f'static inline {acc} {combine}({acc} a, {acc} b)',
+        '{',
+        f'    return {_COMBINE[r.op][0]};',
+        '}',
+        f'#pragma omp declare reduction({combine} : {acc} : \\',
+        f'    omp_out = {combine}(omp_out, omp_in)) initializer(omp_priv = {_identity(r)})', ''])
+
+
+def _block_function(kernel):
+    """The block at `start` (up to `stop`): writes the outputs, or returns the
+    block's partial reduction."""
+    r = kernel.reduction
+    params, _ = _parameters(kernel, outputs=r is None)
+    returns = 'void' if r is None else _accumulator_type(r)
+    lines = [_signature(f'static inline {returns}', f'{kernel.name}_block',
+                        'long long start, long long stop', params), '{',
+             '    const int m = stop - start < BLOCK ? stop - start : BLOCK;']
+    for v in kernel.inputs:
+        if not v.scalar:
+            lines.append(f'    const {c_type(v.dtype)} *restrict {v.name}_b = '
+                         f'{v.name}_data + start * {v.name}_step;')
+    for v in kernel.outputs if r is None else ():
+        lines.append(f'    {c_type(v.dtype)} *restrict {v.name}_b = {v.name}_data + start;')
+    if r is None:
+        lines.append('    #pragma omp simd')
+    else:
+        lines += [f'    {returns} acc = {_identity(r)};',
+                  f'    #pragma omp simd reduction({kernel.name}_combine:acc)']
+    lines.append('    for (int j = 0; j < m; j++) {')
+    for v in kernel.inputs:
+        if not v.scalar:
+            lines.append(f'        const {c_type(v.dtype)} {v.name} = {v.name}_b[j];')
+    for step in kernel.steps:
+        lines.append(f'        const {c_type(step.dtype)} {step.name} = {step.expr};')
+    if r is None:
+        lines += [f'        {out}_b[j] = {local};' for out, local in kernel.results]
+    else:
+        lines.append(f'        acc = {kernel.name}_combine(acc, {r.value});')
+    lines.append('    }')
+    if r is not None:
+        lines.append('    return acc;')
+    return '\n'.join(lines + ['}', ''])
+
+
+def _fill_buffers(kernel):
+    """Driver lines that point each size-1 array operand at a filled block."""
+    lines = []
+    for v in kernel.inputs:
+        if not v.scalar:
+            t = c_type(v.dtype)
+            name = numpy.dtype(v.dtype).name
+            repeat = f'repeat_{name}({v.name}_fill, {v.name}_data, {v.name}_step)'
+            lines += [f'    {t} {v.name}_fill[BLOCK];', f'    {v.name}_data = {repeat};']
+    return lines
+
+
+def _block_call(kernel, stop, indent, before='', after=';'):
+    """`<before><name>_block(start, stop, operands...)<after>`, wrapped."""
+    _, args = _parameters(kernel, outputs=kernel.reduction is None)
+    return _call(f'{indent}{before}{kernel.name}_block', ['start', stop] + args, ')' + after)
+
+
+def _call(head, args, end):
+    """`head(args)end`, wrapped after commas to keep lines under 100 columns."""
+    lines, line = [], head + '('
+    pad = ' ' * len(line)
+    for k, arg in enumerate(args):
+        piece = arg + (', ' if k + 1 < len(args) else end)
+        if len(line) + len(piece) > 99 and line != pad and not line.endswith('('):
+            lines.append(line.rstrip())
+            line = pad
+        line += piece
+    return '\n'.join(lines + [line])
+
+
+def _elementwise_driver(kernel):
+    params, _ = _parameters(kernel)
+    loop = ['for (long long start = 0; start < n; start += BLOCK)',
+            _block_call(kernel, 'n', '    ')]
+    lines = ['/* n elements, C order; threads: 0 keeps the work on the calling thread */',
+             _signature('void', kernel.name, 'long long n, int threads', params), '{']
+    lines += _fill_buffers(kernel)
+    lines += ['    if (threads && n > PARALLEL) {',
+              '        #pragma omp parallel for schedule(guided)']
+    lines += ['\n'.join(f'        {line}' for line in part.splitlines()) for part in loop]
+    lines += ['    } else {    /* no thread team: even unused, one costs 0.4 us */']
+    lines += ['\n'.join(f'        {line}' for line in part.splitlines()) for part in loop]
+    lines += ['    }', '}', '']
+    return '\n'.join(lines)
+
+
+def _row_function(kernel):
+    """`<name>_row`: the result of one row, its blocks reduced in order."""
+    r = kernel.reduction
+    params, _ = _parameters(kernel, outputs=False)
+    acc = _accumulator_type(r)
+    return '\n'.join([
+        _signature(f'static {acc}', f'{kernel.name}_row', 'long long row, long long cols', params),
+        '{',
+        '    const long long stop = (row + 1) * cols;',
+        f'    {acc} acc = {_identity(r)};',
+        '    for (long long start = row * cols; start < stop; start += BLOCK)',
+        _block_call(kernel, 'stop', '        ', f'acc = {kernel.name}_combine(acc, ', ');'),
+        f'    return {_finish(r)};',
+        '}', ''])
+
+
+def _finish(reduction):
+    return 'acc / cols' if reduction.op == 'mean' else 'acc'
+
+
+def _reduction_driver(kernel):
+    r = kernel.reduction
+    params, _ = _parameters(kernel)
+    _, row_args = _parameters(kernel, outputs=False)
+    acc = _accumulator_type(r)
+    combine = f'{kernel.name}_combine'
+    out = f'{kernel.outputs[0].name}_data'
+    row = _call(f'            {out}[row] = {kernel.name}_row', ['row', 'cols'] + row_args, ');')
+    lines = [f'/* {r.op} over each of `rows` runs of `cols` elements, C order */',
+             _signature('void', kernel.name, 'long long rows, long long cols, int threads', params),
+             '{']
+    lines += _fill_buffers(kernel)
+    lines += [
+        '    if (threads && rows == 1 && cols > PARALLEL) {    /* the threads share the row */',
+        f'        {acc} acc = {_identity(r)};',
+        f'        #pragma omp parallel for schedule(guided) reduction({combine}:acc)',
+        '        for (long long start = 0; start < cols; start += BLOCK)',
+        _block_call(kernel, 'cols', '            ', f'acc = {combine}(acc, ', ');'),
+        f'        {out}[0] = {_finish(r)};',
+        '    } else if (threads && rows * cols > PARALLEL) {    /* they share the rows */',
+        '        #pragma omp parallel for schedule(guided)',
+        '        for (long long row = 0; row < rows; row++)',
+        row,
+        '    } else {    /* no thread team: even unused, one costs 0.4 us */',
+        '        for (long long row = 0; row < rows; row++)',
+        row,
+        '    }',
+        '}', '']
+    return '\n'.join(lines)
+
+
+# Identifiers the generated C uses besides the kernel's own names (and their
+# derived `<name>_data`, `_step`, `_fill`, `_b`).
+RESERVED = {'n', 'threads', 'start', 'stop', 'm', 'j', 'acc', 'rows', 'cols', 'row',
+            'BLOCK', 'PARALLEL', 'I', 'complex', 'imaginary',     # the last three: tgmath.h
+            'fabs', 'fmax', 'fmin', 'floor', 'ceil', 'trunc', 'rint', 'round', 'signbit',
+            'fmod', 'copysign', 'isnan', 'isinf', 'isfinite', 'sqrt', 'INFINITY', 'NAN',
+            *_VECTOR_MATH}
+
+
+def _name_clashes(kernel):
+    """The kernel's names that the generated C would also declare."""
+    own = [v.name for v in kernel.inputs + kernel.outputs + kernel.steps]
+    derived = {f'{name}_{suffix}' for name in own for suffix in ('data', 'step', 'fill', 'b')}
+    functions = {f'{kernel.name}_{suffix}' for suffix in ('block', 'row', 'combine')}
+    functions |= {f'repeat_{numpy.dtype(v.dtype).name}' for v in kernel.inputs}
+    taken = RESERVED | derived | functions
+    return sorted(set(own) & taken | {name for name in own if own.count(name) > 1})
