@@ -285,3 +285,19 @@ def test_shape_dtype_struct():
     s = codax.ShapeDtypeStruct([2, 3], 'float32')
     assert s.shape == (2, 3) and s.dtype == np.float32 and s.ndim == 2 and s.size == 6
     assert s == codax.ShapeDtypeStruct((2, 3), np.float32)
+
+
+def dict_mlp_loss(params, x, y):
+    h = np.tanh(x @ params['W'] + params['b'])
+    return np.mean((h - y) ** 2)
+
+
+def test_dict_parameters_keep_their_types_and_fuse():
+    r = _rng(7)
+    params = {'W': r.normal(size=(3, 4)), 'b': r.normal(size=4)}
+    x, y = r.normal(size=(6, 3)), r.normal(size=(6, 4))
+    grad = codax.grad(dict_mlp_loss)
+    kernels = codax.jit(grad).kernels(params, x, y)
+    assert any('tanh' in s.expr for k in kernels for s in k.steps)
+    got, want = codax.jit(grad)(params, x, y), grad(params, x, y)
+    assert_tree_allclose(got, want, rtol=1e-12)

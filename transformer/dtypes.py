@@ -2,7 +2,7 @@
 
 A Type is (dtype, ndim): an array of that dtype and rank, or (dtype, None) for
 a Python number (`float`, `int`, `bool`), which NumPy 2 treats as weak in
-mixed arithmetic. Types come from the arguments of the call being
+mixed arithmetic; a Tree holds the types of a tuple's, list's or dict's items. Types come from the arguments of the call being
 specialized and flow forward. NumPy itself is the dtype rule: a primitive's
 result type is that of its implementation run on tiny stand-in arrays of the
 operands' types, so promotion is NumPy's by construction. Where anything is
@@ -39,9 +39,33 @@ class Type:
         return numpy.ones((1,) * self.ndim, self.dtype)
 
 
+@dataclass(frozen=True)
+class Tree:
+    """A tuple, list or dict (a pytree node) with the Type of each item (None
+    where unknown), so `params['W']` has a type."""
+    kind: type
+    items: tuple                 # (key, Type | Tree | None) pairs
+
+    def stand_in(self):
+        values = [(k, _UNKNOWN if t is None else t.stand_in()) for k, t in self.items]
+        if self.kind is dict:
+            return dict(values)
+        return self.kind(v for _, v in values)
+
+
+_UNKNOWN = object()              # a stand-in no NumPy operation accepts
+
+
+def _tree(container, item_type):
+    keys = container.keys() if type(container) is dict else range(len(container))
+    return Tree(type(container), tuple((k, item_type(container[k])) for k in keys))
+
+
 def type_of_value(value):
     if type(value) in _PYTHON:
         return Type(_PYTHON[type(value)], None)
+    if type(value) in (tuple, list, dict):
+        return _tree(value, type_of_value)
     dtype, shape = getattr(value, 'dtype', None), getattr(value, 'shape', None)
     if isinstance(dtype, numpy.dtype) and shape is not None:
         return Type(dtype, len(shape))
@@ -51,6 +75,8 @@ def type_of_value(value):
 def type_of_result(result):
     if isinstance(result, numpy.generic):
         return Type(result.dtype, 0)
+    if type(result) in (tuple, list, dict):
+        return _tree(result, type_of_result)
     if type(result) in _PYTHON:
         return Type(_PYTHON[type(result)], None)
     if isinstance(result, numpy.ndarray):
@@ -100,6 +126,11 @@ def infer(rhs, env):
         return env.get(rhs.id)
     if isinstance(rhs, n.Constant):
         return type_of_value(rhs.value)
+    if isinstance(rhs, (n.Tuple, n.List)):
+        return Tree(tuple if isinstance(rhs, n.Tuple) else list,
+                    tuple((k, infer(e, env)) for k, e in enumerate(rhs.elts)))
+    if isinstance(rhs, n.Dict) and all(isinstance(k, n.Constant) for k in rhs.keys):
+        return Tree(dict, tuple((k.value, infer(v, env)) for k, v in zip(rhs.keys, rhs.values)))
     found = operation(rhs)
     if found is None:
         return None

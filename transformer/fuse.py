@@ -146,21 +146,22 @@ class _Fuser:
 
     def elementwise(self, stmt, env, result):
         found = operation(stmt.value)
-        if found is None or result is None or not result.is_array or not c_type(result.dtype):
+        if found is None or not isinstance(result, Type) or not result.is_array \
+                or not c_type(result.dtype):
             return False
         prim, inputs = found
         if _c_expression(prim, inputs) is None:
             return False
         operands = _operands(prim, inputs)
         types = [_type(node, env) for node in operands.values()]
-        return all(t is not None and c_type(t.dtype) for t in types) \
+        return all(isinstance(t, Type) and c_type(t.dtype) for t in types) \
             and any(t.is_array for t in types)
 
     def reduction(self, stmt, env, result, group):
         """A reduction of a group value: emit its kernel now, reading the
         group's inputs (see the module docstring for why that is safe)."""
         found = operation(stmt.value)
-        if found is None or result is None or found[0].name not in REDUCTIONS:
+        if found is None or not isinstance(result, Type) or found[0].name not in REDUCTIONS:
             return False
         prim, inputs = found
         a = inputs.get('a')
