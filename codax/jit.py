@@ -11,8 +11,10 @@ import numpy
 
 import runtime
 from runtime.tree import tree_leaves
-from transformer.dtypes import type_of_value
+from transformer.dtypes import Tree, type_of_value
 from transformer.pipeline import compile_jit
+
+from transformer.errors import SourceError
 
 from .api import Specialization, _describe, resolve, transformation_of
 from .cache import CACHE, closure_key, signature
@@ -81,6 +83,7 @@ class Jitted:
         self._static = None
         self._fast = {}
         self._history = []           # keys specialized so far, for the log's "why"
+        self.internal = False        # a callee of jitted code (see _jit_hook)
 
     # ---- arguments ----
 
@@ -141,8 +144,13 @@ class Jitted:
         key = (signature(args), tuple(map(numpy.ndim, tree_leaves(args))), self._statics(args))
         hit = self._fast.get(key)
         if hit is None or not hit[1].current():
-            entry, fn = self._specialize(args, _backend(args), key)
-            hit = (entry.build(fn)[0], entry)
+            try:
+                entry, fn = self._specialize(args, _backend(args), key)
+                hit = (entry.build(fn)[0], entry)
+            except SourceError:
+                if not self.internal:
+                    raise
+                hit = (self.fun, _TextOnly)     # a callee codax cannot read runs as it is
             if len(self._fast) > 64:
                 self._fast.clear()
             self._fast[key] = hit
@@ -183,7 +191,8 @@ class Jitted:
             if os.environ.get(LOG_VARIABLE):
                 self._log(label, (backend, signature(args), ranks, statics), args)
             arg_types = [type_of_value(a) for a in args]
-            generated = compile_jit(fn, arg_types, backend, label)
+            generated = compile_jit(fn, arg_types, backend, label,
+                                    functools.partial(_callee_type, backend=backend))
             xp = _module(backend)
             entry = Specialization(fn, generated, xp) if xp is not None else \
                 _TextOnly(fn, generated)
@@ -216,7 +225,8 @@ class _TextOnly:
         self.code = fn.__code__
         self.generated = generated
 
-    def current(self):
+    @staticmethod
+    def current():
         return True
 
     def build(self, fn):
@@ -233,6 +243,49 @@ def _difference(old, new):
     if old[2] != ranks:
         return f'argument ranks changed from {old[2]} to {ranks}'
     return f'argument types changed from {old[1]} to {sig}'
+
+
+_jitted = {}
+_in_progress = set()
+
+
+def _jit_hook(fn):
+    """The jitted version of a user function that jitted code calls."""
+    hit = _jitted.get(id(fn))
+    if hit is None or hit[0] is not fn:
+        if len(_jitted) > 4096:
+            _jitted.clear()
+        hit = _jitted[id(fn)] = (fn, Jitted(fn))
+        hit[1].internal = True
+    return hit[1]
+
+
+def _callee_type(fn, arg_types, backend):
+    """The result type of `fn` jitted for arguments of `arg_types`, by
+    generating its code (which its call will then find in the cache)."""
+    key = (id(fn), tuple(arg_types), backend)
+    if key in _in_progress:            # recursion: its type is not known yet
+        return None
+    _in_progress.add(key)
+    try:
+        args = tuple(_value_of_type(t) for t in arg_types)
+        return _jit_hook(fn)._specialize(args, backend)[0].generated.returned
+    except Exception:                  # noqa: BLE001 (the call reports it at run time)
+        return None
+    finally:
+        _in_progress.discard(key)
+
+
+def _value_of_type(t):
+    if isinstance(t, Tree):
+        items = [(k, _value_of_type(v)) for k, v in t.items]
+        return dict(items) if t.kind is dict else t.kind(v for _, v in items)
+    if t.is_array:
+        return numpy.broadcast_to(numpy.zeros((), t.dtype), (1,) * t.ndim)
+    return t.stand_in()
+
+
+runtime.kernels.install_jit_hook(_jit_hook)
 
 
 def _backend(args):

@@ -301,3 +301,24 @@ def test_dict_parameters_keep_their_types_and_fuse():
     assert any('tanh' in s.expr for k in kernels for s in k.steps)
     got, want = codax.jit(grad)(params, x, y), grad(params, x, y)
     assert_tree_allclose(got, want, rtol=1e-12)
+
+
+def affine_tanh(W, b, x):
+    return np.tanh(x @ W + b)
+
+
+def calls_a_helper(W, b, x):
+    h = affine_tanh(W, b, x)
+    return np.sum(h * h + 1.0)
+
+
+def test_user_functions_called_inside_are_jitted_and_typed():
+    r = _rng(8)
+    W, b, x = r.normal(size=(3, 4)), r.normal(size=4), r.normal(size=(5, 3))
+    jitted = codax.jit(calls_a_helper)
+    assert 'rt.kernels.jitted(affine_tanh)' in jitted.source(W, b, x)
+    # the helper's result type is known, so the sum after it fuses
+    assert _kinds(jitted.kernels(W, b, x)) == ['reduction']
+    assert_tree_allclose(jitted(W, b, x), calls_a_helper(W, b, x), rtol=1e-12)
+    assert_tree_allclose(codax.jit(codax.grad(calls_a_helper))(W, b, x),
+                         codax.grad(calls_a_helper)(W, b, x), rtol=1e-12)

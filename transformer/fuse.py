@@ -27,6 +27,7 @@ layouts a compiled CPU kernel does not serve.
 """
 import keyword
 import re
+import types
 
 import numpy
 
@@ -48,14 +49,22 @@ _DERIVED = re.compile(r'_(data|step|fill|b)$|^repeat_')     # the C back end's p
 _UNCAST = {'condition'}
 
 
-def fuse(fdef, arg_types, prefix):
-    """Rewrite `fdef` in place; return the kernels, in order of appearance."""
+def fuse(fdef, arg_types, prefix, callee_type=None):
+    """Rewrite `fdef` in place; return the kernels in order of appearance,
+    and the Type of the returned value (or None).
+
+    Calls to the user's own functions become calls of their jitted versions
+    (`rt.kernels.jitted(f)(...)`), fused in turn, as JAX's jit traces through
+    them; `callee_type(f, types)` gives such a call's result type, generating
+    the callee's code for those types."""
     reads = _read_counts(fdef)
     fuser = _Fuser(reads, prefix, {name for node in n.walk(fdef) if isinstance(node, n.Name)
-                                   for name in [node.id]})
+                                   for name in [node.id]}, callee_type)
     env = {a.id: t for a, t in zip(fdef.args.args, arg_types) if t is not None}
-    fdef.body, _ = fuser.block(fdef.body, env, in_loop=False)
-    return fuser.kernels
+    fdef.body, env = fuser.block(fdef.body, env, in_loop=False)
+    ret = fdef.body[-1]
+    returned = _type(ret.value, env) if isinstance(ret, n.Return) else None
+    return fuser.kernels, returned
 
 
 def _read_counts(fdef):
@@ -88,7 +97,8 @@ def _stores(stmt):
 
 
 class _Fuser:
-    def __init__(self, reads, prefix, taken):
+    def __init__(self, reads, prefix, taken, callee_type):
+        self.callee_type = callee_type
         self.reads = reads
         self.prefix = prefix
         self.taken = set(taken)
@@ -107,7 +117,7 @@ class _Fuser:
                 continue
             if isinstance(stmt, n.Assign) and isinstance(stmt.targets[0], n.Name):
                 name = stmt.targets[0].id
-                result = infer(stmt.value, env)
+                result = infer(stmt.value, env) or self.user_call(stmt, env)
                 if self.elementwise(stmt, env, result):
                     group.add(stmt, env, result)
                     env = {**env, name: result}
@@ -141,6 +151,23 @@ class _Fuser:
         stable = join(entry, _flow(stmt.body, dict(entry)))   # what a second trip sees
         stmt.body, after = self.block(stmt.body, dict(stable), True)
         return join(env, join(stable, after))
+
+    def user_call(self, stmt, env):
+        """Jit a call to a plain user function; its result type, if known."""
+        call = stmt.value
+        info = getattr(call, 'codax', None)
+        fn = getattr(info, 'obj', None)
+        if self.callee_type is None or not isinstance(call, n.Call) or info is None \
+                or info.kind != 'user' \
+                or not isinstance(fn, types.FunctionType) \
+                or getattr(fn, '__codax_transformed__', None) \
+                or getattr(fn, '__codax_custom__', None):
+            return None
+        call.func = n.Call(func=n.dotted('rt.kernels.jitted'), args=[call.func], keywords=[])
+        if call.keywords:
+            return None
+        arg_types = [_type(a, env) for a in call.args]
+        return self.callee_type(fn, arg_types) if None not in arg_types else None
 
     # ---- what joins a group ----
 

@@ -166,19 +166,22 @@ def compile_batch(fn, param_axes, out_axes, infos_of, label, callee_info=None, v
     return generated, result.info
 
 
-def compile_jit(fn, arg_types, backend, label, verbose=False):
+def compile_jit(fn, arg_types, backend, label, callee_type=None, verbose=False):
     """`fn` with its element-wise chains fused into kernels for `backend`
     ('numpy': C compiled for the CPU; 'cupy': CUDA). `arg_types`: the
-    dtypes.Type of each parameter (None where not an array or number)."""
+    dtypes.Type of each parameter (None where not an array or number);
+    `callee_type(f, types)`: the result type of a user function f that `fn`
+    calls, jitted for those argument types."""
     unit, fdef, fresh = front_end(fn, verbose)
     optimize(fdef)
-    fused = fuse_pass.fuse(fdef, arg_types, unit.name)
+    fused, returned = fuse_pass.fuse(fdef, arg_types, unit.name, callee_type)
     fdef.name = f'jit_{unit.name}'
     _dump(verbose, 'fuse', fdef)
     prelude = [kernels.definition(kernel, fallback, backend) for kernel, fallback in fused]
     generated = emit(unit, [fdef], label, verbose, prelude)
     generated.kernels = [kernel for kernel, _ in fused]
     generated.fallbacks = {kernel.name: n.to_source(fallback) for kernel, fallback in fused}
+    generated.returned = returned
     return generated
 
 

@@ -34,3 +34,17 @@ def checked(kernel, fallback, partial):
                 return fallback(*args)
         return kernel(*args)
     return call
+
+
+_jit_hook = None
+
+
+def install_jit_hook(hook):
+    global _jit_hook
+    _jit_hook = hook
+
+
+def jitted(fn):
+    """`fn` jitted: a user function called from jitted code (codax installs
+    the hook, so the runtime never imports codax)."""
+    return _jit_hook(fn)
