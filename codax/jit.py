@@ -189,7 +189,7 @@ class Jitted:
         with CACHE.lock:
             label = f'jit({fn.__name__}) {_describe(args)} #{next(_labels)}'
             if os.environ.get(LOG_VARIABLE):
-                self._log(label, (backend, signature(args), ranks, statics), args)
+                self._log(label, (backend, signature(args), ranks, statics, _describe(args)))
             arg_types = [type_of_value(a) for a in args]
             generated = compile_jit(fn, arg_types, backend, label,
                                     functools.partial(_callee_type, backend=backend))
@@ -199,7 +199,7 @@ class Jitted:
             CACHE.put(key, entry)
             return entry, fn
 
-    def _log(self, label, key, args):
+    def _log(self, label, key):
         why = 'first call' if not self._history else _difference(self._history[-1], key)
         self._history = (self._history + [key])[-8:]
         print(f'codax: specializing {label} [{key[0]}]: {why}', file=sys.stderr)
@@ -235,14 +235,16 @@ class _TextOnly:
 
 def _difference(old, new):
     """Why a signature was specialized again: the first thing that differs."""
-    backend, sig, ranks, statics = new
+    backend, sig, ranks, statics, described = new
     if old[0] != backend:
         return f'backend changed from {old[0]} to {backend}'
     if old[3] != statics:
         return f'static arguments changed from {dict(old[3])} to {dict(statics)}'
     if old[2] != ranks:
-        return f'argument ranks changed from {old[2]} to {ranks}'
-    return f'argument types changed from {old[1]} to {sig}'
+        return f'argument ranks changed from ({old[4]}) to ({described})'
+    if old[1] != sig:
+        return f'argument types changed from ({old[4]}) to ({described})'
+    return 'a global or closure variable it reads was rebound'
 
 
 _jitted = {}
@@ -250,7 +252,10 @@ _in_progress = set()
 
 
 def _jit_hook(fn):
-    """The jitted version of a user function that jitted code calls."""
+    """The jitted version of a user function that jitted code calls (or
+    `fn` itself where jit does not apply)."""
+    if not _jittable(fn):
+        return fn
     hit = _jitted.get(id(fn))
     if hit is None or hit[0] is not fn:
         if len(_jitted) > 4096:
@@ -260,11 +265,24 @@ def _jit_hook(fn):
     return hit[1]
 
 
+_OWN = ('codax', 'runtime', 'transformer')
+
+
+def _jittable(fn):
+    """A plain Python function of the user's (or codax.lax, written in the
+    subset codax transforms); not codax's own machinery, not a lambda."""
+    if not isinstance(fn, types.FunctionType) or fn.__name__ == '<lambda>' \
+            or getattr(fn, '__codax_transformed__', None) or getattr(fn, '__codax_custom__', None):
+        return False
+    module = getattr(fn, '__module__', None) or ''
+    return module == 'codax.lax' or module.split('.')[0] not in _OWN
+
+
 def _callee_type(fn, arg_types, backend):
     """The result type of `fn` jitted for arguments of `arg_types`, by
     generating its code (which its call will then find in the cache)."""
     key = (id(fn), tuple(arg_types), backend)
-    if key in _in_progress:            # recursion: its type is not known yet
+    if key in _in_progress or not _jittable(fn):            # recursion: its type is not known yet
         return None
     _in_progress.add(key)
     try:

@@ -322,3 +322,96 @@ def test_user_functions_called_inside_are_jitted_and_typed():
     assert_tree_allclose(jitted(W, b, x), calls_a_helper(W, b, x), rtol=1e-12)
     assert_tree_allclose(codax.jit(codax.grad(calls_a_helper))(W, b, x),
                          codax.grad(calls_a_helper)(W, b, x), rtol=1e-12)
+
+
+# ---- the toolbox under jit ----
+
+def _body(i, x):
+    return x * 0.9 + np.sin(x)
+
+
+def lax_loop(x):
+    return np.sum(codax.lax.fori_loop(0, 5, _body, x))
+
+
+def _step(carry, x):
+    carry = carry * 0.5 + x
+    return carry, carry ** 2
+
+
+def lax_scan(xs):
+    carry, ys = codax.lax.scan(_step, 0.0, xs)
+    return carry + np.sum(ys)
+
+
+def _pos(x):
+    return np.sum(x * x)
+
+
+def _neg(x):
+    return np.sum(np.sin(x))
+
+
+def lax_cond(x, p):
+    return codax.lax.cond(p > 0, _pos, _neg, x)
+
+
+def noisy(w, k):
+    return np.sum((w - codax.random.normal(k, (3,))) ** 2)
+
+
+def functional_update(x, v):
+    return np.sum(codax.numpy.at(x)[1:3].add(v * 2.0) ** 2)
+
+
+TOOLBOX = [(lax_loop, lambda: (np.linspace(0.1, 1, 5),)),
+           (lax_scan, lambda: (np.linspace(0.1, 1, 5),)),
+           (lax_cond, lambda: (np.linspace(0.1, 1, 5), 1.0)),
+           (lax_cond, lambda: (np.linspace(0.1, 1, 5), -1.0)),
+           (noisy, lambda: (np.linspace(0.1, 1, 3), codax.random.PRNGKey(0))),
+           (functional_update, lambda: (np.linspace(0.1, 1, 5), np.ones(2)))]
+
+
+@pytest.mark.parametrize('fn, make', TOOLBOX, ids=[f'{f.__name__}{i}' for i, (f, _) in
+                                                   enumerate(TOOLBOX)])
+def test_toolbox_under_jit_and_grad(fn, make):
+    args = make()
+    assert_tree_allclose(codax.jit(fn)(*args), fn(*args), rtol=1e-12)
+    want = codax.grad(fn)(*args)
+    assert_tree_allclose(codax.jit(codax.grad(fn))(*args), want, rtol=1e-12)
+    assert_tree_allclose(codax.grad(codax.jit(fn))(*args), want, rtol=1e-12)
+
+
+def _logged_body(i, x):
+    return x * 0.5 + np.cos(x)
+
+
+def logged_loop(x):
+    return codax.lax.fori_loop(0, 3, _logged_body, x)
+
+
+def test_lax_bodies_are_jitted(capsys, monkeypatch):
+    monkeypatch.setenv('CODAX_LOG_COMPILES', '1')
+    codax.jit(logged_loop)(np.ones(7, np.float32))
+    log = capsys.readouterr().err
+    assert 'jit(fori_loop)' in log and 'jit(_logged_body)' in log
+
+
+def test_random_samplers_jit_with_static_shapes():
+    key = codax.random.PRNGKey(3)
+    normal = codax.jit(codax.random.normal, static_argnums=1)
+    assert np.array_equal(normal(key, (4,)), codax.random.normal(key, (4,)))
+    uniform = codax.jit(codax.random.uniform, static_argnames='shape')
+    assert np.array_equal(uniform(key, shape=(2, 3)), codax.random.uniform(key, shape=(2, 3)))
+
+
+def test_vmap_of_jit_over_keys():
+    keys = codax.random.split(codax.random.PRNGKey(1), 4)
+    w = np.linspace(0.1, 1, 3)
+    got = codax.vmap(codax.jit(noisy), in_axes=(None, 0))(w, keys)
+    assert_tree_allclose(got, np.array([noisy(w, k) for k in keys]), rtol=1e-12)
+
+
+def test_device_put_then_jit_on_numpy():
+    x = codax.device_put(np.linspace(0, 1, 6))
+    assert_tree_allclose(codax.jit(polynomial)(x), polynomial(np.linspace(0, 1, 6)), rtol=1e-12)

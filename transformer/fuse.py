@@ -153,18 +153,17 @@ class _Fuser:
         return join(env, join(stable, after))
 
     def user_call(self, stmt, env):
-        """Jit a call to a plain user function; its result type, if known."""
+        """Jit a call to a user function (also one held in a variable, such as
+        lax.fori_loop's body); its result type, if known."""
         call = stmt.value
         info = getattr(call, 'codax', None)
         fn = getattr(info, 'obj', None)
         if self.callee_type is None or not isinstance(call, n.Call) or info is None \
-                or info.kind != 'user' \
-                or not isinstance(fn, types.FunctionType) \
-                or getattr(fn, '__codax_transformed__', None) \
-                or getattr(fn, '__codax_custom__', None):
+                or info.kind not in ('user', 'dynamic'):
             return None
+        # (the hook leaves alone what jit does not apply to: see codax/jit.py)
         call.func = n.Call(func=n.dotted('rt.kernels.jitted'), args=[call.func], keywords=[])
-        if call.keywords:
+        if call.keywords or not isinstance(fn, types.FunctionType):
             return None
         arg_types = [_type(a, env) for a in call.args]
         return self.callee_type(fn, arg_types) if None not in arg_types else None
