@@ -79,6 +79,7 @@ class Jitted:
         # Donation lets JAX reuse an argument's buffer for an output. codax never
         # writes into arguments, so donated buffers are simply left alone.
         self.donate_argnums = _indices(donate_argnums, 'donate_argnums')
+        self._static_any = bool(self.static_argnums or self.static_argnames)
         self._signature = None
         self._static = None
         self._fast = {}
@@ -115,6 +116,10 @@ class Jitted:
         code = getattr(self.fun, '__code__', None)
         if not kwargs and (code is None or len(args) >= code.co_argcount):
             return tuple(args)
+        defaults = getattr(self.fun, '__defaults__', None) or ()
+        missing = code.co_argcount - len(args)
+        if not kwargs and missing <= len(defaults):        # the quick way: no binding
+            return tuple(args) + defaults[len(defaults) - missing:]
         sig = self._params()
         if not sig:
             raise TypeError(f'jit: {self.__name__} takes no keyword arguments')
@@ -141,7 +146,7 @@ class Jitted:
 
     def __call__(self, *args, **kwargs):
         args = self._positional(args, kwargs)
-        key = (signature(args), tuple(map(numpy.ndim, tree_leaves(args))), self._statics(args))
+        key = (signature(args), _ranks(args), self._statics(args) if self._static_any else ())
         hit = self._fast.get(key)
         if hit is None or not hit[1].current():
             try:
@@ -180,7 +185,7 @@ class Jitted:
         if not isinstance(fn, types.FunctionType):
             raise TypeError(f'jit can only transform Python functions, got {fn!r}')
         statics = self._statics(args)
-        ranks = tuple(map(numpy.ndim, tree_leaves(args)))
+        ranks = _ranks(args)
         key = ('jit', backend, id(fn.__code__), id(fn.__globals__), closure_key(fn),
                signature(args), ranks, statics)
         entry = CACHE.get(key)
@@ -304,6 +309,24 @@ def _value_of_type(t):
 
 
 runtime.kernels.install_jit_hook(_jit_hook)
+
+
+_ndarray = numpy.ndarray
+
+
+def _ranks(tree):
+    """The rank of every array in a pytree of arguments (fast for flat ones)."""
+    out = []
+    for x in tree:
+        if type(x) is _ndarray:
+            out.append(x.ndim)
+        elif isinstance(x, (tuple, list)):
+            out.append(_ranks(x))
+        elif isinstance(x, dict):
+            out.append(_ranks([x[k] for k in sorted(x)]))
+        else:
+            out.append(getattr(x, 'ndim', -1))
+    return tuple(out)
 
 
 def _backend(args):

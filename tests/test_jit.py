@@ -415,3 +415,52 @@ def test_vmap_of_jit_over_keys():
 def test_device_put_then_jit_on_numpy():
     x = codax.device_put(np.linspace(0, 1, 6))
     assert_tree_allclose(codax.jit(polynomial)(x), polynomial(np.linspace(0, 1, 6)), rtol=1e-12)
+
+
+# ---- what fuses: constants, globals, dtypes ----
+
+SCALE = 3.0
+
+
+def uses_globals(x):
+    return np.sin(np.pi * x) * SCALE + np.minimum(x, np.inf) + np.where(x > 0, x, -np.inf)
+
+
+def casts_then_chains(x):
+    return np.sin(x.astype(np.float32)) * 2 + 1
+
+
+def negated_number(x, s):
+    t = -s
+    return np.tanh(x) * t + 1
+
+
+def tuple_axis(x, y):
+    return np.sum(x * y, axis=(0, 1))
+
+
+@pytest.mark.parametrize('fn, args', [
+    (uses_globals, (np.linspace(-1, 1, 12),)),
+    (casts_then_chains, (np.linspace(-1, 1, 12),)),
+    (negated_number, (np.linspace(-1, 1, 12).astype(np.float32), 0.5)),
+    (tuple_axis, (np.ones((3, 4)), np.arange(12.0).reshape(3, 4))),
+])
+def test_constants_globals_and_casts_fuse_with_numpys_dtypes(fn, args):
+    jitted = codax.jit(fn)
+    assert len(jitted.kernels(*args)) == 1
+    got, want = jitted(*args), fn(*args)
+    assert np.asarray(got).dtype == np.asarray(want).dtype
+    assert_tree_allclose(got, want, rtol=1e-6)
+
+
+def test_rebinding_a_global_number_makes_new_code():
+    global SCALE
+    x = np.linspace(-1, 1, 5)
+    jitted = codax.jit(uses_globals)
+    first = jitted(x)
+    SCALE = 5.0
+    try:
+        assert_tree_allclose(jitted(x), uses_globals(x), rtol=1e-12)
+        assert not np.allclose(jitted(x), first)
+    finally:
+        SCALE = 3.0

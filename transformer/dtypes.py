@@ -56,6 +56,17 @@ class Tree:
 _UNKNOWN = object()              # a stand-in no NumPy operation accepts
 
 
+@dataclass(frozen=True)
+class Literal:
+    """A tuple of constants, such as an `axis=(0, 1)` that normalize named:
+    its stand-in is itself."""
+    value: tuple
+    is_array = False
+
+    def stand_in(self):
+        return self.value
+
+
 def _tree(container, item_type):
     keys = container.keys() if type(container) is dict else range(len(container))
     return Tree(type(container), tuple((k, item_type(container[k])) for k in keys))
@@ -106,6 +117,8 @@ def _argument(node, env):
         raise LookupError
     if isinstance(node, n.Constant):
         return node.value
+    if getattr(node, 'codax_static', False) and hasattr(node, 'codax_value'):
+        return node.codax_value              # np.float32, a module's constant
     if isinstance(node, n.Name):
         t = env.get(node.id)
         if t is None:
@@ -126,6 +139,8 @@ def infer(rhs, env):
         return env.get(rhs.id)
     if isinstance(rhs, n.Constant):
         return type_of_value(rhs.value)
+    if isinstance(rhs, n.Tuple) and all(isinstance(e, n.Constant) for e in rhs.elts):
+        return Literal(tuple(e.value for e in rhs.elts))
     if isinstance(rhs, (n.Tuple, n.List)):
         return Tree(tuple if isinstance(rhs, n.Tuple) else list,
                     tuple((k, infer(e, env)) for k, e in enumerate(rhs.elts)))
@@ -153,19 +168,22 @@ def infer(rhs, env):
             result = _implementation(prim)(*args, **kwargs)
     except Exception:                    # noqa: BLE001 (any failure: unknown type)
         return None
-    if isinstance(rhs, n.BinOp) and all(isinstance(v, (bool, int, float))
-                                       for v in args + list(kwargs.values())):
-        return type_of_value(_python_result(rhs, args))
+    if isinstance(rhs, (n.BinOp, n.UnaryOp, n.Compare)) \
+            and all(type(v) in _PYTHON for v in args + list(kwargs.values())):
+        return type_of_value(_python_result(rhs, args))   # Python's arithmetic: a number
     return type_of_result(result)
 
 
 def _python_result(rhs, args):
-    """Python's own arithmetic on two numbers keeps a Python number."""
+    """Python's own operators on numbers give a Python number."""
     import operator
     ops = {n.Add: operator.add, n.Sub: operator.sub, n.Mult: operator.mul,
            n.Div: operator.truediv, n.Pow: operator.pow, n.Mod: operator.mod,
-           n.FloorDiv: operator.floordiv}
-    return ops[type(rhs.op)](*args)
+           n.FloorDiv: operator.floordiv, n.USub: operator.neg, n.UAdd: operator.pos,
+           n.Lt: operator.lt, n.LtE: operator.le, n.Gt: operator.gt, n.GtE: operator.ge,
+           n.Eq: operator.eq, n.NotEq: operator.ne}
+    op = rhs.ops[0] if isinstance(rhs, n.Compare) else rhs.op
+    return ops[type(op)](*args)
 
 
 def join(a, b):

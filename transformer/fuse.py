@@ -49,7 +49,7 @@ _DERIVED = re.compile(r'_(data|step|fill|b)$|^repeat_')     # the C back end's p
 _UNCAST = {'condition'}
 
 
-def fuse(fdef, arg_types, prefix, callee_type=None):
+def fuse(fdef, arg_types, prefix, callee_type=None, unit=None):
     """Rewrite `fdef` in place; return the kernels in order of appearance,
     and the Type of the returned value (or None).
 
@@ -57,14 +57,69 @@ def fuse(fdef, arg_types, prefix, callee_type=None):
     (`rt.kernels.jitted(f)(...)`), fused in turn, as JAX's jit traces through
     them; `callee_type(f, types)` gives such a call's result type, generating
     the callee's code for those types."""
+    if unit is not None:
+        _resolve_globals(fdef, unit)
     reads = _read_counts(fdef)
     fuser = _Fuser(reads, prefix, {name for node in n.walk(fdef) if isinstance(node, n.Name)
-                                   for name in [node.id]}, callee_type)
+                                   for name in [node.id]}, callee_type, _constant_tuples(fdef))
     env = {a.id: t for a, t in zip(fdef.args.args, arg_types) if t is not None}
     fdef.body, env = fuser.block(fdef.body, env, in_loop=False)
     ret = fdef.body[-1]
     returned = _type(ret.value, env) if isinstance(ret, n.Return) else None
     return fuser.kernels, returned
+
+
+def _resolve_globals(fdef, unit):
+    """Global numbers become constants (`np.pi`, a module's `SCALE`: guarded,
+    so rebinding one makes new code), other globals (`np.float32`) carry their
+    value for type inference; closure variables are read at run time."""
+    local = {a.id for a in fdef.args.args} | {x.id for x in n.walk(fdef)
+                                              if isinstance(x, n.Name) and
+                                              isinstance(x.ctx, n.Store)}
+
+    def value_of(node):
+        if isinstance(node, n.Name):
+            if node.id in local or node.id in unit.closure or node.id == 'rt':
+                raise LookupError
+            if node.id == 'xp':              # dtypes and constants are NumPy's on either backend
+                return numpy
+            found, value = unit.lookup(node.id)
+            if not found:
+                raise LookupError
+            return value
+        if isinstance(node, n.Attribute) and getattr(node, 'codax_static', False):
+            return getattr(value_of(node.value), node.attr)
+        raise LookupError
+
+    class Inline(n.NodeTransformer):
+        def visit_Name(self, node):
+            return self.static(node)
+
+        def visit_Attribute(self, node):
+            return self.static(node) if getattr(node, 'codax_static', False) else \
+                self.generic_visit(node)
+
+        def visit_Call(self, node):        # callees stay as they are
+            node.args = [self.visit(a) for a in node.args]
+            node.keywords = [self.visit(k) for k in node.keywords]
+            return node
+
+        def static(self, node):
+            if not isinstance(node.ctx, n.Load):
+                return node
+            try:
+                value = value_of(node)
+            except (LookupError, AttributeError):
+                return node
+            if type(value) in (int, float, bool):
+                if isinstance(node, n.Name):
+                    unit.guards[node.id] = value
+                return n.const(value)
+            node.codax_static, node.codax_value = True, value
+            return node
+    for stmt in _statements(fdef.body):
+        if isinstance(stmt, n.Assign):
+            stmt.value = Inline().visit(stmt.value)
 
 
 def _read_counts(fdef):
@@ -73,6 +128,20 @@ def _read_counts(fdef):
         for name in _reads(stmt):
             counts[name] = counts.get(name, 0) + 1
     return counts
+
+
+def _constant_tuples(fdef):
+    """Names assigned once, to a tuple of constants."""
+    counts, tuples = {}, {}
+    for node in n.walk(fdef):
+        if isinstance(node, n.Name) and isinstance(node.ctx, n.Store):
+            counts[node.id] = counts.get(node.id, 0) + 1
+    for stmt in _statements(fdef.body):
+        if isinstance(stmt, n.Assign) and isinstance(stmt.targets[0], n.Name) \
+                and isinstance(stmt.value, n.Tuple) \
+                and all(isinstance(e, n.Constant) for e in stmt.value.elts):
+            tuples[stmt.targets[0].id] = stmt.value
+    return {k: v for k, v in tuples.items() if counts.get(k) == 1}
 
 
 def _statements(body):
@@ -97,8 +166,9 @@ def _stores(stmt):
 
 
 class _Fuser:
-    def __init__(self, reads, prefix, taken, callee_type):
+    def __init__(self, reads, prefix, taken, callee_type, tuples):
         self.callee_type = callee_type
+        self.tuples = tuples
         self.reads = reads
         self.prefix = prefix
         self.taken = set(taken)
@@ -193,7 +263,7 @@ class _Fuser:
         a = inputs.get('a')
         if not isinstance(a, n.Name) or a.id not in group.stored:
             return False
-        spec = _reduction_spec(inputs, env[a.id].ndim)
+        spec = _reduction_spec(inputs, env[a.id].ndim, self.tuples)
         if spec is None:
             return False
         target = stmt.targets[0].id
@@ -269,7 +339,9 @@ class _Fuser:
             current[target], typed[target] = names.fresh(target), result
             steps.append(Step(current[target], result.dtype, expr))
         lines = sorted({getattr(s, 'user_line', 0) or 0 for s in statements})
-        comment = 'lines ' + ', '.join(map(str, lines)) if lines != [0] else ''
+        lines = [line for line in lines if line]
+        comment = ('line ' if len(lines) == 1 else 'lines ') + ', '.join(map(str, lines)) \
+            if lines else ''
         if reduction is not None:
             reduction = Reduction(reduction.op, current[reduction.value], reduction.dtype,
                                   reduction.axis, reduction.keepdims, reduction.ndim)
@@ -400,14 +472,17 @@ class _CNames:
         return candidate
 
 
-def _reduction_spec(inputs, ndim):
+def _reduction_spec(inputs, ndim, tuples):
     """(axis, keepdims) of a reduction kernels can do, else None; axis is
-    None for all axes, else sorted non-negative ints."""
+    None for all axes, else sorted non-negative ints. `tuples`: names bound
+    once to a tuple of constants (normalize names an `axis=(0, 1)`)."""
     for param, default in (('dtype', None), ('out', None), ('initial', None), ('where', True)):
         node = inputs.get(param)
         if node is not None and not (isinstance(node, n.Constant) and node.value is default):
             return None
     axis, keep = inputs.get('axis'), inputs.get('keepdims')
+    if isinstance(axis, n.Name) and axis.id in tuples:
+        axis = tuples[axis.id]
     if not (keep is None or isinstance(keep, n.Constant) and isinstance(keep.value, bool)):
         return None
     keepdims = bool(keep is not None and keep.value)
@@ -437,8 +512,6 @@ def _type(node, env):
     if isinstance(node, n.Name):
         return env.get(node.id)
     if isinstance(node, n.Constant) and type(node.value) in (bool, int, float):
-        if isinstance(node.value, float) and not numpy.isfinite(node.value):
-            return None
         return type_of_value(node.value)
     return None
 

@@ -174,7 +174,7 @@ def compile_jit(fn, arg_types, backend, label, callee_type=None, verbose=False):
     calls, jitted for those argument types."""
     unit, fdef, fresh = front_end(fn, verbose)
     optimize(fdef)
-    fused, returned = fuse_pass.fuse(fdef, arg_types, unit.name, callee_type)
+    fused, returned = fuse_pass.fuse(fdef, arg_types, unit.name, callee_type, unit)
     fdef.name = f'jit_{unit.name}'
     _dump(verbose, 'fuse', fdef)
     prelude = [kernels.definition(kernel, fallback, backend) for kernel, fallback in fused]

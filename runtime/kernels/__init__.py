@@ -20,19 +20,27 @@ def __getattr__(name):
 def checked(kernel, fallback, partial):
     """`kernel`, calling `fallback` instead when an output computed from only
     some array inputs (`partial`: (output, input positions) pairs) would come
-    out broadcast to a larger shape than those inputs give it."""
+    out broadcast to a larger shape than those inputs give it. The answer
+    depends on the shapes alone, so it is remembered per shapes."""
     import numpy
+    decided = {}
 
-    def call(*args):
-        shapes = [numpy.shape(a) for a in args]
+    def fits(shapes):
         try:
             full = numpy.broadcast_shapes(*shapes)
         except ValueError:          # NumPy itself will say where, or succeed piecewise
-            return fallback(*args)
-        for _, positions in partial:
-            if numpy.broadcast_shapes(*[shapes[i] for i in positions]) != full:
-                return fallback(*args)
-        return kernel(*args)
+            return False
+        return all(numpy.broadcast_shapes(*[shapes[i] for i in positions]) == full
+                   for _, positions in partial)
+
+    def call(*args):
+        shapes = tuple(numpy.shape(a) for a in args)
+        ok = decided.get(shapes)
+        if ok is None:
+            if len(decided) > 256:
+                decided.clear()
+            ok = decided[shapes] = fits(shapes)
+        return kernel(*args) if ok else fallback(*args)
     return call
 
 

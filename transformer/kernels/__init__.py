@@ -32,10 +32,15 @@ def c_literal(value, dtype):
         return 'true' if value else 'false'
     if dtype.kind in 'iu':
         return f'{int(value)}' if dtype.itemsize < 8 else f'{int(value)}LL'
-    text = repr(float(value))
+    suffix = 'f' if dtype == numpy.float32 else ''
+    value = float(value)
+    if not numpy.isfinite(value):         # no literal: a constant expression
+        top = '0.0' if value != value else '1.0' if value > 0 else '-1.0'
+        return f'({top}{suffix} / 0.0{suffix})'
+    text = repr(value)
     if 'e' not in text and '.' not in text:
         text += '.0'
-    return text + 'f' if dtype == numpy.float32 else text
+    return text + suffix
 
 
 @dataclass(frozen=True)
