@@ -15,7 +15,8 @@ import numpy
 import runtime
 from runtime.backend import array_module
 
-from .api import _check_inexact, _dtype_of, _labels, _user_function, grad, jvp, vjp
+from .api import (_check_inexact, _dtype_of, _labels, _user_function, grad, jvp,
+                  primitive_function, vjp)
 
 def _argnums_tuple(argnums):
     return (argnums,) if isinstance(argnums, int) else tuple(argnums)
@@ -161,6 +162,7 @@ def _generated_jacobian(fun, argnum, forward):
     pullback), so the Jacobian can itself be differentiated again:
     jacfwd(jacrev(f)), jacrev(jacfwd(f)), grad of a Jacobian's entry, ..."""
     user = _user_function(fun)
+    user = primitive_function(user) or user      # np.tanh: its wrapper's parameters
     signature = inspect.signature(user)
     params = list(signature.parameters)
     defaults = {f'_default_{p}': v.default for p, v in signature.parameters.items()

@@ -568,3 +568,10 @@ def test_vjp_checks_the_cotangent_shape_as_jax_does():
     np.testing.assert_allclose(pullback(u)[0], u[0] * np.cos(x) + u[1] * 2 * x)
     with pytest.raises(ValueError, match="cotangent shape"):
         pullback(np.ones(3))
+
+
+def test_jacobians_of_a_numpy_function_itself():
+    x = np.linspace(0.0, 1.0, 3)
+    want = np.diag(1 / np.cosh(x) ** 2)
+    np.testing.assert_allclose(codax.jacrev(np.tanh)(x), want, rtol=1e-12)
+    np.testing.assert_allclose(codax.jacfwd(np.tanh)(x), want, rtol=1e-12)
