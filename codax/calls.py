@@ -169,6 +169,18 @@ def _definition(kind, count=0, active=(), given=None, shift=0):
                     f'    out, tape = forward({args})\n'
                     f'    return out, (backward, tape)\n')
             name = f'vjp_call_{count}'
+        elif kind == 'batch_loop':
+            name = f'batch_loop_{count}'
+            picks = ''.join(f'    a{k} = args[{k}]\n    x{k} = rt.arg_axes(axes, {k})\n'
+                            for k in range(count))
+            examples = ''.join(f'        e{k} = rt.example(a{k}, x{k}, i)\n' for k in range(count))
+            call = ', '.join(f'e{k}' for k in range(count))
+            text = (f'def {name}(fn, axes, args, kwargs, size):\n{picks}'
+                    '    outs = []\n'
+                    '    for i in range(size):\n'
+                    f'{examples}'
+                    f'        outs.append(fn({call}))\n'
+                    '    return rt.stack_examples(outs)\n')
         else:
             text = ('def pullback(pb, cotangent):\n'
                     '    if rt.is_zero(cotangent):        # a structural zero: no sweep\n'
@@ -194,6 +206,12 @@ def _defined(fn, args, kwargs):
         return _definition('vjp_call', len(inner)), (args[0],) + inner
     if fn is runtime.pullback:
         return _definition('pullback'), tuple(args)
+    if fn is runtime.batch_loop:         # a per-example loop of vmapped code, differentiated
+        bound = _bind(fn, args, kwargs)
+        if bound[3]:
+            raise SourceError('codax cannot differentiate a per-example loop (rt.batch_loop) '
+                              'of a call with keyword arguments')
+        return _definition('batch_loop', len(bound[2])), bound
     if fn is runtime.jvp_call:
         given = len(args[1])
         if args[0] is runtime.vjp_call and given:     # its definition binds fn's defaults

@@ -9,7 +9,8 @@ import numpy
 
 from .adjoint import ZERO, _float_dtype, _rebuild, is_zero, item, shape, sum_to
 
-__all__ = ['batch_size', 'broadcast_batch', 'batch_loop', 'select', 'select_vjp', 'any_true',
+__all__ = ['batch_size', 'broadcast_batch', 'batch_loop', 'arg_axes', 'example', 'example_vjp',
+           'stack_examples', 'stack_examples_vjp', 'select', 'select_vjp', 'any_true',
            'loop_bound', 'quiet', 'loud', 'batch_index', 'shift_axis', 'example_shape',
            'moveaxes', 'vmapped', 'sum_to_batched', 'finalize_batched',
            'finalize_batched_transpose', 'attribute', 'unsum_batched', 'batch_outputs',
@@ -102,6 +103,70 @@ def batch_loop(fn, axes, args, kwargs, size):
         a, kw = tree_unflatten(treedef, picked)
         outs.append(fn(*a, **kw))
     return _stack(outs, size)
+
+
+# ---- the pieces of rt.batch_loop's definition (codax/calls.py), which
+# derivatives of code that loops per example go through ----
+
+def arg_axes(axes, k):
+    """The axes prefix of positional argument k, from batch_loop's `axes`."""
+    if axes is None or isinstance(axes, int):
+        return axes
+    args = axes[0]
+    return args if args is None or isinstance(args, int) else args[k]
+
+
+def example(x, axes, i):
+    """Example i of `x`: its leaves with a batch axis indexed, the rest as they are."""
+    if type(x) is float and x == 0.0:
+        return 0.0                   # a structural zero (a tangent) stays one
+    leaves, treedef = tree_flatten(x)
+    return tree_unflatten(treedef, [leaf[i] if a is not None and _batchable(leaf) else leaf
+                                    for leaf, a in zip(leaves, _leaf_axes(axes, x))])
+
+
+def example_vjp(cot, x, axes, i):
+    """The adjoint of x from the cotangent of example(x, axes, i)."""
+    if type(cot) is float and cot == 0.0:
+        return 0.0
+    leaves, treedef = tree_flatten(x)
+    out = []
+    for leaf, c, a in zip(leaves, tree_flatten(cot)[0], _leaf_axes(axes, x)):
+        if a is not None and _batchable(leaf):
+            full = array_module(leaf).zeros(leaf.shape, _inexact(leaf.dtype))
+            full[i] = c
+            out.append(full)
+        else:
+            out.append(c)
+    return tree_unflatten(treedef, out)
+
+
+def _inexact(dtype):
+    return dtype if numpy.issubdtype(dtype, numpy.inexact) else numpy.float64
+
+
+def stack_examples(outs):
+    """Per-example results stacked along a new batch axis (batch_loop's stack).
+    A structural zero 0.0 among trees (a cotangent) is a tree of zeros."""
+    shaped = next((o for o in outs if not is_zero(o)), None)
+    if shaped is not None and not is_array(shaped):
+        leaves, treedef = tree_flatten(shaped)
+        zeros = tree_unflatten(treedef, [0.0] * len(leaves))
+        outs = [zeros if is_zero(o) else o for o in outs]
+    return _stack(outs, len(outs))
+
+
+def stack_examples_vjp(cot, outs):
+    """The cotangent of each example's result, from that of their stack
+    (broadcastable to it)."""
+    if type(cot) is float and cot == 0.0:
+        return [0.0] * len(outs)
+    cots, treedef = tree_flatten(cot)
+    firsts = tree_flatten(outs[0])[0]
+    full = [array_module(c).broadcast_to(c, (len(outs),) + shape(leaf))
+            if _numeric(leaf) and is_array(c) else c for c, leaf in zip(cots, firsts)]
+    return [tree_unflatten(treedef, [c[i] if is_array(c) else c for c in full])
+            for i in range(len(outs))]
 
 
 def select(condition, x, y, axes):

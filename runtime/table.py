@@ -22,7 +22,7 @@ import numpy
 
 class Primitive:
     __slots__ = ('name', 'impl', 'signature', 'vjp', 'jvp', 'nondiff', 'differentiable',
-                 'targets', 'methods', 'family', 'c_expr', 'batch')
+                 'targets', 'methods', 'family', 'c_expr', 'batch', 'defined')
 
     def __init__(self, name, signature, vjp=None, impl=None, nondiff=(),
                  differentiable=True, targets=None, methods=(), family='other',
@@ -39,6 +39,9 @@ class Primitive:
         self.family = family
         self.c_expr = c_expr
         self.batch = batch        # the name of its batching rule (transformer/batch_rules.py)
+        # Derivatives go through a generated Python definition of the call
+        # (codax/calls.py) instead of rules: for calls that run any function.
+        self.defined = False
         unknown = (set(self.vjp) | set(self.jvp if isinstance(self.jvp, dict) else ())) \
             - set(self.signature.parameters)
         if unknown:

@@ -38,8 +38,9 @@ STATIC_PARAMS = {}
 # (each with the reason). Code that needs one fails with a SourceError naming
 # the helper (tests/test_vmap_rules.py checks that).
 NO_DERIVATIVE = {
-    'rt_batch_loop': 'runs any function once per example: the rule would be that '
-                     "function's, which only exists as a transformed call",
+    'rt_batch_loop': 'runs any function once per example: forward mode goes through its '
+                     'Python definition (codax/calls.py) instead of rules; reverse mode '
+                     'is not supported yet',
     'rt_batched_form': "codax.random's draws with a batch of keys: constants in the "
                        'key, but their float parameters (minval, gamma\'s a) have no '
                        'rule, as without vmap',
@@ -520,6 +521,13 @@ cases('rt_batch_outputs_transpose', C(U(3, 4), U(4, 3), 0, 1, 4), C(U(4, 3), U(3
         4))
 cases('rt_batch_loop', C(np.sin, ((0,), {}), (U(4, 3),), {}, 4),
       C(np.add, ((0, None), {}), (U(4, 3), U(3)), {}, 4))
+# the pieces of rt.batch_loop's definition (codax/calls.py)
+cases('rt_arg_axes', C(((0, None), {}), 1), C(0, 2), C(((0, (None, 0)), {}), 1))
+cases('rt_example', C(U(4, 3), 0, 2), C((U(4, 3), U(3)), (0, None), 1), C(U(3), None, 0))
+cases('rt_example_vjp', C(U(3), U(4, 3), 0, 2), C((U(3), U(3)), (U(4, 3), U(3)), (0, None), 1))
+cases('rt_stack_examples', C([U(3), U(3)]), C([(U(2), U(3)), (U(2), U(3))]))
+cases('rt_stack_examples_vjp', C(U(2, 3), [U(3), U(3)]),
+      C((U(2, 2), U(2, 3)), [(U(2), U(3)), (U(2), U(3))]))
 cases('rt_batch_size', C(U(4, 3), 0), C((U(2), U(5, 2)), (None, 0)))
 cases('rt_any_true', C(B(4)), C(np.zeros(3, bool)))
 cases('rt_loop_bound', C(np.array([3, 5, 1]), True), C(np.array([3, 5, 1]), False))

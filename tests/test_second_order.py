@@ -509,3 +509,18 @@ def test_value_and_grad_of_grad(load):
     value, second = codax.value_and_grad(codax.grad(mod.f))(0.4)
     close(value, math.exp(0.4) * (math.sin(0.4) + math.cos(0.4)), 'value = f\'', rtol=1e-12)
     close(second, 2 * math.exp(0.4) * math.cos(0.4), 'grad = f\'\'', rtol=1e-12)
+
+
+def _cubic_trig(x):
+    return np.sum(np.sin(x) * x ** 2)
+
+
+def test_third_derivative_through_three_forward_jacobians():
+    # jacfwd of vmapped code batches vmap's helpers per example (rt.batch_loop);
+    # forward mode goes through the loop's definition.
+    x = np.array([0.3, 0.7])
+    third = -np.cos(x) * x ** 2 - 6 * np.sin(x) * x + 6 * np.cos(x)
+    want = np.zeros((2, 2, 2))
+    want[0, 0, 0], want[1, 1, 1] = third
+    got = codax.jacfwd(codax.jacfwd(codax.jacfwd(_cubic_trig)))(x)
+    np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12)

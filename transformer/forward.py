@@ -10,7 +10,7 @@ callee in turn.
 from . import nodes as n
 from .analysis import active_names, numeric_names, useful_names
 from .errors import error_at, loop_hint
-from .ir import describe
+from .ir import as_defined_call, describe
 from .templates import instantiate
 
 
@@ -89,7 +89,7 @@ class Forward:
         name = stmt.targets[0].id
         if name not in self.diff:
             return [stmt]
-        op = describe(stmt.value)
+        op = as_defined_call(describe(stmt.value), stmt.value)
         inputs_active = op.diff_names() & self.active
         if op.kind == 'native' and inputs_active:
             raise error_at(_origin(stmt), f'{op.label} has no derivative rule, and codax '

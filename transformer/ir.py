@@ -116,6 +116,16 @@ def describe(rhs):
     return Op('inactive')
 
 
+def as_defined_call(op, rhs):
+    """A primitive whose derivatives go through its Python definition
+    (record.defined: rt.batch_loop) as the derivative passes see it: a call."""
+    if op.kind != 'prim' or not op.prim.defined:
+        return op
+    call = Op('call', inputs=list(enumerate(rhs.args)), label=op.label)
+    call.callee = rhs.func
+    return call
+
+
 def _describe_call(call):
     info = getattr(call, 'codax', None) or CallInfo('native', label='this call')
     if info.kind == 'prim':

@@ -40,11 +40,19 @@ _helper(batching.batch_outputs, 'tree, axes, out_axes, size',
 _helper(batching.batch_outputs_transpose, 'cot, tree, axes, out_axes, size',
         {'cot': 'rt.batch_outputs(rt.dense(g, tree), axes, out_axes, size)'})
 
-# The per-example loop runs any function: it has no derivative rule, so
-# batched code that falls back to it cannot be differentiated (codax says so,
-# naming it).
+# The per-example loop runs any function, so it has no rules: derivatives go
+# through its definition (codax/calls.py), a Python loop over examples made of
+# the records below.
 primitive('rt_batch_loop', 'fn, axes, args, kwargs, size', {}, targets=(batching.batch_loop,),
-          impl='rt.batch_loop', family='batching', batch='loop')
+          impl='rt.batch_loop', family='batching', batch='loop').defined = True
+_helper(batching.example, 'x, axes, i', {'x': 'rt.example_vjp(g, x, axes, i)'})
+_helper(batching.example_vjp, 'cot, x, axes, i',
+        {'cot': 'rt.example(rt.materialize(g, ans) if rt.is_array(ans) else g, axes, i)'})
+_helper(batching.stack_examples, 'outs', {'outs': 'rt.stack_examples_vjp(g, outs)'})
+_helper(batching.stack_examples_vjp, 'cot, outs',
+        {'cot': '0.0 if rt.is_zero(g) else rt.stack_examples(g)'})
+nondifferentiable('rt_arg_axes', 'axes, k', targets=(batching.arg_axes,), impl='rt.arg_axes',
+                  batch='loop')
 for _fn, _sig in ((batching.batch_size, 'tree, axes'), (batching.any_true, 'condition'),
                   (batching.loop_bound, 'n, largest'), (batching.quiet, ''),
                   (batching.loud, 'state'), (batching.batch_index, 'idx, x=None'),
