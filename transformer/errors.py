@@ -56,8 +56,9 @@ def loop_hint(op, rhs):
     if name.startswith('rt.') and name[3:] in runtime.batching.__all__:
         return (f': this is vmap of vmapped code (a Jacobian of a Jacobian, vmap(vmap(f))), '
                 f'where the batching helper {name} runs once per example. codax differentiates '
-                'such code to no higher order, so third derivatives through jacfwd/jacrev, '
-                'such as jacfwd(jacfwd(jacfwd(f))) or jacrev(jacrev(jacrev(f))), are refused; '
-                'take the outer derivatives with grad, or a Jacobian of grad(grad(f))')
+                'such code again in forward mode only, so third derivatives through two nested '
+                'Jacobians with a jacrev, such as jacrev(jacrev(jacrev(f))), are refused; use '
+                'jacfwd(jacfwd(jacfwd(f))), take the outer derivatives with grad, or a Jacobian '
+                'of grad(grad(f))')
     return f' (the per-example loop of {name}): vmapped code that falls back to it cannot be ' \
         'differentiated'
