@@ -8,9 +8,13 @@ NumPy and `jax.jit` (x64), float64, in one process.
 For steadier numbers run with
 MALLOC_MMAP_THRESHOLD_=268435456 MALLOC_TRIM_THRESHOLD_=268435456 (NumPy's
 10^6-element temporaries are otherwise mapped and faulted in on every call).
-Each case is checked against NumPy first; times are medians over repeats, the
-implementations interleaved so that drift hits them alike. Targets (issue 5):
-the kernel at least 3x faster than NumPy and within 1.5x of JAX.
+Each case is checked against NumPy first, and the kernel must not leave a call
+to its NumPy fallback; times are medians over repeats, the implementations
+interleaved so that drift hits them alike. The last two cases broadcast: a
+bias (k,) added to an (m, k) matrix, and softmax over rows, whose (m, 1)
+max and sum the kernels read through gathered blocks (before the strided C
+path both ran as NumPy, their "numpy" column). Targets (issue 5): the kernel
+at least 3x faster than NumPy and within 1.5x of JAX.
 """
 import argparse
 import os
@@ -37,14 +41,17 @@ except ImportError:
 F8 = np.dtype('float64')
 
 
-def kernel(name, steps, result, reduction=None):
-    """A Kernel of one float64 array `x`, as the fusion pass would build it."""
+def kernel(name, steps, result, reduction=None, inputs=('x',)):
+    """A float64 Kernel of the array `inputs`, as the fusion pass would build
+    it; `reduction`: (op, axis, keepdims, ndim) of the local `result`."""
     steps = tuple(Step(local, F8, expr) for local, expr in steps)
     out = Value(f'{result}_out', result, F8)
+    values = tuple(Value(name, name, F8) for name in inputs)
     if reduction is not None:
-        return Kernel(name, (Value('x', 'x', F8),), (out,), steps,
-                      reduction=Reduction(reduction, result, F8, None, False, 1))
-    return Kernel(name, (Value('x', 'x', F8),), (out,), steps, ((out.name, result),))
+        op, axis, keepdims, ndim = reduction
+        return Kernel(name, values, (out,), steps,
+                      reduction=Reduction(op, result, F8, axis, keepdims, ndim))
+    return Kernel(name, values, (out,), steps, ((out.name, result),))
 
 
 def build(record, fallback):
@@ -73,52 +80,112 @@ def tanh_sq_sum(x):
     return np.sum(np.tanh(x) ** 2)
 
 
+def bias_tanh(x, b):                       # a dense layer's bias and activation
+    return np.tanh(x + b)
+
+
+def softmax(x):
+    e = np.exp(x - np.max(x, axis=-1, keepdims=True))
+    return e / np.sum(e, axis=-1, keepdims=True)
+
+
+def vector(n, rng):
+    return (rng.standard_normal(n),)
+
+
+def matrix(n):
+    """(rows, cols) of n elements: 1000 columns, or 2 rows when n is small."""
+    cols = 1000 if n >= 2000 else max(1, n // 2)
+    return n // cols, cols
+
+
+def one_kernel(record):
+    """The compiled kernel of `record`, with the NumPy function as its fallback."""
+    def make(numpy_function):
+        return build(record, numpy_function)
+    return make
+
+
+def softmax_kernels(_):
+    """What jit makes of softmax: NumPy's max (a reduction of an input fuses
+    nothing), then sum(exp(x - mx)) over rows, then exp(x - mx) / s; both
+    read the (rows, 1) operands through their gathered blocks."""
+    def numpy_sum(x, mx):
+        return np.sum(np.exp(x - mx), axis=-1, keepdims=True)
+    total, t0 = build(kernel('softmax_k0', [('v', 'x - mx'), ('e', 'exp(v)')], 'e',
+                             reduction=('sum', (1,), True, 2), inputs=('x', 'mx')), numpy_sum)
+    ratio, t1 = build(kernel('softmax_k1', [('v', 'x - mx'), ('e', 'exp(v)'), ('r', 'e / s')],
+                             'r', inputs=('x', 'mx', 's')), lambda x, mx, s: np.exp(x - mx) / s)
+
+    def run(x):
+        mx = np.max(x, axis=-1, keepdims=True)
+        return ratio(x, mx, total(x, mx))
+    run.fallbacks = lambda: total.fallbacks + ratio.fallbacks
+    return run, t0 + t1
+
+
 CASES = [
-    ('grad sum(tanh(x)**2)', tanh_grad,
-     kernel('tanh_grad', [('t', 'tanh(x)'), ('u', '1.0 - t * t'), ('g', '2.0 * t * u')], 'g'),
+    ('grad sum(tanh(x)**2)', tanh_grad, vector,
+     one_kernel(kernel('tanh_grad', [('t', 'tanh(x)'), ('u', '1.0 - t * t'),
+                                     ('g', '2.0 * t * u')], 'g')),
      lambda: jax.grad(lambda x: jnp.sum(jnp.tanh(x) ** 2))),
-    ('polynomial chain', poly,
-     kernel('poly', [('a', '3.0 * (x * x * x)'), ('b', '2.0 * (x * x)'),
-                     ('e', '1.5 * sin(x) * exp(-x)'), ('p', 'a + b - 5.0 * x + e')], 'p'),
+    ('polynomial chain', poly, vector,
+     one_kernel(kernel('poly', [('a', '3.0 * (x * x * x)'), ('b', '2.0 * (x * x)'),
+                                ('e', '1.5 * sin(x) * exp(-x)'), ('p', 'a + b - 5.0 * x + e')],
+                       'p')),
      lambda: lambda x: 3 * x ** 3 + 2 * x ** 2 - 5 * x + 1.5 * jnp.sin(x) * jnp.exp(-x)),
-    ('sum(tanh(x)**2)', tanh_sq_sum,
-     kernel('tanh_sq_sum', [('t', 'tanh(x)'), ('s', 't * t')], 's', reduction='sum'),
+    ('sum(tanh(x)**2)', tanh_sq_sum, vector,
+     one_kernel(kernel('tanh_sq_sum', [('t', 'tanh(x)'), ('s', 't * t')], 's',
+                       reduction=('sum', None, False, 1))),
      lambda: lambda x: jnp.sum(jnp.tanh(x) ** 2)),
+    ('bias+tanh (m,k)+(k,)', bias_tanh,
+     lambda n, rng: (rng.standard_normal(matrix(n)), rng.standard_normal(matrix(n)[1])),
+     one_kernel(kernel('bias_tanh', [('y', 'tanh(x + b)')], 'y', inputs=('x', 'b'))),
+     lambda: lambda x, b: jnp.tanh(x + b)),
+    ('softmax rows (m,k)', softmax, lambda n, rng: (rng.standard_normal(matrix(n)),),
+     softmax_kernels,
+     lambda: lambda x: (lambda e: e / jnp.sum(e, axis=-1, keepdims=True))(
+         jnp.exp(x - jnp.max(x, axis=-1, keepdims=True)))),
 ]
 
 
 # ------------------------------------------------------------------ timing
-def timings(functions, x, repeats, budget):
+def timings(functions, args, repeats, budget):
     """Median seconds a call of each function, interleaved over `repeats`."""
     loops = {}
     for name, f in functions.items():
-        f(x)
+        f(*args)
         start = time.perf_counter()
-        f(x)
+        f(*args)
         loops[name] = max(1, int(budget / max(time.perf_counter() - start, 1e-7)))
     samples = {name: [] for name in functions}
     for _ in range(repeats):
         for name, f in functions.items():
             start = time.perf_counter()
             for _ in range(loops[name]):
-                f(x)
+                f(*args)
             samples[name].append((time.perf_counter() - start) / loops[name])
     return {name: statistics.median(s) for name, s in samples.items()}
 
 
-def implementations(numpy_function, record, jax_function, x):
-    built, seconds = build(record, numpy_function)
-    np.testing.assert_allclose(built(x), numpy_function(x), rtol=1e-12, atol=1e-12)
+def _fallbacks(built):
+    return built.fallbacks() if callable(built.fallbacks) else built.fallbacks
+
+
+def implementations(numpy_function, make_kernel, jax_function, args):
+    built, seconds = make_kernel(numpy_function)
+    np.testing.assert_allclose(built(*args), numpy_function(*args), rtol=1e-12, atol=1e-12)
+    assert _fallbacks(built) == 0, 'the kernel left the call to NumPy'
     found = {'numpy': numpy_function, 'kernel': built}
     if numpy_function is poly:
         found['numpy x*x*x'] = poly_products
     if jax is not None:
         jitted = jax.jit(jax_function())
-        xj = jnp.asarray(x)
-        np.testing.assert_allclose(np.asarray(jitted(xj)), numpy_function(x),
+        on_device = [jnp.asarray(a) for a in args]
+        np.testing.assert_allclose(np.asarray(jitted(*on_device)), numpy_function(*args),
                                    rtol=1e-12, atol=1e-12)
-        found['jax'] = lambda _: jitted(xj).block_until_ready()
-        found['jax numpy in/out'] = lambda x: np.asarray(jitted(x))
+        found['jax'] = lambda *_: jitted(*on_device).block_until_ready()
+        found['jax numpy in/out'] = lambda *a: np.asarray(jitted(*a))
     return found, seconds
 
 
@@ -130,11 +197,12 @@ def main():
     repeats, budget = (3, 0.05) if args.quick else (9, 0.2)
     rng = np.random.default_rng(0)
     rows = []
-    for title, numpy_function, record, jax_function in CASES:
+    for title, numpy_function, make_args, make_kernel, jax_function in CASES:
         for n in (args.n, 10):
-            x = rng.standard_normal(n)
-            found, seconds = implementations(numpy_function, record, jax_function, x)
-            times = timings(found, x, repeats, budget / (100 if n == 10 else 1))
+            inputs = make_args(n, rng)
+            found, seconds = implementations(numpy_function, make_kernel, jax_function, inputs)
+            times = timings(found, inputs, repeats, budget / (100 if n == 10 else 1))
+            assert _fallbacks(found['kernel']) == 0, 'the kernel left a call to NumPy'
             rows.append((title, n, times, seconds))
     print(f'\nCPU kernels, float64, median of {repeats} (ratio: NumPy time / kernel time; '
           f'jax/kernel: JAX time / kernel time, >1 means the kernel is faster)')

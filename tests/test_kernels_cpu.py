@@ -1,6 +1,9 @@
 """The CPU back end (transformer/kernels/c.py, runtime/kernels/cpu.py) on
 hand-built Kernel records: each is compiled with the system C compiler and run
-on random inputs against NumPy; layouts the C loop does not serve go to the
+on random inputs against NumPy, contiguous and in every broadcast and stride
+pattern (bias, column, outer, 3-d, transposed, sliced, negative strides, 0-d,
+empty), never leaving those calls to the fallback (`_refuse`, and the
+runtime's counters say so); what the C loop does not serve goes to the
 fallback; the disk cache, the memo and a missing compiler behave.
 
 `check_kernels(pairs)` is the check for any list of (Kernel, NumPy function)
@@ -9,6 +12,7 @@ NumPy (this machine, glibc 2.36 libmvec, 10^6 elements): float64 below 3e-16
 of the largest magnitude (2.5e-11 element by element, where terms cancel),
 float32 below 2e-7; the tolerances (RTOL) leave room for other libms.
 """
+import math
 import os
 import shutil
 import subprocess
@@ -91,9 +95,11 @@ def check_kernels(pairs, shape=(37, 1000), seed=0):
     """Compile each Kernel of `pairs` ((Kernel, NumPy function of the same
     inputs) pairs, such as a generated module's `_<name>` kernels and their
     `_<name>_numpy` fallbacks) for the CPU and compare it with the function on
-    random inputs of `shape` (its last axes, for a reduction of lower rank);
-    raises AssertionError naming the kernels that disagree or do not compile.
-    Returns the names of the kernels C cannot run (c.unsupported)."""
+    random inputs of `shape` (its last axes, for a reduction of lower rank),
+    contiguous and then broadcast and strided (see _other_layouts); raises
+    AssertionError naming the kernels that disagree, do not compile or leave
+    a call to the fallback. Returns the names of the kernels C cannot run
+    (c.unsupported)."""
     rng = np.random.default_rng(seed)
     failures, skipped = [], []
     for kernel, reference in pairs:
@@ -102,17 +108,39 @@ def check_kernels(pairs, shape=(37, 1000), seed=0):
             continue
         ndim = len(shape) if kernel.reduction is None else kernel.reduction.ndim
         args = random_inputs(kernel, ((3,) * ndim + shape)[len(shape):], rng)
+        calls = [args]
+        if not kernel.partial:       # else an output may have a smaller shape than C's
+            calls.append(_other_layouts(kernel, args))
         try:
-            got = build(kernel, _refuse)(*args)
-            with np.errstate(all='ignore'):          # NaN from log(-1), as in C
-                want = reference(*args)
-            got, want = (got, want) if len(kernel.outputs) > 1 else ((got,), (want,))
-            for g, w, out in zip(got, want, kernel.outputs):
-                assert_close(g, w, np.dtype(out.dtype))
+            f = build(kernel, _refuse)
+            for call in calls:
+                got = f(*call)
+                with np.errstate(all='ignore'):          # NaN from log(-1), as in C
+                    want = reference(*call)
+                got, want = (got, want) if len(kernel.outputs) > 1 else ((got,), (want,))
+                for g, w, out in zip(got, want, kernel.outputs):
+                    assert_close(g, w, np.dtype(out.dtype))
         except AssertionError as error:
             failures.append(f'{kernel.name}: {error}')
     assert not failures, '\n'.join(failures)
     return skipped
+
+
+def _other_layouts(kernel, args):
+    """The array arguments as views the C loop gathers: where there are two
+    or more, the first is cut to its last axis (a bias, broadcast); the others
+    in turn reversed on every axis (negative strides) and in Fortran order."""
+    arrays = [k for k, v in enumerate(kernel.inputs) if not v.scalar and np.ndim(args[k]) > 0]
+    args = list(args)
+    for turn, k in enumerate(arrays):
+        a = args[k]
+        if turn == 0 and len(arrays) > 1:
+            args[k] = a[(0,) * (a.ndim - 1)]
+        elif turn % 2 == (len(arrays) > 1):
+            args[k] = np.flip(a)
+        else:
+            args[k] = np.asfortranarray(a)
+    return args
 
 
 @pytest.fixture(scope='module', autouse=True)
@@ -182,18 +210,17 @@ PAIRS = [(TANH_GRAD, tanh_grad), (POLY, poly), (FLOAT32, float32_chain), (INTS, 
          (SCALARS, scalars), (MULTI, multi)]
 
 
-def reduction(op, axis, dtype=F8, keepdims=False):
-    """`op` of tanh(x) * y over `axis` of a 2-D value."""
+def reduction(op, axis, dtype=F8, keepdims=False, ndim=2):
+    """`op` of tanh(x) * y over `axis` of a value of rank `ndim`."""
     name = f'{op}_{"all" if axis is None else "last"}_{dtype.name}'
     result = F8 if op == 'mean' and dtype.kind != 'f' else dtype
     first = 'tanh(x)' if dtype.kind == 'f' else 'x'
     return Kernel(name, (arr('x', dtype), arr('y', dtype)), (arr('r_out', result),),
                   (Step('t', dtype, first), Step('v', dtype, 't * y')),
-                  reduction=Reduction(op, 'v', result, axis, keepdims, 2))
+                  reduction=Reduction(op, 'v', result, axis, keepdims, ndim))
 
 
 def numpy_reduction(op, axis, keepdims):
-    axis = None if axis is None else -1
     return lambda x, y: getattr(np, op)((np.tanh(x) if x.dtype.kind == 'f' else x) * y,
                                         axis=axis, keepdims=keepdims)
 
@@ -298,7 +325,196 @@ def test_dtypes_without_c_type():
     assert 'float16' in c.unsupported(half)
 
 
-def test_unserved_layouts_run_the_fallback():
+# ------------------------------------------- broadcasting and strides in C
+def _layouts(ra, rb, m=40, k=30):
+    """(name, a, b): pairs of arrays that broadcast together, in every
+    pattern and layout the C loop serves; `ra(*shape)` and `rb(*shape)` make
+    fresh arrays for a and b, which are views of them."""
+    yield from [
+        ('bias (k,)', ra(m, k), rb(k)),
+        ('column (m, 1)', ra(m, k), rb(m, 1)),
+        ('outer (1, k) x (m, 1)', ra(1, k), rb(m, 1)),
+        ('row (1, k)', ra(1, k), rb(m, k)),
+        ('3-d (a, b, c) with (b, 1)', ra(3, m, k), rb(m, 1)),
+        ('3-d (a, 1, c) with (b, c)', ra(3, 1, k), rb(m, k)),
+        ('3-d (1, b, 1) with (a, 1, c)', ra(1, m, 1), rb(3, 1, k)),
+        ('3-d broadcast both ways, strided', ra(3, 2 * m, 1)[:, ::2], rb(2 * m, k)[::-2]),
+        ('transposed', ra(k, m).T, rb(m, k)),
+        ('both transposed, 3-d', ra(k, m, 3).transpose(2, 1, 0), rb(3, k, m).transpose(0, 2, 1)),
+        ('Fortran order', np.asfortranarray(ra(m, k)), rb(m, k)),
+        ('sliced with steps', ra(2 * m, 3 * k)[::2, 1::3], rb(3 * m, 2 * k)[1::3, ::2]),
+        ('sliced contiguous rows', ra(m, 2 * k)[:, :k], rb(m, k)),
+        ('negative strides', ra(m, k)[::-1, ::-1], rb(k)[::-1]),
+        ('negative column stride, (m, 1)', ra(m, k)[:, ::-2], rb(m, 2)[::-1, :1]),
+        ('a size-1 array adds axes', ra(1, 1, 1), rb(m, k)),
+        ('long rows (k > BLOCK)', ra(5, 2500)[:, ::-1], rb(2500)),
+        ('rows of BLOCK / 2 .. BLOCK', ra(7, 600), rb(7, 1)),
+        ('big, bias', ra(*BIG), rb(BIG[1])),
+        ('big, transposed', ra(BIG[1], BIG[0]).T, rb(BIG[0], 1)),
+        ('0-d and strided', ra(), rb(m, k)[::3, ::-1]),
+        ('0-d', ra(), rb()),
+        ('empty (0, k) with (k,)', ra(0, k), rb(k)),
+        ('empty (m, 0) with (m, 1)', ra(m, 0), rb(m, 1)),
+        ('empty strided', ra(m, k)[:, 5:5], rb(1, 1)),
+    ]
+
+
+def test_every_broadcast_and_stride_runs_in_c():
+    """Element-wise kernels (float64, ints, several outputs) on every layout:
+    as NumPy, never the fallback, and the inputs unchanged."""
+    rng = np.random.default_rng(7)
+    before = sum(cpu.FALLBACKS.values())
+    tested = 0
+    for kernel, reference in ((TANH_GRAD, tanh_grad), (MULTI, multi), (INTS, ints)):
+        makers = [lambda *shape, t=np.dtype(v.dtype): (rng.standard_normal(shape) if t.kind == 'f'
+                                                        else rng.integers(1, 6, shape)).astype(t)
+                  for v in kernel.inputs]
+        f = build(kernel, _refuse)
+        for name, a, b in _layouts(*makers):
+            copies = [np.copy(a), np.copy(b)]
+            got, want = f(a, b), reference(a, b)
+            got, want = (got, want) if len(kernel.outputs) > 1 else ((got,), (want,))
+            for g, w, out in zip(got, want, kernel.outputs):
+                assert type(g) is type(w), name
+                assert_close(g, w, np.dtype(out.dtype))
+            np.testing.assert_array_equal(a, copies[0])
+            np.testing.assert_array_equal(b, copies[1])
+            tested += 1
+        assert f.fallbacks == 0
+    assert tested == 3 * 25 and sum(cpu.FALLBACKS.values()) == before
+
+
+@pytest.mark.parametrize('op', ['sum', 'mean', 'max', 'min', 'prod'])
+def test_reductions_of_broadcasts_and_strides_run_in_c(op):
+    """The reduction's value broadcast from operands in every layout, over the
+    last axis, all axes, and the last two of a 3-d value; as NumPy."""
+    rng = np.random.default_rng(8)
+    normal = lambda *shape: rng.standard_normal(shape)            # noqa: E731
+    for name, a, b in _layouts(normal, normal):
+        if op == 'prod':              # factors near 1: no overflow or underflow
+            a, b = 20 + np.asarray(a), 1 + 0.001 * np.asarray(b)
+        ndim = np.broadcast(a, b).ndim
+        shape = np.broadcast(a, b).shape
+        for axis in {None, (ndim - 1,) if ndim else None, (1, 2) if ndim == 3 else None}:
+            if np.prod(shape[len(shape) - (ndim if axis is None else len(axis)):]) == 0:
+                continue              # an empty reduction: NumPy's error or warning
+            for keepdims in (False, True):
+                f = build(reduction(op, axis, keepdims=keepdims, ndim=ndim), _refuse)
+                got, want = f(a, b), numpy_reduction(op, axis, keepdims)(a, b)
+                assert type(got) is type(want), name
+                assert_close(got, want, F8)
+
+
+def _random_view(rng, shape):
+    """Random data of `shape` as a view: axes permuted, sliced with steps of
+    1, 2, 3, -1 or -2 out of a larger array."""
+    order = rng.permutation(len(shape))
+    inner = [shape[k] for k in np.argsort(order)]          # transposed back to `shape`
+    steps = [int(rng.choice([1, 2, 3, -1, -2])) for _ in inner]
+    base = rng.standard_normal([n * abs(step) + int(rng.integers(0, 3))
+                                for n, step in zip(inner, steps)])
+    view = base[tuple(slice(None, None, step) for step in steps)]
+    return view[tuple(slice(0, n) for n in inner)].transpose(order)
+
+
+def test_random_broadcasts_and_strides_as_numpy():
+    """Random ranks 0-4, lengths (1 and 0 among them), broadcasts and views;
+    element-wise and reductions over trailing axes, never the fallback."""
+    rng = np.random.default_rng(11)
+    f = build(TANH_GRAD, _refuse)
+    for _ in range(300):
+        ndim = int(rng.integers(0, 5))
+        shape = [int(rng.choice([0, 1, 2, 3, 7, 40, 600, 1100])) for _ in range(ndim)]
+        while math.prod(shape) > 30000:
+            shape[int(np.argmax(shape))] //= 8
+        a, b = (_random_view(rng, tuple(n if rng.random() < 0.6 else 1
+                                        for n in shape[ndim - int(rng.integers(0, ndim + 1)):]))
+                for _ in range(2))
+        copies = a.copy(), b.copy()
+        assert_close(f(a, b), tanh_grad(a, b), F8)
+        np.testing.assert_array_equal(a, copies[0])
+        np.testing.assert_array_equal(b, copies[1])
+        shape = np.broadcast(a, b).shape                  # the value's, for a reduction
+        ndim = len(shape)
+        reduced = int(rng.integers(1, ndim + 1)) if ndim else 0
+        if reduced and math.prod(shape[ndim - reduced:]):
+            axis = tuple(range(ndim - reduced, ndim))
+            op, keepdims = str(rng.choice(['sum', 'max', 'mean'])), bool(rng.random() < 0.5)
+            r = build(reduction(op, axis, keepdims=keepdims, ndim=ndim), _refuse)
+            assert_close(r(a, b), numpy_reduction(op, axis, keepdims)(a, b), F8)
+
+
+def _softmax(x):
+    m = np.max(x, axis=-1, keepdims=True)
+    e = np.exp(x - m)
+    return e / np.sum(e, axis=-1, keepdims=True)
+
+
+def _dense(x, W, b):
+    return np.tanh(x @ W + b)
+
+
+def _layer_norm(x, g, b):
+    mu = np.mean(x, axis=-1, keepdims=True)
+    var = np.mean((x - mu) ** 2, axis=-1, keepdims=True)
+    return g * (x - mu) / np.sqrt(var + 1e-5) + b
+
+
+def test_jitted_broadcast_chains_run_in_c():
+    """Softmax ((m, k) with (m, 1)), a dense layer's bias ((k,)) and layer
+    norm, jitted, on contiguous and transposed inputs: every fused kernel
+    runs as C (no call counted in cpu.FALLBACKS), as NumPy computes them."""
+    import codax
+    rng = np.random.default_rng(10)
+    x, W = rng.standard_normal((64, 100)), rng.standard_normal((100, 50))
+    cases = [(_softmax, (x,)), (_softmax, (x.T,)), (_softmax, (x[::-2, ::3],)),
+             (_dense, (x, W, rng.standard_normal(50))),
+             (_layer_norm, (x, rng.standard_normal(100), rng.standard_normal(100))),
+             (_layer_norm, (x.T[::-1], rng.standard_normal(64)[::-1], rng.standard_normal(64)))]
+    for fn, args in cases:
+        jitted = codax.jit(fn)
+        before = sum(cpu.FALLBACKS.values())
+        np.testing.assert_allclose(jitted(*args), fn(*args), rtol=1e-12, atol=1e-12)
+        assert jitted.__codax_transformed__._specialize(args, 'numpy')[0].generated.kernels
+        assert sum(cpu.FALLBACKS.values()) == before, fn.__name__
+
+
+def test_a_big_strided_row_reduction_shares_the_row_between_threads():
+    x = np.random.default_rng(9).standard_normal(4 * c.PARALLEL)
+    for op in ('sum', 'max'):
+        f = build(reduction(op, None, ndim=1), _refuse)
+        assert_close(f(x[::-2], x[:2 * c.PARALLEL]),
+                     numpy_reduction(op, None, False)(x[::-2], x[:2 * c.PARALLEL]), F8)
+
+
+def test_operands_merge_axes_and_read_in_place():
+    """The runtime's plan: contiguous arrays read directly (step 1), size-1
+    ones filled (0), others gathered (-1) over the result's axes, with axes
+    of length 1 dropped and runs contiguous for every gathered array merged;
+    memoized by shapes and strides."""
+    x, b = np.ones((4, 5, 6)), np.ones(6)
+
+    def plan(*arrays):
+        found = cpu._plan(arrays)
+        if not found:
+            return found
+        shape, size, steps, geometry = found
+        return shape, steps, geometry and geometry[0].tolist()   # {ndim, shape, strides}
+    assert plan(x, b) == ((4, 5, 6), [1, -1], [2, 20, 6, 0, 0, 0, 1])
+    assert plan(np.ones((3, 1)), x[:, :1]) == ((4, 3, 6), [-1, -1],
+                                               [3, 4, 3, 6, 0, 1, 0, 30, 0, 1])
+    wide = np.ones((4, 5, 12))[:, :, ::2]                        # strides 60, 12, 2
+    assert plan(wide, b[::-1]) == ((4, 5, 6), [-1, -1], [2, 20, 6, 12, 2, 0, -1])
+    assert plan(np.ones((1, 1, 1)), b) == ((1, 1, 6), [0, 1], None)
+    assert plan(x, x[:, :2]) is False                            # NumPy raises
+    f = build(TANH_GRAD, _refuse)
+    f(x, b)
+    f(x + 1, b - 1)
+    assert list(f.plans) == [(((4, 5, 6), (240, 48, 8)), ((6,), (8,)))]
+    assert cpu.MAX_NDIM <= c.MAX_NDIM
+
+
+def test_what_the_c_loop_does_not_serve_runs_the_fallback(monkeypatch):
     calls = []
 
     def fallback(g, x):
@@ -306,15 +522,22 @@ def test_unserved_layouts_run_the_fallback():
         return tanh_grad(g, x)
     f = build(TANH_GRAD, fallback)
     x = np.random.default_rng(5).standard_normal((40, 30))
-    cases = [(x[:, :1], x),                  # (40, 1) with (40, 30): real broadcasting
-             (np.ones((1, 1, 1)), x),        # a size-1 array adds an axis
-             (x[::2], x[1::2]),              # not contiguous
-             (np.asfortranarray(x), x),      # Fortran order
-             (x.astype(F4), x),              # another dtype
-             ([[1.5]], x)]                   # not an array
+    misaligned = np.ndarray((40, 30), F8, np.zeros(40 * 30 * 8 + 1, np.uint8).data, offset=1)
+    misaligned[...] = x
+    cases = [(x.astype(F4), x),              # another dtype
+             ([[1.5]], x),                   # not an array
+             (misaligned, x),                # not aligned
+             (misaligned[::2], x[::2])]
     for g, a in cases:
         assert_close(f(g, a), tanh_grad(np.asarray(g), a), F8)
-    assert len(calls) == len(cases)
+    with pytest.raises(ValueError, match='broadcast'):    # NumPy's own error
+        f(x, x[:, :7])
+    before = cpu.FALLBACKS['tanh_grad']
+    monkeypatch.setattr(cpu, 'MAX_NDIM', 1)                   # more axes than gathers take
+    assert_close(f(x[:, :1], x), tanh_grad(x[:, :1], x), F8)
+    assert_close(f(x[:, 0], x[:, 0]), tanh_grad(x[:, 0], x[:, 0]), F8)       # 1 axis: C
+    assert len(calls) == len(cases) + 2 and f.fallbacks == len(calls)
+    assert cpu.FALLBACKS['tanh_grad'] == before + 1
 
 
 def test_reductions_the_c_loop_does_not_do():
@@ -325,7 +548,9 @@ def test_reductions_the_c_loop_does_not_do():
     calls = []
     f = build(reduction('sum', (1,)), lambda *a: calls.append(1) or 0.0)
     f(np.ones((2, 3, 4)), np.ones((2, 3, 4)))                   # rank 3, not 2
-    f(np.ones((0, 4)), np.ones((0, 4)))                         # empty: NumPy's answer
+    f(np.ones((4, 0)), np.ones((4, 0)))                         # empty rows: NumPy's answer
+    assert len(calls) == 2 and f.fallbacks == 2
+    assert f(np.ones((0, 4)), np.ones(4)).shape == (0,)         # no rows: C
     assert len(calls) == 2
 
 
