@@ -4,7 +4,9 @@ on random inputs against NumPy, contiguous and in every broadcast and stride
 pattern (bias, column, outer, 3-d, transposed, sliced, negative strides, 0-d,
 empty), never leaving those calls to the fallback (`_refuse`, and the
 runtime's counters say so); what the C loop does not serve goes to the
-fallback; the disk cache, the memo and a missing compiler behave.
+fallback; the disk cache, the memo and a missing compiler behave, and so do
+compilers running in the background: several at once, a compile error at
+the first call, two threads making it, a fork or an exit meanwhile.
 
 `check_kernels(pairs)` is the check for any list of (Kernel, NumPy function)
 pairs, e.g. every kernel the test corpus generates. Measured errors against
@@ -12,11 +14,13 @@ NumPy (this machine, glibc 2.36 libmvec, 10^6 elements): float64 below 3e-16
 of the largest magnitude (2.5e-11 element by element, where terms cancel),
 float32 below 2e-7; the tolerances (RTOL) leave room for other libms.
 """
+import collections
 import math
 import os
 import shutil
 import subprocess
 import sys
+import threading
 import time
 import warnings
 
@@ -101,18 +105,19 @@ def check_kernels(pairs, shape=(37, 1000), seed=0):
     a call to the fallback. Returns the names of the kernels C cannot run
     (c.unsupported)."""
     rng = np.random.default_rng(seed)
-    failures, skipped = [], []
-    for kernel, reference in pairs:
+    failures, skipped, built = [], [], []
+    for kernel, reference in pairs:     # all built first: their compilers run at once
         if c.unsupported(kernel):
             skipped.append(kernel.name)
-            continue
+        else:
+            built.append((kernel, reference, build(kernel, _refuse)))
+    for kernel, reference, f in built:
         ndim = len(shape) if kernel.reduction is None else kernel.reduction.ndim
         args = random_inputs(kernel, ((3,) * ndim + shape)[len(shape):], rng)
         calls = [args]
         if not kernel.partial:       # else an output may have a smaller shape than C's
             calls.append(_other_layouts(kernel, args))
         try:
-            f = build(kernel, _refuse)
             for call in calls:
                 got = f(*call)
                 with np.errstate(all='ignore'):          # NaN from log(-1), as in C
@@ -614,11 +619,180 @@ def test_without_a_compiler_the_fallback_runs_with_one_warning(monkeypatch):
         assert build(POLY, poly) is poly
 
 
-def test_a_compile_error_warns_and_falls_back(monkeypatch):
+def test_a_compile_error_warns_at_the_first_call_and_falls_back(monkeypatch):
+    """The compiler runs in the background: construction says nothing, the
+    first call warns (pointing at the caller) and runs the fallback, as do
+    later calls, and a later construction returns the fallback itself."""
     broken = elementwise('broken', [arr('x')], [('y', F8, 'x +* 2')], ['y'])
     monkeypatch.setattr(cpu, '_WARNED', set())
-    with pytest.warns(RuntimeWarning, match='does not compile'):
+    monkeypatch.setattr(cpu, '_FUNCTIONS', {})
+    x = np.arange(3.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter('error')
+        f = build(broken, poly)
+    assert isinstance(f, cpu._Compiling)
+    with pytest.warns(RuntimeWarning, match='does not compile') as record:
+        np.testing.assert_array_equal(f(x), poly(x))
+    assert len(record) == 1 and record[0].filename == __file__
+    assert 'error' in str(record[0].message)                   # the compiler's complaint
+    with warnings.catch_warnings():
+        warnings.simplefilter('error')
+        np.testing.assert_array_equal(f(x), poly(x))
         assert build(broken, poly) is poly
+    assert f.fallbacks == 0 and f.function is None
+
+
+def _fresh_cache(monkeypatch, tmp_path):
+    """An empty disk cache and memo: every kernel built compiles."""
+    monkeypatch.setenv('CODAX_CACHE_DIR', str(tmp_path))
+    monkeypatch.setattr(cpu, '_FUNCTIONS', {})
+
+
+def _cached(folder):
+    """The libraries in `folder`, after asserting no temporary file is left."""
+    names = os.listdir(folder)
+    assert not [name for name in names if name.startswith('.building-')], names
+    return sorted(name for name in names if name.endswith('.so'))
+
+
+def test_kernels_compile_at_once_and_each_first_call_waits_for_its_own(monkeypatch, tmp_path):
+    """Construction starts the compilers and returns: JOBS run at once, the
+    rest queue; a first call waits for its own library (the last kernel's
+    jumps the queue), then the kernel is its plain class, as NumPy."""
+    _fresh_cache(monkeypatch, tmp_path)
+    monkeypatch.setattr(cpu, 'JOBS', 2)
+    for name, empty in [('_QUEUE', collections.deque()), ('_RUNNING', []), ('_STARTED', set())]:
+        monkeypatch.setattr(cpu, name, empty)             # whatever other tests left
+    started = time.perf_counter()
+    built = [(build(kernel, _refuse), reference) for kernel, reference in PAIRS]
+    took = time.perf_counter() - started
+    assert all(isinstance(f, cpu._Compiling) for f, _ in built)
+    assert len(cpu._RUNNING) == 2 and len(cpu._QUEUE) == len(PAIRS) - 2, took
+    rng = np.random.default_rng(11)
+    for (f, reference), (kernel, _) in reversed(list(zip(built, PAIRS))):
+        args = random_inputs(kernel, (5, 7), rng)
+        got, want = f(*args), reference(*args)
+        got, want = (got, want) if len(kernel.outputs) > 1 else ((got,), (want,))
+        for g, w, out in zip(got, want, kernel.outputs):
+            assert_close(g, w, np.dtype(out.dtype))
+        assert type(f) in (cpu.Elementwise, cpu.Reduction) and f.fallbacks == 0
+    assert not cpu._RUNNING and not cpu._QUEUE and not cpu._STARTED
+    assert len(_cached(tmp_path)) == len(PAIRS)
+
+
+def test_two_threads_first_call_one_kernel(monkeypatch, tmp_path):
+    _fresh_cache(monkeypatch, tmp_path)
+    compiles = []
+    start = cpu._compile
+    monkeypatch.setattr(cpu, '_compile', lambda *a: compiles.append(a) or start(*a))
+    f = build(TANH_GRAD, _refuse)
+    g, x = np.random.default_rng(12).standard_normal((2, 300, 7))
+    barrier, results = threading.Barrier(2), [None, None]
+
+    def first(k):
+        barrier.wait()
+        results[k] = f(g, x)
+    with warnings.catch_warnings():
+        warnings.simplefilter('error')
+        threads = [threading.Thread(target=first, args=(k,)) for k in range(2)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+    for result in results:
+        assert_close(result, tanh_grad(g, x), F8)
+    assert len(compiles) == 1 and type(f) is cpu.Elementwise and f.fallbacks == 0
+    assert build(TANH_GRAD, _refuse).function is f.function
+    assert len(_cached(tmp_path)) == 1
+
+
+def test_a_fork_while_compiling(monkeypatch, tmp_path):
+    """The child builds again what its parent was compiling (or finds it on
+    disk), never touching the parent's compiler or temporary file."""
+    _fresh_cache(monkeypatch, tmp_path)
+    f = build(POLY, _refuse)
+    x = np.linspace(-2, 2, 50)
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os._exit(0 if np.allclose(f(x), poly(x), rtol=1e-12, atol=1e-12) else 1)
+        finally:
+            os._exit(2)
+    np.testing.assert_allclose(f(x), poly(x), rtol=1e-12, atol=1e-12)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            assert os.waitstatus_to_exitcode(status) == 0
+            assert len(_cached(tmp_path)) == 1
+            return
+        time.sleep(0.01)
+    os.kill(pid, 9)
+    pytest.fail('the forked child hung')
+
+
+def test_compilers_running_at_exit_finish_into_the_cache(tmp_path):
+    script = 'from tests.test_kernels_cpu import POLY, build, _refuse\nbuild(POLY, _refuse)'
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    run = subprocess.run([sys.executable, '-c', script], cwd=root, capture_output=True,
+                         text=True, env={**os.environ, 'CODAX_CACHE_DIR': str(tmp_path)})
+    assert run.returncode == 0, run.stderr
+    assert [name.split('-')[0] for name in _cached(tmp_path)] == ['poly']
+
+
+# ---------------------------------------------------- first-call latency
+def mlp_loss(W1, b1, W2, b2, x, y):
+    """A tanh MLP's squared error with weight decay, parameters apart."""
+    h = np.tanh(x @ W1 + b1)
+    z = h @ W2 + b2
+    d = z - y
+    return np.mean(d * d) + 1e-4 * (np.sum(W1 * W1) + np.sum(W2 * W2))
+
+
+def mlp_args(seed=0):
+    rng = np.random.default_rng(seed)
+    return (rng.standard_normal((30, 64)), rng.standard_normal(64),
+            rng.standard_normal((64, 1)), rng.standard_normal(1),
+            rng.standard_normal((256, 30)), rng.standard_normal((256, 1)))
+
+
+def test_mlp_value_and_grad_from_an_empty_cache(monkeypatch, tmp_path):
+    import codax
+    _fresh_cache(monkeypatch, tmp_path)
+    args = mlp_args()
+    step = codax.jit(codax.value_and_grad(mlp_loss, argnums=(0, 1, 2, 3)))
+    before = sum(cpu.FALLBACKS.values())
+    value, grads = step(*args)
+    want_value, want_grads = codax.value_and_grad(mlp_loss, argnums=(0, 1, 2, 3))(*args)
+    np.testing.assert_allclose(value, want_value, rtol=1e-12)
+    for got, want in zip(grads, want_grads):
+        np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12)
+    assert sum(cpu.FALLBACKS.values()) == before
+    assert len(_cached(tmp_path)) >= 5                          # 7 kernels today
+
+
+_FIRST_CALL = """
+import os, shutil, sys, tempfile, time
+os.environ['CODAX_CACHE_DIR'] = cache = tempfile.mkdtemp(prefix='codax-first-call-')
+import codax
+from tests.test_kernels_cpu import mlp_args, mlp_loss
+args = mlp_args()
+step = codax.jit(codax.value_and_grad(mlp_loss, argnums=(0, 1, 2, 3)))
+started = time.perf_counter()
+step(*args)
+print(time.perf_counter() - started)
+shutil.rmtree(cache)
+"""
+
+
+def first_call_seconds(runs=3):
+    """The median first-call latency of jit(value_and_grad(mlp_loss)), each
+    run in a fresh process with an empty disk cache (compiles included)."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    times = [float(subprocess.run([sys.executable, '-c', _FIRST_CALL], cwd=root, check=True,
+                                  capture_output=True, text=True).stdout.split()[-1])
+             for _ in range(runs)]
+    return sorted(times)[len(times) // 2], times
 
 
 def test_a_forked_child_runs_kernels_on_one_thread():
@@ -645,3 +819,9 @@ def test_no_compiler_found_on_an_empty_path(monkeypatch):
     monkeypatch.setenv('PATH', '')
     assert cpu._compiler() is None
     assert shutil.which('cc') is None
+
+
+if __name__ == '__main__':        # python tests/test_kernels_cpu.py [runs]: the latency
+    median, times = first_call_seconds(int(sys.argv[1]) if len(sys.argv) > 1 else 3)
+    print(f'jit(value_and_grad(mlp_loss)) first call, empty cache: {median:.3f} s median '
+          f'of {", ".join(f"{t:.3f}" for t in times)}')
