@@ -63,21 +63,9 @@ def build(record, fallback):
 
 
 # ------------------------------------------------------------------- cases
-def tanh_grad(x):                          # d/dx sum(tanh(x)**2), as NumPy
-    t = np.tanh(x)
-    return 2.0 * t * (1.0 - t * t)
-
-
-def poly(x):
-    return 3 * x ** 3 + 2 * x ** 2 - 5 * x + 1.5 * np.sin(x) * np.exp(-x)
-
-
-def poly_products(x):                      # x**3 as products: NumPy's pow is slow for x < 0
-    return 3 * (x * x * x) + 2 * (x * x) - 5 * x + 1.5 * np.sin(x) * np.exp(-x)
-
-
-def tanh_sq_sum(x):
-    return np.sum(np.tanh(x) ** 2)
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_jit import poly, poly_products  # noqa: E402  (the cases bench_jit.py times whole)
+from bench_jit import tanh_sq as tanh_sq_sum, tanh_sq_grad as tanh_grad  # noqa: E402
 
 
 def bias_tanh(x, b):                       # a dense layer's bias and activation
