@@ -60,8 +60,7 @@ def fuse(fdef, arg_types, prefix, callee_type=None, unit=None):
     if unit is not None:
         _resolve_globals(fdef, unit)
     reads = _read_counts(fdef)
-    fuser = _Fuser(reads, prefix, {name for node in n.walk(fdef) if isinstance(node, n.Name)
-                                   for name in [node.id]}, callee_type, _constant_tuples(fdef))
+    fuser = _Fuser(reads, prefix, callee_type, _constant_tuples(fdef))
     env = {a.id: t for a, t in zip(fdef.args.args, arg_types) if t is not None}
     fdef.body, env = fuser.block(fdef.body, env, in_loop=False)
     ret = fdef.body[-1]
@@ -166,12 +165,11 @@ def _stores(stmt):
 
 
 class _Fuser:
-    def __init__(self, reads, prefix, taken, callee_type, tuples):
+    def __init__(self, reads, prefix, callee_type, tuples):
         self.callee_type = callee_type
         self.tuples = tuples
         self.reads = reads
         self.prefix = prefix
-        self.taken = set(taken)
         self.kernels = []
 
     # ---- blocks ----
@@ -321,7 +319,7 @@ class _Fuser:
         """The Kernel computing `outputs` from `statements` (in SSA, with C
         names), and the NumPy fallback function doing the same."""
         name = f'{self.prefix}_k{len(self.kernels)}'
-        names = _CNames(self.taken)
+        names = _CNames()
         inputs, steps, current, typed, cone = [], [], {}, {}, {}
         for stmt in statements:
             prim, nodes = operation(stmt.value)
@@ -454,8 +452,7 @@ def _components(statements, written):
 class _CNames:
     """C identifiers for Python names: unique within a kernel, readable."""
 
-    def __init__(self, taken):
-        self.taken = taken
+    def __init__(self):
         self.used = set()
 
     def fresh(self, name):
