@@ -176,3 +176,17 @@ def check_grad(f, *args, argnums=0, rtol=1e-5, atol=1e-7, eps=1e-6):
     want = numeric_grad(f, args, argnums, eps=eps)
     assert_tree_allclose(got, want, rtol=rtol, atol=atol)
     return got
+
+
+def load_example(filename):
+    """The module examples/<filename>, imported from its file (the examples
+    folder is not a package), under the name <stem>_example."""
+    import importlib.util
+    import sys
+    from pathlib import Path
+    path = Path(__file__).resolve().parents[1] / 'examples' / filename
+    spec = importlib.util.spec_from_file_location(f'{path.stem}_example', path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module

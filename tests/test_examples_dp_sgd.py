@@ -1,29 +1,19 @@
 """examples/dp_sgd.py: DP-SGD with per-example gradients from codax.vmap(codax.grad(...)),
 on the breast cancer data shipped in codax.datasets."""
-import importlib.util
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 import codax
+from helpers import load_example
 from codax.datasets import load_breast_cancer
 
-EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "dp_sgd.py"
 
-
-def load_example():
-    spec = importlib.util.spec_from_file_location("dp_sgd_example", EXAMPLE)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture(scope="module")
 def dp_sgd():
-    return load_example()
+    return load_example('dp_sgd.py')
 
 
 def test_breast_cancer_loader():

@@ -1,29 +1,17 @@
 """examples/jit_mlp.py: a tanh MLP trained with codax.jit(codax.value_and_grad(loss))
 and a jitted Adam update, on the breast cancer data shipped in codax.datasets
 (CuPy on a GPU when there is one, NumPy otherwise)."""
-import importlib.util
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 import codax
-
-EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "jit_mlp.py"
-
-
-def load_example():
-    spec = importlib.util.spec_from_file_location("jit_mlp_example", EXAMPLE)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+from helpers import load_example
 
 
 @pytest.fixture(scope="module")
 def jit_mlp():
-    return load_example()
+    return load_example('jit_mlp.py')
 
 
 @pytest.fixture(scope="module")

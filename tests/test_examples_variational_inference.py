@@ -1,26 +1,18 @@
 """examples/variational_inference.py: a Gaussian variational posterior for Bayesian logistic
 regression, with the Monte Carlo ELBO drawn by codax.vmap over random keys and
 differentiated by codax.grad."""
-import importlib.util
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 import codax
 from codax import random
-
-EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "variational_inference.py"
+from helpers import load_example
 
 
 @pytest.fixture(scope="module")
 def vi():
-    spec = importlib.util.spec_from_file_location("variational_inference_example", EXAMPLE)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_example('variational_inference.py')
 
 
 @pytest.fixture(scope="module")
