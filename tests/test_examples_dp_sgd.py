@@ -5,10 +5,8 @@ import numpy as np
 import pytest
 
 import codax
-from helpers import load_example
 from codax.datasets import load_breast_cancer
-
-
+from helpers import load_example
 
 
 @pytest.fixture(scope="module")
