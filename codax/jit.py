@@ -258,15 +258,17 @@ _in_progress = set()
 
 def _jit_hook(fn):
     """The jitted version of a user function that jitted code calls (or
-    `fn` itself where jit does not apply)."""
-    if not _jittable(fn):
-        return fn
+    `fn` itself where jit does not apply). Every call of the caller asks, so
+    the answer, either way, is one dictionary lookup after the first."""
     hit = _jitted.get(id(fn))
     if hit is None or hit[0] is not fn:
         if len(_jitted) > 4096:
             _jitted.clear()
-        hit = _jitted[id(fn)] = (fn, Jitted(fn))
-        hit[1].internal = True
+        target = fn
+        if _jittable(fn):
+            target = Jitted(fn)
+            target.internal = True
+        hit = _jitted[id(fn)] = (fn, target)
     return hit[1]
 
 
