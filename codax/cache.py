@@ -11,6 +11,8 @@ from collections import OrderedDict
 
 import numpy
 
+from runtime.closures import Closure
+
 _ndarray = numpy.ndarray
 _SCALARS = (float, int, bool, complex)
 
@@ -29,7 +31,7 @@ def leaf_kind(x):
         return (t, tuple(leaf_kind(v) for v in x))
     if t is dict:
         return (dict, tuple((k, leaf_kind(v)) for k, v in x.items()))
-    if isinstance(x, tuple) and hasattr(x, '_fields'):
+    if isinstance(x, tuple) and (hasattr(x, '_fields') or isinstance(x, Closure)):
         return (t, tuple(leaf_kind(v) for v in x))
     if isinstance(x, (types.FunctionType, types.ModuleType, type)):
         return ('object', id(x))

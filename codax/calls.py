@@ -14,7 +14,7 @@ import types
 import numpy
 
 import runtime
-from runtime import ZERO, item, pullback
+from runtime import ZERO, Closure, item, pullback
 from transformer.errors import SourceError
 
 from . import api
@@ -124,6 +124,8 @@ def vjp_hook(fn, args, kwargs):
 
 def _vjp_hook(fn, args, kwargs):
     fn, args = _as_jvp_call(fn, args, kwargs)
+    if isinstance(fn, Closure) or fn is runtime.call_closure:
+        fn, args = _defined(fn, args, kwargs)
     if fn is runtime.vjp_call or fn is runtime.pullback:     # reverse over reverse
         fn, args = _defined(fn, args, kwargs)
         kwargs = {}
@@ -162,13 +164,23 @@ def _definition(kind, count=0, active=(), given=None, shift=0):
             text = (f'def {name}(fn, primals, tangents):\n{unpack}'
                     f'    forward = rt.tangent_function(fn, primals, {active!r})\n'
                     f'    return forward({call})\n')
+        elif kind == 'closure_call':       # a closure's call, the closure passed last
+            name = f'closure_call_{count}_{given}'
+            args = [f'a{i}' for i in range(given)]
+            captured = [f'c{k}' for k in range(count)]
+            text = (f'def {name}({", ".join(args + ["fn"])}):\n'
+                    '    function = rt.closure_function(fn)\n'
+                    + ''.join(f'    {c} = rt.captured(fn, {k})\n' for k, c in enumerate(captured))
+                    + f'    return function({", ".join(captured + args)})\n')
         elif kind == 'vjp_call':
-            args = ', '.join(f'a{i}' for i in range(count))
-            text = (f'def vjp_call_{count}(fn, {args}):\n'
-                    f'    forward, backward = rt.sweeps(fn, {args})\n'
-                    f'    out, tape = forward({args})\n'
+            # a closure's sweeps are those of its call, the closure passed last
+            args = [f'a{i}' for i in range(count)]
+            name = f'vjp_call_{count}' + ('_closure' if given == 'closure' else '')
+            called = ', '.join(args + (['fn'] if given == 'closure' else []))
+            text = (f'def {name}({", ".join(["fn"] + args)}):\n'
+                    f'    forward, backward = rt.sweeps({", ".join(["fn"] + args)})\n'
+                    f'    out, tape = forward({called})\n'
                     f'    return out, (backward, tape)\n')
-            name = f'vjp_call_{count}'
         elif kind == 'batch_loop':
             name = f'batch_loop_{count}'
             picks = ''.join(f'    a{k} = args[{k}]\n    x{k} = rt.arg_axes(axes, {k})\n'
@@ -201,9 +213,18 @@ def _defined(fn, args, kwargs):
     if fn is api.vjp or fn is api.linearize:
         raise TypeError(f'codax.{fn.__name__} returns a function, so it cannot be used inside '
                         'a transformed function; use codax.grad, codax.jvp or jacfwd/jacrev')
+    if isinstance(fn, Closure):              # runtime/closures.py: the closure comes last
+        if kwargs:
+            raise TypeError('codax: pass arguments of a closure made in transformed code '
+                            'by position')
+        return _definition('closure_call', len(fn.captured), given=len(args)), \
+            tuple(args) + (fn,)
+    if fn is runtime.call_closure:
+        return _defined(args[-1], tuple(args[:-1]), kwargs)
     if fn is runtime.vjp_call:
         inner = _bind(args[0], args[1:], kwargs)
-        return _definition('vjp_call', len(inner)), (args[0],) + inner
+        given = 'closure' if isinstance(args[0], Closure) else None
+        return _definition('vjp_call', len(inner), given=given), (args[0],) + inner
     if fn is runtime.pullback:
         return _definition('pullback'), tuple(args)
     if fn is runtime.batch_loop:         # a per-example loop of vmapped code, differentiated
@@ -338,6 +359,10 @@ def jvp_hook(fn, primals, tangents, kwargs, kwtangents):
 def _jvp_hook(fn, primals, tangents, kwargs, kwtangents):
     if fn is api.jvp:
         fn, primals = _as_jvp_call(fn, primals, kwargs)
+    if isinstance(fn, Closure) or fn is runtime.call_closure:
+        count = len(primals)
+        fn, primals = _defined(fn, primals, kwargs)
+        tangents = tuple(tangents) + (ZERO,) * (len(primals) - count)
     if fn is runtime.vjp_call or fn is runtime.pullback:     # forward over reverse
         if fn is runtime.pullback and runtime.is_zero(primals[1]) and runtime.is_zero(tangents[1]):
             return ZERO, ZERO                 # a structurally zero cotangent

@@ -259,7 +259,10 @@ _in_progress = set()
 def _jit_hook(fn):
     """The jitted version of a user function that jitted code calls (or
     `fn` itself where jit does not apply). Every call of the caller asks, so
-    the answer, either way, is one dictionary lookup after the first."""
+    the answer, either way, is one dictionary lookup after the first. A
+    closure made in jitted code calls its function jitted."""
+    if isinstance(fn, runtime.Closure):
+        return runtime.closure(_jit_hook(fn.function), *fn)
     hit = _jitted.get(id(fn))
     if hit is None or hit[0] is not fn:
         if len(_jitted) > 4096:

@@ -24,7 +24,9 @@ Differences from ``jax.lax``:
   cannot differentiate the builtin ``tuple()``, so they are built from
   literals (lists and dicts have no limit).
 - Body, branch and scanned functions are called through a parameter, so
-  keyword arguments cannot be passed to them.
+  keyword arguments cannot be passed to them. They may be lambdas or nested
+  functions of the caller: derivatives and batching flow into what they
+  capture (transformer/closures.py).
 """
 import numpy as np
 

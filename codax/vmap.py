@@ -406,17 +406,18 @@ def _numeric_axes(axes, tree, where):
 
 
 def _zeros_unbatched(axes, tree):
-    """The expanded axes with None for every leaf without an axis to map: the
-    zero 0.0 (or a 0-d zero) standing for zeros of every example."""
-    if isinstance(tree, dict) and isinstance(axes, dict):
-        return {k: _zeros_unbatched(axes[k], v) for k, v in tree.items()}
-    if isinstance(tree, (list, tuple)) and isinstance(axes, tuple):
-        return tuple(_zeros_unbatched(a, t) for a, t in zip(axes, tree))
-    if isinstance(tree, (list, tuple, dict)):
-        return axes
-    zero = isinstance(tree, (float, numpy.ndarray, numpy.generic)) and numpy.ndim(tree) == 0 \
-        and tree == 0.0
-    return None if zero else axes
+    """The expanded axes with None for every leaf without an axis to map. In
+    a call from batched code, a 0-d leaf cannot carry the batch axis: it is
+    the same for every example (the zero 0.0 standing for zeros, or a number
+    in a value whose form the batch pass could not see, marked batched whole)."""
+    if isinstance(tree, dict):
+        return {k: _zeros_unbatched(axes[k] if isinstance(axes, dict) else axes, v)
+                for k, v in tree.items()}
+    if isinstance(tree, (list, tuple)):
+        return tuple(_zeros_unbatched(a, t) for a, t in
+                     zip(axes if isinstance(axes, tuple) else [axes] * len(tree), tree))
+    scalar = isinstance(tree, (int, float, complex, numpy.generic)) or runtime.is_array(tree)
+    return None if scalar and numpy.ndim(tree) == 0 else axes
 
 
 def _closure_ranks(fn):

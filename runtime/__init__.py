@@ -13,6 +13,8 @@ from .table import TABLE  # noqa: F401
 from .batching import *  # noqa: F401,F403
 from .batching import install_vmap_hook  # noqa: F401
 from .batched_forms import *  # noqa: F401,F403
+from .closures import (Closure, call_closure, captured, captured_cotangent,  # noqa: F401
+                       closure, closure_function)
 from . import primitives  # noqa: F401
 from .backend import array_module, backend_name, is_array  # noqa: F401
 from . import kernels  # noqa: F401  (rt.kernels.<back end>, imported on first use)

@@ -17,6 +17,7 @@ __all__ = ['batch_size', 'broadcast_batch', 'batch_loop', 'arg_axes', 'example',
            'batch_outputs_transpose', 'example_rank', 'lift_batched', 'batched_diag',
            'dense_batched', 'dense_batched_vjp', 'first_example']
 from .backend import array_module, is_array
+from .closures import Closure, closure
 from .tree import tree_flatten, tree_unflatten
 
 
@@ -312,10 +313,15 @@ def install_vmap_hook(hook):
     _vmap_hook = hook
 
 
-def vmapped(fn, axes, out_axes=0):
+def vmapped(fn, axes, out_axes=0, captured_axes=None):
     """`fn` batched with in_axes `axes` and `out_axes` (a user function called
     from batched code). codax installs the hook; it returns a function that
-    codax can transform again, so grad(vmap(f)) goes through the call."""
+    codax can transform again, so grad(vmap(f)) goes through the call. A
+    closure (runtime/closures.py) becomes the closure of its function batched
+    with `captured_axes` for the captured values (None: not batched)."""
+    if isinstance(fn, Closure):
+        lead = tuple(captured_axes) if captured_axes is not None else (None,) * len(fn)
+        return closure(_vmap_hook(fn.function, lead + tuple(axes), out_axes), *fn)
     return _vmap_hook(fn, axes, out_axes)
 
 

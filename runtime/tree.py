@@ -3,6 +3,8 @@
 Used by every transformation for arguments and results. None is an empty
 subtree, as in JAX."""
 
+from .closures import Closure
+
 _registry = {}   # type -> (flatten(x) -> (children, aux), unflatten(aux, children) -> x)
 
 
@@ -12,6 +14,9 @@ def register_pytree_node(nodetype, flatten_func, unflatten_func):
 
 def _namedtuple_flatten(x):
     return list(x), type(x)
+
+
+_CLOSURE_NODE = (lambda c: (list(c), None), None)
 
 
 register_pytree_node(tuple, lambda x: (list(x), None), lambda aux, c: tuple(c))
@@ -25,6 +30,8 @@ def _node_of(x):
     kind = type(x)
     if kind in _registry:
         return kind, _registry[kind]
+    if isinstance(x, Closure):       # its captured values; its type holds its function
+        return kind, _CLOSURE_NODE
     if isinstance(x, tuple) and hasattr(x, '_fields'):       # namedtuple
         return kind, (_namedtuple_flatten, lambda aux, c: aux(*c))
     return None, None
@@ -98,6 +105,8 @@ def _unflatten(treedef, it):
         return next(it)
     children = [_unflatten(c, it) for c in treedef.children]
     funcs = _registry.get(treedef.kind)
+    if issubclass(treedef.kind, Closure):
+        return treedef.kind(children)
     if funcs is None:                                         # namedtuple
         return treedef.aux(*children)
     return funcs[1](treedef.aux, children)

@@ -417,6 +417,19 @@ cases('shape', C(U(2, 3)))
 cases('ndim', C(U(2, 3)))
 cases('size', C(U(2, 3)), C(U(2, 3), 1))
 cases('py_len', C([1, 2]), C(U(3)))
+cases('py_isinstance', C(U(3), np.ndarray), C((U(2),), (tuple, list)))
+
+
+def _lifted(a, b, y):
+    """A closure's lifted function: captured a, b, then its own parameter."""
+    return a * y + b
+
+
+cases('closure', C(_lifted, U(3), U(2)), C(_lifted, U(2, 2), 0.5))
+cases('captured', C(runtime.closure(_lifted, U(3), U(2)), 1), C(runtime.closure(_lifted, 0.5), 0))
+cases('captured_cotangent', C(U(3), runtime.closure(_lifted, U(3), U(2)), 0),
+      C(U(2), runtime.closure(_lifted, U(3), U(2)), 1))
+cases('closure_function', C(runtime.closure(_lifted, U(3))))
 cases('py_range', C(3), C(1, 7, 2))
 cases('is_array_leaf', C(U(3)), C({'a': U(2)}))
 cases('dict_items', C({'a': U(2), 'b': U(3)}), C({'w': U(2, 2)}))

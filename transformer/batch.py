@@ -38,6 +38,8 @@ of its batched sweeps by compiling them (HOOKS, installed by codax).
 """
 import re
 
+from runtime.closures import Closure
+
 from . import nodes as n
 from .errors import SourceError, error_at
 
@@ -94,6 +96,44 @@ class PullbackInfo(Info):
     def __eq__(self, other):
         return Info.__eq__(self, other) and getattr(other, 'backward', None) is self.backward \
             and getattr(other, 'output', None) == self.output
+
+    __hash__ = None
+
+
+class Known(Info):
+    """An unbatched bool known at compile time: a test of a value's kind
+    (`isinstance(x, dict)`, `x is None`) that the value's Info decides. An `if`
+    on it is batched as its taken branch alone, so the other branch, written
+    for values of another kind, need not be batchable."""
+    __slots__ = ('value',)
+
+    def __init__(self, value):
+        super().__init__(False, 0, kind='b')
+        self.value = value
+
+    def __eq__(self, other):
+        return Info.__eq__(self, other) and getattr(other, 'value', None) is self.value
+
+    def __repr__(self):
+        return f'Known({self.value})'
+
+    __hash__ = None
+
+
+class ClosureInfo(Info):
+    """A closure (runtime/closures.py), a container of its captured values,
+    whose lifted function is known: so the form of its calls' results is too."""
+    __slots__ = ('function',)
+
+    def __init__(self, elts, function):
+        super().__init__(any(e.batched for e in elts), None, tuple(elts))
+        self.function = function
+
+    def __eq__(self, other):
+        return Info.__eq__(self, other) and getattr(other, 'function', None) is self.function
+
+    def __repr__(self):
+        return f'Closure({self.function.__qualname__}@{id(self.function):x}, {self.elts})'
 
     __hash__ = None
 
@@ -165,6 +205,9 @@ def _elts(elts):
 
 def info_of_value(value, axis):
     """Info of an actual argument batched along `axis` (a prefix: 0/None/containers)."""
+    if isinstance(value, Closure):
+        axes = axis if isinstance(axis, (tuple, list)) else [axis] * len(value)
+        return ClosureInfo([info_of_value(v, a) for v, a in zip(value, axes)], value.function)
     if isinstance(value, (tuple, list)) and not hasattr(value, 'shape'):
         axes = axis if isinstance(axis, (tuple, list)) else [axis] * len(value)
         return container(tuple(info_of_value(v, a) for v, a in zip(value, axes)))
@@ -460,7 +503,11 @@ class Batch:
     # ---- control flow ----
 
     def if_(self, stmt):
-        if self.info(stmt.test).batched:
+        known = self.info(stmt.test)
+        if isinstance(known, Known):
+            self.out.extend(self.block(stmt.body if known.value else stmt.orelse))
+            return
+        if known.batched:
             self.branches = self.branches or not getattr(stmt, 'codax_masked', False)
             return self.select_branches(stmt.test, stmt.body, stmt.orelse, stmt.codax_live)
         before, defined = dict(self.env), set(self.defined)

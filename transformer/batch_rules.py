@@ -14,7 +14,7 @@ import runtime as rt
 from runtime import TABLE
 
 from . import nodes as n
-from .batch import NONE, SCALAR, UNKNOWN, Info, container, join
+from .batch import NONE, SCALAR, UNKNOWN, ClosureInfo, Info, Known, container, join
 from .ir import CallInfo, describe
 
 STATIC = frozenset({'out', 'where', 'dtype', 'decimals', 'casting', 'order', 'subok'})
@@ -131,6 +131,12 @@ def _leaf_kinds(info):
     return {info.kind}
 
 
+def _is_none_test(rhs):
+    """`x is None` or `x is not None`."""
+    return len(rhs.ops) == 1 and isinstance(rhs.ops[0], (n.Is, n.IsNot)) and \
+        isinstance(rhs.comparators[0], n.Constant) and rhs.comparators[0].value is None
+
+
 def _rewrite(b, rhs):
     op = describe(rhs)
     if op.kind == 'copy':
@@ -142,6 +148,8 @@ def _rewrite(b, rhs):
         return rhs, (ListInfo(info.batched, None, info.elts) if isinstance(rhs, n.List) else info)
     if isinstance(rhs, n.Compare):
         if any(isinstance(o, (n.Is, n.IsNot, n.In, n.NotIn)) for o in rhs.ops):
+            if _is_none_test(rhs):    # a value is None whole: the same for every example
+                return rhs, SCALAR
             if batched(b, rhs.left, *rhs.comparators):
                 b.fail('codax vmap: `is` / `in` tests on a value that differs between examples')
             return rhs, UNKNOWN
@@ -1394,6 +1402,25 @@ def pullback_state(b, op, rhs):
     return rhs, Info(info.batched, None)
 
 
+@rule('isinstance')
+def isinstance_(b, op, rhs):
+    """isinstance(x, dict / tuple / list) is known False at compile time where
+    x's Info rules the kind out: an array (or a number), or a container of the
+    other kind. (Only False: a value known as a dict may still be None, joined
+    with a placeholder, so True is never certain.)"""
+    info, kinds = b.info(op.inputs['obj']), op.inputs['classinfo']
+    names = {e.id for e in (kinds.elts if isinstance(kinds, n.Tuple) else [kinds])
+             if isinstance(e, n.Name)}
+    if len(names) != (len(kinds.elts) if isinstance(kinds, n.Tuple) else 1) \
+            or not names <= {'tuple', 'list', 'dict'}:
+        return rhs, SCALAR
+    if info.elts is None and info.item is None:
+        ruled_out = info.batched or info.rank is not None
+    else:
+        ruled_out = 'dict' not in names if isinstance(info.elts, dict) else names == {'dict'}
+    return rhs, Known(False) if ruled_out else SCALAR
+
+
 @rule('unbatched_result')
 def unbatched_result(b, op, rhs):
     """Tests on the kind of a value (rt.is_zero) are the same for every example."""
@@ -1632,15 +1659,50 @@ def container_view(b, op, rhs):
     return rhs, info
 
 
+# ---- closures made in transformed code (runtime/closures.py) ----
+
+@rule('closure')
+def closure(b, op, rhs):
+    """rt.closure(f, *captured): a container of the captured values."""
+    captured = op.inputs.get('captured')
+    return rhs, container(tuple(b.info(x) for x in (captured.elts if captured else ())))
+
+
+@rule('captured')
+def captured(b, op, rhs):
+    info, k = b.info(op.inputs['c']), op.inputs['k']
+    if isinstance(info.elts, tuple) and isinstance(k, n.Constant):
+        return rhs, info.elts[k.value]
+    return loop(b, op, rhs)
+
+
+@rule('captured_cotangent')
+def captured_cotangent(b, op, rhs):
+    info, k = b.info(op.inputs['c']), op.inputs['k']
+    if isinstance(info.elts, tuple) and isinstance(k, n.Constant):
+        ct = b.info(op.inputs['ct'])
+        return rhs, container(tuple(ct if i == k.value else SCALAR
+                                    for i in range(len(info.elts))))
+    return loop(b, op, rhs)
+
+
+@rule('closure_function')
+def closure_function(b, op, rhs):
+    """The lifted function: the same for every example."""
+    return rhs, UNKNOWN
+
+
 # ---- user functions ----
 
 def user_call(b, op, rhs):
     """A call of a user function with batched arguments: the callee batched in
-    turn (rt.vmapped), with out_axes 0 for all of its outputs."""
+    turn (rt.vmapped), with out_axes 0 for all of its outputs. A closure whose
+    captured values are batched is batched along their axes too."""
     args = list(rhs.args) + [k.value for k in rhs.keywords]
     if not batched(b, *args, rhs.func):
         return rhs, UNKNOWN
-    if b.info(rhs.func).batched:
+    func_info = b.info(rhs.func)
+    if func_info.batched and not isinstance(func_info.elts, tuple):
         b.fail('codax vmap: the function called here differs between examples')
     callee = rhs.codax.obj if getattr(rhs, 'codax', None) is not None else None
     if callee is not None and callee is getattr(rt, 'einsum_vjp', None):
@@ -1658,9 +1720,12 @@ def user_call(b, op, rhs):
         b.fail('codax vmap: pass arguments of batched user-function calls by position')
     axes = tuple(i.axes() for i in infos)
     info = rhs.codax.obj if getattr(rhs, 'codax', None) is not None else None
+    if isinstance(func_info, ClosureInfo):             # its function takes the captured first
+        info, infos = func_info.function, list(func_info.elts) + infos
     out = b.callee_info(info, infos) if b.callee_info is not None and info is not None \
         else None
-    fn = b.tmp(n.call('rt.vmapped', [rhs.func, literal(axes)]), UNKNOWN, '_batched')
+    captured = [n.const(0), literal(func_info.axes())] if func_info.batched else []
+    fn = b.tmp(n.call('rt.vmapped', [rhs.func, literal(axes)] + captured), UNKNOWN, '_batched')
     call = n.call(fn, list(rhs.args))
     call.codax = CallInfo('dynamic', label='a batched function')
     return call, out if out is not None else Info(True, None)

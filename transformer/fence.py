@@ -8,9 +8,7 @@ from .errors import error_at
 
 _REFUSED = {
     n.ClassDef: 'class definitions inside a transformed function',
-    n.FunctionDef: 'nested function definitions (define the helper at module level)',
     n.AsyncFunctionDef: 'async functions',
-    n.Lambda: 'lambdas inside a transformed function (define a module-level function)',
     n.Global: '`global` statements',
     n.Nonlocal: '`nonlocal` statements',
     n.Yield: 'generators (`yield`)',

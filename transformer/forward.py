@@ -151,12 +151,18 @@ class Forward:
         return _copy_replacing(rhs, swap)
 
     def call(self, stmt, name, op):
-        """`y = f(a, b)` -> `y, dy = rt.jvp_call(f, (a, b), (da, db))`."""
-        if n.names_in(op.callee) & self.active:
-            raise error_at(_origin(stmt), f'codax cannot differentiate this call: the function '
-                           f'{op.label!r} itself depends on the differentiated inputs', self.unit)
+        """`y = f(a, b)` -> `y, dy = rt.jvp_call(f, (a, b), (da, db))`; where f
+        is a closure with tangents of its own (runtime/closures.py),
+        `rt.jvp_call(rt.call_closure, (a, b, f), (da, db, df))`."""
         call = stmt.value
-        args = [n.tuple_(list(call.args)), n.tuple_([self.tangent(a) for a in call.args])]
+        func, params = call.func, list(call.args)
+        if n.names_in(op.callee) & self.active:
+            if not isinstance(func, n.Name) or call.keywords:
+                raise error_at(_origin(stmt), f'codax cannot differentiate this call: the '
+                               f'function {op.label!r} itself depends on the differentiated '
+                               'inputs', self.unit)
+            func, params = n.dotted('rt.call_closure'), params + [func]
+        args = [n.tuple_(params), n.tuple_([self.tangent(a) for a in params])]
         if call.keywords:
             args.append(n.Dict(keys=[n.const(k.arg) for k in call.keywords],
                                values=[k.value for k in call.keywords]))
@@ -164,7 +170,7 @@ class Forward:
                                values=[self.tangent(k.value) for k in call.keywords]))
         target = n.tuple_([n.name(name, store=True), n.name(self.tan(name), store=True)],
                           store=True)
-        return n.Assign(targets=[target], value=n.call('rt.jvp_call', [call.func] + args),
+        return n.Assign(targets=[target], value=n.call('rt.jvp_call', [func] + args),
                         type_comment=None)
 
 

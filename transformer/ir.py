@@ -136,6 +136,9 @@ def _describe_call(call):
             callee = getattr(info.obj, 'fun', info.obj)
             params = list(inspect.signature(callee).parameters)
             pairs += [(params.index(k.arg), k.value) for k in call.keywords]
+        if info.kind == 'dynamic' and isinstance(call.func, n.Name):
+            # a closure's adjoint comes after the arguments' (runtime/closures.py)
+            pairs.append((len(call.args) + len(call.keywords), call.func))
         op = Op('call', inputs=pairs, label=info.label)
         op.callee = call.func
         return op

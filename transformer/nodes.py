@@ -15,7 +15,7 @@ from gast import (  # noqa: F401  (re-exported node classes)
     Delete, Dict, DictComp, Div, Eq, Expr, FloorDiv, For, FunctionDef,
     GeneratorExp, Global, Gt, GtE, If, IfExp, In, Invert, Is, IsNot, keyword,
     Lambda, List, ListComp, Load, LShift, Lt, LtE, MatMult, Mod, Module, Mult,
-    Name, NamedExpr, Nonlocal, Not, NotEq, NotIn, Or, Pass, Pow, Raise, Return,
+    Name, NamedExpr, Nonlocal, Not, Param, NotEq, NotIn, Or, Pass, Pow, Raise, Return,
     RShift, Set, SetComp, Slice, Starred, Store, Sub, Subscript, Tuple,
     UAdd, UnaryOp, USub, While, With, Yield, YieldFrom, Await, Try,
     AsyncFunctionDef, AsyncFor, AsyncWith, Import, ImportFrom, comprehension,

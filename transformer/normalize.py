@@ -18,7 +18,7 @@ import numpy
 
 from runtime import TABLE
 
-from . import nodes as n
+from . import closures, nodes as n
 from .errors import error_at
 from .ir import CallInfo
 
@@ -54,6 +54,7 @@ def normalize(unit, fresh=None):
     """Return (normalized FunctionDef, FreshNames) for the unit's function."""
     fdef = n.deepcopy(unit.tree)
     fresh = fresh or FreshNames(all_names(fdef))
+    fdef.body, unit.lifted = closures.convert(fdef, unit, fresh)
     body = LoopDesugar(fresh, unit).block(_strip_docstring(fdef.body))
     body = JumpLowering(fresh).function(body)
     params = [a.id for a in fdef.args.args]

@@ -11,6 +11,7 @@ import textwrap
 import types
 
 from . import nodes as n
+from .closures import LIFTED
 from .errors import SourceError
 
 
@@ -24,6 +25,7 @@ class Unit:
         self.closure = closure            # free name -> cell value
         self.globals = fn.__globals__
         self.guards = {}                  # global name -> object baked into the code
+        self.lifted = []                  # its closures, lifted out (transformer/closures.py)
 
     @property
     def name(self):
@@ -68,6 +70,10 @@ def closure_values(fn):
 def parse_function(fn):
     if not isinstance(fn, types.FunctionType):
         raise _no_source(fn, 'it is not a Python function')
+    lifted = LIFTED.get(fn.__code__)
+    if lifted is not None:               # a closure codax lifted: the user's own tree
+        tree, filename = lifted
+        return Unit(fn, n.deepcopy(tree), filename, closure_values(fn))
     if inspect.iscoroutinefunction(fn) or inspect.isasyncgenfunction(fn):
         raise SourceError('codax does not support async functions', fn.__code__.co_filename,
                           fn.__code__.co_firstlineno)

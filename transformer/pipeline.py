@@ -9,7 +9,7 @@ import types
 
 from . import nodes as n
 from . import batch as batch_pass, fence, forward, normalize as normalize_pass, parse, reverse
-from . import fuse as fuse_pass, kernels
+from . import closures, fuse as fuse_pass, kernels
 from .errors import SourceError, error_at
 from .optimize import optimize
 
@@ -329,6 +329,10 @@ def emit(unit, functions, label, verbose=False, prelude=()):
     for f in functions:
         f.body = _with_comments(f.body, unit)
         texts.append(n.render_comments(n.to_source(f)).rstrip() + '\n')
+    for lifted in unit.lifted:           # closures, as the user wrote them (closures.py)
+        texts.append(f'# {lifted.name}: a closure in {unit.name} '
+                     f'({os.path.basename(unit.filename)}:{lifted.lineno}), lifted\n'
+                     + n.to_source(lifted).rstrip() + '\n')
     header = (f'# codax: {label}, generated from {unit.name} '
               f'({os.path.basename(unit.filename)}:{unit.tree.lineno})\n')
     source = header + '\n\n'.join(texts)
@@ -343,8 +347,17 @@ def emit(unit, functions, label, verbose=False, prelude=()):
         raise SourceError(f'internal error: generated code does not compile: {exc}',
                           filename, exc.lineno) from exc
     factory_code = next(c for c in module.co_consts if isinstance(c, types.CodeType))
+    _register_lifted(unit, factory_code)
     return Generated(source, factory_code, free, [f.name for f in functions],
                      sorted(unit.guards.items()))
+
+
+def _register_lifted(unit, factory_code):
+    """Let parse read each lifted closure back as the user's tree and file."""
+    trees = {f.name: f for f in unit.lifted}
+    for code in factory_code.co_consts:
+        if isinstance(code, types.CodeType) and code.co_name in trees:
+            closures.LIFTED[code] = (trees[code.co_name], unit.filename)
 
 
 def _factory_text(source, free, entry_names):

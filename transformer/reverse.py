@@ -263,7 +263,8 @@ class Reverse:
             raise error_at(_origin(stmt), f'{op.label} has no derivative rule, and codax '
                            'cannot differentiate through it (no Python source it can read)',
                            self.unit)
-        if name in self.diff and op.kind == 'call' and n.names_in(op.callee) & self.active:
+        if name in self.diff and op.kind == 'call' and n.names_in(op.callee) & self.active \
+                and not isinstance(op.callee, n.Name):
             raise error_at(_origin(stmt), f'codax cannot differentiate this call: the function '
                            f'{op.label!r} itself depends on the differentiated inputs', self.unit)
         out = []

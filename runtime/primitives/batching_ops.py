@@ -58,7 +58,7 @@ for _fn, _sig in ((batching.batch_size, 'tree, axes'), (batching.any_true, 'cond
                   (batching.loud, 'state'), (batching.batch_index, 'idx, x=None'),
                   (batching.shift_axis, 'axis'), (batching.example_shape, 'x'),
                   (batching.example_rank, 'operands, axes'),
-                  (batching.vmapped, 'fn, axes, out_axes=0'), (batching.attribute, 'x, name'),
+                  (batching.vmapped, 'fn, axes, out_axes=0, captured_axes=None'), (batching.attribute, 'x, name'),
                   (batching.first_example, 'tree, axes')):
     nondifferentiable(f'rt_{_fn.__name__}', _sig, targets=(_fn,), impl=f'rt.{_fn.__name__}',
                       batch='loop')

@@ -1,7 +1,7 @@
 """Python builtins on numbers and lists, treated as primitives."""
 import math
 
-from .. import adjoint, rules
+from .. import adjoint, closures, rules
 from ..table import batching, linear, nondifferentiable, primitive
 
 primitive('py_sum', 'iterable, /, start=0', {'iterable': 'rt.broadcast_list(g, iterable, ans)',
@@ -18,6 +18,8 @@ linear('py_float', 'x=0.0', {'x': 'g'}, targets=(float,), impl='float', family='
 nondifferentiable('py_len', 'obj', targets=(len,), impl='len')
 nondifferentiable('py_int', 'x=0', targets=(int,), impl='int')
 nondifferentiable('py_bool', 'x=False', targets=(bool,), impl='bool')
+nondifferentiable('py_isinstance', 'obj, classinfo', targets=(isinstance,), impl='isinstance',
+                  batch='isinstance')
 linear('py_item', 'a', {'a': 'g'}, targets=(rules.to_scalar,), impl='rt.to_scalar',
        methods=('item',), family='python')
 primitive('math_log', 'x, base=None',
@@ -88,3 +90,16 @@ batching(py_sum=('py_sum',), py_extremum=('py_max', 'py_min'), py_len=('py_len',
          jacobian=('basis', 'jacobian_from_columns', 'jacobian_from_rows', 'columns_vjp',
                    'rows_vjp'),
          loop=('unit_tangent',))
+# Closures made inside transformed code (runtime/closures.py): a closure's
+# tangent and adjoint are the tuple of its captured values' ones.
+primitive('closure', 'function, *captured', {'captured': 'g'}, nondiff=('function',),
+          jvp={'captured': 't'}, targets=(closures.closure,), impl='rt.closure',
+          family='python', batch='closure')
+primitive('captured', 'c, k', {'c': 'rt.captured_cotangent(g, c, k)'}, nondiff=('k',),
+          jvp={'c': 'rt.item(t, k)'}, targets=(closures.captured,), impl='rt.captured',
+          family='python', batch='captured')
+linear('captured_cotangent', 'ct, c, k', {'ct': 'rt.item(g, k)'},
+       targets=(closures.captured_cotangent,), impl='rt.captured_cotangent', family='python',
+       batch='captured_cotangent')
+nondifferentiable('closure_function', 'c', targets=(closures.closure_function,),
+                  impl='rt.closure_function', batch='closure_function')

@@ -1,0 +1,71 @@
+"""Closures made inside transformed code.
+
+codax lifts a lambda or nested `def` out of the function it is written in
+(transformer/closures.py): the lifted function takes the variables it captured
+as leading parameters, and the expression that made the closure becomes
+`rt.closure(lifted, *captured)`. The captured values are then ordinary data
+that derivatives and batching flow through: a closure is a tuple of its
+captured values (its function is static, held by its type), and its tangent
+or adjoint is the tuple of theirs.
+
+Transformations see a call `c(*args)` of a closure as the call
+`closure_call(*args, c)` of a plain function (codax/calls.py defines it):
+so the adjoint a pullback returns for the closure comes last, after those
+of the arguments.
+"""
+class Closure(tuple):
+    """A closure: the tuple of its captured values, callable. Each lifted
+    function has its own subclass (`closure_type`) holding it, so code that
+    rebuilds a tuple as `type(t)(items)` (tree maps, moving batch axes,
+    per-example slices) rebuilds a working closure."""
+    __slots__ = ()
+    function = None
+
+    def __call__(self, *args, **kwargs):
+        return self.function(*self, *args, **kwargs)
+
+    @property
+    def captured(self):
+        return tuple(self)
+
+    def __repr__(self):
+        return f'<codax closure {self.function.__name__} capturing {len(self)} values>'
+
+
+def closure_type(function):
+    """The Closure subclass of one lifted function (made once, kept on it)."""
+    kind = function.__dict__.get('__codax_closure__')
+    if kind is None:
+        kind = type(f'Closure_{function.__name__}', (Closure,),
+                    {'__slots__': (), 'function': staticmethod(function)})
+        function.__codax_closure__ = kind
+    return kind
+
+
+def closure(function, *captured):
+    """The closure a lambda or nested def made: `function` with `captured` bound."""
+    return closure_type(function)(captured)
+
+
+def closure_function(c):
+    """The lifted function of a closure (static: never differentiated)."""
+    return c.function
+
+
+def captured(c, k):
+    """The k-th value a closure captured."""
+    return c[k]
+
+
+def call_closure(*args):
+    """`args[-1](*args[:-1])`: forward-mode code calls a closure whose
+    captured values have tangents this way, the closure as the last argument."""
+    return args[-1](*args[:-1])
+
+
+def captured_cotangent(ct, c, k):
+    """The adjoint of closure `c` when only its k-th captured value has
+    adjoint `ct`: a tuple with zeros elsewhere."""
+    if type(ct) is float and ct == 0.0:          # the zero adjoint (rt.ZERO)
+        return ct
+    return tuple(ct if i == k else 0.0 for i in range(len(c)))
