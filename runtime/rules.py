@@ -1363,3 +1363,13 @@ def sequence_vjp(g, x):
         return type(x)(g) if not hasattr(x, '_fields') else type(x)(*g)
     xp = array_module(x)                          # the rows of an array
     return xp.stack([xp.asarray(dense(item(g, i), x[i])) for i in range(len(x))])
+
+
+# ---------------------------------------------------------------------------
+# Pytrees (codax.tree_util inside transformed code): their functions are
+# primitives (runtime/primitives/trees.py), named here so that generated code
+# calls them as rt.tree_flatten, rt.derivative_leaves, ...
+# ---------------------------------------------------------------------------
+
+from .tree import (derivative_leaves, derivative_tree, tree_flatten,  # noqa: E402,F401
+                   tree_leaves, tree_structure, tree_unflatten, treedef_leaves)

@@ -133,3 +133,50 @@ def treedef_leaves(treedef, tree):
     return leaves
 
 
+# ---- derivatives of trees: what codax.tree_util's rules use ----
+# A tangent or cotangent of a tree has the tree's structure, except that the
+# zero 0.0 may stand for any subtree (the adjoint convention, runtime/adjoint.py),
+# so it is walked along the primal's treedef, not flattened on its own.
+
+def derivative_leaves(cot, treedef):
+    """The leaves of `cot`, a derivative of a tree of structure `treedef`, in
+    tree_flatten's order; a subtree given as 0.0 gives 0.0 for each of its
+    leaves. Linear in `cot`; its transpose is derivative_tree."""
+    if type(cot) is float and cot == 0.0:
+        return 0.0
+    leaves = []
+    _derivative_leaves(cot, treedef, leaves)
+    return leaves
+
+
+def _derivative_leaves(cot, treedef, leaves):
+    if treedef.kind is None:
+        leaves.append(cot)
+    elif type(cot) is float and cot == 0.0:
+        leaves.extend([0.0] * treedef.num_leaves)
+    else:
+        for child, sub in zip(_derivative_children(cot, treedef), treedef.children):
+            _derivative_leaves(child, sub, leaves)
+
+
+def _derivative_children(cot, treedef):
+    """The subtrees of a node's derivative: by key for a dict, by position for
+    a sequence, else by the registered flatten of the node's own type."""
+    if isinstance(cot, dict):
+        return [cot[key] for key in treedef.aux]
+    if isinstance(cot, (list, tuple)):
+        children = list(cot)
+    else:
+        children = list(_node_of(cot)[1][0](cot)[0])
+    if len(children) != len(treedef.children):
+        raise ValueError(f'a derivative with {len(children)} entries for {treedef}')
+    return children
+
+
+def derivative_tree(cot, treedef):
+    """The derivative of a tree of structure `treedef` from the list `cot` of
+    its leaves' derivatives (each may be 0.0). Linear in `cot`; its transpose
+    is derivative_leaves."""
+    if type(cot) is float and cot == 0.0:
+        return 0.0
+    return tree_unflatten(treedef, cot)

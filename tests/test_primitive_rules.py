@@ -568,6 +568,22 @@ _draw.__codax_batched__ = _draws
 _KEYS = np.arange(8, dtype=np.uint32).reshape(4, 2) * np.uint32(123456789)
 cases('rt_batched_form', C(_draw, (_KEYS, 3), {}), C(_draw, (_KEYS,), {'n': (2, 2)}))
 
+# ---- pytrees: codax.tree_util inside transformed code ----
+
+
+def _params_tree():
+    return {'w': U(2, 3), 'b': [U(3), (U(2), float(U()))]}
+
+
+_STRUCTURE = runtime.tree_structure(_params_tree())
+cases('tree_leaves', C(_params_tree()), C([U(3), (U(2),)]), C(U(4)))
+cases('tree_flatten', C(_params_tree()), C((U(3), {'x': U(2), 'a': U(1)})))
+cases('tree_unflatten', C(_STRUCTURE, [U(3), U(2), float(U()), U(2, 3)]))
+cases('treedef_leaves', C(_STRUCTURE, _params_tree()))
+cases('tree_structure', C(_params_tree()))
+cases('rt_derivative_leaves', C(_params_tree(), _STRUCTURE))
+cases('rt_derivative_tree', C([U(3), U(2), float(U()), U(2, 3)], _STRUCTURE))
+
 
 # --------------------------------------------------------------------------
 # Tree helpers (dict / list / tuple containers; float leaves differentiable).

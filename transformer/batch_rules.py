@@ -1182,6 +1182,13 @@ def getitem(b, op, rhs):
     if info.elts is not None or info.item is not None:     # a Python container
         if idx_batched:
             b.fail('codax vmap: indexing a list or tuple with a batched index')
+        if isinstance(index, n.Name) and info.batched and not _fully_batched(info):
+            # an element chosen at run time (`for x in xs`) has the joined facts
+            # of all of them: batched, so every element is made batched
+            x = _broadcast_tree(b, x, info)
+            info = b.info(x)
+            rhs = n.Subscript(value=x, slice=n.deepcopy(index), ctx=n.Load()) \
+                if isinstance(rhs, n.Subscript) else _with_args(rhs, op, {'a': x})
         return rhs, _item_info(info, index)
     if info.batched and info.rank is None and not idx_batched:  # array or container: run time
         where = b.tmp(n.call('rt.batch_index', [value, x]), UNKNOWN, '_idx')
@@ -2428,3 +2435,48 @@ def _fully_batched(info):
 def _copy_replacing(tree, swap):
     from .forward import _copy_replacing as copy
     return copy(tree, swap)
+
+
+# ---- pytrees: codax.tree_util inside vmapped code (runtime/primitives/trees.py) ----
+
+_TREE_DATA = {'tree_leaves': 'tree', 'tree_flatten': 'tree', 'treedef_leaves': 'tree',
+              'tree_unflatten': 'leaves'}
+
+
+@rule('tree')
+def tree_op(b, op, rhs):
+    """Tree functions only move leaves, so they commute with batching: the
+    leaves of a batched tree are its examples' leaves, batched. Where the pass
+    knows a tree leaf by leaf (dicts, lists and tuples of arrays and numbers),
+    each leaf's facts carry over; otherwise every leaf is made batched first,
+    and so is every leaf of the result."""
+    name = op.prim.name
+    if name == 'tree_structure':
+        return rhs, UNKNOWN                        # the same for every example
+    param = _TREE_DATA[name]
+    data, info = op.inputs[param], b.info(op.inputs[param])
+    if not info.batched:
+        return rhs, UNKNOWN
+    known = _tree_leaf_infos(info) if _is_none(op.inputs.get('is_leaf')) else None
+    if name != 'tree_unflatten' and known is not None:
+        leaves = ListInfo(True, None, tuple(known))
+    else:
+        if not _fully_batched(info):
+            rhs = _with_args(rhs, op, {param: _broadcast_tree(b, data, info)})
+        leaves = Info(True, None) if name == 'tree_unflatten' \
+            else Info(True, None, None, Info(True, None))
+    return rhs, container((leaves, UNKNOWN)) if name == 'tree_flatten' else leaves
+
+
+def _tree_leaf_infos(info):
+    """The Infos of a tree's leaves in tree_flatten's order (dict keys sorted),
+    or None where a part is not known: a list of unknown length, None, a
+    registered node type, a value of unknown rank."""
+    if isinstance(info.elts, (tuple, dict)):
+        parts = list(info.elts) if isinstance(info.elts, tuple) \
+            else [info.elts[k] for k in sorted(info.elts)]
+        leaves = [_tree_leaf_infos(p) for p in parts]
+        return None if None in leaves else [x for part in leaves for x in part]
+    if info.item is not None or info.rank is None:
+        return None
+    return [info]
