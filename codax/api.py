@@ -98,7 +98,8 @@ def specialize(fn, mode, argnums, has_aux, args):
         entry = CACHE.get(key)
         if entry is not None and entry.code is fn.__code__ and entry.current():
             return entry
-        numeric = [i for i, a in enumerate(args) if not isinstance(a, (list, tuple, dict))]
+        numeric = [i for i, a in enumerate(args) if not isinstance(a, (list, tuple, dict))
+                   and runtime.tree._node_of(a)[1] is None]       # not a registered node
         label = f'{mode}({fn.__name__}) {_describe(args)} #{next(_labels)}'
         if mode == 'jvp':
             generated = compile_forward(fn, list(argnums), numeric, has_aux, label)

@@ -12,6 +12,7 @@ import numbers
 import numpy
 
 from .backend import array_module, is_array
+from .tree import _node_of
 
 ZERO = 0.0
 _ndarray = numpy.ndarray
@@ -130,6 +131,10 @@ def add(a, b):
         return {k: add(a[k], b[k]) for k in a}
     if isinstance(a, (list, tuple)):
         return _rebuild(a, [add(u, v) for u, v in zip(a, b)])
+    kind, node = _node_of(a)
+    if node is not None:                     # a registered pytree node: child by child
+        (ours, aux), (theirs, _) = node[0](a), node[0](b)
+        return node[1](aux, [add(u, v) for u, v in zip(ours, theirs)])
     return a + b
 
 
