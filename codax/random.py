@@ -51,16 +51,18 @@ shape ``(B, 2)`` (``key``: an integer array of seeds), returning the draws of
 every key stacked on a new leading axis. vmap calls it for a call whose only
 batched argument is the key (other batched arguments: one call per example).
 Each function is written once for keys of shape ``(*batch, 2)`` (Threefry is
-element-wise, so the key words broadcast over the counter grid), and the public
+element-wise, so the key words broadcast over the counter grid), so a batched
+form takes a grid of keys ``(B1, B2, 2)`` as well (vmap of vmap), and the public
 functions are wrappers codax can read, so ``vmap(random.normal, in_axes=(0,
-None))(keys, (3,))`` works too.
+None))(keys, (3,))`` works too. Each batched form states the rank of its draws
+(``form.rank``, see runtime/batched_forms.py) for the batch pass.
 """
 import inspect
 import math
 
 import numpy as np
 
-from runtime import array_module
+from runtime import Abstract, array_module
 
 __all__ = ['key', 'PRNGKey', 'split', 'fold_in', 'bits', 'uniform', 'normal',
            'truncated_normal', 'bernoulli', 'categorical', 'gumbel', 'randint',
@@ -689,8 +691,9 @@ def choice(key, a, shape=(), replace=True, p=None, axis=0):
 # ----------------------------------------------------------------------------
 
 def _batched_form(public, impl):
-    """`public`'s batched form: the same arguments, with keys of shape (B, 2);
-    `impl` takes them in the order of `public`'s signature."""
+    """`public`'s batched form: the same arguments, with keys of shape (B, 2)
+    (or more leading axes: (B1, B2, 2) under vmap of vmap); `impl` takes them
+    in the order of `public`'s signature."""
     signature = inspect.signature(public)
 
     def batched(keys, *args, **kwargs):
@@ -704,10 +707,116 @@ def _batched_form(public, impl):
     return batched
 
 
+# ----------------------------------------------------------------------------
+# the rank of the draws, stated for the batch pass (runtime/batched_forms.py):
+# asked at compile time with each argument as the compiler knows it (a
+# literal, None, a tuple, or runtime.Abstract with only its ndim), so that the
+# code that uses a batch of draws stays vectorized. None: cannot be told.
+# ----------------------------------------------------------------------------
+
+def _ndim(x):
+    """The number of dimensions of an argument (as np.asarray would read it)."""
+    if isinstance(x, Abstract):
+        return x.ndim
+    if x is None or isinstance(x, dict):
+        return None
+    if isinstance(x, (tuple, list)):
+        inner = {_ndim(e) for e in x} or {0}
+        return 1 + inner.pop() if len(inner) == 1 and None not in inner else None
+    return np.ndim(x)
+
+
+def _length(shape):
+    """The number of dimensions a shape argument asks for (an int: one)."""
+    if isinstance(shape, (tuple, list)):
+        return len(shape)
+    return 1 if _ndim(shape) == 0 else None
+
+
+def _add(*parts):
+    return None if any(p is None for p in parts) else sum(parts)
+
+
+def _fits(rank, *params):
+    """`rank`, where each parameter broadcasts to it (as JAX requires); else None."""
+    ranks = [_ndim(p) for p in params]
+    return rank if rank is not None and all(r is not None and r <= rank for r in ranks) \
+        else None
+
+
+def _shaped(shape, *params):
+    """The rank of a draw of `shape` whose parameters broadcast to it; for
+    shape=None, the rank the parameters broadcast to."""
+    if shape is not None:
+        return _fits(_length(shape), *params)
+    ranks = [_ndim(p) for p in params]
+    return None if None in ranks else max(ranks)
+
+
+def _dirichlet_rank(alpha, shape):
+    if shape is None:
+        return _ndim(alpha)                              # alpha.shape[:-1] + (k,)
+    return _fits(_add(_length(shape), 1), alpha)         # shape + (k,)
+
+
+def _categorical_rank(logits, shape):
+    return _add(_ndim(logits), -1) if shape is None else _length(shape)
+
+
+def _permutation_rank(x):
+    n = _ndim(x)
+    return None if n is None else max(n, 1)              # an int: range(x)
+
+
+def _choice_rank(a, shape):
+    n, k = _ndim(a), _length(shape)
+    if n in (0, 1):
+        return k
+    sizes = shape if isinstance(shape, (tuple, list)) else (shape,)
+    if n is None or k is None or not all(type(d) is int and d > 0 for d in sizes):
+        return None                 # no draws give zeros(shape), JAX's rank, not a's
+    return n - 1 + k
+
+
+# One key's draws, from the arguments bound to the public signature.
+_DRAW_RANKS = {
+    'split': lambda a: _add(_length(a['num']), 1),
+    'fold_in': lambda a: 1,
+    'bits': lambda a: _length(a['shape']),
+    'uniform': lambda a: _shaped(a['shape'], a['minval'], a['maxval']),
+    'normal': lambda a: _length(a['shape']),
+    'gumbel': lambda a: _length(a['shape']),
+    'truncated_normal': lambda a: _shaped(a['shape'], a['lower'], a['upper']),
+    'gamma': lambda a: _shaped(a['shape'], a['a']),
+    'beta': lambda a: _shaped(a['shape'], a['a'], a['b']),
+    'dirichlet': lambda a: _dirichlet_rank(a['alpha'], a['shape']),
+    'bernoulli': lambda a: _shaped(a['shape'], a['p']),
+    'categorical': lambda a: _categorical_rank(a['logits'], a['shape']),
+    'randint': lambda a: _shaped(a['shape'], a['minval'], a['maxval']),
+    'permutation': lambda a: _permutation_rank(a['x']),
+    'choice': lambda a: _choice_rank(a['a'], a['shape']),
+}
+
+
+def _rank_rule(fn, draw_rank, lead=lambda first: _add(_ndim(first), -1)):
+    """`form.rank` for a batched form that takes `fn`'s arguments: the axes
+    its first argument has beyond one key (`lead`), then one key's draws."""
+    signature = inspect.signature(fn)
+
+    def rank(*args, **kwargs):
+        bound = signature.bind(*args, **kwargs)
+        bound.apply_defaults()
+        first = next(iter(bound.arguments.values()))
+        return _add(lead(first), draw_rank(bound.arguments))
+    return rank
+
+
 # The implementations take batches as they are (vmap of a public function
 # batches its body: `_normal(_key(key), shape, dtype)`).
 _key.__codax_batched__ = _keys
+_keys.rank = _rank_rule(_keys, lambda a: 1)
 _seed_key.__codax_batched__ = key.__codax_batched__ = _seed_keys
+_seed_keys.rank = _rank_rule(_seed_keys, lambda a: 1, lead=_ndim)    # seeds: no key axis
 for _public, _impl in ((split, _split), (fold_in, _fold_in), (bits, _bits),
                        (uniform, _uniform), (normal, _normal),
                        (truncated_normal, _truncated_normal), (gumbel, _gumbel),
@@ -716,4 +825,7 @@ for _public, _impl in ((split, _split), (fold_in, _fold_in), (bits, _bits),
                        (randint, _randint), (permutation, _permutation), (choice, _choice)):
     _impl.__codax_batched__ = _impl
     _public.__codax_batched__ = _batched_form(_public, _impl)
-del _public, _impl
+    _draws = _DRAW_RANKS[_public.__name__]
+    _impl.rank = _rank_rule(_impl, _draws)
+    _public.__codax_batched__.rank = _rank_rule(_public, _draws)
+del _public, _impl, _draws

@@ -560,8 +560,9 @@ def _draw(key, n):
     return np.full(n, key.sum() / 2.0 ** 32)
 
 
-def _draws(keys, n):                    # _draw's batched form, as codax.random has them
-    return np.stack([_draw(k, n) for k in keys])
+def _draws(keys, n):                    # _draw's batched form, as codax.random has them:
+    draws = np.stack([_draw(k, n) for k in keys.reshape(-1, 2)])   # keys of any leading axes
+    return draws.reshape(keys.shape[:-1] + draws.shape[1:])
 
 
 _draw.__codax_batched__ = _draws

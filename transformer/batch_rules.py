@@ -1707,7 +1707,7 @@ def user_call(b, op, rhs):
     captured values are batched is batched along their axes too."""
     args = list(rhs.args) + [k.value for k in rhs.keywords]
     if not batched(b, *args, rhs.func):
-        return rhs, UNKNOWN
+        return rhs, Info(False, _draws_rank(b, rhs))
     func_info = b.info(rhs.func)
     if func_info.batched and not isinstance(func_info.elts, tuple):
         b.fail('codax vmap: the function called here differs between examples')
@@ -1862,15 +1862,81 @@ def batched_form_call(b, rhs):
     """A call of a function with a batched form of its own (`__codax_batched__`:
     codax.random's samplers). With only the first argument (the key) batched,
     rt.batched_form(f, args, kwargs) makes every example's draws at once;
-    otherwise one call per example."""
+    otherwise one call per example. The rank of the draws is the form's to
+    say, so the code that uses them stays vectorized."""
+    rank = _draws_rank(b, rhs)
     rest = list(rhs.args[1:]) + [k.value for k in rhs.keywords]
     if not rhs.args or not b.info(rhs.args[0]).batched or batched(b, *rest):
-        return loop_call(b, rhs.func, rhs.args, rhs.keywords, None)
+        return loop_call(b, rhs.func, rhs.args, rhs.keywords, rank)
     kwargs = n.Dict(keys=[n.const(k.arg) for k in rhs.keywords],
                     values=[n.deepcopy(k.value) for k in rhs.keywords])
     return n.call('rt.batched_form', [n.deepcopy(rhs.func),
                                       n.tuple_([n.deepcopy(a) for a in rhs.args]),
-                                      kwargs]), Info(True, None)
+                                      kwargs]), Info(True, rank)
+
+
+@rule('batched_form')
+def batched_form(b, op, rhs):
+    """rt.batched_form(f, args, kwargs) in code vmapped again (vmap(vmap(f))
+    over keys): with only the keys batched, the same call, the keys now with
+    one more leading axis, which a batched form takes as one more batch axis."""
+    fn, args, kwargs = op.inputs['fn'], op.inputs['args'], op.inputs['kwargs']
+    ai, ki = b.info(args), b.info(kwargs)
+    elts = ai.elts if isinstance(ai.elts, tuple) and ai.elts else None
+    rank = None
+    if elts is not None and isinstance(ki.elts, dict):
+        rank = rt.batched_form_rank(_static_object(b, fn), [_fact(e) for e in elts],
+                                    {k: _fact(e) for k, e in ki.elts.items()})
+    if not batched(b, fn, args, kwargs):
+        return rhs, Info(False, rank)
+    if elts is None or not elts[0].batched or elts[0].elts is not None or b.info(fn).batched \
+            or any(e.batched for e in elts[1:]) or ki.batched:
+        return loop(b, op, rhs, rank)
+    return rhs, Info(True, rank)
+
+
+def _draws_rank(b, rhs):
+    """The rank of what a user call returns for one example, where its callee
+    states it: a function with a batched form (rt.batched_form_rank, from its
+    arguments as the compiler knows them; a draw with an unbatched key too)."""
+    callee = rhs.codax.obj if getattr(rhs, 'codax', None) is not None else None
+    if getattr(callee, '__codax_batched__', None) is None:
+        return None
+    return rt.batched_form_rank(callee, [_described(b, a) for a in rhs.args],
+                                {k.arg: _described(b, k.value) for k in rhs.keywords})
+
+
+def _described(b, node):
+    """An argument as the compiler knows it, for a batched form's rank: a
+    literal's value, tuples element by element, else what its Info says."""
+    if isinstance(node, n.Constant):
+        return node.value
+    if isinstance(node, n.Tuple):
+        return tuple(_described(b, e) for e in node.elts)
+    return _fact(b.info(node))
+
+
+def _fact(info):
+    """A value as its Info describes it: the constant None, containers element
+    by element, else only its rank (rt.Abstract)."""
+    if info is NONE:
+        return None
+    if isinstance(info.elts, tuple):
+        return tuple(_fact(e) for e in info.elts)
+    if isinstance(info.elts, dict):
+        return {k: _fact(e) for k, e in info.elts.items()}
+    return rt.Abstract(info.rank)
+
+
+def _static_object(b, node):
+    """The object a reference to a global names (random.normal), or None."""
+    if isinstance(node, n.Name) and b.unit is not None and node.id not in b.locals:
+        found, value = b.unit.lookup(node.id)
+        return value if found else None
+    if isinstance(node, n.Attribute):
+        owner = _static_object(b, node.value)
+        return getattr(owner, node.attr, None)
+    return None
 
 
 def _runtime_helper(fn):

@@ -66,8 +66,9 @@ for _fn, _sig in ((batching.batch_size, 'tree, axes'), (batching.any_true, 'cond
 TABLE['rt_batch_index'].batch = 'kind_only'
 
 # A call with a batched form of its own (codax.random's samplers with a batch
-# of keys). Its draws do not depend on differentiated values, but its other
-# arguments (uniform's minval, gamma's a, ...) may: as without vmap, codax
-# says it cannot differentiate them rather than return zero.
+# of keys; batched again, the keys gain a leading axis). Its draws do not
+# depend on differentiated values, but its other arguments (uniform's minval,
+# gamma's a, ...) may: as without vmap, codax says it cannot differentiate
+# them rather than return zero.
 primitive('rt_batched_form', 'fn, args, kwargs', {}, targets=(batched_forms.batched_form,),
-          impl='rt.batched_form', family='batching', batch='loop')
+          impl='rt.batched_form', family='batching', batch='batched_form')
