@@ -8,7 +8,8 @@ first, then this. float32 throughout: element-wise cases on 2^26 elements,
 row-wise ones on 8192x4096, with enough input sets rotated that no call finds
 its data in L2, each timed with CUDA events after a warm-up (median of
 repeats). Cases: device-to-device copy (the roof), an 8-op element-wise chain,
-sum(x*y), row softmax, layer norm, and one MLP gradient jit(grad(loss)). Every
+sum(x*y), row softmax and layer norm (one row-wise RawKernel each under
+codax.jit: a block of threads a row), and one MLP gradient jit(grad(loss)). Every
 result is first checked against unfused CuPy. The table, printed last, gives
 each time, its effective bandwidth (inputs read once, outputs written once),
 that as a percentage of the copy's, and codax's speed-up over each

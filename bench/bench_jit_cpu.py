@@ -10,11 +10,15 @@ MALLOC_MMAP_THRESHOLD_=268435456 MALLOC_TRIM_THRESHOLD_=268435456 (NumPy's
 10^6-element temporaries are otherwise mapped and faulted in on every call).
 Each case is checked against NumPy first, and the kernel must not leave a call
 to its NumPy fallback; times are medians over repeats, the implementations
-interleaved so that drift hits them alike. The last two cases broadcast: a
-bias (k,) added to an (m, k) matrix, and softmax over rows, whose (m, 1)
-max and sum the kernels read through gathered blocks (before the strided C
-path both ran as NumPy, their "numpy" column). Targets (issue 5): the kernel
-at least 3x faster than NumPy and within 1.5x of JAX.
+interleaved so that drift hits them alike. The last cases work on the rows of
+an (m, k) matrix: a bias (k,) added to it, which the kernel reads through
+gathered blocks; softmax and layer norm, each the one row-wise kernel that
+jit makes of them (the row's reductions and the element-wise work they feed,
+pass after pass over the row while it is in cache); and, for comparison, the
+softmax jit made before row-wise kernels: NumPy's row max, then a reduction
+kernel for the sum of exp and an element-wise kernel for the quotient.
+Targets (issue 5): the kernel at least 3x faster than NumPy and within 1.5x
+of JAX.
 """
 import argparse
 import os
@@ -29,7 +33,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault('JAX_PLATFORMS', 'cpu')
 
 import runtime  # noqa: E402
-from transformer.kernels import Kernel, Reduction, Step, Value, c  # noqa: E402
+from runtime.kernels import cpu  # noqa: E402
+from transformer.kernels import Kernel, Reduction, RowReduction, Step, Value, c  # noqa: E402
 
 try:
     import jax
@@ -52,6 +57,11 @@ def kernel(name, steps, result, reduction=None, inputs=('x',)):
         return Kernel(name, values, (out,), steps,
                       reduction=Reduction(op, result, F8, axis, keepdims, ndim))
     return Kernel(name, values, (out,), steps, ((out.name, result),))
+
+
+# The kernels themselves, at every size: short chains would otherwise run
+# NumPy on few elements (SMALL_CALLS; bench_jit.py times that rule at work).
+cpu.SMALL_CALLS = False
 
 
 def build(record, fallback):
@@ -94,10 +104,38 @@ def one_kernel(record):
     return make
 
 
+def layer_norm(x, g, b):
+    mu = np.mean(x, axis=-1, keepdims=True)
+    var = np.var(x, axis=-1, keepdims=True)
+    return (x - mu) / np.sqrt(var + 1e-5) * g + b
+
+
+def rows(name, items, result, inputs=('x',)):
+    """A float64 row-wise Kernel over the last axis of a matrix, as the
+    fusion pass builds it: `items` are (local, expr, reads) steps and (local,
+    op, value) reductions (with keepdims), `result` the local written."""
+    steps = tuple(Step(local, F8, expr, what) if isinstance(what, tuple)
+                  else RowReduction(local, expr, what, F8, True, 2)
+                  for local, expr, what in items)
+    out = Value(f'{result}_out', result, F8)
+    return Kernel(name, tuple(Value(v, v, F8) for v in inputs), (out,), steps,
+                  ((out.name, result),), trailing=1)
+
+
+SOFTMAX_ROWS = rows('softmax_rows', [
+    ('mx', 'max', 'x'), ('d', '(x - mx)', ('x', 'mx')), ('e', 'exp(d)', ('d',)),
+    ('s', 'sum', 'e'), ('r', '(e / s)', ('e', 's'))], 'r')
+LAYER_NORM_ROWS = rows('layer_norm_rows', [
+    ('mu', 'mean', 'x'), ('v', 'var', 'x'),
+    ('y', '((x - mu) / sqrt(v + 1e-05) * g + b)', ('x', 'mu', 'v', 'g', 'b'))], 'y',
+    inputs=('x', 'g', 'b'))
+
+
 def softmax_kernels(_):
-    """What jit makes of softmax: NumPy's max (a reduction of an input fuses
-    nothing), then sum(exp(x - mx)) over rows, then exp(x - mx) / s; both
-    read the (rows, 1) operands through their gathered blocks."""
+    """What jit made of softmax before row-wise kernels: NumPy's max (a
+    reduction of an input fused nothing), then sum(exp(x - mx)) over rows,
+    then exp(x - mx) / s; both read the (rows, 1) operands through their
+    gathered blocks."""
     def numpy_sum(x, mx):
         return np.sum(np.exp(x - mx), axis=-1, keepdims=True)
     total, t0 = build(kernel('softmax_k0', [('v', 'x - mx'), ('e', 'exp(v)')], 'e',
@@ -131,10 +169,21 @@ CASES = [
      one_kernel(kernel('bias_tanh', [('y', 'tanh(x + b)')], 'y', inputs=('x', 'b'))),
      lambda: lambda x, b: jnp.tanh(x + b)),
     ('softmax rows (m,k)', softmax, lambda n, rng: (rng.standard_normal(matrix(n)),),
-     softmax_kernels,
-     lambda: lambda x: (lambda e: e / jnp.sum(e, axis=-1, keepdims=True))(
-         jnp.exp(x - jnp.max(x, axis=-1, keepdims=True)))),
+     one_kernel(SOFTMAX_ROWS), lambda: jax_softmax),
+    ('layer norm rows (m,k)', layer_norm,
+     lambda n, rng: (rng.standard_normal(matrix(n)), rng.standard_normal(matrix(n)[1]),
+                     rng.standard_normal(matrix(n)[1])),
+     one_kernel(LAYER_NORM_ROWS),
+     lambda: lambda x, g, b: (x - jnp.mean(x, axis=-1, keepdims=True))
+     / jnp.sqrt(jnp.var(x, axis=-1, keepdims=True) + 1e-5) * g + b),
+    ('softmax, 3 calls (before)', softmax, lambda n, rng: (rng.standard_normal(matrix(n)),),
+     softmax_kernels, lambda: jax_softmax),
 ]
+
+
+def jax_softmax(x):
+    e = jnp.exp(x - jnp.max(x, axis=-1, keepdims=True))
+    return e / jnp.sum(e, axis=-1, keepdims=True)
 
 
 # ------------------------------------------------------------------ timing
@@ -194,14 +243,14 @@ def main():
             rows.append((title, n, times, seconds))
     print(f'\nCPU kernels, float64, median of {repeats} (ratio: NumPy time / kernel time; '
           f'jax/kernel: JAX time / kernel time, >1 means the kernel is faster)')
-    print(f'{"case":24s} {"n":>8s} {"numpy":>10s} {"kernel":>10s} {"jax":>10s} '
+    print(f'{"case":26s} {"n":>8s} {"numpy":>10s} {"kernel":>10s} {"jax":>10s} '
           f'{"numpy/kernel":>13s} {"jax/kernel":>11s}  others')
     for title, n, times, seconds in rows:
         unit, scale = ('ms', 1e3) if n > 1000 else ('us', 1e6)
         jax_time = times.get('jax', float('nan'))
         others = ', '.join(f'{k} {v * scale:.2f}{unit}' for k, v in times.items()
                            if k not in ('numpy', 'kernel', 'jax'))
-        print(f'{title:24s} {n:8d} {times["numpy"] * scale:8.3f}{unit} '
+        print(f'{title:26s} {n:8d} {times["numpy"] * scale:8.3f}{unit} '
               f'{times["kernel"] * scale:8.3f}{unit} {jax_time * scale:8.3f}{unit} '
               f'{times["numpy"] / times["kernel"]:12.2f}x {jax_time / times["kernel"]:10.2f}x  '
               f'{others}')

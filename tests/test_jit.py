@@ -89,10 +89,9 @@ def test_polynomial_is_one_kernel():
     assert _kinds(codax.jit(polynomial).kernels(np.ones(8))) == ['elementwise']
 
 
-def test_softmax_is_two_kernels_after_the_row_max():
-    kernels = codax.jit(softmax).kernels(np.ones((4, 8)))
-    assert _kinds(kernels) == ['reduction', 'elementwise']
-    assert kernels[0].reduction.axis == (1,) and kernels[0].reduction.keepdims
+def test_softmax_is_one_rowwise_kernel():
+    (kernel,) = codax.jit(softmax).kernels(np.ones((4, 8)))
+    assert kernel.kind == 'rowwise' and kernel.trailing == 1
 
 
 def test_dot_is_one_reduction_kernel():
@@ -464,3 +463,230 @@ def test_rebinding_a_global_number_makes_new_code():
         assert not np.allclose(jitted(x), first)
     finally:
         SCALE = 3.0
+
+
+# ---- var/std and row-wise kernels (issue 5) ----
+
+import runtime  # noqa: E402  (this section's own imports)
+
+
+def var_chain(x):
+    return np.var(np.tanh(x) * 2 + x)
+
+
+def var_axis(x):
+    return np.var(x * 0.5 + 1, axis=-1, keepdims=True, ddof=1)
+
+
+def std_axes(x):
+    return np.std(np.exp(x * 1e-6) * x, axis=(0, 1))
+
+
+def std_lead(x):
+    return np.std(np.sqrt(x * x + 1), axis=0, ddof=1)
+
+
+def logsumexp(x):
+    m = np.max(x, axis=-1, keepdims=True)
+    return m + np.log(np.sum(np.exp(x - m), axis=-1, keepdims=True))
+
+
+def layer_norm_var(x, g, b):
+    mu = np.mean(x, axis=-1, keepdims=True)
+    var = np.var(x, axis=-1, keepdims=True)
+    return (x - mu) / np.sqrt(var + 1e-5) * g + b
+
+
+def softmax_vector(x):                 # axis None of a vector: its one row
+    e = np.exp(x - np.max(x))
+    return e / np.sum(e)
+
+
+def softmax_and_lse(x, t):             # two outputs, a number, a row output
+    m = np.max(x, axis=-1, keepdims=True)
+    e = np.exp((x - m) / t)
+    s = np.sum(e, axis=-1, keepdims=True)
+    return e / s, m + t * np.log(s)
+
+
+def centred_rows(x):                   # a row max without keepdims: an output only
+    return x - np.mean(x, axis=-1, keepdims=True), np.max(x, axis=-1)
+
+
+ROW_FUNCTIONS = [softmax, logsumexp, layer_norm, layer_norm_var, softmax_vector,
+                 softmax_and_lse, centred_rows]
+
+
+def _row_args(fn, shape, dtype, rng):
+    x = (rng.normal(size=shape) * 3).astype(dtype)
+    if fn in (layer_norm, layer_norm_var):
+        return x, rng.normal(size=shape[-1]).astype(dtype), rng.normal(size=shape[-1]).astype(dtype)
+    if fn is softmax_and_lse:
+        return x, 0.7
+    return (x.ravel(),) if fn is softmax_vector else (x,)
+
+
+def _c_runs(jitted, args):
+    """The jitted result, asserting that every kernel ran as C (no fallback)."""
+    before = sum(runtime.kernels.cpu.FALLBACKS.values())
+    got = jitted(*args)
+    assert sum(runtime.kernels.cpu.FALLBACKS.values()) == before, \
+        dict(runtime.kernels.cpu.FALLBACKS)
+    return got
+
+
+# (a) var and std are reduction kernels of the chains that feed them.
+
+@pytest.mark.parametrize('fn', [var_chain, var_axis, std_axes, std_lead])
+def test_var_and_std_of_a_chain_are_one_reduction_kernel(fn):
+    (kernel,) = codax.jit(fn).kernels(np.ones((3, 4, 5)))
+    assert kernel.kind == 'reduction' and kernel.reduction.op in ('var', 'std')
+    assert len(kernel.steps) >= 2                 # the chain, computed on the fly
+
+
+def _reference(fn, args):
+    """fn in float64 on the same data (float32 inputs promoted)."""
+    return fn(*[a.astype(np.float64) if isinstance(a, np.ndarray) else a for a in args])
+
+
+@pytest.mark.filterwarnings('ignore:Degrees of freedom:RuntimeWarning',
+                            'ignore:invalid value:RuntimeWarning')
+@pytest.mark.parametrize('dtype', [np.float32, np.float64])
+@pytest.mark.parametrize('fn', [var_chain, var_axis, std_axes, std_lead])
+@pytest.mark.parametrize('shape', [(3, 4, 5), (2, 1, 7), (5, 300, 301), (1, 1, 1)])
+def test_var_and_std_match_numpy(fn, dtype, shape):
+    x = _rng(10).normal(size=shape).astype(dtype)
+    jitted = codax.jit(fn)
+    got = _c_runs(jitted, (x,)) if fn is not std_lead else jitted(x)   # axis 0: NumPy
+    want = fn(x)
+    assert np.shape(got) == np.shape(want) and np.asarray(got).dtype == np.asarray(want).dtype
+    with np.errstate(all='ignore'):
+        exact = _reference(fn, (x,))
+    tol = dict(rtol=2e-6, atol=1e-6) if dtype == np.float32 else dict(rtol=1e-12, atol=1e-13)
+    np.testing.assert_allclose(got, exact, **tol)
+
+
+@pytest.mark.parametrize('mean, dtype', [(1e4, np.float32), (1e4, np.float64),
+                                          (1e8, np.float64)])
+def test_var_is_stable_for_a_large_mean(mean, dtype):
+    """E[x^2] - E[x]^2 would lose every digit here (1e8 + N(0, 1): x^2 is
+    1e16, where a double's ulp is 2); two passes keep them."""
+    x = (mean + _rng(11).normal(size=(4, 250000))).astype(dtype)
+    exact = np.var(x.astype(np.float64), axis=-1, keepdims=True, ddof=1) * 0.25
+    for shape in ((4, 250000), (1, 10 ** 6)):              # rows, and one row on threads
+        data = x.reshape(shape)
+        want = np.var(data.astype(np.float64), axis=-1, keepdims=True, ddof=1) * 0.25
+        got = _c_runs(codax.jit(var_axis), (data,))
+        np.testing.assert_allclose(got, want, rtol=1e-6 if dtype == np.float32 else 1e-9)
+    assert exact.shape == (4, 1)
+
+
+@pytest.mark.filterwarnings('ignore:Degrees of freedom:RuntimeWarning')
+def test_var_ddof_past_the_count_is_numpys_inf_or_nan():
+    x = np.arange(6.0).reshape(3, 2)
+    with np.errstate(all='ignore'):
+        got = codax.jit(var_axis)(x[:, :1])                 # one element, ddof 1: 0 / 0
+        want = var_axis(x[:, :1])
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
+
+
+# (b) row-wise kernels.
+
+@pytest.mark.parametrize('fn', [softmax, logsumexp, layer_norm, layer_norm_var, softmax_vector,
+                                softmax_and_lse])
+def test_row_functions_are_one_rowwise_kernel(fn):
+    args = _row_args(fn, (4, 8), np.float64, _rng(12))
+    (kernel,) = codax.jit(fn).kernels(*args)
+    assert kernel.kind == 'rowwise' and kernel.trailing == 1
+    assert kernel.reduction is None
+
+
+def test_softmax_source_is_one_call():
+    source = codax.jit(softmax).source(np.ones((4, 8)))
+    body = source[source.index('def jit_softmax'):]
+    assert body.count('_softmax_k') == 1 and 'xp.max' not in body
+    assert 'softmax_k0_pass3' in source                    # max, sum of exp, quotient
+
+
+def test_a_row_output_without_keepdims_comes_out_of_the_row_kernel():
+    x = _rng(13).normal(size=(6, 9))
+    (kernel,) = codax.jit(centred_rows).kernels(x)
+    assert kernel.kind == 'rowwise' and len(kernel.outputs) == 2
+    got = _c_runs(codax.jit(centred_rows), (x,))
+    assert_tree_allclose(got, centred_rows(x), rtol=1e-13, atol=1e-13)
+    assert got[1].shape == (6,)
+
+
+@pytest.mark.parametrize('dtype', [np.float32, np.float64])
+@pytest.mark.parametrize('shape', [(7, 1), (1, 1), (5, 3), (9, 33), (3, 1025), (2, 5000),
+                                   (300, 1001), (2, 3, 17)])
+@pytest.mark.parametrize('fn', ROW_FUNCTIONS)
+def test_row_kernels_match_numpy(fn, shape, dtype):
+    args = _row_args(fn, shape, dtype, _rng(14))
+    got = _c_runs(codax.jit(fn), args)
+    want = fn(*args)
+    exact = _reference(fn, args)
+    for g, w, e in zip(*(v if isinstance(v, tuple) else (v,) for v in (got, want, exact))):
+        assert np.shape(g) == np.shape(w) and np.asarray(g).dtype == np.asarray(w).dtype
+        tol = dict(rtol=1e-5, atol=1e-5) if dtype == np.float32 else dict(rtol=1e-12, atol=1e-13)
+        np.testing.assert_allclose(g, e, **tol)
+
+
+@pytest.mark.parametrize('fn', [softmax, layer_norm_var, logsumexp])
+def test_row_kernels_read_any_layout(fn):
+    """Transposed, sliced and reversed inputs, and parameters of either
+    shape, run in C against NumPy."""
+    rng = _rng(15)
+    base = rng.normal(size=(64, 90))
+    for x in (base.T, base[::2, ::3], base[::-1, ::-1], np.asfortranarray(base)):
+        args = _row_args(fn, x.shape, np.float64, rng)
+        args = (x,) + args[1:]
+        if fn is layer_norm_var:
+            args = (x, args[1][::-1], np.ones((1, x.shape[1])))
+        got = _c_runs(codax.jit(fn), args)
+        assert_tree_allclose(got, fn(*args), rtol=1e-12, atol=1e-13)
+
+
+def test_row_kernels_leave_other_shapes_to_numpy():
+    """Where NumPy's shapes are not one row a reduction (a parameter longer
+    than the rows' own axis broadcast against them), the kernel's NumPy
+    fallback runs, with NumPy's answer or error."""
+    x = _rng(16).normal(size=(4, 1))
+    g = np.ones(6)
+    got = codax.jit(layer_norm_var)(x, g, g)               # rows of 1, outputs of 6
+    assert_tree_allclose(got, layer_norm_var(x, g, g), rtol=1e-12)
+    with pytest.raises(ValueError):
+        codax.jit(layer_norm_var)(np.ones((4, 5)), np.ones(3), np.ones(3))
+    with pytest.raises(ValueError, match='zero-size'):
+        codax.jit(softmax)(np.ones((3, 0)))
+
+
+def lse_loss(x):
+    m = np.max(x, axis=-1, keepdims=True)
+    return np.sum(m + np.log(np.sum(np.exp(x - m), axis=-1, keepdims=True)))
+
+
+def test_jit_of_grad_of_logsumexp_fuses_rows():
+    """The forward pass is one row-wise kernel with every value the backward
+    pass reads among its outputs."""
+    x = _rng(17).normal(size=(8, 21))
+    got = _c_runs(codax.jit(codax.grad(lse_loss)), (x,))
+    assert_tree_allclose(got, codax.grad(lse_loss)(x), rtol=1e-12)
+    kernels = codax.jit(codax.grad(lse_loss)).kernels(x)
+    assert _kinds(kernels)[0] == 'rowwise' and len(kernels[0].outputs) >= 3
+
+
+ROW_CASES = [                      # tests/test_jit_kernels.py compiles and runs their kernels
+    (var_chain, lambda r: (r.normal(size=(6, 40)),)),
+    (var_axis, lambda r: (r.normal(size=(6, 40)).astype(np.float32),)),
+    (std_axes, lambda r: (r.normal(size=(2, 3, 40)),)),
+    (std_lead, lambda r: (r.normal(size=(6, 40)),)),
+    (logsumexp, lambda r: (r.normal(size=(6, 40)),)),
+    (layer_norm_var, lambda r: (r.normal(size=(6, 40)).astype(np.float32),
+                                r.normal(size=40).astype(np.float32),
+                                r.normal(size=40).astype(np.float32))),
+    (softmax_vector, lambda r: (r.normal(size=50),)),
+    (softmax_and_lse, lambda r: (r.normal(size=(6, 40)), 0.5)),
+    (centred_rows, lambda r: (r.normal(size=(6, 40)),)),
+    (lse_loss, lambda r: (r.normal(size=(6, 40)),)),
+]

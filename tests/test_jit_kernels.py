@@ -11,7 +11,7 @@ import codax
 import runtime
 from corpus import CORPUS
 from helpers import assert_tree_allclose
-from test_jit import CASES
+from test_jit import CASES, ROW_CASES
 from test_kernels_cpu import check_kernels
 from transformer.kernels import c, cuda
 
@@ -22,7 +22,7 @@ def _programs():
     for name, fn, factory, argnums in CORPUS:
         yield name, fn, factory()
         yield f'grad({name})', codax.grad(fn, argnums), factory()
-    for k, (fn, make) in enumerate(CASES):
+    for k, (fn, make) in enumerate(CASES + ROW_CASES):
         args = make(np.random.default_rng(k))
         name = f'{fn.__name__}{k}'
         yield name, fn, args
@@ -46,9 +46,10 @@ def generated(backend):
 def test_the_corpus_makes_every_kind_of_kernel():
     kernels = [k for k, _ in generated('cupy').values()]
     assert len(kernels) > 100
-    assert {k.kind for k in kernels} == {'elementwise', 'reduction'}
+    assert {k.kind for k in kernels} == {'elementwise', 'reduction', 'rowwise'}
     assert any(k.reduction is not None and k.reduction.axis is None for k in kernels)
     assert any(k.reduction is not None and k.reduction.axis is not None for k in kernels)
+    assert any(k.reduction is not None and k.reduction.op in ('var', 'std') for k in kernels)
 
 
 def test_corpus_cuda_kernels_compile_for_sm80_and_sm90():

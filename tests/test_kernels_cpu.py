@@ -29,7 +29,7 @@ import pytest
 
 import runtime
 from runtime.kernels import cpu
-from transformer.kernels import Kernel, Reduction, Step, Value, c
+from transformer.kernels import Kernel, Reduction, RowReduction, Step, Value, c
 
 pytestmark = pytest.mark.skipif(cpu._compiler() is None, reason='no C compiler (cc, gcc, clang)')
 
@@ -106,13 +106,27 @@ def check_kernels(pairs, shape=(37, 1000), seed=0):
     (c.unsupported)."""
     rng = np.random.default_rng(seed)
     failures, skipped, built = [], [], []
-    for kernel, reference in pairs:     # all built first: their compilers run at once
-        if c.unsupported(kernel):
-            skipped.append(kernel.name)
-        else:
-            built.append((kernel, reference, build(kernel, _refuse)))
-    for kernel, reference, f in built:
+    small, cpu.SMALL_CALLS = cpu.SMALL_CALLS, False      # every call the C loop serves in C
+    try:
+        for kernel, reference in pairs:
+            if c.unsupported(kernel):
+                skipped.append(kernel.name)
+            else:
+                built.append((kernel, reference, build(kernel, _refuse)))
+        failures = _compare(built, shape, rng)
+    finally:
+        cpu.SMALL_CALLS = small
+    assert not failures, '\n'.join(failures)
+    return skipped
+
+
+def _compare(built, shape, rng):
+    """check_kernels' comparisons: the failures, as lines."""
+    failures = []
+    for kernel, reference, f in built:     # built first, all: their compilers ran at once
         ndim = len(shape) if kernel.reduction is None else kernel.reduction.ndim
+        if kernel.trailing:          # the rank its reductions were generated for
+            ndim = max(r.ndim for r in kernel.steps if isinstance(r, RowReduction))
         args = random_inputs(kernel, ((3,) * ndim + shape)[len(shape):], rng)
         calls = [args]
         if not kernel.partial:       # else an output may have a smaller shape than C's
@@ -127,19 +141,19 @@ def check_kernels(pairs, shape=(37, 1000), seed=0):
                     assert_close(g, w, np.dtype(out.dtype))
         except AssertionError as error:
             failures.append(f'{kernel.name}: {error}')
-    assert not failures, '\n'.join(failures)
-    return skipped
+    return failures
 
 
 def _other_layouts(kernel, args):
     """The array arguments as views the C loop gathers: where there are two
-    or more, the first is cut to its last axis (a bias, broadcast); the others
+    or more, the first is cut to its last axis (a bias, broadcast; not for a
+    row-wise kernel, whose reductions might then reduce fewer rows); the others
     in turn reversed on every axis (negative strides) and in Fortran order."""
     arrays = [k for k, v in enumerate(kernel.inputs) if not v.scalar and np.ndim(args[k]) > 0]
     args = list(args)
     for turn, k in enumerate(arrays):
         a = args[k]
-        if turn == 0 and len(arrays) > 1:
+        if turn == 0 and len(arrays) > 1 and not kernel.trailing:   # rows keep their shapes
             args[k] = a[(0,) * (a.ndim - 1)]
         elif turn % 2 == (len(arrays) > 1):
             args[k] = np.flip(a)
@@ -150,10 +164,12 @@ def _other_layouts(kernel, args):
 
 @pytest.fixture(scope='module', autouse=True)
 def cache_dir(tmp_path_factory):
-    """A fresh disk cache for this module (so the tests compile, once each)."""
+    """A fresh disk cache for this module (so the tests compile, once each),
+    and every call the C loop serves run as C, however small."""
     path = str(tmp_path_factory.mktemp('codax-cache'))
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv('CODAX_CACHE_DIR', path)
+        patch.setattr(cpu, 'SMALL_CALLS', False)
         yield path
 
 
@@ -218,7 +234,7 @@ PAIRS = [(TANH_GRAD, tanh_grad), (POLY, poly), (FLOAT32, float32_chain), (INTS, 
 def reduction(op, axis, dtype=F8, keepdims=False, ndim=2):
     """`op` of tanh(x) * y over `axis` of a value of rank `ndim`."""
     name = f'{op}_{"all" if axis is None else "last"}_{dtype.name}'
-    result = F8 if op == 'mean' and dtype.kind != 'f' else dtype
+    result = F8 if op in ('mean', 'var', 'std') and dtype.kind != 'f' else dtype
     first = 'tanh(x)' if dtype.kind == 'f' else 'x'
     return Kernel(name, (arr('x', dtype), arr('y', dtype)), (arr('r_out', result),),
                   (Step('t', dtype, first), Step('v', dtype, 't * y')),
@@ -278,7 +294,7 @@ def test_scalar_inputs_by_value():
     assert len(calls) == 2
 
 
-@pytest.mark.parametrize('op', ['sum', 'mean', 'max', 'min', 'prod'])
+@pytest.mark.parametrize('op', ['sum', 'mean', 'max', 'min', 'prod', 'var', 'std'])
 @pytest.mark.parametrize('axis', [None, (1,)])
 def test_reductions(op, axis):
     rng = np.random.default_rng(2)
@@ -315,7 +331,7 @@ def test_float32_sums_accumulate_in_double():
 
 def test_integer_reductions():
     x = np.arange(-50, 50, dtype=I8).reshape(4, 25)
-    for op in ('sum', 'max', 'min', 'mean'):
+    for op in ('sum', 'max', 'min', 'mean', 'var'):
         got = build(reduction(op, (1,), I8), _refuse)(x, np.full_like(x, 3))
         assert_close(got, getattr(np, op)(x * 3, axis=-1), got.dtype)
     u = np.arange(200, 250, dtype=np.uint8).reshape(2, 25)
@@ -389,7 +405,7 @@ def test_every_broadcast_and_stride_runs_in_c():
     assert tested == 3 * 25 and sum(cpu.FALLBACKS.values()) == before
 
 
-@pytest.mark.parametrize('op', ['sum', 'mean', 'max', 'min', 'prod'])
+@pytest.mark.parametrize('op', ['sum', 'mean', 'max', 'min', 'prod', 'var', 'std'])
 def test_reductions_of_broadcasts_and_strides_run_in_c(op):
     """The reduction's value broadcast from operands in every layout, over the
     last axis, all axes, and the last two of a 3-d value; as NumPy."""
@@ -655,6 +671,29 @@ def _cached(folder):
     return sorted(name for name in names if name.endswith('.so'))
 
 
+def test_the_disk_cache_keeps_the_libraries_used_last(monkeypatch, tmp_path):
+    """CODAX_CACHE_KEEP=3: each new library trims the cache to the three used
+    last (by modification time; loading one from disk touches it)."""
+    _fresh_cache(monkeypatch, tmp_path)
+    monkeypatch.setenv('CODAX_CACHE_KEEP', '3')
+    kernels = [elementwise(f'keep{k}', [arr('x')], [('y', F8, f'x + {k}.0')], ['y'])
+               for k in range(5)]
+    x = np.ones(3)
+    for k, kernel in enumerate(kernels[:3]):
+        assert build(kernel, _refuse)(x)[0] == 1 + k
+    now = time.time()
+    for k, name in enumerate(_cached(tmp_path)):             # keep0, keep1, keep2: oldest first
+        os.utime(tmp_path / name, (now - 100 + k, now - 100 + k))
+    monkeypatch.setattr(cpu, '_FUNCTIONS', {})
+    build(kernels[0], _refuse)                               # from disk: used now
+    for kernel in kernels[3:]:
+        build(kernel, _refuse)(x)
+    assert [name.split('-')[0] for name in _cached(tmp_path)] == ['keep0', 'keep3', 'keep4']
+    monkeypatch.setenv('CODAX_CACHE_KEEP', '0')                # never trims
+    build(elementwise('keep5', [arr('x')], [('y', F8, 'x + 5.0')], ['y']), _refuse)(x)
+    assert len(_cached(tmp_path)) == 4
+
+
 def test_kernels_compile_at_once_and_each_first_call_waits_for_its_own(monkeypatch, tmp_path):
     """Construction starts the compilers and returns: JOBS run at once, the
     rest queue; a first call waits for its own library (the last kernel's
@@ -738,6 +777,214 @@ def test_compilers_running_at_exit_finish_into_the_cache(tmp_path):
                          text=True, env={**os.environ, 'CODAX_CACHE_DIR': str(tmp_path)})
     assert run.returncode == 0, run.stderr
     assert [name.split('-')[0] for name in _cached(tmp_path)] == ['poly']
+
+
+def test_short_chains_run_numpy_on_few_elements(monkeypatch):
+    """A kernel of at most SMALL_STEPS steps runs its NumPy function on calls
+    of fewer than SMALL_CALL elements (not counted as a fallback), C from
+    there on; longer chains, reductions and row-wise kernels always run C."""
+    monkeypatch.setattr(cpu, 'SMALL_CALLS', True)
+    calls = []
+    short = elementwise('short_chain', [arr('x'), arr('y')], [
+        ('p', F8, 'x * y'), ('q', F8, 'p + 1.0')], ['q'])
+    assert f'numpy_below={c.SMALL_CALL}' in c.expression(short, 'fallback')
+    assert 'numpy_below' not in c.expression(POLY, 'fallback')
+    f = build(short, lambda x, y: calls.append(x.size) or x * y + 1.0)
+    for n in (1, c.SMALL_CALL - 1, c.SMALL_CALL, 3 * c.SMALL_CALL):
+        x = np.linspace(-1, 1, n)
+        assert_close(f(x, x), x * x + 1.0, F8)       # C contracts to an FMA
+    assert calls == [1, c.SMALL_CALL - 1] and f.fallbacks == 0
+    g = build(POLY, _refuse)
+    assert_close(g(np.ones(3)), poly(np.ones(3)), F8)
+
+
+# ------------------------------------------------------------ row-wise kernels
+def rows(name, inputs, items, results, trailing=1):
+    """A row-wise Kernel: `items` are ('step', local, dtype, expr, reads) and
+    ('reduce', local, op, value, dtype, keepdims, ndim[, ddof]) tuples;
+    `results` the locals to output."""
+    steps, types = [], {}
+    for item in items:
+        if item[0] == 'step':
+            steps.append(Step(item[1], item[2], item[3], tuple(item[4])))
+        else:
+            steps.append(RowReduction(item[1], item[2], item[3], item[4], *item[5:]))
+        types[item[1]] = np.dtype(item[2] if item[0] == 'step' else item[4])
+    outputs = tuple(arr(f'{local}_out', types[local]) for local in results)
+    return Kernel(name, tuple(inputs), outputs, tuple(steps),
+                  tuple((f'{local}_out', local) for local in results), trailing=trailing)
+
+
+def softmax_rows(dtype=F8, name='softmax_rows'):
+    return rows(name, [arr('x', dtype)], [
+        ('reduce', 'mx', 'max', 'x', dtype, True, 2),
+        ('step', 'd', dtype, '(x - mx)', ['x', 'mx']),
+        ('step', 'e', dtype, 'exp(d)', ['d']),
+        ('reduce', 's', 'sum', 'e', dtype, True, 2),
+        ('step', 'r', dtype, '(e / s)', ['e', 's']),
+        ('step', 'lse', dtype, '(mx + log(s))', ['mx', 's'])], ['r', 'lse'])
+
+
+def softmax_numpy(x):
+    m = np.max(x, axis=-1, keepdims=True)
+    e = np.exp(x - m)
+    s = np.sum(e, axis=-1, keepdims=True)
+    return e / s, m + np.log(s)
+
+
+# Layer norm with its statistics out: the mean, the variance (ddof 1, without
+# keepdims) and the result, from x and per-column g and b.
+LAYER_NORM_ROWS = rows('layer_norm_rows', [arr('x'), arr('g'), arr('b')], [
+    ('reduce', 'mu', 'mean', 'x', F8, True, 2),
+    ('reduce', 'v', 'var', 'x', F8, True, 2, 1),
+    ('step', 'y', F8, '((x - mu) / sqrt(v + 1e-05) * g + b)', ['x', 'mu', 'v', 'g', 'b']),
+    ('reduce', 'sd', 'std', 'x', F8, False, 2)], ['y', 'mu', 'sd'])
+
+
+def layer_norm_numpy(x, g, b):
+    mu = np.mean(x, axis=-1, keepdims=True)
+    v = np.var(x, axis=-1, keepdims=True, ddof=1)
+    return (x - mu) / np.sqrt(v + 1e-05) * g + b, mu, np.std(x, axis=-1)
+
+
+# A number, integers, min and prod: per row the count of elements above t,
+# the smallest k, and the product of 1 + x / 100, each element shifted by it.
+COUNTS_ROWS = rows('counts_rows', [arr('x'), arr('k', I4), num('t')], [
+    ('step', 'above', I8, '(long long)(x > t)', ['x', 't']),
+    ('reduce', 'count', 'sum', 'above', I8, True, 2),
+    ('reduce', 'lo', 'min', 'k', I4, True, 2),
+    ('step', 'f', F8, '(1.0 + x / 100.0)', ['x']),
+    ('reduce', 'p', 'prod', 'f', F8, True, 2),
+    ('step', 'z', F8, '(x * p - (double)lo + (double)count)', ['x', 'p', 'lo', 'count'])],
+    ['z', 'count'])
+
+
+def counts_numpy(x, k, t):
+    n = np.sum((x > t).astype(np.int64), axis=-1, keepdims=True)
+    p = np.prod(1.0 + x / 100.0, axis=-1, keepdims=True)
+    return x * p - np.min(k, axis=-1, keepdims=True) + n, n
+
+
+ROW_PAIRS = [(softmax_rows(), softmax_numpy), (softmax_rows(F4, 'softmax_rows_f32'), softmax_numpy),
+             (LAYER_NORM_ROWS, layer_norm_numpy), (COUNTS_ROWS, counts_numpy)]
+
+
+@pytest.mark.filterwarnings('ignore:Degrees of freedom:RuntimeWarning')   # ddof 1 of 1
+@pytest.mark.parametrize('shape', [(37, 1000), (7, 1), (1, 1), (5, 3), (3, 2500), (2, 1025)])
+def test_row_kernels_agree_with_numpy(shape):
+    """Contiguous, then reversed and in Fortran order (check_kernels)."""
+    assert check_kernels(ROW_PAIRS, shape=shape) == []
+
+
+def test_row_kernels_on_threads_and_one_long_row():
+    """Many rows share the threads; one row longer than PARALLEL has its
+    blocks shared, pass by pass (the wide path), with the same results."""
+    rng = np.random.default_rng(20)
+    for shape in (BIG, (1, 3 * c.PARALLEL + 7), (2, 2 * c.PARALLEL)):
+        x = rng.standard_normal(shape)
+        g, b = rng.standard_normal(shape[-1]), rng.standard_normal(shape[-1])
+        for kernel, reference, args in ((softmax_rows(), softmax_numpy, (x,)),
+                                        (LAYER_NORM_ROWS, layer_norm_numpy, (x, g, b))):
+            for got, want in zip(build(kernel, _refuse)(*args), reference(*args)):
+                assert_close(got, want, F8)
+        sd = build(LAYER_NORM_ROWS, _refuse)(x + 1e4, g, b)[2]       # far from zero
+        np.testing.assert_allclose(sd, np.std(x, axis=-1), rtol=1e-9)
+
+
+@pytest.mark.filterwarnings('ignore::RuntimeWarning')     # var, ddof 1, of one column
+def test_row_kernels_read_every_layout_in_c():
+    """x transposed, sliced, reversed or a column; g and b broadcast rows,
+    reversed or of size 1: each runs in C (no fallback), as NumPy."""
+    rng = np.random.default_rng(21)
+    f = build(LAYER_NORM_ROWS, _refuse)
+    base = rng.standard_normal((90, 130))
+    for x in (base.T, base[::3, ::-2], np.asfortranarray(base), base[:, :1]):
+        k = x.shape[-1]
+        for g, b in ((rng.standard_normal(k), rng.standard_normal((1, k))),
+                     (rng.standard_normal(2 * k)[::-2], np.array(0.5)), (np.ones(1), 1.0)):
+            for got, want in zip(f(x, g, b), layer_norm_numpy(x, g, b)):
+                assert_close(got, want, F8)
+    assert f.fallbacks == 0
+
+
+def test_row_kernels_give_numpys_shapes_or_fall_back():
+    """A row output is (rows, 1) with keepdims, (rows,) without, a scalar for
+    one row of a vector; where NumPy's shapes are not the kernel's (a
+    reduction over fewer columns than the rows have, an output of another
+    shape, other ranks, empty rows) the fallback runs."""
+    calls = []
+
+    def fallback(*args):
+        calls.append(args)
+        return layer_norm_numpy(*args)
+    f = build(LAYER_NORM_ROWS, fallback)
+    x = np.random.default_rng(22).standard_normal((4, 6))
+    y, mu, sd = f(x, np.ones(6), np.zeros(6))
+    assert y.shape == (4, 6) and mu.shape == (4, 1) and sd.shape == (4,)
+    vector = build(rows('vector_rows', [arr('x')], [('reduce', 's', 'sum', 'x', F8, False, 1),
+                                                    ('step', 'y', F8, '(x / s)', ['x', 's'])],
+                        ['y', 's']), _refuse)
+    y, s = vector(np.arange(1.0, 5.0))
+    assert type(s) is np.float64 and s == 10 and y.shape == (4,)
+    for args in ((x[:, :1], np.ones(6), np.zeros(6)),     # reduces 1 column, rows of 6
+                 (x, np.ones((3, 1, 6)), np.zeros(6)),    # y of rank 3, mu of rank 2
+                 (x[None], np.ones(6), np.zeros(6)),      # x of rank 3
+                 (x[:, :0], np.ones(0), np.zeros(0))):    # empty rows: NumPy's warnings
+        with np.errstate(all='ignore'), warnings.catch_warnings():
+            warnings.simplefilter('ignore')
+            for got, want in zip(f(*args), layer_norm_numpy(*args)):
+                np.testing.assert_array_equal(np.shape(got), np.shape(want))
+    assert len(calls) == 4 and f.fallbacks == 4
+
+
+def test_row_max_propagates_nan_and_variance_is_exact_far_from_zero():
+    x = np.random.default_rng(23).standard_normal((5, 3000))
+    x[2, 1234] = np.nan
+    got = build(softmax_rows(), _refuse)(x)[1]
+    assert np.isnan(got[2, 0]) and not np.isnan(got[[0, 1, 3, 4]]).any()
+    far = 1e9 + np.random.default_rng(24).standard_normal((3, 5000))
+    _, _, sd = build(LAYER_NORM_ROWS, _refuse)(far, np.ones(5000), np.zeros(5000))
+    np.testing.assert_allclose(sd, np.std(far - 1e9, axis=-1), rtol=1e-6)
+
+
+def test_a_variance_over_trailing_axes_is_a_row_kernel_in_c():
+    """A var/std reduction kernel runs as the row-wise kernel of its one
+    reduction: over the last axes of a 3-d value, and over all of it."""
+    rng = np.random.default_rng(25)
+    x, y = rng.standard_normal((6, 7, 300)), rng.standard_normal((7, 300))
+    for op in ('var', 'std'):
+        for axis in ((1, 2), None, (2,)):
+            kernel = Kernel(f'{op}_3d', (arr('x'), arr('y')), (arr('r_out'),),
+                            (Step('t', F8, 'tanh(x) * y', ('x', 'y')),),
+                            reduction=Reduction(op, 't', F8, axis, True, 3, 1))
+            assert 'rt.kernels.cpu.kernel' in c.expression(kernel, 'fallback')
+            got = build(kernel, _refuse)(x, y)
+            want = getattr(np, op)(np.tanh(x) * y, axis=axis, keepdims=True, ddof=1)
+            assert_close(got, want, F8)
+
+
+def test_row_kernel_text_is_deterministic_and_readable():
+    text = c.expression(LAYER_NORM_ROWS, '_layer_norm_numpy')
+    assert text == c.expression(rows('layer_norm_rows', *_items(LAYER_NORM_ROWS)),
+                                '_layer_norm_numpy')
+    assert "rows={'trailing': 1, 'program': " in text
+    source = c.function_source(LAYER_NORM_ROWS)
+    assert max(map(len, source.splitlines())) <= 100
+    for name in ('layer_norm_rows_pass1', 'layer_norm_rows_pass2', 'layer_norm_rows_row',
+                 'layer_norm_rows_wide', 'layer_norm_rows_strided'):
+        assert name in source
+    assert 'sqrt(' in source and '_q1 - _d1 * _d1' in source      # corrected two-pass
+
+
+def _items(kernel):
+    """`rows` arguments that rebuild `kernel` (fresh objects, the same record)."""
+    items = []
+    for s in kernel.steps:
+        if isinstance(s, Step):
+            items.append(('step', s.name, s.dtype, s.expr, list(s.reads)))
+        else:
+            items.append(('reduce', s.name, s.op, s.value, s.dtype, s.keepdims, s.ndim, s.ddof))
+    return [list(kernel.inputs), items, [local for _, local in kernel.results]]
 
 
 # ---------------------------------------------------- first-call latency

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import runtime
-from transformer.kernels import Kernel, Reduction, Step, Value
+from transformer.kernels import Kernel, Reduction, RowReduction, Step, Value
 from transformer.kernels import cuda
 
 # `import cupy` creates its kernel cache folder: keep it out of the home directory.
@@ -144,6 +144,54 @@ CASES = {
         reduce_kernel('max_uint8_axis', (arr('u', U1),), (), 'max', 'u', U1, (1,), True, 2),
         lambda u: np.max(u, axis=1, keepdims=True),
         dict(u=((10, 100), U1))),
+    # Variances: two passes, the mean and then the squared deviations.
+    'var_full': (
+        Kernel('var_full', (arr('x', F4),), (arr('out', F4),), (Step('t1', F4, 'x * 2.0f'),),
+               reduction=Reduction('var', 't1', F4, None, False, 2)),
+        lambda x: np.var(x * np.float32(2)),
+        dict(x=((300, 701), F4))),
+    'std_axis_ddof': (
+        Kernel('std_axis_ddof', (arr('x', F8), num('s', F8)), (arr('out', F8),),
+               (Step('t1', F8, 'x + s'),),
+               reduction=Reduction('std', 't1', F8, (0,), True, 2, 1)),
+        lambda x, s: np.std(x + s, axis=0, keepdims=True, ddof=1),
+        dict(x=((500, 40), F8), s=1e4)),
+    # Row-wise kernels: a warp or a block a row.
+    'softmax_rows': (
+        Kernel('softmax_rows', (arr('x', F8),), (arr('out', F8), arr('lse', F8)), (
+            RowReduction('m', 'max', 'x', F8, True, 2),
+            Step('d', F8, 'x - m', ('x', 'm')), Step('e', F8, 'exp(d)', ('d',)),
+            RowReduction('s', 'sum', 'e', F8, True, 2),
+            Step('r', F8, 'e / s', ('e', 's')), Step('l', F8, 'm + log(s)', ('m', 's'))),
+            (('out', 'r'), ('lse', 'l')), trailing=1),
+        lambda x: (np.exp(x - x.max(-1, keepdims=True))
+                   / np.exp(x - x.max(-1, keepdims=True)).sum(-1, keepdims=True),
+                   x.max(-1, keepdims=True)
+                   + np.log(np.exp(x - x.max(-1, keepdims=True)).sum(-1, keepdims=True))),
+        dict(x=((100, 33), F8))),
+    'layer_norm_rows': (
+        Kernel('layer_norm_rows', (arr('x', F4), arr('g', F4), arr('b', F4), num('eps', F8)),
+               (arr('out', F4), arr('sd', F4)), (
+            RowReduction('mu', 'mean', 'x', F4, True, 2),
+            RowReduction('v', 'var', 'x', F4, True, 2),
+            Step('r', F4, 'rsqrt(v + (float)eps)', ('v', 'eps')),
+            Step('y', F4, '(x - mu) * r * g + b', ('x', 'mu', 'r', 'g', 'b')),
+            RowReduction('sdev', 'std', 'x', F4, False, 2, 1)),
+            (('out', 'y'), ('sd', 'sdev')), trailing=1),
+        lambda x, g, b, eps: ((x - x.mean(-1, keepdims=True))
+                              / np.sqrt(x.var(-1, keepdims=True) + np.float32(eps)) * g + b,
+                              x.std(-1, ddof=1)),
+        dict(x=((64, 3000), F4), g=((3000,), F4), b=((3000,), F4), eps=1e-5)),
+    'int_rows_2d': (     # two trailing axes, integers, a min and a count
+        Kernel('int_rows_2d', (arr('k', I4),), (arr('out', I8), arr('lo', I4)), (
+            Step('pos', I8, '(long long)(k > 50)', ('k',)),
+            RowReduction('count', 'sum', 'pos', I8, True, 3),
+            RowReduction('low', 'min', 'k', I4, False, 3),
+            Step('z', I8, '(long long)k * count', ('k', 'count'))),
+            (('out', 'z'), ('lo', 'low')), trailing=2),
+        lambda k: (k * np.sum((k > 50).astype(np.int64), axis=(1, 2), keepdims=True),
+                   np.min(k, axis=(1, 2))),
+        dict(k=((5, 6, 7), I4))),
 }
 KERNELS = [kernel for kernel, _, _ in CASES.values()]
 
@@ -153,6 +201,9 @@ def test_kinds_cover_every_path():
     assert kinds['chain'] == 'rt.kernels.cuda.elementwise'
     assert kinds['sum_xy'] == kinds['mean_keepdims'] == 'rt.kernels.cuda.full_reduction'
     assert kinds['row_sum'] == 'rt.kernels.cuda.reduction'
+    assert kinds['var_full'] == 'rt.kernels.cuda.full_reduction'
+    assert kinds['std_axis_ddof'] == 'rt.kernels.cuda.var_reduction'
+    assert kinds['softmax_rows'] == kinds['int_rows_2d'] == 'rt.kernels.cuda.rowwise'
 
 
 # ---------------------------------------------------------------- (a) nvcc
@@ -225,8 +276,11 @@ def cupy_module():
     return pytest.importorskip('cupy', reason='CuPy is not installed')
 
 
-def build(kernel):
-    return eval(cuda.expression(kernel), {'rt': runtime})
+def build(kernel, fallback=None):
+    """What generated code does: evaluate the kernel's expression (a row-wise
+    kernel's `fallback`, NumPy's functions on CuPy arrays, runs the calls it
+    leaves: a few very long rows)."""
+    return eval(cuda.expression(kernel, 'fallback'), {'rt': runtime, 'fallback': fallback})
 
 
 @pytest.mark.parametrize('name', CASES)
@@ -234,12 +288,19 @@ def test_expression_builds_a_cupy_kernel_without_a_gpu(cupy_module, name):
     kernel = CASES[name][0]
     built = build(kernel)
     assert build(kernel) is built       # memoized: generated code may rebuild it each call
-    if kernel.reduction is None:
+    if kernel.trailing:
+        assert isinstance(built, runtime.kernels.cuda.RowKernel)
+        assert isinstance(built.kernel, cupy_module.RawKernel)
+        assert built.kernel.name == kernel.name and built.trailing == kernel.trailing
+    elif kernel.reduction is None:
         assert isinstance(built, cupy_module.ElementwiseKernel)
         assert (built.nin, built.nout) == (len(kernel.inputs), len(kernel.outputs))
     elif isinstance(built, runtime.kernels.cuda.FullReduction):
         assert isinstance(built.pass1, cupy_module.RawKernel)
         assert built.pass2.name == f'{kernel.name}_finish'
+    elif isinstance(built, runtime.kernels.cuda.AxisVariance):
+        assert isinstance(built.mean, cupy_module.ReductionKernel)
+        assert isinstance(built.deviation, cupy_module.ReductionKernel)
     else:
         assert isinstance(built.kernel, cupy_module.ReductionKernel)
         assert built.axis == kernel.reduction.axis
@@ -266,7 +327,14 @@ def copy_out(inputs, local, steps=()):
     (copy_out((arr('x', F8), arr('x', F8)), 'x'), 'twice'),
     (copy_out((num('s', F8),), 's'), 'array'),
     (Kernel('bad', (arr('x', F8),), (arr('out', F8),), ()), 'each output'),
-    (reduce_kernel('bad', (arr('x', F8),), (), 'var', 'x', F8, None, False, 1), 'var'),
+    (reduce_kernel('bad', (arr('x', F8),), (), 'median', 'x', F8, None, False, 1), 'median'),
+    (Kernel('bad', (arr('x', F8),), (arr('out', F8),),
+            (RowReduction('m', 'median', 'x', F8, True, 2),), (('out', 'm'),), trailing=1),
+     'median'),
+    (Kernel('bad', (arr('x', F8),), (arr('out', F8),),
+            (RowReduction('m', 'max', 'x', F8, True, 2),
+             RowReduction('s', 'sum', 'm', F8, True, 2)),
+            (('out', 's'),), trailing=1), 'not an element value'),
     (reduce_kernel('bad', (arr('x', F8),), (), 'sum', 'y', F8, None, False, 1), 'y'),
     (reduce_kernel('bad', (arr('isnan', F8),), (), 'max', 'isnan', F8, None, False, 1), 'isnan'),
     (Kernel('bad', (arr('x', F8),), (arr('a', F8),), (),
@@ -323,6 +391,29 @@ def test_kernel_matches_numpy(cp, name):
     assert_matches(build(kernel)(*to_device(cp, values)), reference(*values))
 
 
+def test_rowwise_text_is_one_raw_kernel_with_64_bit_rows():
+    text = cuda.expression(CASES['softmax_rows'][0], '_softmax_numpy')
+    assert text.startswith("rt.kernels.cuda.rowwise(\n    'softmax_rows', 'float64 x', "
+                           "'float64 out, float64 lse',\n    trailing=1, program=")
+    assert 'fallback=_softmax_numpy' in text
+    code = cuda.translation_unit(CASES['softmax_rows'][0])
+    assert code.count('__global__') == 1 and code.count('// pass ') == 3
+    assert 'long long _row' in code and '_row * _rs_x + _j * _cs_x' in code
+    assert '_codax_row_max_float64' in code and '_codax_row_sum_float64' in code
+    var = cuda.translation_unit(CASES['layer_norm_rows'][0])
+    assert 'double _q1 = 0.0;' in var and 'const double _mean1 = _a1 / (double)_cols;' in var
+
+
+def test_the_rowwise_runtime_merges_axes_or_copies():
+    merged = runtime.kernels.cuda._merged_stride
+    assert merged((4, 5), (5, 1)) == 1 and merged((4, 5), (0, 0)) == 0
+    assert merged((4, 1, 5), (5, 99, 1)) == 1 and merged((), ()) == 0
+    assert merged((4, 5), (1, 4)) is None                 # transposed: a copy
+    assert merged((3, 4), (8, 2)) == 2                    # every other column
+
+
+# ---------------------------------------------------------------- (c) on a GPU (continued below)
+
 @pytest.mark.gpu
 @pytest.mark.parametrize('size', [0, 1, 31, 1024, 1 << 20, 3 * (1 << 20) + 7])
 def test_full_reduction_sizes(cp, size):
@@ -376,3 +467,66 @@ def test_full_reduction_past_2_to_the_31(cp):
                            'sum', 't1', I8, None, False, 1)
     b = cp.ones((1 << 31) + 5, dtype=bool)
     assert int(build(kernel)(b).get()) == (1 << 31) + 5
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize('shape', [(1, 1), (7, 1), (5, 3), (1000, 33), (3, 1024), (3, 1025),
+                                   (2, 70000), (300, 5000)])
+def test_rowwise_kernels_on_every_row_length(cp, shape):
+    """Rows of one element, odd lengths, the warp/block boundary (1024) and
+    long rows, as NumPy; and a few very long rows (the NumPy fallback)."""
+    kernel, reference, _ = CASES['softmax_rows']
+    x, = make_inputs(dict(x=(shape, F8)))
+    assert_matches(build(kernel, reference)(cp.asarray(x)), reference(x))
+    kernel, reference, _ = CASES['layer_norm_rows']
+    x, g, b = make_inputs(dict(x=(shape, F4), g=(shape[-1:], F4), b=(shape[-1:], F4)))
+    with np.errstate(all='ignore'):
+        want = reference(x, g, b, 1e-5)
+    got = build(kernel, reference)(cp.asarray(x), cp.asarray(g), cp.asarray(b), 1e-5)
+    for g_, w in zip(got, want):
+        np.testing.assert_allclose(g_.get(), w, rtol=1e-4, atol=1e-4, equal_nan=True)
+
+
+@pytest.mark.gpu
+def test_rowwise_kernels_follow_strides_and_broadcasts(cp):
+    kernel, reference, _ = CASES['layer_norm_rows']
+    x, g, b = make_inputs(dict(x=((80, 600), F4), g=((600,), F4), b=((1, 600), F4)))
+    for view in (lambda a: a, lambda a: a[::-1, ::2], lambda a: a[:, ::-1],
+                 lambda a: cp.asfortranarray(a) if isinstance(a, cp.ndarray) else a):
+        xs = view(x)
+        got = build(kernel, _no_fallback)(view(cp.asarray(x)), cp.asarray(g)[:xs.shape[1]],
+                                          cp.asarray(b)[:, :xs.shape[1]], 1e-5)
+        want = reference(xs, g[:xs.shape[1]], b[:, :xs.shape[1]], 1e-5)
+        for g_, w in zip(got, want):
+            np.testing.assert_allclose(g_.get(), w, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.gpu
+def test_rowwise_and_variance_are_reproducible_and_stable(cp):
+    x = cp.asarray(1e4 + make_inputs(dict(x=((64, 5000), F8)))[0])
+    kernel = CASES['softmax_rows'][0]
+    runs = [build(kernel)(x - 1e4)[1].get() for _ in range(3)]
+    assert runs[0].tobytes() == runs[1].tobytes() == runs[2].tobytes()
+    sd = build(CASES['layer_norm_rows'][0])(x.astype(F4), cp.ones(5000, F4), cp.zeros(5000, F4),
+                                             1e-5)[1].get()
+    np.testing.assert_allclose(sd, np.std(x.get().astype(F4).astype(F8), axis=-1, ddof=1),
+                               rtol=1e-5)
+    full = build(CASES['var_full'][0])(x.astype(F4)).get()
+    np.testing.assert_allclose(full, 4 * np.var(x.get().astype(F4).astype(F8)), rtol=1e-5)
+
+
+@pytest.mark.gpu
+def test_rowwise_rows_past_2_to_the_31_elements(cp):
+    """64-bit offsets: row sums over 200 rows of 2^24 + 1 one-byte elements
+    (enough rows for the kernel, not the fallback, on any GPU up to 200
+    multiprocessors)."""
+    kernel = Kernel('count_rows', (arr('b', B1),), (arr('out', I8),), (
+        Step('one', I8, '(long long)b', ('b',)), RowReduction('n', 'sum', 'one', I8, False, 2)),
+        (('out', 'n'),), trailing=1)
+    b = cp.ones((200, (1 << 24) + 1), dtype=bool)
+    b[-1, -1] = False
+    assert build(kernel, _no_fallback)(b).get().tolist() == [(1 << 24) + 1] * 199 + [1 << 24]
+
+
+def _no_fallback(*args):
+    raise AssertionError('the row-wise kernel left the call to its fallback')

@@ -7,18 +7,26 @@ element-wise *group*:
 
 - an element-wise primitive with a C expression (`runtime` records'
   `c_expr`), on at least one array of known dtype, joins the group;
-- a reduction (sum, mean, max, min, prod with constant axis/keepdims) of a
-  value the group computes becomes a reduction kernel of its own that
-  recomputes the value's element-wise slice, so the reduced array is never
-  written to memory (XLA does the same: recomputing is cheaper than traffic);
+- a reduction (sum, mean, max, min, prod, var, std with constant axis,
+  keepdims and ddof) of a value the group computes joins it, and so does one
+  over trailing axes of a value from before the group (softmax's row max);
 - any other statement is hoisted above the group when it neither reads what
   the group writes nor writes what the group reads or writes; otherwise the
   group is closed first.
 
-Closing a group emits, in place, the reduction kernels' calls and then one
-element-wise kernel call whose outputs are the group's values read anywhere
-else. Kernels read only the values their inputs had when the group opened,
-which is why reductions run first. A group of one operation stays a NumPy call.
+Closing a group splits it into connected parts (statements that share a value
+the group writes). A part in which reductions over the same trailing axes
+feed element-wise work on the same rows (softmax, logsumexp, layer norm)
+becomes one row-wise kernel: each row runs the reductions and the work they
+feed while it is in cache. Otherwise each reduction of a group value becomes
+a reduction kernel of its own that recomputes the value's element-wise slice,
+so the reduced array is never written to memory (XLA does the same:
+recomputing is cheaper than traffic); a reduction of a value from before the
+group stays the NumPy call it was; and the element-wise statements become one
+kernel a part, whose outputs are the values read anywhere else. Kernels read
+only the values their inputs had when the group opened (and the results of
+the calls before them), which is why the row-wise kernels' and reductions'
+calls come first. A group of one operation stays a NumPy call.
 
 Each kernel is a backend-neutral `kernels.Kernel`; `kernels.cuda` or
 `kernels.c` prints the definition that goes at the top of the generated
@@ -33,11 +41,11 @@ import numpy
 
 from . import nodes as n
 from .dtypes import Type, infer, join, operation, type_of_value
-from .kernels import Kernel, Reduction, Step, Value, c_literal, c_type
+from .kernels import Kernel, Reduction, RowReduction, Step, Value, c_literal, c_type
 from .kernels import c as c_backend, cuda as cuda_backend
 
 REDUCTIONS = {'sum': 'sum', 'mean': 'mean', 'max': 'max', 'amax': 'max', 'min': 'min',
-              'amin': 'min', 'prod': 'prod'}
+              'amin': 'min', 'prod': 'prod', 'var': 'var', 'std': 'std'}
 _C_RESERVED = set(keyword.kwlist) | {
     'i', 'n', 'int', 'float', 'double', 'char', 'short', 'long', 'signed', 'unsigned', 'bool',
     'void', 'auto', 'const', 'static', 'struct', 'union', 'switch', 'case', 'default', 'goto',
@@ -252,50 +260,60 @@ class _Fuser:
             and any(t.is_array for t in types)
 
     def reduction(self, stmt, env, result, group):
-        """A reduction of a group value: emit its kernel now, reading the
-        group's inputs (see the module docstring for why that is safe)."""
+        """A reduction joins the group, to be emitted when it closes (see the
+        module docstring): one of a value the group computes, or one over
+        trailing axes (a row-wise kernel's) of an array from before it."""
         found = operation(stmt.value)
         if found is None or not isinstance(result, Type) or found[0].name not in REDUCTIONS:
             return False
         prim, inputs = found
         a = inputs.get('a')
-        if not isinstance(a, n.Name) or a.id not in group.stored:
+        if not isinstance(a, n.Name) or a.id in group.reduced:
             return False
-        spec = _reduction_spec(inputs, env[a.id].ndim, self.tuples)
-        if spec is None:
+        t = env.get(a.id)
+        if not isinstance(t, Type) or not t.is_array or not c_type(t.dtype):
             return False
+        spec = _reduction_spec(inputs, t.ndim, self.tuples)
         target = stmt.targets[0].id
-        if target in group.read or target in group.stored or not c_type(result.dtype):
+        if spec is None or target in group.read or target in group.stored \
+                or not c_type(result.dtype):
             return False
-        axis, keepdims = spec
-        ndim = env[a.id].ndim
-        statements = group.slice(a.id)
-        kernel, fallback = self.build(statements, [a.id], group.types, reduction=Reduction(
-            REDUCTIONS[prim.name], a.id, result.dtype, axis, keepdims, ndim),
-            reduce_stmt=stmt)
-        call = self.call(kernel, [target], stmt)
-        for name in _reads(stmt):              # the call replaces the statement
-            self.reads[name] -= 1
-        for name in n.names_in(call.value):
-            self.reads[name] = self.reads.get(name, 0) + 1
-        group.reductions.append(call)
-        self.kernels.append((kernel, fallback))
+        inner = a.id in group.stored
+        reduce = _Reduce(stmt, REDUCTIONS[prim.name], a.id, spec, t.ndim, result,
+                         group.slice(a.id) if inner else None)
+        if not inner and reduce.trailing is None:
+            return False
+        group.add_reduction(reduce, env)
         return True
 
     # ---- closing a group ----
 
     def close(self, group):
-        out = list(group.reductions)
-        if not group.statements:
-            return out
-        read_inside = {}
-        for stmt in group.statements:
-            for name in _reads(stmt):
-                read_inside[name] = read_inside.get(name, 0) + 1
-        live = [name for name in group.order
-                if self.reads.get(name, 0) > read_inside.get(name, 0)
-                or group.in_loop and name in group.read_first]
-        for part in _components(group.slice(*live), group.stored):
+        if not group.nodes:
+            return []
+        live = self.live(group)
+        rows = self.row_parts(group, live)
+        in_rows = {id(stmt) for part, _ in rows for stmt in part}
+        rest = [stmt for stmt in group.nodes if id(stmt) not in in_rows]
+        read_by_rest = set().union(*[_reads(stmt) for stmt in rest]) if rest else set()
+        out = []
+        for part, trailing in rows:             # they read only values from before the group
+            stored = _stored(part)
+            outputs = [name for name in group.order
+                       if name in stored and (name in live or name in read_by_rest)]
+            for name in outputs:                # read by the rest's kernels
+                group.types[('in', name)] = group.types[('out', name)]
+            kernel, fallback = self.build_rows(part, outputs, group, trailing)
+            out.append(self.emit(kernel, fallback, outputs, part[-1],
+                                 [s for s in part if id(s) in group.reduce_of]))
+        for reduce in group.reductions:
+            if id(reduce.stmt) not in in_rows:
+                out.append(self.reduction_kernel(reduce, group) if reduce.statements is not None
+                           else reduce.stmt)      # the NumPy call, as written
+        rest = [stmt for stmt in group.statements if id(stmt) not in in_rows]
+        written = _stored(rest)
+        live = [name for name in live if name in written]
+        for part in _components(_slice(rest, live), written):
             outputs = [name for name in live if name in part.stored]
             if len(part.statements) < 2:
                 out += part.statements
@@ -304,6 +322,67 @@ class _Fuser:
             self.kernels.append((kernel, fallback))
             out.append(self.call(kernel, outputs, part.statements[-1]))
         return out
+
+    def live(self, group):
+        """The group's names that code after it reads (or, in a loop, the next trip)."""
+        read_inside = {}
+        for stmt in group.nodes:
+            for name in _reads(stmt):
+                read_inside[name] = read_inside.get(name, 0) + 1
+        return [name for name in group.order
+                if self.reads.get(name, 0) > read_inside.get(name, 0)
+                or group.in_loop and name in group.read_first]
+
+    def row_parts(self, group, live):
+        """The parts of the group that become row-wise kernels (the statements
+        each needs, in order), with the trailing axes their rows span. Within
+        each connected part, the work on row values that no element-wise work
+        needs (adding up losses) is left out, as is anything that does not
+        fit (_row_kinds); what remains splits into connected cores, and one in
+        which a row value (a reduction's result) feeds element-wise work is a
+        row-wise kernel."""
+        found, alone = [], []
+        for part in _components(group.nodes, group.stored):
+            needed = _slice(part.statements, [name for name in live if name in part.stored])
+            if len(needed) == 1 and id(needed[0]) in group.reduce_of:
+                alone.append(group.reduce_of[id(needed[0])])
+                continue
+            kinds = _row_kinds(needed, group)
+            if kinds is None:
+                continue
+            for sub in _cores(needed, kinds, group):
+                fed = any(kinds[id(s)] == 'element' and
+                          any(kinds.get(name) == 'row' for name in _reads(s)) for s in sub)
+                trailing = _row_axes(sub, group) if fed else None
+                if trailing is not None and _fresh_outputs(sub, group):
+                    found.append((sub, trailing))
+        return [(_with_alone(needed, trailing, alone, group), trailing)
+                for needed, trailing in found]
+
+    def reduction_kernel(self, reduce, group):
+        """The call of a reduction kernel of a group value, which recomputes
+        the value's element-wise slice."""
+        stmt = reduce.stmt
+        axis, keepdims, ddof = reduce.spec
+        kernel, fallback = self.build(reduce.statements, [reduce.value], group.types,
+                                      reduction=Reduction(reduce.op, reduce.value,
+                                                          reduce.result.dtype, axis, keepdims,
+                                                          reduce.ndim, ddof),
+                                      reduce_stmt=stmt)
+        return self.emit(kernel, fallback, [reduce.target], stmt, [stmt])
+
+    def emit(self, kernel, fallback, targets, where, reductions):
+        """The call of a new kernel (at `where`'s line), which replaces the
+        reduction statements `reductions`: the read counts follow, for the
+        liveness of later groups' values."""
+        self.kernels.append((kernel, fallback))
+        call = self.call(kernel, targets, where)
+        for stmt in reductions:
+            for name in _reads(stmt):
+                self.reads[name] -= 1
+        for name in n.names_in(call.value):
+            self.reads[name] = self.reads.get(name, 0) + 1
+        return call
 
     def call(self, kernel, targets, where):
         args = [n.name(v.source) for v in kernel.inputs]
@@ -319,53 +398,241 @@ class _Fuser:
         """The Kernel computing `outputs` from `statements` (in SSA, with C
         names), and the NumPy fallback function doing the same."""
         name = f'{self.prefix}_k{len(self.kernels)}'
-        names = _CNames()
-        inputs, steps, current, typed, cone = [], [], {}, {}, {}
+        steps = _Steps(types)
         for stmt in statements:
-            prim, nodes = operation(stmt.value)
-            for node in _operands(prim, nodes).values():
-                if isinstance(node, n.Name) and node.id not in current:
-                    t = types[('in', node.id)]
-                    current[node.id], typed[node.id] = names.fresh(node.id), t
-                    cone[node.id] = {len(inputs)} if t.is_array else set()
-                    inputs.append(Value(current[node.id], node.id, t.dtype, not t.is_array))
-            result = types[id(stmt)]
-            expr = _c_step(prim, nodes, result, lambda node: (current[node.id], typed[node.id]))
-            target = stmt.targets[0].id
-            cone[target] = set().union(*[cone[x.id] for x in _operands(prim, nodes).values()
-                                         if isinstance(x, n.Name)])
-            current[target], typed[target] = names.fresh(target), result
-            steps.append(Step(current[target], result.dtype, expr))
-        lines = sorted({getattr(s, 'user_line', 0) or 0 for s in statements})
-        lines = [line for line in lines if line]
-        comment = ('line ' if len(lines) == 1 else 'lines ') + ', '.join(map(str, lines)) \
-            if lines else ''
+            steps.statement(stmt)
+        comment = _comment(statements)
         if reduction is not None:
-            reduction = Reduction(reduction.op, current[reduction.value], reduction.dtype,
-                                  reduction.axis, reduction.keepdims, reduction.ndim)
-            out_value = Value(names.fresh(reduce_stmt.targets[0].id + '_out'),
+            reduction = Reduction(reduction.op, steps.current[reduction.value], reduction.dtype,
+                                  reduction.axis, reduction.keepdims, reduction.ndim,
+                                  reduction.ddof)
+            out_value = Value(steps.names.fresh(reduce_stmt.targets[0].id + '_out'),
                               reduce_stmt.targets[0].id, reduction.dtype)
-            kernel = Kernel(name, tuple(inputs), (out_value,), tuple(steps),
+            kernel = Kernel(name, tuple(steps.inputs), (out_value,), tuple(steps.steps),
                             reduction=reduction, comment=comment)
-            body = [n.deepcopy(s) for s in statements] + [n.deepcopy(reduce_stmt)]
+            body = statements + [reduce_stmt]
             returns = [reduce_stmt.targets[0].id]
         else:
-            outs, results = [], []
-            for source in outputs:
-                out_name = names.fresh(source + '_out')
-                outs.append(Value(out_name, source, types[('out', source)].dtype))
-                results.append((out_name, current[source]))
-            arrays = {i for i, v in enumerate(inputs) if not v.scalar}
-            partial = tuple((k, tuple(sorted(cone[source])))
-                            for k, source in enumerate(outputs) if cone[source] != arrays)
-            kernel = Kernel(name, tuple(inputs), tuple(outs), tuple(steps), tuple(results),
+            outs, results = steps.outputs(outputs)
+            arrays = {i for i, v in enumerate(steps.inputs) if not v.scalar}
+            partial = tuple((k, tuple(sorted(steps.cone[source])))
+                            for k, source in enumerate(outputs) if steps.cone[source] != arrays)
+            kernel = Kernel(name, tuple(steps.inputs), outs, tuple(steps.steps), results,
                             comment=comment, partial=partial)
-            body = [n.deepcopy(s) for s in statements]
-            returns = list(outputs)
-        ret = n.name(returns[0]) if len(returns) == 1 else n.tuple_([n.name(r) for r in returns])
-        fallback = n.function(f'_{name}_numpy', [v.source for v in kernel.inputs],
-                              body + [n.return_(ret)])
-        return kernel, fallback
+            body, returns = statements, list(outputs)
+        return kernel, _fallback(name, kernel, body, returns, self.tuples)
+
+    def build_rows(self, nodes, outputs, group, trailing):
+        """The row-wise Kernel computing `outputs` from `nodes` (statements
+        and reductions, in order), and its NumPy fallback (the nodes)."""
+        name = f'{self.prefix}_k{len(self.kernels)}'
+        steps = _Steps(group.types)
+        for stmt in nodes:
+            reduce = group.reduce_of.get(id(stmt))
+            if reduce is None:
+                steps.statement(stmt)
+            else:
+                steps.reduction(reduce)
+        outs, results = steps.outputs(outputs)
+        kernel = Kernel(name, tuple(steps.inputs), outs, tuple(steps.steps), results,
+                        comment=_comment(nodes), trailing=trailing)
+        return kernel, _fallback(name, kernel, nodes, outputs, self.tuples)
+
+
+class _Steps:
+    """A kernel's inputs and steps, built statement by statement: the
+    statements' names become unique C names, a name read before the kernel
+    writes it becomes an input, and `cone` records the array inputs each
+    value depends on."""
+
+    def __init__(self, types):
+        self.types = types
+        self.names = _CNames()
+        self.inputs, self.steps = [], []
+        self.current, self.typed, self.cone = {}, {}, {}
+
+    def operand(self, name):
+        if name not in self.current:
+            t = self.types[('in', name)]
+            self.current[name], self.typed[name] = self.names.fresh(name), t
+            self.cone[name] = {len(self.inputs)} if t.is_array else set()
+            self.inputs.append(Value(self.current[name], name, t.dtype, not t.is_array))
+        return self.current[name]
+
+    def statement(self, stmt):
+        prim, nodes = operation(stmt.value)
+        operands = [node.id for node in _operands(prim, nodes).values()
+                    if isinstance(node, n.Name)]
+        reads = tuple(dict.fromkeys(self.operand(name) for name in operands))
+        result = self.types[id(stmt)]
+        expr = _c_step(prim, nodes, result, lambda node: (self.current[node.id],
+                                                           self.typed[node.id]))
+        step = Step(self.define(stmt.targets[0].id, result, operands), result.dtype, expr, reads)
+        self.steps.append(step)
+
+    def reduction(self, reduce):
+        value = self.operand(reduce.value)
+        _, keepdims, ddof = reduce.spec
+        local = self.define(reduce.target, reduce.result, [reduce.value])
+        self.steps.append(RowReduction(local, reduce.op, value, reduce.result.dtype, keepdims,
+                                       reduce.ndim, ddof))
+
+    def define(self, target, result, operands):
+        """A fresh C name for `target`, computed from `operands`."""
+        self.cone[target] = set().union(*[self.cone[x] for x in operands])
+        self.current[target], self.typed[target] = self.names.fresh(target), result
+        return self.current[target]
+
+    def outputs(self, sources):
+        """Output Values for the Python names `sources`, and the (output, local) pairs."""
+        outs, results = [], []
+        for source in sources:
+            out_name = self.names.fresh(source + '_out')
+            outs.append(Value(out_name, source, self.types[('out', source)].dtype))
+            results.append((out_name, self.current[source]))
+        return tuple(outs), tuple(results)
+
+
+def _comment(statements):
+    lines = sorted({getattr(s, 'user_line', 0) or 0 for s in statements})
+    lines = [line for line in lines if line]
+    return ('line ' if len(lines) == 1 else 'lines ') + ', '.join(map(str, lines)) \
+        if lines else ''
+
+
+def _fallback(name, kernel, body, returns, tuples):
+    """`_<name>_numpy`: the statements themselves, as a NumPy function of the
+    kernel's inputs returning `returns`; an axis named by a tuple of constants
+    (`tuples`) is spelt out, since the name is not among the inputs."""
+    class Inline(n.NodeTransformer):
+        def visit_Name(self, node):
+            known = tuples.get(node.id)
+            return n.deepcopy(known) if known is not None and isinstance(node.ctx, n.Load) \
+                else node
+    ret = n.name(returns[0]) if len(returns) == 1 else n.tuple_([n.name(r) for r in returns])
+    return n.function(f'_{name}_numpy', [v.source for v in kernel.inputs],
+                      [Inline().visit(n.deepcopy(s)) for s in body] + [n.return_(ret)])
+
+
+class _Reduce:
+    """A reduction in the open group, emitted when the group closes."""
+
+    def __init__(self, stmt, op, value, spec, ndim, result, statements):
+        self.stmt, self.op, self.value, self.spec = stmt, op, value, spec
+        self.ndim, self.result = ndim, result
+        self.target = stmt.targets[0].id
+        # The group's statements computing `value` when the reduction came, or
+        # None for a value from before the group.
+        self.statements = statements
+        self.trailing = _trailing(spec[0], ndim)
+
+
+def _trailing(axis, ndim):
+    """How many trailing axes `axis` (None: all) is, or None if it is not
+    a run of trailing axes."""
+    if axis is None:
+        return ndim or None
+    return len(axis) if tuple(axis) == tuple(range(ndim - len(axis), ndim)) else None
+
+
+def _with_alone(part, trailing, alone, group):
+    """A row part, with the lone reductions of an array it reads from before
+    the group (`alone`, over the same axes) added: they come out of its pass
+    over that array instead of another one."""
+    stored = _stored(part)
+    inputs = {name for stmt in part for name in _reads(stmt)} - stored
+    joined = [r.stmt for r in alone if r.value in inputs and r.trailing == trailing
+              and r.value not in stored and not (_reads(r.stmt) & stored)]
+    for stmt in joined:
+        alone.remove(group.reduce_of[id(stmt)])
+    order = {id(stmt): k for k, stmt in enumerate(group.nodes)}
+    return sorted(part + joined, key=lambda stmt: order[id(stmt)])
+
+
+def _row_kinds(statements, group):
+    """What each value among `statements` is in a row-wise kernel, by id of
+    its statement and by name: 'element' (per element), 'row' (one a row: a
+    reduction with keepdims or over every axis, or work on such values), or
+    'out' (a reduction without keepdims over fewer than all axes: its shape
+    does not broadcast against the rows, so it can only be an output). None
+    where a statement reads an 'out' value or a reduction reduces anything
+    but element values."""
+    kinds = {}
+
+    def kind(name):
+        return kinds.get(name) or ('element' if group.types[('in', name)].is_array
+                                   else 'scalar')
+    for stmt in statements:
+        reduce = group.reduce_of.get(id(stmt))
+        if reduce is not None:
+            if kind(reduce.value) != 'element' or reduce.trailing is None:
+                return None
+            found = 'row' if reduce.spec[1] or reduce.trailing == reduce.ndim else 'out'
+        else:
+            prim, nodes = operation(stmt.value)
+            read = {kind(node.id) for node in _operands(prim, nodes).values()
+                    if isinstance(node, n.Name)}
+            if 'out' in read:
+                return None
+            found = 'element' if 'element' in read else 'row'
+        kinds[id(stmt)] = kinds[stmt.targets[0].id] = found
+    return kinds
+
+
+def _cores(statements, kinds, group):
+    """`statements` split into the parts that may each be one row-wise
+    kernel. Work on row values that no element-wise work reads (the sum of
+    two losses) does not tie parts together: it joins the one part whose
+    values it reads, or, reading several, stays out (it runs as well after
+    them); the rest splits into connected parts."""
+    feeding = set()
+    for stmt in reversed(statements):
+        if id(stmt) not in group.reduce_of and (kinds[id(stmt)] == 'element'
+                                                 or stmt.targets[0].id in feeding):
+            feeding |= {name for name in _reads(stmt) if kinds.get(name) == 'row'}
+    glue = [stmt for stmt in statements if id(stmt) not in group.reduce_of
+            and kinds[id(stmt)] == 'row' and stmt.targets[0].id not in feeding]
+    core = [stmt for stmt in statements if stmt not in glue]
+    parts = [part.statements for part in _components(core, _stored(core))]
+    home = {name: k for k, part in enumerate(parts) for name in _stored(part)}
+    for stmt in glue:
+        homes = {home[name] for name in _reads(stmt) if name in home}
+        if len(homes) == 1:
+            k = homes.pop()
+            parts[k].append(stmt)
+            home[stmt.targets[0].id] = k
+    order = {id(stmt): k for k, stmt in enumerate(statements)}
+    return [sorted(part, key=lambda stmt: order[id(stmt)]) for part in parts]
+
+
+def _row_axes(statements, group):
+    """The trailing axes that every reduction among `statements` reduces, if
+    they are the same, else None."""
+    axes = {group.reduce_of[id(s)].trailing for s in statements if id(s) in group.reduce_of}
+    return axes.pop() if len(axes) == 1 and None not in axes else None
+
+
+def _fresh_outputs(statements, group):
+    """Whether no value the part writes was also read from before the group
+    (a rebinding), so that the rest of the group can read the part's outputs
+    as kernel inputs of their own type."""
+    return not _stored(statements) & group.read_first
+
+
+def _stored(statements):
+    return set().union(*[_stores(s) for s in statements]) if statements else set()
+
+
+def _slice(statements, names):
+    """The statements (in order) that compute the last values of `names`."""
+    need, kept = set(names), []
+    for stmt in reversed(statements):
+        target = stmt.targets[0].id
+        if target in need:
+            need.discard(target)
+            need |= _reads(stmt)
+            kept.append(stmt)
+    return kept[::-1]
 
 
 class _Group:
@@ -373,13 +640,28 @@ class _Group:
 
     def __init__(self, in_loop):
         self.in_loop = in_loop
-        self.statements = []
-        self.reductions = []         # kernel calls, to run before the group's own
+        self.statements = []         # element-wise
+        self.reductions = []         # _Reduce, emitted when the group closes
+        self.nodes = []              # both, in order
+        self.reduce_of = {}          # id(statement) -> its _Reduce
+        self.reduced = set()         # the reductions' targets
         self.stored, self.read, self.read_first = set(), set(), set()
         self.order = []              # stored names, first-stored first
         self.types = {}              # id(stmt) and ('in'|'out', name) -> Type
 
     def add(self, stmt, env, result):
+        self._take(stmt, env, result)
+        self.statements.append(stmt)
+
+    def add_reduction(self, reduce, env):
+        self._take(reduce.stmt, env, reduce.result)
+        self.reductions.append(reduce)
+        self.reduce_of[id(reduce.stmt)] = reduce
+        self.reduced.add(reduce.target)
+        # What element-wise kernels read when the reduction runs before them.
+        self.types[('in', reduce.target)] = reduce.result
+
+    def _take(self, stmt, env, result):
         target = stmt.targets[0].id
         for name in _reads(stmt):
             if name not in self.stored:
@@ -391,29 +673,20 @@ class _Group:
             self.order.append(target)
         self.types[id(stmt)] = result
         self.types[('out', target)] = result
-        self.statements.append(stmt)
+        self.nodes.append(stmt)
 
     def allows_before(self, stmt):
         """Whether `stmt` may run before the whole open group instead of after it."""
-        if not (self.statements or self.reductions):
+        if not self.nodes:
             return True
         if isinstance(stmt, (n.Return, n.Raise)):
             return False
-        written = self.stored | {x for c in self.reductions for x in n.stored_names(c)}
-        read = self.read | {x for c in self.reductions for x in n.names_in(c.value)}
         reads, stores = _reads(stmt), _stores(stmt)
-        return not (reads & written) and not (stores & (read | written))
+        return not (reads & self.stored) and not (stores & (self.read | self.stored))
 
     def slice(self, *names):
-        """The statements (in order) that compute the last values of `names`."""
-        need, kept = set(names), []
-        for stmt in reversed(self.statements):
-            target = stmt.targets[0].id
-            if target in need:
-                need.discard(target)
-                need |= _reads(stmt)
-                kept.append(stmt)
-        return kept[::-1]
+        """The element-wise statements (in order) that compute the last values of `names`."""
+        return _slice(self.statements, names)
 
 
 class _Part:
@@ -470,21 +743,24 @@ class _CNames:
 
 
 def _reduction_spec(inputs, ndim, tuples):
-    """(axis, keepdims) of a reduction kernels can do, else None; axis is
-    None for all axes, else sorted non-negative ints. `tuples`: names bound
-    once to a tuple of constants (normalize names an `axis=(0, 1)`)."""
+    """(axis, keepdims, ddof) of a reduction kernels can do, else None; axis
+    is None for all axes, else sorted non-negative ints. `tuples`: names
+    bound once to a tuple of constants (normalize names an `axis=(0, 1)`)."""
     for param, default in (('dtype', None), ('out', None), ('initial', None), ('where', True)):
         node = inputs.get(param)
         if node is not None and not (isinstance(node, n.Constant) and node.value is default):
             return None
-    axis, keep = inputs.get('axis'), inputs.get('keepdims')
+    axis, keep, ddof = inputs.get('axis'), inputs.get('keepdims'), inputs.get('ddof')
     if isinstance(axis, n.Name) and axis.id in tuples:
         axis = tuples[axis.id]
     if not (keep is None or isinstance(keep, n.Constant) and isinstance(keep.value, bool)):
         return None
+    if not (ddof is None or isinstance(ddof, n.Constant) and type(ddof.value) in (int, float)):
+        return None
     keepdims = bool(keep is not None and keep.value)
+    ddof = 0 if ddof is None else ddof.value
     if axis is None or isinstance(axis, n.Constant) and axis.value is None:
-        return None, keepdims
+        return None, keepdims, ddof
     elts = axis.elts if isinstance(axis, n.Tuple) else [axis]
     if not all(isinstance(e, n.Constant) and type(e.value) is int and -ndim <= e.value < ndim
                for e in elts):
@@ -492,7 +768,7 @@ def _reduction_spec(inputs, ndim, tuples):
     axes = tuple(sorted({e.value % ndim for e in elts}))
     if len(axes) != len(elts):
         return None
-    return (None if len(axes) == ndim else axes), keepdims
+    return (None if len(axes) == ndim else axes), keepdims, ddof
 
 
 # ---- C expressions ----

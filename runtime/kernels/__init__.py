@@ -44,6 +44,42 @@ def checked(kernel, fallback, partial):
     return call
 
 
+def row_shapes(program, outputs, trailing, shapes):
+    """Where a row-wise kernel serves inputs of these `shapes` (one a kernel
+    input; () for a number): (rows, cols, the outputs' shapes), else None.
+    The kernel computes each reduction over the last `trailing` axes of the
+    inputs' broadcast shape, and writes element outputs of that shape and row
+    outputs of one value a row; NumPy's shapes (run through `program`, see
+    transformer.kernels.shape_program) must agree: a reduction's operand must
+    span the whole row, and every output must have the shape written."""
+    import math
+    import numpy
+    try:
+        full = numpy.broadcast_shapes(*shapes)
+        if len(full) < trailing:
+            return None
+        lead, row = full[:len(full) - trailing], full[len(full) - trailing:]
+        values = list(shapes)
+        for entry in program:
+            if entry[0] == 'e':
+                values.append(numpy.broadcast_shapes(*[values[k] for k in entry[1]]))
+                continue
+            _, k, keepdims, ndim = entry
+            shape = values[k]
+            if len(shape) != ndim or shape[len(shape) - trailing:] != row:
+                return None
+            kept = shape[:len(shape) - trailing]
+            values.append(kept + (1,) * trailing if keepdims else kept)
+    except ValueError:              # NumPy itself will say where, or succeed piecewise
+        return None
+    shaped = []
+    for k, per_element in outputs:
+        if values[k] != full if per_element else values[k] not in (lead + (1,) * trailing, lead):
+            return None
+        shaped.append(values[k])
+    return math.prod(lead), math.prod(row), tuple(shaped)
+
+
 _jit_hook = None
 
 

@@ -6,7 +6,8 @@ The source is compiled once by the system C compiler (`CC`, else `cc`, `gcc`,
 `clang` on PATH) into a shared library cached on disk under `CODAX_CACHE_DIR`
 (default ~/.cache/codax), named by a hash of the source, the flags, the
 compiler's version and the CPU; it is written to a temporary file and renamed,
-so concurrent processes never load a half-written library. In memory the
+so concurrent processes never load a half-written library. The cache keeps
+the `CODAX_CACHE_KEEP` (default 1000) libraries used last (see _trim). In memory the
 loaded function is memoized by source, so regenerated code never recompiles.
 Construction does not wait for the compiler: it starts in the background
 (JOBS at once, the rest queued: see _Build) and each kernel's first call
@@ -36,6 +37,12 @@ strides) run in C; the choices, and why (n=10: per-call cost; one thread):
   (with one warning). FALLBACKS counts such calls by kernel, and each
   callable's `fallbacks` its own, only on that path (tests read them).
 - Outputs are fresh C-order arrays; inputs are only read.
+- A row-wise kernel (Rowwise) runs each row of its inputs' broadcast shape;
+  once per combination of input shapes it checks that NumPy would give the
+  outputs the shapes it writes (runtime.kernels.row_shapes), else the call
+  runs the fallback.
+- A short element-wise chain runs NumPy on calls of few elements, where
+  NumPy's few calls are faster than the checks above (SMALL_CALLS).
 
 Compiler flags, and why (tanh gradient, 10^6 float64, one thread):
 - -march=native: AVX-512 here; the disk cache key includes the CPU's flags.
@@ -67,6 +74,8 @@ import warnings
 
 import numpy
 
+from . import row_shapes
+
 FLAGS = ['-O3', '-march=native', '-fno-math-errno', '-fopenmp', '-shared', '-fPIC']
 PORTABLE_FLAGS = ['-O2', '-shared', '-fPIC']     # when the fast flags do not build
 _X86 = platform.machine() in ('x86_64', 'AMD64')
@@ -87,20 +96,32 @@ _WARNED = set()
 _THREADS = [1]                             # 0 in a forked child: see _after_fork
 
 
-def kernel(source, name, inputs, outputs, fallback, reduce=None):
+# Whether short element-wise chains run NumPy on calls of few elements (their
+# `numpy_below`, from transformer/kernels/c.py): there NumPy's few calls cost
+# less than one C call's checks. False makes every call C serves run C.
+SMALL_CALLS = True
+
+
+def kernel(source, name, inputs, outputs, fallback, reduce=None, rows=None, numpy_below=0):
     """The callable for C function `name` in `source`. `inputs`: one spec per
     argument, 'float64[]' for an array, 'float64' for a number passed by
     value; `outputs`: their dtypes; `reduce`: for a reduction, a dict with the
-    value's `ndim`, the `axis` reduced (None: all) and `keepdims`. Returns at
-    once: where the library is neither in memory nor on disk, the compiler
-    starts (see _Build) and the callable's first call waits for it."""
+    value's `ndim`, the `axis` reduced (None: all) and `keepdims`; `rows`: for
+    a row-wise kernel, a dict with the `trailing` axes of a row, and the shape
+    `program` and `written` outputs of transformer.kernels.shape_program;
+    `numpy_below`: an element-wise kernel's calls of fewer elements run the
+    fallback (see SMALL_CALLS). Returns at once: where the library is neither
+    in memory nor on disk, the compiler starts (see _Build) and the
+    callable's first call waits for it."""
     functions = _function(source, name)
     if functions is None:
         return fallback
-    kind = Elementwise if reduce is None else Reduction
+    kind = Elementwise if reduce is None and rows is None else Reduction if rows is None \
+        else Rowwise
+    options = reduce or rows or ({'numpy_below': numpy_below} if numpy_below else {})
     if not isinstance(functions, _Build):
-        return kind(name, functions, inputs, outputs, fallback, **(reduce or {}))
-    pending = kind(name, (None, None), inputs, outputs, fallback, **(reduce or {}))
+        return kind(name, functions, inputs, outputs, fallback, **options)
+    pending = kind(name, (None, None), inputs, outputs, fallback, **options)
     del pending.function, pending.strided
     pending.build, pending.kind = functions, kind
     pending.__class__ = _COMPILING[kind]
@@ -115,8 +136,9 @@ class Elementwise:
     """Calls the C function on arrays broadcast together (any strides) and
     numbers; `fallbacks` counts the calls it left to NumPy."""
 
-    def __init__(self, name, functions, inputs, outputs, fallback):
+    def __init__(self, name, functions, inputs, outputs, fallback, numpy_below=0):
         self.name = name
+        self.numpy_below = numpy_below     # calls of fewer elements run NumPy (SMALL_CALLS)
         # `name` and `name_strided`, which also takes the geometry (see _strided)
         self.function, self.strided = functions
         self.fallback = fallback
@@ -128,10 +150,14 @@ class Elementwise:
         self.outputs = [numpy.dtype(dtype) for dtype in outputs]
 
     def __call__(self, *args):
+        if self.numpy_below and SMALL_CALLS and _few(args, self.numpy_below):
+            return self.fallback(*args)    # not counted: NumPy is faster here
         operands = _operands(self.inputs, args, self.plans)
         if operands is None:
             return self._fall_back(args)
         shape, size, geom, cargs, _keep = operands
+        if size < self.numpy_below and SMALL_CALLS:
+            return self.fallback(*args)
         outs = [numpy.empty(shape, dtype) for dtype in self.outputs]
         outputs = [_pointer(id(out) + _DATA_OFFSET) for out in outs]
         if geom is None:
@@ -184,6 +210,45 @@ class Reduction(Elementwise):
         return out if out_shape else out[()]
 
 
+class Rowwise(Elementwise):
+    """Runs each row (the last `trailing` axes of the inputs' broadcast shape)
+    through the kernel's passes, where the outputs' shapes are NumPy's
+    (runtime.kernels.row_shapes, remembered per input shapes)."""
+
+    def __init__(self, name, functions, inputs, outputs, fallback, trailing, program, written):
+        super().__init__(name, functions, inputs, outputs, fallback)
+        self.trailing, self.program, self.written = trailing, program, written
+        self.shaped = {}                   # input shapes -> row_shapes' answer
+        self.arrays = [isinstance(kind, _dtype) for kind in self.inputs]
+
+    def __call__(self, *args):
+        shapes = tuple([a.shape if type(a) is _ndarray else numpy.shape(a) if array else ()
+                        for a, array in zip(args, self.arrays)])
+        found = self.shaped.get(shapes, False)
+        if found is False:
+            if len(self.shaped) >= 64:
+                self.shaped.clear()
+            found = self.shaped[shapes] = row_shapes(self.program, self.written,
+                                                     self.trailing, shapes)
+        if found is None or not found[1]:  # cols == 0: NumPy's error or warning
+            return self._fall_back(args)
+        operands = _operands(self.inputs, args, self.plans)
+        if operands is None:
+            return self._fall_back(args)
+        _shape, _size, geom, cargs, _keep = operands
+        rows, cols, shapes = found
+        outs = [numpy.empty(shape, dtype) for shape, dtype in zip(shapes, self.outputs)]
+        outputs = [_pointer(id(out) + _DATA_OFFSET) for out in outs]
+        if geom is None:
+            self.function(ctypes.c_longlong(rows), ctypes.c_longlong(cols), _THREADS[0],
+                          *cargs, *outputs)
+        else:
+            self.strided(ctypes.c_longlong(rows), ctypes.c_longlong(cols), _THREADS[0], geom,
+                         *cargs, *outputs)
+        outs = [out if out.ndim else out[()] for out in outs]
+        return outs[0] if len(outs) == 1 else tuple(outs)
+
+
 class _Compiling:
     """A kernel whose library is still being compiled (its `build`): the
     first call waits for it, then turns the kernel into its plain class
@@ -213,7 +278,23 @@ class _Compiling:
 
 
 _COMPILING = {kind: type(f'Compiling{kind.__name__}', (_Compiling, kind), {})
-              for kind in (Elementwise, Reduction)}
+              for kind in (Elementwise, Reduction, Rowwise)}
+
+
+def _few(args, below):
+    """Whether the arrays among `args` broadcast to fewer than `below`
+    elements, found before the operands are checked (that costs more than
+    NumPy's work on a few elements): the size of their one shape (arrays of
+    one element aside), else the product of their sizes, a bound."""
+    shape, size, product = None, 1, 1
+    for a in args:
+        if type(a) is _ndarray and a.size != 1:
+            if shape is None:
+                shape, size = a.shape, a.size
+            elif a.shape != shape:
+                shape = ()                 # several shapes: only the bound holds
+            product *= a.size
+    return (size if shape != () else product) < below
 
 
 def _operands(inputs, args, plans=None):
@@ -469,6 +550,7 @@ def _library(source, name):
     paths = [_cached_path(source, name, compiler, flags) for flags in ladder]
     for path in paths:
         if os.path.exists(path):
+            _touch(path)
             return path
     build = _Build(source, name, compiler, ladder, paths)
     _QUEUE.append(build)
@@ -512,7 +594,9 @@ class _Build:
         """Under _LOCK: start the compiler, unless the library appeared on
         disk meanwhile (another process)."""
         self.found = next((path for path in self.paths if os.path.exists(path)), None)
-        if self.found is None:
+        if self.found is not None:
+            _touch(self.found)
+        else:
             self.compile = _compile(self.source, self.compiler, self.ladder[0], self.paths[0])
             _RUNNING.append(self)
 
@@ -622,6 +706,7 @@ class _Compile:
                             self.error = complaint or f'exit status {code}'
                         else:
                             os.replace(self.temporary, self.path)
+                            _trim(os.path.dirname(self.path))
                 finally:
                     self.stderr.close()
                     if os.path.exists(self.temporary):
@@ -684,6 +769,49 @@ def _cpu():
             pass
         _CPU.append(platform.machine() + found)
     return _CPU[0]
+
+
+# The disk cache keeps the CODAX_CACHE_KEEP (default KEEP) libraries used
+# last, by modification time: a library found there is touched when a process
+# loads it, and each new one trims the rest, oldest first (0: never). A process
+# that finds a library just before another deletes it loads nothing for that
+# kernel (warned) and runs its NumPy fallback; a library deleted after loading
+# stays mapped. 1000 libraries take about 17 MB.
+KEEP = 1000
+
+
+def _touch(path):
+    """Mark a cached library as used now."""
+    try:
+        os.utime(path)
+    except OSError:                        # deleted meanwhile, or a read-only cache
+        pass
+
+
+def _trim(folder):
+    """Delete all but the CODAX_CACHE_KEEP most recently used libraries of `folder`."""
+    try:
+        keep = int(os.environ.get('CODAX_CACHE_KEEP', KEEP))
+    except ValueError:
+        keep = KEEP
+    if keep <= 0:
+        return
+    found = []
+    try:
+        with os.scandir(folder) as entries:
+            for entry in entries:
+                if entry.name.endswith('.so') and not entry.name.startswith('.'):
+                    try:
+                        found.append((entry.stat().st_mtime, entry.path))
+                    except OSError:        # another process trimmed it
+                        pass
+    except OSError:
+        return
+    for _, path in sorted(found, reverse=True)[keep:]:
+        try:
+            os.remove(path)
+        except OSError:
+            pass
 
 
 _SCRATCH = []

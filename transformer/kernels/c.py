@@ -1,5 +1,7 @@
 """C source for a fused kernel on the CPU, and the generated-code expression
 that compiles and calls it (runtime/kernels/cpu.py does both at run time).
+Row-wise kernels, and variances (two passes over each row), are written by
+c_rows.py with the readers and conventions below.
 
 The shape of the code, and why (10^6 float64, the gradient of sum(tanh(x)**2)
 unless said, this 2-core AVX-512 machine; bench/bench_jit_cpu.py measures the
@@ -50,9 +52,14 @@ import re
 
 import numpy
 
-from . import c_type
+from . import TWO_PASS, c_type
 
 BLOCK = 1024          # elements a block: the blocks of every operand stay in L1
+# An element-wise kernel of at most SMALL_STEPS steps runs NumPy on calls of
+# fewer than SMALL_CALL elements (runtime/kernels/cpu.py, SMALL_CALLS): its
+# fallback's few NumPy calls (about 0.5 us each) cost less than the C call's
+# 3-6 us there (docs/performance.md, "Small calls", has the measurements).
+SMALL_STEPS, SMALL_CALL = 4, 2048
 PARALLEL = 131072     # fewer elements run on the calling thread (see docstring)
 MAX_NDIM = 32         # axes a gathered operand may have (after merging; the runtime checks)
 
@@ -67,6 +74,7 @@ _COMBINE = {
     'sum': ('a + b', 'zero'), 'mean': ('a + b', 'zero'), 'prod': ('a * b', 'one'),
     'max': ('b > a || b != b ? b : a', 'lowest'),      # NaN wins, as in NumPy
     'min': ('b < a || b != b ? b : a', 'highest'),
+    'var': ('a + b', 'zero'), 'std': ('a + b', 'zero'),  # sums (c_rows.py)
 }
 
 
@@ -77,15 +85,25 @@ def unsupported(kernel):
     for dtype in dtypes + ([reduction.dtype] if reduction else []):
         if c_type(dtype) is None:
             return f'dtype {numpy.dtype(dtype)} has no C type'
-    clashes = _name_clashes(kernel)
+    if reduction is not None:
+        if reduction.op not in _COMBINE:
+            return f'the reduction {reduction.op} has no C loop'
+        if _trailing_axes(reduction) is None:
+            return f'axis={reduction.axis} is not a run of trailing axes'
+    clashes = _name_clashes(_rows(kernel) or kernel)
     if clashes:
         return f'its C names {clashes} collide with the names the C code derives'
-    if reduction is None:
-        return None
-    if reduction.op not in _COMBINE:
-        return f'the reduction {reduction.op} has no C loop'
-    if _trailing_axes(reduction) is None:
-        return f'axis={reduction.axis} is not a run of trailing axes'
+    return None
+
+
+def _rows(kernel):
+    """The row-wise form of a kernel that runs as one (see c_rows), else None:
+    row-wise kernels, and variances (two passes over each row)."""
+    from . import c_rows
+    if kernel.trailing:
+        return kernel
+    if kernel.reduction is not None and kernel.reduction.op in TWO_PASS:
+        return c_rows.as_rows(kernel)
     return None
 
 
@@ -95,16 +113,21 @@ def expression(kernel, fallback):
     same arguments and results, for calls the C loop cannot serve."""
     if unsupported(kernel) is not None:
         return fallback
+    if _rows(kernel) is not None:
+        from . import c_rows
+        return c_rows.expression(_rows(kernel), fallback)
     source = function_source(kernel)
     assert "'''" not in source
     inputs = tuple(_spec(value) for value in kernel.inputs)
     outputs = tuple(numpy.dtype(value.dtype).name for value in kernel.outputs)
-    reduce = ''
+    options = ''
     if kernel.reduction is not None:
         r = kernel.reduction
-        reduce = f'reduce={{"ndim": {r.ndim}, "axis": {r.axis!r}, "keepdims": {r.keepdims}}}, '
+        options = f'reduce={{"ndim": {r.ndim}, "axis": {r.axis!r}, "keepdims": {r.keepdims}}}, '
+    elif len(kernel.steps) <= SMALL_STEPS:
+        options = f'numpy_below={SMALL_CALL}, '
     return (f"rt.kernels.cpu.kernel(r'''\n{source}''', {kernel.name!r}, "
-            f'inputs={inputs!r}, outputs={outputs!r}, {reduce}fallback={fallback})')
+            f'inputs={inputs!r}, outputs={outputs!r}, {options}fallback={fallback})')
 
 
 def _spec(value):
@@ -125,6 +148,9 @@ def _trailing_axes(reduction):
 
 def function_source(kernel):
     """The kernel as C: `void <name>(...)`, which the runtime calls."""
+    if _rows(kernel) is not None:
+        from . import c_rows
+        return c_rows.function_source(_rows(kernel))
     parts = [_header(kernel), _vector_math(kernel),
              '#include <tgmath.h>    /* type-generic: tanh of a float is tanhf */\n',
              _readers(kernel)]
@@ -154,7 +180,7 @@ def _vector_math(kernel):
     """Declarations that let the vectorizer call libmvec's SIMD variants."""
     used = []
     for step in kernel.steps:
-        for name in re.findall(r'\b([a-z0-9]+)\s*\(', step.expr):
+        for name in re.findall(r'\b([a-z0-9]+)\s*\(', getattr(step, 'expr', '')):
             if name not in used and name in _VECTOR_MATH:
                 used.append(name)
     types = {numpy.dtype(v.dtype) for v in kernel.inputs + kernel.steps}
@@ -277,10 +303,11 @@ def _accumulator_type(reduction):
     return c_type(reduction.dtype)
 
 
-def _identity(reduction):
+def _identity(reduction, acc=None):
+    """The reduction's start value, in its accumulator's C type `acc`."""
     kind = _COMBINE[reduction.op][1]
     dtype = numpy.dtype(reduction.dtype)
-    acc = _accumulator_type(reduction)
+    acc = acc or _accumulator_type(reduction)
     if kind in ('zero', 'one'):
         return f'({acc}){int(kind == "one")}'
     if dtype.kind == 'f':
@@ -476,6 +503,9 @@ def _name_clashes(kernel):
     derived = {f'{name}_{suffix}' for name in own
                for suffix in ('data', 'step', 'fill', 'gather', 'b')}
     functions = {f'{kernel.name}_{suffix}' for suffix in ('block', 'row', 'combine', 'strided')}
+    if kernel.trailing:
+        from . import c_rows
+        functions |= c_rows.functions(kernel)
     functions |= {f'{reader}_{numpy.dtype(v.dtype).name}' for v in kernel.inputs
                   for reader in ('repeat', 'gather')}
     taken = RESERVED | derived | functions

@@ -20,6 +20,19 @@ Which CuPy kernel:
   order of operations depends only on the size and the device, so results are
   reproducible. Sums accumulate in the result's dtype, float32 in float32 as
   NumPy, CuPy and XLA do: each thread adds a few hundred elements, then a tree.
+- var and std: two passes, the mean and then the squared deviations from it,
+  each recomputing the steps (the RawModule's pass 1 twice, or two
+  ReductionKernels), accumulated in double.
+- row-wise (`trailing` > 0): a `cupy.RawKernel` that gives each row (the
+  trailing axes) to one block of threads, or to one warp where rows are short
+  (up to WARP_COLS elements; eight rows a block); the row's reductions are
+  warp shuffles, then shared memory across the block's warps, and every
+  thread gets the result, so each pass over the row recomputes its steps
+  and the next pass reads the row again (from L1/L2). Indices are `long
+  long`; each array is read at `row * row_stride + column * column_stride`
+  (runtime/kernels/cuda.py merges its axes, or copies it where they do not
+  merge); sums accumulate in double; the order of operations depends only on
+  the shape, so results are reproducible.
 
 This module only writes text; it never imports CuPy.
 """
@@ -32,9 +45,11 @@ import tempfile
 
 import numpy
 
-from . import c_literal, c_type
+from . import (TWO_PASS, Kernel, Reduction, RowReduction, Step, Value, accumulator, c_literal,
+               c_type, row_finish, row_plan, shape_program)
 
-OPS = ('sum', 'mean', 'max', 'min', 'prod')
+OPS = ('sum', 'mean', 'max', 'min', 'prod', 'var', 'std')
+WARP_COLS = 1024        # rows of at most this many elements get a warp, not a block
 
 # Words a kernel's own names must not take: C++ and CUDA words, the parameter
 # names CuPy reserves (i, n) and the names its generated code declares without
@@ -49,7 +64,7 @@ RESERVED = frozenset('''
     static_cast struct switch template this thread_local throw true try typedef
     typeid typename union unsigned using virtual void volatile wchar_t while xor
     xor_eq threadIdx blockIdx blockDim gridDim warpSize
-    i n CArray CIndexer IndexT REDUCE POST_MAP
+    i n CArray CIndexer IndexT REDUCE POST_MAP codax_mean codax_center
 '''.split())
 
 _IDENTIFIER = re.compile(r'[A-Za-z_][A-Za-z0-9_]*\Z')
@@ -75,14 +90,22 @@ def _check(kernel):
         _check_results(kernel)
     else:
         _check_reduction(kernel)
+    if kernel.trailing:
+        for item in kernel.steps:
+            if isinstance(item, RowReduction) and item.op not in OPS:
+                raise ValueError(f'kernel {kernel.name}: unknown reduction {item.op!r}')
+        row_plan(kernel)                # each reduction of an element value
     _check_calls(kernel, set(names))
 
 
 def _check_calls(kernel, names):
     """A value named like a function that the kernel calls (exp, isnan) hides it."""
-    code = [step.expr for step in kernel.steps]
+    code = [step.expr for step in kernel.steps if isinstance(step, Step)]
     if kernel.reduction is not None:
         code.append(_combine(kernel.reduction.op, kernel.reduction.dtype, 'a', 'b'))
+    if kernel.reduction is not None and kernel.reduction.op in TWO_PASS or any(
+            isinstance(step, RowReduction) and step.op in TWO_PASS for step in kernel.steps):
+        code.append('sqrt(fmax(1.0, 0.0))')
     hidden = names & set(_CALLED.findall(';'.join(code)))
     if hidden:
         raise ValueError(f'kernel {kernel.name}: {sorted(hidden)} name both a value and '
@@ -231,29 +254,73 @@ def _reduction_args(kernel):
 
 
 def _preamble(kernel):
-    return _comment(kernel) + _map_function(kernel)
+    lines = _comment(kernel) + _map_function(kernel)
+    if kernel.reduction.op in TWO_PASS:
+        lines += ['// The squared deviation of a value from its mean.',
+                  '__device__ double _codax_dev(double v, double c) {',
+                  '    return (v - c) * (v - c);', '}']
+    return lines
+
+
+_COUNT = '_in_ind.size() / _out_ind.size()'     # what ReductionKernel reduces an output over
+
+
+def _var_args(kernel):
+    """The two ReductionKernels of a var or std over some axes: the mean
+    (keeping the axes), then the squared deviations from it, in double."""
+    reduction = kernel.reduction
+    out = kernel.outputs[0].name
+    value = _map_call(kernel, lambda name: name)
+    finish = row_finish(reduction, 'a', f'({_COUNT})', None, 'a')
+    return dict(mean_map_expr=f'(double){value}',
+                mean_post_map_expr=f'codax_mean = a / ({_COUNT})',
+                map_expr=f'_codax_dev({value}, codax_center)',
+                post_map_expr=f'{out} = {finish}')
 
 
 # ---------------------------------------------------------------- RawModule
 
-def _raw_params(kernel):
+def _raw_params(kernel, acc, center):
     """Pass 1's parameters, a line per input: scalars by value, arrays contiguous
-    with a step (0: one element, broadcast), then the partials and the size."""
+    with a step (0: one element, broadcast), then the partials and the size
+    (and for a variance, the mean and whether to sum deviations from it)."""
     params = [f'const {c_type(v.dtype)} {v.name}' if v.scalar else
               f'const {c_type(v.dtype)} *__restrict__ {v.name}, const long long _step_{v.name}'
               for v in kernel.inputs]
-    params.append(f'{c_type(kernel.reduction.dtype)} *__restrict__ _partials, '
-                  'const long long _n')
+    params.append(f'{c_type(acc.dtype)} *__restrict__ _partials, const long long _n')
+    if center:
+        params.append('const double *__restrict__ _center, const int _deviations')
     return ',\n'.join(f'        {line}' for line in params)
 
 
 def _raw_code(kernel):
-    """Both passes of a full reduction, after their helpers."""
+    """Both passes of a full reduction, after their helpers; for a variance,
+    pass 1 twice, with a pass 2 for the mean and one for the result."""
     reduction = kernel.reduction
+    if reduction.op not in TWO_PASS:
+        return _lines(_comment(kernel) + [
+            f'// {reduction.op} of {reduction.value} over every axis, in two passes: '
+            f'{kernel.name}, then {kernel.name}_finish.',
+        ] + _map_function(kernel) + _reduce_functions(reduction) + _pass1(kernel, reduction)
+            + _pass2(kernel, reduction))
+    acc = Reduction('sum', reduction.value, numpy.dtype(numpy.float64), None, False,
+                    reduction.ndim)
+    out = kernel.outputs[0].name
+    finish = row_finish(reduction, '_acc', '_n', None, '_acc')
     return _lines(_comment(kernel) + [
-        f'// {reduction.op} of {reduction.value} over every axis, in two passes: '
-        f'{kernel.name}, then {kernel.name}_finish.',
-    ] + _map_function(kernel) + _reduce_functions(reduction) + _pass1(kernel) + _pass2(kernel))
+        f'// {reduction.op} of {reduction.value} over every axis: {kernel.name} then '
+        f'{kernel.name}_mean give the mean,',
+        f'// {kernel.name} again (_deviations = 1) then {kernel.name}_finish the squared '
+        'deviations from it.',
+    ] + _map_function(kernel) + _reduce_functions(acc) + [
+        '',
+        '// What pass 1 adds up: the values, or their squared deviations from the mean.',
+        '__device__ double _codax_term(double v, const double *_center, int _deviations) {',
+        '    return _deviations ? (v - _center[0]) * (v - _center[0]) : v;',
+        '}',
+    ] + _pass1(kernel, acc, center=True)
+        + _pass2(kernel, acc, 'mean', 'double', '_center', '_acc / _n')
+        + _pass2(kernel, acc, 'finish', c_type(reduction.dtype), out, finish))
 
 
 def _reduce_functions(reduction):
@@ -285,19 +352,21 @@ def _reduce_functions(reduction):
     ]
 
 
-def _pass1(kernel):
-    reduction = kernel.reduction
-    t = c_type(reduction.dtype)
+def _pass1(kernel, acc, center=False):
+    """Pass 1, accumulating as `acc` (a Reduction) does."""
+    t = c_type(acc.dtype)
     at = _map_call(kernel, lambda name: f'{name}[_k * _step_{name}]')
+    if center:
+        at = f'_codax_term({at}, _center, _deviations)'
     return [
         '',
         '// Pass 1: a grid-stride loop over the _n elements; block b leaves its partial',
         '// result in _partials[b].',
-        f'extern "C" __global__ void {kernel.name}(\n{_raw_params(kernel)}) {{',
+        f'extern "C" __global__ void {kernel.name}(\n{_raw_params(kernel, acc, center)}) {{',
         f'    auto _at = [&](long long _k) {{ return {at}; }};',
         '    const long long _stride = (long long)blockDim.x * gridDim.x;',
         '    long long _i = (long long)blockIdx.x * blockDim.x + threadIdx.x;',
-        f'    {t} _acc = {_identity(reduction.op, reduction.dtype)};',
+        f'    {t} _acc = {_identity(acc.op, acc.dtype)};',
         '    for (; _i + 3 * _stride < _n; _i += 4 * _stride) {  // four loads in flight',
         f'        {t} _a0 = _at(_i), _a1 = _at(_i + _stride);',
         f'        {t} _a2 = _at(_i + 2 * _stride), _a3 = _at(_i + 3 * _stride);',
@@ -312,23 +381,151 @@ def _pass1(kernel):
     ]
 
 
-def _pass2(kernel):
-    reduction = kernel.reduction
-    t = c_type(reduction.dtype)
-    out = kernel.outputs[0].name
+def _pass2(kernel, acc, suffix='finish', out_type=None, out=None, post=None):
+    """`<name>_<suffix>`: one block reduces the partials and writes `post` to `out`."""
+    t = c_type(acc.dtype)
+    out = out or kernel.outputs[0].name
+    out_type = out_type or c_type(kernel.reduction.dtype)
+    post = post or _post(acc.op, '_acc', '_n')
     return [
         '',
         '// Pass 2: one block reduces the partials in a fixed order and writes the result.',
-        f'extern "C" __global__ void {kernel.name}_finish(',
+        f'extern "C" __global__ void {kernel.name}_{suffix}(',
         f'        const {t} *__restrict__ _partials, const long long _count,',
-        f'        {t} *__restrict__ {out}, const long long _n) {{',
-        f'    {t} _acc = {_identity(reduction.op, reduction.dtype)};',
+        f'        {out_type} *__restrict__ {out}, const long long _n) {{',
+        f'    {t} _acc = {_identity(acc.op, acc.dtype)};',
         '    for (long long _i = threadIdx.x; _i < _count; _i += blockDim.x)',
         '        _acc = _codax_reduce(_acc, _partials[_i]);',
         '    _acc = _codax_block_reduce(_acc);',
-        f'    if (threadIdx.x == 0) {out}[0] = {_post(reduction.op, "_acc", "_n")};',
+        f'    if (threadIdx.x == 0) {out}[0] = {post};',
         '}',
     ]
+
+
+# ---------------------------------------------------------------- row-wise RawKernel
+
+def _rows_code(kernel):
+    """A row-wise kernel: each thread group (a warp or the block) loops over
+    its rows and runs the passes of row_plan over each (see the docstring)."""
+    plan = row_plan(kernel)
+    axes = 'the last axis' if kernel.trailing == 1 else f'the last {kernel.trailing} axes'
+    lines = _comment(kernel) + [
+        f'// {kernel.name}: a row is {axes}; a block a row, or a warp for short rows.',
+        f'// {len(plan.passes)} passes over each row; after each, every thread has the '
+        'row\'s reductions.']
+    lines += _row_reducers(kernel)
+    lines += ['', f'extern "C" __global__ void {kernel.name}(',
+              ',\n'.join(f'        {p}' for p in _row_params(kernel)) + ') {',
+              '    // _warp: 32 threads a row (eight rows a block), else the whole block',
+              '    const int _lane = _warp ? threadIdx.x % 32 : threadIdx.x;',
+              '    const int _width = _warp ? 32 : blockDim.x;',
+              '    const long long _per = _warp ? blockDim.x / 32 : 1;     // rows a block',
+              '    for (long long _row = (long long)blockIdx.x * _per + (_warp ? threadIdx.x / 32 '
+              ': 0);',
+              '         _row < _rows; _row += (long long)gridDim.x * _per) {']
+    lines += [f'        {line}' for line in _row_body(kernel, plan)]
+    return _lines(lines + ['    }', '}'])
+
+
+def _row_params(kernel):
+    params = []
+    for v in kernel.inputs:
+        t = c_type(v.dtype)
+        params.append(f'const {t} {v.name}' if v.scalar else
+                      f'const {t} *__restrict__ _in_{v.name}, const long long _rs_{v.name}, '
+                      f'const long long _cs_{v.name}')
+    params += [f'{c_type(v.dtype)} *__restrict__ _out_{v.name}' for v in kernel.outputs]
+    return params + ['const long long _rows, const long long _cols, const int _warp']
+
+
+def _row_reductions(kernel):
+    return [item for item in kernel.steps if isinstance(item, RowReduction)]
+
+
+def _row_reducers(kernel):
+    """`_codax_<op>_<type>(a, b)` and `_codax_row_<op>_<type>(a, _warp)` (the
+    reduction of `a` over the row's threads, in every thread) for each kind
+    of accumulator the kernel has."""
+    lines, done = [], set()
+    for r in _row_reductions(kernel):
+        op, dtype = _row_op(r), accumulator(r.op, r.dtype)
+        name = f'{op}_{numpy.dtype(dtype).name}'
+        if name in done:
+            continue
+        done.add(name)
+        t = c_type(dtype)
+        shuffle = f'a = _codax_{name}(a, ({t})__shfl_xor_sync(0xffffffffu, a, _o));'
+        lines += [
+            '', f'__device__ __forceinline__ {t} _codax_{name}({t} a, {t} b) {{',
+            f'    return {_combine(op, dtype, "a", "b")};', '}',
+            f'__device__ {t} _codax_row_{name}({t} a, const int _warp) {{',
+            '    for (int _o = 16; _o > 0; _o /= 2)',
+            f'        {shuffle}',
+            '    if (!_warp) {                  // then across the block\'s warps',
+            f'        __shared__ {t} _partial[32];',
+            '        if (threadIdx.x % 32 == 0) _partial[threadIdx.x / 32] = a;',
+            '        __syncthreads();',
+            '        a = threadIdx.x % 32 < blockDim.x / 32 ? _partial[threadIdx.x % 32]',
+            f'            : {_identity(op, dtype)};',
+            '        for (int _o = 16; _o > 0; _o /= 2)',
+            f'            {shuffle}',
+            '        __syncthreads();          // _partial is free for the next reduction',
+            '    }',
+            f'    return ({t})__shfl_sync(0xffffffffu, a, 0);    // one value for all',
+            '}']
+    return lines
+
+
+def _row_op(reduction):
+    """How a row reduction accumulates: a mean, var or std adds up."""
+    return 'sum' if reduction.op in ('mean',) + TWO_PASS else reduction.op
+
+
+def _row_body(kernel, plan):
+    """One row: the passes, then the row outputs."""
+    lines = [f'{c_type(s.dtype)} {s.name} = {s.expr};' for s in plan.before]
+    reductions = _row_reductions(kernel)
+    for p in plan.passes:
+        lines.append(f'// pass {p.number}')
+        accumulate = []
+        for r, phase in p.reductions:
+            k = reductions.index(r)
+            acc = accumulator(r.op, r.dtype)
+            t = c_type(acc)
+            if phase == 'value':
+                lines.append(f'{t} _a{k} = {_identity(_row_op(r), acc)};')
+                value = r.value if _value_dtype(kernel, r.value) == acc else f'({t}){r.value}'
+                accumulate.append(f'_a{k} = {_combine(_row_op(r), acc, f"_a{k}", value)};')
+            else:
+                deviation = f'((double){r.value} - _mean{k})'
+                lines.append(f'double _q{k} = 0.0;')
+                accumulate.append(f'_q{k} += {deviation} * {deviation};')
+        lines.append('for (long long _j = _lane; _j < _cols; _j += _width) {')
+        lines += [f'    const {c_type(v.dtype)} {v.name} = _in_{v.name}[_row * _rs_{v.name} + '
+                  f'_j * _cs_{v.name}];' for v in p.inputs]
+        lines += [f'    const {c_type(s.dtype)} {s.name} = {s.expr};' for s in p.steps]
+        lines += [f'    {line}' for line in accumulate]
+        lines += [f'    _out_{out}[_row * _cols + _j] = {local};' for out, local in p.writes]
+        lines.append('}')
+        for r, phase in p.reductions:
+            k = reductions.index(r)
+            acc = accumulator(r.op, r.dtype)
+            if phase == 'value':
+                lines.append(f'_a{k} = _codax_row_{_row_op(r)}_{acc.name}(_a{k}, _warp);')
+                if r.op in TWO_PASS:
+                    lines.append(f'const double _mean{k} = _a{k} / (double)_cols;')
+                    continue
+            else:
+                lines.append(f'_q{k} = _codax_row_sum_float64(_q{k}, _warp);')
+            lines.append(f'const {c_type(r.dtype)} {r.name} = '
+                         f'{row_finish(r, f"_a{k}", "_cols", None, f"_q{k}")};')
+        lines += [f'const {c_type(s.dtype)} {s.name} = {s.expr};' for s in p.after]
+    lines += [f'if (_lane == 0) _out_{out}[_row] = {local};' for out, local in plan.row_writes]
+    return lines
+
+
+def _value_dtype(kernel, name):
+    return numpy.dtype(next(v.dtype for v in kernel.inputs + kernel.steps if v.name == name))
 
 
 # ---------------------------------------------------------------- expression
@@ -350,11 +547,20 @@ def _call(function, lines, source_keyword, source):
     return f'rt.kernels.cuda.{function}(\n{body}    {source_keyword}={_raw_string(source)})'
 
 
-def expression(kernel):
-    """Python text that builds this kernel at run time, with `rt` the runtime package."""
+def expression(kernel, fallback=None):
+    """Python text that builds this kernel at run time, with `rt` the runtime
+    package; `fallback` names the NumPy function a row-wise kernel leaves the
+    calls to that it does not serve."""
     _check(kernel)
     head = _args(kernel.name, _params(kernel.inputs), _params(kernel.outputs))
     reduction = kernel.reduction
+    if kernel.trailing:
+        program, written = shape_program(kernel)
+        scalars = tuple(v.name for v in kernel.inputs if v.scalar)
+        options = [_args(trailing=kernel.trailing, program=program),
+                   _args(written=written, **(dict(scalars=scalars) if scalars else {}))
+                   + f', fallback={fallback}']
+        return _call('rowwise', [head] + options, 'code', _rows_code(kernel))
     if reduction is None:
         return _call('elementwise', [head], 'operation', _lines(_operation(kernel)))
     if _full(reduction):
@@ -362,6 +568,14 @@ def expression(kernel):
         options = _args(op=reduction.op, keepdims=reduction.keepdims,
                         **(dict(scalars=scalars) if scalars else {}))
         return _call('full_reduction', [head, options], 'code', _raw_code(kernel))
+    if reduction.op in TWO_PASS:
+        args = _var_args(kernel)
+        lines = [head,
+                 _args(op=reduction.op, axis=tuple(reduction.axis), keepdims=reduction.keepdims),
+                 _args(mean_map_expr=args['mean_map_expr']),
+                 _args(mean_post_map_expr=args['mean_post_map_expr']),
+                 _args(map_expr=args['map_expr']), _args(post_map_expr=args['post_map_expr'])]
+        return _call('var_reduction', lines, 'preamble', _lines(_preamble(kernel)))
     args = _reduction_args(kernel)
     lines = [head,
              _args(op=reduction.op, axis=tuple(reduction.axis), keepdims=reduction.keepdims),
@@ -399,41 +613,64 @@ def _elementwise_unit(kernel):
     ] + [f'        {line}' for line in body] + ['    }', '}'])
 
 
+_INDEXER = ['struct _codax_indexer {',
+            '    long long size_;',
+            '    __device__ long long size() const { return size_; }',
+            '};']
+
+
 def _reduction_unit(kernel):
-    args = _reduction_args(kernel)
+    if kernel.reduction.op not in TWO_PASS:
+        return _lines(_preamble(kernel) + _INDEXER
+                      + _reduction_standin(kernel, kernel.name, _reduction_args(kernel)))
+    args = _var_args(kernel)
+    center = Value('codax_center', 'codax_center', numpy.dtype(numpy.float64))
+    mean = dict(map_expr=args['mean_map_expr'], reduce_expr='a + b',
+                post_map_expr=args['mean_post_map_expr'], identity='0.0', reduce_type='double')
+    deviation = dict(args, reduce_expr='a + b', identity='0.0', reduce_type='double')
+    mean_kernel = Kernel(kernel.name, kernel.inputs, (Value('codax_mean', 'codax_mean',
+                                                            numpy.dtype(numpy.float64)),), ())
+    return _lines(_preamble(kernel) + _INDEXER
+                  + _reduction_standin(mean_kernel, f'{kernel.name}_mean', mean)
+                  + ['#undef REDUCE', '#undef POST_MAP']
+                  + _reduction_standin(Kernel(kernel.name, kernel.inputs + (center,),
+                                              kernel.outputs, ()), kernel.name, deviation))
+
+
+def _reduction_standin(kernel, name, args):
+    """A stand-in for one cupy.ReductionKernel: its macros, types and
+    expressions, one thread per output (the preamble and _INDEXER come before)."""
     params = ', '.join(_standin_params(kernel) + ['_codax_indexer _in_ind',
                                                   '_codax_indexer _out_ind'])
-    return _lines(_preamble(kernel) + [
+    return [
         '',
-        f'// Stand-in for the cupy.ReductionKernel {kernel.name}: its preamble, macros,',
+        f'// Stand-in for the cupy.ReductionKernel {name}: its preamble, macros,',
         '// types and expressions, one thread per output (for compile checks).',
-        'struct _codax_indexer {',
-        '    long long size_;',
-        '    __device__ long long size() const { return size_; }',
-        '};',
         f'#define REDUCE(a, b) ({args["reduce_expr"]})',
         f'#define POST_MAP(a) ({args["post_map_expr"]})',
-        f'typedef {args["reduce_type"]} _type_reduce;',
-        f'extern "C" __global__ void {kernel.name}({params}) {{',
+        f'typedef {args["reduce_type"]} _type_reduce_{name};',
+        f'extern "C" __global__ void {name}({params}) {{',
         '    const long long _i = (long long)blockIdx.x * blockDim.x + threadIdx.x;',
         '    if (_i >= _out_ind.size()) return;',
         '    const long long _m = _in_ind.size() / _out_ind.size();',
-        f'    _type_reduce _s = _type_reduce({args["identity"]});',
+        f'    _type_reduce_{name} _s = _type_reduce_{name}({args["identity"]});',
         '    for (long long _j = _i * _m; _j < (_i + 1) * _m; ++_j) {',
     ] + [f'        {line}' for line in _array_refs(kernel.inputs, True, '_j')] + [
-        f'        _type_reduce _a = static_cast<_type_reduce>({args["map_expr"]});',
+        f'        _type_reduce_{name} _a = static_cast<_type_reduce_{name}>({args["map_expr"]});',
         '        _s = REDUCE(_s, _a);',
         '    }',
     ] + [f'    {line}' for line in _array_refs(kernel.outputs, False, '_i')] + [
         '    POST_MAP(_s);',
         '}',
-    ])
+    ]
 
 
 def translation_unit(kernel):
     """A complete .cu file: the RawModule's own code, or a stand-in `__global__`
     function with the same per-element code and types as CuPy's kernel."""
     _check(kernel)
+    if kernel.trailing:
+        return _rows_code(kernel)
     if kernel.reduction is None:
         return _elementwise_unit(kernel)
     if _full(kernel.reduction):
