@@ -13,7 +13,7 @@ import pytest
 
 import codax
 from codax import random
-from runtime import TABLE, Abstract, batched_form_rank
+from runtime import Abstract, batched_form_rank
 from transformer.errors import SourceError
 
 KEYS = random.split(random.key(7), 5)
@@ -151,15 +151,6 @@ GRID = random.split(random.key(11), (3, 4))            # keys for vmap(vmap): 3 
 SEED_GRID = (np.arange(12).reshape(3, 4) - 5) * (2 ** 33 + 1)
 COMPOSITIONS = ('vmap(vmap)', 'vmap(vmap) along 1', 'jit(vmap)', 'vmap(jit)')
 
-# The batch pass learns the rank of the draws from the batched forms
-# (batched_form_rank) and batches rt.batched_form again in vmap(vmap) (the
-# keys gain a leading axis): transformer/batch_rules.py and the record in
-# runtime/primitives/batching_ops.py, issue 6. Until that lands, vmap(vmap)
-# loops its outer level and the code around the draws lines ranks up at run time.
-VECTORIZED = pytest.mark.xfail(TABLE['rt_batched_form'].batch == 'loop', strict=True,
-                               reason='the batch pass does not read the rank of the draws '
-                                      'yet (issue 6, transformer/batch_rules.py)')
-
 # Cases whose draws' rank the outer level of vmap(vmap) cannot tell, with the reason.
 OUTER_RANK_UNKNOWN = {
     50: 'choice from a 2-d array: no draws would give zeros(shape) (as in JAX), so the '
@@ -216,7 +207,6 @@ def test_compositions_equal_the_loop(calls, i, how):
         _same(batched(*args), want)
 
 
-@VECTORIZED
 @pytest.mark.parametrize('how', ('vmap',) + COMPOSITIONS)
 @pytest.mark.parametrize('i', range(len(CASES)), ids=IDS)
 def test_compositions_stay_vectorized(calls, i, how):
@@ -363,7 +353,6 @@ def test_nested_vmap_along_other_axes():
                                        GRID.swapaxes(0, 1)]))
 
 
-@VECTORIZED
 def test_nested_vmap_is_vectorized_at_every_level():
     """(An inner level along an axis other than 0 moves it first, rt.moveaxes,
     which the outer level runs per example for any function, random or not.)"""
@@ -444,7 +433,6 @@ def test_draws_in_products_and_gradients_equal_the_loop():
                                rtol=1e-12)
 
 
-@VECTORIZED
 def test_draws_in_products_and_gradients_stay_vectorized():
     """With the rank of the draws known, a product with them is one product,
     vmap(grad) of code that draws has no per-example loop, and grad of vmapped
@@ -473,14 +461,12 @@ def test_draws_of_a_shared_key_in_vmapped_code():
     _same(batched(xs, one), np.stack([shared_noise(x, one) for x in xs]))
 
 
-@VECTORIZED
 def test_draws_of_a_shared_key_stay_vectorized():
     xs = np.arange(15.0).reshape(5, 3) / 15.0
     source = codax.vmap(shared_noise, in_axes=(0, None)).source(xs, random.key(2))
     assert 'rt.batch_loop' not in source and 'rt.example_rank' not in source, source
 
 
-@VECTORIZED
 def test_draws_shaped_like_batched_data_stay_vectorized():
     keys = random.split(random.key(3), 8)
     xs = np.arange(24.0).reshape(8, 3)
