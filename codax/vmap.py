@@ -167,6 +167,12 @@ class Batched:
                                      f'but it has rank {nd} (shape {numpy.shape(leaf)})')
                 sizes.append((numpy.shape(leaf)[a], self._where(i)))
         if not sizes:
+            nodes = [type(a).__name__ for a in args if runtime.tree._node_of(a)[1] is not None
+                     and not isinstance(a, (list, tuple, dict))]
+            if nodes:            # their leaves are taken as unbatched, not mapped
+                raise TypeError(f'vmap: codax does not map over registered pytree node types '
+                                f'yet ({", ".join(nodes)}); pass their children (a tuple or '
+                                'dict of arrays) instead')
             raise ValueError('vmap needs at least one argument with a batch axis (in_axes '
                              'is None for every argument)')
         if len({s for s, _ in sizes}) > 1:

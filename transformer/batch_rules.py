@@ -1627,8 +1627,9 @@ def unbatched_only(b, op, rhs):
     """Integer bookkeeping (range, slice bounds): a batched value here has no
     vectorized meaning."""
     if batched(b, *op.inputs.values()):
-        b.fail(f'codax vmap: {op.prim.name.replace("py_", "")}() of a value that differs '
-               'between examples; index with a batched array instead')
+        b.fail(f'codax vmap: {op.prim.name.replace("py_", "")}() of a value that is batched '
+               '(it differs between examples, or, in derivative code, it was saved on the '
+               'tape with batched values); index with a batched array instead')
     return rhs, SLICE if op.prim.name == 'py_slice' else UNKNOWN
 
 
