@@ -474,17 +474,24 @@ def _reduction_driver(kernel):
         '        for (long long start = 0; start < cols; start += BLOCK)',
         _block_call(kernel, 'cols', '            ', f'acc = {combine}(acc, ', ');'),
         f'        {out}[0] = {_finish(r)};',
-        '    } else if (threads && rows * cols > PARALLEL) {    /* they share the rows */',
-        '        #pragma omp parallel for schedule(guided)',
-        '        for (long long row = 0; row < rows; row++)',
-        row,
-        '    } else {    /* no thread team: even unused, one costs 0.4 us */',
-        '        for (long long row = 0; row < rows; row++)',
-        row,
-        '    }',
-        '}', '']
+    ] + _row_loops('    }', row)
     return '\n'.join(lines) + _entry(kernel, 'long long rows, long long cols, int threads',
                                       ['rows', 'cols', 'threads'])
+
+
+def _row_loops(closing, row):
+    """After the branch for one wide row (ended by `closing`): the rows shared
+    by the threads, or walked by the calling thread, each doing `row`; then the
+    function's end."""
+    return [closing + ' else if (threads && rows * cols > PARALLEL) {    /* they share the rows */',
+            '        #pragma omp parallel for schedule(guided)',
+            '        for (long long row = 0; row < rows; row++)',
+            row,
+            '    } else {    /* no thread team: even unused, one costs 0.4 us */',
+            '        for (long long row = 0; row < rows; row++)',
+            row,
+            '    }',
+            '}', '']
 
 
 # Identifiers the generated C uses besides the kernel's own names (and their

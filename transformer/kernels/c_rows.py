@@ -350,15 +350,7 @@ def _driver(kernel):
     lines += [
         '    if (threads && rows == 1 && cols > PARALLEL)    /* the threads share the row */',
         c._call(f'        {kernel.name}_wide', ['cols'] + args, ');'),
-        '    else if (threads && rows * cols > PARALLEL) {    /* they share the rows */',
-        '        #pragma omp parallel for schedule(guided)',
-        '        for (long long row = 0; row < rows; row++)',
-        row,
-        '    } else {    /* no thread team: even unused, one costs 0.4 us */',
-        '        for (long long row = 0; row < rows; row++)',
-        row,
-        '    }',
-        '}', '']
+    ] + c._row_loops('   ', row)
     return '\n'.join(lines) + c._entry(kernel, 'long long rows, long long cols, int threads',
                                        ['rows', 'cols', 'threads'])
 
