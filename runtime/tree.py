@@ -16,7 +16,7 @@ def _namedtuple_flatten(x):
     return list(x), type(x)
 
 
-_CLOSURE_NODE = (lambda c: (list(c), None), None)
+_CLOSURE_NODE = (lambda c: (list(c), None), None)    # rebuilt by _unflatten
 
 
 register_pytree_node(tuple, lambda x: (list(x), None), lambda aux, c: tuple(c))
@@ -105,10 +105,9 @@ def _unflatten(treedef, it):
         return next(it)
     children = [_unflatten(c, it) for c in treedef.children]
     funcs = _registry.get(treedef.kind)
-    if issubclass(treedef.kind, Closure):
-        return treedef.kind(children)
-    if funcs is None:                                         # namedtuple
-        return treedef.aux(*children)
+    if funcs is None:              # a closure (its type holds its function), a namedtuple
+        return treedef.kind(children) if issubclass(treedef.kind, Closure) \
+            else treedef.aux(*children)
     return funcs[1](treedef.aux, children)
 
 
