@@ -254,7 +254,8 @@ def static_user_function(fn):
     transformation or a primitive): see static_sweeps."""
     if type(fn) is not types.FunctionType or _custom(fn) or api.transformation_of(fn) \
             or runtime.TABLE.lookup(fn) is not None \
-            or (fn.__module__ or '').split('.')[0] in ('runtime', 'codax', 'transformer'):
+            or (fn.__module__ != 'codax.lax'       # (lax: plain loops codax goes through)
+                and (fn.__module__ or '').split('.')[0] in ('runtime', 'codax', 'transformer')):
         return False
     code = fn.__code__
     return not (code.co_flags & (inspect.CO_VARARGS | inspect.CO_VARKEYWORDS)

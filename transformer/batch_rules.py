@@ -1751,10 +1751,9 @@ def static_vjp_call(b, rhs):
     import inspect
     from .batch import HOOKS, PullbackInfo, info_of_value
     fnode = rhs.args[0] if rhs.args else None
-    if 'sweeps' not in HOOKS or b.callee_info is None or b.unit is None \
-            or not isinstance(fnode, n.Name) or fnode.id in b.locals:
+    if 'sweeps' not in HOOKS or b.callee_info is None or b.unit is None:
         return None
-    found, fn = b.unit.lookup(fnode.id)
+    found, fn = _static_callee(b, fnode)
     if not found or not HOOKS['static_function'](fn):
         return None
     params = list(inspect.signature(fn).parameters.values())
@@ -1798,7 +1797,7 @@ def static_vjp_call(b, rhs):
     if out is None or not isinstance(out.elts, tuple) or len(out.elts) != 2:
         return None
     value, tape = out.elts
-    if fnode.id not in b.unit.closure:
+    if isinstance(fnode, n.Name) and fnode.id not in b.unit.closure:
         b.unit.guards[fnode.id] = fn    # rebinding the name makes this code stale
     for i in defaults:
         nodes[i] = b.tmp(n.call('rt.default_argument', [n.deepcopy(fnode), n.const(i)]),
@@ -1818,6 +1817,19 @@ def static_vjp_call(b, rhs):
                              for k, info, name in ((0, value, '_value'), (1, tape, '_tape')))
     return n.tuple_([value_node, n.tuple_([parts[1], tape_node])]), \
         container((value, PullbackInfo(tape, backward, value)))
+
+
+def _static_callee(b, fnode):
+    """(found, function) for the callee of rt.vjp_call: a free name, or an
+    attribute of a module reached through one (`lax.fori_loop`)."""
+    import types
+    if isinstance(fnode, n.Name):
+        return (False, None) if fnode.id in b.locals else b.unit.lookup(fnode.id)
+    if isinstance(fnode, n.Attribute):
+        found, owner = _static_callee(b, fnode.value)
+        if found and isinstance(owner, types.ModuleType) and hasattr(owner, fnode.attr):
+            return True, getattr(owner, fnode.attr)
+    return False, None
 
 
 def static_pullback(b, rhs):
