@@ -119,10 +119,17 @@ class Batched:
         """Positional arguments and their axes; keyword arguments batch along 0.
         Leaves that are not numbers or arrays (functions, None) are never batched."""
         args, axes = self._given_axes(args, kwargs)
+        if self.fun is runtime.vjp_call and args and not kwargs:
+            # its definition (codax/calls.py) takes every parameter of the
+            # called function: the defaults the call left out are filled in
+            from .calls import _bind
+            inner = _bind(args[0], args[1:], {})
+            args, axes = (args[0],) + inner, axes + (None,) * (len(inner) - len(args) + 1)
         axes = tuple(_numeric_axes(a, arg, self._where(i))
                      for i, (a, arg) in enumerate(zip(axes, args)))
         if self.internal:
-            axes = tuple(_zeros_unbatched(a, arg) for a, arg in zip(axes, args))
+            pairs = [_shared_unbatched(a, arg) for a, arg in zip(axes, args)]
+            args, axes = tuple(p[0] for p in pairs), tuple(p[1] for p in pairs)
         return args, axes
 
     def _where(self, i):
@@ -184,15 +191,23 @@ class Batched:
 
     def __call__(self, *args, **kwargs):
         fast = self._fast
+        given, original = None, args
         if fast is not None and not kwargs:
+            if self.internal:       # which leaves the examples share shows only in the values
+                given = self._arguments(args, kwargs)
+                args = given[0]
             leaves = tree_leaves(args)
-            key = (signature(args), tuple(map(numpy.ndim, leaves)))
+            key = (signature(args), tuple(map(numpy.ndim, leaves)),
+                   given and _hashable(given[1]))
             hit = fast.get(key)
             if hit is not None and hit[2].current() and len(
                     {numpy.shape(x)[a] for x, a in zip(leaves, hit[1]) if a is not None}) == 1 \
                     and (not hit[3] or _ranks_current(self.fun, hit[3])):
                 return hit[0](*args)
-        args, axes = self._arguments(args, kwargs)
+        args, axes = given or self._arguments(args, kwargs)
+        if self.internal and all(a is None for arg, axis in zip(args, axes)
+                                 for _, a in _leaf_axes(axis, arg, '')):
+            return self._shared_call(original, args)
         size = self._check(args, axes)
         if self._gradient is not None and self._summing(args, axes, size):
             return self._per_example(args, axes, size)
@@ -205,6 +220,16 @@ class Batched:
                                     for _, a in _leaf_axes(axis, arg, '')], entry,
                          _global_ranks(fn))
         return function(*args)
+
+    def _shared_call(self, original, args):
+        """A call from batched code whose arguments every example shares (a
+        value repeated along the batch, passed once): one call, its outputs
+        repeated along the batch of the repeated arguments."""
+        sizes = [leaf.shape[0] for leaf in tree_leaves(original)
+                 if runtime.is_array(leaf) and leaf.ndim and leaf.strides[0] == 0]
+        if not sizes:
+            self._check(args, (None,) * len(args))        # raises the explanation
+        return runtime.batch_outputs(self.fun(*args), None, self.out_axes, sizes[0])
 
     def source(self, *args, **kwargs):
         """The Python source generated for these arguments."""
@@ -411,19 +436,28 @@ def _numeric_axes(axes, tree, where):
     return axes
 
 
-def _zeros_unbatched(axes, tree):
-    """The expanded axes with None for every leaf without an axis to map. In
-    a call from batched code, a 0-d leaf cannot carry the batch axis: it is
-    the same for every example (the zero 0.0 standing for zeros, or a number
-    in a value whose form the batch pass could not see, marked batched whole)."""
+def _shared_unbatched(axes, tree):
+    """(tree, axes) for a call from batched code, with every leaf that the
+    examples share passed once, unbatched. A 0-d leaf cannot carry the batch
+    axis: it is the same for every example (the zero 0.0 standing for zeros,
+    or a number in a value whose form the batch pass could not see, marked
+    batched whole). A leaf repeated along the batch (a broadcast view, stride
+    0) is one value too: so a count saved on a tape, broadcast with the tape,
+    is a count again where the backward sweep loops over it."""
     if isinstance(tree, dict):
-        return {k: _zeros_unbatched(axes[k] if isinstance(axes, dict) else axes, v)
-                for k, v in tree.items()}
+        pairs = {k: _shared_unbatched(axes[k] if isinstance(axes, dict) else axes, v)
+                 for k, v in tree.items()}
+        return {k: p[0] for k, p in pairs.items()}, {k: p[1] for k, p in pairs.items()}
     if isinstance(tree, (list, tuple)):
-        return tuple(_zeros_unbatched(a, t) for a, t in
-                     zip(axes if isinstance(axes, tuple) else [axes] * len(tree), tree))
+        pairs = [_shared_unbatched(a, t) for a, t in
+                 zip(axes if isinstance(axes, tuple) else [axes] * len(tree), tree)]
+        return runtime.adjoint._rebuild(tree, [p[0] for p in pairs]), tuple(p[1] for p in pairs)
     scalar = isinstance(tree, (int, float, complex, numpy.generic)) or runtime.is_array(tree)
-    return None if scalar and numpy.ndim(tree) == 0 else axes
+    if scalar and numpy.ndim(tree) == 0:
+        return tree, None
+    if axes == 0 and runtime.is_array(tree) and tree.shape[0] > 1 and tree.strides[0] == 0:
+        return tree[0], None
+    return tree, axes
 
 
 def _closure_ranks(fn):
