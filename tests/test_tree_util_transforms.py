@@ -314,7 +314,7 @@ def test_vmap_with_in_axes_over_a_dict(name):
     np.testing.assert_allclose(got, want, rtol=1e-12)
 
 
-@pytest.mark.parametrize('name', [name for name in CASES if 'tree_map' not in name])
+@case
 def test_vmap_of_grad(name):                   # per-example gradients
     f, plain, args = CASES[name]
     batch = {'w': W_BATCH, 'b': P['b']}
@@ -324,15 +324,6 @@ def test_vmap_of_grad(name):                   # per-example gradients
         want = numeric_grad(plain, (_example(i),) + args[1:])
         assert_tree_allclose({'w': got['w'][i], 'b': [got['b'][0][i], got['b'][1][i]]}, want,
                              rtol=RTOL, atol=ATOL)
-
-
-def test_vmap_of_grad_through_tree_map_is_refused():
-    # Not supported yet: the trip count of tree_map's loop, saved on the tape,
-    # is batched with it, and vmap refuses a range() over a batched bound.
-    f, _, args = next(CASES[name] for name in CASES if 'tree_map' in name)
-    with pytest.raises(codax.SourceError, match=r'range\(\) of a value that is batched'):
-        codax.vmap(codax.grad(f), in_axes=IN_AXES + (None,) * (len(args) - 1))(
-            {'w': W_BATCH, 'b': P['b']}, *args[1:])
 
 
 def sgd_step(p, g):

@@ -492,8 +492,11 @@ class Batch:
             return
         if not have.batched:
             have = Info(True, have.rank)
-            self.emit(n.assign(name, n.call('rt.broadcast_batch', [n.name(name), self.size()])),
-                      name, have)
+            # (a value of a form seen only at run time, maybe a container: leaf by leaf)
+            call = n.call('rt.broadcast_batch', [n.name(name), self.size()]) \
+                if have.rank is not None else \
+                n.call('rt.batch_outputs', [n.name(name), n.const(None), n.const(0), self.size()])
+            self.emit(n.assign(name, call), name, have)
         if want.rank is not None and have.rank is not None and want.rank > have.rank:
             index = n.tuple_([n.Slice(lower=None, upper=None, step=None)]
                              + [n.const(None)] * (want.rank - have.rank))
@@ -658,8 +661,20 @@ class Batch:
         self.env[stmt.target.id] = SCALAR
         self.loop_env(stmt.body, stmt.codax_head)
         defined = set(self.defined)
-        self.out.append(n.for_(stmt.target, stmt.iter, self.block(stmt.body)))
+        self.out.append(n.for_(stmt.target, stmt.iter, self.loop_body(stmt.body, stmt.codax_head)))
         self.defined = defined
+
+    def loop_body(self, stmts, head):
+        """The batched body of a loop whose carried values (`head`) have the
+        forms loop_env fixed: a value the body leaves less batched than that
+        (set from an unbatched value in the body) is brought to it at the end,
+        as the next iteration, and the code after the loop, expect."""
+        fixed = dict(self.env)
+        carried = sorted(set(head) & set(fixed))
+        out = self.block(stmts)
+        out += self.conformed(carried, self.env, fixed)
+        self.env.update({name: fixed[name] for name in carried})
+        return out
 
     def masked_range(self, stmt):
         """`for i in range(n)` with n batched: run to the largest n, masked.
@@ -695,7 +710,7 @@ class Batch:
         defined = set(self.defined)
         quiet = self.begin_quiet()
         iter_ = n.call(n.name('range'), [lo, hi] + args[2:])
-        self.out.append(n.for_(stmt.target, iter_, self.block(body)))
+        self.out.append(n.for_(stmt.target, iter_, self.loop_body(body, stmt.codax_head)))
         self.end_quiet(quiet)
         self.defined = defined
 
@@ -708,7 +723,7 @@ class Batch:
         self.loop_env(stmt.body, stmt.codax_head, masked)
         defined = set(self.defined)
         if not self.info(test).batched:
-            self.out.append(n.while_(test, self.block(stmt.body)))
+            self.out.append(n.while_(test, self.loop_body(stmt.body, stmt.codax_head)))
             self.defined = defined
             return
         quiet = self.begin_quiet()
@@ -717,7 +732,8 @@ class Batch:
         first = test if outer is None else n.call('xp.logical_and', [outer, test])
         self.emit(n.assign(active, first), active, Info(True, self.info(test).rank))
         self.emit(n.assign(go, n.call('rt.any_true', [n.name(active)])), go, SCALAR)
-        body = self.block([_masked(n.name(active), stmt.body, stmt.codax_live)])
+        body = self.loop_body([_masked(n.name(active), stmt.body, stmt.codax_live)],
+                              stmt.codax_head)
         body.append(n.assign(active, n.call('xp.logical_and', [n.name(active), test])))
         body.append(n.assign(go, n.call('rt.any_true', [n.name(active)])))
         self.out.append(n.while_(n.name(go), body))
