@@ -219,7 +219,20 @@ class Batched:
             fast[key] = (function, [a for arg, axis in zip(args, axes)
                                     for _, a in _leaf_axes(axis, arg, '')], entry,
                          _global_ranks(fn))
+        if self._gradient is not None:
+            return self._batched_gradient(function, args, axes, size)
         return function(*args)
+
+    def _batched_gradient(self, function, args, axes, size):
+        """vmap(grad(f)) by grad's batched code. A call inside it is batched
+        only when it runs (a codax.lax loop's backward sweep); where that finds
+        the tape differing between examples (a branch or trip count taken per
+        example), these arguments get the summed gradient instead (_summing)."""
+        try:
+            return function(*args)
+        except SourceError:
+            self._summed_for[self._summing_key(args, axes)] = True
+            return self._per_example(args, axes, size)
 
     def _shared_call(self, original, args):
         """A call from batched code whose arguments every example shares (a
@@ -303,7 +316,7 @@ class Batched:
         independent, the gradient of the sum over the batch of vmap(f), taken
         with the differentiated arguments repeated along the batch, holds each
         example's own gradient."""
-        key = (signature(args), _hashable(axes), tuple(map(numpy.ndim, tree_leaves(args))))
+        key = self._summing_key(args, axes)
         choice = self._summed_for.get(key)
         if choice is None:
             try:
@@ -313,6 +326,10 @@ class Batched:
                 choice = True
             self._summed_for[key] = choice
         return choice
+
+    @staticmethod
+    def _summing_key(args, axes):
+        return signature(args), _hashable(axes), tuple(map(numpy.ndim, tree_leaves(args)))
 
     def _per_example(self, args, axes, size):
         """Per-example gradients from the gradient of the summed vmap(f). The
@@ -455,7 +472,7 @@ def _shared_unbatched(axes, tree):
     scalar = isinstance(tree, (int, float, complex, numpy.generic)) or runtime.is_array(tree)
     if scalar and numpy.ndim(tree) == 0:
         return tree, None
-    if axes == 0 and runtime.is_array(tree) and tree.shape[0] > 1 and tree.strides[0] == 0:
+    if axes == 0 and runtime.is_array(tree) and tree.shape[0] and tree.strides[0] == 0:
         return tree[0], None
     return tree, axes
 

@@ -119,6 +119,10 @@ def extremum_vjp(g, x, y, axis=None, keepdims=False):
     return sum_vjp(g, x, axis, keepdims) * (hit / count).astype(_float_dtype(x), copy=False)
 
 
+def _container(x):
+    return isinstance(x, (dict, list, tuple))
+
+
 def add(a, b):
     """a + b for adjoints, where either may be the zero 0.0 or a container.
 
@@ -127,6 +131,13 @@ def add(a, b):
         return b
     if type(b) is float and b == 0.0:
         return a
+    if _container(a) != _container(b):
+        # an array against a container: the zero adjoint, made NumPy zeros on
+        # its way through batched code (repeated along the batch, or one
+        # example's 0-d part of that)
+        array, tree = (a, b) if _container(b) else (b, a)
+        if not array_module(array).any(array):
+            return tree
     if isinstance(a, dict):
         return {k: add(a[k], b[k]) for k in a}
     if isinstance(a, (list, tuple)):
@@ -142,6 +153,8 @@ def item(g, key):
     """The adjoint of `t[key]` taken out of the adjoint of container `t`."""
     if is_zero(g):
         return ZERO
+    if not _container(g) and numpy.ndim(g) == 0 and not g:
+        return ZERO       # the zero made a NumPy zero in batched code (see add)
     return g[key]
 
 

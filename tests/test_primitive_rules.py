@@ -550,7 +550,9 @@ cases('rt_batch_index', C(1), C((slice(0, 2), None)), C('a', {'a': U(4)}), C(0, 
 cases('rt_shift_axis', C(0), C(-1), C((0, -2)))
 cases('rt_example_shape', C(U(4, 3)), C(U(4)))
 cases('rt_example_rank', C((U(4, 3), U(2, 3)), (0, None)), C((U(4), 0.5), (0, None)))
-cases('rt_vmapped', C(_square, 0), C(_square, (None,)))
+cases('rt_vmapped', C(_square, 0), C(_square, (None,)),       # a closure: its captured values pass
+      C(runtime.closure(_lifted, U(3), U(3)), (0,), 0, (None, 0)),
+      C(runtime.closure(_lifted, U(2, 2), 0.5), (0,)))
 cases('rt_first_example', C(U(4, 3), 0), C((U(4), 0.5, U(2)), (0, None, None)), C(U(0, 3), 0),
       C({'a': U(3, 2)}, {'a': 0}))
 cases('rt_attribute', C(U(2, 3), 'T'), C(U(3), 'shape'))
@@ -610,7 +612,8 @@ def _rebuild(x, values):
     if isinstance(x, dict):
         return dict(zip(x.keys(), values))
     if isinstance(x, tuple):
-        return tuple(values)
+        # (a namedtuple, and a closure, stay what they are: runtime/closures.py)
+        return type(x)(*values) if hasattr(x, '_fields') else type(x)(values)
     return list(values)
 
 

@@ -58,10 +58,16 @@ for _fn, _sig in ((batching.batch_size, 'tree, axes'), (batching.any_true, 'cond
                   (batching.loud, 'state'), (batching.batch_index, 'idx, x=None'),
                   (batching.shift_axis, 'axis'), (batching.example_shape, 'x'),
                   (batching.example_rank, 'operands, axes'),
-                  (batching.vmapped, 'fn, axes, out_axes=0, captured_axes=None'), (batching.attribute, 'x, name'),
+                  (batching.attribute, 'x, name'),
                   (batching.first_example, 'tree, axes')):
     nondifferentiable(f'rt_{_fn.__name__}', _sig, targets=(_fn,), impl=f'rt.{_fn.__name__}',
                       batch='loop')
+# A function batched for a call from batched code: for a closure, a closure of
+# the batched function holding the same captured values, so derivatives with
+# respect to those pass through unchanged (grad(vmap(f)) where f calls a lambda).
+primitive('rt_vmapped', 'fn, axes, out_axes=0, captured_axes=None', {'fn': 'g'},
+          nondiff=('axes', 'out_axes', 'captured_axes'), jvp={'fn': 't'},
+          targets=(batching.vmapped,), impl='rt.vmapped', family='batching', batch='loop')
 # (an index for a container or an array: the same for every example of vmapped code)
 TABLE['rt_batch_index'].batch = 'kind_only'
 
