@@ -1730,13 +1730,29 @@ def user_call(b, op, rhs):
     info = rhs.codax.obj if getattr(rhs, 'codax', None) is not None else None
     if isinstance(func_info, ClosureInfo):             # its function takes the captured first
         info, infos = func_info.function, list(func_info.elts) + infos
-    out = b.callee_info(info, infos) if b.callee_info is not None and info is not None \
-        else None
-    captured = [n.const(0), literal(func_info.axes())] if func_info.batched else []
-    fn = b.tmp(n.call('rt.vmapped', [rhs.func, literal(axes)] + captured), UNKNOWN, '_batched')
+    out, out_axes = _callee_output(b, info, infos)
+    captured = [literal(func_info.axes())] if func_info.batched else []
+    fn = b.tmp(n.call('rt.vmapped', [rhs.func, literal(axes), out_axes] + captured), UNKNOWN,
+               '_batched')
     call = n.call(fn, list(rhs.args))
     call.codax = CallInfo('dynamic', label='a batched function')
     return call, out if out is not None else Info(True, None)
+
+
+def _callee_output(b, fn, infos):
+    """(Info, out_axes node) of a batched user call: the form its batched code
+    leaves, learned by compiling it now, so what every example shares (a
+    length, a count) stays unbatched after the call; else every leaf batched."""
+    from .errors import RecursiveBatching
+    if b.callee_info is None or fn is None:
+        return None, n.const(0)
+    try:
+        out = b.callee_info(fn, infos, natural=True)
+    except RecursiveBatching:        # (a recursive function: its form is known after the fact)
+        out = None
+    if out is not None:
+        return out, literal(out.axes())
+    return b.callee_info(fn, infos), n.const(0)
 
 
 def static_vjp_call(b, rhs):
