@@ -9,8 +9,9 @@ codax spells it `at(x)[idx].set(v)`:
 `.set(v)`, `.add(v)`, `.multiply(v)`, `.min(v)`, `.max(v)` return a new array
 of x's dtype (v is cast to it, as JAX does); `.get()` returns `x[idx]`.
 Repeated integer indices accumulate for add, multiply, min and max (like
-`np.add.at`); for set the last of repeated writes wins (on NumPy and CuPy
-alike; JAX leaves it unspecified). The same expression inside a function transformed by
+`np.add.at`); for set the last of repeated writes, in the C order of x[idx],
+wins (on NumPy and CuPy alike, as for `y[idx] = v` in transformed code; JAX
+leaves it unspecified). The same expression inside a function transformed by
 codax (grad, jvp, ...) is compiled to the primitives `rt.at_set`, ...,
 which have derivative rules; there it must be written as one expression,
 `at(x)[idx].<method>(...)`. Keyword arguments of JAX's methods (`mode=`,

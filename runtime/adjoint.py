@@ -218,6 +218,87 @@ def _advanced_int(idx):
     return False
 
 
+# ---- writes repeated at one element: the last one wins ----
+
+_IOTA = numpy.arange(0, dtype=numpy.intp)
+
+
+def _iota(xp, n):
+    """0, 1, ..., n-1. On NumPy a view of one cached range, grown as needed:
+    making it anew would cost as much as a write into an array of that length."""
+    global _IOTA
+    if xp is not numpy:
+        return xp.arange(n, dtype=numpy.intp)    # cheap on a GPU, and a cache would be per device
+    if len(_IOTA) < n:
+        _IOTA = numpy.arange(n, dtype=numpy.intp)
+        _IOTA.flags.writeable = False
+    return _IOTA[:n]
+
+
+def _positions(y, idx):
+    """For each element of y[idx], its flat (C-order) position in y: per axis,
+    that axis's coordinates gathered from a broadcast view, so the work
+    follows y[idx], not y, and a negative index lands where it writes."""
+    xp = array_module(y)
+    dims = shape(y)
+    pos, stride = 0, 1
+    for axis in reversed(range(len(dims))):
+        coords = _iota(xp, dims[axis]).reshape((-1,) + (1,) * (len(dims) - axis - 1))
+        pos = pos + xp.broadcast_to(coords, dims)[idx] * stride
+        stride *= dims[axis]
+    return xp.asarray(pos)
+
+
+def _stable_argsort(a):
+    xp = array_module(a)
+    if xp is numpy:
+        return numpy.argsort(a, kind='stable')
+    return xp.argsort(a)        # CuPy sorts stably always (and older CuPy takes no kind=)
+
+
+def _last_of_each(pos):
+    """For each of the positions `pos`, whether no later one (C order) is the
+    same: of writes repeated at one element, the one that stays. Sorting, not
+    a scatter over y, so its cost follows the writes, not y's size."""
+    xp = array_module(pos)
+    flat = pos.ravel()
+    order = _stable_argsort(flat)
+    ranked = flat[order]
+    last = xp.ones(flat.shape, dtype=bool)
+    last[:-1] = ranked[1:] != ranked[:-1]       # the end of a run: stable, so the last written
+    out = xp.empty_like(last)
+    out[order] = last                           # a permutation: no element written twice
+    return out.reshape(pos.shape)
+
+
+def _write(out, idx, v):
+    """out[idx] = v in place (v cast to out's dtype), where of writes repeated
+    at one element the last, in the C order of out[idx], wins. NumPy's own
+    write follows the memory order of the index and values and promises none,
+    CuPy's writes race: writing only the winners makes the result certain,
+    and written_part relies on which one won."""
+    if not _advanced_int(idx):                  # only integer arrays repeat an element
+        out[idx] = v
+        return out
+    xp = array_module(out)
+    pos = _positions(out, idx)
+    last = _last_of_each(pos)
+    v = xp.asarray(v, dtype=out.dtype)
+    if v.ndim > pos.ndim:                       # leading 1s, which NumPy's writes drop
+        v = v.reshape(v.shape[v.ndim - pos.ndim:])
+    out[xp.unravel_index(pos[last], out.shape)] = xp.broadcast_to(v, pos.shape)[last]
+    return out
+
+
+def written_part(g, idx):
+    """The cotangent of each write of y[idx] = v, from g (y's shape): g[idx],
+    but zero for a write that a later one to the same element overwrote."""
+    part = g[idx]
+    if not _advanced_int(idx):
+        return part
+    return array_module(g).where(_last_of_each(_positions(g, idx)), part, 0)
+
+
 def getitem_vjp(g, x, idx):
     """Adjoint of x for y = x[idx] (arrays, lists, tuples and dicts)."""
     if isinstance(x, dict):
@@ -253,7 +334,7 @@ def setitem(x, idx, v):
     elif isinstance(x, dict):
         out = dict(x)
     else:
-        out = x.copy()
+        return _write(x.copy(), idx, v)         # of repeated writes the last wins
     out[idx] = v
     return out
 
@@ -273,8 +354,7 @@ def setitem_vjp_v(g, y, idx, v):
     """Adjoint of v for y = setitem(x, idx, v)."""
     if isinstance(y, (list, dict)):
         return item(g, idx)
-    part = materialize(g, y)[idx]
-    return sum_to(part, shape(v))
+    return sum_to(written_part(materialize(g, y), idx), shape(v))
 
 
 def append(xs, v):

@@ -10,7 +10,7 @@ import numpy
 
 from .adjoint import (dense, materialize, shape, ndim, size, sum_to, is_zero, ZERO, item,
                       unbroadcast, sum_vjp, keep_dims, extremum_vjp, getitem_vjp, _axes,
-                      _advanced_int)
+                      _write)
 from .backend import array_module, is_array
 
 _NUMPY2 = numpy.lib.NumpyVersion(numpy.__version__) >= '2.0.0'
@@ -1083,14 +1083,23 @@ def setitem_vjp_v_transpose(g, cot, y, idx, v):
         return ZERO
     if isinstance(y, (list, dict)):
         return item_transpose(g, cot, idx)
+    return _cast(sum_to(_written_back(g, y, idx, cot), shape(cot)), cot)
+
+
+def written_part_transpose(g, cot, idx):
+    """Transpose of cot -> written_part(cot, idx)."""
+    if is_zero(g):
+        return ZERO
+    return _cast(_written_back(g, cot, idx, cot), cot)
+
+
+def _written_back(g, y, idx, cot):
+    """g (one cotangent per write of y[idx] = v) put back where the writes
+    landed: the winner of repeated writes carries its own, the overwritten
+    ones nothing, which is what writing them in order (last wins) leaves."""
     xp = array_module(g, y)
     z = xp.zeros(shape(y), dtype=_fdtype(cot, y, g))
-    part = xp.broadcast_to(_full(g, v), shape(z[idx]))
-    if _advanced_int(idx):
-        xp.add.at(z, idx, part)
-    else:
-        z[idx] = part
-    return _cast(sum_to(z, shape(cot)), cot)
+    return _write(z, idx, _full(g, z[idx]))
 
 
 def append_list_transpose(g, cot):

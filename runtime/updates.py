@@ -4,11 +4,12 @@
 Each update returns a new array of x's dtype and leaves x alone. Repeated
 integer indices accumulate for add, multiply, min and max, as NumPy's
 `ufunc.at` does (`out[idx] += v` would apply only one of them); for set the
-last of repeated writes wins.
+last of repeated writes, in the C order of x[idx], wins (adjoint._write).
 """
 import numpy
 
-from .adjoint import _advanced_int, _float_dtype, shape, size
+from .adjoint import (_advanced_int, _float_dtype, _last_of_each, _positions, _write, shape,
+                      size)
 from .backend import _is_cupy, array_module
 
 __all__ = ['at_set', 'at_add', 'at_multiply', 'at_min', 'at_max', 'at_share', 'at_others',
@@ -16,17 +17,8 @@ __all__ = ['at_set', 'at_add', 'at_multiply', 'at_min', 'at_max', 'at_share', 'a
 
 
 def at_set(x, idx, v):
-    out = _fresh(x)
-    if not _advanced_int(idx):                  # no element twice
-        out[idx] = v
-        return out
-    # Of repeated writes keep the last, explicitly: NumPy does not promise
-    # which one wins, CuPy's GPU writes race, and the rule must know.
-    xp = array_module(out)
-    last, pos = _last_writes(out, idx)
-    v = xp.broadcast_to(xp.asarray(v, dtype=out.dtype), pos.shape)
-    out[xp.unravel_index(pos[last], out.shape)] = v[last]
-    return out
+    # of repeated writes the last wins, as for `y[idx] = v`, and the rule knows which
+    return _write(_fresh(x), idx, v)
 
 
 def at_add(x, idx, v):
@@ -81,22 +73,6 @@ def _cupy_scatter(name, out, idx, v):
 
 # ---- helpers of the rules (runtime/primitives/updates.py) ----
 
-def _positions(y, idx):
-    """For each element of y[idx], its flat position in y."""
-    xp = array_module(y)
-    return xp.asarray(xp.arange(size(y)).reshape(shape(y))[idx])
-
-
-def _last_writes(y, idx):
-    """For each element of y[idx]: whether it is the last with its position
-    in y (C order), and that position."""
-    xp = array_module(y)
-    pos = _positions(y, idx)
-    order = xp.arange(pos.size).reshape(pos.shape)
-    latest = _scatter('maximum', xp.full(size(y), -1, dtype=order.dtype), pos, order)
-    return latest[pos] == order, pos
-
-
 def at_share(x, idx, v, y, op, which):
     """How y = at(x)[idx].<op>(v) passes its cotangent on, as weights: of x
     (which=0, x's shape) or of each update (which=1, the shape of y[idx]).
@@ -112,7 +88,7 @@ def at_share(x, idx, v, y, op, which):
             kept = xp.ones(shape(y), dtype=dtype)
             kept[idx] = 0
             return kept
-        return _last_writes(y, idx)[0].astype(dtype)
+        return _last_of_each(_positions(y, idx)).astype(dtype)
     hit_x = xp.asarray(x) == y
     hit_v = xp.broadcast_to(xp.asarray(v, dtype=y.dtype), shape(y[idx])) == y[idx]
     count = _scatter('add', hit_x.astype(dtype), idx, hit_v)

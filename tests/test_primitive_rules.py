@@ -234,7 +234,11 @@ cases('getitem', C(U(4, 3), (slice(1, 3), 0)), C(U(5), np.array([0, 2, 2, 4])),
       C([U(3), U(2)], 1), C([U(3), U(2), U(1)], slice(0, 2)), C((U(2), 0.5), 1),
       C({'a': U(3), 'b': U(2)}, 'b'), C(U(3, 4), (Ellipsis, None, 1)))
 cases('setitem', C(U(4, 3), (slice(1, 3),), U(3)), C(U(5), np.array([0, 3]), U(2)),
-      C([U(3), U(2)], 1, U(2)), C(U(4), 2, 0.5), C({'a': U(2), 'b': U(3)}, 'a', U(2)))
+      C([U(3), U(2)], 1, U(2)), C(U(4), 2, 0.5), C({'a': U(2), 'b': U(3)}, 'a', U(2)),
+      # repeated writes to one element (-4 is 1 too): the last one stays
+      C(U(5), np.array([1, 3, -4, 3, 1]), U(5)), C(U(5), [2, 2], 0.5),
+      C(U(3, 4), (np.array([0, 2, 0]), slice(None)), U(3, 4)),
+      C(U(3, 4), (np.array([[1], [1]]), np.array([0, 3, 0])), U(2, 3)))
 cases('append', C([U(3), U(2)], U(4)), C([], U(2)), C([0.5], 1.5))
 cases('take', C(U(5), [0, 2, 2]), C(U(3, 4), np.array([[0, 1], [3, 3]]), axis=1),
       C(U(5), [-1, 7], mode='wrap'), C(U(5), [0, 9], mode='clip'), C(U(2, 3), 4),
@@ -362,7 +366,9 @@ cases('rt_setitem_vjp_x', C(U(4, 3), U(4, 3), (slice(1, 3),)), C(0.5, U(5), np.a
       C([U(3), U(2)], [U(3), U(2)], 1), C({'a': U(2), 'b': U(3)}, {'a': U(2), 'b': U(3)}, 'a'))
 cases('rt_setitem_vjp_v', C(U(4, 3), U(4, 3), (slice(1, 3),), U(3)),
       C(U(5), U(5), np.array([0, 3, 3]), U(3)), C(0.5, U(4), 2, 0.5),
-      C([U(3), U(2)], [U(3), U(2)], 1, U(2)))
+      C([U(3), U(2)], [U(3), U(2)], 1, U(2)), C(U(3, 4), U(3, 4), (np.array([0, 2, 0]), 1), U(3)))
+cases('rt_written_part', C(U(5), np.array([1, 3, -4, 3, 1])), C(U(4, 3), (slice(1, 3),)),
+      C(U(3, 4), (slice(None), np.array([[1], [1]]))), C(U(3, 4), (np.array([2, 0, 2]), 1)))
 cases('rt_append_vjp_list', C([U(3), U(2), U(4)], [U(3), U(2)]), C([0.5], []))
 cases('rt_append_vjp_value', C([U(3), U(2)]), C([0.5, 1.5]))
 cases('rt_array_vjp', C(U(2, 2), [U(2), U(2)], np.zeros((2, 2))),

@@ -12,6 +12,7 @@ import pytest
 
 import codax
 import codax.numpy as cnp
+import runtime
 from codax.numpy import at
 from helpers import assert_tree_allclose, numeric_grad
 
@@ -116,7 +117,21 @@ def f_inplace(x, v):
     return np.sum(np.sin(y) * y)
 
 
-FUNCTIONS = [f_set, f_add, f_multiply, f_min, f_max, f_get, f_2d, f_chain, f_inplace]
+def f_inplace_repeats(x, v):
+    y = x * 1.0
+    y[np.array([3, 1, -2, 1])] = v              # 1 written twice, 3 too (as -2): the last stays
+    return np.sum(np.sin(y) * y)
+
+
+def f_repeats_2d(x, v):
+    m = np.reshape(x[:4], (2, 2)) * 1.0
+    m[np.array([1, 1]), np.array([0, 0])] = v[:2]
+    m = at(m)[:, np.array([1, -1])].set(v[2:])  # v broadcast over the rows, column 1 twice
+    return np.sum(np.sin(m) * m) + np.sum(m * x[4])
+
+
+FUNCTIONS = [f_set, f_add, f_multiply, f_min, f_max, f_get, f_2d, f_chain, f_inplace,
+             f_inplace_repeats, f_repeats_2d]
 
 
 def _args():
@@ -181,6 +196,260 @@ def test_generated_code_calls_the_update_primitives():
     source = codax.grad(f_chain, argnums=(0, 1)).source(x, v)
     for call in ('rt.at_add(x, ', 'rt.at_set(y, ', 'rt.at_max(y, '):
         assert call in source
+
+
+# ---- repeated writes: of writes to one element, the last one stays ----
+#
+# `y[idx] = v` and at(x)[idx].set(v) keep, of writes repeated at one element,
+# the last in the C order of y[idx] (NumPy itself writes in the memory order of
+# the index and promises none); the overwritten ones get no derivative. .add()
+# accumulates every repeat, as np.add.at, so each gets its element's cotangent.
+
+def _written_in_order(y, idx, v):
+    """y[idx] = v as one scalar write after another, in the C order of y[idx]:
+    the reference for which write stays (independent of codax's vectorized one)."""
+    out = y.copy()
+    coords = [np.indices(y.shape)[axis][idx] for axis in range(y.ndim)]
+    values = np.broadcast_to(v, coords[0].shape)
+    for m in np.ndindex(coords[0].shape):
+        out[tuple(c[m] for c in coords)] = values[m]
+    return out
+
+
+# (x's shape, index): repeats, negative indices naming an element again, index
+# arrays broadcast together or mixed with slices; masks and slices never repeat
+INDEXES = [
+    ((6,), np.array([1, 4, 1, 1, -2])),                            # -2 is 4
+    ((6,), [0, 5, -1]),
+    ((6,), np.array([[2, 3], [3, 2]])),
+    ((3, 4), (np.array([0, 2, 0]), slice(None))),
+    ((3, 4), (slice(1, 3), np.array([1, -3, 1]))),
+    ((3, 4), (np.array([[1], [-2]]), np.array([0, 3, 0]))),
+    ((3, 4), (Ellipsis, np.array([2, 2]))),
+    ((2, 3, 4), (np.array([1, 1]), slice(None), np.array([3, -1]))),   # selection axes moved first
+    ((6,), np.array([True, False, True, True, False, False])),
+    ((3, 4), (slice(None, None, -1), 2)),
+]
+INDEX_IDS = [f'{len(shape)}d-{k}' for k, (shape, _) in enumerate(INDEXES)]
+
+
+def _point(shape, idx, seed=5):
+    rng = np.random.default_rng(seed)
+    x = rng.uniform(-1.0, 1.0, shape)
+    return x, rng.uniform(-1.0, 1.0, x[idx].shape)
+
+
+@pytest.mark.parametrize('shape, idx', INDEXES, ids=INDEX_IDS)
+def test_the_last_of_repeated_writes_stays(shape, idx):
+    x, v = _point(shape, idx)
+    before = x.copy()
+    for value in (v, v[..., -1:], 0.5):                         # broadcast values too
+        want = _written_in_order(x, idx, value)
+        np.testing.assert_array_equal(runtime.setitem(x, idx, value), want)
+        np.testing.assert_array_equal(at(x)[idx].set(value), want)
+        numpy_own = x.copy()
+        numpy_own[idx] = value                                  # C-ordered index: NumPy agrees
+        np.testing.assert_array_equal(numpy_own, want)
+    np.testing.assert_array_equal(x, before)
+
+
+def test_an_index_in_fortran_order_still_writes_in_c_order():
+    # index and values both in Fortran order: NumPy's own write keeps 2.0 at 1
+    x, v = np.zeros(3), np.asfortranarray(np.arange(1.0, 5.0).reshape(2, 2))
+    idx = np.asfortranarray(np.array([[0, 1], [1, 0]]))
+    want = _written_in_order(x, idx, v)
+    np.testing.assert_array_equal(want, [4.0, 3.0, 0.0])
+    np.testing.assert_array_equal(runtime.setitem(x, idx, v), want)
+    np.testing.assert_array_equal(at(x)[idx].set(v), want)
+
+
+def upd_setitem(x, v, idx):
+    y = x * 1.0
+    y[idx] = v
+    return np.sum(np.sin(y) * y)
+
+
+def upd_set(x, v, idx):
+    y = at(x)[idx].set(v)
+    return np.sum(np.sin(y) * y)
+
+
+def upd_add(x, v, idx):
+    y = at(x)[idx].add(v)
+    return np.sum(np.sin(y) * y)
+
+
+def upd_multiply(x, v, idx):
+    y = at(x)[idx].multiply(v)
+    return np.sum(np.sin(y) * y)
+
+
+def upd_min(x, v, idx):
+    y = at(x)[idx].min(v)
+    return np.sum(np.sin(y) * y)
+
+
+def upd_max(x, v, idx):
+    y = at(x)[idx].max(v)
+    return np.sum(np.sin(y) * y)
+
+
+UPDATES = [upd_setitem, upd_set, upd_add, upd_multiply, upd_min, upd_max]
+
+
+@pytest.mark.parametrize('f', UPDATES, ids=lambda f: f.__name__)
+@pytest.mark.parametrize('shape, idx', INDEXES, ids=INDEX_IDS)
+def test_repeated_writes_grad_and_jvp_match_finite_differences(f, shape, idx):
+    x, v = _point(shape, idx)
+    got = codax.grad(f, argnums=(0, 1))(x, v, idx)
+    want = numeric_grad(lambda a, b: f(a, b, idx), (x, v), (0, 1))
+    assert_tree_allclose(got, want, rtol=RTOL, atol=ATOL)
+    dx, dv = _point(shape, idx, seed=6)
+    _, tangent = codax.jvp(f, (x, v, idx), (dx, dv, None))
+    step = (f(x + E * dx, v + E * dv, idx) - f(x - E * dx, v - E * dv, idx)) / (2 * E)
+    assert np.isclose(tangent, step, rtol=RTOL, atol=ATOL)
+
+
+def upd_setitem_linear(x, v, idx, w):
+    y = x * 1.0
+    y[idx] = v
+    return np.sum(w * y)
+
+
+def upd_set_linear(x, v, idx, w):
+    return np.sum(w * at(x)[idx].set(v))
+
+
+def upd_add_linear(x, v, idx, w):
+    return np.sum(w * at(x)[idx].add(v))
+
+
+def test_repeated_writes_cotangents_by_hand():
+    """d/dv of sum(w * y) for y = x with y[idx] = v: w at the written element
+    for the write that stayed, 0 for an overwritten one; .add gives every one."""
+    x, w = np.zeros(4), np.array([1.0, 2.0, 3.0, 4.0])
+    idx = np.array([1, 3, 1, -1, 2])                             # 1 twice, 3 twice
+    v = np.zeros(5)
+    want = np.array([0.0, 0.0, 2.0, 4.0, 3.0])
+    for f in (upd_setitem_linear, upd_set_linear):
+        np.testing.assert_array_equal(codax.grad(f, argnums=1)(x, v, idx, w), want)
+    np.testing.assert_array_equal(codax.grad(upd_add_linear, argnums=1)(x, v, idx, w),
+                                  [2.0, 4.0, 2.0, 4.0, 3.0])
+
+
+def hvp_setitem(x, v, w):
+    return np.sum(codax.grad(f_inplace_repeats, argnums=1)(x, v) * w)
+
+
+def test_reverse_over_reverse_through_repeated_writes():
+    x, v = _args()
+    w = np.array([0.3, -0.5, 0.2, 0.7])
+    g = codax.grad(f_inplace_repeats, argnums=1)
+    got = codax.grad(hvp_setitem, argnums=1)(x, v, w)
+    want = (g(x, v + E * w) - g(x, v - E * w)) / (2 * E)
+    np.testing.assert_allclose(got, want, rtol=RTOL, atol=ATOL)
+    assert got[0] == 0.0 and got[1] == 0.0                      # v[0], v[1] are overwritten
+
+
+# ---- vmap of repeated writes: every example its own index ----
+
+def write_rows(x, v, idx):
+    y = x * 1.0
+    y[idx] = v
+    return y
+
+
+def write_columns(x, v, idx):
+    y = x * 1.0
+    y[:, idx] = v
+    return np.sum(np.sin(y) * y)
+
+
+def write_rows_loss(x, v, idx):
+    y = x * 1.0
+    y[idx, :] = v
+    return np.sum(np.sin(y) * y)
+
+
+def _batched_indices():
+    # examples repeat different elements, one through a negative index
+    return np.array([[1, 1, 3], [0, 2, -4], [3, 2, 3]])
+
+
+@pytest.mark.parametrize('in_axes', [(0, 0, 0), (None, 0, 0), (None, None, 0), (0, 0, None)])
+def test_vmap_of_repeated_writes_matches_a_loop(in_axes):
+    rng = np.random.default_rng(7)
+    batched = (rng.uniform(-1, 1, (3, 4)), rng.uniform(-1, 1, (3, 3)), _batched_indices())
+    args = [a if axis is not None else a[0] for a, axis in zip(batched, in_axes)]
+    got = codax.vmap(write_rows, in_axes=in_axes)(*args)
+    for k in range(3):
+        x, v, idx = (a[k] if axis is not None else a for a, axis in zip(args, in_axes))
+        np.testing.assert_array_equal(got[k], _written_in_order(x, idx, v))
+
+
+@pytest.mark.parametrize('f, vshape', [(write_columns, (4, 3)), (write_rows_loss, (3, 4))],
+                         ids=['columns', 'rows'])
+def test_vmap_of_grad_of_repeated_writes_beside_a_slice(f, vshape):
+    rng = np.random.default_rng(10)
+    x, vs, idxs = rng.uniform(-1, 1, (4, 4)), rng.uniform(-1, 1, (3,) + vshape), _batched_indices()
+    got = codax.vmap(codax.grad(f, argnums=(0, 1)), in_axes=(None, 0, 0))(x, vs, idxs)
+    for k in range(3):
+        want = numeric_grad(lambda a, b: f(a, b, idxs[k]), (x, vs[k]), (0, 1))
+        assert_tree_allclose((got[0][k], got[1][k]), want, rtol=RTOL, atol=ATOL)
+
+
+@pytest.mark.parametrize('f', UPDATES, ids=lambda f: f.__name__)
+def test_vmap_of_grad_through_repeated_writes(f):
+    x, idxs = np.linspace(0.1, 0.9, 4), _batched_indices()
+    vs = np.random.default_rng(8).uniform(-1, 1, (3, 3))
+    vg = codax.vmap(codax.grad(f, argnums=(0, 1)), in_axes=(None, 0, 0))
+    if f is upd_setitem:                        # the at(x) updates still run per example
+        source = vg.source(x, vs, idxs)
+        assert 'rt.batch_loop' not in source and 'rt.written_part(' in source
+    got = vg(x, vs, idxs)
+    for k in range(3):
+        want = numeric_grad(lambda a, b: f(a, b, idxs[k]), (x, vs[k]), (0, 1))
+        assert_tree_allclose((got[0][k], got[1][k]), want, rtol=RTOL, atol=ATOL)
+
+
+def test_jvp_of_vmap_through_repeated_writes():
+    x, idxs = np.linspace(0.1, 0.9, 4), _batched_indices()
+    vs, dvs = np.random.default_rng(9).uniform(-1, 1, (2, 3, 3))
+
+    def total(v):
+        return np.sum(codax.vmap(upd_setitem, in_axes=(None, 0, 0))(x, v, idxs))
+
+    _, tangent = codax.jvp(total, (vs,), (dvs,))
+    step = (total(vs + E * dvs) - total(vs - E * dvs)) / (2 * E)
+    assert np.isclose(tangent, step, rtol=RTOL, atol=ATOL)
+
+
+@pytest.mark.gpu
+def test_repeated_writes_on_cupy_match_numpy():
+    cupy = pytest.importorskip('cupy')
+    try:
+        cupy.zeros(1)
+    except Exception:
+        pytest.skip('no usable CUDA GPU')
+    for shape, idx in INDEXES:
+        x, v = _point(shape, idx)
+        gidx = tuple(cupy.asarray(p) if isinstance(p, (np.ndarray, list)) else p
+                     for p in (idx if isinstance(idx, tuple) else (idx,)))
+        gidx = gidx if isinstance(idx, tuple) else gidx[0]
+        want = _written_in_order(x, idx, v)
+        np.testing.assert_array_equal(runtime.setitem(cupy.asarray(x), gidx, cupy.asarray(v)).get(),
+                                      want)
+        np.testing.assert_array_equal(at(cupy.asarray(x))[gidx].set(cupy.asarray(v)).get(), want)
+        g = np.random.default_rng(1).standard_normal(shape)
+        np.testing.assert_array_equal(runtime.written_part(cupy.asarray(g), gidx).get(),
+                                      runtime.written_part(g, idx))
+    shape, idx = INDEXES[0]
+    x, v = _point(shape, idx)
+    for f in (upd_setitem, upd_set):
+        got = codax.grad(f, argnums=(0, 1))(cupy.asarray(x), cupy.asarray(v), cupy.asarray(idx))
+        want = codax.grad(f, argnums=(0, 1))(x, v, idx)
+        for a, b in zip(got, want):
+            np.testing.assert_allclose(a.get(), b, rtol=1e-12)
 
 
 # ---- refused uses point at the user's line ----

@@ -79,6 +79,9 @@ LOOPS = {
     ('rt_dot_vjp', 2): 'np.dot of rank 3 operands', ('rt_dot_vjp', 3): 'the same',
     ('rt_outer_vjp', 2): 'np.outer of arrays that are not vectors',
     ('take', 1): 'indices that differ between examples',
+    ('setitem', 7): 'a batched index tuple passed as one value: its parts are seen only at '
+                    'run time',
+    ('setitem', 8): 'the same',
     ('rt_getitem_vjp', 7): 'a boolean mask that differs between examples',
     ('norm', 27): 'keepdims=True of a rank-3 example (np.linalg.norm takes at most 2 axes)',
     ('pad', 7): 'constant values that differ between examples', ('pad', 8): 'per-axis values',

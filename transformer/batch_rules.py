@@ -2387,6 +2387,8 @@ def setitem_vjp(b, op, rhs):
     part, pi = _scatter(b, op, rhs, None, g, y, idx, None)     # g[idx], per example
     if pi is None:
         return loop(b, op, rhs, vi.rank)
+    # as unbatched: a write that a later one to the same element overwrote gets nothing
+    part = n.call('rt.written_part', [part.value, part.slice])
     return _sum_to_example_of(b, b.tmp(part, pi), v, vi), Info(True, vi.rank)
 
 

@@ -75,6 +75,9 @@ _helper(rules.pad_values_vjp, 'cot, array, y, pad_width, mode, constant_values',
 _helper(adjoint.setitem_vjp_x, 'cot, y, idx', {'cot': 'rt.setitem_vjp_x_transpose(g, cot, y, idx)'})
 _helper(adjoint.setitem_vjp_v, 'cot, y, idx, v',
         {'cot': 'rt.setitem_vjp_v_transpose(g, cot, y, idx, v)'})
+# setitem_vjp_v's gather (cot of y's shape) with overwritten writes zeroed;
+# batched code calls it (transformer/batch_rules.py: setitem_vjp)
+_helper(adjoint.written_part, 'cot, idx', {'cot': 'rt.written_part_transpose(g, cot, idx)'})
 _helper(adjoint.append_vjp_list, 'cot, xs', {'cot': 'rt.append_list_transpose(g, cot)'})
 _helper(adjoint.append_vjp_value, 'cot', {'cot': 'rt.item_transpose(g, cot, -1)'})
 _helper(adjoint.array_vjp, 'cot, x, y', {'cot': 'rt.array_vjp_transpose(g, cot, x, y)'})
