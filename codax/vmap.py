@@ -115,7 +115,7 @@ class Batched:
 
     # ---- arguments and their axes ----
 
-    def _arguments(self, args, kwargs):
+    def _arguments(self, args, kwargs, repeated=True):
         """Positional arguments and their axes; keyword arguments batch along 0.
         Leaves that are not numbers or arrays (functions, None) are never batched."""
         args, axes = self._given_axes(args, kwargs)
@@ -128,7 +128,7 @@ class Batched:
         axes = tuple(_numeric_axes(a, arg, self._where(i))
                      for i, (a, arg) in enumerate(zip(axes, args)))
         if self.internal:
-            pairs = [_shared_unbatched(a, arg) for a, arg in zip(axes, args)]
+            pairs = [_shared_unbatched(a, arg, repeated) for a, arg in zip(axes, args)]
             args, axes = tuple(p[0] for p in pairs), tuple(p[1] for p in pairs)
         return args, axes
 
@@ -238,8 +238,7 @@ class Batched:
         """A call from batched code whose arguments every example shares (a
         value repeated along the batch, passed once): one call, its outputs
         repeated along the batch of the repeated arguments."""
-        sizes = [leaf.shape[0] for leaf in tree_leaves(original)
-                 if runtime.is_array(leaf) and leaf.ndim and leaf.strides[0] == 0]
+        sizes = [leaf.shape[0] for leaf in tree_leaves(original) if _repeated(leaf)]
         if not sizes:
             self._check(args, (None,) * len(args))        # raises the explanation
         return runtime.batch_outputs(self.fun(*args), None, self.out_axes, sizes[0])
@@ -260,8 +259,8 @@ class Batched:
             raise SourceError(f'codax cannot differentiate vmap of {self.fun.__name__}, which has a '
                               f'custom {self._custom} rule: the batched function would not use '
                               'it. Apply vmap to the derivative instead (vmap(grad(f)))')
-        if axes is None:
-            args, axes = self._arguments(args, {})
+        if axes is None:        # (called with these very arguments: none passed once)
+            args, axes = self._arguments(args, {}, repeated=False)
         entry, fn = self._specialize(args, axes)
         (function,) = entry.build(fn)
         return function
@@ -453,7 +452,7 @@ def _numeric_axes(axes, tree, where):
     return axes
 
 
-def _shared_unbatched(axes, tree):
+def _shared_unbatched(axes, tree, repeated=True):
     """(tree, axes) for a call from batched code, with every leaf that the
     examples share passed once, unbatched. A 0-d leaf cannot carry the batch
     axis: it is the same for every example (the zero 0.0 standing for zeros,
@@ -462,19 +461,28 @@ def _shared_unbatched(axes, tree):
     0) is one value too: so a count saved on a tape, broadcast with the tape,
     is a count again where the backward sweep loops over it."""
     if isinstance(tree, dict):
-        pairs = {k: _shared_unbatched(axes[k] if isinstance(axes, dict) else axes, v)
+        pairs = {k: _shared_unbatched(axes[k] if isinstance(axes, dict) else axes, v, repeated)
                  for k, v in tree.items()}
         return {k: p[0] for k, p in pairs.items()}, {k: p[1] for k, p in pairs.items()}
     if isinstance(tree, (list, tuple)):
-        pairs = [_shared_unbatched(a, t) for a, t in
+        pairs = [_shared_unbatched(a, t, repeated) for a, t in
                  zip(axes if isinstance(axes, tuple) else [axes] * len(tree), tree)]
         return runtime.adjoint._rebuild(tree, [p[0] for p in pairs]), tuple(p[1] for p in pairs)
     scalar = isinstance(tree, (int, float, complex, numpy.generic)) or runtime.is_array(tree)
     if scalar and numpy.ndim(tree) == 0:
         return tree, None
-    if axes == 0 and runtime.is_array(tree) and tree.shape[0] and tree.strides[0] == 0:
+    if repeated and axes == 0 and _repeated(tree):
         return tree[0], None
     return tree, axes
+
+
+def _repeated(leaf):
+    """Whether `leaf` is an integer or bool repeated along its first axis (a
+    broadcast view): a count or a flag saved on a tape. (A repeated float is
+    mostly derivative code's zero 0.0, which one NumPy number of it would no
+    longer stand for.)"""
+    return runtime.is_array(leaf) and leaf.ndim and leaf.shape[0] and leaf.strides[0] == 0 \
+        and leaf.dtype.kind in 'iub'
 
 
 def _closure_ranks(fn):

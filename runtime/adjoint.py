@@ -153,8 +153,9 @@ def item(g, key):
     """The adjoint of `t[key]` taken out of the adjoint of container `t`."""
     if is_zero(g):
         return ZERO
-    if not _container(g) and numpy.ndim(g) == 0 and not g:
-        return ZERO       # the zero made a NumPy zero in batched code (see add)
+    if not _container(g) and numpy.ndim(g) < len(key if isinstance(key, tuple) else (key,)) \
+            and not array_module(g).any(g):
+        return ZERO       # the zero made NumPy zeros in batched code (see add)
     return g[key]
 
 

@@ -60,6 +60,17 @@ def test_custom_jvp_with_a_true_rule_matches_finite_differences():
     assert np.isclose(codax.grad(softplus)(0.4), 1 / (1 + np.exp(-0.4)))
 
 
+def softplus_sum(x):
+    return np.sum(softplus(x))
+
+
+def test_hessian_differentiates_the_custom_jvp_rule_again():
+    x = np.array([-1.0, 0.0, 2.5])
+    want = np.stack([numeric_grad(lambda v: codax.grad(softplus_sum)(v)[i], (x,))
+                     for i in range(3)])
+    np.testing.assert_allclose(codax.hessian(softplus_sum)(x), want, rtol=1e-6, atol=1e-9)
+
+
 def test_custom_jvp_called_directly_runs_the_function():
     assert straight_through_round(2.6) == 3.0
 
