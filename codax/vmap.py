@@ -9,7 +9,7 @@ import numpy
 
 import runtime
 from runtime.backend import array_module
-from runtime.tree import tree_flatten, tree_leaves, tree_unflatten
+from runtime.tree import node_children, tree_flatten, tree_leaves, tree_unflatten
 from transformer.batch import info_of_value
 from transformer.errors import RecursiveBatching, SourceError
 from transformer.pipeline import compile_batch
@@ -30,17 +30,40 @@ def _hashable(axes):
     return axes
 
 
+def _plain_axes(axes):
+    """An axes prefix with each node of a registered type in it (JAX's
+    in_axes=Box(0, None) for a Box argument) as the tuple of its children's
+    axes: the form codax's prefixes give a node, as they give a tuple."""
+    children = node_children(axes)
+    if children is not None:
+        return tuple(_plain_axes(c) for c in children)
+    if isinstance(axes, dict):
+        return {k: _plain_axes(v) for k, v in axes.items()}
+    if isinstance(axes, (tuple, list)):
+        parts = [_plain_axes(a) for a in axes]
+        return axes if all(p is a for p, a in zip(parts, axes)) else tuple(parts)
+    return axes
+
+
+def _as_sequence(tree):
+    """A node of a registered type as the tuple of its children (how axes
+    prefixes see it); anything else as it is."""
+    children = node_children(tree)
+    return tree if children is None else tuple(children)
+
+
 def _leaf_axes(axes, tree, where):
     """Each leaf of `tree` with its axis, from the prefix `axes` (JAX's rule)."""
     if axes is None or isinstance(axes, int):
         return [(leaf, axes) for leaf in tree_leaves(tree)]
     if not isinstance(axes, (dict, tuple, list)):
         raise TypeError(f'vmap: in_axes entries must be ints or None, got {axes!r} for {where}')
-    if isinstance(axes, dict) and isinstance(tree, dict) and set(axes) == set(tree):
-        return [pair for k in sorted(tree) for pair in _leaf_axes(axes[k], tree[k], where)]
-    if isinstance(axes, (tuple, list)) and isinstance(tree, (tuple, list)) \
-            and len(axes) == len(tree):
-        return [pair for a, t in zip(axes, tree) for pair in _leaf_axes(a, t, where)]
+    parts = _as_sequence(tree)
+    if isinstance(axes, dict) and isinstance(parts, dict) and set(axes) == set(parts):
+        return [pair for k in sorted(parts) for pair in _leaf_axes(axes[k], parts[k], where)]
+    if isinstance(axes, (tuple, list)) and isinstance(parts, (tuple, list)) \
+            and len(axes) == len(parts):
+        return [pair for a, t in zip(axes, parts) for pair in _leaf_axes(a, t, where)]
     raise ValueError(f'vmap: in_axes {axes!r} for {where} does not match its structure '
                      f'{type(tree).__name__} (in_axes must be a prefix of the arguments)')
 
@@ -49,6 +72,7 @@ def _normalized(axes, tree):
     """Axes with negative values made positive, for each leaf's own rank."""
     if axes is None:
         return None
+    tree = _as_sequence(tree)
     if isinstance(axes, int):
         if not runtime.is_array(tree) and not isinstance(tree, (list, tuple, dict)):
             return axes
@@ -64,6 +88,7 @@ def _normalized(axes, tree):
 def _unflatten_like(tree, leaves):
     """A prefix-shaped copy of `tree`'s structure holding `leaves`."""
     def build(t, it):
+        t = _as_sequence(t)
         if isinstance(t, dict):
             return {k: build(t[k], it) for k in sorted(t)}
         if isinstance(t, (list, tuple)):
@@ -90,11 +115,11 @@ class Batched:
         if self._custom:
             fun = fun.fun
         self.fun = primitive_function(fun) or fun
-        self.in_axes = in_axes
+        self.in_axes = _plain_axes(in_axes)
         # rt.vmapped in generated code: derivative code's zero 0.0 may stand in
         # for a batched value (zeros for every example), so it is unbatched
         self.internal = False
-        self.out_axes = out_axes
+        self.out_axes = _plain_axes(out_axes)
         functools.update_wrapper(self, self.fun, updated=())
         self._signature = None
         self._params = None
@@ -174,12 +199,6 @@ class Batched:
                                      f'but it has rank {nd} (shape {numpy.shape(leaf)})')
                 sizes.append((numpy.shape(leaf)[a], self._where(i)))
         if not sizes:
-            nodes = [type(a).__name__ for a in args if runtime.tree._node_of(a)[1] is not None
-                     and not isinstance(a, (list, tuple, dict))]
-            if nodes:            # their leaves are taken as unbatched, not mapped
-                raise TypeError(f'vmap: codax does not map over registered pytree node types '
-                                f'yet ({", ".join(nodes)}); pass their children (a tuple or '
-                                'dict of arrays) instead')
             raise ValueError('vmap needs at least one argument with a batch axis (in_axes '
                              'is None for every argument)')
         if len({s for s, _ in sizes}) > 1:
@@ -433,7 +452,11 @@ def _batched_throughout(tree, axes, size):
 
 
 def _numeric_axes(axes, tree, where):
-    """The axes prefix expanded over containers, None for non-numeric leaves."""
+    """The axes prefix expanded over containers (a registered node's as the
+    tuple of its children's), None for non-numeric leaves."""
+    if node_children(tree) is not None:
+        _leaf_axes(axes, tree, where)            # a mismatch is explained naming the node
+        return _numeric_axes(axes, _as_sequence(tree), where)
     if isinstance(tree, dict) and not (axes is None or isinstance(axes, int)):
         if not isinstance(axes, dict) or set(axes) != set(tree):
             _leaf_axes(axes, tree, where)                    # raises the explanation

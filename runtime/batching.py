@@ -18,13 +18,17 @@ __all__ = ['batch_size', 'broadcast_batch', 'batch_loop', 'arg_axes', 'example',
            'dense_batched', 'dense_batched_vjp', 'first_example']
 from .backend import array_module, is_array
 from .closures import Closure, closure
-from .tree import tree_flatten, tree_unflatten
+from .tree import node_children, node_rebuilt, tree_flatten, tree_unflatten
 
 
 def _leaf_axes(axes, tree):
-    """One axis (0 or None) per leaf of `tree`, from the prefix `axes`."""
+    """One axis (0 or None) per leaf of `tree`, from the prefix `axes`. A node
+    of a registered type has the axes of its children, as a tuple would."""
     if axes is None or isinstance(axes, int):
         return [axes] * len(tree_flatten(tree)[0])
+    children = node_children(tree)
+    if children is not None:
+        tree = tuple(children)
     if isinstance(tree, dict):
         return [a for k in sorted(tree) for a in _leaf_axes(axes[k], tree[k])]
     if isinstance(tree, (list, tuple)):
@@ -351,6 +355,11 @@ def finalize_batched(g, x, spec, size):
     """rt.finalize for per-example gradients: every leaf becomes an owned array
     of x's dtype shaped (batch,) + the example's shape. `spec` gives, per leaf,
     (g batched, x batched, rank of g, rank of x) as known at compile time."""
+    children = node_children(x)
+    if children is not None:        # a registered node: child by child, as a tuple
+        ours = node_children(g)
+        parts = finalize_batched(g if ours is None else tuple(ours), tuple(children), spec, size)
+        return node_rebuilt(x, parts)
     if isinstance(spec, dict):
         return {k: finalize_batched(_element(g, k, spec[k]), x[k], spec[k], size) for k in x}
     if isinstance(spec, tuple) and spec and isinstance(spec[0], (tuple, dict)):

@@ -37,6 +37,29 @@ def _node_of(x):
     return None, None
 
 
+_CONTAINERS = (tuple, list, dict, type(None))     # held as themselves in axes and Infos
+
+
+def is_node_type(kind):
+    """Whether `kind` is a type registered with register_pytree_node (not a
+    dict, list, tuple or None, which codax handles as they are)."""
+    return kind in _registry and kind not in _CONTAINERS
+
+
+def node_children(x):
+    """The children of x, in flattening order, when x is a node of a type
+    registered with register_pytree_node (is_node_type); None for anything else."""
+    if not is_node_type(type(x)):
+        return None
+    return list(_registry[type(x)][0](x)[0])
+
+
+def node_rebuilt(x, children):
+    """A node of x's registered type, with x's auxiliary data and these children."""
+    flatten, unflatten = _registry[type(x)]
+    return unflatten(flatten(x)[1], list(children))
+
+
 class PyTreeDef:
     """The shape of a pytree without its leaves; hashable, so usable in cache keys."""
     __slots__ = ('kind', 'aux', 'children', '_hash')
@@ -120,9 +143,20 @@ def tree_structure(tree, is_leaf=None):
 
 
 def tree_map(f, tree, *rest, is_leaf=None):
+    """With is_leaf, the further trees are cut where `tree` is: each of their
+    subtrees at a leaf of `tree` goes to f whole (JAX's flatten_up_to);
+    without it, they must have the structure of `tree`."""
     leaves, treedef = tree_flatten(tree, is_leaf)
-    others = [treedef_leaves(treedef, r) for r in rest]
+    take = treedef_leaves if is_leaf is None else treedef_subtrees
+    others = [take(treedef, r) for r in rest]
     return tree_unflatten(treedef, [f(*xs) for xs in zip(leaves, *others)])
+
+
+def tree_map_is_leaf(is_leaf, f, tree, *rest):
+    """tree_map(f, tree, *rest, is_leaf=is_leaf) with its keyword first: what
+    transformed code calls instead (transformer/normalize.py), every argument
+    by position."""
+    return tree_map(f, tree, *rest, is_leaf=is_leaf)
 
 
 def treedef_leaves(treedef, tree):
@@ -130,6 +164,26 @@ def treedef_leaves(treedef, tree):
     if other != treedef:
         raise ValueError(f'pytree structure mismatch: expected {treedef}, got {other}')
     return leaves
+
+
+def treedef_subtrees(treedef, tree):
+    """The subtrees of `tree` at the leaves of `treedef`, a prefix of its structure."""
+    subtrees = []
+    _subtrees(treedef, tree, subtrees)
+    return subtrees
+
+
+def _subtrees(treedef, tree, out):
+    if treedef.kind is None:
+        out.append(tree)
+        return
+    kind, funcs = _node_of(tree)
+    children, aux = funcs[0](tree) if funcs is not None else (None, None)
+    if kind is not treedef.kind or aux != treedef.aux or len(children) != len(treedef.children):
+        raise ValueError(f'pytree structure mismatch: expected a tree with {treedef} as its '
+                         f'prefix, got {tree_structure(tree)}')
+    for sub, child in zip(treedef.children, children):
+        _subtrees(sub, child, out)
 
 
 # ---- derivatives of trees: what codax.tree_util's rules use ----

@@ -5,10 +5,12 @@ tree_structure or tree_map, and has a twin computing the same thing without
 tree_util. Under grad, value_and_grad, jvp, jacfwd, jacrev, hessian and
 jacrev(grad) they are checked against central differences of the twin (first
 order) or of codax's gradient (second order), under vmap against a Python
-loop, under jit against the plain call. Every function is module-level:
-codax reads its source.
+loop, under jit against the plain call. vmap maps over registered node
+types' children, and tree_map's is_leaf works under every transformation.
+Every function is module-level: codax reads its source.
 """
 import collections
+import dataclasses
 
 import numpy as np
 import pytest
@@ -459,20 +461,6 @@ def test_registered_node_type(f):
     assert np.isclose(codax.jit(f)(box), f(box), rtol=1e-12)
 
 
-@pytest.mark.parametrize('f', [leaves_loop, node_map])
-def test_vmap_of_a_registered_node_type_not_batched(f):
-    batch = {'k': Box(PA, PB), 'z': W_BATCH}
-    got = codax.vmap(f)(batch)
-    np.testing.assert_allclose(got, [f({'k': Box(PA, PB), 'z': W_BATCH[i]}) for i in range(4)],
-                               rtol=1e-12)
-
-
-def test_vmap_over_a_registered_node_type_is_refused_clearly():
-    # not supported yet: the argument is named, with what to pass instead
-    with pytest.raises(TypeError, match=r'does not map over registered pytree node types yet \(Box\)'):
-        codax.vmap(leaves_loop)(Box(W_BATCH, W_BATCH))
-
-
 def test_registered_node_type_read_twice():
     """Its adjoint gets two contributions, added child by child (rt.add)."""
     got = codax.grad(node_map_two)(Box(PA, PB))
@@ -481,7 +469,168 @@ def test_registered_node_type_read_twice():
     assert_tree_allclose((got.x, got.y), want, rtol=1e-6, atol=1e-8)
 
 
-# ---- what is refused ----
+# ---- vmap over registered node types: their children are mapped (JAX's rule) ----
+
+def box_attributes(box):                       # reads the children as attributes
+    return np.sum(np.sin(box.x) * box.y) + np.sum(box.x ** 2)
+
+
+Y_BATCH = _rng.uniform(-1, 1, (4, 3))
+NODE_AXES = {   # in_axes, the batched Box, example i of it
+    '0': (0, Box(W_BATCH, Y_BATCH), lambda i: Box(W_BATCH[i], Y_BATCH[i])),
+    'Box(0, None)': ((Box(0, None),), Box(W_BATCH, PB), lambda i: Box(W_BATCH[i], PB)),
+    'Box(None, 1)': ((Box(None, 1),), Box(PA, Y_BATCH.T), lambda i: Box(PA, Y_BATCH[i]))}
+
+
+@pytest.mark.parametrize('axes', list(NODE_AXES))
+@pytest.mark.parametrize('f', [leaves_loop, node_map, node_map_two, box_attributes])
+def test_vmap_over_a_registered_node_type(f, axes):
+    in_axes, batch, example = NODE_AXES[axes]
+    got = codax.vmap(f, in_axes=in_axes)(batch)
+    np.testing.assert_allclose(got, [f(example(i)) for i in range(4)], rtol=1e-12)
+
+
+def box_times(box, x):
+    return np.sum(box.x * x) + np.sum(box.y)
+
+
+def test_vmap_with_a_registered_node_not_mapped():
+    got = codax.vmap(box_times, in_axes=(None, 0))(Box(PA, PB), W_BATCH)
+    np.testing.assert_allclose(got, [box_times(Box(PA, PB), w) for w in W_BATCH], rtol=1e-12)
+
+
+@dataclasses.dataclass
+class Layer:
+    """A dataclass registered as a node; `act` is auxiliary data, not a child."""
+    w: np.ndarray
+    b: dict
+    act: str = 'tanh'
+
+
+tu.register_pytree_node(Layer, lambda layer: ((layer.w, layer.b), layer.act),
+                        lambda act, children: Layer(*children, act))
+
+
+def layer_loss(params, x):
+    layer = params['layer']
+    h = x @ layer.w + layer.b['shift']
+    if layer.act == 'tanh':
+        h = np.tanh(h)
+    return np.sum(h * layer.b['scale']) + params['c']
+
+
+def rebuilt_layer_loss(params, x):          # a Layer built, its `act` passed on
+    layer = params['layer']
+    doubled = Layer(2.0 * layer.w, layer.b, layer.act)
+    return layer_loss({'layer': doubled, 'c': params['c']}, x)
+
+
+@pytest.mark.parametrize('f', [layer_loss, rebuilt_layer_loss])
+def test_vmap_over_a_node_nested_in_a_dict(f):
+    ws, shifts = _rng.uniform(-1, 1, (4, 3, 2)), _rng.uniform(-1, 1, (4, 2))
+    scale, xs = _rng.uniform(-1, 1, 2), _rng.uniform(-1, 1, (4, 3))
+    params = {'layer': Layer(ws, {'shift': shifts, 'scale': scale}), 'c': 0.5}
+    in_axes = ({'layer': Layer(0, {'shift': 0, 'scale': None}), 'c': None}, 0)
+    got = codax.vmap(f, in_axes=in_axes)(params, xs)
+    want = [f({'layer': Layer(ws[i], {'shift': shifts[i], 'scale': scale}), 'c': 0.5}, xs[i])
+            for i in range(4)]
+    np.testing.assert_allclose(got, want, rtol=1e-12)
+
+
+def box_update(box, x):                        # a node out, built in the function
+    return Box(box.x - 0.1 * x, np.cos(box.y))
+
+
+def box_cos(box):                              # a node out, built by tree_map
+    return tu.tree_map(np.cos, box)
+
+
+@pytest.mark.parametrize('f, args, in_axes, out_axes, example', [
+    (box_update, (Box(W_BATCH, PB), Y_BATCH), (Box(0, None), 0), 0,
+     lambda i: (Box(W_BATCH[i], PB), Y_BATCH[i])),
+    (box_update, (Box(W_BATCH, PB), Y_BATCH), (Box(0, None), 0), Box(1, None),
+     lambda i: (Box(W_BATCH[i], PB), Y_BATCH[i])),
+    (box_cos, (Box(W_BATCH, PB),), (Box(0, None),), 0, lambda i: (Box(W_BATCH[i], PB),))],
+    ids=['Box(...)', 'Box(...), out_axes Box(1, None)', 'tree_map'])
+def test_vmap_of_a_function_returning_a_node(f, args, in_axes, out_axes, example):
+    got = codax.vmap(f, in_axes=in_axes, out_axes=out_axes)(*args)
+    assert type(got) is Box
+    out_axes = out_axes if isinstance(out_axes, Box) else Box(out_axes, out_axes)
+    for i in range(4):
+        want = f(*example(i))
+        np.testing.assert_allclose(np.moveaxis(got.x, out_axes.x, 0)[i], want.x, rtol=1e-12)
+        np.testing.assert_allclose(got.y if out_axes.y is None
+                                   else np.moveaxis(got.y, out_axes.y, 0)[i], want.y, rtol=1e-12)
+
+
+@pytest.mark.parametrize('f', [leaves_loop, node_map, node_map_two])
+def test_vmap_of_grad_over_a_registered_node_type(f):      # per-example gradients
+    got = codax.vmap(codax.grad(f), in_axes=(Box(0, None),))(Box(W_BATCH, PB))
+    assert type(got) is Box
+    for i in range(4):
+        want = numeric_grad(lambda x, y: f(Box(x, y)), (W_BATCH[i], PB), argnum=(0, 1))
+        assert_tree_allclose((got.x[i], got.y[i]), want, rtol=RTOL, atol=ATOL)
+
+
+mapped_leaves_loop = codax.vmap(leaves_loop)
+mapped_node_map = codax.vmap(node_map)
+mapped_leaves_loop_partly = codax.vmap(leaves_loop, in_axes=(Box(0, None),))
+
+
+def summed_leaves_loop(box):
+    return np.sum(mapped_leaves_loop(box))
+
+
+def summed_node_map(box):
+    return np.sum(mapped_node_map(box))
+
+
+def summed_leaves_loop_partly(box):
+    return np.sum(mapped_leaves_loop_partly(box))
+
+
+@pytest.mark.parametrize('f, box', [(summed_leaves_loop, Box(W_BATCH, Y_BATCH)),
+                                    (summed_node_map, Box(W_BATCH, Y_BATCH)),
+                                    (summed_leaves_loop_partly, Box(W_BATCH, PB))],
+                         ids=['tree_leaves', 'tree_map', 'tree_leaves, in_axes Box(0, None)'])
+def test_grad_of_vmap_over_a_registered_node_type(f, box):
+    got = codax.grad(f)(box)
+    assert type(got) is Box
+    want = numeric_grad(lambda x, y: f(Box(x, y)), (box.x, box.y), argnum=(0, 1))
+    assert_tree_allclose((got.x, got.y), want, rtol=RTOL, atol=ATOL)
+
+
+class Polar:
+    """A node whose attribute .x is computed from its children."""
+
+    def __init__(self, r, theta):
+        self.r, self.theta = r, theta
+
+    @property
+    def x(self):
+        return self.r * np.cos(self.theta)
+
+
+tu.register_pytree_node(Polar, lambda p: ((p.r, p.theta), None), lambda aux, c: Polar(*c))
+
+
+def polar_x(p):
+    return np.sum(p.x)
+
+
+def test_vmap_refuses_an_attribute_computed_from_the_children():
+    with pytest.raises(codax.SourceError, match=r'test_tree_util_transforms.py:\d+.*'
+                       r'attribute \.x of a Polar: it is computed from'):
+        codax.vmap(polar_x)(Polar(W_BATCH, W_BATCH))
+
+
+def test_vmap_in_axes_not_matching_a_node():
+    with pytest.raises(ValueError, match=r'in_axes \(0, 0, 0\) for argument 0 \(p\) does not '
+                       r'match its structure Box'):
+        codax.vmap(leaves_loop, in_axes=((0, 0, 0),))(Box(W_BATCH, W_BATCH))
+
+
+# ---- is_leaf ----
 
 def is_list(x):
     return isinstance(x, list)
@@ -507,11 +656,94 @@ def test_is_leaf_of_tree_leaves():
     assert_tree_allclose(codax.grad(leaves_is_leaf)(P), tu.tree_map(lambda x: 2 * x, P))
 
 
-def test_is_leaf_of_tree_map_is_refused_not_dropped():
-    with pytest.raises(TypeError, match='without is_leaf'):
-        codax.grad(map_is_leaf)(P)
-    with pytest.raises(TypeError, match='without is_leaf'):
-        codax.jvp(map_is_leaf, (P,), (T,))
+def map_is_leaf_plain(p):
+    return np.sum(p['w'] ** 2) + np.sum(p['b'][0] ** 2) + np.sum(p['b'][1] ** 2)
+
+
+def dot(x, y):
+    return np.sum(np.asarray(x) * np.asarray(y))
+
+
+def map_is_leaf_two(p, g):      # g['b'], a tuple, goes to dot whole where p['b'] is a leaf
+    q = tu.tree_map(dot, p, g, is_leaf=is_list)
+    return q['w'] * q['b']
+
+
+def map_is_leaf_two_plain(p, g):
+    return np.sum(p['w'] * g['w']) * (np.sum(p['b'][0] * g['b'][0])
+                                      + np.sum(p['b'][1] * g['b'][1]))
+
+
+def _with_tuple(tree):
+    return {'w': tree['w'], 'b': tuple(tree['b'])}
+
+
+IS_LEAF_CASES = {'one tree': (map_is_leaf, map_is_leaf_plain, (P,), (T,)),
+                 'two trees': (map_is_leaf_two, map_is_leaf_two_plain, (P, _with_tuple(G)),
+                               (T, _with_tuple(T)))}
+is_leaf_case = pytest.mark.parametrize('name', list(IS_LEAF_CASES))
+
+
+def test_tree_map_with_is_leaf_hands_the_further_trees_subtrees_whole():
+    got = tu.tree_map(lambda x, y: (x, y), P, _with_tuple(G), is_leaf=is_list)
+    assert got['b'] == (P['b'], tuple(G['b']))
+
+
+@is_leaf_case
+def test_tree_map_with_is_leaf_under_grad_and_jvp(name):
+    f, plain, args, tangents = IS_LEAF_CASES[name]
+    assert np.isclose(f(*args), plain(*args), rtol=1e-12)
+    argnums = tuple(range(len(args)))
+    assert_tree_allclose(codax.grad(f, argnums=argnums)(*args),
+                         numeric_grad(plain, args, argnums), rtol=RTOL, atol=ATOL)
+    value, tangent = codax.jvp(f, args, tangents)
+    assert np.isclose(value, plain(*args), rtol=1e-12)
+    assert np.isclose(tangent, _directional(plain, args, tangents), rtol=RTOL, atol=ATOL)
+
+
+def test_tree_map_with_is_leaf_under_hessian():
+    got = codax.hessian(map_is_leaf)(P)
+    np.testing.assert_allclose(_hessian_matrix(got, P), _hessian_by_differences(map_is_leaf, P),
+                               rtol=1e-5, atol=1e-7)
+
+
+@is_leaf_case
+def test_tree_map_with_is_leaf_under_jit(name):
+    f, plain, args, _ = IS_LEAF_CASES[name]
+    assert np.isclose(codax.jit(f)(*args), plain(*args), rtol=1e-12)
+    assert_tree_allclose(codax.jit(codax.grad(f))(*args), numeric_grad(plain, args),
+                         rtol=RTOL, atol=ATOL)
+
+
+@is_leaf_case
+@pytest.mark.parametrize('everywhere', [True, False], ids=['batched', "only 'w' batched"])
+def test_tree_map_with_is_leaf_under_vmap(name, everywhere):
+    f, plain, args, _ = IS_LEAF_CASES[name]
+    bs = [_rng.uniform(-1, 1, (4, 2)) for _ in range(2)] if everywhere else P['b']
+    batch = {'w': W_BATCH, 'b': bs}
+    in_axes = ({'w': 0, 'b': 0 if everywhere else None},) + (None,) * (len(args) - 1)
+    got = codax.vmap(f, in_axes=in_axes)(batch, *args[1:])
+    want = [plain({'w': W_BATCH[i], 'b': [b[i] for b in bs] if everywhere else bs}, *args[1:])
+            for i in range(4)]
+    np.testing.assert_allclose(got, want, rtol=1e-12)
+
+
+def test_tree_map_with_is_leaf_under_vmap_of_grad():
+    got = codax.vmap(codax.grad(map_is_leaf), in_axes=IN_AXES)({'w': W_BATCH, 'b': P['b']})
+    for i in range(4):
+        want = numeric_grad(map_is_leaf_plain, (_example(i),))
+        assert_tree_allclose({'w': got['w'][i], 'b': [got['b'][0][i], got['b'][1][i]]}, want,
+                             rtol=RTOL, atol=ATOL)
+
+
+def map_keyword_f(p):
+    return tu.tree_map(f=total, tree=p)
+
+
+def test_tree_map_keywords_other_than_is_leaf_are_refused_at_the_line():
+    with pytest.raises(codax.SourceError, match=r'test_tree_util_transforms.py:\d+.*takes only '
+                       r'is_leaf by keyword \(got f, tree\)'):
+        codax.grad(map_keyword_f)(P)
 
 
 # ---- the rules' helpers on derivatives with a zero subtree ----

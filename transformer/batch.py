@@ -39,6 +39,7 @@ of its batched sweeps by compiling them (HOOKS, installed by codax).
 import re
 
 from runtime.closures import Closure
+from runtime.tree import is_node_type, node_children, node_rebuilt, tree_leaves
 
 from . import nodes as n
 from .errors import SourceError, error_at
@@ -138,6 +139,32 @@ class ClosureInfo(Info):
     __hash__ = None
 
 
+class NodeInfo(Info):
+    """A node of a type registered with register_pytree_node: a container of
+    its children (`elts`, in flattening order), of type `node`. `fields`
+    names the attributes that hold a child (name -> its index), `static` the
+    attributes that hold none (auxiliary data, the same for every example);
+    what an attribute not among either holds is not known (None: nothing is)."""
+    __slots__ = ('node', 'fields', 'static')
+
+    def __init__(self, elts, node, fields, static):
+        super().__init__(any(e.batched for e in elts), None, tuple(elts))
+        self.node, self.fields, self.static = node, fields, static
+
+    def __eq__(self, other):
+        return Info.__eq__(self, other) and getattr(other, 'node', None) is self.node \
+            and other.fields == self.fields and other.static == self.static
+
+    def __repr__(self):
+        return f'Node({self.node.__name__}, {self.elts})'
+
+    __hash__ = None
+
+    def with_elts(self, elts):
+        """The same node with children of these facts."""
+        return NodeInfo(elts, self.node, self.fields, self.static)
+
+
 # What codax installs for the batch pass (transformer never imports codax):
 # 'sweeps': (fn, active, numeric) -> (forward, backward), the generated vjp
 # sweeps of a user function; 'static_function': fn -> whether those may be
@@ -169,6 +196,9 @@ def join(a, b):
         return a
     if a == b:
         return a
+    if isinstance(a, NodeInfo) and isinstance(b, NodeInfo) and a.node is b.node \
+            and len(a.elts) == len(b.elts):
+        return a.with_elts([join(x, y) for x, y in zip(a.elts, b.elts)])
     if isinstance(a, PullbackInfo) and isinstance(b, PullbackInfo) \
             and a.backward is b.backward and a.output == b.output:
         return PullbackInfo(join(a.elts[1], b.elts[1]), a.backward, a.output)
@@ -205,6 +235,11 @@ def _elts(elts):
 
 def info_of_value(value, axis):
     """Info of an actual argument batched along `axis` (a prefix: 0/None/containers)."""
+    children = node_children(value)
+    if children is not None:
+        axes = axis if isinstance(axis, (tuple, list)) else [axis] * len(children)
+        return NodeInfo([info_of_value(v, a) for v, a in zip(children, axes)], type(value),
+                        *_node_attributes(value, len(children)))
     if isinstance(value, Closure):
         axes = axis if isinstance(axis, (tuple, list)) else [axis] * len(value)
         return ClosureInfo([info_of_value(v, a) for v, a in zip(value, axes)], value.function)
@@ -220,6 +255,71 @@ def info_of_value(value, axis):
     if axis is None:
         return Info(False, ndim, kind=kind_of_value(value))
     return Info(True, None if ndim is None else ndim - 1, kind=kind_of_value(value))
+
+
+class _StandIn:
+    """A stand-in for value `index` (a child, an argument), to see where a
+    node keeps it."""
+    __slots__ = ('index',)
+
+    def __init__(self, index):
+        self.index = index
+
+
+def _node_attributes(value, count):
+    """(fields, static) of a node (see NodeInfo), read off a node of its type
+    rebuilt around stand-ins for its children: its unflatten function is
+    called with them, as JAX calls it with placeholders, so it must not
+    inspect them. Where it does (it raises), nothing is known."""
+    stand_ins = [_StandIn(i) for i in range(count)]
+    try:
+        probe = node_rebuilt(value, stand_ins)
+    except Exception:
+        return None, None
+    return _attributes(probe, stand_ins)
+
+
+def _attributes(probe, children):
+    """(fields, static) of `probe`, a node whose children are the stand-ins
+    `children`, in order (its auxiliary data may hold other stand-ins)."""
+    position = {id(child): k for k, child in enumerate(children)}
+    fields, static = {}, set()
+    for name in dir(probe):
+        if name.startswith('__'):
+            continue
+        try:
+            held = getattr(probe, name)
+            parts = tree_leaves(held)
+        except Exception:                  # a property that computes with the children
+            continue
+        if id(held) in position:
+            fields[name] = position[id(held)]
+        elif not any(id(part) in position for part in parts):
+            static.add(name)
+    return fields, frozenset(static)
+
+
+def info_of_construction(kind, args, kwargs):
+    """Info of `kind(*args, **kwargs)` (given the Infos of the arguments)
+    where kind is a registered node type whose constructor keeps arguments as
+    its children, as they are: found by constructing one around stand-ins.
+    None where that is not so: the call is then made per example."""
+    if not (isinstance(kind, type) and is_node_type(kind)):
+        return None
+    given = list(args) + list(kwargs.values())
+    stand_ins = [_StandIn(i) for i in range(len(given))]
+    try:
+        probe = kind(*stand_ins[:len(args)], **dict(zip(kwargs, stand_ins[len(args):])))
+        children = node_children(probe)
+    except Exception:
+        return None
+    if not all(isinstance(child, _StandIn) for child in children):
+        return None
+    kept = {child.index for child in children}
+    if any(info.batched for i, info in enumerate(given) if i not in kept):
+        return None            # auxiliary data that differs between examples
+    return NodeInfo([given[child.index] for child in children], kind,
+                    *_attributes(probe, children))
 
 
 def kind_of_value(value):

@@ -14,7 +14,8 @@ import runtime as rt
 from runtime import TABLE
 
 from . import nodes as n
-from .batch import NONE, SCALAR, UNKNOWN, ClosureInfo, Info, Known, container, join
+from .batch import (NONE, SCALAR, UNKNOWN, ClosureInfo, Info, Known, NodeInfo, container,
+                    info_of_construction, join)
 from .ir import CallInfo, describe
 
 STATIC = frozenset({'out', 'where', 'dtype', 'decimals', 'casting', 'order', 'subok'})
@@ -170,6 +171,11 @@ def _rewrite(b, rhs):
     inputs = [node for node in n.walk(rhs) if isinstance(node, n.Name)]
     if any(b.info(x).batched for x in inputs):
         if op.kind == 'native' and isinstance(rhs, n.Call):
+            callee = getattr(getattr(rhs, 'codax', None), 'obj', None)
+            node = info_of_construction(callee, [b.info(a) for a in rhs.args],
+                                        {k.arg: b.info(k.value) for k in rhs.keywords})
+            if node is not None:          # Box(x, y): a node holding batched children
+                return rhs, node
             return loop_call(b, rhs.func, rhs.args, rhs.keywords, None)
         b.fail('codax vmap cannot batch this expression')
     return rhs, UNKNOWN
@@ -1332,6 +1338,8 @@ def py_len(b, op, rhs):
 
 def attribute(b, rhs):
     x, info = rhs.value, b.info(rhs.value)
+    if isinstance(info, NodeInfo):
+        return rhs, node_attribute(b, info, rhs.attr)
     if not info.batched:
         return rhs, (SCALAR if rhs.attr in ('ndim', 'size') else
                      container(tuple(SCALAR for _ in range(info.rank)))
@@ -1355,6 +1363,24 @@ def attribute(b, rhs):
     if rhs.attr in ('T', 'real', 'imag'):
         return loop_call(b, n.dotted('rt.attribute'), [x, n.const(rhs.attr)], (), info.rank)
     b.fail(f'codax vmap cannot batch the attribute .{rhs.attr}')
+
+
+def node_attribute(b, info, name):
+    """What an attribute of a registered node holds: one of its children,
+    batched as that child is (the node holds its children batched), or data
+    that is the same for every example."""
+    if info.fields is not None and name in info.fields:
+        return info.elts[info.fields[name]]
+    if not info.batched or info.static is not None and name in info.static:
+        return UNKNOWN
+    if info.fields is None:
+        b.fail(f'codax vmap cannot tell which child of a {info.node.__name__} the attribute '
+               f'.{name} holds: its registered unflatten function failed when given '
+               'placeholder children (as JAX gives it too); it should only store them')
+    holders = ', '.join('.' + f for f in sorted(info.fields)) or 'no attribute holds one'
+    b.fail(f'codax vmap cannot batch the attribute .{name} of a {info.node.__name__}: it is '
+           f'computed from the node\'s children, not one of them ({holders} hold them); '
+           'read those and compute it in the function')
 
 
 @rule('shape_of')
@@ -2516,6 +2542,8 @@ def _mark_batched(info):
     from .batch import PullbackInfo
     if isinstance(info, PullbackInfo):
         return PullbackInfo(_mark_batched(info.elts[1]), info.backward, info.output)
+    if isinstance(info, NodeInfo):
+        return info.with_elts([_mark_batched(e) for e in info.elts])
     if info.item is not None:
         return Info(True, None, None, _mark_batched(info.item))
     if isinstance(info.elts, tuple):
@@ -2537,7 +2565,7 @@ def _copy_replacing(tree, swap):
 # ---- pytrees: codax.tree_util inside vmapped code (runtime/primitives/trees.py) ----
 
 _TREE_DATA = {'tree_leaves': 'tree', 'tree_flatten': 'tree', 'treedef_leaves': 'tree',
-              'tree_unflatten': 'leaves'}
+              'treedef_subtrees': 'tree', 'tree_unflatten': 'leaves'}
 
 
 @rule('tree')
@@ -2554,7 +2582,9 @@ def tree_op(b, op, rhs):
     data, info = op.inputs[param], b.info(op.inputs[param])
     if not info.batched:
         return rhs, UNKNOWN
-    known = _tree_leaf_infos(info) if _is_none(op.inputs.get('is_leaf')) else None
+    # (is_leaf, or treedef_subtrees' cut, may end the leaves anywhere in a tree)
+    known = _tree_leaf_infos(info) if _is_none(op.inputs.get('is_leaf')) \
+        and name != 'treedef_subtrees' else None
     if name != 'tree_unflatten' and known is not None:
         leaves = ListInfo(True, None, tuple(known))
     else:
@@ -2566,9 +2596,9 @@ def tree_op(b, op, rhs):
 
 
 def _tree_leaf_infos(info):
-    """The Infos of a tree's leaves in tree_flatten's order (dict keys sorted),
-    or None where a part is not known: a list of unknown length, None, a
-    registered node type, a value of unknown rank."""
+    """The Infos of a tree's leaves in tree_flatten's order (dict keys sorted,
+    a registered node's children as its flatten gives them), or None where a
+    part is not known: a list of unknown length, None, a value of unknown rank."""
     if isinstance(info.elts, (tuple, dict)):
         parts = list(info.elts) if isinstance(info.elts, tuple) \
             else [info.elts[k] for k in sorted(info.elts)]

@@ -667,6 +667,8 @@ class Flattener:
             return self._prim_call(prim, args, kws, e, label)
         if isinstance(obj, type) and issubclass(obj, numpy.generic) and len(args) == 1:
             return self._prim_call(TABLE['astype'], [args[0], func], [], e, label)
+        if kws and getattr(obj, '__codax_keywords_first__', None) is not None:
+            return self.keywords_first(e, obj, args, kws, label)
         if getattr(obj, '__codax_transformed__', False) or getattr(obj, '__codax_custom__', None):
             # grad(f), a custom rule or a checkpoint, called inside: a user call
             call = n.Call(func=func, args=args, keywords=kws)
@@ -680,6 +682,27 @@ class Flattener:
             return n.copy_location(call, e)
         call = n.Call(func=func, args=args, keywords=kws)
         call.codax = CallInfo('native', obj=obj, label=label)
+        return n.copy_location(call, e)
+
+    def keywords_first(self, e, obj, args, kws, label):
+        """A call with keyword arguments of a function whose positional ones
+        vary in number (tree_map's trees), which codax transforms through one
+        definition per number of arguments, all by position: a call of its
+        stand-in `obj.__codax_keywords_first__`, a runtime function taking
+        obj's keyword-only parameters first (`rt.tree_map_is_leaf(is_leaf, f,
+        tree)`), those not given at their defaults."""
+        stand_in = obj.__codax_keywords_first__
+        params = [p for p in inspect.signature(obj).parameters.values()
+                  if p.kind == p.KEYWORD_ONLY]
+        given = {k.arg: k.value for k in kws}
+        unknown = sorted(set(given) - {p.name for p in params})
+        if unknown:
+            raise self.error(e, f'inside a transformed function, {label} takes only '
+                             f'{", ".join(p.name for p in params)} by keyword (got '
+                             f'{", ".join(unknown)}): pass the other arguments by position')
+        first = [given.get(p.name, n.const(p.default)) for p in params]
+        call = n.Call(func=n.dotted(f'rt.{stand_in.__name__}'), args=first + args, keywords=[])
+        call.codax = CallInfo('user', obj=stand_in, label=label)
         return n.copy_location(call, e)
 
     def is_at(self, e):
