@@ -3,7 +3,7 @@
 hand-written Kernel records, as transformer/fuse.py builds them) against plain
 NumPy and `jax.jit` (x64), float64, in one process.
 
-    python bench/bench_jit_cpu.py [--quick] [--n N]
+    python bench/bench_jit_cpu.py [--quick] [--n N] [--only TEXT ...] [--repeats R]
 
 For steadier numbers run with
 MALLOC_MMAP_THRESHOLD_=268435456 MALLOC_TRIM_THRESHOLD_=268435456 (NumPy's
@@ -16,7 +16,13 @@ gathered blocks; softmax and layer norm, each the one row-wise kernel that
 jit makes of them (the row's reductions and the element-wise work they feed,
 pass after pass over the row while it is in cache); and, for comparison, the
 softmax jit made before row-wise kernels: NumPy's row max, then a reduction
-kernel for the sum of exp and an element-wise kernel for the quotient.
+kernel for the sum of exp and an element-wise kernel for the quotient. Then
+two spellings jit used to split or leave alone, each with the kernel that
+codax.jit makes of it now (taken from jit itself, not built by hand): the
+log-softmax rows of a softmax cross-entropy, which rebind the logits (a copy
+in normal form, which used to end the group: two row-wise kernels, timed as
+"before"), and a softmax that puts the reduced axis back with `[:, None]`
+instead of keepdims=True (which used to fuse nothing: NumPy is "before").
 Targets (issue 5): the kernel at least 3x faster than NumPy and within 1.5x
 of JAX.
 """
@@ -32,6 +38,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault('JAX_PLATFORMS', 'cpu')
 
+import codax  # noqa: E402
 import runtime  # noqa: E402
 from runtime.kernels import cpu  # noqa: E402
 from transformer.kernels import Kernel, Reduction, RowReduction, Step, Value, c  # noqa: E402
@@ -131,6 +138,42 @@ LAYER_NORM_ROWS = rows('layer_norm_rows', [
     inputs=('x', 'g', 'b'))
 
 
+def log_softmax(x):                        # ml_softmax_xent's rows; `x = ...` is a copy
+    x = x - np.max(x, axis=-1, keepdims=True)
+    return x - np.log(np.sum(np.exp(x), axis=-1, keepdims=True))
+
+
+def softmax_index(x):                      # keepdims=False, the axis put back by [:, None]
+    e = np.exp(x - np.max(x, axis=1)[:, None])
+    return e / np.sum(e, axis=1)[:, None]
+
+
+def jitted(function):
+    """The one kernel codax.jit makes of `function` for float64 matrices,
+    with the NumPy function as its fallback."""
+    def make(numpy_function):
+        (record,) = codax.jit(function).kernels(codax.ShapeDtypeStruct((2, 3), F8))
+        return build(record, numpy_function)
+    return make
+
+
+def log_softmax_kernels(_):
+    """What jit made of log_softmax while a copy ended a group: a row-wise
+    kernel for the shifted logits, written to memory, then another for the
+    log-sum-exp and the difference, which reads them back."""
+    shift, t0 = build(rows('log_softmax_k0', [('mx', 'max', 'x'), ('d', '(x - mx)', ('x', 'mx'))],
+                           'd'), lambda x: x - np.max(x, axis=-1, keepdims=True))
+    rest, t1 = build(rows('log_softmax_k1', [
+        ('e', 'exp(d)', ('d',)), ('s', 'sum', 'e'), ('l', 'log(s)', ('s',)),
+        ('r', '(d - l)', ('d', 'l'))], 'r', inputs=('d',)),
+        lambda d: d - np.log(np.sum(np.exp(d), axis=-1, keepdims=True)))
+
+    def run(x):
+        return rest(shift(x))
+    run.fallbacks = lambda: shift.fallbacks + rest.fallbacks
+    return run, t0 + t1
+
+
 def softmax_kernels(_):
     """What jit made of softmax before row-wise kernels: NumPy's max (a
     reduction of an input fused nothing), then sum(exp(x - mx)) over rows,
@@ -178,12 +221,23 @@ CASES = [
      / jnp.sqrt(jnp.var(x, axis=-1, keepdims=True) + 1e-5) * g + b),
     ('softmax, 3 calls (before)', softmax, lambda n, rng: (rng.standard_normal(matrix(n)),),
      softmax_kernels, lambda: jax_softmax),
+    ('log-softmax rows (xent)', log_softmax, lambda n, rng: (rng.standard_normal(matrix(n)),),
+     jitted(log_softmax), lambda: jax_log_softmax),
+    ('log-softmax, 2 (before)', log_softmax, lambda n, rng: (rng.standard_normal(matrix(n)),),
+     log_softmax_kernels, lambda: jax_log_softmax),
+    ('softmax [:, None] rows', softmax_index, lambda n, rng: (rng.standard_normal(matrix(n)),),
+     jitted(softmax_index), lambda: jax_softmax),
 ]
 
 
 def jax_softmax(x):
     e = jnp.exp(x - jnp.max(x, axis=-1, keepdims=True))
     return e / jnp.sum(e, axis=-1, keepdims=True)
+
+
+def jax_log_softmax(x):
+    x = x - jnp.max(x, axis=-1, keepdims=True)
+    return x - jnp.log(jnp.sum(jnp.exp(x), axis=-1, keepdims=True))
 
 
 # ------------------------------------------------------------------ timing
@@ -230,11 +284,17 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--quick', action='store_true', help='shorter loops, 3 repeats')
     parser.add_argument('--n', type=int, default=10 ** 6, help='elements (default 10^6)')
+    parser.add_argument('--only', nargs='+', metavar='TEXT',
+                        help='only the cases whose title contains one of these')
+    parser.add_argument('--repeats', type=int, help='rounds to take the median of')
     args = parser.parse_args()
     repeats, budget = (3, 0.05) if args.quick else (9, 0.2)
+    repeats = args.repeats or repeats
     rng = np.random.default_rng(0)
     rows = []
     for title, numpy_function, make_args, make_kernel, jax_function in CASES:
+        if args.only and not any(text in title for text in args.only):
+            continue
         for n in (args.n, 10):
             inputs = make_args(n, rng)
             found, seconds = implementations(numpy_function, make_kernel, jax_function, inputs)

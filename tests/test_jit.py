@@ -70,6 +70,31 @@ def mlp_loss(W1, b1, W2, x, y):
     return np.mean((out - y) ** 2)
 
 
+def copies(x, y):
+    a = x * 2
+    b = a                    # a copy of a value of the group ...
+    a = b + y                # ... whose source is then rebound: the copy needs the old one
+    c = np.exp(b) * a
+    return c, b
+
+
+def copy_chain(x, t):
+    h = x * t
+    h = h - 1.0              # each rebinding leaves a copy `h = _tN` in normal form
+    h = np.tanh(h)
+    g = h
+    return g * h + 1.0, h
+
+
+def copy_in_loop(x, n):
+    acc = x
+    for _ in range(n):
+        t = np.sin(acc) * 0.5
+        acc = t              # the next trip reads acc: the copy stays
+        acc = acc + x
+    return acc
+
+
 def _rng(seed=0):
     return np.random.default_rng(seed)
 
@@ -136,6 +161,9 @@ CASES = [
     (in_loop, lambda r: (r.normal(size=64), 3)),
     (mlp_loss, lambda r: (r.normal(size=(3, 8)), r.normal(size=8), r.normal(size=8),
                           r.normal(size=(10, 3)), r.normal(size=10))),
+    (copies, lambda r: (r.normal(size=(4, 6)), r.normal(size=6))),
+    (copy_chain, lambda r: (r.normal(size=(5, 7)), 0.5)),
+    (copy_in_loop, lambda r: (r.normal(size=40), 3)),
 ]
 
 
@@ -513,8 +541,36 @@ def centred_rows(x):                   # a row max without keepdims: an output o
     return x - np.mean(x, axis=-1, keepdims=True), np.max(x, axis=-1)
 
 
+def log_softmax(x):                    # rebinds x: normalize leaves the copy `x = _t1`
+    x = x - np.max(x, axis=-1, keepdims=True)
+    return x - np.log(np.sum(np.exp(x), axis=-1, keepdims=True))
+
+
+def softmax_ellipsis(x):               # keepdims=False, the axis put back by an index
+    e = np.exp(x - np.max(x, axis=-1)[..., None])
+    return e / np.sum(e, axis=-1)[..., np.newaxis]
+
+
+def softmax_expand_dims(x):
+    e = np.exp(x - np.expand_dims(np.max(x, axis=-1), -1))
+    return e / np.expand_dims(np.sum(e, axis=-1), axis=-1)
+
+
+def softmax_index(x):                  # of a matrix only: axis 1 put back by [:, None]
+    e = np.exp(x - np.max(x, axis=1)[:, None])
+    return e / np.sum(e, axis=1)[:, None]
+
+
+def softmax_reshape(x):                # of a matrix only
+    e = np.exp(x - np.max(x, axis=1).reshape(-1, 1))
+    return e / np.sum(e, axis=1).reshape((-1, 1))
+
+
 ROW_FUNCTIONS = [softmax, logsumexp, layer_norm, layer_norm_var, softmax_vector,
-                 softmax_and_lse, centred_rows]
+                 softmax_and_lse, centred_rows, log_softmax, softmax_ellipsis,
+                 softmax_expand_dims]
+MATRIX_ROW_FUNCTIONS = [softmax_index, softmax_reshape]
+ROW_SHAPES = [(7, 1), (1, 1), (5, 3), (9, 33), (3, 1025), (2, 5000), (300, 1001), (2, 3, 17)]
 
 
 def _row_args(fn, shape, dtype, rng):
@@ -618,10 +674,21 @@ def test_a_row_output_without_keepdims_comes_out_of_the_row_kernel():
 
 
 @pytest.mark.parametrize('dtype', [np.float32, np.float64])
-@pytest.mark.parametrize('shape', [(7, 1), (1, 1), (5, 3), (9, 33), (3, 1025), (2, 5000),
-                                   (300, 1001), (2, 3, 17)])
+@pytest.mark.parametrize('shape', ROW_SHAPES)
 @pytest.mark.parametrize('fn', ROW_FUNCTIONS)
 def test_row_kernels_match_numpy(fn, shape, dtype):
+    _check_rows(fn, shape, dtype)
+
+
+@pytest.mark.parametrize('dtype', [np.float32, np.float64])
+@pytest.mark.parametrize('shape', [shape for shape in ROW_SHAPES if len(shape) == 2])
+@pytest.mark.parametrize('fn', MATRIX_ROW_FUNCTIONS)
+def test_matrix_row_kernels_match_numpy(fn, shape, dtype):
+    _check_rows(fn, shape, dtype)
+
+
+def _check_rows(fn, shape, dtype):
+    """fn jitted, every kernel run as C, against NumPy in float64."""
     args = _row_args(fn, shape, dtype, _rng(14))
     got = _c_runs(codax.jit(fn), args)
     want = fn(*args)
@@ -676,6 +743,17 @@ def test_jit_of_grad_of_logsumexp_fuses_rows():
     assert _kinds(kernels)[0] == 'rowwise' and len(kernels[0].outputs) >= 3
 
 
+def rebound_rows(x, y):                # v bound twice: a row kernel gives the last one
+    t = y - np.max(y, axis=-1, keepdims=True)
+    v = x / (1.0 + np.sum(t * t, axis=-1, keepdims=True))
+    v = t / (1.0 + np.sum(t * t, axis=-1, keepdims=True))
+    return v
+
+
+def max_of_chain(x):                   # its gradient compares tanh(x) * 0.5 with the max
+    return np.sum(np.max(np.tanh(x) * 0.5, axis=1))
+
+
 ROW_CASES = [                      # tests/test_jit_kernels.py compiles and runs their kernels
     (var_chain, lambda r: (r.normal(size=(6, 40)),)),
     (var_axis, lambda r: (r.normal(size=(6, 40)).astype(np.float32),)),
@@ -689,4 +767,205 @@ ROW_CASES = [                      # tests/test_jit_kernels.py compiles and runs
     (softmax_and_lse, lambda r: (r.normal(size=(6, 40)), 0.5)),
     (centred_rows, lambda r: (r.normal(size=(6, 40)),)),
     (lse_loss, lambda r: (r.normal(size=(6, 40)),)),
+    (log_softmax, lambda r: (r.normal(size=(6, 40)),)),
+    (softmax_ellipsis, lambda r: (r.normal(size=(2, 3, 40)).astype(np.float32),)),
+    (softmax_expand_dims, lambda r: (r.normal(size=(6, 40)),)),
+    (softmax_index, lambda r: (r.normal(size=(6, 40)),)),
+    (softmax_reshape, lambda r: (r.normal(size=(6, 40)).astype(np.float32),)),
+    (rebound_rows, lambda r: (r.normal(size=(6, 40)), r.normal(size=(6, 40)))),
+    (max_of_chain, lambda r: (r.normal(size=(6, 40)),)),
 ]
+
+
+# ---- copies, reductions broadcast back by hand, dead statements ----
+
+def _jit_body(source):
+    return source[source.index('def jit_'):]
+
+
+def _step_kinds(kernel):
+    """A kernel's structure without its names: each step's kind, and a
+    row reduction's operation and keepdims."""
+    return [(type(s).__name__, getattr(s, 'op', None), getattr(s, 'keepdims', None))
+            for s in kernel.steps]
+
+
+def test_a_copy_does_not_end_the_group():
+    """ml_softmax_xent rebinds `logits` (`logits = _t1` in normal form): one
+    row-wise kernel, alone and in its gradient, where the copy used to split
+    it in two; the copy, which nothing after the kernel reads, is gone."""
+    fn, factory, argnums = _BY_NAME['ml_softmax_xent']
+    args = factory()
+    assert _kinds(codax.jit(fn).kernels(*args)) == ['rowwise']
+    assert _kinds(codax.jit(codax.grad(fn, argnums)).kernels(*args)) == ['rowwise']
+    body = _jit_body(codax.jit(fn).source(*args))
+    assert body.count('_ml_softmax_xent_k') == 1 and 'logits = _t' not in body
+    (kernel,) = codax.jit(log_softmax).kernels(np.ones((4, 8)))
+    assert kernel.kind == 'rowwise' and [v.source for v in kernel.inputs] == ['x']
+
+
+def test_softmax_xent_runs_in_c_as_numpy():
+    fn, _, argnums = _BY_NAME['ml_softmax_xent']
+    r = _rng(20)
+    args = (r.normal(size=(30, 10)), r.normal(size=(64, 30)), r.integers(0, 10, 64))
+    for f in (fn, codax.grad(fn, argnums)):
+        assert_tree_allclose(_c_runs(codax.jit(f), args), f(*args), rtol=1e-12, atol=1e-13)
+
+
+def test_copies_keep_what_later_code_reads():
+    """A copy whose target code after the group reads runs after the
+    kernel (copy_chain returns h); one whose source the group then rebinds
+    closes the group first (copies); one the next trip of a loop reads
+    stays in the loop body (copy_in_loop)."""
+    body = _jit_body(codax.jit(copy_chain).source(np.ones(3), 0.5))
+    assert body.count('_copy_chain_k') == 1 and 'h = _t' in body
+    assert _kinds(codax.jit(copy_chain).kernels(np.ones(3), 0.5)) == ['elementwise']
+    body = _jit_body(codax.jit(copies).source(np.ones(3), np.ones(3)))
+    assert body.index('b = a') < body.index('_copies_k0(b, y)')
+    body = _jit_body(codax.jit(copy_in_loop).source(np.ones(3), 2))
+    assert body.count('_copy_in_loop_k') == 1 and 'acc = _t' in body
+
+
+@pytest.mark.parametrize('fn', [softmax_index, softmax_ellipsis, softmax_expand_dims,
+                                softmax_reshape])
+def test_a_reduction_broadcast_back_fuses_as_keepdims_does(fn):
+    """`np.max(x, axis=1)[:, None]` and the like put back the reduced axis:
+    the same row-wise kernel as the keepdims=True softmax, on either back
+    end, and no indexing, expand_dims or reshape left in the code."""
+    x = np.ones((4, 8))
+    for backend in ('numpy', 'cupy'):
+        (kernel,) = codax.jit(fn).kernels(x, backend=backend)
+        (want,) = codax.jit(softmax).kernels(x, backend=backend)
+        assert kernel.kind == 'rowwise' and kernel.trailing == 1
+        assert _step_kinds(kernel) == _step_kinds(want)
+    code = [line for line in _jit_body(codax.jit(fn).source(x)).splitlines()
+            if not line.strip().startswith('#')]              # not the user's lines
+    assert sum(f'_{fn.__name__}_k' in line for line in code) == 1
+    assert not any(op in line for line in code
+                   for op in ('None]', 'xp.expand_dims', 'xp.reshape', 'xp.max'))
+
+
+def partly_broadcast(x):               # the row max is also an output: not a keepdims spelling
+    m = np.max(x, axis=1)
+    return x - m[:, None], m
+
+
+def test_a_reduction_read_elsewhere_keeps_its_shape():
+    x = _rng(21).normal(size=(5, 7))
+    got = codax.jit(partly_broadcast)(x)
+    assert_tree_allclose(got, partly_broadcast(x), rtol=1e-13)
+    assert got[1].shape == (5,)
+    assert 'keepdims' not in codax.jit(partly_broadcast).source(x)
+
+
+def _unread(source):
+    """The names the jitted function assigns (`name = ...`) and never reads."""
+    import ast
+    tree = ast.parse(source)
+    fdef = next(node for node in tree.body
+                if isinstance(node, ast.FunctionDef) and node.name.startswith('jit_'))
+    assigned = {node.targets[0].id for node in ast.walk(fdef)
+                if isinstance(node, ast.Assign) and isinstance(node.targets[0], ast.Name)}
+    read = {node.id for node in ast.walk(fdef)
+            if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load)}
+    return assigned - read
+
+
+def rows_tuple_axis(x):                # normalize names the axis: `_t0 = (1,)`
+    return x - np.mean(x, axis=(1,), keepdims=True)
+
+
+def lse_tuple_axis(x):
+    return np.log(np.sum(np.exp(x), axis=(1,)))
+
+
+@pytest.mark.parametrize('fn', [tuple_axis, rows_tuple_axis, lse_tuple_axis, softmax_reshape,
+                                log_softmax, 'ml_softmax_xent'])
+def test_fusion_leaves_no_dead_statements(fn):
+    """An axis tuple that only a fused reduction read, and a copy that only
+    fused statements read, do not stay behind."""
+    if fn == 'ml_softmax_xent':
+        fn, factory, _ = _BY_NAME[fn]
+        args = factory()
+    else:
+        args = (np.arange(12.0).reshape(3, 4),) * (2 if fn is tuple_axis else 1)
+    jitted = codax.jit(fn)
+    assert jitted.kernels(*args)
+    assert _unread(jitted.source(*args)) == set()
+    assert_tree_allclose(jitted(*args), fn(*args), rtol=1e-12)
+
+
+def _unread_outputs(source):
+    """The kernel outputs of the jitted function's top level that no later
+    statement reads before they are bound again."""
+    import ast
+    fdef = next(node for node in ast.parse(source).body
+                if isinstance(node, ast.FunctionDef) and node.name.startswith('jit_'))
+    live, unread = set(), []
+    for stmt in reversed(fdef.body):
+        value = getattr(stmt, 'value', None)
+        if isinstance(value, ast.Call) and getattr(value.func, 'id', '').startswith('_'):
+            unread += [node.id for node in ast.walk(stmt.targets[0])
+                       if isinstance(node, ast.Name) and node.id not in live]
+        if not isinstance(stmt, (ast.If, ast.For, ast.While)):
+            live -= {node.id for node in ast.walk(stmt)
+                     if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store)}
+        live |= {node.id for node in ast.walk(stmt)
+                 if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load)}
+    return unread
+
+
+@pytest.mark.parametrize('name', ['ew_roots', 'red_norm', 'la_inv_det', 'al_onp_basic',
+                                  'ml_softmax_xent'])
+def test_kernels_write_only_what_later_code_reads(name):
+    """At the top level a group's outputs are what the code after it reads:
+    no adjoint written by a kernel and overwritten before any read (these
+    gradients had one each)."""
+    fn, factory, argnums = _BY_NAME[name]
+    jitted = codax.jit(codax.grad(fn, argnums))
+    assert jitted.kernels(*factory())
+    assert _unread_outputs(jitted.source(*factory())) == []
+    assert_tree_allclose(jitted(*factory()), codax.grad(fn, argnums)(*factory()), rtol=1e-10,
+                         atol=1e-12)
+
+
+def test_a_name_bound_twice_around_a_row_kernel():
+    """Longer groups (copies no longer end them) hold more rebindings: the
+    row kernel computes the last `v`, the reduction kernel that the first
+    one needed reads the row maximum from it, and nothing overwrites `v`
+    with its first value."""
+    r = _rng(22)
+    x, y = r.normal(size=(5, 9)), r.normal(size=(5, 9))
+    assert_tree_allclose(_c_runs(codax.jit(rebound_rows), (x, y)), rebound_rows(x, y),
+                         rtol=1e-12, atol=1e-13)
+
+
+@pytest.mark.parametrize('shape', [(4, 6), (40, 60)])
+def test_a_max_of_a_chain_the_gradient_reads_is_not_recomputed(shape):
+    """A kernel's recomputed tanh(x) * 0.5 need not be bit-identical to the
+    array the gradient compares it with (NumPy's tanh runs small calls), and
+    `x == max` found no maximum: the gradient was NaN at 4 x 6."""
+    x = _rng(23).normal(size=shape)
+    grad = codax.grad(max_of_chain)
+    got = codax.jit(grad)(x)
+    assert not np.isnan(got).any()
+    assert_tree_allclose(got, grad(x), rtol=1e-12, atol=1e-13)
+    assert 'xp.max(' in _jit_body(codax.jit(grad).source(x))
+
+
+def test_the_new_spellings_generate_the_same_text_in_every_process():
+    """Copies and keepdims spellings change nothing that depends on hashing:
+    byte-identical source under two hash seeds (CuPy's disk cache hits)."""
+    import os
+    import subprocess
+    import sys
+    script = ('import numpy as np, codax, test_jit as t\n'
+              'for f in (t.softmax_index, t.softmax_reshape, t.log_softmax):\n'
+              '    print(codax.jit(f).source(np.ones((4, 8)), backend="cupy"))\n')
+    here = os.path.dirname(os.path.abspath(__file__))
+    path = os.pathsep.join([here, os.path.dirname(here), os.environ.get('PYTHONPATH', '')])
+    texts = [subprocess.run([sys.executable, '-c', script], capture_output=True, text=True,
+                            check=True, env=dict(os.environ, PYTHONPATH=path,
+                                                 PYTHONHASHSEED=seed)).stdout
+             for seed in ('1', '2')]
+    assert texts[0] == texts[1] and 'softmax_index_k0' in texts[0]

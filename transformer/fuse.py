@@ -8,8 +8,18 @@ element-wise *group*:
 - an element-wise primitive with a C expression (`runtime` records'
   `c_expr`), on at least one array of known dtype, joins the group;
 - a reduction (sum, mean, max, min, prod, var, std with constant axis,
-  keepdims and ddof) of a value the group computes joins it, and so does one
-  over trailing axes of a value from before the group (softmax's row max);
+  keepdims and ddof) of a value the group computes joins it (not a max or
+  min of a value that code which does not fuse reads: _read_unfused), and so
+  does one over trailing axes of a value from before the group (softmax's
+  row max);
+- a copy `a = b` of a value the group computes (normalize leaves one where a
+  temporary is assigned to a named variable) joins it as a new name for that
+  value: the group's later statements read `b` for `a`, and the copy runs
+  after the group's kernels, if code after the group reads `a`;
+- `m[:, None]` (or `m[..., None]`, `np.expand_dims`, a `reshape` adding unit
+  axes) of a reduction in the group that puts back exactly the axes it
+  reduced, where nothing else reads `m`, makes the reduction keepdims=True
+  and the statement such a copy, so it fuses as the keepdims spelling does;
 - any other statement is hoisted above the group when it neither reads what
   the group writes nor writes what the group reads or writes; otherwise the
   group is closed first.
@@ -23,10 +33,14 @@ a reduction kernel of its own that recomputes the value's element-wise slice,
 so the reduced array is never written to memory (XLA does the same:
 recomputing is cheaper than traffic); a reduction of a value from before the
 group stays the NumPy call it was; and the element-wise statements become one
-kernel a part, whose outputs are the values read anywhere else. Kernels read
+kernel a part, whose outputs are the values that code after the group reads
+(at the function's top level exactly; inside a loop or branch, any read
+outside the group counts, and in a loop what the next trip reads). Kernels read
 only the values their inputs had when the group opened (and the results of
 the calls before them), which is why the row-wise kernels' and reductions'
-calls come first. A group of one operation stays a NumPy call.
+calls come first. A group of one operation stays a NumPy call. What the
+kernels leave unread (an axis tuple only a fused reduction read) is removed
+at the end.
 
 Each kernel is a backend-neutral `kernels.Kernel`; `kernels.cuda` or
 `kernels.c` prints the definition that goes at the top of the generated
@@ -43,6 +57,7 @@ from . import nodes as n
 from .dtypes import Type, infer, join, operation, type_of_value
 from .kernels import Kernel, Reduction, RowReduction, Step, Value, c_literal, c_type
 from .kernels import c as c_backend, cuda as cuda_backend
+from .optimize import remove_dead_code
 
 REDUCTIONS = {'sum': 'sum', 'mean': 'mean', 'max': 'max', 'amax': 'max', 'min': 'min',
               'amin': 'min', 'prod': 'prod', 'var': 'var', 'std': 'std'}
@@ -68,9 +83,10 @@ def fuse(fdef, arg_types, prefix, callee_type=None, unit=None):
     if unit is not None:
         _resolve_globals(fdef, unit)
     reads = _read_counts(fdef)
-    fuser = _Fuser(reads, prefix, callee_type, _constant_tuples(fdef))
+    fuser = _Fuser(fdef.body, reads, prefix, callee_type, _constant_tuples(fdef))
     env = {a.id: t for a, t in zip(fdef.args.args, arg_types) if t is not None}
     fdef.body, env = fuser.block(fdef.body, env, in_loop=False)
+    remove_dead_code(fdef)              # what only the fused statements read
     ret = fdef.body[-1]
     returned = _type(ret.value, env) if isinstance(ret, n.Return) else None
     return fuser.kernels, returned
@@ -151,6 +167,37 @@ def _constant_tuples(fdef):
     return {k: v for k, v in tuples.items() if counts.get(k) == 1}
 
 
+def _live_out(body):
+    """For each statement of the function's top level (by id), the names that
+    the statements after it read (a compound statement: whatever it reads
+    anywhere inside, and its bindings may not happen)."""
+    live, out = set(), {}
+    for stmt in reversed(body):
+        out[id(stmt)] = set(live)
+        if not isinstance(stmt, (n.If, n.For, n.While)):
+            live -= _stores(stmt)
+        live |= n.names_in(stmt)
+    return out
+
+
+def _read_unfused(body):
+    """The names that statements which never fuse read (a call, a return).
+    A max or min of such a value that the group computes is not recomputed
+    by a kernel: the value that code reads comes from memory, and the
+    gradient's `rt.extremum_vjp` finds the maximum by `x == max`, which a
+    recomputation need not satisfy bit for bit (NumPy's tanh, which small
+    calls run, and the C library's differ in the last bit)."""
+    names = set()
+    for stmt in _statements(body):
+        found = operation(stmt.value) if isinstance(stmt, n.Assign) else None
+        fuses = isinstance(stmt, n.Assign) and isinstance(stmt.value, n.Name) or \
+            found is not None and (getattr(found[0], 'c_expr', None) is not None
+                                   or found[0].name in REDUCTIONS)
+        if not fuses:
+            names |= _reads(stmt)
+    return names
+
+
 def _statements(body):
     """Every statement, with compound statements' own tests (not their bodies)."""
     for stmt in body:
@@ -173,12 +220,15 @@ def _stores(stmt):
 
 
 class _Fuser:
-    def __init__(self, reads, prefix, callee_type, tuples):
+    def __init__(self, body, reads, prefix, callee_type, tuples):
         self.callee_type = callee_type
         self.tuples = tuples
         self.reads = reads
         self.prefix = prefix
         self.kernels = []
+        self.position = {id(stmt): k for k, stmt in enumerate(_statements(body))}
+        self.live_out = _live_out(body)
+        self.compared = _read_unfused(body)
 
     # ---- blocks ----
 
@@ -193,8 +243,16 @@ class _Fuser:
                 continue
             if isinstance(stmt, n.Assign) and isinstance(stmt.targets[0], n.Name):
                 name = stmt.targets[0].id
+                if name in group.alias.values():    # a copy of the group needs the old value
+                    out += self.close(group)
+                    group = _Group(in_loop)
+                env = self.keep_dims(stmt, env, group)
                 result = infer(stmt.value, env) or self.user_call(stmt, env)
+                if self.copy(stmt, result, group):
+                    env = {**env, name: result}
+                    continue
                 if self.elementwise(stmt, env, result):
+                    self.rename(stmt, group)
                     group.add(stmt, env, result)
                     env = {**env, name: result}
                     continue
@@ -206,8 +264,10 @@ class _Fuser:
                     env[name] = result
             else:
                 env = {k: t for k, t in env.items() if k not in _stores(stmt)}
-            if group.allows_before(stmt):
+            if not group.nodes:
                 out.append(stmt)
+            elif group.allows_before(stmt):
+                group.hoisted.append(stmt)
             else:
                 out += self.close(group)
                 group = _Group(in_loop)
@@ -246,6 +306,64 @@ class _Fuser:
 
     # ---- what joins a group ----
 
+    def copy(self, stmt, result, group):
+        """A copy `a = b` of a value the group computes joins it as a new name
+        for that value (_Group.add_copy) instead of closing it."""
+        if result is None or not isinstance(stmt.value, n.Name):
+            return False
+        source = group.alias.get(stmt.value.id, stmt.value.id)
+        if source not in group.stored or source == stmt.targets[0].id:
+            return False
+        self.rename(stmt, group)
+        group.add_copy(stmt, source)
+        return True
+
+    def rename(self, stmt, group):
+        """Reads of a copy's target in `stmt`, which joins the group, become
+        reads of the value the copy names, since the copy itself runs only
+        after the group. (A statement that does not join reads the target
+        after the group, and so keeps the copy.)"""
+        renamed = [node for node in n.walk(stmt.value) if isinstance(node, n.Name)
+                   and isinstance(node.ctx, n.Load) and node.id in group.alias]
+
+        def change():
+            for node in renamed:
+                node.id = group.alias[node.id]
+        if renamed:
+            self.edit(stmt, change)
+
+    def keep_dims(self, stmt, env, group):
+        """`m[:, None]` (or `m[..., None]`, `np.expand_dims`, a `reshape` that
+        adds unit axes) of a reduction `m` in the group, putting back exactly
+        the axes it reduced, is the keepdims=True spelling: where nothing else
+        reads `m`, the reduction becomes keepdims=True and the statement the
+        copy `name = m`, so that it fuses as that spelling does (a row-wise
+        kernel for softmax). Returns the types after."""
+        found = operation(stmt.value)
+        if found is None or found[0].name not in ('getitem', 'expand_dims', 'reshape'):
+            return env
+        value = found[1].get('a')
+        reduce = group.reduction_of(value.id) if isinstance(value, n.Name) \
+            and value.id not in group.alias else None
+        if reduce is None or reduce.spec[1] or self.reads.get(value.id) != 1:
+            return env
+        axis = reduce.spec[0]
+        reduced = set(range(reduce.ndim)) if axis is None else set(axis)
+        if _new_axes(stmt.value, *found, env[value.id].ndim, self.tuples) != reduced \
+                or not _set_keepdims(reduce.stmt.value):      # (which changes the call)
+            return env
+        group.keep_dims(reduce)
+        self.edit(stmt, lambda: setattr(stmt, 'value', n.name(value.id)))
+        return {**env, value.id: reduce.result}
+
+    def edit(self, stmt, change):
+        """Apply `change()` to `stmt`, keeping the read counts (liveness) true."""
+        for name in _reads(stmt):
+            self.reads[name] -= 1
+        change()
+        for name in _reads(stmt):
+            self.reads[name] = self.reads.get(name, 0) + 1
+
     def elementwise(self, stmt, env, result):
         found = operation(stmt.value)
         if found is None or not isinstance(result, Type) or not result.is_array \
@@ -268,9 +386,10 @@ class _Fuser:
             return False
         prim, inputs = found
         a = inputs.get('a')
-        if not isinstance(a, n.Name) or a.id in group.reduced:
+        value = group.alias.get(a.id, a.id) if isinstance(a, n.Name) else None
+        if value is None or value in group.reduced:
             return False
-        t = env.get(a.id)
+        t = env.get(value)
         if not isinstance(t, Type) or not t.is_array or not c_type(t.dtype):
             return False
         spec = _reduction_spec(inputs, t.ndim, self.tuples)
@@ -278,24 +397,45 @@ class _Fuser:
         if spec is None or target in group.read or target in group.stored \
                 or not c_type(result.dtype):
             return False
-        inner = a.id in group.stored
-        reduce = _Reduce(stmt, REDUCTIONS[prim.name], a.id, spec, t.ndim, result,
-                         group.slice(a.id) if inner else None)
+        inner = value in group.stored
+        if inner and REDUCTIONS[prim.name] in ('max', 'min') and value in self.compared:
+            return False
+        reduce = _Reduce(stmt, REDUCTIONS[prim.name], value, spec, t.ndim, result,
+                         group.slice(value) if inner else None)
         if not inner and reduce.trailing is None:
             return False
+        self.rename(stmt, group)
         group.add_reduction(reduce, env)
         return True
 
     # ---- closing a group ----
 
     def close(self, group):
+        """The code of a closed group: the statements hoisted above it, then
+        its kernels' calls and what stays NumPy; in the block's own order
+        where it made no kernel (moving statements would gain nothing)."""
         if not group.nodes:
             return []
+        made = len(self.kernels)
+        out = self.group_code(group)
+        if len(self.kernels) == made:
+            return sorted(group.hoisted + out, key=lambda stmt: self.position[id(stmt)])
+        return group.hoisted + out
+
+    def group_code(self, group):
+        """The group's kernel calls, the statements of it that stay NumPy,
+        and its live copies."""
+        copies = self.live_copies(group)
         live = self.live(group)
         rows = self.row_parts(group, live)
         in_rows = {id(stmt) for part, _ in rows for stmt in part}
         rest = [stmt for stmt in group.nodes if id(stmt) not in in_rows]
-        read_by_rest = set().union(*[_reads(stmt) for stmt in rest]) if rest else set()
+        # What the other kernels read, also through the slices the reduction
+        # kernels recompute (which may run through a row part's statements).
+        read_by_rest = set().union(*[_reads(stmt) for stmt in rest],
+                                   *[_free_reads(reduce.statements or [])
+                                     for reduce in group.reductions
+                                     if id(reduce.stmt) not in in_rows])
         out = []
         for part, trailing in rows:             # they read only values from before the group
             stored = _stored(part)
@@ -312,7 +452,9 @@ class _Fuser:
                            else reduce.stmt)      # the NumPy call, as written
         rest = [stmt for stmt in group.statements if id(stmt) not in in_rows]
         written = _stored(rest)
-        live = [name for name in live if name in written]
+        last = {stmt.targets[0].id: stmt for stmt in group.nodes}
+        live = [name for name in live if name in written     # its last value, not a row part's
+                and id(last[name]) not in in_rows]
         for part in _components(_slice(rest, live), written):
             outputs = [name for name in live if name in part.stored]
             if len(part.statements) < 2:
@@ -321,17 +463,44 @@ class _Fuser:
             kernel, fallback = self.build(part.statements, outputs, group.types)
             self.kernels.append((kernel, fallback))
             out.append(self.call(kernel, outputs, part.statements[-1]))
+        for stmt in copies:
+            _place_copy(out, stmt)
         return out
 
-    def live(self, group):
-        """The group's names that code after it reads (or, in a loop, the next trip)."""
+    def live(self, group, names=None):
+        """The names among `names` that code after the group reads (or, in a
+        loop, the next trip); by default the group's values, less those whose
+        last binding is a copy (the copy gives them). At the function's top
+        level that is exact (_live_out); elsewhere any read outside the group,
+        also one before it, counts."""
+        if names is None:
+            names = [name for name in group.order if name not in group.alias]
+        last = max(group.nodes + group.copies, key=lambda stmt: self.position[id(stmt)])
+        after = self.live_out.get(id(last))
+        if after is not None:                  # and the copies after the kernels read
+            return [name for name in names
+                    if name in after or any(stmt.value.id == name for stmt in group.copies)]
         read_inside = {}
         for stmt in group.nodes:
             for name in _reads(stmt):
                 read_inside[name] = read_inside.get(name, 0) + 1
-        return [name for name in group.order
+        return [name for name in names
                 if self.reads.get(name, 0) > read_inside.get(name, 0)
                 or group.in_loop and name in group.read_first]
+
+    def live_copies(self, group):
+        """The group's copies that give live targets their last values, in
+        order; the others are dropped, so that the values they copy need not
+        be kernel outputs."""
+        current = group.current_copies()
+        live = set(self.live(group, [stmt.targets[0].id for stmt in current]))
+        kept = {id(stmt) for stmt in current if stmt.targets[0].id in live}
+        for stmt in group.copies:
+            if id(stmt) not in kept:
+                for name in _reads(stmt):
+                    self.reads[name] -= 1
+        group.copies = [stmt for stmt in group.copies if id(stmt) in kept]
+        return group.copies
 
     def row_parts(self, group, live):
         """The parts of the group that become row-wise kernels (the statements
@@ -527,6 +696,16 @@ class _Reduce:
         self.trailing = _trailing(spec[0], ndim)
 
 
+def _place_copy(out, copy):
+    """Insert a group's copy `a = b` into `out` (the group's code) right
+    after the last statement that computes `b` or touches `a` (a kernel that
+    reads a's old value), so the code keeps the user's order where it can."""
+    target, source = copy.targets[0].id, copy.value.id
+    after = [k for k, stmt in enumerate(out)
+             if source in _stores(stmt) or target in _reads(stmt) | _stores(stmt)]
+    out.insert(max(after, default=-1) + 1, copy)
+
+
 def _trailing(axis, ndim):
     """How many trailing axes `axis` (None: all) is, or None if it is not
     a run of trailing axes."""
@@ -619,6 +798,15 @@ def _fresh_outputs(statements, group):
     return not _stored(statements) & group.read_first
 
 
+def _free_reads(statements):
+    """The names `statements` read before they bind them: their inputs."""
+    bound, free = set(), set()
+    for stmt in statements:
+        free |= _reads(stmt) - bound
+        bound |= _stores(stmt)
+    return free
+
+
 def _stored(statements):
     return set().union(*[_stores(s) for s in statements]) if statements else set()
 
@@ -648,6 +836,9 @@ class _Group:
         self.stored, self.read, self.read_first = set(), set(), set()
         self.order = []              # stored names, first-stored first
         self.types = {}              # id(stmt) and ('in'|'out', name) -> Type
+        self.alias = {}              # a copy's target -> the group value it names
+        self.hoisted = []            # other statements, run before the group
+        self.copies = []             # the copies, run after the group's kernels
 
     def add(self, stmt, env, result):
         self._take(stmt, env, result)
@@ -661,8 +852,36 @@ class _Group:
         # What element-wise kernels read when the reduction runs before them.
         self.types[('in', reduce.target)] = reduce.result
 
+    def add_copy(self, stmt, source):
+        """`stmt` (`a = source`) names a value of the group: later statements
+        of the group read `source` for `a` (_Fuser.rename), and the copy runs
+        after the group, where code after it reads `a`."""
+        self.alias[stmt.targets[0].id] = source
+        self.copies.append(stmt)
+        self.read.add(source)
+
+    def current_copies(self):
+        """The copies that give their targets' last values: a later binding of
+        a copy's target (by a statement or another copy) makes the copy dead,
+        since every read of the target in between read the copied value."""
+        last = {stmt.targets[0].id: stmt for stmt in self.copies}
+        return [stmt for target, stmt in last.items() if target in self.alias]
+
+    def reduction_of(self, name):
+        """The _Reduce of the group whose target is `name`, or None."""
+        return next((r for r in self.reductions if r.target == name), None)
+
+    def keep_dims(self, reduce):
+        """`reduce` keeps its reduced axes (as unit axes) from now on."""
+        axis, _, ddof = reduce.spec
+        reduce.spec = (axis, True, ddof)
+        reduce.result = Type(reduce.result.dtype, reduce.ndim)
+        for key in (id(reduce.stmt), ('out', reduce.target), ('in', reduce.target)):
+            self.types[key] = reduce.result
+
     def _take(self, stmt, env, result):
         target = stmt.targets[0].id
+        self.alias.pop(target, None)     # a copy's target bound anew: the copy is dead
         for name in _reads(stmt):
             if name not in self.stored:
                 self.read_first.add(name)
@@ -677,12 +896,11 @@ class _Group:
 
     def allows_before(self, stmt):
         """Whether `stmt` may run before the whole open group instead of after it."""
-        if not self.nodes:
-            return True
         if isinstance(stmt, (n.Return, n.Raise)):
             return False
         reads, stores = _reads(stmt), _stores(stmt)
-        return not (reads & self.stored) and not (stores & (self.read | self.stored))
+        written = self.stored | set(self.alias)
+        return not (reads & written) and not (stores & (self.read | written))
 
     def slice(self, *names):
         """The element-wise statements (in order) that compute the last values of `names`."""
@@ -769,6 +987,78 @@ def _reduction_spec(inputs, ndim, tuples):
     if len(axes) != len(elts):
         return None
     return (None if len(axes) == ndim else axes), keepdims, ddof
+
+
+def _new_axes(rhs, prim, inputs, ndim, tuples):
+    """The positions (in its result) of the unit axes that `rhs`, an index,
+    np.expand_dims or a reshape of an array of rank `ndim`, inserts, if that
+    is all it does; else None."""
+    if prim.name == 'getitem':
+        return _index_new_axes(rhs.slice, ndim) if isinstance(rhs, n.Subscript) else None
+    if prim.name == 'expand_dims':
+        axes = _int_tuple(inputs.get('axis'), tuples)
+        rank = ndim + len(axes or ())
+        if axes is None or not all(-rank <= a < rank for a in axes):
+            return None
+        found = {a % rank for a in axes}
+        return found if len(found) == len(axes) else None
+    shape = _int_tuple(inputs.get('shape'), tuples)
+    # Which axis is which is only certain for a vector (its one axis is the
+    # -1) or a 0-d value.
+    if shape is None or [s for s in shape if s != 1] != [-1] * ndim:
+        return None
+    return {k for k, s in enumerate(shape) if s == 1}
+
+
+def _index_new_axes(index, ndim):
+    """Where an index made of `:`, one `...` and None (np.newaxis) puts its
+    new axes, for an array of rank `ndim`; None for any other index."""
+    items = index.elts if isinstance(index, n.Tuple) else [index]
+    kinds = [_index_kind(item) for item in items]
+    taken = kinds.count(':')
+    if None in kinds or kinds.count('...') > 1 or taken > ndim:
+        return None
+    found, position = set(), 0
+    for kind in kinds:
+        if kind == 'new':
+            found.add(position)
+        position += ndim - taken if kind == '...' else 1
+    return found
+
+
+def _index_kind(item):
+    """':' (a whole axis), '...', 'new' (a unit axis), or None (anything else)."""
+    if isinstance(item, n.Slice) and item.lower is item.upper is item.step is None:
+        return ':'
+    if isinstance(item, n.Constant) and item.value is Ellipsis:
+        return '...'
+    if isinstance(item, n.Constant) and item.value is None or \
+            getattr(item, 'codax_static', False) and getattr(item, 'codax_value', 0) is None:
+        return 'new'                  # None, or np.newaxis (_resolve_globals)
+    return None
+
+
+def _int_tuple(node, tuples):
+    """The ints of a constant int or tuple of ints (also one named in
+    `tuples`), else None."""
+    if isinstance(node, n.Name):
+        node = tuples.get(node.id)
+    elts = node.elts if isinstance(node, n.Tuple) else [node]
+    values = [e.value for e in elts if isinstance(e, n.Constant) and type(e.value) is int]
+    return tuple(values) if node is not None and len(values) == len(elts) else None
+
+
+def _set_keepdims(call):
+    """Make a reduction call keepdims=True, by keyword; False (unchanged)
+    where it passes keepdims by position."""
+    given = [k for k in call.keywords if k.arg == 'keepdims']
+    if given:
+        given[0].value = n.const(True)
+        return True
+    if list(operation(call)[0].signature.parameters).index('keepdims') < len(call.args):
+        return False
+    call.keywords.append(n.keyword(arg='keepdims', value=n.const(True)))
+    return True
 
 
 # ---- C expressions ----
