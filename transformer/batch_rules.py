@@ -1795,8 +1795,8 @@ def static_vjp_call(b, rhs):
     fnode = rhs.args[0] if rhs.args else None
     if 'sweeps' not in HOOKS or b.callee_info is None or b.unit is None:
         return None
-    found, fn = _static_callee(b, fnode)
-    if not found or not HOOKS['static_function'](fn):
+    fn = _static_object(b, fnode)          # a free name, or `lax.fori_loop`
+    if fn is None or not HOOKS['static_function'](fn):
         return None
     params = list(inspect.signature(fn).parameters.values())
     given, by_name = list(rhs.args[1:]), {k.arg: k.value for k in rhs.keywords}
@@ -1859,19 +1859,6 @@ def static_vjp_call(b, rhs):
                              for k, info, name in ((0, value, '_value'), (1, tape, '_tape')))
     return n.tuple_([value_node, n.tuple_([parts[1], tape_node])]), \
         container((value, PullbackInfo(tape, backward, value)))
-
-
-def _static_callee(b, fnode):
-    """(found, function) for the callee of rt.vjp_call: a free name, or an
-    attribute of a module reached through one (`lax.fori_loop`)."""
-    import types
-    if isinstance(fnode, n.Name):
-        return (False, None) if fnode.id in b.locals else b.unit.lookup(fnode.id)
-    if isinstance(fnode, n.Attribute):
-        found, owner = _static_callee(b, fnode.value)
-        if found and isinstance(owner, types.ModuleType) and hasattr(owner, fnode.attr):
-            return True, getattr(owner, fnode.attr)
-    return False, None
 
 
 def static_pullback(b, rhs):
