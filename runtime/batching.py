@@ -381,6 +381,10 @@ def finalize_batched(g, x, spec, size):
     dtype = getattr(x, 'dtype', None)
     if dtype is None or dtype.kind not in 'fc':
         dtype = numpy.float64
+    if not x_batched and not is_array(x) and is_array(g) and g.ndim > bool(g_batched):
+        # x, a number, stands for an array (an adjoint broadcast lazily, as sum's
+        # is): its tangent is one, of g's shape
+        return xp.array(g if g_batched else broadcast_batch(g, size), dtype=dtype)
     if type(g) is float and g == 0.0:
         kind = getattr(getattr(x, 'dtype', None), 'kind', None)
         if not (isinstance(x, (float, complex)) or kind in ('f', 'c')):

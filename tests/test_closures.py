@@ -97,10 +97,7 @@ def _hessian_reference(fn):
     return np.stack([numeric_grad(lambda x: codax.grad(fn)(x)[i], (X,)) for i in range(3)])
 
 
-# (a while_loop's forward mode under vmap batches its primal test, whose trip
-# count then seems to differ between Jacobian columns: see the issue notes)
-@pytest.mark.parametrize('fn', [f for f in FUNCTIONS if f is not while_lambdas],
-                         ids=lambda f: f.__name__)
+@pytest.mark.parametrize('fn', FUNCTIONS, ids=lambda f: f.__name__)
 def test_hessian_matches_finite_differences_of_grad(fn):
     expected = _hessian_reference(fn)
     np.testing.assert_allclose(codax.hessian(fn)(X), expected, rtol=1e-5, atol=1e-7)

@@ -1749,6 +1749,13 @@ def user_call(b, op, rhs):
         static_pullback(b, rhs) if callee is rt.pullback else None
     if static is not None:
         return static
+    if callee is rt.jvp_call and _primals_shared(b, rhs):
+        return jvp_of_shared_primals(b, rhs, func_info)
+    return _batched_call(b, rhs, func_info)
+
+
+def _batched_call(b, rhs, func_info):
+    """The call, of a function batched at run time (rt.vmapped), and its Info."""
     infos = [b.info(a) for a in rhs.args]
     if rhs.keywords:
         b.fail('codax vmap: pass arguments of batched user-function calls by position')
@@ -1763,6 +1770,36 @@ def user_call(b, op, rhs):
     call = n.call(fn, list(rhs.args))
     call.codax = CallInfo('dynamic', label='a batched function')
     return call, out if out is not None else Info(True, None)
+
+
+def _primals_shared(b, rhs):
+    """Whether rt.jvp_call(f, primals, tangents[, kwargs, kwtangents]) has only
+    tangents batched, its primals (a tuple, keywords a dict, of known lengths)
+    the same for every example: what jacfwd and hessian batch."""
+    args = rhs.args
+    if rhs.keywords or len(args) not in (3, 5) or batched(b, args[0], args[1], *args[3:4]):
+        return False
+    return isinstance(b.info(args[1]).elts, tuple) and \
+        (len(args) == 3 or isinstance(b.info(args[3]).elts, dict))
+
+
+def jvp_of_shared_primals(b, rhs, func_info):
+    """rt.jvp_call with only its tangents batched: the output depends on the
+    primals alone, so it is f's own call, unbatched (once, not per example),
+    and only the tangent comes from the batched call. What reads primal
+    values only (a while loop's test, a tape's length) then stays unbatched."""
+    def part(node, key):
+        return n.Subscript(value=n.deepcopy(node), slice=n.const(key), ctx=n.Load())
+    fnode, primals = rhs.args[:2]
+    args = [part(primals, i) for i in range(len(b.info(primals).elts))]
+    keywords = {k: part(rhs.args[3], k) for k in b.info(rhs.args[3]).elts} \
+        if len(rhs.args) == 5 else None
+    output = b.tmp(n.call(n.deepcopy(fnode), args, keywords), UNKNOWN, '_primal')
+    call, info = _batched_call(b, rhs, func_info)
+    tangent = info.elts[1] if isinstance(info.elts, tuple) and len(info.elts) == 2 \
+        else Info(True, None)
+    both = b.tmp(call, info, '_jvp')
+    return n.tuple_([output, part(both, 1)]), container((UNKNOWN, tangent))
 
 
 def _callee_output(b, fn, infos):
