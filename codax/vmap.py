@@ -258,9 +258,12 @@ class Batched:
         value repeated along the batch, passed once): one call, its outputs
         repeated along the batch of the repeated arguments."""
         sizes = [leaf.shape[0] for leaf in tree_leaves(original) if _repeated(leaf)]
-        if not sizes:
+        out = self.fun(*args)
+        if sizes:
+            return runtime.batch_outputs(out, None, self.out_axes, sizes[0])
+        if any(numpy.ndim(leaf) for leaf in tree_leaves(out)):
             self._check(args, (None,) * len(args))        # raises the explanation
-        return runtime.batch_outputs(self.fun(*args), None, self.out_axes, sizes[0])
+        return out        # numbers (and Nones): what they stand for, every example shares
 
     def source(self, *args, **kwargs):
         """The Python source generated for these arguments."""

@@ -364,8 +364,8 @@ def append(xs, v):
 
 
 def append_vjp_list(g, xs):
-    if is_zero(g):
-        return ZERO
+    if is_zero(g) or not _container(g) and numpy.ndim(g) == 0 and not g:
+        return ZERO       # (or the zero made a NumPy number in batched code: see add)
     return list(g[:-1])
 
 

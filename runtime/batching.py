@@ -295,17 +295,21 @@ def example_shape(x):
     return shape(x)[1:]
 
 
-def moveaxes(tree, axes, to_front):
+def moveaxes(tree, axes, to_front, offset=0):
     """Move each leaf's batch axis (given per leaf by the prefix `axes`) to the
-    front (in_axes) or from the front to its place (out_axes)."""
+    front (in_axes) or from the front to its place (out_axes). With `offset`
+    1, every leaf has one more batch axis in front (vmap of vmap): that one
+    stays, and the axes counted from the front are counted after it."""
     leaves, treedef = tree_flatten(tree)
     out = []
     for leaf, axis in zip(leaves, _leaf_axes(axes, tree)):
         if axis is None or axis == 0 or not is_array(leaf):
             out.append(leaf)
-        else:
-            xp = array_module(leaf)
-            out.append(xp.moveaxis(leaf, axis, 0) if to_front else xp.moveaxis(leaf, 0, axis))
+            continue
+        xp = array_module(leaf)
+        place = axis + offset if axis > 0 else axis
+        out.append(xp.moveaxis(leaf, place, offset) if to_front else
+                   xp.moveaxis(leaf, offset, place))
     return tree_unflatten(treedef, out)
 
 

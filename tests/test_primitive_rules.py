@@ -506,7 +506,8 @@ cases('rt_dense_batched', C(U(4, 3), U(4, 3), True, True, 4), C(U(4), U(4, 3), T
       C([U(4, 2), 0.0], [U(4, 2), U(4)], True, True, 4), C(U(4), 0.5, True, True, 4))
 cases('rt_lift_batched', C(U(4, 3), 3), C(U(4), 2), C(U(4, 2), 1))
 cases('rt_moveaxes', C(U(3, 4, 2), 1, True), C(U(4, 3), 1, False),
-      C((U(2, 4), U(3), 0.5), (1, None, None), True), C({'a': U(4, 2)}, {'a': 1}, False))
+      C((U(2, 4), U(3), 0.5), (1, None, None), True), C({'a': U(4, 2)}, {'a': 1}, False),
+      C(U(3, 4, 2), 1, True, 1), C(U(3, 4, 2), -1, False, 1))
 _SC = B(4)
 cases('rt_select', C(_SC, U(4, 3), U(3), (0, None)), C(_SC, U(4), U(4, 2), (0, 0)),
       C(_SC, (U(4, 3), U(4)), (U(2, 3), 0.5), ((0, 0), (None, None))),

@@ -122,6 +122,32 @@ def test_out_axes_pytree_prefix():
     np.testing.assert_allclose(s, np.sum(Y, axis=1))
 
 
+def _mapped(fun, x, in_axis, out_axis):
+    """vmap's meaning spelled as a loop over the examples, for one argument."""
+    return np.moveaxis(np.stack([fun(e) for e in np.moveaxis(x, in_axis, 0)]), 0, out_axis)
+
+
+@pytest.mark.parametrize('outer', [(1, 2), (-1, -1), (2, 0)])
+@pytest.mark.parametrize('inner', [(1, 0), (-1, 1), (0, -1)])
+def test_nested_vmap_along_other_axes_is_vectorized(outer, inner):
+    """The inner level's axis moves (rt.moveaxes) happen after the outer batch
+    axis, in one call: no loop over the outer examples."""
+    x = rng.normal(size=(3, 4, 5))
+    nested = codax.vmap(codax.vmap(f, in_axes=(inner[0], None), out_axes=inner[1]),
+                        in_axes=(outer[0], None), out_axes=outer[1])
+    y = np.float64(0.5)
+    want = _mapped(lambda e: _mapped(lambda v: f(v, y), e, *inner), x, *outer)
+    np.testing.assert_allclose(nested(x, y), want, rtol=1e-12)
+    assert 'batch_loop' not in nested.source(x, y)
+    total = lambda x: np.sum(nested(x, y) ** 2)                        # noqa: E731
+    np.testing.assert_allclose(codax.grad(total)(x), 2 * want_grad(x, y), rtol=1e-10)
+
+
+def want_grad(x, y):
+    """d/dx of sum(f(x, y)**2) / 2, element-wise: f(x, y) * f'(x)."""
+    return f(x, y) * (np.cos(x) * y + 2 * x)
+
+
 # --------------------------------------------------------------------------
 # Errors
 # --------------------------------------------------------------------------

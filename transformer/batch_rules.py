@@ -1974,6 +1974,18 @@ def batched_form(b, op, rhs):
     return rhs, Info(True, rank)
 
 
+@rule('moveaxes')
+def moveaxes(b, op, rhs):
+    """rt.moveaxes(tree, axes, to_front, offset) of vmapped code batched
+    again: with every leaf batched, the same moves after one more batch axis."""
+    tree, axes, to_front, offset = (op.inputs[k] for k in ('tree', 'axes', 'to_front', 'offset'))
+    info = b.info(tree)
+    if batched(b, axes, to_front) or not isinstance(offset, n.Constant) \
+            or _mark_batched(info) != info:
+        return loop(b, op, rhs)
+    return n.call('rt.moveaxes', [tree, axes, to_front, n.const(offset.value + 1)]), info
+
+
 def _draws_rank(b, rhs):
     """The rank of what a user call returns for one example, where its callee
     states it: a function with a batched form (rt.batched_form_rank, from its

@@ -20,8 +20,8 @@ _helper(batching.lift_batched, 'x, rank', {'x': 'xp.reshape(rt.materialize(g, an
 _helper(batching.batched_diag, 'v, k=0', {'v': 'xp.diagonal(rt.materialize(g, ans), k, 1, 2)'})
 _helper(batching.dense_batched, 't, x, t_batched, x_batched, size',
         {'t': 'rt.dense_batched_vjp(rt.dense(g, ans), t, x, t_batched)'})
-_helper(batching.moveaxes, 'tree, axes, to_front',
-        {'tree': 'rt.moveaxes(rt.dense(g, ans), axes, not to_front)'})
+_helper(batching.moveaxes, 'tree, axes, to_front, offset=0',
+        {'tree': 'rt.moveaxes(rt.dense(g, ans), axes, not to_front, offset)'})
 # x where condition else y: jointly linear in x and y.
 _helper(batching.select, 'condition, x, y, axes',
         {'x': 'rt.select_vjp(rt.dense(g, ans), condition, x, y, axes, 0)',
@@ -70,6 +70,7 @@ primitive('rt_vmapped', 'fn, axes, out_axes=0, captured_axes=None', {'fn': 'g'},
           targets=(batching.vmapped,), impl='rt.vmapped', family='batching', batch='loop')
 # (an index for a container or an array: the same for every example of vmapped code)
 TABLE['rt_batch_index'].batch = 'kind_only'
+TABLE['rt_moveaxes'].batch = 'moveaxes'
 
 # A call with a batched form of its own (codax.random's samplers with a batch
 # of keys; batched again, the keys gain a leading axis). Its draws do not
