@@ -7,49 +7,106 @@ function that calls ``codax.lax.fori_loop(0, n, body, x)`` is differentiated
 *through* these functions, exactly as if the loop were written out in the
 user's code: ``grad``, ``jvp`` and the Jacobians see the plain loop.
 
-Differences from ``jax.lax``:
+Differences from ``jax.lax`` (signatures are JAX's):
 
-- ``cond(pred, true_fun, false_fun, operand)`` takes exactly one operand
-  (JAX takes ``*operands``; codax does not differentiate ``*args``): pass a
-  tuple and unpack it in the branch functions. Only the taken branch runs.
-- ``switch(index, branches, operand)`` likewise takes one operand; ``index``
-  is clamped to ``[0, len(branches) - 1]`` as in JAX.
 - Nothing is traced or compiled: loops run in Python, ``while_loop`` may
   have a data-dependent trip count, and ``cond`` branches may return
-  different structures. ``fori_loop``'s bounds must be Python ints.
+  different structures. Only the taken branch runs. ``fori_loop``'s bounds
+  must be Python ints.
+- ``unroll`` (``scan``, ``fori_loop``) and ``map``'s ``batch_size`` are
+  accepted and ignored: nothing is compiled to unroll, and ``map`` calls
+  ``f`` once per element, which gives the results JAX's batches give.
+  codax transforms no keyword-only parameters, so ``fori_loop`` and ``map``
+  also take these by position (JAX: by keyword only).
+- ``cond`` and ``switch`` take any number of operands, zero included, as
+  JAX does. Their ``*operands`` are outside the Python subset codax
+  transforms, so each has one definition per number of operands, made on
+  first use (``cond.with_2_operands``, ``def cond_with_2_operands(pred,
+  true_fun, false_fun, operand0, operand1)``); in transformed code a call
+  of ``cond`` or ``switch`` is a call of that definition
+  (``__codax_fixed_arity__``, transformer/normalize.py). ``switch`` clamps
+  ``index`` into range as JAX does.
+- ``select`` is ``np.where``: its arguments broadcast (JAX requires equal
+  shapes, or a scalar ``pred``), dtypes promote, and ``pred`` may be any
+  array NumPy can test (JAX: boolean). ``cond``'s ``pred`` and
+  ``while_loop``'s ``cond_fun`` result may be anything Python's ``if`` can
+  test.
 - ``scan`` stacks each output leaf with ``np.stack`` when ``ys`` is an
   array, a tuple/list of arrays, or a dict of arrays; ``xs`` may be an array
   (scanned along axis 0), a tuple/list/dict of arrays, or None (with
   ``length``). Tuples (of ``xs`` or of ``ys``) have at most 6 entries: codax
   cannot differentiate the builtin ``tuple()``, so they are built from
-  literals (lists and dicts have no limit).
+  literals (lists and dicts have no limit). With ``length=0``, ``ys`` is
+  None (JAX: empty arrays).
 - Body, branch and scanned functions are called through a parameter, so
   keyword arguments cannot be passed to them. They may be lambdas or nested
   functions of the caller: derivatives and batching flow into what they
   capture (transformer/closures.py).
 """
+import linecache
+
 import numpy as np
 
 __all__ = ['cond', 'switch', 'select', 'fori_loop', 'while_loop', 'scan', 'map']
 
 
-def cond(pred, true_fun, false_fun, operand):
-    """``true_fun(operand)`` if ``pred`` else ``false_fun(operand)``."""
-    if pred:
-        return true_fun(operand)
-    return false_fun(operand)
+def cond(pred, true_fun, false_fun, *operands):
+    """``true_fun(*operands)`` if ``pred`` else ``false_fun(*operands)``."""
+    definition = getattr(cond, _operands_attribute(cond, len(operands)))
+    return definition(pred, true_fun, false_fun, *operands)
 
 
-def switch(index, branches, operand):
-    """``branches[index](operand)``, with ``index`` clamped into range."""
-    i = int(index)
-    n = len(branches)
-    if i < 0:
-        i = 0
-    if i > n - 1:
-        i = n - 1
-    fun = branches[i]
-    return fun(operand)
+def switch(index, branches, *operands):
+    """``branches[index](*operands)``, with ``index`` clamped into range."""
+    definition = getattr(switch, _operands_attribute(switch, len(operands)))
+    return definition(index, branches, *operands)
+
+
+# What cond and switch do, in the Python subset codax transforms (no *args):
+# their parameters before the operands, and their body.
+_BODIES = {
+    'cond': ('pred, true_fun, false_fun',
+             '    if pred:\n'
+             '        return true_fun({operands})\n'
+             '    return false_fun({operands})\n'),
+    'switch': ('index, branches',
+               '    i = int(index)\n'
+               '    n = len(branches)\n'
+               '    if n == 0:\n'
+               '        raise ValueError("lax.switch needs at least one branch")\n'
+               '    if i < 0:\n'
+               '        i = 0\n'
+               '    if i > n - 1:\n'
+               '        i = n - 1\n'
+               '    fun = branches[i]\n'
+               '    return fun({operands})\n'),
+}
+
+
+def _operands_attribute(fun, count):
+    """The attribute of `fun` (cond or switch), made on first use, that holds
+    its definition for `count` operands: ``cond.with_2_operands`` is
+    ``def cond_with_2_operands(pred, true_fun, false_fun, operand0, operand1)``,
+    a plain function of this module that codax reads and transforms."""
+    attribute = f'with_{count}_operand{"" if count == 1 else "s"}'
+    if not hasattr(fun, attribute):
+        params, body = _BODIES[fun.__name__]
+        operands = ', '.join(f'operand{i}' for i in range(count))
+        name = f'{fun.__name__}_{attribute}'
+        text = f'def {name}({", ".join(filter(None, [params, operands]))}):\n' \
+            + body.format(operands=operands)
+        filename = f'<codax.lax definition of {name}>'
+        linecache.cache[filename] = (len(text), None, text.splitlines(True), filename)
+        exec(compile(text, filename, 'exec'), globals())
+        setattr(fun, attribute, globals()[name])
+    return attribute
+
+
+# In transformed code, `lax.cond(p, f, g, a, b)` is a call of
+# `lax.cond.with_2_operands(p, f, g, a, b)` (transformer/normalize.py asks the
+# hook which attribute, given the number of arguments).
+cond.__codax_fixed_arity__ = lambda count: _operands_attribute(cond, max(count - 3, 0))
+switch.__codax_fixed_arity__ = lambda count: _operands_attribute(switch, max(count - 2, 0))
 
 
 def select(pred, on_true, on_false):
@@ -57,8 +114,9 @@ def select(pred, on_true, on_false):
     return np.where(pred, on_true, on_false)
 
 
-def fori_loop(lower, upper, body_fun, init_val):
-    """``val = body_fun(i, val)`` for ``i`` in ``range(lower, upper)``."""
+def fori_loop(lower, upper, body_fun, init_val, unroll=None):
+    """``val = body_fun(i, val)`` for ``i`` in ``range(lower, upper)``.
+    ``unroll`` is accepted and ignored: nothing is compiled to unroll."""
     val = init_val
     for i in range(lower, upper):
         val = body_fun(i, val)
@@ -107,13 +165,21 @@ def _slice_xs(xs, i):
 
 
 def _scan_length(xs, length):
-    if length is not None:
+    """The number of steps: ``length``, or the leading size of ``xs``, which
+    must agree with it (as in JAX)."""
+    if xs is None:
+        if length is None:
+            raise ValueError('lax.scan with xs=None needs length, the number of steps')
         return length
     if isinstance(xs, (tuple, list)):
-        return len(xs[0])
-    if isinstance(xs, dict):
-        return len(xs[list(xs.keys())[0]])
-    return len(xs)
+        n = len(xs[0])
+    elif isinstance(xs, dict):
+        n = len(xs[list(xs.keys())[0]])
+    else:
+        n = len(xs)
+    if length is not None and length != n:
+        raise ValueError(f'lax.scan got length={length}, but xs has leading size {n}')
+    return n
 
 
 def _stack_columns(ys, m):
@@ -143,21 +209,28 @@ def _stack_ys(ys, n):
     return np.stack(ys)
 
 
-def scan(f, init, xs, length=None):
-    """``carry, y = f(carry, x)`` over the leading axis of ``xs``; returns
-    ``(carry, ys)`` with the ``y``s stacked along a new leading axis."""
+def scan(f, init, xs=None, length=None, reverse=False, unroll=1, _split_transpose=False):
+    """``carry, y = f(carry, x)`` over the leading axis of ``xs`` (from its end
+    if ``reverse``); returns ``(carry, ys)`` with the ``y``s stacked along a new
+    leading axis, in the order of ``xs`` either way. ``unroll`` and
+    ``_split_transpose`` are accepted and ignored: nothing is compiled."""
     n = _scan_length(xs, length)
     carry = init
     ys = []
-    for i in range(n):
+    for k in range(n):
+        i = n - 1 - k if reverse else k
         x = _slice_xs(xs, i)
         carry, y = f(carry, x)
         ys.append(y)
+    if reverse:
+        ys = ys[::-1]
     return carry, _stack_ys(ys, n)
 
 
-def map(f, xs):
-    """``np.stack([f(x) for x in xs])`` (leaves stacked as in ``scan``)."""
+def map(f, xs, batch_size=None):
+    """``np.stack([f(x) for x in xs])`` (leaves stacked as in ``scan``).
+    ``batch_size`` is accepted and ignored: ``f`` runs once per element of
+    ``xs``, which gives the results JAX's batches of vmap give."""
     n = _scan_length(xs, None)
     ys = []
     for i in range(n):

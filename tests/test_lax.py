@@ -202,3 +202,184 @@ def test_jvp_matches_grad(f):
     value, tangent = codax.jvp(f, (X,), (v,))
     assert np.isclose(value, f(X))
     assert np.isclose(tangent, np.dot(codax.grad(f)(X), v), rtol=1e-7)
+
+
+# ---- JAX's signatures: scan's reverse and unroll, fori_loop's unroll, map's
+# batch_size, and cond/switch with any number of operands. Each case has a
+# plain Python twin, the reference for values, finite differences and vmap.
+
+def reverse_step(c, x):
+    c = np.tanh(c * 0.9 + x)
+    return c, c * x
+
+
+def use_scan_reverse(x):
+    c, ys = lax.scan(reverse_step, 0.5, x, reverse=True, unroll=2)
+    return c + np.sum(ys * np.arange(1.0, 4.0))
+
+
+def scan_reverse_reference(x):
+    c, ys = 0.5, np.zeros(3)
+    for i in (2, 1, 0):                     # from the end; ys in the order of x
+        c = np.tanh(c * 0.9 + x[i])
+        ys[i] = c * x[i]
+    return c + np.sum(ys * np.arange(1.0, 4.0))
+
+
+def counting_step(c, x):                    # x is None: scan over nothing
+    c = c * 1.1 + 0.5
+    return c, np.sum(c)
+
+
+def use_scan_length_keyword(x):
+    c, ys = lax.scan(counting_step, x, length=3, unroll=True)
+    return np.sum(c ** 2) + np.sum(ys * np.arange(1.0, 4.0))
+
+
+def scan_length_reference(x):
+    c, total = x, 0.0
+    for k in range(3):
+        c = c * 1.1 + 0.5
+        total = total + (k + 1) * np.sum(c)
+    return np.sum(c ** 2) + total
+
+
+def use_fori_unroll(x):
+    return np.sum(lax.fori_loop(0, 4, body_fori, x, unroll=2))
+
+
+def use_map_batch_size(x):
+    return np.sum(lax.map(square_sin, x.reshape(3, 1) * x, batch_size=2) * x)
+
+
+def map_reference(x):
+    return np.sum(np.sin(x.reshape(3, 1) * x) ** 2 * x)
+
+
+def two_true(a, b):
+    return np.sum(np.sin(a) * b)
+
+
+def two_false(a, b):
+    return np.sum(a * a) - b
+
+
+def use_cond_two(x):
+    return lax.cond(np.sum(x) > 0, two_true, two_false, x, x[0] * x[1])
+
+
+def cond_two_reference(x):
+    b = x[0] * x[1]
+    return np.sum(np.sin(x) * b) if np.sum(x) > 0 else np.sum(x * x) - b
+
+
+def use_cond_zero(x):                       # zero operands: the branches capture x
+    return lax.cond(x[1] > 0, lambda: np.sum(x ** 3), lambda: np.sum(np.cos(x) * x))
+
+
+def cond_zero_reference(x):
+    return np.sum(x ** 3) if x[1] > 0 else np.sum(np.cos(x) * x)
+
+
+def switch_second(a, b):
+    return np.sum(np.exp(a) * b)
+
+
+def use_switch_two(x):
+    branches = [two_true, switch_second, two_false]
+    return lax.switch(1, branches, x, np.cos(x)) + lax.switch(-2, branches, x, x[2])
+
+
+def switch_two_reference(x):
+    return np.sum(np.exp(x) * np.cos(x)) + np.sum(np.sin(x) * x[2])
+
+
+def use_switch_zero(x):
+    return lax.switch(5, [lambda: np.sum(x), lambda: np.prod(np.sin(x))])
+
+
+def switch_zero_reference(x):
+    return np.prod(np.sin(x))
+
+
+SIGNATURE_CASES = [(use_scan_reverse, scan_reverse_reference),
+                   (use_scan_length_keyword, scan_length_reference),
+                   (use_fori_unroll, fori_reference),
+                   (use_map_batch_size, map_reference),
+                   (use_cond_two, cond_two_reference),
+                   (use_cond_zero, cond_zero_reference),
+                   (use_switch_two, switch_two_reference),
+                   (use_switch_zero, switch_zero_reference)]
+SIGNATURE_IDS = [f.__name__ for f, _ in SIGNATURE_CASES]
+# rows taking either branch of use_cond_two and use_cond_zero
+XS = np.stack([X, -X - 0.5, 0.5 * X, np.array([-1.0, 0.2, 0.4])])
+
+
+@pytest.mark.parametrize('f, reference', SIGNATURE_CASES, ids=SIGNATURE_IDS)
+def test_signatures_values_and_derivatives(f, reference):
+    for x in XS:
+        assert np.isclose(f(x), reference(x))
+        np.testing.assert_allclose(codax.grad(f)(x), numeric_grad(reference, x),
+                                   rtol=1e-5, atol=1e-7)
+        v = np.array([0.2, -1.0, 0.5])
+        value, tangent = codax.jvp(f, (x,), (v,))
+        assert np.isclose(value, reference(x))
+        assert np.isclose(tangent, np.dot(numeric_grad(reference, x), v), rtol=1e-5)
+
+
+@pytest.mark.parametrize('f, reference', SIGNATURE_CASES, ids=SIGNATURE_IDS)
+def test_signatures_hessian(f, reference):
+    for x in XS[:2]:
+        expected = np.stack([numeric_grad(lambda y: codax.grad(f)(y)[i], x) for i in range(3)])
+        np.testing.assert_allclose(codax.hessian(f)(x), expected, rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.parametrize('f, reference', SIGNATURE_CASES, ids=SIGNATURE_IDS)
+def test_signatures_vmap_and_jit(f, reference):
+    loop = [reference(x) for x in XS]
+    np.testing.assert_allclose(codax.vmap(f)(XS), loop, rtol=1e-12)
+    np.testing.assert_allclose(codax.jit(codax.vmap(f))(XS), loop, rtol=1e-12)
+    for x in XS:
+        np.testing.assert_allclose(codax.jit(f)(x), reference(x), rtol=1e-12)
+    np.testing.assert_allclose(codax.vmap(codax.grad(f))(XS),
+                               [numeric_grad(reference, x) for x in XS], rtol=1e-5, atol=1e-7)
+
+
+def zero_operands_true():
+    return 1.0
+
+
+def zero_operands_false():
+    return -1.0
+
+
+def test_signatures_in_plain_python():
+    assert lax.cond(True, zero_operands_true, zero_operands_false) == 1.0
+    assert lax.cond(0, zero_operands_true, zero_operands_false) == -1.0
+    assert lax.cond(False, two_true, two_false, X, 2.0) == np.sum(X * X) - 2.0
+    assert lax.switch(9, [zero_operands_true, zero_operands_false]) == -1.0
+    assert lax.switch(0, [two_true, two_false], X, X) == np.sum(np.sin(X) * X)
+    c, ys = lax.scan(reverse_step, 0.5, X, None, True)
+    c_ref, ys_ref = lax.scan(reverse_step, 0.5, X[::-1])
+    assert c == c_ref and np.array_equal(ys, ys_ref[::-1])
+    assert lax.fori_loop(0, 4, body_fori, 1.0, unroll=True) == lax.fori_loop(0, 4, body_fori, 1.0)
+    np.testing.assert_array_equal(lax.map(square_sin, X, batch_size=2), np.sin(X) ** 2)
+
+
+def too_few_arguments(x):
+    return lax.cond(x[0] > 0, np.sum)
+
+
+def test_bad_arguments():
+    with pytest.raises(ValueError, match='xs=None needs length'):
+        lax.scan(scan_none_step, X)
+    with pytest.raises(ValueError, match='length=5, but xs has leading size 3'):
+        lax.scan(scan_step, 0.5, X, length=5)
+    with pytest.raises(ValueError, match='at least one branch'):
+        lax.switch(0, [], X)
+    with pytest.raises(ValueError, match='at least one branch'):
+        codax.grad(lambda x: lax.switch(0, [], x))(X)
+    with pytest.raises(TypeError, match='false_fun'):
+        too_few_arguments(X)
+    with pytest.raises(codax.SourceError, match="missing a required argument: 'false_fun'"):
+        codax.grad(too_few_arguments)(X)

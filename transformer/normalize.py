@@ -674,6 +674,10 @@ class Flattener:
             call = n.Call(func=func, args=args, keywords=kws)
             call.codax = CallInfo('user', obj=obj, label=label)
             return n.copy_location(call, e)
+        if getattr(obj, '__codax_fixed_arity__', None) is not None:
+            # a function of *args (lax.cond): its definition for this many arguments
+            name = obj.__codax_fixed_arity__(len(args) + len(kws))
+            obj, func = getattr(obj, name), n.Attribute(value=func, attr=name, ctx=n.Load())
         if isinstance(obj, types.FunctionType):
             self._check_call(obj, args, kws, e)
             args, kws = _by_position(obj, args, kws)
