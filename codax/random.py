@@ -35,10 +35,26 @@ they agree unless two candidates tie within an ulp). Differences:
 - ``gamma``, ``beta`` and ``dirichlet`` use a vectorized Marsaglia-Tsang
   rejection sampler of our own (JAX runs a per-element while loop with its own
   key splitting), so their draws differ from JAX's, but have the right
-  distribution and are reproducible given the key.
+  distribution and are reproducible given the key. So do everything drawn
+  through it: ``loggamma``, ``chisquare``, ``t``, ``generalized_normal``,
+  ``ball``.
+- ``exponential``, ``laplace``, ``logistic``, ``cauchy`` and ``maxwell`` are
+  JAX's formulas on the same uniforms/normals (NumPy's ``log1p``, ``tan``,
+  ``sqrt`` rather than XLA's: equal within a few ulps); ``rademacher`` is
+  ``bernoulli``'s bits, so JAX's exactly. ``multivariate_normal`` and
+  ``orthogonal`` are JAX's algorithms (``mean + F @ normal``; QR of a normal
+  matrix with the signs of R's diagonal moved into Q) on LAPACK's
+  factorizations; ``eigh`` clips rounding-negative eigenvalues to 0 (JAX
+  gives NaN there). ``poisson`` uses inversion below ``lam = 10`` (JAX:
+  Knuth's multiplication) and the same PTRS rejection from 10 on, vectorized
+  in rounds, so its draws differ from JAX's.
 - Default dtypes are NumPy's (float64 / int64), as JAX's with x64 enabled.
   Keys are raw arrays only (no typed ``jax.random.key`` arrays, no
-  ``impl=``), and ``split(key, num)`` returns shape ``(num, 2)``.
+  ``impl=``), and ``split(key, num)`` returns shape ``(num, 2)``; so
+  ``key_data`` and ``wrap_key_data`` return their (checked) argument itself.
+- Bad parameters raise (``gamma``'s ``a <= 0``, ``poisson``'s ``lam < 0``,
+  a ``cov`` that is not positive definite for ``'cholesky'``) where JAX
+  returns NaN or -1.
 
 Draws are constants to codax's derivatives: keys are integer arrays, so a
 function ``f(x, k)`` that uses ``normal(k, ...)`` has the noise as a constant.
@@ -64,9 +80,12 @@ import numpy as np
 
 from runtime import Abstract, array_module
 
-__all__ = ['key', 'PRNGKey', 'split', 'fold_in', 'bits', 'uniform', 'normal',
-           'truncated_normal', 'bernoulli', 'categorical', 'gumbel', 'randint',
-           'permutation', 'choice', 'gamma', 'beta', 'dirichlet', 'threefry_2x32']
+__all__ = ['key', 'PRNGKey', 'split', 'fold_in', 'key_data', 'wrap_key_data', 'bits',
+           'uniform', 'normal', 'truncated_normal', 'bernoulli', 'categorical', 'gumbel',
+           'randint', 'permutation', 'choice', 'gamma', 'beta', 'dirichlet', 'exponential',
+           'laplace', 'logistic', 'cauchy', 'rademacher', 'poisson', 'chisquare', 't',
+           'loggamma', 'generalized_normal', 'multivariate_normal', 'orthogonal', 'ball',
+           'maxwell', 'threefry_2x32']
 
 _MASK32 = 0xFFFFFFFF
 _ROTATIONS = ((13, 15, 26, 6), (17, 29, 16, 24))
@@ -169,6 +188,22 @@ def _keys(keys):
                         f'of shape (B, 2), got {keys.dtype} {keys.shape} (make them with '
                         f'codax.random.split(key, B))')
     return keys
+
+
+def _key_data(keys):
+    """`keys`, checked: raw keys of any batch shape, uint32 of shape (..., 2)."""
+    xp = array_module(keys)
+    keys = xp.asarray(keys)
+    if keys.ndim < 1 or keys.shape[-1] != 2 or keys.dtype != np.uint32:
+        raise TypeError(f'codax.random keys are raw uint32 arrays of shape (..., 2), got '
+                        f'{keys.dtype} {keys.shape}')
+    return keys
+
+
+def _wrap_key_data(data, impl):
+    if impl not in (None, 'threefry2x32'):
+        raise ValueError(f"codax.random has one generator, impl='threefry2x32', got {impl!r}")
+    return _key_data(data)
 
 
 def _words(key, ndim):
@@ -310,14 +345,20 @@ def _special(xp, name):
         return None
 
 
-def _erf(xp, x):
-    fn = _special(xp, 'erf')
+def _special_or_math(xp, name, math_fn, x):
+    """scipy.special's `name` (cupyx's on CuPy) of x; without SciPy, the
+    `math` module's `math_fn` element by element (slow, but as exact)."""
+    fn = _special(xp, name)
     if fn is not None:
         return fn(x)
     x = xp.asarray(x)
-    values = np.vectorize(math.erf, otypes=[np.float64])(np.asarray(
+    values = np.vectorize(math_fn, otypes=[np.float64])(np.asarray(
         x.get() if hasattr(x, 'get') else x, dtype=np.float64))
     return xp.asarray(values).astype(x.dtype if x.dtype.kind == 'f' else np.float64)
+
+
+def _erf(xp, x):
+    return _special_or_math(xp, 'erf', math.erf, x)
 
 
 def _erfinv(xp, u):
@@ -370,47 +411,120 @@ def _gumbel(key, shape, dtype):
     return -xp.log(-xp.log(u))
 
 
-def _gamma_one(key, alpha, shape):
-    """Marsaglia-Tsang for alpha >= 1, vectorized: every round draws a full
-    (normal, uniform) pair per element from fresh subkeys and fills in the
-    elements not yet accepted. (For a batch of keys the rounds go on until
-    every key's draws are accepted: further rounds leave accepted elements
-    as they are, so each key gets its own draws.)"""
+# exponential, laplace, logistic and cauchy are JAX's transforms of one uniform
+# per element (the same uniforms for the same key, shape and dtype)
+
+def _exponential(key, shape, dtype):
     xp = array_module(key)
-    d = alpha - 1. / 3.
-    c = 1. / xp.sqrt(9. * d)
+    u = _uniform(key, shape, dtype, 0., 1.)
+    return -xp.log1p(-u)                      # 1 - u in (0, 1]: no log(0)
+
+
+def _laplace(key, shape, dtype):
+    xp = array_module(key)
+    dtype = _float_dtype(dtype)
+    u = _uniform(key, shape, dtype, -1. + np.finfo(dtype).epsneg, 1.)
+    return xp.sign(u) * xp.log1p(-xp.abs(u))
+
+
+def _logistic(key, shape, dtype):
+    xp = array_module(key)
+    dtype = _float_dtype(dtype)
+    u = _uniform(key, shape, dtype, np.finfo(dtype).tiny, 1.)
+    return xp.log(u) - xp.log1p(-u)
+
+
+def _cauchy(key, shape, dtype):
+    xp = array_module(key)
+    dtype = _float_dtype(dtype)
+    u = _uniform(key, shape, dtype, np.finfo(dtype).eps, 1.)
+    return xp.tan(dtype.type(np.pi) * (u - dtype.type(0.5)))
+
+
+def _rejection_rounds(key, shape, propose, name):
+    """Rejection sampling, vectorized: round i calls propose(k1, k2), with the
+    two keys split from fold_in(key, i), for a proposal and its acceptance
+    for every element, and fills in the elements not yet accepted. (For a
+    batch of keys the rounds go on until every key's draws are accepted:
+    further rounds leave accepted elements as they are, so each key gets its
+    own draws.) Returns float64 draws of batch + shape."""
+    xp = array_module(key)
     out = xp.zeros(key.shape[:-1] + shape, dtype=np.float64)
     pending = xp.ones(key.shape[:-1] + shape, dtype=bool)
     for i in range(1000):
-        kn, ku = _pair(_split(_fold_in(key, i), 2))
+        value, accept = propose(*_pair(_split(_fold_in(key, i), 2)))
+        out = xp.where(pending & accept, value, out)
+        pending = pending & ~accept
+        if not bool(pending.any()):
+            return out
+    raise RuntimeError(f'{name}: rejection sampling did not finish')
+
+
+def _gamma_one(key, alpha, shape):
+    """Marsaglia-Tsang for alpha >= 1: the proposal d * v from a normal x,
+    accepted by a uniform u."""
+    xp = array_module(key)
+    d = alpha - 1. / 3.
+    c = 1. / xp.sqrt(9. * d)
+
+    def propose(kn, ku):
         x = _normal(kn, shape, np.float64)
         u = _uniform(ku, shape, np.float64, 0., 1.)
         v = (1. + c * x) ** 3
         positive = v > 0
         logv = xp.log(xp.where(positive, v, 1.))
-        accept = positive & (xp.log(u) < 0.5 * x * x + d - d * v + d * logv)
-        take = pending & accept
-        out = xp.where(take, d * v, out)
-        pending = pending & ~accept
-        if not bool(pending.any()):
-            return out
-    raise RuntimeError('gamma: rejection sampling did not finish')
+        return d * v, positive & (xp.log(u) < 0.5 * x * x + d - d * v + d * logv)
+    return _rejection_rounds(key, shape, propose, 'gamma')
 
 
-def _gamma(key, a, shape, dtype):
+def _batch_shape(name, shape, *param_shapes):
+    """The draws' batch shape: `shape`, checked to take the parameters' batch
+    shapes by broadcasting (JAX's rule), or those broadcast for None."""
+    try:
+        batch = np.broadcast_shapes(*param_shapes)
+        if shape is None:
+            return batch
+        shape = _as_shape(shape)
+        if np.broadcast_shapes(shape, batch) == shape:
+            return shape
+    except ValueError:
+        pass
+    raise ValueError(f'{name}: parameters of (batch) shapes {list(param_shapes)} do not '
+                     f'broadcast to shape {shape}')
+
+
+def _positive(xp, x, message):
+    """x as float64, checked to be > 0 everywhere (NaN is not)."""
+    x = xp.asarray(x, dtype=np.float64)
+    if not bool((x > 0).all()):
+        raise ValueError(message)
+    return x
+
+
+def _gamma_draws(key, a, shape, log_space=False, name='gamma'):
+    """Gamma(a, 1) draws in float64, of shape (a's if None); with log_space,
+    their logs, exact also for tiny a, where the draws underflow to 0."""
     xp = array_module(key)
-    dtype = _float_dtype(dtype)
-    a = xp.asarray(a, dtype=np.float64)
-    shape = a.shape if shape is None else _as_shape(shape)
+    a = _positive(xp, a, f'{name} needs a > 0')
+    shape = _batch_shape(name, shape, a.shape)
     a = xp.broadcast_to(a, shape)
-    if bool((a <= 0).any()):
-        raise ValueError('gamma needs a > 0')
     small = a < 1
     kg, kb = _pair(_split(key, 2))
     g = _gamma_one(kg, xp.where(small, a + 1., a), shape)
     u = _uniform(kb, shape, np.float64, np.finfo(np.float64).tiny, 1.)
-    g = xp.where(small, g * u ** (1. / a), g)
-    return g.astype(dtype)
+    if log_space:
+        return xp.log(g) + xp.where(small, xp.log(u) / a, 0.)
+    return xp.where(small, g * u ** (1. / a), g)
+
+
+def _gamma(key, a, shape, dtype):
+    dtype = _float_dtype(dtype)
+    return _gamma_draws(key, a, shape).astype(dtype)
+
+
+def _loggamma(key, a, shape, dtype):
+    dtype = _float_dtype(dtype)
+    return _gamma_draws(key, a, shape, log_space=True, name='loggamma').astype(dtype)
 
 
 def _beta(key, a, b, shape, dtype):
@@ -434,6 +548,130 @@ def _dirichlet(key, alpha, shape, dtype):
     return (g / g.sum(axis=-1, keepdims=True)).astype(_float_dtype(dtype))
 
 
+def _chisquare(key, df, shape, dtype):
+    xp = array_module(key)
+    dtype = _float_dtype(dtype)
+    df = _positive(xp, df, 'chisquare needs df > 0')
+    return (2. * _gamma_draws(key, df / 2., shape, name='chisquare')).astype(dtype)
+
+
+def _t(key, df, shape, dtype):
+    """Student's t as JAX draws it: a normal over sqrt(Gamma(df/2) / (df/2))."""
+    xp = array_module(key)
+    dtype = _float_dtype(dtype)
+    df = _positive(xp, df, 't needs df > 0')
+    shape = _batch_shape('t', shape, df.shape)
+    kn, kg = _pair(_split(key, 2))
+    half = df / 2.
+    x = _normal(kn, shape, np.float64)
+    return (x * xp.sqrt(half / _gamma_draws(kg, half, shape))).astype(dtype)
+
+
+def _generalized_normal(key, p, shape, dtype):
+    """Density proportional to exp(-|x|**p): a random sign times Gamma(1/p)**(1/p)."""
+    xp = array_module(key)
+    dtype = _float_dtype(dtype)
+    p = _positive(xp, p, 'generalized_normal needs p > 0')
+    kg, ks = _pair(_split(key, 2))
+    g = _gamma_draws(kg, 1. / p, _as_shape(shape))
+    return (_rademacher(ks, shape, np.float64) * g ** (1. / p)).astype(dtype)
+
+
+# ----------------------------------------------------------------------------
+# vectors and matrices
+# ----------------------------------------------------------------------------
+
+_COV_FACTORS = ('cholesky', 'eigh', 'svd')
+
+
+def _cov_factor(xp, cov, method):
+    """A matrix F with F @ F.T == cov, by JAX's three methods."""
+    if method == 'cholesky':
+        try:
+            return xp.linalg.cholesky(cov)
+        except np.linalg.LinAlgError as error:
+            raise ValueError(f'multivariate_normal: cov is not positive definite ({error}); '
+                             f"for a singular covariance use method='eigh' or 'svd'") from None
+    if method == 'eigh':
+        w, v = xp.linalg.eigh(cov)
+        return v * xp.sqrt(xp.maximum(w, 0))[..., None, :]   # rounding: w >= -tiny for PSD cov
+    u, s, _ = xp.linalg.svd(cov)
+    return u * xp.sqrt(s)[..., None, :]
+
+
+def _multivariate_normal(key, mean, cov, shape, dtype, method):
+    xp = array_module(key)
+    mean, cov = xp.asarray(mean), xp.asarray(cov)
+    dtype = _float_dtype(np.result_type(mean.dtype, cov.dtype, 1.0) if dtype is None else dtype)
+    if method not in _COV_FACTORS:
+        raise ValueError(f"multivariate_normal: method must be one of 'cholesky', 'eigh', "
+                         f"'svd', got {method!r}")
+    if mean.ndim < 1:
+        raise ValueError('multivariate_normal needs mean of shape (..., n), got a scalar')
+    n = mean.shape[-1]
+    if cov.ndim < 2 or cov.shape[-2:] != (n, n):
+        raise ValueError(f'multivariate_normal needs cov of shape (..., {n}, {n}) for mean of '
+                         f'shape {mean.shape}, got {cov.shape}')
+    shape = _batch_shape('multivariate_normal', shape, mean.shape[:-1], cov.shape[:-2])
+    work = np.promote_types(dtype, np.float32)           # linalg has no float16
+    factor = _cov_factor(xp, cov.astype(work), method)
+    z = _normal(key, shape + (n,), dtype).astype(work)
+    # factor @ z as products summed along the last axis: the same sums for one
+    # key and for a batch of keys (a matrix product may block them differently)
+    out = mean.astype(work) + xp.sum(factor * z[..., None, :], axis=-1)
+    return out.astype(dtype)
+
+
+def _size(value, what):
+    """A dimension argument, checked: a non-negative integer."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) \
+            or value < 0:
+        raise TypeError(f'{what} must be a non-negative integer, got {value!r}')
+    return int(value)
+
+
+def _orthogonal(key, n, shape, dtype, m):
+    """Haar-random orthogonal matrices (Mezzadri 2007): Q of the QR
+    decomposition of a normal matrix, its columns' signs flipped to make R's
+    diagonal positive (without that, Q is not uniform over the group)."""
+    xp = array_module(key)
+    dtype = _float_dtype(dtype)
+    n = _size(n, 'orthogonal: n')
+    m = n if m is None else _size(m, 'orthogonal: m')
+    z = _normal(key, _as_shape(shape) + (max(n, m), min(n, m)), dtype)
+    q, r = xp.linalg.qr(z.astype(np.promote_types(dtype, np.float32)))
+    sign = xp.where(xp.diagonal(r, axis1=-2, axis2=-1) < 0, -1., 1.).astype(q.dtype)
+    q = q * sign[..., None, :]
+    return (q if n >= m else xp.swapaxes(q, -1, -2)).astype(dtype)
+
+
+def _ball(key, d, p, shape, dtype):
+    """Uniform draws from the unit p-norm ball in d dimensions (Barthe, Guédon,
+    Mendelson and Naor 2005): generalized normals over the p-norm of them
+    together with one exponential."""
+    xp = array_module(key)
+    dtype = _float_dtype(dtype)
+    d = _size(d, 'ball: d')
+    if np.ndim(p) != 0:
+        raise TypeError(f'ball: p must be a number, got {p!r}')
+    p = float(p)
+    if not p > 0:
+        raise ValueError('ball needs p > 0')
+    shape = _as_shape(shape)
+    kg, ke = _pair(_split(key, 2))
+    g = _generalized_normal(kg, p, shape + (d,), np.float64)
+    e = _exponential(ke, shape, np.float64)
+    radius = (xp.sum(xp.abs(g) ** p, axis=-1) + e) ** (1. / p)
+    return (g / radius[..., None]).astype(dtype)
+
+
+def _maxwell(key, shape, dtype):
+    """The length of a 3-d standard normal vector."""
+    xp = array_module(key)
+    x = _normal(key, _as_shape(shape) + (3,), dtype)
+    return xp.sqrt(xp.sum(x * x, axis=-1))
+
+
 # ----------------------------------------------------------------------------
 # discrete distributions
 # ----------------------------------------------------------------------------
@@ -445,6 +683,87 @@ def _bernoulli(key, p, shape):
         p = p.astype(np.float64)
     shape = p.shape if shape is None else _as_shape(shape)
     return _uniform(key, shape, p.dtype, 0., 1.) < p
+
+
+def _rademacher(key, shape, dtype):
+    dtype = np.dtype(dtype)
+    if dtype.kind not in 'if':
+        raise TypeError(f'rademacher needs a signed integer or float dtype, got {dtype}')
+    heads = _bernoulli(key, 0.5, _as_shape(shape))
+    return (2 * heads.astype(dtype) - 1).astype(dtype)
+
+
+_POISSON_INVERSION_BELOW = 10.      # lam below: inversion; from there on: PTRS
+
+
+def _poisson_inversion(key, lam, shape):
+    """Poisson(lam) by inversion: one uniform u per element, and the count is
+    the first k whose CDF exceeds u, found by adding the pmf's terms in steps
+    over all elements at once (about lam + 10 steps). Each element uses its
+    own u only, so a batch of keys draws what each key draws."""
+    xp = array_module(key)
+    u = _uniform(key, shape, np.float64, 0., 1.)
+    term = xp.broadcast_to(xp.exp(-lam), u.shape)
+    cdf = term
+    count = xp.zeros(u.shape, dtype=np.int64)
+    pending = u >= cdf
+    step = 0
+    while bool(pending.any()):
+        step += 1
+        term = term * lam / step
+        cdf = cdf + term
+        count += pending
+        # a term that underflowed ends the search (rounding can keep the CDF a hair below u)
+        pending &= (u >= cdf) & (term > 0)
+    return count
+
+
+def _poisson_rejection(key, lam, shape):
+    """Poisson(lam), lam >= 10, by Hoermann's transformed rejection with
+    squeeze (PTRS: "The transformed rejection method for generating Poisson
+    random variables", 1993), in vectorized rounds (_rejection_rounds)."""
+    xp = array_module(key)
+    b = 0.931 + 2.53 * xp.sqrt(lam)
+    a = -0.059 + 0.02483 * b
+    log_alpha = xp.log(1.1239 + 1.1328 / (b - 3.4))
+    vr = 0.9277 - 3.6224 / (b - 2.)
+    log_lam = xp.log(lam)
+
+    def propose(ku, kv):
+        u = _uniform(ku, shape, np.float64, -0.5, 0.5)
+        v = _uniform(kv, shape, np.float64, 0., 1.)
+        us = 0.5 - xp.abs(u)
+        with np.errstate(divide='ignore', invalid='ignore', over='ignore'):  # us = 0, v = 0
+            k = xp.floor((2. * a / us + b) * u + lam + 0.43)
+            count = xp.where(k >= 0, k, 0.)
+            log_pmf = -lam + count * log_lam - _special_or_math(xp, 'gammaln', math.lgamma,
+                                                                count + 1.)
+            hat = xp.log(v) + log_alpha - xp.log(a / (us * us) + b)
+            squeeze = (us >= 0.07) & (v <= vr)
+            possible = (k >= 0) & ((us >= 0.013) | (v <= us))
+            return k, squeeze | (possible & (hat <= log_pmf))
+    return _rejection_rounds(key, shape, propose, 'poisson')
+
+
+def _poisson(key, lam, shape, dtype):
+    xp = array_module(key)
+    dtype = np.dtype(dtype)
+    if dtype.kind not in 'iu':
+        raise TypeError(f'poisson needs an integer dtype, got {dtype}')
+    lam = xp.asarray(lam, dtype=np.float64)
+    shape = _batch_shape('poisson', shape, lam.shape)
+    lam = xp.broadcast_to(lam, shape)
+    if not bool(((lam >= 0) & xp.isfinite(lam)).all()):
+        raise ValueError('poisson needs a finite lam >= 0')
+    small = lam < _POISSON_INVERSION_BELOW
+    k_small, k_large = _pair(_split(key, 2))
+    # each method gets parameters it handles everywhere; where() picks its elements
+    out = _poisson_inversion(k_small, xp.where(small, lam, 0.), shape)
+    if not bool(small.all()):
+        large = _poisson_rejection(k_large, xp.where(small, _POISSON_INVERSION_BELOW, lam),
+                                   shape)
+        out = xp.where(small, out, large)
+    return out.astype(dtype)
 
 
 def _categorical(key, logits, axis, shape):
@@ -615,6 +934,21 @@ def fold_in(key, data):
     return _fold_in(_key(key), data)
 
 
+def key_data(keys):
+    """The raw uint32 words of ``keys`` (shape ``(..., 2)``). Keys here are those
+    raw arrays already (JAX's typed key arrays do not exist here), so this
+    returns ``keys`` itself, checked: no copy."""
+    return _key_data(keys)
+
+
+def wrap_key_data(key_bits_array, impl=None):
+    """Keys from raw uint32 words of shape ``(..., 2)``: as keys here are those
+    raw arrays, this returns ``key_bits_array`` itself, checked: no copy.
+    ``impl`` may be None or ``'threefry2x32'``, the only generator here (JAX's
+    ``impl`` is keyword-only; codax reads no keyword-only parameters)."""
+    return _wrap_key_data(key_bits_array, impl)
+
+
 def bits(key, shape=(), dtype=np.uint32):
     """Uniform random bits: an unsigned integer array of ``shape`` and ``dtype``."""
     return _bits(_key(key), shape, dtype)
@@ -684,6 +1018,88 @@ def choice(key, a, shape=(), replace=True, p=None, axis=0):
     """Draws from ``a`` (an array, or ``range(a)`` for an int), with or without
     replacement, uniformly or with probabilities ``p``."""
     return _choice(_key(key), a, shape, replace, p, axis)
+
+
+def exponential(key, shape=(), dtype=np.float64):
+    """Standard exponential draws, ``-log1p(-u)`` (JAX's construction)."""
+    return _exponential(_key(key), shape, dtype)
+
+
+def laplace(key, shape=(), dtype=np.float64):
+    """Standard Laplace draws (density ``exp(-|x|) / 2``), ``sign(u) * log1p(-|u|)``
+    with u uniform on (-1, 1) (JAX's construction)."""
+    return _laplace(_key(key), shape, dtype)
+
+
+def logistic(key, shape=(), dtype=np.float64):
+    """Standard logistic draws, ``log(u) - log1p(-u)`` (JAX's construction)."""
+    return _logistic(_key(key), shape, dtype)
+
+
+def cauchy(key, shape=(), dtype=np.float64):
+    """Standard Cauchy draws, ``tan(pi * (u - 1/2))`` (JAX's construction)."""
+    return _cauchy(_key(key), shape, dtype)
+
+
+def rademacher(key, shape=(), dtype=np.int64):
+    """-1 or 1 with probability 1/2 each: ``2 * bernoulli(key, 0.5, shape) - 1``."""
+    return _rademacher(_key(key), shape, dtype)
+
+
+def poisson(key, lam, shape=None, dtype=np.int64):
+    """Poisson(lam) counts: inversion for lam < 10, Hoermann's transformed
+    rejection (PTRS) from 10 on, both vectorized."""
+    return _poisson(_key(key), lam, shape, dtype)
+
+
+def chisquare(key, df, shape=None, dtype=np.float64):
+    """Chi-squared draws with ``df`` degrees of freedom, ``2 * Gamma(df / 2)``."""
+    return _chisquare(_key(key), df, shape, dtype)
+
+
+def t(key, df, shape=None, dtype=np.float64):
+    """Student's t draws with ``df`` degrees of freedom,
+    ``normal * sqrt((df / 2) / Gamma(df / 2))``."""
+    return _t(_key(key), df, shape, dtype)
+
+
+def loggamma(key, a, shape=None, dtype=np.float64):
+    """``log`` of Gamma(a, 1) draws, computed in log space, so finite also for
+    tiny ``a``, where ``gamma`` underflows to 0."""
+    return _loggamma(_key(key), a, shape, dtype)
+
+
+def generalized_normal(key, p, shape=(), dtype=np.float64):
+    """Draws with density proportional to ``exp(-|x|**p)``: a random sign times
+    ``Gamma(1/p)**(1/p)``."""
+    return _generalized_normal(_key(key), p, shape, dtype)
+
+
+def multivariate_normal(key, mean, cov, shape=None, dtype=None, method='cholesky'):
+    """Normal vectors with ``mean`` (shape ``(..., n)``) and covariance ``cov``
+    (``(..., n, n)``): ``mean + F @ z`` with ``F @ F.T == cov`` from ``method``
+    ('cholesky', or 'eigh' / 'svd' for a singular ``cov``). Shape ``shape +
+    (n,)``, ``shape`` the parameters' batch shapes broadcast for None; dtype:
+    ``mean``'s and ``cov``'s, as floats, for None."""
+    return _multivariate_normal(_key(key), mean, cov, shape, dtype, method)
+
+
+def orthogonal(key, n, shape=(), dtype=np.float64, m=None):
+    """Haar-random orthogonal ``n x n`` matrices (``n x m``, ``m`` given:
+    orthonormal rows or columns, whichever are fewer), shape ``shape + (n, m)``."""
+    return _orthogonal(_key(key), n, shape, dtype, m)
+
+
+def ball(key, d, p=2, shape=(), dtype=np.float64):
+    """Uniform draws from the unit ``p``-norm ball in ``d`` dimensions, shape
+    ``shape + (d,)``."""
+    return _ball(_key(key), d, p, shape, dtype)
+
+
+def maxwell(key, shape=(), dtype=np.float64):
+    """One-sided Maxwell draws (density proportional to ``x**2 exp(-x**2 / 2)``):
+    the length of a 3-d standard normal vector."""
+    return _maxwell(_key(key), shape, dtype)
 
 
 # ----------------------------------------------------------------------------
@@ -759,6 +1175,16 @@ def _dirichlet_rank(alpha, shape):
     return _fits(_add(_length(shape), 1), alpha)         # shape + (k,)
 
 
+def _multivariate_normal_rank(mean, cov, shape):
+    m, c = _ndim(mean), _ndim(cov)
+    if m is None or c is None:
+        return None
+    if shape is None:
+        return max(m - 1, c - 2) + 1                     # batch shapes broadcast + (n,)
+    k = _length(shape)
+    return None if k is None or m - 1 > k or c - 2 > k else k + 1
+
+
 def _categorical_rank(logits, shape):
     return _add(_ndim(logits), -1) if shape is None else _length(shape)
 
@@ -795,6 +1221,23 @@ _DRAW_RANKS = {
     'randint': lambda a: _shaped(a['shape'], a['minval'], a['maxval']),
     'permutation': lambda a: _permutation_rank(a['x']),
     'choice': lambda a: _choice_rank(a['a'], a['shape']),
+    'key_data': lambda a: 1,
+    'wrap_key_data': lambda a: 1,
+    'exponential': lambda a: _length(a['shape']),
+    'laplace': lambda a: _length(a['shape']),
+    'logistic': lambda a: _length(a['shape']),
+    'cauchy': lambda a: _length(a['shape']),
+    'rademacher': lambda a: _length(a['shape']),
+    'maxwell': lambda a: _length(a['shape']),
+    'poisson': lambda a: _shaped(a['shape'], a['lam']),
+    'chisquare': lambda a: _shaped(a['shape'], a['df']),
+    't': lambda a: _shaped(a['shape'], a['df']),
+    'loggamma': lambda a: _shaped(a['shape'], a['a']),
+    'generalized_normal': lambda a: _fits(_length(a['shape']), a['p']),
+    'multivariate_normal': lambda a: _multivariate_normal_rank(a['mean'], a['cov'],
+                                                               a['shape']),
+    'orthogonal': lambda a: _add(_length(a['shape']), 2),
+    'ball': lambda a: _add(_length(a['shape']), 1),
 }
 
 
@@ -822,7 +1265,14 @@ for _public, _impl in ((split, _split), (fold_in, _fold_in), (bits, _bits),
                        (truncated_normal, _truncated_normal), (gumbel, _gumbel),
                        (gamma, _gamma), (beta, _beta), (dirichlet, _dirichlet),
                        (bernoulli, _bernoulli), (categorical, _categorical),
-                       (randint, _randint), (permutation, _permutation), (choice, _choice)):
+                       (randint, _randint), (permutation, _permutation), (choice, _choice),
+                       (key_data, _key_data), (wrap_key_data, _wrap_key_data),
+                       (exponential, _exponential), (laplace, _laplace), (logistic, _logistic),
+                       (cauchy, _cauchy), (rademacher, _rademacher), (poisson, _poisson),
+                       (chisquare, _chisquare), (t, _t), (loggamma, _loggamma),
+                       (generalized_normal, _generalized_normal),
+                       (multivariate_normal, _multivariate_normal),
+                       (orthogonal, _orthogonal), (ball, _ball), (maxwell, _maxwell)):
     _impl.__codax_batched__ = _impl
     _public.__codax_batched__ = _batched_form(_public, _impl)
     _draws = _DRAW_RANKS[_public.__name__]

@@ -52,6 +52,24 @@ CASES = [
     ('choice', (5, (4,), True, np.array([0.1, 0.2, 0.3, 0.2, 0.2])), {}),
     ('choice', (5, (3,), False, np.array([0.1, 0.2, 0.3, 0.2, 0.2])), {}),
     ('choice', (np.arange(10.0), (2, 2)), {'replace': False}), ('choice', (4, (0,)), {}),
+    ('key_data', (), {}), ('wrap_key_data', (), {}),
+    ('wrap_key_data', (), {'impl': 'threefry2x32'}),
+    ('exponential', (), {}), ('exponential', ((4, 3), np.float32), {}),
+    ('laplace', ((5,),), {}), ('logistic', ((2, 3),), {}), ('cauchy', ((4,), np.float16), {}),
+    ('rademacher', ((6,),), {}), ('rademacher', ((2, 2), np.int8), {}),
+    ('poisson', (np.array([0.0, 0.7, 4.0, 9.99, 10.0, 250.0]),), {}),
+    ('poisson', (3.0, (5,), np.int32), {}), ('poisson', (40.0, (2, 3)), {}),
+    ('chisquare', (np.array([0.5, 3.0]),), {}), ('chisquare', (2.0, (4,), np.float32), {}),
+    ('t', (np.array([1.0, 4.0, 30.0]),), {}), ('t', (2.5, (2, 2)), {}),
+    ('loggamma', (np.array([0.01, 1.0, 6.0]),), {}), ('loggamma', (0.5, (3,), np.float32), {}),
+    ('generalized_normal', (1.5, (4,)), {}),
+    ('multivariate_normal', (np.array([1.0, -1.0]), np.array([[2.0, 0.5], [0.5, 1.0]])), {}),
+    ('multivariate_normal', (np.zeros(3), np.eye(3), (4,), np.float32), {}),
+    ('multivariate_normal', (np.zeros((2, 2)), np.ones((2, 2)), None, None, 'eigh'), {}),
+    ('multivariate_normal', (np.ones(2), np.eye(2)), {'shape': (3,), 'method': 'svd'}),
+    ('orthogonal', (3,), {}), ('orthogonal', (2, (4,)), {}),
+    ('orthogonal', (2, (), np.float32, 4), {}),
+    ('ball', (3,), {}), ('ball', (2, 1.0, (5,)), {}), ('maxwell', ((4,),), {}),
 ]
 IDS = [f'{i}-{name}' for i, (name, _, _) in enumerate(CASES)]
 
@@ -487,3 +505,29 @@ def test_float_parameters_of_draws_are_not_differentiated_silently():
     to a parameter of its distribution (rather than return zero)."""
     with pytest.raises(SourceError, match='rt.batched_form has no derivative rule'):
         codax.grad(mean_uniform_loss)(-1.0, KEYS)
+
+
+def test_many_keys_poisson_rounds():
+    """poisson's inversion steps and rejection rounds run until every key is
+    done; the draws of the keys that finish early do not change."""
+    keys = random.split(random.key(13), 64)
+    lam = np.array([0.0, 0.3, 9.5, 10.0, 12.0, 500.0])
+    _same(random.poisson.__codax_batched__(keys, lam, (3, 6)),
+          np.stack([random.poisson(k, lam, (3, 6)) for k in keys]))
+
+
+def correlated_loss(w, k):
+    cov = np.array([[1.0, 0.8, 0.0], [0.8, 1.0, 0.3], [0.0, 0.3, 2.0]])
+    e = random.multivariate_normal(k, np.zeros(3), cov) + random.laplace(k, (3,))
+    return np.sum((w - e) ** 2)
+
+
+def test_new_draws_are_constants_to_grad_under_vmap():
+    keys = random.split(random.key(14), 8)
+    w = np.array([0.5, -0.5, 2.0])
+    cov = np.array([[1.0, 0.8, 0.0], [0.8, 1.0, 0.3], [0.0, 0.3, 2.0]])
+    eps = np.stack([random.multivariate_normal(k, np.zeros(3), cov) + random.laplace(k, (3,))
+                    for k in keys])
+    batched = codax.vmap(codax.grad(correlated_loss), in_axes=(None, 0))
+    np.testing.assert_allclose(batched(w, keys), 2 * (w - eps), rtol=1e-12)
+    assert 'rt.batch_loop' not in batched.source(w, keys)
