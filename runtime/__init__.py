@@ -16,5 +16,7 @@ from .batched_forms import *  # noqa: F401,F403
 from .closures import (Closure, call_closure, captured, captured_cotangent,  # noqa: F401
                        closure, closure_function)
 from . import primitives  # noqa: F401
+from .primitives.nodes import (attribute_cotangent, attribute_tangent,  # noqa: F401
+                               node_attribute)
 from .backend import array_module, backend_name, is_array  # noqa: F401
 from . import kernels  # noqa: F401  (rt.kernels.<back end>, imported on first use)

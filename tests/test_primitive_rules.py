@@ -598,6 +598,20 @@ cases('rt_derivative_leaves', C(_params_tree(), _STRUCTURE))
 cases('rt_derivative_tree', C([U(3), U(2), float(U()), U(2, 3)], _STRUCTURE))
 
 
+class Node(tuple):
+    """A registered pytree node whose attributes .w and .b hold its two
+    children; a tuple, so that the tree helpers below see through it."""
+    w = property(lambda self: self[0])
+    b = property(lambda self: self[1])
+
+
+runtime.tree.register_pytree_node(Node, lambda node: (list(node), None), lambda _, c: Node(c))
+# attribute reads of pytree nodes (runtime/primitives/nodes.py)
+cases('node_attribute', C(Node((U(2, 3), U(3))), 'w'), C(Node((U(3), {'a': U(2), 'c': U()})), 'b'))
+cases('rt_attribute_cotangent', C(U(3), Node((U(2), U(3))), 'b'))
+cases('rt_attribute_tangent', C(Node((U(2), U(3))), Node((U(2), U(3))), 'w'))
+
+
 # --------------------------------------------------------------------------
 # Tree helpers (dict / list / tuple containers; float leaves differentiable).
 # --------------------------------------------------------------------------

@@ -563,7 +563,7 @@ def test_vmap_of_a_function_returning_a_node(f, args, in_axes, out_axes, example
                                    else np.moveaxis(got.y, out_axes.y, 0)[i], want.y, rtol=1e-12)
 
 
-@pytest.mark.parametrize('f', [leaves_loop, node_map, node_map_two])
+@pytest.mark.parametrize('f', [leaves_loop, node_map, node_map_two, box_attributes])
 def test_vmap_of_grad_over_a_registered_node_type(f):      # per-example gradients
     got = codax.vmap(codax.grad(f), in_axes=(Box(0, None),))(Box(W_BATCH, PB))
     assert type(got) is Box
@@ -628,6 +628,153 @@ def test_vmap_in_axes_not_matching_a_node():
     with pytest.raises(ValueError, match=r'in_axes \(0, 0, 0\) for argument 0 \(p\) does not '
                        r'match its structure Box'):
         codax.vmap(leaves_loop, in_axes=((0, 0, 0),))(Box(W_BATCH, W_BATCH))
+
+
+# ---- derivatives of attribute reads: through the child the attribute holds ----
+
+def box_twin(f):
+    """f of a Box of its two children, as numeric_grad passes them."""
+    return lambda x, y: f(Box(x, y))
+
+
+def box_loop(box):                             # attributes read in a loop
+    s = 0.0
+    for i in range(3):
+        s = s + np.sum(np.sin(box.x * (i + 1)) * box.y)
+    return s
+
+
+def test_every_derivative_of_attribute_reads():
+    box, tangent = Box(PA, PB), Box(PB, PA)
+    want = numeric_grad(box_twin(box_attributes), (PA, PB), argnum=(0, 1))
+    value, grad = codax.value_and_grad(box_attributes)(box)
+    assert np.isclose(value, box_attributes(box), rtol=1e-12)
+    for got in (codax.grad(box_attributes)(box), grad, codax.vjp(box_attributes, box)[1](1.0)[0],
+                codax.jacfwd(box_attributes)(box), codax.jacrev(box_attributes)(box),
+                codax.jit(codax.grad(box_attributes))(box)):
+        assert type(got) is Box
+        assert_tree_allclose((got.x, got.y), want, rtol=RTOL, atol=ATOL)
+    value, got = codax.jvp(box_attributes, (box,), (tangent,))
+    assert np.isclose(got, _directional(box_attributes, (box,), (tangent,)), rtol=1e-6)
+    hess = codax.hessian(box_attributes)(box)
+    np.testing.assert_allclose(_hessian_matrix(hess, box),
+                               _hessian_by_differences(box_attributes, box), rtol=1e-5, atol=1e-7)
+    assert np.isclose(codax.jit(box_attributes)(box), box_attributes(box), rtol=1e-12)
+
+
+@pytest.mark.parametrize('box', [Box(PA, PB), Box(PA, PA)], ids=['', 'one array twice'])
+def test_grad_of_attribute_reads_in_a_loop(box):
+    got = codax.grad(box_loop)(box)
+    want = numeric_grad(box_twin(box_loop), (box.x, box.y.copy()), argnum=(0, 1))
+    assert_tree_allclose((got.x, got.y), want, rtol=RTOL, atol=ATOL)
+
+
+def grad_attributes(box):                      # reads the attributes of a gradient
+    g = codax.grad(box_attributes)(box)
+    return np.sum(g.x * g.y)
+
+
+def test_grad_of_grad_of_attribute_reads():
+    got = codax.grad(grad_attributes)(Box(PA, PB))
+    want = numeric_grad(box_twin(grad_attributes), (PA, PB), argnum=(0, 1))
+    assert_tree_allclose((got.x, got.y), want, rtol=1e-5, atol=1e-7)
+
+
+def pair_attributes(pair):
+    return np.sum(pair.a * np.cos(pair.b))
+
+
+def test_grad_of_namedtuple_attribute_reads():
+    got = codax.grad(pair_attributes)(Pair(PA, PB))
+    assert type(got) is Pair
+    want = numeric_grad(lambda a, b: pair_attributes(Pair(a, b)), (PA, PB), argnum=(0, 1))
+    assert_tree_allclose(tuple(got), want, rtol=RTOL, atol=ATOL)
+
+
+_arng = np.random.default_rng(66)
+LAYER_W, LAYER_SHIFT, LAYER_SCALE = (_arng.uniform(-1, 1, s) for s in ((3, 2), 2, 2))
+LAYER_X = _arng.uniform(-1, 1, 3)
+
+
+def layer_params(w, shift, scale, c):
+    return {'layer': Layer(w, {'shift': shift, 'scale': scale}), 'c': c}
+
+
+def test_grad_and_vmap_of_grad_of_a_node_in_a_dict():
+    """layer_loss reads layer.act, auxiliary data: a constant, kept in the gradient."""
+    params = layer_params(LAYER_W, LAYER_SHIFT, LAYER_SCALE, 0.5)
+    got = codax.grad(layer_loss)(params, LAYER_X)
+    assert type(got['layer']) is Layer and got['layer'].act == 'tanh'
+    want = numeric_grad(lambda *p: layer_loss(layer_params(*p), LAYER_X),
+                        (LAYER_W, LAYER_SHIFT, LAYER_SCALE, 0.5), argnum=(0, 1, 2, 3))
+    assert_tree_allclose((got['layer'].w, got['layer'].b['shift'], got['layer'].b['scale'],
+                          got['c']), want, rtol=RTOL, atol=ATOL)
+    tangents = (layer_params(0.5 * LAYER_W, LAYER_SCALE, LAYER_SHIFT, 1.0), -LAYER_X)
+    _, got = codax.jvp(layer_loss, (params, LAYER_X), tangents)
+    assert np.isclose(got, _directional(layer_loss, (params, LAYER_X), tangents), rtol=1e-6)
+    ws, xs = _arng.uniform(-1, 1, (4, 3, 2)), _arng.uniform(-1, 1, (4, 3))
+    in_axes = ({'layer': Layer(0, {'shift': None, 'scale': None}), 'c': None}, 0)
+    batch = codax.vmap(codax.grad(layer_loss), in_axes=in_axes)(
+        layer_params(ws, LAYER_SHIFT, LAYER_SCALE, 0.5), xs)
+    for i in range(4):
+        want = numeric_grad(lambda *p: layer_loss(layer_params(*p), xs[i]),
+                            (ws[i], LAYER_SHIFT, LAYER_SCALE, 0.5), argnum=(0, 1, 2, 3))
+        assert_tree_allclose((batch['layer'].w[i], batch['layer'].b['shift'][i],
+                              batch['layer'].b['scale'][i], batch['c'][i]), want,
+                             rtol=RTOL, atol=ATOL)
+
+
+@dataclasses.dataclass
+class Scaled:
+    """A node whose .scale is auxiliary data (a constant to derivatives, as in JAX)."""
+    value: np.ndarray
+    scale: float
+
+
+tu.register_pytree_node(Scaled, lambda s: ((s.value,), s.scale),
+                        lambda scale, children: Scaled(children[0], scale))
+
+
+def scaled_energy(s):
+    return s.scale * np.sum(s.value ** 2)
+
+
+def test_an_attribute_holding_auxiliary_data_is_a_constant():
+    got = codax.grad(scaled_energy)(Scaled(PA, 1.5))
+    assert type(got) is Scaled and got.scale == 1.5
+    want = numeric_grad(lambda v: scaled_energy(Scaled(v, 1.5)), (PA,))
+    np.testing.assert_allclose(got.value, want, rtol=RTOL, atol=ATOL)
+    _, tangent = codax.jvp(scaled_energy, (Scaled(PA, 1.5),), (Scaled(PB, 1.5),))
+    assert np.isclose(tangent, np.sum(want * PB), rtol=1e-6)
+
+
+class Plain:
+    """Not registered as a pytree node."""
+
+    def __init__(self, x):
+        self.x = x
+
+
+def plain_x(obj):
+    return np.sum(obj.x ** 2)
+
+
+def plain_x_in_dict(d):
+    return np.sum(d['obj'].x ** 2)
+
+
+def test_attribute_reads_that_cannot_be_differentiated():
+    with pytest.raises(codax.SourceError, match=r'test_tree_util_transforms.py:\d+: the '
+                       r'attribute \.x has no derivative rule'):
+        codax.grad(plain_x)(Plain(PA))
+    with pytest.raises(TypeError, match=r'attribute \.x of a Plain: it differentiates attribute '
+                       r'reads only of pytree nodes \(types registered with '
+                       r'codax\.tree_util\.register_pytree_node'):
+        codax.grad(plain_x_in_dict)({'obj': Plain(PA)})
+    for transform in (codax.grad, lambda f: lambda p: codax.jvp(f, (p,), (p,))):
+        with pytest.raises(TypeError, match=r'attribute \.x of a Polar: it is computed from the '
+                           r"node's children, not one of them"):
+            transform(polar_x)(Polar(PA, PB))
 
 
 # ---- is_leaf ----

@@ -7,10 +7,12 @@ adjoint, may be anything broadcastable to its primal, and 0.0 is the zero of
 anything. Calls to user functions become `rt.jvp_call`, which transforms the
 callee in turn.
 """
+from runtime import TABLE
+
 from . import nodes as n
 from .analysis import active_names, numeric_names, useful_names
 from .errors import error_at, loop_hint
-from .ir import as_defined_call, describe
+from .ir import Op, as_defined_call, describe
 from .templates import instantiate
 
 
@@ -24,6 +26,19 @@ class Result:
 
 def differentiate(fdef, active_params, numeric_params, unit, fresh):
     return Forward(fdef, active_params, numeric_params, unit, fresh).run()
+
+
+def as_node_attribute(op, rhs, numeric):
+    """An attribute read `b.x` as the derivative passes see it: the record
+    node_attribute, which finds at run time which child of the pytree node b
+    the attribute holds (runtime/primitives/nodes.py). Not where b is known
+    to be an array, a number or a plain object (`numeric`): that read keeps
+    its compile-time error."""
+    if op.kind != 'native' or not isinstance(rhs, n.Attribute) \
+            or not isinstance(rhs.value, n.Name) or rhs.value.id in numeric:
+        return op
+    return Op('prim', TABLE['node_attribute'], {'node': rhs.value, 'name': n.const(rhs.attr)},
+              label=op.label)
 
 
 class Forward:
@@ -89,7 +104,8 @@ class Forward:
         name = stmt.targets[0].id
         if name not in self.diff:
             return [stmt]
-        op = as_defined_call(describe(stmt.value), stmt.value)
+        op = as_node_attribute(as_defined_call(describe(stmt.value), stmt.value), stmt.value,
+                               self.numeric)
         inputs_active = op.diff_names() & self.active
         if op.kind == 'native' and inputs_active:
             raise error_at(_origin(stmt), f'{op.label} has no derivative rule, and codax '
@@ -125,8 +141,8 @@ class Forward:
                                + loop_hint(op, stmt.value), self.unit)
             if isinstance(node, n.Tuple):
                 t = n.tuple_([self.dense(e) for e in node.elts])
-            elif op.prim.family == 'elementwise':
-                t = self.tangent(node)         # a scalar zero broadcasts: no need to densify
+            elif op.prim.family in ('elementwise', 'tree'):
+                t = self.tangent(node)         # a scalar zero broadcasts; a tree's is its own
             else:
                 t = self.dense(node)
             term = instantiate(template, dict(op.inputs, t=t, ans=n.name(name)))

@@ -20,6 +20,7 @@ from runtime import TABLE  # noqa: F401  (rules live in the table)
 from . import nodes as n
 from .analysis import active_names, numeric_names, overwritten_names, useful_names
 from .errors import error_at, loop_hint
+from .forward import as_node_attribute
 from .ir import describe
 from .templates import instantiate
 
@@ -258,7 +259,7 @@ class Reverse:
 
     def assignment(self, stmt):
         name = stmt.targets[0].id
-        op = describe(stmt.value)
+        op = as_node_attribute(describe(stmt.value), stmt.value, self.numeric)
         if name in self.diff and op.kind == 'native' and op.diff_names() & self.active:
             raise error_at(_origin(stmt), f'{op.label} has no derivative rule, and codax '
                            'cannot differentiate through it (no Python source it can read)',
