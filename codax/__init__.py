@@ -2,7 +2,7 @@
 transformation. See README.md and docs/."""
 from transformer.errors import SourceError  # noqa: F401
 
-from . import calls, tree_util  # noqa: F401
+from . import calls, tree, tree_util  # noqa: F401
 from .custom import checkpoint, custom_jvp, custom_vjp, remat  # noqa: F401
 from runtime import stop_gradient  # noqa: F401
 
@@ -16,5 +16,5 @@ from .devices import device_get, device_put, devices  # noqa: F401
 __version__ = '0.1.0'
 __all__ = ['grad', 'value_and_grad', 'vmap', 'jit', 'ShapeDtypeStruct', 'vjp', 'jvp', 'linearize', 'jacfwd', 'jacrev', 'hessian',
            'stop_gradient', 'custom_jvp', 'custom_vjp', 'checkpoint', 'remat',
-           'source', 'SourceError', 'tree_util', 'lax', 'random', 'numpy',
+           'source', 'SourceError', 'tree', 'tree_util', 'lax', 'random', 'numpy',
            'devices', 'device_put', 'device_get']

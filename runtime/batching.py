@@ -11,7 +11,7 @@ from .adjoint import ZERO, _float_dtype, _rebuild, is_zero, item, shape, sum_to
 
 __all__ = ['batch_size', 'broadcast_batch', 'batch_loop', 'arg_axes', 'example', 'example_vjp',
            'stack_examples', 'stack_examples_vjp', 'select', 'select_vjp', 'any_true',
-           'loop_bound', 'quiet', 'loud', 'batch_index', 'shift_axis', 'example_shape',
+           'loop_bound', 'quiet', 'loud', 'batch_index', 'shift_axis', 'example_shape', 'example_len',
            'moveaxes', 'vmapped', 'sum_to_batched', 'finalize_batched',
            'finalize_batched_transpose', 'attribute', 'unsum_batched', 'batch_outputs',
            'batch_outputs_transpose', 'example_rank', 'lift_batched', 'batched_diag',
@@ -293,6 +293,13 @@ def shift_axis(axis):
 def example_shape(x):
     """The shape of one example of batched x."""
     return shape(x)[1:]
+
+
+def example_len(x):
+    """len() of one example of batched x, whose form only the run shows: a
+    container (of batched leaves) has the length every example has; an
+    array's examples, the length of its second axis."""
+    return len(x) if isinstance(x, (list, tuple, dict)) else shape(x)[1]
 
 
 def moveaxes(tree, axes, to_front, offset=0):

@@ -1381,5 +1381,5 @@ def sequence_vjp(g, x):
 # ---------------------------------------------------------------------------
 
 from .tree import (derivative_leaves, derivative_tree, tree_flatten,  # noqa: E402,F401
-                   tree_leaves, tree_map_is_leaf, tree_structure, tree_unflatten,
-                   treedef_leaves, treedef_subtrees)
+                   tree_leaves, tree_map_is_leaf, tree_map_with_path_is_leaf,
+                   tree_structure, tree_unflatten, treedef_leaves, treedef_subtrees)

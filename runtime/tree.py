@@ -3,6 +3,10 @@
 Used by every transformation for arguments and results. None is an empty
 subtree, as in JAX."""
 
+import dataclasses
+import functools
+import operator
+
 from .closures import Closure
 
 _registry = {}   # type -> (flatten(x) -> (children, aux), unflatten(aux, children) -> x)
@@ -62,21 +66,55 @@ def node_rebuilt(x, children):
 
 class PyTreeDef:
     """The shape of a pytree without its leaves; hashable, so usable in cache keys."""
-    __slots__ = ('kind', 'aux', 'children', '_hash')
+    __slots__ = ('kind', 'aux', '_children', '_hash')
 
     def __init__(self, kind, aux, children):
-        self.kind, self.aux, self.children = kind, aux, tuple(children)
-        self._hash = hash((kind, aux if _hashable(aux) else id(aux), self.children))
+        self.kind, self.aux, self._children = kind, aux, tuple(children)
+        self._hash = hash((kind, aux if _hashable(aux) else id(aux), self._children))
 
     @property
     def num_leaves(self):
         if self.kind is None:
             return 1
-        return sum(c.num_leaves for c in self.children)
+        return sum(c.num_leaves for c in self._children)
+
+    @property
+    def num_nodes(self):
+        """The nodes and leaves of the tree, counted together (None is one node)."""
+        return 1 + sum(c.num_nodes for c in self._children)
+
+    def children(self):
+        """The structures of the node's children (none for a leaf)."""
+        return list(self._children)
+
+    def node_data(self):
+        """(the node's type, its auxiliary data); None for a leaf."""
+        return None if self.kind is None else (self.kind, self.aux)
+
+    def unflatten(self, leaves):
+        return tree_unflatten(self, leaves)
+
+    def flatten_up_to(self, xs):
+        """The subtrees of `xs` at this structure's leaves: xs must have it as a prefix."""
+        return treedef_subtrees(self, xs)
+
+    def compose(self, inner):
+        """This structure with `inner` in place of each leaf."""
+        if self.kind is None:
+            return inner
+        return PyTreeDef(self.kind, self.aux, [c.compose(inner) for c in self._children])
+
+    def key_paths(self):
+        """The key path of each leaf, in flattening order (codax's own: it is how
+        tree_flatten_with_path and transformed code find paths without the tree)."""
+        if self.kind is None:
+            return [()]
+        return [(key,) + path for key, child in zip(_child_keys(self), self._children)
+                for path in child.key_paths()]
 
     def __eq__(self, other):
         return (isinstance(other, PyTreeDef) and self.kind is other.kind
-                and self.aux == other.aux and self.children == other.children)
+                and self.aux == other.aux and self._children == other._children)
 
     def __hash__(self):
         return self._hash
@@ -84,7 +122,7 @@ class PyTreeDef:
     def __repr__(self):
         if self.kind is None:
             return '*'
-        inner = ', '.join(map(repr, self.children))
+        inner = ', '.join(map(repr, self._children))
         return f'PyTreeDef({self.kind.__name__}[{inner}])'
 
 
@@ -119,14 +157,23 @@ def _flatten(x, leaves, is_leaf):
 
 def tree_unflatten(treedef, leaves):
     it = iter(leaves)
-    out = _unflatten(treedef, it)
+    try:
+        out = _unflatten(treedef, it)
+    except StopIteration:
+        raise ValueError(f'too few leaves for {treedef}, which has {treedef.num_leaves}') \
+            from None
+    if next(it, _END) is not _END:
+        raise ValueError(f'too many leaves for {treedef}, which has {treedef.num_leaves}')
     return out
+
+
+_END = object()
 
 
 def _unflatten(treedef, it):
     if treedef.kind is None:
         return next(it)
-    children = [_unflatten(c, it) for c in treedef.children]
+    children = [_unflatten(c, it) for c in treedef._children]
     funcs = _registry.get(treedef.kind)
     if funcs is None:              # a closure (its type holds its function), a namedtuple
         return treedef.kind(children) if issubclass(treedef.kind, Closure) \
@@ -146,10 +193,16 @@ def tree_map(f, tree, *rest, is_leaf=None):
     """With is_leaf, the further trees are cut where `tree` is: each of their
     subtrees at a leaf of `tree` goes to f whole (JAX's flatten_up_to);
     without it, they must have the structure of `tree`."""
+    treedef, columns = _aligned(tree, rest, is_leaf)
+    return tree_unflatten(treedef, [f(*xs) for xs in zip(*columns)])
+
+
+def _aligned(tree, rest, is_leaf):
+    """tree's structure, and the lists of tree's leaves and of each further
+    tree's parts at those leaves (tree_map's rule)."""
     leaves, treedef = tree_flatten(tree, is_leaf)
     take = treedef_leaves if is_leaf is None else treedef_subtrees
-    others = [take(treedef, r) for r in rest]
-    return tree_unflatten(treedef, [f(*xs) for xs in zip(leaves, *others)])
+    return treedef, [leaves] + [take(treedef, r) for r in rest]
 
 
 def tree_map_is_leaf(is_leaf, f, tree, *rest):
@@ -179,11 +232,217 @@ def _subtrees(treedef, tree, out):
         return
     kind, funcs = _node_of(tree)
     children, aux = funcs[0](tree) if funcs is not None else (None, None)
-    if kind is not treedef.kind or aux != treedef.aux or len(children) != len(treedef.children):
+    if kind is not treedef.kind or aux != treedef.aux or len(children) != len(treedef._children):
         raise ValueError(f'pytree structure mismatch: expected a tree with {treedef} as its '
                          f'prefix, got {tree_structure(tree)}')
-    for sub, child in zip(treedef.children, children):
+    for sub, child in zip(treedef._children, children):
         _subtrees(sub, child, out)
+
+
+# ---- registering node types the ways JAX offers ----
+
+_attribute_keys = {}   # type -> the attribute name of each child (register_dataclass)
+
+
+def register_pytree_node_class(cls):
+    """Registers `cls` by its own `tree_flatten()` method and `tree_unflatten(aux,
+    children)` classmethod; returns `cls`, so that it can decorate the class."""
+    register_pytree_node(cls, operator.methodcaller('tree_flatten'), cls.tree_unflatten)
+    return cls
+
+
+def register_dataclass(nodetype, data_fields=None, meta_fields=None, drop_fields=()):
+    """Registers `nodetype`, whose attributes `data_fields` are its children and
+    `meta_fields` its auxiliary data, and which its constructor rebuilds from
+    them all by keyword. For a dataclass both may be left out: fields marked
+    `dataclasses.field(metadata=dict(static=True))` are then the meta fields.
+    Returns `nodetype`."""
+    if data_fields is None and meta_fields is None:
+        data_fields, meta_fields = _dataclass_fields(nodetype, drop_fields)
+    elif data_fields is None or meta_fields is None:
+        raise TypeError('register_dataclass: give both data_fields and meta_fields, or '
+                        'neither (for a dataclass)')
+    data_fields, meta_fields = tuple(data_fields), tuple(meta_fields)
+    if dataclasses.is_dataclass(nodetype):
+        given = set(data_fields) | set(meta_fields) | set(drop_fields)
+        wanted = {f.name for f in dataclasses.fields(nodetype) if f.init}
+        if given != wanted:
+            raise ValueError(f'register_dataclass: the fields of {nodetype.__name__} are '
+                             f'{sorted(wanted)}; data_fields, meta_fields and drop_fields '
+                             f'name {sorted(given)}')
+
+    def flatten(x):
+        return ([getattr(x, name) for name in data_fields],
+                tuple(getattr(x, name) for name in meta_fields))
+
+    def unflatten(meta, children):
+        return nodetype(**dict(zip(meta_fields, meta)), **dict(zip(data_fields, children)))
+
+    register_pytree_node(nodetype, flatten, unflatten)
+    _attribute_keys[nodetype] = data_fields
+    return nodetype
+
+
+def _dataclass_fields(nodetype, drop_fields):
+    if not dataclasses.is_dataclass(nodetype):
+        raise TypeError(f'register_dataclass: {nodetype.__name__} is not a dataclass, so '
+                        'data_fields and meta_fields must be given')
+    fields = [f for f in dataclasses.fields(nodetype) if f.init and f.name not in drop_fields]
+    return ([f.name for f in fields if not f.metadata.get('static', False)],
+            [f.name for f in fields if f.metadata.get('static', False)])
+
+
+def register_static(cls):
+    """Registers `cls` as a node with no children: its instances are auxiliary
+    data, part of the structure. Returns `cls`."""
+    register_pytree_node(cls, lambda x: ((), x), lambda x, _: x)
+    return cls
+
+
+# ---- key paths: where each leaf is in its tree, as in jax.tree_util ----
+
+@dataclasses.dataclass(frozen=True)
+class SequenceKey:
+    """An entry of a list or tuple."""
+    idx: int
+
+    def __str__(self):
+        return f'[{self.idx!r}]'
+
+
+@dataclasses.dataclass(frozen=True)
+class DictKey:
+    """An entry of a dict."""
+    key: object
+
+    def __str__(self):
+        return f'[{self.key!r}]'
+
+
+@dataclasses.dataclass(frozen=True)
+class GetAttrKey:
+    """An attribute: a namedtuple's field, a registered dataclass's data field."""
+    name: str
+
+    def __str__(self):
+        return f'.{self.name}'
+
+
+@dataclasses.dataclass(frozen=True)
+class FlattenedIndexKey:
+    """A child of a node type registered without names for its children."""
+    key: int
+
+    def __str__(self):
+        return f'[<flat index {self.key}>]'
+
+
+def _child_keys(treedef):
+    """The key of each child of a node; it follows from the node's type and
+    auxiliary data alone, which is what lets transformed code find paths."""
+    kind, count = treedef.kind, len(treedef._children)
+    if kind is dict:
+        return [DictKey(key) for key in treedef.aux]
+    if kind in (list, tuple):
+        return [SequenceKey(i) for i in range(count)]
+    names = _attribute_keys.get(kind)
+    if names is None and kind not in _registry and issubclass(kind, tuple) \
+            and hasattr(kind, '_fields'):                      # a namedtuple
+        names = kind._fields
+    if names is not None:
+        return [GetAttrKey(name) for name in names]
+    return [FlattenedIndexKey(i) for i in range(count)]
+
+
+def keystr(keys, *, simple=False, separator=''):
+    """A key path as text: `['a'][0].b`, or with `simple` `a/0/b` (separator '/')."""
+    return separator.join(_simple_str(key) if simple else str(key) for key in keys)
+
+
+def _simple_str(key):
+    for kind, field in ((SequenceKey, 'idx'), (DictKey, 'key'), (GetAttrKey, 'name'),
+                        (FlattenedIndexKey, 'key')):
+        if type(key) is kind:
+            return str(getattr(key, field))
+    return str(key)
+
+
+def tree_flatten_with_path(tree, is_leaf=None):
+    """([(key path, leaf), ...], treedef), in tree_flatten's order."""
+    leaves, treedef = tree_flatten(tree, is_leaf)
+    return list(zip(treedef.key_paths(), leaves)), treedef
+
+
+def tree_leaves_with_path(tree, is_leaf=None):
+    return tree_flatten_with_path(tree, is_leaf)[0]
+
+
+def tree_map_with_path(f, tree, *rest, is_leaf=None):
+    """tree_map, f getting each leaf's key path first."""
+    treedef, columns = _aligned(tree, rest, is_leaf)
+    return tree_unflatten(treedef, [f(*xs) for xs in zip(treedef.key_paths(), *columns)])
+
+
+def tree_map_with_path_is_leaf(is_leaf, f, tree, *rest):
+    """tree_map_with_path with is_leaf first, as tree_map_is_leaf is to tree_map."""
+    return tree_map_with_path(f, tree, *rest, is_leaf=is_leaf)
+
+
+# ---- the rest of jax.tree_util ----
+
+class _NoInitializer:
+    def __repr__(self):
+        return '<no initializer>'
+
+
+NO_INITIALIZER = _NoInitializer()
+
+
+def tree_reduce(function, tree, initializer=NO_INITIALIZER, is_leaf=None):
+    """functools.reduce(function, leaves of tree[, initializer])."""
+    leaves = tree_leaves(tree, is_leaf)
+    if initializer is NO_INITIALIZER:
+        if not leaves:
+            raise TypeError('tree_reduce() of a tree with no leaves needs an initializer')
+        return functools.reduce(function, leaves)
+    return functools.reduce(function, leaves, initializer)
+
+
+def tree_all(tree, is_leaf=None):
+    """all() of the leaves of tree. JAX takes is_leaf only by keyword; here it
+    may come by position too, as transformed code passes every argument."""
+    return all(tree_leaves(tree, is_leaf))
+
+
+def tree_transpose(outer_treedef, inner_treedef, pytree_to_transpose):
+    """A tree of structure outer_treedef.compose(inner_treedef) as one of
+    structure inner_treedef.compose(outer_treedef); inner_treedef None: that of
+    the first subtree at a leaf of outer_treedef."""
+    leaves, treedef = tree_flatten(pytree_to_transpose)
+    if inner_treedef is None:
+        inner_treedef = tree_structure(outer_treedef.flatten_up_to(pytree_to_transpose)[0])
+    expected = outer_treedef.compose(inner_treedef)
+    if treedef != expected:
+        raise TypeError(f'tree_transpose: the tree has structure {treedef}, not {expected} '
+                        f'({inner_treedef} at each leaf of {outer_treedef})')
+    size = inner_treedef.num_leaves
+    rows = [leaves[i:i + size] for i in range(0, len(leaves), size)] if size else []
+    columns = [tree_unflatten(outer_treedef, [row[j] for row in rows]) for j in range(size)]
+    return tree_unflatten(inner_treedef, columns)
+
+
+def all_leaves(iterable, is_leaf=None):
+    """Whether every item of iterable is a leaf (None is not: it is an empty node)."""
+    return all((is_leaf is not None and is_leaf(x)) or _node_of(x)[1] is None for x in iterable)
+
+
+def treedef_children(treedef):
+    return treedef.children()
+
+
+def treedef_is_leaf(treedef):
+    """Whether treedef has a single node: a leaf, or None (as in JAX)."""
+    return treedef.num_nodes == 1
 
 
 # ---- derivatives of trees: what codax.tree_util's rules use ----
@@ -208,7 +467,7 @@ def _derivative_leaves(cot, treedef, leaves):
     elif type(cot) is float and cot == 0.0:
         leaves.extend([0.0] * treedef.num_leaves)
     else:
-        for child, sub in zip(_derivative_children(cot, treedef), treedef.children):
+        for child, sub in zip(_derivative_children(cot, treedef), treedef._children):
             _derivative_leaves(child, sub, leaves)
 
 
@@ -221,7 +480,7 @@ def _derivative_children(cot, treedef):
         children = list(cot)
     else:
         children = list(_node_of(cot)[1][0](cot)[0])
-    if len(children) != len(treedef.children):
+    if len(children) != len(treedef._children):
         raise ValueError(f'a derivative with {len(children)} entries for {treedef}')
     return children
 

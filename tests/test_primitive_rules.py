@@ -556,6 +556,7 @@ cases('rt_loud', C(np.geterr()))
 cases('rt_batch_index', C(1), C((slice(0, 2), None)), C('a', {'a': U(4)}), C(0, [U(4)]))
 cases('rt_shift_axis', C(0), C(-1), C((0, -2)))
 cases('rt_example_shape', C(U(4, 3)), C(U(4)))
+cases('rt_example_len', C(U(4, 3)), C([U(4), U(4, 2)]))
 cases('rt_example_rank', C((U(4, 3), U(2, 3)), (0, None)), C((U(4), 0.5), (0, None)))
 cases('rt_vmapped', C(_square, 0), C(_square, (None,)),       # a closure: its captured values pass
       C(runtime.closure(_lifted, U(3), U(3)), (0,), 0, (None, 0)),

@@ -1332,6 +1332,8 @@ def py_len(b, op, rhs):
     x, info = op.inputs['obj'], b.info(op.inputs['obj'])
     if not info.batched or info.elts is not None or info.item is not None:   # (a list)
         return rhs, SCALAR
+    if info.rank is None:          # an array or a container: the run tells
+        return n.call('rt.example_len', [x]), SCALAR
     shape = b.tmp(n.Attribute(value=x, attr='shape', ctx=n.Load()), UNKNOWN, '_shape')
     return n.Subscript(value=shape, slice=n.const(1), ctx=n.Load()), SCALAR
 

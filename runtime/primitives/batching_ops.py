@@ -57,6 +57,7 @@ for _fn, _sig in ((batching.batch_size, 'tree, axes'), (batching.any_true, 'cond
                   (batching.loop_bound, 'n, largest'), (batching.quiet, ''),
                   (batching.loud, 'state'), (batching.batch_index, 'idx, x=None'),
                   (batching.shift_axis, 'axis'), (batching.example_shape, 'x'),
+                  (batching.example_len, 'x'),
                   (batching.example_rank, 'operands, axes'),
                   (batching.attribute, 'x, name'),
                   (batching.first_example, 'tree, axes')):

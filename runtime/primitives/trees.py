@@ -9,7 +9,10 @@ transpose and are primitives too, so derivatives compose to any order.
 tree_map is not here: codax differentiates it through a Python definition
 (codax/tree_util.py), which takes the further trees' leaves with
 treedef_leaves, or with is_leaf their subtrees with treedef_subtrees: both
-move derivatives along the first tree's structure alike."""
+move derivatives along the first tree's structure alike. tree_map_with_path,
+tree_reduce, tree_all and the *_with_path readers are defined the same way,
+from these primitives; their key paths come from tree_structure's treedef,
+which carries no derivative."""
 from .. import tree
 from ..table import batching, linear, nondifferentiable
 
