@@ -178,9 +178,22 @@ def select(condition, x, y, axes):
     """Per example, x where condition else y, for pytrees x and y whose leaves
     may be batched or not (`axes`: a prefix of (x, y)). The batched condition
     gets trailing axes to line up with each leaf's own axes."""
+    condition = _per_example(condition, x, y, axes)
     xp = array_module(condition)
     out = [xp.where(c, a, b) for c, a, b, _, _ in _select_leaves(condition, x, y, axes)]
     return tree_unflatten(tree_flatten(x)[1], out)
+
+
+def _per_example(condition, x, y, axes):
+    """The condition, one per example: a single bool (a test of values the
+    examples share, which the compiler could only tell at run time) is the
+    same for every example of the batched leaves."""
+    if is_array(condition) and condition.ndim:
+        return condition
+    for leaf, axis in zip(tree_flatten((x, y))[0], _leaf_axes(axes, (x, y))):
+        if axis is not None and is_array(leaf):
+            return array_module(leaf).full(shape(leaf)[axis], bool(condition))
+    return numpy.asarray(bool(condition))
 
 
 def _select_leaves(condition, x, y, axes):
@@ -203,6 +216,7 @@ def select_vjp(g, condition, x, y, axes, which):
     """The adjoint of select's x (which=0) or y (which=1) for the full
     cotangent g: g where that side was chosen, summed back to each leaf's shape
     (per example for batched leaves)."""
+    condition = _per_example(condition, x, y, axes)
     xp = array_module(condition)
     leaves, treedef = tree_flatten(y if which else x)
     parts = []

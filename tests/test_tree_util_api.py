@@ -499,12 +499,7 @@ def test_jit(name):
 # vmap loops over a call of these per example and knows nothing of the list
 # it returns, so iterating over that list in the batched code fails (as it
 # does for a list that tree_map returns)
-ITERATED = ['tree_leaves_with_path']
-vmap_case = pytest.mark.parametrize('name', [
-    pytest.param(name, marks=pytest.mark.xfail(strict=True, reason='vmap: the paths of a list '
-                                               'a batched call returns count as batched, so an '
-                                               '`if` on them is taken per example'))
-    if name in ITERATED else name for name in CASES])
+vmap_case = pytest.mark.parametrize('name', list(CASES))
 
 
 @vmap_case
