@@ -11,8 +11,8 @@ from .adjoint import ZERO, _float_dtype, _rebuild, is_zero, item, shape, sum_to
 
 __all__ = ['batch_size', 'broadcast_batch', 'batch_loop', 'arg_axes', 'example', 'example_vjp',
            'stack_examples', 'stack_examples_vjp', 'select', 'select_vjp', 'any_true',
-           'loop_bound', 'quiet', 'loud', 'batch_index', 'shift_axis', 'example_shape', 'example_len',
-           'moveaxes', 'vmapped', 'sum_to_batched', 'finalize_batched',
+           'loop_bound', 'quiet', 'loud', 'batch_index', 'shift_axis', 'example_shape',
+           'example_len', 'moveaxes', 'vmapped', 'sum_to_batched', 'finalize_batched',
            'finalize_batched_transpose', 'attribute', 'unsum_batched', 'batch_outputs',
            'batch_outputs_transpose', 'example_rank', 'lift_batched', 'batched_diag',
            'dense_batched', 'dense_batched_vjp', 'first_example']

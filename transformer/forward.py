@@ -7,12 +7,10 @@ adjoint, may be anything broadcastable to its primal, and 0.0 is the zero of
 anything. Calls to user functions become `rt.jvp_call`, which transforms the
 callee in turn.
 """
-from runtime import TABLE
-
 from . import nodes as n
 from .analysis import active_names, numeric_names, useful_names
 from .errors import error_at, loop_hint
-from .ir import Op, as_defined_call, describe
+from .ir import as_defined_call, as_node_attribute, describe
 from .templates import instantiate
 
 
@@ -26,19 +24,6 @@ class Result:
 
 def differentiate(fdef, active_params, numeric_params, unit, fresh):
     return Forward(fdef, active_params, numeric_params, unit, fresh).run()
-
-
-def as_node_attribute(op, rhs, numeric):
-    """An attribute read `b.x` as the derivative passes see it: the record
-    node_attribute, which finds at run time which child of the pytree node b
-    the attribute holds (runtime/primitives/nodes.py). Not where b is known
-    to be an array, a number or a plain object (`numeric`): that read keeps
-    its compile-time error."""
-    if op.kind != 'native' or not isinstance(rhs, n.Attribute) \
-            or not isinstance(rhs.value, n.Name) or rhs.value.id in numeric:
-        return op
-    return Op('prim', TABLE['node_attribute'], {'node': rhs.value, 'name': n.const(rhs.attr)},
-              label=op.label)
 
 
 class Forward:

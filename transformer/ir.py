@@ -126,6 +126,19 @@ def as_defined_call(op, rhs):
     return call
 
 
+def as_node_attribute(op, rhs, numeric):
+    """An attribute read `b.x` as the derivative passes see it: the record
+    node_attribute, which finds at run time which child of the pytree node b
+    the attribute holds (runtime/primitives/nodes.py). Not where b is known
+    to be an array, a number or a plain object (`numeric`): that read keeps
+    its compile-time error."""
+    if op.kind != 'native' or not isinstance(rhs, n.Attribute) \
+            or not isinstance(rhs.value, n.Name) or rhs.value.id in numeric:
+        return op
+    return Op('prim', TABLE['node_attribute'], {'node': rhs.value, 'name': n.const(rhs.attr)},
+              label=op.label)
+
+
 def _describe_call(call):
     info = getattr(call, 'codax', None) or CallInfo('native', label='this call')
     if info.kind == 'prim':

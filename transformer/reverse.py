@@ -20,8 +20,7 @@ from runtime import TABLE  # noqa: F401  (rules live in the table)
 from . import nodes as n
 from .analysis import active_names, numeric_names, overwritten_names, useful_names
 from .errors import error_at, loop_hint
-from .forward import as_node_attribute
-from .ir import describe
+from .ir import as_node_attribute, describe
 from .templates import instantiate
 
 _RESTORE = 'codax-restore:'

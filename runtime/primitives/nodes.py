@@ -9,7 +9,7 @@ refused, since codax cannot see the computation.
 
 Generated code keeps the read as `b.x` (the batch pass reads it so); the
 derivative passes take it as the record `node_attribute`
-(transformer/forward.py, as_node_attribute). Its rules move a derivative
+(transformer/ir.py, as_node_attribute). Its rules move a derivative
 between the node and that child: attribute_cotangent puts it into a node of
 the same type (0.0 for the other children, as derivative_tree does),
 attribute_tangent takes it out of one. Each is the other's transpose, and
