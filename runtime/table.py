@@ -38,7 +38,7 @@ class Primitive:
         self.methods = tuple(methods)
         self.family = family
         self.c_expr = c_expr
-        self.batch = batch        # the name of its batching rule (transformer/batch_rules.py)
+        self.batch = batch        # the name of its batching rule (transformer/batch_rules/)
         # Derivatives go through a generated Python definition of the call
         # (codax/calls.py) instead of rules: for calls that run any function.
         self.defined = False

@@ -4,7 +4,7 @@ Every batched value keeps its batch axis first. What is known at compile time
 about each name is an `Info`: whether it is batched, the rank of one example
 (its per-example ndim) where that can be inferred, and for containers the
 facts about each element. Each statement is rewritten by its primitive's
-batching rule (transformer/batch_rules.py, chosen by the record's `batch`
+batching rule (transformer/batch_rules/, chosen by the record's `batch`
 field); a statement whose inputs are all unbatched is left alone.
 
 Control flow. A condition on unbatched values stays Python; where the two

@@ -76,7 +76,7 @@ _helper(adjoint.setitem_vjp_x, 'cot, y, idx', {'cot': 'rt.setitem_vjp_x_transpos
 _helper(adjoint.setitem_vjp_v, 'cot, y, idx, v',
         {'cot': 'rt.setitem_vjp_v_transpose(g, cot, y, idx, v)'})
 # setitem_vjp_v's gather (cot of y's shape) with overwritten writes zeroed;
-# batched code calls it (transformer/batch_rules.py: setitem_vjp)
+# batched code calls it (transformer/batch_rules/adjoints.py: setitem_vjp)
 _helper(adjoint.written_part, 'cot, idx', {'cot': 'rt.written_part_transpose(g, cot, idx)'})
 _helper(adjoint.append_vjp_list, 'cot, xs', {'cot': 'rt.append_list_transpose(g, cot)'})
 _helper(adjoint.append_vjp_value, 'cot', {'cot': 'rt.item_transpose(g, cot, -1)'})
@@ -134,7 +134,7 @@ for _fn, _sig in ((adjoint.seed, 'out'), (adjoint.shape, 'x'), (adjoint.ndim, 'x
     nondifferentiable(f'rt_{_fn.__name__}', _sig, targets=(_fn,), impl=f'rt.{_fn.__name__}')
 
 # Batching: the hot helpers of vmap(grad(f)) have vectorized rules; the rest
-# run per example (transformer/batch_rules.py).
+# run per example (transformer/batch_rules/).
 batching(unbroadcast=('rt_unbroadcast',), materialize=('rt_materialize',),
          setitem_vjp=('rt_setitem_vjp_x', 'rt_setitem_vjp_v'),
          shifted_axis_helper=('rt_sum_vjp', 'rt_keep_dims', 'rt_extremum_vjp'),

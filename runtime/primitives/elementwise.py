@@ -98,7 +98,7 @@ primitive('clip', 'a, a_min=None, a_max=None, out=None, *, min=None, max=None',
                'a_max': _CLIP_T.format(2), 'max': _CLIP_T.format(2)},
           nondiff=('out',), methods=('clip',), family='elementwise')
 
-# Batching: operands line up per example (transformer/batch_rules.py).
+# Batching: operands line up per example (transformer/batch_rules/arrays.py).
 batching(elementwise=('sign', 'floor', 'ceil', 'trunc', 'rint', 'isnan', 'isinf', 'isfinite',
                       'logical_not', 'signbit', 'floor_divide', 'less', 'less_equal', 'greater',
                       'greater_equal', 'equal', 'not_equal', 'logical_and', 'logical_or',

@@ -1,0 +1,354 @@
+"""Batching rules of calls: closures, user functions, batched forms."""
+import inspect
+
+import runtime as rt
+
+from .. import nodes as n
+from ..batch import (HOOKS, NONE, SCALAR, UNKNOWN, ClosureInfo, Info, PullbackInfo, container,
+                     info_of_value)
+from ..errors import RecursiveBatching
+from ..ir import CallInfo
+from .core import _leaf_kinds, _mark_batched, batched, literal, loop, loop_call, rule
+from .adjoints import einsum_vjp
+
+
+# ---- closures made in transformed code (runtime/closures.py) ----
+
+@rule('closure')
+def closure(b, op, rhs):
+    """rt.closure(f, *captured): a container of the captured values."""
+    captured = op.inputs.get('captured')
+    return rhs, container(tuple(b.info(x) for x in (captured.elts if captured else ())))
+
+
+@rule('captured')
+def captured(b, op, rhs):
+    info, k = b.info(op.inputs['c']), op.inputs['k']
+    if isinstance(info.elts, tuple) and isinstance(k, n.Constant):
+        return rhs, info.elts[k.value]
+    return loop(b, op, rhs)
+
+
+@rule('captured_cotangent')
+def captured_cotangent(b, op, rhs):
+    info, k = b.info(op.inputs['c']), op.inputs['k']
+    if isinstance(info.elts, tuple) and isinstance(k, n.Constant):
+        ct = b.info(op.inputs['ct'])
+        return rhs, container(tuple(ct if i == k.value else SCALAR
+                                    for i in range(len(info.elts))))
+    return loop(b, op, rhs)
+
+
+@rule('closure_function')
+def closure_function(b, op, rhs):
+    """The lifted function: the same for every example."""
+    return rhs, UNKNOWN
+
+
+# ---- user functions ----
+
+@rule('call')
+def user_call(b, op, rhs):
+    """A call of a user function with batched arguments: the callee batched in
+    turn (rt.vmapped), with out_axes 0 for all of its outputs. A closure whose
+    captured values are batched is batched along their axes too."""
+    args = list(rhs.args) + [k.value for k in rhs.keywords]
+    if not batched(b, *args, rhs.func):
+        return rhs, Info(False, _draws_rank(b, rhs))
+    func_info = b.info(rhs.func)
+    if func_info.batched and not isinstance(func_info.elts, tuple):
+        b.fail('codax vmap: the function called here differs between examples')
+    callee = rhs.codax.obj if getattr(rhs, 'codax', None) is not None else None
+    if callee is not None and callee is getattr(rt, 'einsum_vjp', None):
+        return einsum_vjp(b, rhs)
+    if getattr(callee, '__codax_batched__', None) is not None:   # codax.random's samplers
+        return batched_form_call(b, rhs)
+    if _runtime_helper(callee):            # a rule helper without a record of its own
+        return loop_call(b, rhs.func, rhs.args, rhs.keywords, None)
+    static = static_vjp_call(b, rhs) if callee is rt.vjp_call else \
+        static_pullback(b, rhs) if callee is rt.pullback else None
+    if static is not None:
+        return static
+    if callee is rt.jvp_call and _primals_shared(b, rhs):
+        return jvp_of_shared_primals(b, rhs, func_info)
+    return _batched_call(b, rhs, func_info)
+
+
+def _batched_call(b, rhs, func_info):
+    """The call, of a function batched at run time (rt.vmapped), and its Info."""
+    infos = [b.info(a) for a in rhs.args]
+    if rhs.keywords:
+        b.fail('codax vmap: pass arguments of batched user-function calls by position')
+    axes = tuple(i.axes() for i in infos)
+    info = rhs.codax.obj if getattr(rhs, 'codax', None) is not None else None
+    if isinstance(func_info, ClosureInfo):             # its function takes the captured first
+        info, infos = func_info.function, list(func_info.elts) + infos
+    out, out_axes = _callee_output(b, info, infos)
+    captured = [literal(func_info.axes())] if func_info.batched else []
+    fn = b.tmp(n.call('rt.vmapped', [rhs.func, literal(axes), out_axes] + captured), UNKNOWN,
+               '_batched')
+    call = n.call(fn, list(rhs.args))
+    call.codax = CallInfo('dynamic', label='a batched function')
+    return call, out if out is not None else Info(True, None)
+
+
+def _primals_shared(b, rhs):
+    """Whether rt.jvp_call(f, primals, tangents[, kwargs, kwtangents]) has only
+    tangents batched, its primals (a tuple, keywords a dict, of known lengths)
+    the same for every example: what jacfwd and hessian batch."""
+    args = rhs.args
+    if rhs.keywords or len(args) not in (3, 5) or batched(b, args[0], args[1], *args[3:4]):
+        return False
+    return isinstance(b.info(args[1]).elts, tuple) and \
+        (len(args) == 3 or isinstance(b.info(args[3]).elts, dict))
+
+
+def jvp_of_shared_primals(b, rhs, func_info):
+    """rt.jvp_call with only its tangents batched: the output depends on the
+    primals alone, so it is f's own call, unbatched (once, not per example),
+    and only the tangent comes from the batched call. What reads primal
+    values only (a while loop's test, a tape's length) then stays unbatched."""
+    def part(node, key):
+        return n.Subscript(value=n.deepcopy(node), slice=n.const(key), ctx=n.Load())
+    fnode, primals = rhs.args[:2]
+    args = [part(primals, i) for i in range(len(b.info(primals).elts))]
+    keywords = {k: part(rhs.args[3], k) for k in b.info(rhs.args[3]).elts} \
+        if len(rhs.args) == 5 else None
+    output = b.tmp(n.call(n.deepcopy(fnode), args, keywords), UNKNOWN, '_primal')
+    call, info = _batched_call(b, rhs, func_info)
+    tangent = info.elts[1] if isinstance(info.elts, tuple) and len(info.elts) == 2 \
+        else Info(True, None)
+    both = b.tmp(call, info, '_jvp')
+    return n.tuple_([output, part(both, 1)]), container((UNKNOWN, tangent))
+
+
+def _callee_output(b, fn, infos):
+    """(Info, out_axes node) of a batched user call: the form its batched code
+    leaves, learned by compiling it now, so what every example shares (a
+    length, a count) stays unbatched after the call; else every leaf batched."""
+    if b.callee_info is None or fn is None:
+        return None, n.const(0)
+    try:
+        out = b.callee_info(fn, infos, natural=True)
+    except RecursiveBatching:        # (a recursive function: its form is known after the fact)
+        out = None
+    if out is not None:
+        return out, literal(out.axes())
+    return b.callee_info(fn, infos), n.const(0)
+
+
+def static_vjp_call(b, rhs):
+    """rt.vjp_call(f, *args) in grad's code, f a user function known at compile
+    time, with batched arguments whose facts (ranks, and kinds: which ones are
+    differentiated) are known: the sweeps of f are chosen here
+    (rt.sweeps_for), its forward sweep batched (rt.vmapped) with the out_axes
+    its batched code leaves (learned by compiling it now), so the value and the
+    tape have known facts, and the pullback (PullbackInfo) names its backward
+    sweep for static_pullback. None where any of that cannot be told: then
+    the call is batched as a whole at run time (user_call)."""
+    fnode = rhs.args[0] if rhs.args else None
+    if 'sweeps' not in HOOKS or b.callee_info is None or b.unit is None:
+        return None
+    fn = _static_object(b, fnode)          # a free name, or `lax.fori_loop`
+    if fn is None or not HOOKS['static_function'](fn):
+        return None
+    params = list(inspect.signature(fn).parameters.values())
+    given, by_name = list(rhs.args[1:]), {k.arg: k.value for k in rhs.keywords}
+    if len(given) > len(params) or None in by_name:
+        return None
+    nodes, infos, defaults = [], [], []
+    for i, p in enumerate(params):
+        node = given[i] if i < len(given) else by_name.pop(p.name, None)
+        if node is not None:
+            nodes.append(node)
+            infos.append(b.info(node))
+        elif p.default is not p.empty:
+            nodes.append(None)
+            infos.append(info_of_value(p.default, None))
+            defaults.append(i)
+        else:
+            return None
+    if by_name or not all(_known(i) for i in infos):
+        return None
+    active, numeric = [], []
+    for i, info in enumerate(infos):
+        kinds = _leaf_kinds(info)
+        if 'f' in kinds:
+            active.append(i)
+        elif None in kinds:
+            return None                 # whether it is differentiated is seen only at run time
+        if info.elts is None and info.item is None:
+            numeric.append(i)
+    if not active:
+        return None
+    target = getattr(b.current, 'targets', [None])[0]
+    read = b.adjoints_read.get(getattr(target, 'id', None))
+    if read is not None and set(active) & read:   # adjoints nobody reads: not computed
+        active = [i for i in active if i in read]
+    try:
+        forward, backward = HOOKS['sweeps'](fn, tuple(active), tuple(numeric))
+    except Exception:                   # no derivative here: rt.vjp_call says why at run time
+        return None
+    out = b.callee_info(forward, infos, natural=True)
+    if out is None or not isinstance(out.elts, tuple) or len(out.elts) != 2:
+        return None
+    value, tape = out.elts
+    if isinstance(fnode, n.Name) and fnode.id not in b.unit.closure:
+        b.unit.guards[fnode.id] = fn    # rebinding the name makes this code stale
+    for i in defaults:
+        nodes[i] = b.tmp(n.call('rt.default_argument', [n.deepcopy(fnode), n.const(i)]),
+                         infos[i], '_default')
+    sweeps = b.tmp(n.call('rt.sweeps_for', [n.deepcopy(fnode), literal(tuple(active)),
+                                            literal(tuple(numeric))] + nodes), UNKNOWN, '_sweeps')
+    parts = [b.tmp(n.Subscript(value=sweeps, slice=n.const(k), ctx=n.Load()), UNKNOWN, name)
+             for k, name in ((0, '_forward'), (1, '_backward'))]
+    axes = tuple(i.axes() for i in infos)
+    batched_forward = b.tmp(n.call('rt.vmapped', [parts[0], literal(axes), literal(out.axes())]),
+                            UNKNOWN, '_batched')
+    call = n.call(batched_forward, nodes)
+    call.codax = CallInfo('dynamic', label='a batched function')
+    result = b.tmp(call, out, '_swept')
+    value_node, tape_node = (b.tmp(n.Subscript(value=result, slice=n.const(k), ctx=n.Load()),
+                                   info, name)
+                             for k, info, name in ((0, value, '_value'), (1, tape, '_tape')))
+    return n.tuple_([value_node, n.tuple_([parts[1], tape_node])]), \
+        container((value, PullbackInfo(tape, backward, value)))
+
+
+def static_pullback(b, rhs):
+    """rt.pullback(pb, cotangent) of a pullback made by static_vjp_call: its
+    backward sweep batched (rt.vmapped), with the out_axes its batched code
+    leaves, learned by compiling it now. An unbatched cotangent is repeated
+    along the batch first (the zero 0.0 then gives zeros, as it should)."""
+    if len(rhs.args) != 2 or rhs.keywords:
+        return None
+    pb, ct = rhs.args
+    pbi, cti = b.info(pb), b.info(ct)
+    if not isinstance(pbi, PullbackInfo) or cti.elts is not None or cti.item is not None \
+            or cti.rank is None or pbi.output.elts is not None or pbi.output.item is not None:
+        return None
+    tape = pbi.elts[1]
+    ct_info = Info(True, cti.rank, kind=cti.kind)
+    out = b.callee_info(pbi.backward, [tape, ct_info], natural=True)
+    if out is None:
+        return None
+    ct = b.broadcast(ct, cti)
+    backward = b.tmp(n.call('rt.pullback_function', [pb]), UNKNOWN, '_backward')
+    state = b.tmp(n.call('rt.pullback_state', [pb]), tape, '_state')
+    batched_backward = b.tmp(n.call('rt.vmapped', [backward, literal((tape.axes(), 0)),
+                                                   literal(out.axes())]), UNKNOWN, '_batched')
+    call = n.call(batched_backward, [state, ct])
+    call.codax = CallInfo('dynamic', label='a batched function')
+    return call, out
+
+
+def _known(info):
+    """Whether every leaf's rank (and every container's structure) is known."""
+    if isinstance(info.elts, tuple):
+        return all(_known(e) for e in info.elts)
+    if isinstance(info.elts, dict):
+        return all(_known(e) for e in info.elts.values())
+    if info.item is not None:
+        return _known(info.item)
+    return info.rank is not None
+
+
+def batched_form_call(b, rhs):
+    """A call of a function with a batched form of its own (`__codax_batched__`:
+    codax.random's samplers). With only the first argument (the key) batched,
+    rt.batched_form(f, args, kwargs) makes every example's draws at once;
+    otherwise one call per example. The rank of the draws is the form's to
+    say, so the code that uses them stays vectorized."""
+    rank = _draws_rank(b, rhs)
+    rest = list(rhs.args[1:]) + [k.value for k in rhs.keywords]
+    if not rhs.args or not b.info(rhs.args[0]).batched or batched(b, *rest):
+        return loop_call(b, rhs.func, rhs.args, rhs.keywords, rank)
+    kwargs = n.Dict(keys=[n.const(k.arg) for k in rhs.keywords],
+                    values=[n.deepcopy(k.value) for k in rhs.keywords])
+    return n.call('rt.batched_form', [n.deepcopy(rhs.func),
+                                      n.tuple_([n.deepcopy(a) for a in rhs.args]),
+                                      kwargs]), Info(True, rank)
+
+
+@rule('batched_form')
+def batched_form(b, op, rhs):
+    """rt.batched_form(f, args, kwargs) in code vmapped again (vmap(vmap(f))
+    over keys): with only the keys batched, the same call, the keys now with
+    one more leading axis, which a batched form takes as one more batch axis."""
+    fn, args, kwargs = op.inputs['fn'], op.inputs['args'], op.inputs['kwargs']
+    ai, ki = b.info(args), b.info(kwargs)
+    elts = ai.elts if isinstance(ai.elts, tuple) and ai.elts else None
+    rank = None
+    if elts is not None and isinstance(ki.elts, dict):
+        rank = rt.batched_form_rank(_static_object(b, fn), [_fact(e) for e in elts],
+                                    {k: _fact(e) for k, e in ki.elts.items()})
+    if not batched(b, fn, args, kwargs):
+        return rhs, Info(False, rank)
+    if elts is None or not elts[0].batched or elts[0].elts is not None or b.info(fn).batched \
+            or any(e.batched for e in elts[1:]) or ki.batched:
+        return loop(b, op, rhs, rank)
+    return rhs, Info(True, rank)
+
+
+@rule('moveaxes')
+def moveaxes(b, op, rhs):
+    """rt.moveaxes(tree, axes, to_front, offset) of vmapped code batched
+    again: with every leaf batched, the same moves after one more batch axis."""
+    tree, axes, to_front, offset = (op.inputs[k] for k in ('tree', 'axes', 'to_front', 'offset'))
+    info = b.info(tree)
+    if batched(b, axes, to_front) or not isinstance(offset, n.Constant) \
+            or _mark_batched(info) != info:
+        return loop(b, op, rhs)
+    return n.call('rt.moveaxes', [tree, axes, to_front, n.const(offset.value + 1)]), info
+
+
+def _draws_rank(b, rhs):
+    """The rank of what a user call returns for one example, where its callee
+    states it: a function with a batched form (rt.batched_form_rank, from its
+    arguments as the compiler knows them; a draw with an unbatched key too)."""
+    callee = rhs.codax.obj if getattr(rhs, 'codax', None) is not None else None
+    if getattr(callee, '__codax_batched__', None) is None:
+        return None
+    return rt.batched_form_rank(callee, [_described(b, a) for a in rhs.args],
+                                {k.arg: _described(b, k.value) for k in rhs.keywords})
+
+
+def _described(b, node):
+    """An argument as the compiler knows it, for a batched form's rank: a
+    literal's value, tuples element by element, else what its Info says."""
+    if isinstance(node, n.Constant):
+        return node.value
+    if isinstance(node, n.Tuple):
+        return tuple(_described(b, e) for e in node.elts)
+    return _fact(b.info(node))
+
+
+def _fact(info):
+    """A value as its Info describes it: the constant None, containers element
+    by element, else only its rank (rt.Abstract)."""
+    if info is NONE:
+        return None
+    if isinstance(info.elts, tuple):
+        return tuple(_fact(e) for e in info.elts)
+    if isinstance(info.elts, dict):
+        return {k: _fact(e) for k, e in info.elts.items()}
+    return rt.Abstract(info.rank)
+
+
+def _static_object(b, node):
+    """The object a reference to a global names (random.normal), or None."""
+    if isinstance(node, n.Name) and b.unit is not None and node.id not in b.locals:
+        found, value = b.unit.lookup(node.id)
+        return value if found else None
+    if isinstance(node, n.Attribute):
+        owner = _static_object(b, node.value)
+        return getattr(owner, node.attr, None)
+    return None
+
+
+def _runtime_helper(fn):
+    """A function of codax's runtime that generated code calls (not one that
+    stands for a user call, like rt.vjp_call): run per example, not transformed."""
+    module = getattr(fn, '__module__', '') or ''
+    return module.split('.')[0] == 'runtime' and fn not in (
+        rt.vjp_call, rt.pullback, rt.jvp_call)
