@@ -363,9 +363,16 @@ def append(xs, v):
     return list(xs) + [v]
 
 
+def is_container_zero(g):
+    """Whether `g`, the adjoint of a list, tuple or dict, is the zero: 0.0, or
+    a zero number (the zero made a NumPy number in batched code: see add).
+    A container's adjoint that is not a container can only be the zero."""
+    return is_zero(g) or not _container(g) and numpy.ndim(g) == 0 and not g
+
+
 def append_vjp_list(g, xs):
-    if is_zero(g) or not _container(g) and numpy.ndim(g) == 0 and not g:
-        return ZERO       # (or the zero made a NumPy number in batched code: see add)
+    if is_container_zero(g):
+        return ZERO
     return list(g[:-1])
 
 

@@ -8,7 +8,7 @@ import string as _string
 
 import numpy
 
-from .adjoint import (dense, materialize, shape, ndim, size, sum_to, is_zero, ZERO, item,
+from .adjoint import (dense, materialize, shape, ndim, size, sum_to, is_zero, is_container_zero, ZERO, item,
                       unbroadcast, sum_vjp, keep_dims, extremum_vjp, getitem_vjp, _axes,
                       _write)
 from .backend import array_module, is_array
@@ -1104,7 +1104,7 @@ def _written_back(g, y, idx, cot):
 
 def append_list_transpose(g, cot):
     """Transpose of cot -> append_vjp_list(cot, xs) = cot[:-1]."""
-    if is_zero(g) or is_zero(cot):
+    if is_container_zero(g) or is_container_zero(cot):
         return ZERO
     return list(g) + [ZERO]
 

@@ -117,11 +117,7 @@ def test_hessian_matches_finite_differences_of_grad(fn):
     np.testing.assert_allclose(codax.jacfwd(codax.grad(fn))(X), expected, rtol=1e-5, atol=1e-7)
 
 
-# (scan and map: reverse over reverse under vmap loses a container's form: see
-# the issue notes)
-@pytest.mark.parametrize('fn', [f for f in FUNCTIONS
-                                if f not in (scan_nested_def, map_lambda, scan_without_ys)],
-                         ids=lambda f: f.__name__)
+@pytest.mark.parametrize('fn', FUNCTIONS, ids=lambda f: f.__name__)
 def test_jacrev_of_grad_matches_finite_differences_of_grad(fn):
     np.testing.assert_allclose(codax.jacrev(codax.grad(fn))(X), _hessian_reference(fn),
                                rtol=1e-5, atol=1e-7)
@@ -170,8 +166,7 @@ def test_second_derivative_through_lax_and_loops(fn):
     expected = numeric_grad(codax.grad(fn), (x,))
     np.testing.assert_allclose(codax.grad(codax.grad(fn))(x), expected, rtol=1e-6)
     np.testing.assert_allclose(codax.jacfwd(codax.grad(fn))(x), expected, rtol=1e-6)
-    if fn is not scalar_scan:            # (as test_jacrev_of_grad_... above)
-        np.testing.assert_allclose(codax.jacrev(codax.grad(fn))(x), expected, rtol=1e-6)
+    np.testing.assert_allclose(codax.jacrev(codax.grad(fn))(x), expected, rtol=1e-6)
 
 
 @pytest.mark.parametrize('fn', FUNCTIONS, ids=lambda f: f.__name__)

@@ -488,7 +488,10 @@ def adjoint_add(b, op, rhs):
     if i1.elts is not None or i2.elts is not None:
         if i1.elts is not None and i2.elts is not None:
             return rhs, join(i1, i2) if not (i1.batched or i2.batched) else _add_info(i1, i2)
-        return rhs, i1 if i1.elts is not None else i2
+        # one side a container, the other not: the zero, or (batched) a value
+        # whose form only the run shows, every leaf of which is batched
+        known, other = (i1, i2) if i1.elts is not None else (i2, i1)
+        return rhs, _mark_batched(known) if other.batched else known
     return elementwise_of(b, rhs, [x1, x2])
 
 
