@@ -113,26 +113,31 @@ def specialize(fn, mode, argnums, has_aux, args):
 _primitive_functions = {}
 
 
-def primitive_function(obj):
+def primitive_function(obj, count=None):
     """A Python function with readable source that calls `obj`, a primitive or
     a custom rule, so that grad(np.sin) or grad(custom_f) work as in JAX.
+    Its parameters are obj's required positional ones, or with `count` (a
+    call passing that many arguments by position) the first `count`.
     None for anything else."""
     prim = runtime.TABLE.lookup(obj)
     custom = getattr(obj, '__codax_custom__', None)
     if prim is None and custom is None:
         return None
-    if id(obj) not in _primitive_functions:
+    key = (id(obj), count)
+    if key not in _primitive_functions:
         signature = prim.signature if prim is not None else inspect.signature(obj.fun)
-        params = [p.name for p in signature.parameters.values()
-                  if p.default is p.empty and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+        positional = [p for p in signature.parameters.values()
+                      if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+        required = sum(p.default is p.empty for p in positional)
+        params = ', '.join(p.name for p in positional[:max(required, count or 0)])
         name = getattr(obj, '__name__', None) or prim.name
-        text = f'def {name}({", ".join(params)}):\n    return primitive({", ".join(params)})\n'
+        text = f'def {name}({params}):\n    return primitive({params})\n'
         filename = f'<codax primitive {name}>'
         linecache.cache[filename] = (len(text), None, text.splitlines(True), filename)
         namespace = {'primitive': obj}
         exec(compile(text, filename, 'exec'), namespace)
-        _primitive_functions[id(obj)] = (obj, namespace[name])
-    return _primitive_functions[id(obj)][1]
+        _primitive_functions[key] = (obj, namespace[name])
+    return _primitive_functions[key][1]
 
 
 def _not_a_function(fn):

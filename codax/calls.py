@@ -44,7 +44,7 @@ def _plain(fn, args):
                           'use reverse mode (grad) for the outer derivatives')
     while api.transformation_of(fn) is not None:
         fn = api.transformation_of(fn).function_for(args)
-    fn = api.primitive_function(fn) or fn
+    fn = api.primitive_function(fn, len(args)) or fn
     if not isinstance(fn, types.FunctionType):
         raise TypeError(f'codax cannot differentiate through a call to {fn!r}: it is not a '
                         'plain Python function')

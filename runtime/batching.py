@@ -7,18 +7,19 @@ in_axes) as a literal argument.
 """
 import numpy
 
-from .adjoint import ZERO, _float_dtype, _rebuild, is_zero, item, shape, sum_to
+from .adjoint import (ZERO, _float_dtype, _rebuild, is_container_zero, is_zero, item, shape,
+                      sum_to)
 
 __all__ = ['batch_size', 'broadcast_batch', 'batch_loop', 'arg_axes', 'example', 'example_vjp',
            'stack_examples', 'stack_examples_vjp', 'select', 'select_vjp', 'any_true',
            'loop_bound', 'quiet', 'loud', 'batch_index', 'shift_axis', 'example_shape',
            'example_len', 'moveaxes', 'vmapped', 'sum_to_batched', 'finalize_batched',
            'finalize_batched_transpose', 'attribute', 'unsum_batched', 'batch_outputs',
-           'batch_outputs_transpose', 'example_rank', 'lift_batched', 'batched_diag',
-           'dense_batched', 'dense_batched_vjp', 'first_example']
+           'batch_outputs_transpose', 'example_rank', 'lift_batched', 'reshape_like',
+           'batched_diag', 'dense_batched', 'dense_batched_vjp', 'first_example']
 from .backend import array_module, is_array
 from .closures import Closure, closure
-from .tree import node_children, node_rebuilt, tree_flatten, tree_unflatten
+from .tree import derivative_leaves, node_children, node_rebuilt, tree_flatten, tree_unflatten
 
 
 def _leaf_axes(axes, tree):
@@ -132,11 +133,11 @@ def example(x, axes, i):
 
 def example_vjp(cot, x, axes, i):
     """The adjoint of x from the cotangent of example(x, axes, i)."""
-    if type(cot) is float and cot == 0.0:
+    if is_container_zero(cot):       # (also the zero that batching made a NumPy number)
         return 0.0
     leaves, treedef = tree_flatten(x)
     out = []
-    for leaf, c, a in zip(leaves, tree_flatten(cot)[0], _leaf_axes(axes, x)):
+    for leaf, c, a in zip(leaves, derivative_leaves(cot, treedef), _leaf_axes(axes, x)):
         if a is not None and _batchable(leaf):
             full = array_module(leaf).zeros(leaf.shape, _inexact(leaf.dtype))
             full[i] = c
@@ -558,6 +559,18 @@ def lift_batched(x, rank):
             return x
         return tree_unflatten(treedef, [_lift(v, 0, r) for v, r in zip(leaves, rank)])
     return x if isinstance(rank, tuple) else _lift(x, 0, rank)
+
+
+def reshape_like(h, like):
+    """h reshaped, leaf by leaf, to the shapes of like's arrays: lift_batched's
+    transpose (it only adds axes of length 1), and its own."""
+    if isinstance(like, dict):
+        return {k: reshape_like(item(h, k), v) for k, v in like.items()}
+    if isinstance(like, (list, tuple)):
+        return _rebuild(like, [reshape_like(item(h, i), v) for i, v in enumerate(like)])
+    if is_array(like) and not is_zero(h):
+        return array_module(h, like).reshape(h, like.shape)
+    return h
 
 
 def batched_diag(v, k=0):

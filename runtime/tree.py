@@ -464,6 +464,8 @@ def derivative_leaves(cot, treedef):
 def _derivative_leaves(cot, treedef, leaves):
     if treedef.kind is None:
         leaves.append(cot)
+    elif treedef.num_leaves == 0:       # (None, (), {}): nothing to take, whatever cot holds
+        return
     elif type(cot) is float and cot == 0.0:
         leaves.extend([0.0] * treedef.num_leaves)
     else:

@@ -305,6 +305,8 @@ cases('rt_getitem_vjp', C(U(2), U(4, 2), 1), C(0.5, U(4), np.array([0, 0, 2])),
       C(U(2, 3), U(4, 3), slice(1, 3)), C(U(2), [U(3), U(2)], 1),
       C([U(3), U(2)], [U(1), U(3), U(2)], slice(1, 3)), C(U(3), {'a': U(2), 'b': U(3)}, 'b'),
       C(U(3), U(4, 3), np.array([1, 1])), C(U(), U(3, 3), B(3, 3)))
+cases('rt_item_transpose', C(U(2), [U(3), U(2)], 1), C(U(3), {'a': U(2), 'b': U(3)}, 'b'),
+      C(U(3), (U(1), U(3)), -1))
 cases('rt_add', C(U(2, 3), U(3)), C([U(2), U(3)], [U(2), U(1)]), C(0.0, U(3)),
       C({'a': U(2)}, {'a': U(2)}), C(0.5, 1.5), C((U(2), 0.5), (U(2), 0.25)))
 cases('rt_finalize_transpose', C(U(2, 3), U(3), U(2, 3)), C(U(), 0.5, U(2, 2)),
@@ -505,6 +507,8 @@ cases('rt_dense_batched', C(U(4, 3), U(4, 3), True, True, 4), C(U(4), U(4, 3), T
       C(U(3), U(4, 3), False, True, 4), C(U(4, 1), U(3), True, False, 4),
       C([U(4, 2), 0.0], [U(4, 2), U(4)], True, True, 4), C(U(4), 0.5, True, True, 4))
 cases('rt_lift_batched', C(U(4, 3), 3), C(U(4), 2), C(U(4, 2), 1))
+cases('rt_reshape_like', C(U(4, 1, 3), U(4, 3)), C((U(2, 1), 0.5), (U(2), 1.0)),
+      C({'a': U(3, 1, 1)}, {'a': U(3)}))
 cases('rt_moveaxes', C(U(3, 4, 2), 1, True), C(U(4, 3), 1, False),
       C((U(2, 4), U(3), 0.5), (1, None, None), True), C({'a': U(4, 2)}, {'a': 1}, False),
       C(U(3, 4, 2), 1, True, 1), C(U(3, 4, 2), -1, False, 1))

@@ -515,15 +515,17 @@ def _cubic_trig(x):
     return np.sum(np.sin(x) * x ** 2)
 
 
-@pytest.mark.parametrize('inner', ['jacfwd', 'jacrev'])
-def test_third_derivative_through_nested_jacobians(inner):
-    # jacfwd of vmapped code batches vmap's helpers per example (rt.batch_loop);
-    # forward mode goes through the loop's definition. Over two jacrevs, the
-    # primal outputs of rt.jvp_call stay unbatched (only tangents are).
+@pytest.mark.parametrize('jacobians', ['fff', 'frr', 'rrr', 'rff', 'ffr'])
+def test_third_derivative_through_nested_jacobians(jacobians):
+    # Vmapped code batched again runs some of vmap's helpers per example
+    # (rt.batch_loop); both modes differentiate that loop through its
+    # definition (codax/calls.py). Over two jacrevs, the primal outputs of
+    # rt.jvp_call stay unbatched (only tangents are).
     x = np.array([0.3, 0.7])
     third = -np.cos(x) * x ** 2 - 6 * np.sin(x) * x + 6 * np.cos(x)
     want = np.zeros((2, 2, 2))
     want[0, 0, 0], want[1, 1, 1] = third
-    jac = getattr(codax, inner)
-    got = codax.jacfwd(jac(jac(_cubic_trig)))(x)
-    np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12)
+    f = _cubic_trig
+    for kind in reversed(jacobians):
+        f = codax.jacfwd(f) if kind == 'f' else codax.jacrev(f)
+    np.testing.assert_allclose(f(x), want, rtol=1e-10, atol=1e-12)

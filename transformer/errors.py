@@ -42,23 +42,3 @@ def error_at(node, message, unit=None):
     lineno = getattr(node, 'lineno', None) or getattr(node, 'user_line', None)
     col = getattr(node, 'col_offset', None) if getattr(node, 'lineno', None) else None
     return SourceError(message, filename, lineno, col)
-
-
-def loop_hint(op, rhs):
-    """What a missing derivative rule of rt.batch_loop (vmap's per-example
-    loop) means, appended to the message: '' for other primitives."""
-    if getattr(op.prim, 'name', None) != 'rt_batch_loop':
-        return ''
-    fn = rhs.args[0] if getattr(rhs, 'args', None) else None
-    name = f'{fn.value.id}.{fn.attr}' if hasattr(fn, 'attr') and hasattr(fn.value, 'id') \
-        else getattr(fn, 'id', '?')
-    import runtime.batching
-    if name.startswith('rt.') and name[3:] in runtime.batching.__all__:
-        return (f': this is vmap of vmapped code (a Jacobian of a Jacobian, vmap(vmap(f))), '
-                f'where the batching helper {name} runs once per example. codax differentiates '
-                'such code again in forward mode only, so third derivatives through two nested '
-                'Jacobians with a jacrev, such as jacrev(jacrev(jacrev(f))), are refused; use '
-                'jacfwd(jacfwd(jacfwd(f))), take the outer derivatives with grad, or a Jacobian '
-                'of grad(grad(f))')
-    return f' (the per-example loop of {name}): vmapped code that falls back to it cannot be ' \
-        'differentiated'

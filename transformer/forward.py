@@ -9,7 +9,7 @@ callee in turn.
 """
 from . import nodes as n
 from .analysis import active_names, numeric_names, useful_names
-from .errors import error_at, loop_hint
+from .errors import error_at
 from .ir import as_defined_call, as_node_attribute, describe
 from .templates import instantiate
 
@@ -122,8 +122,7 @@ class Forward:
             template = op.prim.jvp.get(param)
             if template is None:
                 raise error_at(_origin(stmt), f'{op.label} has no forward-mode (JVP) rule for '
-                               f'its argument {param!r}'
-                               + loop_hint(op, stmt.value), self.unit)
+                               f'its argument {param!r}', self.unit)
             if isinstance(node, n.Tuple):
                 t = n.tuple_([self.dense(e) for e in node.elts])
             elif op.prim.family in ('elementwise', 'tree'):

@@ -19,8 +19,8 @@ from runtime import TABLE  # noqa: F401  (rules live in the table)
 
 from . import nodes as n
 from .analysis import active_names, numeric_names, overwritten_names, useful_names
-from .errors import error_at, loop_hint
-from .ir import as_node_attribute, describe
+from .errors import error_at
+from .ir import as_defined_call, as_node_attribute, describe
 from .templates import instantiate
 
 _RESTORE = 'codax-restore:'
@@ -258,7 +258,8 @@ class Reverse:
 
     def assignment(self, stmt):
         name = stmt.targets[0].id
-        op = as_node_attribute(describe(stmt.value), stmt.value, self.numeric)
+        op = as_node_attribute(as_defined_call(describe(stmt.value), stmt.value), stmt.value,
+                               self.numeric)
         if name in self.diff and op.kind == 'native' and op.diff_names() & self.active:
             raise error_at(_origin(stmt), f'{op.label} has no derivative rule, and codax '
                            'cannot differentiate through it (no Python source it can read)',
@@ -300,8 +301,7 @@ class Reverse:
             template = op.prim.vjp.get(param)
             if template is None:
                 raise error_at(_origin(stmt), f'{op.label} has no derivative rule for its '
-                               f'argument {param!r}'
-                               + loop_hint(op, stmt.value), self.unit)
+                               f'argument {param!r}', self.unit)
             substitutions = dict(op.inputs, g=g, ans=n.name(name))
             expr = instantiate(template, substitutions)
             if _broadcast_free(op, param):

@@ -34,6 +34,9 @@ _helper(rules.cumsum_vjp, 'cot, a, y, axis=None',
 
 # ---- containers and indexing ----
 _helper(adjoint.item, 'cot, key', {'cot': 'rt.item_transpose(g, cot, key)'})
+# g put at `key` of a zero container (getitem_vjp's parameter names, whose
+# batching rule serves it): reading the slot back is its transpose
+_helper(rules.item_transpose, 'cot, x, idx', {'cot': 'rt.item(g, idx)'})
 _helper(adjoint.getitem_vjp, 'cot, x, idx', {'cot': 'rt.getitem_vjp_transpose(g, cot, x, idx, ans)'})
 _helper(adjoint.add, 'a, b', {'a': 'rt.add_transpose(g, a, ans)', 'b': 'rt.add_transpose(g, b, ans)'})
 _helper(adjoint.finalize, 'cot, x, seen=None', {'cot': 'rt.finalize_transpose(g, cot, x)'})
@@ -138,7 +141,8 @@ for _fn, _sig in ((adjoint.seed, 'out'), (adjoint.shape, 'x'), (adjoint.ndim, 'x
 batching(unbroadcast=('rt_unbroadcast',), materialize=('rt_materialize',),
          setitem_vjp=('rt_setitem_vjp_x', 'rt_setitem_vjp_v'),
          shifted_axis_helper=('rt_sum_vjp', 'rt_keep_dims', 'rt_extremum_vjp'),
-         item=('rt_item',), getitem_vjp=('rt_getitem_vjp',), add=('rt_add',),
+         item=('rt_item',), getitem_vjp=('rt_getitem_vjp',),
+         item_transpose=('rt_item_transpose',), add=('rt_add',),
          finalize=('rt_finalize',), matmul_vjp=('rt_matmul_vjp', 'rt_dot_vjp'),
          elementwise=('rt_safe_log', 'rt_negate'), seed=('rt_seed',), sum_to=('rt_sum_to',),
          like_first=('rt_cast_like',), elementwise_vjp=('rt_where_vjp', 'rt_clip_vjp'),

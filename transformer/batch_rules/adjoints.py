@@ -425,6 +425,16 @@ def getitem_vjp(b, op, rhs):
     return _scatter(b, op, rhs, 'rt.getitem_vjp', g, x, idx, xi.rank)
 
 
+@rule('item_transpose')
+def item_transpose(b, op, rhs):
+    """rt.item_transpose(g, cot, key): g put at `key` of a zero container, as
+    getitem_vjp puts it where cot is known to be a container; else per example
+    (cot may be the zero, or an array)."""
+    if b.info(op.inputs['x']).elts is not None:
+        return getitem_vjp(b, op, rhs)
+    return loop(b, op, rhs)
+
+
 @rule('setitem_vjp')
 def setitem_vjp(b, op, rhs):
     """The adjoints of x[idx] = v: g with the written part zeroed (x), or the
