@@ -94,25 +94,28 @@ class custom_jvp(_Wrapper):
 
     def _make_sweeps(self, args, name):
         """Reverse mode uses the rule through its transpose: the rule is linear
-        in its tangents, so the vjp of its tangent output with respect to them
-        is the transpose."""
+        in its tangents, so the vjp of its tangent output with respect to the
+        tangents alone, the primals held fixed (JAX's linearization), is the
+        transpose. Only the tangents are differentiated there, so a rule may
+        use the function's own output (`ans = f(x); return ans, ans * t`)
+        without differentiating itself without end; code that differentiates
+        the backward sweep again goes through the generated sweeps, and so
+        through the rule's primal part too."""
         self._check()
         params = self._params()
         tans = ', '.join('d' + p for p in params)
         zeros = ''.join(f'    d{p} = rt.dense(0.0, {p})\n' for p in params)
-        picks = ', '.join(f'adjoints[{len(params) + i}]' for i in range(len(params)))
-        text = (f'def tangent_map_{name}({args}, {tans}):\n'
-                f'    out, tangent = rule(({args},), ({tans},))\n'
-                f'    return tangent\n\n\n'
-                f'def fwd_{name}({args}):\n'
+        picks = ', '.join(f'rt.item(adjoints, {i})' for i in range(len(params)))
+        text = (f'def fwd_{name}({args}):\n'
                 f'{zeros}'
                 f'    out, tangent = rule(({args},), ({tans},))\n'
                 f'    return out, ({args},)\n\n\n'
                 f'def bwd_{name}(tape, cotangent):\n'
                 f'    ({args},) = tape\n'
                 f'{zeros}'
-                f'    tangent, pb = rt.vjp_call(tangent_map_{name}, {args}, {tans})\n'
-                f'    adjoints = rt.pullback(pb, cotangent)\n'
+                f'    forward, backward = rt.sweeps_for(rule, (1,), (), ({args},), ({tans},))\n'
+                f'    out, state = forward(({args},), ({tans},))\n'
+                f'    adjoints = rt.item(backward(state, (0.0, cotangent)), 1)\n'
                 f'    return ({picks},)\n')
         space = _generate(text, f'custom_jvp({name})', {'rule': self.jvp_rule})
         return space[f'fwd_{name}'], space[f'bwd_{name}']

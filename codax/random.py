@@ -56,8 +56,21 @@ they agree unless two candidates tie within an ulp). Differences:
   a ``cov`` that is not positive definite for ``'cholesky'``) where JAX
   returns NaN or -1.
 
-Draws are constants to codax's derivatives: keys are integer arrays, so a
-function ``f(x, k)`` that uses ``normal(k, ...)`` has the noise as a constant.
+Derivatives. Keys are integer arrays, so a function ``f(x, k)`` that uses
+``normal(k, ...)`` has the noise as a constant. Float parameters of a
+distribution are differentiated as in JAX, the key held fixed: each sampler
+with such parameters is a ``custom_jvp`` function (``uniform``:
+``minval + (maxval - minval) * u``; ``truncated_normal``: its inverse CDF;
+``multivariate_normal``: ``mean + cholesky(cov) @ z``; the gamma draws: the
+implicit reparameterization gradient ``-(dF/da) / f``), and ``gamma``,
+``loggamma``, ``beta``, ``dirichlet``, ``chisquare``, ``t``,
+``generalized_normal`` and ``ball`` are written in the NumPy codax reads, so
+their derivatives are the chain rule over the gamma draws. Integer and boolean
+draws pass their parameters through ``stop_gradient`` (zero gradients, as
+JAX's). Differences: no second derivatives of gamma draws (JAX has none
+either); ``multivariate_normal`` differentiates ``method='cholesky'`` only;
+``permutation``/``choice`` of a differentiated array is an error (index it
+with drawn indices instead, which codax differentiates).
 
 Under ``codax.vmap`` keys batch as in JAX: with a batch of keys (shape
 ``(B, 2)``, e.g. from ``split(key, B)``), ``vmap(f)(keys)`` draws, for each
@@ -78,7 +91,10 @@ import math
 
 import numpy as np
 
-from runtime import Abstract, array_module
+from runtime import Abstract, array_module, stop_gradient
+from transformer.errors import SourceError
+
+from .custom import custom_jvp
 
 __all__ = ['key', 'PRNGKey', 'split', 'fold_in', 'key_data', 'wrap_key_data', 'bits',
            'uniform', 'normal', 'truncated_normal', 'bernoulli', 'categorical', 'gumbel',
@@ -280,6 +296,12 @@ def _bits(key, shape, dtype):
 # continuous distributions
 # ----------------------------------------------------------------------------
 
+def _dtype(dtype):
+    """A dtype argument as a NumPy dtype (None stays None): what derivative
+    code carries, rather than a scalar type such as np.float64."""
+    return None if dtype is None else np.dtype(dtype)
+
+
 def _float_dtype(dtype):
     dtype = np.dtype(dtype)
     if dtype.kind != 'f':
@@ -317,20 +339,40 @@ def _fma(xp, a, b, c):
     return xp.where(xp.isfinite(out), out, p + c)
 
 
+def _unit_uniform(key, shape, dtype):
+    """Uniform floats in [0, 1): the top mantissa bits of random bits, as a
+    float in [1, 2), minus 1 (JAX's construction), of batch + shape."""
+    dtype = _float_dtype(dtype)
+    info = np.finfo(dtype)
+    nbits, nmant = info.bits, info.nmant
+    udtype = _UINT[nbits]
+    b = _random_bits(key, nbits, _as_shape(shape))
+    fbits = (b >> udtype(nbits - nmant)) | np.array(1.0, dtype).view(udtype)
+    return fbits.view(dtype) - dtype.type(1.0)
+
+
+@custom_jvp
 def _uniform(key, shape, dtype, minval, maxval):
     xp = array_module(key)
     dtype = _float_dtype(dtype)
     shape = _as_shape(shape)
-    info = np.finfo(dtype)
-    nbits, nmant = info.bits, info.nmant
-    udtype = _UINT[nbits]
-    b = _random_bits(key, nbits, shape)
-    fbits = (b >> udtype(nbits - nmant)) | np.array(1.0, dtype).view(udtype)
-    floats = fbits.view(dtype) - dtype.type(1.0)
+    floats = _unit_uniform(key, shape, dtype)
     minval = xp.asarray(minval, dtype=dtype)
     maxval = xp.asarray(maxval, dtype=dtype)
     out = xp.reshape(_fma(xp, floats, maxval - minval, minval), key.shape[:-1] + shape)
     return xp.maximum(minval, out).astype(dtype, copy=False)
+
+
+@_uniform.defjvp
+def _uniform_jvp(primals, tangents):
+    """minval + (maxval - minval) * w, w the unit draws of the key (constants);
+    minval where the draws are raised to it (maxval < minval)."""
+    key, shape, dtype, minval, maxval = primals
+    dminval, dmaxval = tangents[3], tangents[4]
+    out = _uniform(key, shape, dtype, minval, maxval)
+    w = stop_gradient(_unit_uniform(key, shape, dtype))
+    tangent = np.where(np.greater(out, minval), dminval + (dmaxval - dminval) * w, dminval)
+    return out, tangent.astype(out.dtype)
 
 
 def _special(xp, name):
@@ -387,21 +429,63 @@ def _normal(key, shape, dtype):
     return (dtype.type(np.sqrt(2)) * _erfinv(xp, u)).astype(dtype, copy=False)
 
 
+def _shape_of(x):
+    """The shape of an array or a number (or nested list) of them."""
+    shape = getattr(x, 'shape', None)
+    return tuple(shape) if shape is not None else np.shape(x)
+
+
+def _broadcast_or(shape, *params):
+    """`shape`, or for None the parameters' shapes broadcast together."""
+    return np.broadcast_shapes(*map(_shape_of, params)) if shape is None else shape
+
+
+@custom_jvp
 def _truncated_normal(key, lower, upper, shape, dtype):
     xp = array_module(key)
     dtype = _float_dtype(dtype)
     lower = xp.asarray(lower, dtype=dtype)
     upper = xp.asarray(upper, dtype=dtype)
-    if shape is None:
-        shape = np.broadcast_shapes(lower.shape, upper.shape)
+    shape = _broadcast_or(shape, lower, upper)
     sqrt2 = dtype.type(np.sqrt(2))
     a = _erf(xp, lower / sqrt2).astype(dtype)
     b = _erf(xp, upper / sqrt2).astype(dtype)
     u = _uniform(key, shape, dtype, a, b)
     out = sqrt2 * _erfinv(xp, u)
-    lo = xp.nextafter(lower, xp.asarray(np.inf, dtype=dtype))
-    hi = xp.nextafter(upper, xp.asarray(-np.inf, dtype=dtype))
+    lo, hi = _open_interval(lower, upper)
     return xp.clip(out, lo, hi).astype(dtype, copy=False)
+
+
+def _open_interval(lower, upper):
+    """The ends of (lower, upper) that truncated_normal clips its draws to."""
+    xp = array_module(lower, upper)
+    return (xp.nextafter(lower, xp.asarray(np.inf, dtype=lower.dtype)),
+            xp.nextafter(upper, xp.asarray(-np.inf, dtype=upper.dtype)))
+
+
+def _inside(out, lower, upper):
+    """Where a truncated normal draw was not clipped to an end of its interval."""
+    xp = array_module(out)
+    lo, hi = _open_interval(xp.asarray(lower, dtype=out.dtype), xp.asarray(upper, dtype=out.dtype))
+    return ((out > lo) & (out < hi)).astype(out.dtype)
+
+
+@_truncated_normal.defjvp
+def _truncated_normal_jvp(primals, tangents):
+    """out = sqrt(2) erfinv(u) with u = erf(lower / sqrt(2)) * (1 - w) +
+    erf(upper / sqrt(2)) * w, w the unit draws: d out = exp(out**2 / 2) *
+    ((1 - w) exp(-lower**2 / 2) d lower + w exp(-upper**2 / 2) d upper), and
+    zero where the draw was clipped to the interval (JAX's clip bounds carry
+    no derivative either)."""
+    key, lower, upper, shape, dtype = primals
+    dlower, dupper = tangents[1], tangents[2]
+    out = _truncated_normal(key, lower, upper, shape, dtype)
+    w = stop_gradient(_unit_uniform(key, _broadcast_or(shape, lower, upper), dtype))
+    half = 0.5 * out * out
+    slope_lower = (1. - w) * np.exp(half - 0.5 * np.square(lower))
+    slope_upper = w * np.exp(half - 0.5 * np.square(upper))
+    inside = stop_gradient(_inside(out, lower, upper))
+    return out, ((slope_lower * dlower + slope_upper * dupper) * inside).astype(out.dtype)
 
 
 def _gumbel(key, shape, dtype):
@@ -501,11 +585,13 @@ def _positive(xp, x, message):
     return x
 
 
-def _gamma_draws(key, a, shape, log_space=False, name='gamma'):
+@custom_jvp
+def _gamma_draws(key, a, shape, log_space, name, param):
     """Gamma(a, 1) draws in float64, of shape (a's if None); with log_space,
-    their logs, exact also for tiny a, where the draws underflow to 0."""
+    their logs, exact also for tiny a, where the draws underflow to 0. `name`
+    and `param` name the sampler and its parameter in errors."""
     xp = array_module(key)
-    a = _positive(xp, a, f'{name} needs a > 0')
+    a = _positive(xp, a, f'{name} needs {param} > 0')
     shape = _batch_shape(name, shape, a.shape)
     a = xp.broadcast_to(a, shape)
     small = a < 1
@@ -517,64 +603,210 @@ def _gamma_draws(key, a, shape, log_space=False, name='gamma'):
     return xp.where(small, g * u ** (1. / a), g)
 
 
+@_gamma_draws.defjvp
+def _gamma_draws_jvp(primals, tangents):
+    """The implicit reparameterization gradient (Figurnov et al., "Implicit
+    reparameterization gradients", NeurIPS 2018), as JAX's: a draw x moves
+    with a so that its CDF F(x; a) stays put, dx/da = -(dF/da) / f(x; a),
+    whatever algorithm drew it."""
+    key, a, shape, log_space, name, param = primals
+    out = _gamma_draws(key, a, shape, log_space, name, param)
+    return out, _gamma_slope(out, a, log_space) * tangents[1]
+
+
+# ---- dx/da for Gamma(a) draws x: dF/da of the regularized incomplete gamma
+# function P(a, x) = F(x; a), over the density f(x; a) = x**(a-1) e**-x / G(a).
+
+_DIGAMMA_SHIFT = 10      # psi's recurrence lifts its argument to >= 10 ...
+# ... where the asymptotic series' terms B_2k / (2k x**2k), k = 1..7, leave
+# an error below 1e-16 (Abramowitz & Stegun 6.3.18)
+_DIGAMMA_TERMS = (1 / 12, -1 / 120, 1 / 252, -1 / 240, 1 / 132, -691 / 32760, 1 / 12)
+
+
+def _digamma(xp, x):
+    """psi(x) = d log G(x) / dx for x > 0, in float64, on any array module."""
+    shift = xp.zeros_like(x)
+    for _ in range(_DIGAMMA_SHIFT):              # psi(x) = psi(x + 1) - 1 / x
+        small = x < _DIGAMMA_SHIFT
+        shift = shift - xp.where(small, 1. / xp.where(small, x, 1.), 0.)
+        x = xp.where(small, x + 1., x)
+    r = 1. / (x * x)
+    tail = xp.zeros_like(x)
+    for coefficient in reversed(_DIGAMMA_TERMS):
+        tail = (tail + coefficient) * r
+    return shift + xp.log(x) - 0.5 / x - tail
+
+
+_EPS = np.finfo(np.float64).eps
+_MAX_STEPS = 100000          # each method below converges in O(sqrt(a)) steps
+_WILSON_HILFERTY_FROM = 1e7  # its relative error there: below 1e-10 (a**-1.5)
+
+
+def _steps(name, converged):
+    """The steps 1, 2, ... of an elementwise iteration, until every element has
+    converged at some step (`converged()`: where it has at this one)."""
+    done = False
+    for step in range(1, _MAX_STEPS):
+        yield step
+        done = done | converged()
+        if bool(done.all()):
+            return
+    raise RuntimeError(f'{name} did not converge')
+
+
+def _series_slope(xp, a, x, logx):
+    """d log x / da where x < a + 1, by P's power series differentiated term
+    by term: P = x**a e**-x / G(a + 1) * S, S = sum_n t_n, t_n = t_(n-1) x /
+    (a + n), so dP/da = P (log x - psi(a + 1)) + x**a e**-x / G(a + 1) dS/da,
+    dS/da = -sum_n t_n h_n with h_n = sum_(k<=n) 1 / (a + k); over f(x; a),
+    the powers and G cancel to x / a."""
+    term, total, dtotal, h = xp.ones_like(x), xp.ones_like(x), xp.zeros_like(x), xp.zeros_like(x)
+    for n in _steps('gamma series', lambda: term <= _EPS * total):
+        h = h + 1. / (a + n)
+        term = term * x / (a + n)
+        total = total + term
+        dtotal = dtotal - term * h
+    return -(total * (logx - _digamma(xp, a + 1.)) + dtotal) / a
+
+
+def _continued_fraction_slope(xp, a, x, logx):
+    """d log x / da where x >= a + 1, from the complement Q = 1 - P =
+    x**a e**-x / G(a) / g with the continued fraction g = b_1 + c_2 / (b_2 +
+    c_3 / (b_3 + ...)), b_n = x + 2n - 1 - a, c_n = -(n - 1)(n - 1 - a),
+    evaluated by Lentz's method carrying each quantity's derivative in a.
+    dx/da = dQ/da / f = x (q (log x - psi(a)) + dq/da), q = 1 / g."""
+    tiny = 1e-300
+    b, db = x + 1. - a, -xp.ones_like(x)
+    g, dg = b, db
+    c, dc = g, dg                    # Lentz's C_n = b_n + c_n / C_(n-1) ...
+    d, dd = xp.zeros_like(x), xp.zeros_like(x)      # ... and D_n = 1 / (b_n + c_n D_(n-1))
+    state = {}
+
+    def converged():
+        return (xp.abs(state['delta'] - 1.) <= _EPS) \
+            & (xp.abs(state['g_ddelta']) <= _EPS * xp.abs(dg))
+    for n in _steps('gamma continued fraction', converged):
+        cn, dcn = -(n * (n - a)), n * xp.ones_like(x)       # c_(n+1), its derivative
+        b = b + 2.
+        den = b + cn * d
+        den = xp.where(den == 0, tiny, den)
+        d, dd = 1. / den, -(db + dcn * d + cn * dd) / (den * den)
+        c_new = b + cn / c
+        dc = db + dcn / c - cn * dc / (c * c)
+        c = xp.where(c_new == 0, tiny, c_new)
+        delta, ddelta = c * d, dc * d + c * dd
+        state['delta'], state['g_ddelta'] = delta, g * ddelta
+        g, dg = g * delta, dg * delta + g * ddelta
+    return (logx - _digamma(xp, a)) / g - dg / (g * g)
+
+
+def _wilson_hilferty_slope(xp, a, x):
+    """d log x / da for large a, where F(x; a) = Phi(z) with z = 3 sqrt(a)
+    ((x / a)**(1/3) - 1 + 1 / (9 a)) to O(a**-1.5) (Wilson and Hilferty
+    1931): dx/da = -(dz/da) / (dz/dx)."""
+    c = xp.cbrt(x / a)
+    root = xp.sqrt(a)
+    dz_dx = root * c / x
+    dz_da = -root * c / a - 1. / (3. * a * root) + 1.5 * (c - 1. + 1. / (9. * a)) / root
+    return -dz_da / dz_dx / x
+
+
+@custom_jvp
+def _gamma_slope(out, a, log_space):
+    """d out / da for Gamma(a) draws `out` (their logs with log_space), in
+    float64: the series for x < a + 1, the continued fraction beyond (each as
+    Numerical Recipes chooses them for P and Q), Wilson-Hilferty for huge a."""
+    xp = array_module(out)
+    logx = out if log_space else xp.log(out)
+    a = xp.broadcast_to(xp.asarray(a, dtype=np.float64), out.shape)
+    x = xp.exp(logx)
+    slope = xp.zeros_like(x)
+    huge = a >= _WILSON_HILFERTY_FROM
+    series = (x < a + 1.) & ~huge
+    fraction = ~series & ~huge
+    for where, method in ((series, _series_slope), (fraction, _continued_fraction_slope)):
+        if bool(where.any()):
+            slope[where] = method(xp, a[where], x[where], logx[where])
+    if bool(huge.any()):
+        slope[huge] = _wilson_hilferty_slope(xp, a[huge], x[huge])
+    if log_space:
+        return slope
+    return xp.where(x > 0, x * slope, 0.)          # x underflowed to 0: it stays there
+
+
+@_gamma_slope.defjvp
+def _gamma_slope_jvp(primals, tangents):
+    raise SourceError('codax.random: a draw from gamma (or from beta, dirichlet, chisquare, '
+                      't, loggamma, generalized_normal or ball, which use it) has a first '
+                      'derivative with respect to its parameters, but no second one (as in '
+                      'JAX): differentiate it once')
+
+
 def _gamma(key, a, shape, dtype):
-    dtype = _float_dtype(dtype)
-    return _gamma_draws(key, a, shape).astype(dtype)
+    return _gamma_draws(key, a, shape, False, 'gamma', 'a').astype(_float_dtype(dtype))
 
 
 def _loggamma(key, a, shape, dtype):
-    dtype = _float_dtype(dtype)
-    return _gamma_draws(key, a, shape, log_space=True, name='loggamma').astype(dtype)
+    return _gamma_draws(key, a, shape, True, 'loggamma', 'a').astype(_float_dtype(dtype))
 
+
+# beta, dirichlet, chisquare, t and generalized_normal are written in the
+# NumPy codax reads, so that their derivatives are those of the gamma draws
+# they are made of (shapes and checks: of values without derivatives)
 
 def _beta(key, a, b, shape, dtype):
-    xp = array_module(key)
-    a = xp.asarray(a, dtype=np.float64)
-    b = xp.asarray(b, dtype=np.float64)
-    shape = np.broadcast_shapes(a.shape, b.shape) if shape is None else _as_shape(shape)
+    shape = _broadcast_or(_as_shape(shape), stop_gradient(a), stop_gradient(b))
     ka, kb = _pair(_split(key, 2))
-    x = _gamma(ka, a, shape, np.float64)
-    y = _gamma(kb, b, shape, np.float64)
+    x = _gamma_draws(ka, a, shape, False, 'beta', 'a')
+    y = _gamma_draws(kb, b, shape, False, 'beta', 'b')
     return (x / (x + y)).astype(_float_dtype(dtype))
 
 
-def _dirichlet(key, alpha, shape, dtype):
-    xp = array_module(key)
-    alpha = xp.asarray(alpha, dtype=np.float64)
-    if alpha.ndim < 1:
+def _dirichlet_shape(alpha, shape):
+    """The draws' shape: shape + alpha.shape[-1:] (for None, alpha's)."""
+    alpha_shape = _shape_of(alpha)
+    if len(alpha_shape) < 1:
         raise ValueError('dirichlet needs alpha with at least one dimension')
-    lead = alpha.shape[:-1] if shape is None else _as_shape(shape)
-    g = _gamma(key, alpha, lead + alpha.shape[-1:], np.float64)
+    lead = alpha_shape[:-1] if shape is None else _as_shape(shape)
+    return lead + alpha_shape[-1:]
+
+
+def _dirichlet(key, alpha, shape, dtype):
+    g = _gamma_draws(key, alpha, _dirichlet_shape(stop_gradient(alpha), shape), False,
+                     'dirichlet', 'alpha')
     return (g / g.sum(axis=-1, keepdims=True)).astype(_float_dtype(dtype))
 
 
 def _chisquare(key, df, shape, dtype):
-    xp = array_module(key)
-    dtype = _float_dtype(dtype)
-    df = _positive(xp, df, 'chisquare needs df > 0')
-    return (2. * _gamma_draws(key, df / 2., shape, name='chisquare')).astype(dtype)
+    half = np.multiply(df, 0.5)
+    return (2. * _gamma_draws(key, half, shape, False, 'chisquare', 'df')).astype(
+        _float_dtype(dtype))
 
 
 def _t(key, df, shape, dtype):
     """Student's t as JAX draws it: a normal over sqrt(Gamma(df/2) / (df/2))."""
-    xp = array_module(key)
     dtype = _float_dtype(dtype)
-    df = _positive(xp, df, 't needs df > 0')
-    shape = _batch_shape('t', shape, df.shape)
+    _check_positive(stop_gradient(df), 't needs df > 0')
+    shape = _batch_shape('t', shape, _shape_of(stop_gradient(df)))
     kn, kg = _pair(_split(key, 2))
-    half = df / 2.
+    half = np.multiply(df, 0.5)
     x = _normal(kn, shape, np.float64)
-    return (x * xp.sqrt(half / _gamma_draws(kg, half, shape))).astype(dtype)
+    return (x * np.sqrt(half / _gamma_draws(kg, half, shape, False, 't', 'df'))).astype(
+        dtype)
+
+
+def _check_positive(x, message):
+    _positive(array_module(x), x, message)
 
 
 def _generalized_normal(key, p, shape, dtype):
     """Density proportional to exp(-|x|**p): a random sign times Gamma(1/p)**(1/p)."""
-    xp = array_module(key)
     dtype = _float_dtype(dtype)
-    p = _positive(xp, p, 'generalized_normal needs p > 0')
+    _check_positive(stop_gradient(p), 'generalized_normal needs p > 0')
     kg, ks = _pair(_split(key, 2))
-    g = _gamma_draws(kg, 1. / p, _as_shape(shape))
-    return (_rademacher(ks, shape, np.float64) * g ** (1. / p)).astype(dtype)
+    inverse = np.divide(1., p, dtype=np.float64)
+    g = _gamma_draws(kg, inverse, _as_shape(shape), False, 'generalized_normal', 'p')
+    return (_rademacher(ks, shape, np.float64) * g ** inverse).astype(dtype)
 
 
 # ----------------------------------------------------------------------------
@@ -599,6 +831,7 @@ def _cov_factor(xp, cov, method):
     return u * xp.sqrt(s)[..., None, :]
 
 
+@custom_jvp
 def _multivariate_normal(key, mean, cov, shape, dtype, method):
     xp = array_module(key)
     mean, cov = xp.asarray(mean), xp.asarray(cov)
@@ -620,6 +853,36 @@ def _multivariate_normal(key, mean, cov, shape, dtype, method):
     # key and for a batch of keys (a matrix product may block them differently)
     out = mean.astype(work) + xp.sum(factor * z[..., None, :], axis=-1)
     return out.astype(dtype)
+
+
+def _mvn_normals(key, mean, cov, shape, dtype):
+    """The standard normal vectors z of multivariate_normal(key, mean, cov, ...)."""
+    mean_shape, cov_shape = _shape_of(mean), _shape_of(cov)
+    dtype = _float_dtype(np.result_type(mean, cov, 1.0) if dtype is None else dtype)
+    shape = _batch_shape('multivariate_normal', shape, mean_shape[:-1], cov_shape[:-2])
+    return _normal(key, shape + mean_shape[-1:], dtype)
+
+
+@_multivariate_normal.defjvp
+def _multivariate_normal_jvp(primals, tangents):
+    """mean + L z with L = cholesky(cov): d mean + dL z, with dL = L Phi(L^-1
+    sym(dcov) L^-T), Phi the lower triangle with half the diagonal (the
+    tangent codax's cholesky primitive uses, written out so that reverse mode
+    transposes it)."""
+    key, mean, cov, shape, dtype, method = primals
+    dmean, dcov = tangents[1], tangents[2]
+    if method != 'cholesky':
+        raise SourceError(f"codax differentiates multivariate_normal with method='cholesky' "
+                          f"only, not {method!r} (codax has no derivative of eigh or svd); for "
+                          f"derivatives with respect to the mean, add it to draws of mean zero")
+    out = _multivariate_normal(key, mean, cov, shape, dtype, method)
+    z = stop_gradient(_mvn_normals(key, mean, cov, shape, dtype))
+    factor = np.linalg.cholesky(cov)
+    sym = 0.5 * (dcov + np.swapaxes(dcov, -1, -2))
+    inner = np.linalg.solve(factor, np.swapaxes(np.linalg.solve(factor, sym), -1, -2))
+    dfactor = np.matmul(factor, np.tril(inner) - 0.5 * inner * np.eye(inner.shape[-1]))
+    tangent = dmean + (dfactor * z[..., None, :]).sum(axis=-1)
+    return out, tangent.astype(out.dtype)
 
 
 def _size(value, what):
@@ -649,20 +912,23 @@ def _ball(key, d, p, shape, dtype):
     """Uniform draws from the unit p-norm ball in d dimensions (Barthe, Guédon,
     Mendelson and Naor 2005): generalized normals over the p-norm of them
     together with one exponential."""
-    xp = array_module(key)
     dtype = _float_dtype(dtype)
     d = _size(d, 'ball: d')
-    if np.ndim(p) != 0:
-        raise TypeError(f'ball: p must be a number, got {p!r}')
+    _check_ball_p(stop_gradient(p))
     p = float(p)
-    if not p > 0:
-        raise ValueError('ball needs p > 0')
     shape = _as_shape(shape)
     kg, ke = _pair(_split(key, 2))
     g = _generalized_normal(kg, p, shape + (d,), np.float64)
     e = _exponential(ke, shape, np.float64)
-    radius = (xp.sum(xp.abs(g) ** p, axis=-1) + e) ** (1. / p)
+    radius = ((np.abs(g) ** p).sum(axis=-1) + e) ** (1. / p)
     return (g / radius[..., None]).astype(dtype)
+
+
+def _check_ball_p(p):
+    if np.ndim(p) != 0:
+        raise TypeError(f'ball: p must be a number, got {p!r}')
+    if not float(p) > 0:
+        raise ValueError('ball needs p > 0')
 
 
 def _maxwell(key, shape, dtype):
@@ -851,6 +1117,7 @@ def _take(xp, x, ind, axis, nb):
     return out
 
 
+@custom_jvp
 def _permutation(key, x, axis, independent):
     xp = array_module(key)
     if isinstance(x, (int, np.integer)) or np.ndim(x) == 0:
@@ -863,6 +1130,7 @@ def _permutation(key, x, axis, independent):
     return _take(xp, x, ind, axis, key.ndim - 1)
 
 
+@custom_jvp
 def _choice(key, a, shape, replace, p, axis):
     xp = array_module(key)
     lead, nb = key.shape[:-1], key.ndim - 1
@@ -907,6 +1175,23 @@ def _choice(key, a, shape, replace, p, axis):
         result = ind if arr.ndim == 0 else _take(xp, arr, ind, axis, nb)
     return result.reshape(lead + (shape if arr.ndim == 0 else
                                   arr.shape[:axis] + shape + arr.shape[axis + 1:]))
+
+
+# Permuting or choosing the elements of a differentiated array has no rule
+# here: codax differentiates indexing, so index it with drawn indices instead.
+
+@_permutation.defjvp
+def _permutation_jvp(primals, tangents):
+    raise SourceError('codax does not differentiate random.permutation(key, x) with respect to '
+                      'x; index x with a permutation of its indices instead: '
+                      'x[random.permutation(key, len(x))]')
+
+
+@_choice.defjvp
+def _choice_jvp(primals, tangents):
+    raise SourceError('codax does not differentiate random.choice(key, a, ...) with respect to '
+                      'a; index a with drawn indices instead: a[random.choice(key, len(a), ...)] '
+                      '(the probabilities p carry no derivative)')
 
 
 # ----------------------------------------------------------------------------
@@ -958,7 +1243,7 @@ def uniform(key, shape=(), dtype=np.float64, minval=0., maxval=1.):
     """Uniform floats in ``[minval, maxval)``: the top mantissa bits of random
     bits, as a float in [1, 2), minus 1 (JAX's construction: 52 bits for
     float64, 23 for float32, 10 for float16)."""
-    return _uniform(_key(key), shape, dtype, minval, maxval)
+    return _uniform(_key(key), shape, _dtype(dtype), minval, maxval)
 
 
 def normal(key, shape=(), dtype=np.float64):
@@ -968,7 +1253,7 @@ def normal(key, shape=(), dtype=np.float64):
 
 def truncated_normal(key, lower, upper, shape=None, dtype=np.float64):
     """Standard normal draws truncated to ``(lower, upper)`` (inverse CDF)."""
-    return _truncated_normal(_key(key), lower, upper, shape, dtype)
+    return _truncated_normal(_key(key), lower, upper, shape, _dtype(dtype))
 
 
 def gumbel(key, shape=(), dtype=np.float64):
@@ -993,20 +1278,20 @@ def dirichlet(key, alpha, shape=None, dtype=np.float64):
 
 def bernoulli(key, p=0.5, shape=None):
     """Boolean draws, True with probability ``p``: ``uniform(key, shape) < p``."""
-    return _bernoulli(_key(key), p, shape)
+    return _bernoulli(_key(key), stop_gradient(p), shape)
 
 
 def categorical(key, logits, axis=-1, shape=None):
     """Draws from the categorical distribution with unnormalized log-probabilities
     ``logits`` along ``axis``, by the Gumbel-max trick (JAX's ``replace=True``)."""
-    return _categorical(_key(key), logits, axis, shape)
+    return _categorical(_key(key), stop_gradient(logits), axis, shape)
 
 
 def randint(key, shape, minval, maxval, dtype=np.int64):
     """Integers in ``[minval, maxval)``, from 2 x nbits random bits per value
     reduced mod the span (JAX's algorithm, with its small bias for large
     spans that are not powers of 2)."""
-    return _randint(_key(key), shape, minval, maxval, dtype)
+    return _randint(_key(key), shape, stop_gradient(minval), stop_gradient(maxval), dtype)
 
 
 def permutation(key, x, axis=0, independent=False):
@@ -1017,7 +1302,7 @@ def permutation(key, x, axis=0, independent=False):
 def choice(key, a, shape=(), replace=True, p=None, axis=0):
     """Draws from ``a`` (an array, or ``range(a)`` for an int), with or without
     replacement, uniformly or with probabilities ``p``."""
-    return _choice(_key(key), a, shape, replace, p, axis)
+    return _choice(_key(key), a, shape, replace, stop_gradient(p), axis)
 
 
 def exponential(key, shape=(), dtype=np.float64):
@@ -1049,7 +1334,7 @@ def rademacher(key, shape=(), dtype=np.int64):
 def poisson(key, lam, shape=None, dtype=np.int64):
     """Poisson(lam) counts: inversion for lam < 10, Hoermann's transformed
     rejection (PTRS) from 10 on, both vectorized."""
-    return _poisson(_key(key), lam, shape, dtype)
+    return _poisson(_key(key), stop_gradient(lam), shape, dtype)
 
 
 def chisquare(key, df, shape=None, dtype=np.float64):
@@ -1081,7 +1366,7 @@ def multivariate_normal(key, mean, cov, shape=None, dtype=None, method='cholesky
     ('cholesky', or 'eigh' / 'svd' for a singular ``cov``). Shape ``shape +
     (n,)``, ``shape`` the parameters' batch shapes broadcast for None; dtype:
     ``mean``'s and ``cov``'s, as floats, for None."""
-    return _multivariate_normal(_key(key), mean, cov, shape, dtype, method)
+    return _multivariate_normal(_key(key), mean, cov, shape, _dtype(dtype), method)
 
 
 def orthogonal(key, n, shape=(), dtype=np.float64, m=None):
@@ -1244,7 +1529,7 @@ _DRAW_RANKS = {
 def _rank_rule(fn, draw_rank, lead=lambda first: _add(_ndim(first), -1)):
     """`form.rank` for a batched form that takes `fn`'s arguments: the axes
     its first argument has beyond one key (`lead`), then one key's draws."""
-    signature = inspect.signature(fn)
+    signature = inspect.signature(getattr(fn, 'fun', fn))   # a custom_jvp: its function
 
     def rank(*args, **kwargs):
         bound = signature.bind(*args, **kwargs)
@@ -1278,4 +1563,15 @@ for _public, _impl in ((split, _split), (fold_in, _fold_in), (bits, _bits),
     _draws = _DRAW_RANKS[_public.__name__]
     _impl.rank = _rank_rule(_impl, _draws)
     _public.__codax_batched__.rank = _rank_rule(_public, _draws)
+# The helpers that derivative rules and the samplers codax reads call with a
+# key, or elementwise on draws, are batched forms of themselves too.
+for _impl, _draws in ((_unit_uniform, lambda a: _length(a['shape'])),
+                      (_gamma_draws, lambda a: _shaped(a['shape'], a['a'])),
+                      (_mvn_normals, lambda a: _multivariate_normal_rank(a['mean'], a['cov'],
+                                                                         a['shape']))):
+    _impl.__codax_batched__ = _impl
+    _impl.rank = _rank_rule(_impl, _draws)
+for _impl in (_gamma_slope, _inside):
+    _impl.__codax_batched__ = _impl
+    _impl.rank = _rank_rule(_impl, lambda a: 0, lead=_ndim)     # the draws' rank
 del _public, _impl, _draws
