@@ -2,6 +2,7 @@
 corpus, composition with the other transformations, and the API (static
 arguments, caching, placeholders, the compile log)."""
 import copy
+import re
 
 import numpy as np
 import pytest
@@ -566,6 +567,45 @@ def softmax_reshape(x):                # of a matrix only
     return e / np.sum(e, axis=1).reshape((-1, 1))
 
 
+def log_softmax_index(x):              # work on row values between the reduction and [:, None]
+    m = np.max(x, axis=1)
+    s = np.sum(np.exp(x - m[:, None]), axis=1)
+    return x - m[:, None] - np.log(s)[:, None]
+
+
+def log_softmax_keepdims(x):           # the same, spelt with keepdims=True
+    m = np.max(x, axis=1, keepdims=True)
+    s = np.sum(np.exp(x - m), axis=1, keepdims=True)
+    return x - m - np.log(s)
+
+
+def layer_norm_put_back(x, g, b):      # 1 / sqrt(var + eps) on row values, then put back
+    mu = np.mean(x, axis=-1)
+    d = x - mu[..., None]
+    r = 1.0 / np.sqrt(np.mean(d * d, axis=-1) + 1e-5)
+    return g * d * np.expand_dims(r, -1) + b
+
+
+def layer_norm_put_back_keepdims(x, g, b):
+    mu = np.mean(x, axis=-1, keepdims=True)
+    d = x - mu
+    r = 1.0 / np.sqrt(np.mean(d * d, axis=-1, keepdims=True) + 1e-5)
+    return g * d * r + b
+
+
+def lse_put_back(x):                   # two row values combined; lse rebound by its put-back
+    m = np.max(x, axis=1)
+    lse = m + np.log(np.sum(np.exp(x - m.reshape(-1, 1)), axis=1))
+    lse = lse.reshape(-1, 1)
+    return x - lse
+
+
+def lse_put_back_keepdims(x):
+    m = np.max(x, axis=1, keepdims=True)
+    lse = m + np.log(np.sum(np.exp(x - m), axis=1, keepdims=True))
+    return x - lse
+
+
 ROW_FUNCTIONS = [softmax, logsumexp, layer_norm, layer_norm_var, softmax_vector,
                  softmax_and_lse, centred_rows, log_softmax, softmax_ellipsis,
                  softmax_expand_dims]
@@ -774,6 +814,9 @@ ROW_CASES = [                      # tests/test_jit_kernels.py compiles and runs
     (softmax_reshape, lambda r: (r.normal(size=(6, 40)).astype(np.float32),)),
     (rebound_rows, lambda r: (r.normal(size=(6, 40)), r.normal(size=(6, 40)))),
     (max_of_chain, lambda r: (r.normal(size=(6, 40)),)),
+    (log_softmax_index, lambda r: (r.normal(size=(6, 40)).astype(np.float32),)),
+    (layer_norm_put_back, lambda r: _put_back_args(layer_norm_put_back, r)),
+    (lse_put_back, lambda r: (r.normal(size=(6, 40)),)),
 ]
 
 
@@ -856,6 +899,102 @@ def test_a_reduction_read_elsewhere_keeps_its_shape():
     assert_tree_allclose(got, partly_broadcast(x), rtol=1e-13)
     assert got[1].shape == (5,)
     assert 'keepdims' not in codax.jit(partly_broadcast).source(x)
+
+
+def log_softmax_steps(x, n):           # in a loop body, a block of its own
+    for _ in range(n):
+        m = np.max(x, axis=1)
+        x = x - m[:, None] - np.log(np.sum(np.exp(x - m[:, None]), axis=1))[:, None]
+    return x
+
+
+def log_softmax_steps_keepdims(x, n):
+    for _ in range(n):
+        m = np.max(x, axis=1, keepdims=True)
+        x = x - m - np.log(np.sum(np.exp(x - m), axis=1, keepdims=True))
+    return x
+
+
+PUT_BACK_PAIRS = [(log_softmax_index, log_softmax_keepdims),
+                  (layer_norm_put_back, layer_norm_put_back_keepdims),
+                  (lse_put_back, lse_put_back_keepdims),
+                  (log_softmax_steps, log_softmax_steps_keepdims)]
+
+
+def _put_back_args(fn, rng, dtype=np.float64):
+    x = rng.normal(size=(6, 40)).astype(dtype)
+    if fn in (layer_norm_put_back, layer_norm_put_back_keepdims):
+        return x, rng.normal(size=40).astype(dtype), rng.normal(size=40).astype(dtype)
+    return (x, 3) if fn in (log_softmax_steps, log_softmax_steps_keepdims) else (x,)
+
+
+def kernel_text(fn, args, backend):
+    """What jit generates for `fn` above its function (the kernels and their
+    fallbacks), with its name, line numbers and temporaries' numbers made
+    neutral (and white space: the C wraps and aligns on the name), so that two
+    spellings of one program compare equal."""
+    source = codax.jit(fn).source(*args, backend=backend)
+    text = source[source.index('\n'):source.index('def jit_')].replace(fn.__name__, 'f')
+    text = re.sub(r'\blines? \d+(, \d+)*', 'lines', re.sub(r'\s+', ' ', text))
+    names = {}
+    return re.sub(r'_t\d+', lambda m: names.setdefault(m.group(), f'_t#{len(names)}'), text)
+
+
+@pytest.mark.parametrize('fn, twin', PUT_BACK_PAIRS)
+def test_work_on_row_values_then_put_back_fuses_as_keepdims_does(fn, twin):
+    """Element-wise work between a reduction and the index that puts its
+    axes back (`np.log(s)[:, None]`) no longer ends the group: the kernels
+    and their source are the keepdims=True spelling's, on either back end,
+    and the results NumPy's."""
+    args = _put_back_args(fn, _rng(22))
+    for backend in ('numpy', 'cupy'):
+        kernels = codax.jit(fn).kernels(*args, backend=backend)
+        assert _kinds(kernels) == _kinds(codax.jit(twin).kernels(*args, backend=backend))
+        assert _kinds(kernels) == (['rowwise'] if fn is not log_softmax_steps
+                                   else ['reduction', 'elementwise'])  # x is rebound
+        assert kernel_text(fn, args, backend) == kernel_text(twin, args, backend)
+    for dtype in (np.float32, np.float64):
+        args = _put_back_args(fn, _rng(23), dtype)
+        got, want = _c_runs(codax.jit(fn), args), fn(*args)
+        assert got.dtype == want.dtype == dtype
+        np.testing.assert_allclose(got, want, rtol=1e-5 if dtype == np.float32 else 1e-12,
+                                   atol=1e-5 if dtype == np.float32 else 1e-12)
+
+
+def row_value_also_returned(x):        # log(s) is also an output: it keeps its shape
+    ls = np.log(np.sum(np.exp(x), axis=1))
+    return x - ls[:, None], ls
+
+
+def row_value_plus_a_column(x, b):     # b is (n,): log(s) + b is (n,), never (n, n)
+    s = np.sum(np.exp(x), axis=1)
+    return x - (np.log(s) + b)[:, None]
+
+
+def row_values_of_other_axes(x):       # (n,) from axis 1 plus (n,) from axis 0
+    return x - (np.max(x, axis=1) + np.min(x, axis=0))[:, None]
+
+
+def row_value_of_the_last_trip(x, n):  # y reads the m of the trip before
+    m = np.sum(x, axis=1) * 0.0
+    for _ in range(n):
+        y = x - m[:, None]
+        m = np.max(y, axis=1)
+        x = y * 0.5 + (m * 2.0)[:, None]
+    return x
+
+
+def test_row_values_that_cannot_keep_dims_keep_their_shape():
+    """Where a row value is read as it is, combined with an array that
+    would broadcast against unit axes differently, or read by a loop's next
+    trip before it is bound, nothing is put back."""
+    x, b = _rng(24).normal(size=(5, 5)), _rng(25).normal(size=5)
+    for fn, args in ((row_value_also_returned, (x,)), (row_value_plus_a_column, (x, b)),
+                     (row_values_of_other_axes, (x,)), (row_value_of_the_last_trip, (x, 3))):
+        got = codax.jit(fn)(*args)
+        assert_tree_allclose(got, fn(*args), rtol=1e-13)
+        assert 'None]' in _jit_body(codax.jit(fn).source(*args))
+    assert codax.jit(row_value_also_returned)(x)[1].shape == (5,)
 
 
 def _unread(source):

@@ -16,10 +16,12 @@ element-wise *group*:
   temporary is assigned to a named variable) joins it as a new name for that
   value: the group's later statements read `b` for `a`, and the copy runs
   after the group's kernels, if code after the group reads `a`;
-- `m[:, None]` (or `m[..., None]`, `np.expand_dims`, a `reshape` adding unit
-  axes) of a reduction in the group that puts back exactly the axes it
-  reduced, where nothing else reads `m`, makes the reduction keepdims=True
-  and the statement such a copy, so it fuses as the keepdims spelling does;
+- before the walk, a reduction without keepdims whose result, and the
+  element-wise work on it (`np.log(s)`), only ever get their reduced axes put
+  back (`m[:, None]`, `m[..., None]`, `np.expand_dims`, a `reshape` adding
+  unit axes) becomes keepdims=True and each such statement a copy
+  (_row_chains), so that the block is the keepdims spelling and fuses as it
+  does;
 - any other statement is hoisted above the group when it neither reads what
   the group writes nor writes what the group reads or writes; otherwise the
   group is closed first.
@@ -57,7 +59,7 @@ from . import nodes as n
 from .dtypes import Type, infer, join, operation, type_of_value
 from .kernels import Kernel, Reduction, RowReduction, Step, Value, c_literal, c_type
 from .kernels import c as c_backend, cuda as cuda_backend
-from .optimize import remove_dead_code
+from .optimize import propagate_copies, remove_dead_code
 
 REDUCTIONS = {'sum': 'sum', 'mean': 'mean', 'max': 'max', 'amax': 'max', 'min': 'min',
               'amin': 'min', 'prod': 'prod', 'var': 'var', 'std': 'std'}
@@ -82,9 +84,11 @@ def fuse(fdef, arg_types, prefix, callee_type=None, unit=None):
     the callee's code for those types."""
     if unit is not None:
         _resolve_globals(fdef, unit)
-    reads = _read_counts(fdef)
-    fuser = _Fuser(fdef.body, reads, prefix, callee_type, _constant_tuples(fdef))
     env = {a.id: t for a, t in zip(fdef.args.args, arg_types) if t is not None}
+    fuser = _Fuser(fdef, prefix, callee_type)
+    if fuser.keep_dims(fdef.body, env):   # at the top level, `_t0 = m` copies then go
+        propagate_copies(fdef)
+        fuser = _Fuser(fdef, prefix, callee_type)
     fdef.body, env = fuser.block(fdef.body, env, in_loop=False)
     remove_dead_code(fdef)              # what only the fused statements read
     ret = fdef.body[-1]
@@ -153,12 +157,18 @@ def _read_counts(fdef):
     return counts
 
 
-def _constant_tuples(fdef):
-    """Names assigned once, to a tuple of constants."""
-    counts, tuples = {}, {}
+def _store_counts(fdef):
+    """How many times each name is bound in the function."""
+    counts = {}
     for node in n.walk(fdef):
         if isinstance(node, n.Name) and isinstance(node.ctx, n.Store):
             counts[node.id] = counts.get(node.id, 0) + 1
+    return counts
+
+
+def _constant_tuples(fdef):
+    """Names assigned once, to a tuple of constants."""
+    counts, tuples = _store_counts(fdef), {}
     for stmt in _statements(fdef.body):
         if isinstance(stmt, n.Assign) and isinstance(stmt.targets[0], n.Name) \
                 and isinstance(stmt.value, n.Tuple) \
@@ -220,10 +230,12 @@ def _stores(stmt):
 
 
 class _Fuser:
-    def __init__(self, body, reads, prefix, callee_type, tuples):
+    def __init__(self, fdef, prefix, callee_type):
+        body = fdef.body
         self.callee_type = callee_type
-        self.tuples = tuples
-        self.reads = reads
+        self.tuples = _constant_tuples(fdef)
+        self.stores = _store_counts(fdef)
+        self.reads = _read_counts(fdef)
         self.prefix = prefix
         self.kernels = []
         self.position = {id(stmt): k for k, stmt in enumerate(_statements(body))}
@@ -233,6 +245,7 @@ class _Fuser:
     # ---- blocks ----
 
     def block(self, body, env, in_loop):
+        self.keep_dims(body, env)
         out, group = [], _Group(in_loop)
         for stmt in body:
             if isinstance(stmt, (n.If, n.For, n.While)):
@@ -243,11 +256,13 @@ class _Fuser:
                 continue
             if isinstance(stmt, n.Assign) and isinstance(stmt.targets[0], n.Name):
                 name = stmt.targets[0].id
+                if isinstance(stmt.value, n.Name) and group.alias.get(stmt.value.id) == name:
+                    self.reads[stmt.value.id] -= 1  # `m = _t0` after `_t0 = m`: m is unchanged
+                    continue
                 if name in group.alias.values():    # a copy of the group needs the old value
                     out += self.close(group)
                     group = _Group(in_loop)
-                env = self.keep_dims(stmt, env, group)
-                result = infer(stmt.value, env) or self.user_call(stmt, env)
+                result = _infer(stmt.value, env) or self.user_call(stmt, env)
                 if self.copy(stmt, result, group):
                     env = {**env, name: result}
                     continue
@@ -332,29 +347,22 @@ class _Fuser:
         if renamed:
             self.edit(stmt, change)
 
-    def keep_dims(self, stmt, env, group):
-        """`m[:, None]` (or `m[..., None]`, `np.expand_dims`, a `reshape` that
-        adds unit axes) of a reduction `m` in the group, putting back exactly
-        the axes it reduced, is the keepdims=True spelling: where nothing else
-        reads `m`, the reduction becomes keepdims=True and the statement the
-        copy `name = m`, so that it fuses as that spelling does (a row-wise
-        kernel for softmax). Returns the types after."""
-        found = operation(stmt.value)
-        if found is None or found[0].name not in ('getitem', 'expand_dims', 'reshape'):
-            return env
-        value = found[1].get('a')
-        reduce = group.reduction_of(value.id) if isinstance(value, n.Name) \
-            and value.id not in group.alias else None
-        if reduce is None or reduce.spec[1] or self.reads.get(value.id) != 1:
-            return env
-        axis = reduce.spec[0]
-        reduced = set(range(reduce.ndim)) if axis is None else set(axis)
-        if _new_axes(stmt.value, *found, env[value.id].ndim, self.tuples) != reduced \
-                or not _set_keepdims(reduce.stmt.value):      # (which changes the call)
-            return env
-        group.keep_dims(reduce)
-        self.edit(stmt, lambda: setattr(stmt, 'value', n.name(value.id)))
-        return {**env, value.id: reduce.result}
+    def keep_dims(self, body, env):
+        """Rewrite `body` (a block, with the types `env` on entry) into the
+        keepdims=True spelling where its reductions' axes are put back by
+        hand (_row_chains): the reductions get keepdims=True and each
+        `name = m[:, None]` (or `m[..., None]`, `np.expand_dims`, a `reshape`
+        adding unit axes) becomes the copy `name = m`, so that the block fuses
+        as that spelling does (one row-wise kernel for a log-softmax).
+        Whether it rewrote anything."""
+        chains = _row_chains(body, env, self.reads, self.stores, self.tuples)
+        for chain in chains:
+            for stmt in chain.reductions:
+                _set_keepdims(stmt.value)
+            for stmt, source in chain.put_backs:
+                self.edit(stmt, lambda stmt=stmt, source=source:
+                          setattr(stmt, 'value', n.name(source)))
+        return bool(chains)
 
     def edit(self, stmt, change):
         """Apply `change()` to `stmt`, keeping the read counts (liveness) true."""
@@ -867,18 +875,6 @@ class _Group:
         last = {stmt.targets[0].id: stmt for stmt in self.copies}
         return [stmt for target, stmt in last.items() if target in self.alias]
 
-    def reduction_of(self, name):
-        """The _Reduce of the group whose target is `name`, or None."""
-        return next((r for r in self.reductions if r.target == name), None)
-
-    def keep_dims(self, reduce):
-        """`reduce` keeps its reduced axes (as unit axes) from now on."""
-        axis, _, ddof = reduce.spec
-        reduce.spec = (axis, True, ddof)
-        reduce.result = Type(reduce.result.dtype, reduce.ndim)
-        for key in (id(reduce.stmt), ('out', reduce.target), ('in', reduce.target)):
-            self.types[key] = reduce.result
-
     def _take(self, stmt, env, result):
         target = stmt.targets[0].id
         self.alias.pop(target, None)     # a copy's target bound anew: the copy is dead
@@ -989,6 +985,136 @@ def _reduction_spec(inputs, ndim, tuples):
     return (None if len(axes) == ndim else axes), keepdims, ddof
 
 
+class _RowChain:
+    """Reductions without keepdims over the same axes of values of the same
+    rank (`key`: that rank and the reduced axes), the element-wise work on
+    their results (row values), and the statements that put the reduced axes
+    back, for _row_chains."""
+
+    def __init__(self, key):
+        self.key = key
+        self.reductions, self.put_backs, self.bindings = [], [], []
+        self.ok = True
+
+    def merge(self, other, live):
+        """Take in `other` (left empty, so that it changes nothing)."""
+        if other is self:
+            return
+        self.reductions += other.reductions
+        self.put_backs += other.put_backs
+        self.bindings += other.bindings
+        self.ok = self.ok and other.ok
+        other.reductions, other.put_backs, other.bindings = [], [], []
+        for name, (chain, binding) in live.items():
+            if chain is other:
+                live[name] = (self, binding)
+
+
+class _Binding:
+    """One binding of a row value: how many statements read it, and whether
+    a later statement of the block binds its name anew."""
+
+    def __init__(self, name):
+        self.name, self.reads, self.ended = name, 0, False
+
+
+def _row_chains(body, env, reads, stores, tuples):
+    """The _RowChains of a block (types `env` on entry) that can become the
+    keepdims=True spelling: every read of every row value is element-wise
+    work of the chain (with numbers or 0-d values as the other operands:
+    anything else would broadcast differently against unit axes) or puts
+    back exactly the reduced axes; and no row value is read anywhere else
+    (`reads`, `stores`: the function's counts), nor is it bound again
+    except by a later statement of the block, after which the old value is
+    dead."""
+    live, chains = {}, []                # a row value's name -> (chain, binding)
+    for stmt in body:
+        read = n.names_in(stmt) & live.keys()
+        if not isinstance(stmt, n.Assign) or not isinstance(stmt.targets[0], n.Name):
+            for name in read | (_stores(stmt) & live.keys()):    # any use, inside too
+                live.pop(name)[0].ok = False
+            env = _flow_step(stmt, env)
+            continue
+        target = stmt.targets[0].id
+        for name in read:
+            live[name][1].reads += 1
+        chain = _row_step(stmt, read, live, env, tuples) if read else \
+            _row_reduction(stmt, env, tuples)
+        if read and chain is None:
+            for name in read:
+                live[name][0].ok = False
+        if target in live:
+            live.pop(target)[1].ended = True
+        if chain is not None and chain not in chains:
+            chains.append(chain)
+        if chain is not None and not _puts_back(stmt, chain):
+            binding = _Binding(target)
+            chain.bindings.append(binding)
+            live[target] = (chain, binding)
+        env = _flow_step(stmt, env)
+    return [chain for chain in chains if chain.ok and chain.put_backs and all(
+        b.ended or stores.get(b.name) == 1 and reads.get(b.name) == b.reads
+        for b in chain.bindings)]
+
+
+def _row_reduction(stmt, env, tuples):
+    """A new _RowChain if `stmt` is a reduction without keepdims that could
+    keep them, else None."""
+    found = operation(stmt.value)
+    if found is None or found[0].name not in REDUCTIONS:
+        return None
+    a = found[1].get('a')
+    t = env.get(a.id) if isinstance(a, n.Name) else None
+    if not isinstance(t, Type) or not t.ndim:
+        return None
+    spec = _reduction_spec(found[1], t.ndim, tuples)
+    if spec is None or spec[1] or _keepdims_by_position(stmt.value):
+        return None
+    chain = _RowChain((t.ndim, frozenset(range(t.ndim)) if spec[0] is None else
+                       frozenset(spec[0])))
+    chain.reductions.append(stmt)
+    return chain
+
+
+def _row_step(stmt, read, live, env, tuples):
+    """The chain that `stmt`, which reads the row values `read`, continues:
+    one that puts the reduced axes back (recorded in the chain), or
+    element-wise work (a copy too) of row values of one key (merged into
+    one chain) and numbers; else None."""
+    if isinstance(stmt.value, n.Name):
+        return live[stmt.value.id][0]
+    found = operation(stmt.value)
+    if found is None:
+        return None
+    prim, inputs = found
+    if prim.name in ('getitem', 'expand_dims', 'reshape'):
+        a = inputs.get('a')
+        chain = live[a.id][0] if isinstance(a, n.Name) and a.id in live else None
+        if chain is None or read != {a.id} or stmt.targets[0].id == a.id:
+            return None
+        ndim, axes = chain.key
+        if _new_axes(stmt.value, prim, inputs, ndim - len(axes), tuples) != axes:
+            return None
+        chain.put_backs.append((stmt, a.id))
+        return chain
+    if _c_expression(prim, inputs) is None:
+        return None
+    operands = _operands(prim, inputs).values()
+    rows = [live[x.id][0] for x in operands if isinstance(x, n.Name) and x.id in live]
+    others = [_type(x, env) for x in operands if not (isinstance(x, n.Name) and x.id in live)]
+    if {x.id for x in operands if isinstance(x, n.Name)} & read != read \
+            or len({chain.key for chain in rows}) != 1 \
+            or not all(isinstance(t, Type) and not t.ndim for t in others):
+        return None
+    for chain in rows[1:]:
+        rows[0].merge(chain, live)
+    return rows[0]
+
+
+def _puts_back(stmt, chain):
+    return any(s is stmt for s, _ in chain.put_backs)
+
+
 def _new_axes(rhs, prim, inputs, ndim, tuples):
     """The positions (in its result) of the unit axes that `rhs`, an index,
     np.expand_dims or a reshape of an array of rank `ndim`, inserts, if that
@@ -1048,17 +1174,21 @@ def _int_tuple(node, tuples):
     return tuple(values) if node is not None and len(values) == len(elts) else None
 
 
+def _keepdims_by_position(call):
+    """Whether a reduction call passes keepdims by position (which
+    _set_keepdims leaves alone)."""
+    if any(k.arg == 'keepdims' for k in call.keywords):
+        return False
+    return list(operation(call)[0].signature.parameters).index('keepdims') < len(call.args)
+
+
 def _set_keepdims(call):
-    """Make a reduction call keepdims=True, by keyword; False (unchanged)
-    where it passes keepdims by position."""
+    """Make a reduction call keepdims=True, by keyword."""
     given = [k for k in call.keywords if k.arg == 'keepdims']
     if given:
         given[0].value = n.const(True)
-        return True
-    if list(operation(call)[0].signature.parameters).index('keepdims') < len(call.args):
-        return False
-    call.keywords.append(n.keyword(arg='keepdims', value=n.const(True)))
-    return True
+    else:
+        call.keywords.append(n.keyword(arg='keepdims', value=n.const(True)))
 
 
 # ---- C expressions ----
@@ -1137,15 +1267,34 @@ def _c_step(prim, nodes, result, named):
 def _flow(body, env):
     """The types after `body` (no rewriting): for loops' second trips."""
     for stmt in body:
-        if isinstance(stmt, n.If):
-            env = join(_flow(stmt.body, dict(env)), _flow(stmt.orelse, dict(env)))
-        elif isinstance(stmt, (n.For, n.While)):
-            env = join(env, _flow(stmt.body, dict(env)))
-        elif isinstance(stmt, n.Assign) and isinstance(stmt.targets[0], n.Name):
-            result = infer(stmt.value, env)
-            env = {k: t for k, t in env.items() if k != stmt.targets[0].id}
-            if result is not None:
-                env[stmt.targets[0].id] = result
-        else:
-            env = {k: t for k, t in env.items() if k not in _stores(stmt)}
+        env = _flow_step(stmt, env)
     return env
+
+
+def _flow_step(stmt, env):
+    """The types after `stmt`, from those before it."""
+    if isinstance(stmt, n.If):
+        return join(_flow(stmt.body, dict(env)), _flow(stmt.orelse, dict(env)))
+    if isinstance(stmt, (n.For, n.While)):
+        return join(env, _flow(stmt.body, dict(env)))
+    if isinstance(stmt, n.Assign) and isinstance(stmt.targets[0], n.Name):
+        result = _infer(stmt.value, env)
+        env = {k: t for k, t in env.items() if k != stmt.targets[0].id}
+        if result is not None:
+            env[stmt.targets[0].id] = result
+        return env
+    return {k: t for k, t in env.items() if k not in _stores(stmt)}
+
+
+def _infer(rhs, env):
+    """The Type of `rhs` (dtypes.infer), also of an index made of `:`, `...`
+    and None (`m[:, None]`), which inference leaves unknown."""
+    found = infer(rhs, env)
+    if found is not None or not isinstance(rhs, n.Subscript) \
+            or not isinstance(rhs.value, n.Name):
+        return found
+    t = env.get(rhs.value.id)
+    if not isinstance(t, Type) or not t.is_array:
+        return None
+    new = _index_new_axes(rhs.slice, t.ndim)
+    return None if new is None else Type(t.dtype, t.ndim + len(new))
