@@ -17,6 +17,6 @@ from .closures import (Closure, call_closure, captured, captured_cotangent,  # n
                        closure, closure_function)
 from . import primitives  # noqa: F401
 from .primitives.nodes import (attribute_cotangent, attribute_tangent,  # noqa: F401
-                               node_attribute)
+                               built_cotangents, built_tangent, construct, node_attribute)
 from .backend import array_module, backend_name, is_array  # noqa: F401
 from . import kernels  # noqa: F401  (rt.kernels.<back end>, imported on first use)

@@ -12,7 +12,7 @@ import numbers
 import numpy
 
 from .backend import array_module, is_array
-from .tree import _node_of
+from .tree import _node_of, children_of, node_children, node_rebuilt
 
 ZERO = 0.0
 _ndarray = numpy.ndarray
@@ -123,6 +123,11 @@ def _container(x):
     return isinstance(x, (dict, list, tuple))
 
 
+def _tree(x):
+    """A container, or a node of a registered type."""
+    return _container(x) or node_children(x) is not None
+
+
 def add(a, b):
     """a + b for adjoints, where either may be the zero 0.0 or a container.
 
@@ -131,11 +136,11 @@ def add(a, b):
         return b
     if type(b) is float and b == 0.0:
         return a
-    if _container(a) != _container(b):
+    if _tree(a) != _tree(b):
         # an array against a container: the zero adjoint, made NumPy zeros on
         # its way through batched code (repeated along the batch, or one
         # example's 0-d part of that)
-        array, tree = (a, b) if _container(b) else (b, a)
+        array, tree = (a, b) if _tree(b) else (b, a)
         if not array_module(array).any(array):
             return tree
     if isinstance(a, dict):
@@ -178,8 +183,9 @@ def seed(out):
 def finalize(g, x, seen=None):
     """Turn adjoint `g` into a gradient shaped and typed like primal `x`.
 
-    Containers are rebuilt with x's structure, zeros become zero arrays, and
-    broadcastable adjoints become owned full arrays of x's dtype."""
+    Containers and registered nodes are rebuilt with x's structure, zeros
+    become zero arrays, and broadcastable adjoints become owned full arrays
+    of x's dtype."""
     if type(g) is _ndarray and g.base is None and seen is None and type(x) is _ndarray \
             and g.dtype is x.dtype and g.shape == x.shape:
         return g                       # the common case: already an owned array
@@ -189,11 +195,17 @@ def finalize(g, x, seen=None):
     if isinstance(x, (list, tuple)):
         parts = [finalize(item(g, i), v, seen) for i, v in enumerate(x)]
         return type(x)(*parts) if hasattr(x, '_fields') else type(x)(parts)
+    children = node_children(x)
+    if children is not None:          # a registered node: child by child, as a tuple
+        parts = finalize(ZERO if is_zero(g) else tuple(children_of(g)), tuple(children), seen)
+        return node_rebuilt(x, parts)
     if x is None:
         return None
     if not is_array(x):
         if isinstance(x, float):
             return type(x)(g)
+        if isinstance(x, numpy.inexact):       # a NumPy number: one of its own dtype
+            return x.dtype.type(g)
         return ZERO if is_zero(g) else numpy.asarray(g)[()]    # an int's zero stays the zero
     xp = array_module(x)
     dtype = x.dtype if x.dtype.kind in 'fc' else numpy.float64

@@ -12,6 +12,7 @@ from .adjoint import (dense, materialize, shape, ndim, size, sum_to, is_zero, is
                       unbroadcast, sum_vjp, keep_dims, extremum_vjp, getitem_vjp, _axes,
                       _write)
 from .backend import array_module, is_array
+from .tree import children_of, node_children, node_rebuilt
 
 _NUMPY2 = numpy.lib.NumpyVersion(numpy.__version__) >= '2.0.0'
 
@@ -963,6 +964,12 @@ def finalize_transpose(g, cot, x):
         return {k: finalize_transpose(item(g, k), item(cot, k), v) for k, v in x.items()}
     if isinstance(x, (list, tuple)):
         return [finalize_transpose(item(g, i), item(cot, i), v) for i, v in enumerate(x)]
+    children = node_children(x)
+    if children is not None:          # a registered node: child by child, as finalize
+        parts = finalize_transpose(tuple(children_of(g)),
+                                   ZERO if is_zero(cot) else tuple(children_of(cot)),
+                                   tuple(children))
+        return node_rebuilt(x, parts)
     if x is None:
         return ZERO
     if not is_array(x):

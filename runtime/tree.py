@@ -64,6 +64,77 @@ def node_rebuilt(x, children):
     return unflatten(flatten(x)[1], list(children))
 
 
+# ---- nodes with attributes: registered types and namedtuples ----
+
+def is_namedtuple_type(kind):
+    return isinstance(kind, type) and issubclass(kind, tuple) and hasattr(kind, '_fields')
+
+
+def builds_node(kind):
+    """Whether calling `kind` builds a pytree node whose attributes hold its
+    children: a type registered with register_pytree_node, or a namedtuple."""
+    return isinstance(kind, type) and (is_node_type(kind) or is_namedtuple_type(kind))
+
+
+def children_of(x):
+    """The children of node x (registered, a namedtuple, a container), in
+    flattening order."""
+    return list(_node_of(x)[1][0](x)[0])
+
+
+def rebuilt(x, children):
+    """A node of x's type, with x's auxiliary data and these children."""
+    flatten, unflatten = _node_of(x)[1]
+    return unflatten(flatten(x)[1], list(children))
+
+
+class Placeholder:
+    """A stand-in for value `index` (a child, a constructor's argument), to
+    see where a node keeps it. JAX calls unflatten functions with
+    placeholders too, so they must only store their children."""
+    __slots__ = ('index',)
+
+    def __init__(self, index):
+        self.index = index
+
+
+def construction_layout(kind, count, names=()):
+    """Where `kind(*args)` keeps its `count` arguments (the last len(names)
+    passed by those keywords): (where, probe), where[k] the index of the
+    child that argument k is, or None where it is no child (it went to the
+    auxiliary data, or nowhere); children that are no argument are constants
+    (a default). Found by building `probe` around placeholders for the
+    arguments (Placeholder(k) for argument k). ValueError, saying why, where
+    that tells nothing: the constructor fails on them, computes a child from
+    an argument, or keeps one argument as two children."""
+    stand_ins = [Placeholder(i) for i in range(count)]
+    split = count - len(names)
+    try:
+        node = kind(*stand_ins[:split], **dict(zip(names, stand_ins[split:])))
+        children = _node_of(node)[1][0](node)[0]
+    except Exception as exc:
+        raise ValueError(f'its constructor failed when given placeholders for its arguments '
+                         f'({type(exc).__name__}: {exc}); it must only store them') from None
+    child_of = {}
+    for j, child in enumerate(children):
+        if isinstance(child, Placeholder):
+            if child.index in child_of:
+                raise ValueError(f'it keeps its argument {child.index + 1} as two children')
+            child_of[child.index] = j
+        elif _computed(child):
+            raise ValueError(f'its child {j + 1} (in flattening order) is made from the '
+                             'arguments in the constructor, not one of them as given')
+    return tuple(child_of.get(k) for k in range(count)), node
+
+
+def _computed(child):
+    """Whether a child of a node built around placeholders may hold one: a
+    container of them, or an object array made from one."""
+    return any(isinstance(part, Placeholder) or getattr(getattr(part, 'dtype', None), 'kind',
+                                                        None) == 'O'
+               for part in tree_leaves(child))
+
+
 class PyTreeDef:
     """The shape of a pytree without its leaves; hashable, so usable in cache keys."""
     __slots__ = ('kind', 'aux', '_children', '_hash')

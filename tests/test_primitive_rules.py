@@ -16,6 +16,7 @@ A record without a case fails (so a new record needs a new case), and so
 does a differentiable parameter without a VJP template (unless listed in
 STATIC_PARAMS with a reason). Non-differentiable records get a smoke call.
 """
+import collections
 import copy
 import re
 
@@ -615,6 +616,26 @@ runtime.tree.register_pytree_node(Node, lambda node: (list(node), None), lambda 
 cases('node_attribute', C(Node((U(2, 3), U(3))), 'w'), C(Node((U(3), {'a': U(2), 'c': U()})), 'b'))
 cases('rt_attribute_cotangent', C(U(3), Node((U(2), U(3))), 'b'))
 cases('rt_attribute_tangent', C(Node((U(2), U(3))), Node((U(2), U(3))), 'w'))
+
+
+class Flipped(tuple):
+    """A registered node built as Flipped(w, b) that keeps its children as (b, w)
+    (rebuilt from one iterable, as a tuple is)."""
+
+    def __new__(cls, *args):
+        return tuple.__new__(cls, args[0] if len(args) == 1 else (args[1], args[0]))
+
+
+runtime.tree.register_pytree_node(Flipped, lambda node: (list(node), None),
+                                  lambda _, c: Flipped(c))
+Pair = collections.namedtuple('Pair', 'w b')
+# construction of pytree nodes: where[k] is the child that argument k is
+cases('node_construction', C(Pair, (0, 1), (), U(2, 3), U(3)),
+      C(Flipped, (1, 0), (), U(3), {'a': U(2), 'c': U()}))
+cases('rt_built_tangent', C(Node((U(2, 3), U(3))), (0, 1), (U(2, 3), U(3))),
+      C(Node((U(3), U(2))), (1, 0, None), (U(2), U(3), 'aux')))
+cases('rt_built_cotangents', C(Node((U(2, 3), U(3))), Node((U(2, 3), U(3))), (0, 1)),
+      C(Node((U(3), U(2))), Node((U(3), U(2))), (1, 0, None)))
 
 
 # --------------------------------------------------------------------------

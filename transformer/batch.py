@@ -39,7 +39,8 @@ of its batched sweeps by compiling them (HOOKS, installed by codax).
 import re
 
 from runtime.closures import Closure
-from runtime.tree import is_node_type, node_children, node_rebuilt, tree_leaves
+from runtime.tree import (Placeholder, builds_node, children_of, construction_layout, rebuilt,
+                          tree_leaves)
 
 from . import nodes as n
 from .errors import SourceError, error_at
@@ -140,11 +141,12 @@ class ClosureInfo(Info):
 
 
 class NodeInfo(Info):
-    """A node of a type registered with register_pytree_node: a container of
-    its children (`elts`, in flattening order), of type `node`. `fields`
-    names the attributes that hold a child (name -> its index), `static` the
-    attributes that hold none (auxiliary data, the same for every example);
-    what an attribute not among either holds is not known (None: nothing is)."""
+    """A node of a type registered with register_pytree_node, or a namedtuple:
+    a container of its children (`elts`, in flattening order), of type
+    `node`. `fields` names the attributes that hold a child (name -> its
+    index), `static` the attributes that hold none (auxiliary data, the same
+    for every example); what an attribute not among either holds is not
+    known (None: nothing is)."""
     __slots__ = ('node', 'fields', 'static')
 
     def __init__(self, elts, node, fields, static):
@@ -235,8 +237,8 @@ def _elts(elts):
 
 def info_of_value(value, axis):
     """Info of an actual argument batched along `axis` (a prefix: 0/None/containers)."""
-    children = node_children(value)
-    if children is not None:
+    if builds_node(type(value)):            # a registered node or a namedtuple
+        children = children_of(value)
         axes = axis if isinstance(axis, (tuple, list)) else [axis] * len(children)
         return NodeInfo([info_of_value(v, a) for v, a in zip(children, axes)], type(value),
                         *_node_attributes(value, len(children)))
@@ -257,31 +259,22 @@ def info_of_value(value, axis):
     return Info(True, None if ndim is None else ndim - 1, kind=kind_of_value(value))
 
 
-class _StandIn:
-    """A stand-in for value `index` (a child, an argument), to see where a
-    node keeps it."""
-    __slots__ = ('index',)
-
-    def __init__(self, index):
-        self.index = index
-
-
 def _node_attributes(value, count):
     """(fields, static) of a node (see NodeInfo), read off a node of its type
-    rebuilt around stand-ins for its children: its unflatten function is
+    rebuilt around placeholders for its children: its unflatten function is
     called with them, as JAX calls it with placeholders, so it must not
     inspect them. Where it does (it raises), nothing is known."""
-    stand_ins = [_StandIn(i) for i in range(count)]
+    stand_ins = [Placeholder(i) for i in range(count)]
     try:
-        probe = node_rebuilt(value, stand_ins)
+        probe = rebuilt(value, stand_ins)
     except Exception:
         return None, None
     return _attributes(probe, stand_ins)
 
 
 def _attributes(probe, children):
-    """(fields, static) of `probe`, a node whose children are the stand-ins
-    `children`, in order (its auxiliary data may hold other stand-ins)."""
+    """(fields, static) of `probe`, a node whose children are `children`, in
+    order (its auxiliary data may hold placeholders too)."""
     position = {id(child): k for k, child in enumerate(children)}
     fields, static = {}, set()
     for name in dir(probe):
@@ -301,25 +294,23 @@ def _attributes(probe, children):
 
 def info_of_construction(kind, args, kwargs):
     """Info of `kind(*args, **kwargs)` (given the Infos of the arguments)
-    where kind is a registered node type whose constructor keeps arguments as
-    its children, as they are: found by constructing one around stand-ins.
-    None where that is not so: the call is then made per example."""
-    if not (isinstance(kind, type) and is_node_type(kind)):
+    where kind is a registered node type or a namedtuple whose constructor
+    keeps arguments as its children, as they are: found by constructing one
+    around placeholders (runtime/tree.py, construction_layout). None where
+    that is not so: the call is then made per example."""
+    if not builds_node(kind):
         return None
     given = list(args) + list(kwargs.values())
-    stand_ins = [_StandIn(i) for i in range(len(given))]
     try:
-        probe = kind(*stand_ins[:len(args)], **dict(zip(kwargs, stand_ins[len(args):])))
-        children = node_children(probe)
-    except Exception:
+        where, probe = construction_layout(kind, len(given), tuple(kwargs))
+    except ValueError:
         return None
-    if not all(isinstance(child, _StandIn) for child in children):
-        return None
-    kept = {child.index for child in children}
-    if any(info.batched for i, info in enumerate(given) if i not in kept):
+    if any(info.batched for info, child in zip(given, where) if child is None):
         return None            # auxiliary data that differs between examples
-    return NodeInfo([given[child.index] for child in children], kind,
-                    *_attributes(probe, children))
+    children = children_of(probe)
+    held = {child: k for k, child in enumerate(where) if child is not None}
+    return NodeInfo([given[held[j]] if j in held else UNKNOWN for j in range(len(children))],
+                    kind, *_attributes(probe, children))
 
 
 def kind_of_value(value):

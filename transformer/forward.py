@@ -10,7 +10,7 @@ callee in turn.
 from . import nodes as n
 from .analysis import active_names, numeric_names, useful_names
 from .errors import error_at
-from .ir import as_defined_call, as_node_attribute, describe
+from .ir import as_defined_call, as_node_attribute, as_node_construction, describe, no_rule
 from .templates import instantiate
 
 
@@ -91,11 +91,10 @@ class Forward:
             return [stmt]
         op = as_node_attribute(as_defined_call(describe(stmt.value), stmt.value), stmt.value,
                                self.numeric)
+        op = as_node_construction(op, stmt.value, self.diff, self.numeric)
         inputs_active = op.diff_names() & self.active
         if op.kind == 'native' and inputs_active:
-            raise error_at(_origin(stmt), f'{op.label} has no derivative rule, and codax '
-                           'cannot differentiate through it (no Python source it can read)',
-                           self.unit)
+            raise error_at(_origin(stmt), no_rule(op), self.unit)
         if op.kind == 'call' and inputs_active:
             return [self.call(stmt, name, op)]
         return [stmt, n.assign(self.tan(name), self.rule(stmt, name, op))]
@@ -123,8 +122,10 @@ class Forward:
             if template is None:
                 raise error_at(_origin(stmt), f'{op.label} has no forward-mode (JVP) rule for '
                                f'its argument {param!r}', self.unit)
-            if isinstance(node, n.Tuple):
+            if isinstance(node, n.Tuple) and op.prim.family != 'tree':
                 t = n.tuple_([self.dense(e) for e in node.elts])
+            elif isinstance(node, n.Tuple):        # a node's children: their own tangents
+                t = n.tuple_([self.tangent(e) for e in node.elts])
             elif op.prim.family in ('elementwise', 'tree'):
                 t = self.tangent(node)         # a scalar zero broadcasts; a tree's is its own
             else:

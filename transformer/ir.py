@@ -27,6 +27,8 @@ normalize. Calls carry a `CallInfo` in the attribute `codax`.
 import inspect
 
 from runtime import TABLE
+from runtime.primitives.nodes import unkept_message
+from runtime.tree import builds_node, construction_layout
 
 from . import nodes as n
 
@@ -137,6 +139,55 @@ def as_node_attribute(op, rhs, numeric):
         return op
     return Op('prim', TABLE['node_attribute'], {'node': rhs.value, 'name': n.const(rhs.attr)},
               label=op.label)
+
+
+def as_node_construction(op, rhs, diff, numeric):
+    """A call `Box(x, y)` building a pytree node (of a registered type, or a
+    namedtuple) from arguments that carry derivatives (names in `diff`), as
+    the derivative passes see it: the record node_construction, whose rules
+    split the node's derivative into its arguments' in the order of the
+    constructor's arguments (runtime/primitives/nodes.py). Which child each
+    argument is, is found now, by building a node around placeholders. Where
+    that tells nothing, or an argument carrying a derivative known to be a
+    number or array is no child, the call stays 'native' with a `refusal`
+    saying why (no_rule below); one whose kind is known only at run time is
+    checked then (`unkept`)."""
+    kind = getattr(getattr(rhs, 'codax', None), 'obj', None)
+    if op.kind != 'native' or not isinstance(rhs, n.Call) or not builds_node(kind):
+        return op
+    args = list(rhs.args) + [k.value for k in rhs.keywords]
+    carried = [k for k, a in enumerate(args) if isinstance(a, n.Name) and a.id in diff]
+    if not carried:
+        return op
+    what = f'codax cannot differentiate this construction of a {kind.__name__}'
+    try:
+        where = construction_layout(kind, len(args), tuple(k.arg for k in rhs.keywords))[0]
+    except ValueError as exc:
+        op.refusal = f'{what}: {exc}'
+        return op
+    unkept = [k for k in carried if where[k] is None]
+    numbers = [k for k in unkept if args[k].id in numeric]
+    if numbers:
+        op.refusal = f'{what}: ' + unkept_message(_argument_name(rhs, numbers[0]))
+        return op
+    inputs = {'kind': rhs.func, 'where': n.const(where),
+              'unkept': n.tuple_([args[k] for k in unkept]),
+              'args': n.tuple_(args)}
+    return Op('prim', TABLE['node_construction'], inputs, label=op.label)
+
+
+def _argument_name(call, k):
+    """Argument k of a call as the user wrote it: by position, or by keyword."""
+    if k < len(call.args):
+        return f'its argument {k + 1}'
+    return f'its argument {call.keywords[k - len(call.args)].arg}='
+
+
+def no_rule(op):
+    """Why a 'native' op that a derivative must flow through is refused."""
+    return getattr(op, 'refusal', None) or (
+        f'{op.label} has no derivative rule, and codax cannot differentiate through it (no '
+        'Python source it can read)')
 
 
 def _describe_call(call):

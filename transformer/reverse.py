@@ -20,7 +20,7 @@ from runtime import TABLE  # noqa: F401  (rules live in the table)
 from . import nodes as n
 from .analysis import active_names, numeric_names, overwritten_names, useful_names
 from .errors import error_at
-from .ir import as_defined_call, as_node_attribute, describe
+from .ir import as_defined_call, as_node_attribute, as_node_construction, describe, no_rule
 from .templates import instantiate
 
 _RESTORE = 'codax-restore:'
@@ -260,10 +260,9 @@ class Reverse:
         name = stmt.targets[0].id
         op = as_node_attribute(as_defined_call(describe(stmt.value), stmt.value), stmt.value,
                                self.numeric)
+        op = as_node_construction(op, stmt.value, self.diff, self.numeric)
         if name in self.diff and op.kind == 'native' and op.diff_names() & self.active:
-            raise error_at(_origin(stmt), f'{op.label} has no derivative rule, and codax '
-                           'cannot differentiate through it (no Python source it can read)',
-                           self.unit)
+            raise error_at(_origin(stmt), no_rule(op), self.unit)
         if name in self.diff and op.kind == 'call' and n.names_in(op.callee) & self.active \
                 and not isinstance(op.callee, n.Name):
             raise error_at(_origin(stmt), f'codax cannot differentiate this call: the function '

@@ -4,12 +4,13 @@ import inspect
 import runtime as rt
 
 from .. import nodes as n
-from ..batch import (HOOKS, NONE, SCALAR, UNKNOWN, ClosureInfo, Info, PullbackInfo, container,
-                     info_of_value)
+from ..batch import (HOOKS, NONE, SCALAR, UNKNOWN, ClosureInfo, Info, NodeInfo, PullbackInfo,
+                     container, info_of_value)
 from ..errors import RecursiveBatching
 from ..ir import CallInfo
 from .core import _leaf_kinds, _mark_batched, batched, literal, loop, loop_call, rule
 from .adjoints import einsum_vjp
+from .python import node_attribute
 
 
 # ---- closures made in transformed code (runtime/closures.py) ----
@@ -352,3 +353,127 @@ def _runtime_helper(fn):
     module = getattr(fn, '__module__', '') or ''
     return module.split('.')[0] == 'runtime' and fn not in (
         rt.vjp_call, rt.pullback, rt.jvp_call)
+
+
+# ---- pytree nodes (runtime/primitives/nodes.py) ----
+# A batched node holds its children batched, and the helpers of the node
+# records only move children between a node and its parts (finding which
+# child from an unbatched or batched node alike), so each runs once on the
+# batched values as they are. The rules only say what the result holds: from
+# the node's Info (NodeInfo: which child each attribute holds, how many
+# children), or, where that is not known, a value seen at run time.
+
+@rule('node_attribute')
+def node_attribute_call(b, op, rhs):
+    """rt.node_attribute(node, name): the attribute read `node.name` (per
+    example where what the attribute holds is not known: it may compute)."""
+    info, name = b.info(op.inputs['node']), op.inputs['name']
+    if isinstance(info, NodeInfo) and isinstance(name, n.Constant):
+        return rhs, node_attribute(b, info, name.value)
+    return loop(b, op, rhs)
+
+
+@rule('attribute_cotangent')
+def attribute_cotangent(b, op, rhs):
+    """rt.attribute_cotangent(cot, node, name): a node holding cot as the child
+    the attribute holds (0.0 where it holds none)."""
+    found = _attribute_child(b, op)
+    if found is None:
+        return rhs, _seen_at_run_time(b, op)
+    info, k = found
+    return rhs, SCALAR if k is None else _node_holding(info, {k: b.info(op.inputs['cot'])})
+
+
+@rule('attribute_tangent')
+def attribute_tangent(b, op, rhs):
+    """rt.attribute_tangent(cot, node, name): the child of cot the attribute
+    holds. Where its rank is not known (cot is the zero 0.0, which stands for
+    any value, or seen at run time), it is made dense, shaped like the child
+    (as rt.dense does the tangent of a tuple's item), so the rank is known."""
+    found = _attribute_child(b, op)
+    if found is not None and found[1] is None:
+        return rhs, SCALAR
+    part = found and _child_info(b.info(op.inputs['cot']), found[1])
+    if part is None:
+        return rhs, _seen_at_run_time(b, op)
+    child = found[0].elts[found[1]]
+    if part.rank is not None or child.rank is None or not batched(b, *op.inputs.values()):
+        return rhs, part
+    tangent = b.tmp(rhs, part, '_tangent')
+    primal = b.tmp(n.Attribute(value=op.inputs['node'], attr=op.inputs['name'].value,
+                               ctx=n.Load()), child, '_child')
+    return n.call('rt.dense_batched', [tangent, primal, n.const(part.batched),
+                                       n.const(child.batched), b.size()]), \
+        Info(True, child.rank, kind=child.kind)
+
+
+@rule('built_tangent')
+def built_tangent(b, op, rhs):
+    """rt.built_tangent(node, where, tangents): a node like `node` holding
+    tangents[k] as its child where[k]."""
+    info, where = b.info(op.inputs['node']), _layout(b, op.inputs['where'])
+    if isinstance(info, NodeInfo) and where is not None:
+        held = {j: _child_info(b.info(op.inputs['tangents']), k)
+                for k, j in enumerate(where) if j is not None}
+        if None not in held.values():
+            return rhs, _node_holding(info, held)
+    return rhs, _seen_at_run_time(b, op)
+
+
+@rule('built_cotangents')
+def built_cotangents(b, op, rhs):
+    """rt.built_cotangents(cot, node, where): argument k's adjoint is child
+    where[k] of cot."""
+    where, cot = _layout(b, op.inputs['where']), b.info(op.inputs['cot'])
+    parts = [SCALAR if j is None else _child_info(cot, j) for j in where or ()]
+    if where is None or None in parts:
+        return rhs, _seen_at_run_time(b, op)
+    return rhs, container(tuple(parts))
+
+
+def _attribute_child(b, op):
+    """(the node's NodeInfo, the index of the child its attribute holds, or
+    None where it holds auxiliary data), or None where that is not known."""
+    info, name = b.info(op.inputs['node']), op.inputs['name']
+    if not isinstance(info, NodeInfo) or not isinstance(name, n.Constant) or info.fields is None:
+        return None
+    if name.value in info.fields:
+        return info, info.fields[name.value]
+    return (info, None) if name.value in info.static else None
+
+
+def _child_info(info, j):
+    """The Info of child j of a node's derivative (a node, or the zero 0.0)
+    that `info` describes; None where it cannot be told."""
+    if isinstance(info.elts, tuple):
+        return info.elts[j] if j < len(info.elts) else None
+    if info.elts is None and info.item is None:      # its form is seen at run time
+        return Info(info.batched, None)
+    return None
+
+
+def _node_holding(info, held):
+    """The Info of a node like `info` holding the parts `held` ({child: Info}),
+    0.0 elsewhere."""
+    return info.with_elts([held.get(j, SCALAR) for j in range(len(info.elts))])
+
+
+def _seen_at_run_time(b, op):
+    """A result whose form only the run shows (as the item of a batched
+    container's is), batched where an input is."""
+    return Info(batched(b, *op.inputs.values()), None)
+
+
+def _layout(b, node):
+    """The literal `where` of a node helper (a tuple of child indices and
+    None), also through the name normal form binds it to; None if it is none."""
+    if isinstance(node, n.Name):
+        bound = [s.value for s in n.walk(b.fdef) if isinstance(s, n.Assign)
+                 and isinstance(s.targets[0], n.Name) and s.targets[0].id == node.id]
+        node = bound[0] if len(bound) == 1 else None
+    if isinstance(node, n.Constant) and isinstance(node.value, tuple):
+        return node.value
+    if isinstance(node, n.Tuple) and all(isinstance(e, n.Constant) and (
+            e.value is None or type(e.value) is int) for e in node.elts):
+        return tuple(e.value for e in node.elts)
+    return None

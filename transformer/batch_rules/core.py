@@ -160,14 +160,15 @@ def _rewrite(b, rhs):
         return RULES['call'](b, op, rhs)
     if _is_slice_call(rhs) and not batched(b, *rhs.args):    # normalize's slice(1, 3, None)
         return rhs, SLICE
+    if op.kind == 'native' and isinstance(rhs, n.Call):
+        callee = getattr(getattr(rhs, 'codax', None), 'obj', None)
+        node = info_of_construction(callee, [b.info(a) for a in rhs.args],
+                                    {k.arg: b.info(k.value) for k in rhs.keywords})
+        if node is not None:          # Box(x, y): a node holding its children as they are
+            return rhs, node
     inputs = [node for node in n.walk(rhs) if isinstance(node, n.Name)]
     if any(b.info(x).batched for x in inputs):
         if op.kind == 'native' and isinstance(rhs, n.Call):
-            callee = getattr(getattr(rhs, 'codax', None), 'obj', None)
-            node = info_of_construction(callee, [b.info(a) for a in rhs.args],
-                                        {k.arg: b.info(k.value) for k in rhs.keywords})
-            if node is not None:          # Box(x, y): a node holding batched children
-                return rhs, node
             return loop_call(b, rhs.func, rhs.args, rhs.keywords, None)
         b.fail('codax vmap cannot batch this expression')
     return rhs, UNKNOWN
