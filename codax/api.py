@@ -155,11 +155,15 @@ def _normalize_argnums(argnums):
     return tuple(argnums), False
 
 
-def _check_inexact(args, argnums, fname):
+def _check_argnums(args, argnums, fname):
     for i in argnums:
         if i >= len(args) or i < -len(args):
             raise TypeError(f'{fname}: argnums={i} but the function was called with '
                             f'{len(args)} positional arguments')
+
+
+def _check_inexact(args, argnums, fname):
+    for i in argnums:
         for leaf in tree_leaves(args[i]):
             dtype = _dtype_of(leaf)
             if dtype is None:
@@ -202,7 +206,8 @@ class Transformed:
         return bound.args
 
     def _specialize(self, args):
-        argnums = tuple(i % len(args) if args else i for i in self.argnums)
+        _check_argnums(args, self.argnums, self.mode)
+        argnums = tuple(i % len(args) for i in self.argnums)
         _check_inexact(args, argnums, self.mode)
         return specialize(self.fun, self.mode, argnums[0] if self._single else argnums,
                           self.has_aux, args)
@@ -354,6 +359,10 @@ def jvp(fun, primals, tangents, has_aux=False):
 
     With has_aux=True fun returns (output, aux) and jvp returns
     (output, output tangent, aux)."""
+    if not isinstance(primals, (tuple, list)) or not isinstance(tangents, (tuple, list)):
+        raise TypeError('jvp: primals and tangents must be tuples or lists of arguments, '
+                        f'got {type(primals).__name__} and {type(tangents).__name__}; '
+                        'write jvp(f, (x,), (v,))')
     primals, tangents = tuple(primals), tuple(tangents)
     if len(primals) != len(tangents):
         raise TypeError(f'jvp: {len(primals)} primals but {len(tangents)} tangents')

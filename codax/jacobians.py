@@ -15,7 +15,7 @@ import numpy
 import runtime
 from runtime.backend import array_module
 
-from .api import (_check_inexact, _dtype_of, _labels, _user_function, grad, jvp,
+from .api import (_check_argnums, _check_inexact, _dtype_of, _labels, _user_function, grad, jvp,
                   primitive_function, vjp)
 
 def _argnums_tuple(argnums):
@@ -65,6 +65,7 @@ def _jacobian(fun, argnums, has_aux, forward):
 
     def jacobian(*args):
         args = tuple(args)
+        _check_argnums(args, nums, 'jacfwd' if forward else 'jacrev')
         wrt = tuple(args[i] for i in nums)
         in_leaves, in_tree = tree_flatten(wrt if not single else wrt[0])
         _check_inexact(args, nums, 'jacfwd' if forward else 'jacrev')
@@ -165,6 +166,10 @@ def _generated_jacobian(fun, argnum, forward):
     user = primitive_function(user) or user      # np.tanh: its wrapper's parameters
     signature = inspect.signature(user)
     params = list(signature.parameters)
+    if not -len(params) <= argnum < len(params) or any(
+            p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD) for p in signature.parameters.values()):
+        return _jacobian(fun, argnum, False, forward)     # checks argnum against the call
+    argnum %= len(params)
     defaults = {f'_default_{p}': v.default for p, v in signature.parameters.items()
                 if v.default is not v.empty}
     kind = 'jacfwd' if forward else 'jacrev'

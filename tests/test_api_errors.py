@@ -128,6 +128,35 @@ def test_argnums_tuple_returns_tuple(x3, y3):
     assert_tree_allclose(plain, 2.0 * x3 * y3)
 
 
+def two_args(x, y):
+    return np.sum(x * y ** 2)
+
+
+@pytest.mark.parametrize('transform', [codax.grad, codax.value_and_grad, codax.jacfwd,
+                                       codax.jacrev, codax.hessian])
+@pytest.mark.parametrize('argnums', [2, -3, (0, 2)])
+def test_argnums_out_of_range_is_an_error_not_another_argument(transform, argnums, x3, y3):
+    # argnums=2 of a two-argument call once wrapped around to argument 0
+    with pytest.raises(TypeError, match=r'argnums=-?\d but the function was called with 2'):
+        transform(two_args, argnums=argnums)(x3, y3)
+
+
+def test_negative_argnums_count_from_the_end(x3, y3):
+    want = 2.0 * x3 * y3
+    assert_tree_allclose(codax.grad(two_args, argnums=-1)(x3, y3), want)
+    assert_tree_allclose(codax.jacrev(codax.grad(two_args), argnums=-1)(x3, y3),
+                         np.diag(2.0 * y3))
+    assert_tree_allclose(codax.jacfwd(codax.grad(two_args, argnums=-1), argnums=-1)(x3, y3),
+                         np.diag(2.0 * x3))
+
+
+@pytest.mark.parametrize('primals, tangents', [
+    (np.ones(3), np.ones(3)), ((np.ones(3),), np.ones(3)), (np.ones(3), (np.ones(3),))])
+def test_jvp_primals_must_be_a_tuple(primals, tangents):
+    with pytest.raises(TypeError, match='tuples or lists'):
+        codax.jvp(np.sin, primals, tangents)
+
+
 def test_value_and_grad_argnums_tuple(x3, y3):
     z = np.array([0.3, -0.2, 0.9])
     value, grads = codax.value_and_grad(three_args, argnums=(0, 1, 2))(x3, y3, z)
