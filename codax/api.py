@@ -85,12 +85,12 @@ def build(fn, mode, argnums, has_aux, args):
     return specialize(fn, mode, argnums, has_aux, args).build(resolve(fn, args))
 
 
-def specialize(fn, mode, argnums, has_aux, args):
+def specialize(fn, mode, argnums, has_aux, args, holomorphic=False):
     fn = resolve(fn, args)
     if not isinstance(fn, types.FunctionType):
         return _not_a_function(fn)
-    key = (mode, argnums, has_aux, id(fn.__code__), id(fn.__globals__), closure_key(fn),
-           signature(args))
+    key = (mode, argnums, has_aux, holomorphic, id(fn.__code__), id(fn.__globals__),
+           closure_key(fn), signature(args))
     entry = CACHE.get(key)
     if entry is not None and entry.code is fn.__code__ and entry.current():
         return entry
@@ -104,7 +104,9 @@ def specialize(fn, mode, argnums, has_aux, args):
         if mode == 'jvp':
             generated = compile_forward(fn, list(argnums), numeric, has_aux, label)
         else:
-            generated = compile_reverse(fn, mode, argnums, numeric, has_aux, label)
+            generated = compile_reverse(fn, mode, argnums, numeric, has_aux, label,
+                                        holomorphic=holomorphic,
+                                        complex_inputs=_has_complex(args))
         entry = Specialization(fn, generated, array_module(*tree_leaves(list(args))))
         CACHE.put(key, entry)
         return entry
@@ -162,16 +164,30 @@ def _check_argnums(args, argnums, fname):
                             f'{len(args)} positional arguments')
 
 
+def _has_complex(value):
+    return any(_kind_of(leaf) == 'c' for leaf in tree_leaves(value))
+
+
+def _kind_of(leaf):
+    dtype = _dtype_of(leaf)
+    return dtype.kind if dtype is not None else numpy.asarray(leaf).dtype.kind \
+        if isinstance(leaf, (bool, int, float, complex)) else None
+
+
+def _check_holomorphic(args, argnums, fname):
+    """As JAX: holomorphic=True differentiates complex inputs only."""
+    for i in argnums:
+        kinds = {_kind_of(leaf) for leaf in tree_leaves(args[i])} - {None}
+        if kinds - {'c'}:
+            raise TypeError(f'{fname} with holomorphic=True requires complex inputs, but '
+                            f'argument {i} is not complex; pass e.g. x.astype(complex)')
+
+
 def _check_inexact(args, argnums, fname):
     for i in argnums:
         for leaf in tree_leaves(args[i]):
-            dtype = _dtype_of(leaf)
-            if dtype is None:
-                if isinstance(leaf, (bool, int)) or not isinstance(leaf, (float, complex)):
-                    dtype = numpy.asarray(leaf).dtype if isinstance(leaf, (bool, int)) else None
-                if dtype is None:
-                    continue
-            if dtype.kind not in 'fc':
+            if _kind_of(leaf) not in (None, 'f', 'c'):
+                dtype = _dtype_of(leaf) or numpy.asarray(leaf).dtype
                 raise TypeError(
                     f'{fname} requires real- or complex-valued inputs (a floating-point '
                     f'dtype), but argument {i} has dtype {dtype}. Pass floats, e.g. '
@@ -182,7 +198,7 @@ class Transformed:
     """What grad(f) or value_and_grad(f) builds: the transformation of one
     function, with its per-signature cache. Users get `as_function()`."""
 
-    def __init__(self, fun, mode, argnums, has_aux):
+    def __init__(self, fun, mode, argnums, has_aux, holomorphic=False):
         if not callable(fun):
             raise TypeError(f'{mode} expects a callable, got {fun!r}')
         self.fun = primitive_function(fun) or fun
@@ -190,6 +206,7 @@ class Transformed:
         self.mode = mode
         self.argnums, self._single = _normalize_argnums(argnums)
         self.has_aux = has_aux
+        self.holomorphic = holomorphic
         functools.update_wrapper(self, fun, updated=())
         self._params = None
         code = getattr(fun, '__code__', None)
@@ -209,8 +226,10 @@ class Transformed:
         _check_argnums(args, self.argnums, self.mode)
         argnums = tuple(i % len(args) for i in self.argnums)
         _check_inexact(args, argnums, self.mode)
+        if self.holomorphic:
+            _check_holomorphic(args, argnums, self.mode)
         return specialize(self.fun, self.mode, argnums[0] if self._single else argnums,
-                          self.has_aux, args)
+                          self.has_aux, args, self.holomorphic)
 
     def function_for(self, args):
         """The generated Python function for these arguments."""
@@ -260,22 +279,22 @@ def transformation_of(fn):
     return getattr(fn, '__codax_transformed__', None)
 
 
-def grad(fun, argnums=0, has_aux=False):
-    """The gradient of scalar-valued `fun` with respect to argument(s) `argnums`."""
-    return Transformed(fun, 'grad', argnums, has_aux).as_function()
+def grad(fun, argnums=0, has_aux=False, holomorphic=False):
+    """The gradient of scalar-valued `fun` with respect to argument(s) `argnums`.
+
+    As in JAX, a real function of complex z gets df/dx - i df/dy (the conjugate
+    of the steepest-ascent direction), and holomorphic=True takes f'(z) of a
+    complex-valued holomorphic `fun`."""
+    return Transformed(fun, 'grad', argnums, has_aux, holomorphic).as_function()
 
 
-def value_and_grad(fun, argnums=0, has_aux=False):
+def value_and_grad(fun, argnums=0, has_aux=False, holomorphic=False):
     """Like grad, but the function returns (value, gradient)."""
-    return Transformed(fun, 'value_and_grad', argnums, has_aux).as_function()
+    return Transformed(fun, 'value_and_grad', argnums, has_aux, holomorphic).as_function()
 
 
 def _has_inexact(value):
-    for leaf in tree_leaves(value):
-        dtype = _dtype_of(leaf)
-        if dtype is not None and dtype.kind in 'fc' or isinstance(leaf, (float, complex)):
-            return True
-    return False
+    return any(_kind_of(leaf) in ('f', 'c') for leaf in tree_leaves(value))
 
 
 def _vjp_entry(fun, primals, has_aux):

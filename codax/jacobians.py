@@ -116,15 +116,21 @@ def _jacobian(fun, argnums, has_aux, forward):
     return jacobian
 
 
-def jacfwd(fun, argnums=0, has_aux=False):
-    """The Jacobian of `fun` by forward mode: one jvp per input element."""
+def jacfwd(fun, argnums=0, has_aux=False, holomorphic=False):
+    """The Jacobian of `fun` by forward mode: one jvp per input element.
+
+    Complex inputs get the complex derivative (the Jacobian of a holomorphic
+    `fun`) with or without holomorphic=True, which JAX requires for them."""
     if isinstance(argnums, int) and not has_aux:
         return _generated_jacobian(fun, argnums, forward=True)
     return _jacobian(fun, argnums, has_aux, forward=True)
 
 
-def jacrev(fun, argnums=0, has_aux=False):
-    """The Jacobian of `fun` by reverse mode: one pullback per output element."""
+def jacrev(fun, argnums=0, has_aux=False, holomorphic=False):
+    """The Jacobian of `fun` by reverse mode: one pullback per output element.
+
+    Complex outputs get the complex derivative of a holomorphic `fun` (as
+    jacfwd; `holomorphic` is accepted as in JAX)."""
     if isinstance(argnums, int) and not has_aux:
         return _generated_jacobian(fun, argnums, forward=False)
     return _jacobian(fun, argnums, has_aux, forward=False)
@@ -189,6 +195,8 @@ def _generated_jacobian(fun, argnum, forward):
     return jacobian
 
 
-def hessian(fun, argnums=0):
-    """The Hessian of scalar `fun`: forward mode over the generated gradient."""
-    return jacfwd(grad(fun, argnums), argnums)
+def hessian(fun, argnums=0, has_aux=False, holomorphic=False):
+    """The Hessian of scalar `fun`: forward mode over the generated gradient.
+    With has_aux=True, `fun` returns (output, aux) and so does the Hessian."""
+    return jacfwd(grad(fun, argnums, has_aux=has_aux, holomorphic=holomorphic), argnums,
+                  has_aux=has_aux)

@@ -164,9 +164,15 @@ def item(g, key):
     return g[key]
 
 
-def seed(out):
-    """The cotangent 1.0 that starts `grad`; checks the output is a real scalar."""
+def seed(out, holomorphic=False):
+    """The cotangent 1.0 that starts `grad`; checks the output is a real scalar,
+    or with holomorphic=True a complex one (JAX's rule)."""
+    if holomorphic:
+        return _holomorphic_seed(out)
     dtype = getattr(out, 'dtype', None)
+    if type(out) is complex or dtype is not None and dtype.kind == 'c':
+        raise TypeError('grad requires a real-valued output, got a complex one; for '
+                        'holomorphic differentiation pass holomorphic=True')
     if dtype is None and type(out) is not float:
         raise TypeError(f'grad requires a real floating-point scalar output, got '
                         f'{type(out).__name__} {out!r}' if isinstance(out, (int, bool)) else
@@ -177,6 +183,17 @@ def seed(out):
                         'use vjp for non-scalar outputs')
     if dtype is not None and dtype.kind != 'f':
         raise TypeError(f'grad requires a real floating-point output, got dtype {dtype}')
+    return 1.0
+
+
+def _holomorphic_seed(out):
+    dtype = getattr(out, 'dtype', None)
+    if not (type(out) is complex or dtype is not None and dtype.kind == 'c'):
+        raise TypeError('grad with holomorphic=True requires a complex output, got '
+                        f'{dtype or type(out).__name__}')
+    if shape(out) != ():
+        raise TypeError(f'grad requires a scalar output, got an array of shape {shape(out)}; '
+                        'use vjp for non-scalar outputs')
     return 1.0
 
 
@@ -558,12 +575,12 @@ def pullback(pb, cotangent):
     return pb[0](pb[1], cotangent)
 
 
-def seed_aux(out):
+def seed_aux(out, holomorphic=False):
     """The cotangent that starts `grad(..., has_aux=True)`: (1.0, zero for aux)."""
     if not (isinstance(out, (tuple, list)) and len(out) == 2):
         raise TypeError('with has_aux=True the function must return a pair (output, aux), '
                         f'got {type(out).__name__}')
-    return (seed(out[0]), ZERO)
+    return (seed(out[0], holomorphic), ZERO)
 
 
 def finalize_distinct(grads):

@@ -49,6 +49,27 @@ def cast_like(g, x):
     return g.astype(dtype)
 
 
+def abs_slope(x):
+    """d|x|/dx as JAX takes it: the sign of real x, with 1 at 0 (a subgradient);
+    conj(x)/|x| for complex x (0 at 0), so that grad of a real function of
+    complex z is df/dx - i df/dy, JAX's convention."""
+    xp = array_module(x)
+    x = xp.asarray(x)
+    if x.dtype.kind == 'c':
+        r = xp.abs(x)
+        return xp.conj(x) / xp.where(r == 0, 1, r)
+    one = xp.ones((), dtype=xp.result_type(x.dtype, numpy.float16))
+    return xp.where(x < 0, -one, one)
+
+
+def imag_vjp(cot, val):
+    """Adjoint of val for imag(val): -i cot (JAX's convention), zero for real
+    val. Linear in cot, and its own transpose."""
+    if is_zero(cot) or not numpy.iscomplexobj(val):
+        return ZERO
+    return -1j * cot
+
+
 def negate(shift):
     if isinstance(shift, (tuple, list)):
         return tuple(-s for s in shift)
@@ -791,46 +812,56 @@ def where_vjp(g, condition, x, ans, which):
     return _cast(unbroadcast(gm, x, ans), x)
 
 
-def _clip_masks(a, lo, hi, xp):
-    """ans = minimum(maximum(a, lo), hi): where a, lo and hi win."""
+def _clip_weights(a, lo, hi, xp, dtype):
+    """How much of ans = minimum(maximum(a, lo), hi) comes from a, lo and hi:
+    1 where one wins, 1/2 to each side of a tie, as maximum's and minimum's
+    derivatives share a tie (JAX's convention too)."""
+    def share(wins, ties):
+        return xp.where(ties, xp.asarray(0.5, dtype=dtype), xp.asarray(wins, dtype=dtype))
     a = xp.asarray(a)
-    t = a if lo is None else xp.maximum(a, lo)
-    upper = (t > hi) if hi is not None else xp.zeros((), dtype=bool)
-    keep = ~upper
-    m_a = keep & (a >= lo) if lo is not None else keep
-    m_lo = keep & (a < lo) if lo is not None else None
-    return m_a, m_lo, upper
+    from_a, from_lo, t = 1, None, a
+    if lo is not None:
+        from_a, from_lo, t = share(a > lo, a == lo), share(a < lo, a == lo), xp.maximum(a, lo)
+    through, from_hi = 1, None
+    if hi is not None:
+        through, from_hi = share(t < hi, t == hi), share(t > hi, t == hi)
+    return from_a * through, None if lo is None else from_lo * through, from_hi
+
+
+def _weighted(g, weight, xp, dtype):
+    """g * weight, exactly zero where the weight is (even where g is inf)."""
+    return xp.where(weight != 0, g * weight, xp.zeros((), dtype=dtype))
 
 
 def clip_vjp(g, a, a_min, a_max, min, max, ans, which):
     """Adjoint of a (which=0), the lower bound (1) or the upper bound (2) for
     ans = clip(a, lo, hi); NumPy 2's min=/max= names are accepted too. The
-    gradient passes to a where lo <= a <= hi, to a bound where it binds."""
+    gradient passes to a where lo < a < hi, to a bound where it binds, and
+    half to each where a equals a bound."""
     if is_zero(g):
         return ZERO
     lo = a_min if a_min is not None else min
     hi = a_max if a_max is not None else max
     xp = array_module(g, a, lo, hi, ans)
     operand = (a, lo, hi)[which]
-    mask = _clip_masks(a, lo, hi, xp)[which]
-    gm = xp.where(mask, g, xp.zeros((), dtype=_fdtype(operand, g)))
+    dtype = _fdtype(operand, g)
+    gm = _weighted(g, _clip_weights(a, lo, hi, xp, dtype)[which], xp, dtype)
     return _cast(unbroadcast(gm, operand, ans), operand)
 
 
 def clip_jvp(tan, a, a_min, a_max, min, max, ans, which):
     """Tangent of ans = clip(a, lo, hi) from the tangent `tan` of a (which=0),
     the lower bound (1) or the upper bound (2): `tan` where that operand is
-    the one clip returns (the masks of clip_vjp), zero elsewhere, in ans's
+    the one clip returns (weighted as in clip_vjp), zero elsewhere, in ans's
     shape. Linear in tan; its transpose is clip_vjp."""
     if is_zero(tan):
         return ZERO
     lo = a_min if a_min is not None else min
     hi = a_max if a_max is not None else max
     xp = array_module(tan, a, lo, hi, ans)
-    operand = (a, lo, hi)[which]
-    mask = _clip_masks(a, lo, hi, xp)[which]
-    zeros = xp.zeros(shape(ans), dtype=_fdtype(operand, tan, ans))
-    return xp.where(mask, tan, zeros)
+    dtype = _fdtype((a, lo, hi)[which], tan, ans)
+    weight = _clip_weights(a, lo, hi, xp, dtype)[which]
+    return _weighted(tan, weight, xp, dtype) + xp.zeros(shape(ans), dtype=dtype)
 
 
 def py_extremum_jvp(tan, args, ans):
@@ -1184,13 +1215,14 @@ def py_extremum_transpose(g, cot, args, y):
 
 
 def _masked_transpose(g, cot, mask, operand, y, xp):
-    """Transpose of cot -> unbroadcast(where(mask, cot, 0), operand, y)."""
+    """Transpose of cot -> unbroadcast(cot * mask, operand, y), zero where the
+    mask (bools or weights) is."""
     W = numpy.broadcast_shapes(shape(mask), shape(cot))
     if shape(operand) == shape(y):
         Hw = _bcast(g, W, cot)
     else:
         Hw = sum_to(materialize(g, y), W)
-    r = xp.where(mask, Hw, xp.zeros((), dtype=_fdtype(cot, Hw)))
+    r = _weighted(Hw, mask, xp, _fdtype(cot, Hw))
     return _cast(sum_to(r, shape(cot)), cot)
 
 
@@ -1210,8 +1242,8 @@ def clip_vjp_transpose(g, cot, a, a_min, a_max, min, max, y, which):
     lo = a_min if a_min is not None else min
     hi = a_max if a_max is not None else max
     xp = array_module(g, cot, a, lo, hi, y)
-    mask = _clip_masks(a, lo, hi, xp)[which]
-    return _masked_transpose(g, cot, mask, (a, lo, hi)[which], y, xp)
+    weight = _clip_weights(a, lo, hi, xp, _fdtype(cot, g))[which]
+    return _masked_transpose(g, cot, weight, (a, lo, hi)[which], y, xp)
 
 
 def safe_log(x):

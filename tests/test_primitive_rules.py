@@ -111,7 +111,7 @@ UNARY = {
     'arccosh': _dom(1.5, 3), 'arctanh': _dom(-.9, .9), 'exp': U, 'exp2': U, 'expm1': U,
     'log': P, 'log2': P, 'log10': P, 'log1p': _dom(-.5, 1), 'sqrt': P, 'cbrt': NZ,
     'square': U, 'reciprocal': NZ, 'absolute': NZ, 'negative': U, 'positive': U,
-    'deg2rad': U, 'rad2deg': U,
+    'deg2rad': U, 'rad2deg': U, 'conjugate': U,
 }
 for _name, _d in UNARY.items():
     cases(_name, C(_d()), C(_d(4)), C(_d(2, 3)), C(float(_d())))
@@ -228,6 +228,7 @@ cases('diag', C(U(3)), C(U(3), 1), C(U(2), -2), C(U(3, 3)), C(U(3, 4), 1), C(U(4
 cases('tril', C(U(3, 3)), C(U(3, 4), 1), C(U(2, 3, 3), -1))
 cases('triu', C(U(3, 3)), C(U(3, 4), -1), C(U(2, 3, 3), 1))
 cases('real', C(U(3)), C(U(2, 2)))
+cases('imag', C(U(3)), C(U(2, 2)))
 
 # ---- indexing and containers ----
 cases('getitem', C(U(4, 3), (slice(1, 3), 0)), C(U(5), np.array([0, 2, 2, 4])),
@@ -497,6 +498,8 @@ cases('rt_safe_log', C(P(3)), C(0.5), C(np.float64(1.5)), C(P(2, 2)))
 cases('rt_is_zero', C(0.0), C(U(2)))
 cases('rt_inverse_axes', C((1, 2, 0), U(2, 3, 4)), C(None, U(2)), C((-1, 0), U(2, 3)))
 cases('rt_negate', C((1, -2)), C(3))
+cases('rt_abs_slope', C(NZ(3)), C(-0.5), C(np.float32(2.0)), C(NZ(2, 2)))
+cases('rt_imag_vjp', C(U(3), U(3)), C(0.5, 1.5))
 
 # ---- the helpers of batched (vmap) code: batch axis first ----
 cases('rt_broadcast_batch', C(U(3), 4), C(U(2, 3), 2), C(0.5, 3))

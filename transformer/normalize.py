@@ -619,8 +619,8 @@ class Flattener:
         value = self.atom(e.value, buf)
         if e.attr == 'T':
             return self._prim_call(TABLE['transpose'], [value], [], e, '.T')
-        if e.attr in ('real',):
-            return self._prim_call(TABLE['real'], [value], [], e, '.real')
+        if e.attr in ('real', 'imag'):
+            return self._prim_call(TABLE[e.attr], [value], [], e, '.' + e.attr)
         return n.Attribute(value=value, attr=e.attr, ctx=n.Load())
 
     def is_static(self, e):

@@ -52,7 +52,8 @@ def front_end(fn, verbose=False):
     return unit, fdef, fresh
 
 
-def compile_reverse(fn, mode, argnums, numeric, has_aux, label, verbose=False):
+def compile_reverse(fn, mode, argnums, numeric, has_aux, label, verbose=False,
+                    holomorphic=False, complex_inputs=False):
     """Reverse-mode derivative of `fn`.
 
     mode: 'grad', 'value_and_grad' (one function) or 'vjp' (a forward function
@@ -60,6 +61,9 @@ def compile_reverse(fn, mode, argnums, numeric, has_aux, label, verbose=False):
     adjoints of every parameter). `argnums`: the differentiated parameters,
     an int for one gradient or a sequence for a tuple of them (even of one), as
     in JAX; `numeric`: indices of parameters that are arrays or numbers.
+    `holomorphic`: grad of a complex output (JAX's flag); `complex_inputs`: an
+    argument is complex, so even a full reduction's output is checked for
+    being real.
     """
     active = [argnums] if isinstance(argnums, int) else list(argnums)
     unit, fdef, fresh = front_end(fn, verbose)
@@ -72,7 +76,8 @@ def compile_reverse(fn, mode, argnums, numeric, has_aux, label, verbose=False):
         functions = _vjp_functions(unit, fdef, result, params, fresh)
     else:
         functions = [_grad_function(unit, fdef, result, params, active, mode, has_aux, fresh,
-                                    tuple_grads=not isinstance(argnums, int))]
+                                    tuple_grads=not isinstance(argnums, int),
+                                    holomorphic=holomorphic, complex_inputs=complex_inputs)]
     for f in functions:
         optimize(f)
     generated = emit(unit, functions, label, verbose)
@@ -210,14 +215,15 @@ def _front(axes):
     return None if axes is None else 0
 
 
-def _seed(fdef, result, has_aux):
+def _seed(fdef, result, has_aux, holomorphic, complex_inputs):
     ret = result.ret
+    seed = n.call('rt.seed_aux' if has_aux else 'rt.seed',
+                  [ret] + ([n.const(True)] if holomorphic else []))
     if not (isinstance(ret, n.Name) and ret.id in result.adjoint_of
             and result.adjoint_of[ret.id] in result.initialized):
-        return [n.expr_stmt(n.call('rt.seed_aux' if has_aux else 'rt.seed', [ret]))]
-    seed = n.call('rt.seed_aux' if has_aux else 'rt.seed', [ret])
-    if not has_aux and _is_full_reduction(fdef, ret.id):
-        seed = n.const(1.0)          # a full reduction is a scalar: no check needed
+        return [n.expr_stmt(seed)]
+    if not has_aux and not complex_inputs and _is_full_reduction(fdef, ret.id):
+        seed = n.const(1.0)          # a full reduction of real values is a real scalar
     return [n.assign(result.adjoint_of[ret.id], seed)]
 
 
@@ -243,7 +249,8 @@ def _adjoint_or_zero(result, name):
     return n.name(adjoint)
 
 
-def _grad_function(unit, fdef, result, params, active, mode, has_aux, fresh, tuple_grads):
+def _grad_function(unit, fdef, result, params, active, mode, has_aux, fresh, tuple_grads,
+                   holomorphic, complex_inputs):
     grads = [n.call('rt.finalize', [_adjoint_or_zero(result, params[i]), n.name(params[i])])
              for i in active]
     grads_value = n.tuple_(grads) if tuple_grads else grads[0]
@@ -258,7 +265,7 @@ def _grad_function(unit, fdef, result, params, active, mode, has_aux, fresh, tup
         out = n.tuple_([grads_value, n.subscript(ret, n.const(1))]) if has_aux else grads_value
     else:
         out = n.tuple_([ret, grads_value])
-    body = (result.primal + keep + _seed(fdef, result, has_aux) + result.adjoint
+    body = (result.primal + keep + _seed(fdef, result, has_aux, holomorphic, complex_inputs) + result.adjoint
             + [n.return_(out)])
     name = f'{mode}_{unit.name}'
     return _with_defaults(n.copy_location(n.function(name, params, body), fdef), fdef)

@@ -131,10 +131,14 @@ primitive('rt_safe_log', 'x', {'x': 'g / xp.where(x == 0, xp.inf, x)'}, targets=
           impl='rt.safe_log', family='adjoint', jvp={'x': 't / xp.where(x == 0, xp.inf, x)'})
 
 # ---- helpers whose results carry no gradient ----
-for _fn, _sig in ((adjoint.seed, 'out'), (adjoint.shape, 'x'), (adjoint.ndim, 'x'),
+for _fn, _sig in ((adjoint.seed, 'out, holomorphic=False'), (adjoint.shape, 'x'), (adjoint.ndim, 'x'),
                   (adjoint.size, 'x'), (adjoint.is_zero, 'value'),
                   (rules.inverse_axes, 'axes, a'), (rules.negate, 'shift')):
     nondifferentiable(f'rt_{_fn.__name__}', _sig, targets=(_fn,), impl=f'rt.{_fn.__name__}')
+# |x|'s slope is piecewise constant in real x (its only use: absolute's rules).
+nondifferentiable('rt_abs_slope', 'x', targets=(rules.abs_slope,), impl='rt.abs_slope',
+                  c_expr='(x < 0 ? -1 : 1)')
+_helper(rules.imag_vjp, 'cot, val', {'cot': 'rt.imag_vjp(g, val)'})
 
 # Batching: the hot helpers of vmap(grad(f)) have vectorized rules; the rest
 # run per example (transformer/batch_rules/).
@@ -144,7 +148,7 @@ batching(unbroadcast=('rt_unbroadcast',), materialize=('rt_materialize',),
          item=('rt_item',), getitem_vjp=('rt_getitem_vjp',),
          item_transpose=('rt_item_transpose',), add=('rt_add',),
          finalize=('rt_finalize',), matmul_vjp=('rt_matmul_vjp', 'rt_dot_vjp'),
-         elementwise=('rt_safe_log', 'rt_negate'), seed=('rt_seed',), sum_to=('rt_sum_to',),
+         elementwise=('rt_safe_log', 'rt_negate', 'rt_abs_slope', 'rt_imag_vjp'), seed=('rt_seed',), sum_to=('rt_sum_to',),
          like_first=('rt_cast_like',), elementwise_vjp=('rt_where_vjp', 'rt_clip_vjp'),
          join_vjp=('rt_concatenate_vjp', 'rt_unstack', 'rt_hstack_vjp', 'rt_vstack_vjp'),
          outer_vjp=('rt_outer_vjp',), cumsum_vjp=('rt_cumsum_vjp',),

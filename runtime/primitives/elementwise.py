@@ -29,8 +29,13 @@ unary('sqrt', 'g / (2 * ans)', 'sqrt(x)')
 unary('cbrt', 'g / (3 * ans * ans)', 'cbrt(x)')
 unary('square', '2 * g * x', '(x * x)', math_name='')
 unary('reciprocal', '-g * ans * ans', '(1 / x)', math_name='')
-unary('absolute', 'g * xp.sign(x)', '(x < 0 ? -x : x)',
-      targets=(numpy.absolute, numpy.fabs, abs, __import__('math').fabs))
+# The slope is 1 at 0 as in JAX; `xp.real` makes a complex input's tangent real.
+unary('absolute', 'g * rt.abs_slope(x)', '(x < 0 ? -x : x)',
+      targets=(numpy.absolute, numpy.fabs, abs, __import__('math').fabs),
+      jvp={'x': 'xp.real(t * rt.abs_slope(x))'})
+# The transpose of t -> conj(t) is g -> conj(g); real numbers pass unchanged.
+unary('conjugate', 'rt.cast_like(xp.conj(g), x)', 'x', targets=(numpy.conjugate, numpy.conj),
+      methods=('conj', 'conjugate'), math_name='')
 unary('negative', '-g', '(-x)', math_name='')
 unary('positive', 'g', '(+x)', math_name='')
 unary('deg2rad', f'g * {numpy.pi / 180}', None, targets=(numpy.deg2rad, numpy.radians,

@@ -52,11 +52,12 @@ linear('diag', 'v, k=0', {'v': 'rt.diag_vjp(g, v, ans, k)'})
 linear('tril', 'm, k=0', {'m': f'xp.tril({_G}, k)'})
 linear('triu', 'm, k=0', {'m': f'xp.triu({_G}, k)'})
 linear('real', 'val', {'val': 'g'})
+linear('imag', 'val', {'val': 'rt.imag_vjp(g, val)'})
 
 batching(reshape=('reshape', 'ravel'),
          axes=('squeeze', 'expand_dims', 'transpose', 'swapaxes', 'moveaxis', 'flip', 'roll',
                'repeat', 'diagonal'), split=('split',),
          atleast=('atleast_1d', 'atleast_2d'), broadcast_to=('broadcast_to',),
          flip_lr_ud=('fliplr', 'flipud'), join=('concatenate', 'stack', 'hstack', 'vstack'),
-         same=('copy', 'astype', 'real'), array=('array', 'asarray'),
+         same=('copy', 'astype', 'real', 'imag'), array=('array', 'asarray'),
          leading=('tril', 'triu'), diag=('diag',), tile=('tile',), pad=('pad',))

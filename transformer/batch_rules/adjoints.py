@@ -72,7 +72,7 @@ def seed(b, op, rhs):
     if info.rank is None:             # checked on one example (its rank is seen then)
         example = b.tmp(n.call('rt.first_example', [op.inputs['out'], n.const(0)]),
                         Info(False, None), '_example')
-        return n.call('rt.seed', [example]), SCALAR
+        return n.call('rt.seed', [example] + rhs.args[1:], rhs.keywords), SCALAR
     return n.const(1.0), SCALAR
 
 

@@ -1,0 +1,79 @@
+"""Derivatives where a function has a kink take JAX's values.
+
+|x| has slope 1 at 0 (JAX's subgradient), and clip(a, lo, hi), which is
+minimum(maximum(a, lo), hi), shares a tie half and half as maximum and minimum
+do. The expected values are written out by hand from those definitions.
+"""
+
+import numpy as np
+import pytest
+
+import codax
+
+
+def l1(x):
+    return np.sum(np.abs(x))
+
+
+def clipped(x):
+    return np.sum(np.clip(x, 0.0, 1.0))
+
+
+def relu_via_maximum(x):
+    return np.sum(np.maximum(x, 0.0))
+
+
+X_ABS = np.array([0.0, -0.0, -1.5, 2.0])
+X_CLIP = np.array([0.0, 0.5, 1.0, 2.0, -1.0])
+ABS_SLOPE = np.array([1.0, 1.0, -1.0, 1.0])
+CLIP_SLOPE = np.array([0.5, 1.0, 0.5, 0.0, 0.0])
+
+
+@pytest.mark.parametrize('transform', [lambda f: f, codax.jit])
+def test_abs_has_slope_one_at_zero(transform):
+    np.testing.assert_array_equal(transform(codax.grad(l1))(X_ABS), ABS_SLOPE)
+    _, tangent = codax.jvp(lambda x: np.abs(x), (X_ABS,), (np.ones(4),))
+    np.testing.assert_array_equal(tangent, ABS_SLOPE)
+
+
+def test_abs_of_a_python_float_and_float32():
+    assert codax.grad(lambda x: abs(x))(0.0) == 1.0
+    g = codax.grad(l1)(X_ABS.astype(np.float32))
+    assert g.dtype == np.float32
+    np.testing.assert_array_equal(g, ABS_SLOPE)
+
+
+@pytest.mark.parametrize('transform', [lambda f: f, codax.jit])
+def test_clip_shares_a_tie_with_its_bound(transform):
+    np.testing.assert_array_equal(transform(codax.grad(clipped))(X_CLIP), CLIP_SLOPE)
+    _, tangent = codax.jvp(lambda x: np.clip(x, 0.0, 1.0), (X_CLIP,), (np.ones(5),))
+    np.testing.assert_array_equal(tangent, CLIP_SLOPE)
+
+
+def test_clip_agrees_with_its_definition_by_maximum_and_minimum():
+    def by_definition(x):
+        return np.sum(np.minimum(np.maximum(x, 0.0), 1.0))
+    np.testing.assert_array_equal(codax.grad(clipped)(X_CLIP), codax.grad(by_definition)(X_CLIP))
+
+
+def test_clip_bounds_get_the_other_half():
+    a = np.array([0.0, 0.5, 1.0, 2.0, -1.0])
+    lo, hi = np.zeros(5), np.ones(5)
+    g_lo, g_hi = codax.grad(lambda lo, hi: np.sum(np.clip(a, lo, hi)), argnums=(0, 1))(lo, hi)
+    np.testing.assert_array_equal(g_lo, [0.5, 0.0, 0.0, 0.0, 1.0])
+    np.testing.assert_array_equal(g_hi, [0.0, 0.0, 0.5, 1.0, 0.0])
+    # a == lo == hi: a quarter through a, as maximum's half then minimum's half
+    g = codax.grad(lambda x: np.sum(np.clip(x, 1.0, 1.0)))(np.array([1.0]))
+    np.testing.assert_array_equal(g, [0.25])
+
+
+def test_kinks_under_vmap_and_second_order():
+    batch = np.stack([X_CLIP, X_CLIP[::-1]])
+    np.testing.assert_array_equal(codax.vmap(codax.grad(clipped))(batch),
+                                  np.stack([CLIP_SLOPE, CLIP_SLOPE[::-1]]))
+    np.testing.assert_array_equal(codax.vmap(codax.grad(l1))(np.stack([X_ABS, -X_ABS])),
+                                  np.stack([ABS_SLOPE, [1.0, 1.0, 1.0, -1.0]]))
+    np.testing.assert_array_equal(codax.hessian(l1)(X_ABS), np.zeros((4, 4)))
+    np.testing.assert_array_equal(codax.hessian(clipped)(X_CLIP), np.zeros((5, 5)))
+    np.testing.assert_array_equal(codax.grad(relu_via_maximum)(np.array([0.0, 1.0, -1.0])),
+                                  [0.5, 1.0, 0.0])
