@@ -1234,8 +1234,9 @@ def wrap_key_data(key_bits_array, impl=None):
     return _wrap_key_data(key_bits_array, impl)
 
 
-def bits(key, shape=(), dtype=np.uint32):
-    """Uniform random bits: an unsigned integer array of ``shape`` and ``dtype``."""
+def bits(key, shape=(), dtype=np.uint64):
+    """Uniform random bits: an unsigned integer array of ``shape`` and ``dtype``
+    (uint64 by default, as JAX's with 64-bit types on, like codax's float64)."""
     return _bits(_key(key), shape, dtype)
 
 

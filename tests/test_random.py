@@ -86,7 +86,7 @@ def test_split_fold_in_bits_match_jax(jr):
             assert _eq(cr.fold_in(k, data), jr.fold_in(jk, data))
         for dtype in (np.uint8, np.uint16, np.uint32, np.uint64):
             assert _eq(cr.bits(k, (3, 5), dtype), jr.bits(jk, (3, 5), dtype))
-        assert _eq(np.asarray(cr.bits(k)), jr.bits(jk, (), np.uint32))  # JAX: uint64 default with x64
+        assert _eq(np.asarray(cr.bits(k, (4,))), jr.bits(jk, (4,)))    # both uint64 with x64
 
 
 @pytest.mark.parametrize('dtype', [np.float16, np.float32, np.float64])
@@ -237,7 +237,7 @@ def test_float_shapes_dtypes(dtype):
 def test_shapes_dtypes():
     k = cr.key(0)
     assert cr.uniform(k).dtype == np.float64 and cr.normal(k).shape == ()
-    assert cr.bits(k, (2, 2)).dtype == np.uint32
+    assert cr.bits(k, (2, 2)).dtype == np.uint64
     assert cr.bits(k, (5,), np.uint64).dtype == np.uint64
     assert cr.bernoulli(k).dtype == bool and cr.bernoulli(k).shape == ()
     assert cr.bernoulli(k, np.full((2, 3), 0.5)).shape == (2, 3)
