@@ -10,13 +10,13 @@ import numpy
 from .adjoint import (ZERO, _float_dtype, _rebuild, is_container_zero, is_zero, item, shape,
                       sum_to)
 
-__all__ = ['batch_size', 'broadcast_batch', 'batch_loop', 'arg_axes', 'example', 'example_vjp',
-           'stack_examples', 'stack_examples_vjp', 'select', 'select_vjp', 'any_true',
-           'loop_bound', 'quiet', 'loud', 'batch_index', 'shift_axis', 'example_shape',
-           'example_len', 'moveaxes', 'vmapped', 'sum_to_batched', 'finalize_batched',
-           'finalize_batched_transpose', 'attribute', 'unsum_batched', 'batch_outputs',
-           'batch_outputs_transpose', 'example_rank', 'lift_batched', 'reshape_like',
-           'batched_diag', 'dense_batched', 'dense_batched_vjp', 'first_example']
+__all__ = ['batch_size', 'broadcast_batch', 'batch_loop', 'keywords_by_position', 'arg_axes',
+           'example', 'example_vjp', 'stack_examples', 'stack_examples_vjp', 'select',
+           'select_vjp', 'any_true', 'loop_bound', 'quiet', 'loud', 'batch_index', 'shift_axis',
+           'example_shape', 'example_len', 'moveaxes', 'vmapped', 'sum_to_batched',
+           'finalize_batched', 'finalize_batched_transpose', 'attribute', 'unsum_batched',
+           'batch_outputs', 'batch_outputs_transpose', 'example_rank', 'lift_batched',
+           'reshape_like', 'batched_diag', 'dense_batched', 'dense_batched_vjp', 'first_example']
 from .backend import array_module, is_array
 from .closures import Closure, closure
 from .tree import derivative_leaves, node_children, node_rebuilt, tree_flatten, tree_unflatten
@@ -109,6 +109,30 @@ def batch_loop(fn, axes, args, kwargs, size):
         a, kw = tree_unflatten(treedef, picked)
         outs.append(fn(*a, **kw))
     return _stack(outs, size)
+
+
+_STAND_INS = {}
+
+
+def keywords_by_position(fn, count, names):
+    """`def call(a0, .., k_name, ..): return fn(a0, .., name=k_name, ..)`: what
+    a per-example loop calls for fn called with keyword arguments, so that
+    every argument reaches rt.batch_loop by position (its definition, which
+    derivatives go through, passes arguments by position only)."""
+    key = (id(fn), count, names)
+    if key not in _STAND_INS:
+        params = [f'a{i}' for i in range(count)] + [f'k_{k}' for k in names]
+        passed = [f'a{i}' for i in range(count)] + [f'{k}=k_{k}' for k in names]
+        text = (f'def call_with_keywords({", ".join(params)}):\n'
+                f'    return fn({", ".join(passed)})\n')
+        filename = (f'<codax call of {getattr(fn, "__name__", "a function")} with keywords '
+                    f'{", ".join(names)} #{len(_STAND_INS)}>')
+        import linecache
+        linecache.cache[filename] = (len(text), None, text.splitlines(True), filename)
+        namespace = {'fn': fn}
+        exec(compile(text, filename, 'exec'), namespace)
+        _STAND_INS[key] = (fn, namespace['call_with_keywords'])     # fn kept: its id stays
+    return _STAND_INS[key][1]
 
 
 # ---- the pieces of rt.batch_loop's definition (codax/calls.py), which

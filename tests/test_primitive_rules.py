@@ -556,6 +556,7 @@ cases('rt_example_vjp', C(U(3), U(4, 3), 0, 2), C((U(3), U(3)), (U(4, 3), U(3)),
 cases('rt_stack_examples', C([U(3), U(3)]), C([(U(2), U(3)), (U(2), U(3))]))
 cases('rt_stack_examples_vjp', C(U(2, 3), [U(3), U(3)]),
       C((U(2, 2), U(2, 3)), [(U(2), U(3)), (U(2), U(3))]))
+cases('rt_keywords_by_position', C(np.sum, 1, ('axis',)), C(np.clip, 1, ('max', 'min')))
 cases('rt_batch_size', C(U(4, 3), 0), C((U(2), U(5, 2)), (None, 0)))
 cases('rt_any_true', C(B(4)), C(np.zeros(3, bool)))
 cases('rt_loop_bound', C(np.array([3, 5, 1]), True), C(np.array([3, 5, 1]), False))

@@ -651,3 +651,33 @@ def test_grad_through_the_per_example_loop():
 
 def f_looped(x):                             # a (1, n) example: squeeze's axes at run time
     return np.sum(np.squeeze(x) ** 2)
+
+
+def f_looped_with_keywords(x, w):            # minval by keyword: looped per example
+    return np.sum(codax.random.uniform(codax.random.key(3), (4,), minval=w, maxval=w + x))
+
+
+def test_grad_through_a_per_example_loop_of_a_call_with_keywords():
+    """The loop calls a stand-in taking the keyword arguments by position
+    (rt.keywords_by_position), so derivatives reach them."""
+    def total(x, w):
+        return np.sum(codax.vmap(f_looped_with_keywords)(x, w))
+    x, w = np.array([1.0, 2.0, 0.5]), np.array([0.3, -0.2, 0.1])
+    assert 'rt.keywords_by_position' in codax.vmap(f_looped_with_keywords).source(x, w)
+    u = codax.random.uniform(codax.random.key(3), (4,))      # value = w + x * u
+    gx, gw = codax.grad(total, argnums=(0, 1))(x, w)
+    np.testing.assert_allclose(gx, np.full(3, u.sum()), rtol=1e-12)
+    np.testing.assert_allclose(gw, np.full(3, 4.0), rtol=1e-12)
+    np.testing.assert_allclose(codax.vmap(f_looped_with_keywords)(x, w),
+                               [f_looped_with_keywords(a, b) for a, b in zip(x, w)], rtol=1e-12)
+
+
+def test_third_forward_derivative_through_loops_with_keywords():
+    def f(x):
+        return np.sum(np.max(np.stack([np.sin(x) * x, x ** 3]), axis=0))
+    x = np.array([0.3, 1.2, 0.5])        # sin(x) x wins at 0.3 and 0.5, x^3 at 1.2
+    d3 = np.where(x ** 3 > np.sin(x) * x, 6.0, -3 * np.sin(x) - x * np.cos(x))
+    got = codax.jacfwd(codax.jacfwd(codax.jacfwd(f)))(x)
+    want = np.zeros((3, 3, 3))
+    want[np.arange(3), np.arange(3), np.arange(3)] = d3
+    np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12)

@@ -61,7 +61,8 @@ for _fn, _sig in ((batching.batch_size, 'tree, axes'), (batching.any_true, 'cond
                   (batching.example_len, 'x'),
                   (batching.example_rank, 'operands, axes'),
                   (batching.attribute, 'x, name'),
-                  (batching.first_example, 'tree, axes')):
+                  (batching.first_example, 'tree, axes'),
+                  (batching.keywords_by_position, 'fn, count, names')):
     nondifferentiable(f'rt_{_fn.__name__}', _sig, targets=(_fn,), impl=f'rt.{_fn.__name__}',
                       batch='loop')
 # A function batched for a call from batched code: for a closure, a closure of

@@ -202,14 +202,16 @@ def _int(node):
 # ---- the rule of last resort ----
 
 def loop_call(b, func, args, keywords, rank):
-    """rt.batch_loop(f, axes, (args), {kwargs}): per example, then stacked."""
-    axes = (tuple(b.info(a).axes() for a in args),
-            {k.arg: b.info(k.value).axes() for k in keywords or ()})
-    call = n.call('rt.batch_loop', [n.deepcopy(func), literal(axes),
-                                    n.tuple_([n.deepcopy(a) for a in args]),
-                                    n.Dict(keys=[n.const(k.arg) for k in keywords or ()],
-                                           values=[n.deepcopy(k.value)
-                                                   for k in keywords or ()]), b.size()])
+    """rt.batch_loop(f, axes, (args), {}): per example, then stacked. Keyword
+    arguments go by position to rt.keywords_by_position's stand-in for f."""
+    func = n.deepcopy(func)
+    if keywords:
+        names = tuple(k.arg for k in keywords)
+        func = n.call('rt.keywords_by_position', [func, n.const(len(args)), literal(names)])
+        args = list(args) + [k.value for k in keywords]
+    axes = (tuple(b.info(a).axes() for a in args), {})
+    call = n.call('rt.batch_loop', [func, literal(axes), n.tuple_([n.deepcopy(a) for a in args]),
+                                    n.Dict(keys=[], values=[]), b.size()])
     return call, Info(True, rank)
 
 
