@@ -65,8 +65,11 @@ def abs_slope(x):
 def imag_vjp(cot, val):
     """Adjoint of val for imag(val): -i cot (JAX's convention), zero for real
     val. Linear in cot, and its own transpose."""
-    if is_zero(cot) or not numpy.iscomplexobj(val):
+    if is_zero(cot):
         return ZERO
+    if not numpy.iscomplexobj(val):
+        # zeros shaped like cot (as batching needs), typed like val
+        return array_module(cot).zeros(shape(cot), dtype=_fdtype(val, cot))
     return -1j * cot
 
 
