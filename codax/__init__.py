@@ -13,6 +13,11 @@ from .jit import ShapeDtypeStruct, jit  # noqa: F401
 from . import lax, numpy, random  # noqa: F401
 from .devices import device_get, device_put, devices  # noqa: F401
 
+# Applied to a lambda or nested def inside transformed code, these give a
+# closure of the transformed function (runtime/closures.py, transformation).
+for _transform in (grad, value_and_grad, vmap, jit, jacfwd, jacrev, hessian, checkpoint, remat):
+    _transform.__codax_transformation__ = True
+
 __version__ = '0.1.0'
 __all__ = ['grad', 'value_and_grad', 'vmap', 'jit', 'ShapeDtypeStruct', 'vjp', 'jvp', 'linearize', 'jacfwd', 'jacrev', 'hessian',
            'stop_gradient', 'custom_jvp', 'custom_vjp', 'checkpoint', 'remat',

@@ -274,6 +274,26 @@ class Transformed:
             args = self._positional(args, kwargs)
         return self._specialize(args).generated.source
 
+def transform_closure(fun, transform, otherwise):
+    """`otherwise()`, or for a closure made in transformed code (a lambda or
+    nested def that codax lifted, runtime/closures.py) the closure of the
+    same transformation of its lifted function, `transform(lifted, k)`, whose
+    k leading parameters take the captured values. So grad(outer) where outer
+    calls vmap(lambda r: ...) differentiates through the captured values as
+    through any closure's."""
+    if not isinstance(fun, runtime.Closure):
+        return otherwise()
+    return runtime.closure(transform(fun.function, len(fun)), *fun)
+
+
+def shifted_argnums(argnums, k):
+    """argnums of a function's arguments as positions of its lifted function,
+    which takes k captured values first (negative ones count from the end)."""
+    if isinstance(argnums, int):
+        return argnums + k if argnums >= 0 else argnums
+    return tuple(shifted_argnums(i, k) for i in argnums)
+
+
 def transformation_of(fn):
     """The Transformed behind a function returned by grad/value_and_grad, or None."""
     return getattr(fn, '__codax_transformed__', None)
@@ -285,12 +305,17 @@ def grad(fun, argnums=0, has_aux=False, holomorphic=False):
     As in JAX, a real function of complex z gets df/dx - i df/dy (the conjugate
     of the steepest-ascent direction), and holomorphic=True takes f'(z) of a
     complex-valued holomorphic `fun`."""
-    return Transformed(fun, 'grad', argnums, has_aux, holomorphic).as_function()
+    return transform_closure(
+        fun, lambda lifted, k: grad(lifted, shifted_argnums(argnums, k), has_aux, holomorphic),
+        lambda: Transformed(fun, 'grad', argnums, has_aux, holomorphic).as_function())
 
 
 def value_and_grad(fun, argnums=0, has_aux=False, holomorphic=False):
     """Like grad, but the function returns (value, gradient)."""
-    return Transformed(fun, 'value_and_grad', argnums, has_aux, holomorphic).as_function()
+    return transform_closure(
+        fun, lambda lifted, k: value_and_grad(lifted, shifted_argnums(argnums, k), has_aux,
+                                              holomorphic),
+        lambda: Transformed(fun, 'value_and_grad', argnums, has_aux, holomorphic).as_function())
 
 
 def _has_inexact(value):

@@ -16,7 +16,7 @@ import runtime
 from runtime.backend import array_module
 
 from .api import (_check_argnums, _check_inexact, _dtype_of, _labels, _user_function, grad, jvp,
-                  primitive_function, vjp)
+                  primitive_function, shifted_argnums, transform_closure, vjp)
 
 def _argnums_tuple(argnums):
     return (argnums,) if isinstance(argnums, int) else tuple(argnums)
@@ -121,9 +121,9 @@ def jacfwd(fun, argnums=0, has_aux=False, holomorphic=False):
 
     Complex inputs get the complex derivative (the Jacobian of a holomorphic
     `fun`) with or without holomorphic=True, which JAX requires for them."""
-    if isinstance(argnums, int) and not has_aux:
-        return _generated_jacobian(fun, argnums, forward=True)
-    return _jacobian(fun, argnums, has_aux, forward=True)
+    return transform_closure(
+        fun, lambda lifted, k: jacfwd(lifted, shifted_argnums(argnums, k), has_aux, holomorphic),
+        lambda: _jacobian_function(fun, argnums, has_aux, forward=True))
 
 
 def jacrev(fun, argnums=0, has_aux=False, holomorphic=False):
@@ -131,9 +131,16 @@ def jacrev(fun, argnums=0, has_aux=False, holomorphic=False):
 
     Complex outputs get the complex derivative of a holomorphic `fun` (as
     jacfwd; `holomorphic` is accepted as in JAX)."""
+    return transform_closure(
+        fun, lambda lifted, k: jacrev(lifted, shifted_argnums(argnums, k), has_aux, holomorphic),
+        lambda: _jacobian_function(fun, argnums, has_aux, forward=False))
+
+
+def _jacobian_function(fun, argnums, has_aux, forward):
+    """Generated source where it can be transformed again, else a loop."""
     if isinstance(argnums, int) and not has_aux:
-        return _generated_jacobian(fun, argnums, forward=False)
-    return _jacobian(fun, argnums, has_aux, forward=False)
+        return _generated_jacobian(fun, argnums, forward)
+    return _jacobian(fun, argnums, has_aux, forward)
 
 
 _JACOBIAN_SOURCE = {

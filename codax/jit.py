@@ -16,7 +16,8 @@ from transformer.pipeline import compile_jit
 
 from transformer.errors import SourceError
 
-from .api import Specialization, _describe, resolve, transformation_of
+from .api import (Specialization, _describe, resolve, shifted_argnums, transform_closure,
+                  transformation_of)
 from .cache import CACHE, closure_key, signature
 
 _labels = itertools.count()
@@ -360,4 +361,8 @@ def jit(fun=None, *, static_argnums=(), static_argnames=(), donate_argnums=()):
     if transformation_of(fun) is not None and isinstance(transformation_of(fun), Jitted) \
             and not (static_argnums or static_argnames):
         return fun                      # jit(jit(f)) is jit(f)
-    return Jitted(fun, static_argnums, static_argnames, donate_argnums).as_function()
+    return transform_closure(
+        fun, lambda lifted, k: jit(lifted, static_argnums=shifted_argnums(static_argnums, k),
+                                   static_argnames=static_argnames,
+                                   donate_argnums=shifted_argnums(donate_argnums, k)),
+        lambda: Jitted(fun, static_argnums, static_argnames, donate_argnums).as_function())

@@ -15,7 +15,7 @@ from transformer.errors import RecursiveBatching, SourceError
 from transformer.pipeline import compile_batch
 
 from .api import (Specialization, _describe, _user_function, grad, jvp, primitive_function,
-                  resolve, transformation_of)
+                  resolve, transform_closure, transformation_of)
 from .cache import CACHE, closure_key, signature
 
 _labels = itertools.count()
@@ -623,7 +623,17 @@ _install_hooks()
 def vmap(fun, in_axes=0, out_axes=0):
     """Vectorizing map: fun mapped over axis `in_axes` of its arguments, with
     the batch axis of the results at `out_axes` (JAX's semantics)."""
-    return Batched(fun, in_axes, out_axes).as_function()
+    return transform_closure(
+        fun, lambda lifted, k: vmap(lifted, _captured_unbatched(in_axes, lifted, k), out_axes),
+        lambda: Batched(fun, in_axes, out_axes).as_function())
+
+
+def _captured_unbatched(in_axes, lifted, k):
+    """in_axes for a closure's lifted function: its k captured values first,
+    unbatched (an outer vmap batches them through the closure itself)."""
+    if isinstance(in_axes, (tuple, list)):
+        return (None,) * k + tuple(in_axes)
+    return (None,) * k + (in_axes,) * (lifted.__code__.co_argcount - k)
 
 
 _vmapped = {}

@@ -14,7 +14,7 @@ from .batching import *  # noqa: F401,F403
 from .batching import install_vmap_hook  # noqa: F401
 from .batched_forms import *  # noqa: F401,F403
 from .closures import (Closure, call_closure, captured, captured_cotangent,  # noqa: F401
-                       closure, closure_function)
+                       closure, closure_function, transformation)
 from . import primitives  # noqa: F401
 from .primitives.nodes import (attribute_cotangent, attribute_tangent,  # noqa: F401
                                built_cotangents, built_tangent, construct, node_attribute)

@@ -63,6 +63,14 @@ def call_closure(*args):
     return args[-1](*args[:-1])
 
 
+def transformation(fun, transform, args, kwargs):
+    """transform(fun, *args, **kwargs): codax.grad, vmap, jit, ... applied in
+    transformed code. Of a closure it is a closure holding the same captured
+    values (codax/api.py, transform_closure), so derivatives and batching
+    pass through it as through the identity."""
+    return transform(fun, *args, **kwargs)
+
+
 def captured_cotangent(ct, c, k):
     """The adjoint of closure `c` when only its k-th captured value has
     adjoint `ct`: a tuple with zeros elsewhere."""

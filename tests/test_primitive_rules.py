@@ -459,6 +459,8 @@ def _square(x):
 import codax  # noqa: E402,F401  (installs the hook)
 cases('sweeps', C(_square, U(3)))
 cases('sweeps_for', C(_square, (0,), (0,), U(3)))
+cases('transformation', C(runtime.closure(_lifted, U(3), U(3)), codax.vmap, (), {}),
+      C(runtime.closure(_lifted, 0.5, U(2)), codax.grad, (), {'argnums': 0}))
 cases('dense', C(U(2, 3), U(2, 3)), C(U(3), U(2, 3)), C([U(2), 0.5], [U(2), U(3)]))
 cases('unit_tangent', C(U(2, 3), 4), C(0.5, 0))
 # Jacobians (codax/jacobians.py): the stacked columns or rows are what vmap

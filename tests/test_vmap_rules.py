@@ -46,6 +46,7 @@ RTOL, ATOL = 1e-9, 1e-12
 NOT_DIRECT = {
     'rt_quiet': 'no arguments', 'rt_loud': 'no array arguments',
     'rt_vmapped': 'takes a function; exercised by the user-function tests below',
+    'transformation': 'returns a function; exercised by tests/test_nested_transforms.py',
     'sweeps': 'takes a function; exercised by vmap(grad(f)) of code with calls',
     'sweeps_for': 'takes a function; exercised by vmap(grad(f)) of code with calls',
     'pullback_function': 'takes a pullback (a function); exercised by vmap(vjp)',

@@ -662,6 +662,12 @@ class Flattener:
         if _is_at_function(obj):               # a chain at(x)[idx].set(v) is matched above
             raise self.error(e, f'codax supports codax.numpy.at only as {AT_SPELLING}, '
                              'all in one expression')
+        if getattr(obj, '__codax_transformation__', False) and args:     # grad(f), vmap(f)..
+            options = self._atomize(n.tuple_(args[1:]), buf)
+            keywords = self._atomize(n.Dict(keys=[n.const(k.arg) for k in kws],
+                                            values=[k.value for k in kws]), buf)
+            return self._prim_call(TABLE['transformation'], [args[0], func, options, keywords],
+                                   [], e, label)
         prim = TABLE.lookup(obj)
         if prim is not None:
             return self._prim_call(prim, args, kws, e, label)

@@ -101,5 +101,10 @@ primitive('captured', 'c, k', {'c': 'rt.captured_cotangent(g, c, k)'}, nondiff=(
 linear('captured_cotangent', 'ct, c, k', {'ct': 'rt.item(g, k)'},
        targets=(closures.captured_cotangent,), impl='rt.captured_cotangent', family='python',
        batch='captured_cotangent')
+# grad(c), vmap(c), jit(c), ... of a closure c: the same captured values.
+primitive('transformation', 'fun, transform, args, kwargs', {'fun': 'g'},
+          nondiff=('transform', 'args', 'kwargs'), jvp={'fun': 't'},
+          targets=(closures.transformation,), impl='rt.transformation', family='python',
+          batch='transformation')
 nondifferentiable('closure_function', 'c', targets=(closures.closure_function,),
                   impl='rt.closure_function', batch='closure_function')

@@ -40,6 +40,17 @@ def captured_cotangent(b, op, rhs):
     return loop(b, op, rhs)
 
 
+@rule('transformation')
+def transformation(b, op, rhs):
+    """grad(c), vmap(c), ... of a closure c: a closure of another function
+    (so no ClosureInfo) holding c's captured values."""
+    if batched(b, op.inputs['args'], op.inputs['kwargs']):
+        b.fail('codax vmap: the options of a transformation (argnums, in_axes, ...) must be '
+               'the same for every example')
+    info = b.info(op.inputs['fun'])
+    return rhs, container(info.elts) if isinstance(info.elts, tuple) else UNKNOWN
+
+
 @rule('closure_function')
 def closure_function(b, op, rhs):
     """The lifted function: the same for every example."""
