@@ -385,18 +385,41 @@ def uses_class(x):
     return np.sum(y * Box.scale)
 
 
+def uses_eval(x):
+    y = eval("x * 2.0")  #@eval
+    return np.sum(y)
+
+
 @pytest.mark.parametrize("fn,marker", [
     (uses_try, "try"),
     (uses_with, "with"),
     (uses_global, "global"),
     (uses_yield, "yield"),
     (uses_class, "class"),
-], ids=["try", "with", "global", "yield", "class"])
+    (uses_eval, "eval"),
+], ids=["try", "with", "global", "yield", "class", "eval"])
 def test_unsupported_syntax_raises_source_error(fn, marker, x3):
     assert issubclass(codax.SourceError, Exception)
     with pytest.raises(codax.SourceError) as excinfo:
         codax.grad(fn)(np.abs(x3) + 0.1)
     assert_points_at(str(excinfo.value), marker)
+
+
+def non_ascii_before_the_error(x):
+    label = "σ²"; y = np.fft.fft(x).real  #@non_ascii
+    return np.sum(y) + len(label)
+
+
+def test_caret_counts_characters_not_bytes(x3):
+    with pytest.raises(codax.SourceError) as excinfo:
+        codax.grad(non_ascii_before_the_error)(x3)
+    message = str(excinfo.value)
+    with open(__file__) as fh:
+        code = fh.read().splitlines()[marker_line("non_ascii") - 1]
+    column = code.index("np.fft.fft")
+    assert f"{THIS_FILE}:{marker_line('non_ascii')}:{column + 1}:" in message, message
+    shown, caret = message.split("\n")[1:3]
+    assert caret.index("^") == shown.index("np.fft.fft"), message
 
 
 def test_source_error_also_from_vjp_and_source(x3):

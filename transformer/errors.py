@@ -19,14 +19,17 @@ class SourceError(Exception):
         if self.filename is None or self.lineno is None:
             return self.message
         where = f'{self.filename}:{self.lineno}'
-        if self.col is not None:
-            where += f':{self.col + 1}'
         text = linecache.getline(self.filename, self.lineno).rstrip('\n')
+        # the AST's column counts UTF-8 bytes; the caret goes under characters
+        col = None if self.col is None else \
+            len(text.encode('utf-8')[:self.col].decode('utf-8', errors='ignore'))
+        if col is not None:
+            where += f':{col + 1}'
         lines = [f'{where}: {self.message}']
         if text:
             lines.append('    ' + text)
-            if self.col is not None:
-                lines.append('    ' + ' ' * self.col + '^')
+            if col is not None:
+                lines.append('    ' + ' ' * col + '^')
         return '\n'.join(lines)
 
 

@@ -3,6 +3,8 @@
 Each refusal is a SourceError naming the user's file, line and column, raised
 before any pass runs, so no pass ever meets a construct it cannot handle.
 """
+import builtins
+
 from . import nodes as n
 from .errors import error_at
 
@@ -24,6 +26,9 @@ _REFUSED = {
     n.ImportFrom: '`import` inside a transformed function (import at module level)',
     n.SetComp: 'set comprehensions',
 }
+# Builtins that run or read code by name: what they compute is out of codax's
+# sight, so a derivative through them would be silently zero.
+_HIDDEN = ('eval', 'exec', 'globals', 'locals', 'vars')
 
 
 def check(unit):
@@ -43,6 +48,15 @@ def check(unit):
                     _check_target(target, unit)
             if isinstance(node, n.For):
                 _check_target(node.target, unit)
+            if isinstance(node, n.Call) and isinstance(node.func, n.Name) \
+                    and node.func.id in _HIDDEN and _is_builtin(node.func.id, unit):
+                raise error_at(node, f'codax does not support {node.func.id}() inside a '
+                               'transformed function: it cannot see the code or names it '
+                               'reads', unit)
+
+
+def _is_builtin(name, unit):
+    return unit.lookup(name)[1] is getattr(builtins, name)
 
 
 def _check_signature(fdef, unit):
