@@ -25,9 +25,10 @@ from .cache import CACHE, closure_key, signature
 
 
 def _bind(fn, args, kwargs):
-    """All arguments by position, defaults filled in."""
-    if kwargs or len(args) < getattr(getattr(fn, '__code__', None), 'co_argcount', 0):
-        target = getattr(fn, 'fun', fn)
+    """All arguments by position, defaults filled in (a custom rule's: those
+    of the function it wraps)."""
+    target = getattr(fn, 'fun', fn)
+    if kwargs or len(args) < getattr(getattr(target, '__code__', None), 'co_argcount', 0):
         bound = inspect.signature(target).bind(*args, **kwargs)
         bound.apply_defaults()
         return tuple(bound.args)

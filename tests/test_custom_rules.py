@@ -222,3 +222,55 @@ def test_checkpoint_gives_the_same_gradient_with_much_less_memory():
     # per step the plain tape keeps the step's ~8 intermediates, the checkpointed
     # one only its argument: a 200-step loop must need well under half the memory
     assert ckpt_peak < 0.4 * plain_peak, (ckpt_peak, plain_peak)
+
+
+# ---- rules of functions with defaults, called with them omitted or by keyword ----
+
+@codax.custom_jvp
+def scaled_sin(x, scale=2.0):
+    return np.sin(x) * scale
+
+
+@scaled_sin.defjvp
+def scaled_sin_jvp(primals, tangents):
+    x, scale = primals
+    t, t_scale = tangents
+    return scaled_sin(x, scale), np.cos(x) * scale * t + np.sin(x) * t_scale
+
+
+@codax.custom_vjp
+def scaled_square(x, scale=3.0):
+    return x ** 2 * scale
+
+
+def scaled_square_fwd(x, scale=3.0):
+    return scaled_square(x, scale), (x, scale)
+
+
+def scaled_square_bwd(res, g):
+    x, scale = res
+    return 2 * x * scale * g, np.sum(x ** 2 * g)
+
+
+scaled_square.defvjp(scaled_square_fwd, scaled_square_bwd)
+
+
+@pytest.mark.parametrize('f, slope', [
+    (lambda x: np.sum(scaled_sin(x)), lambda x: 2 * np.cos(x)),
+    (lambda x: np.sum(scaled_sin(x, scale=3.0)), lambda x: 3 * np.cos(x)),
+    (lambda x: np.sum(scaled_square(x)), lambda x: 6 * x),
+    (lambda x: np.sum(scaled_square(x, scale=0.5)), lambda x: x),
+], ids=['jvp rule, default', 'jvp rule, keyword', 'vjp rule, default', 'vjp rule, keyword'])
+def test_rules_of_calls_with_omitted_defaults_and_keywords(f, slope):
+    x = np.array([0.3, -0.5, 1.1])
+    np.testing.assert_allclose(codax.grad(f)(x), slope(x), rtol=1e-12)
+    batch = np.stack([x, 2 * x])
+    np.testing.assert_allclose(codax.vmap(codax.grad(f))(batch), slope(batch), rtol=1e-12)
+
+
+def test_forward_mode_of_a_jvp_rule_with_omitted_defaults():
+    x = np.array([0.3, -0.5, 1.1])
+    _, tangent = codax.jvp(lambda x: scaled_sin(x), (x,), (np.ones(3),))
+    np.testing.assert_allclose(tangent, 2 * np.cos(x), rtol=1e-12)
+    hessian = codax.hessian(lambda x: np.sum(scaled_sin(x, scale=3.0)))(x)
+    np.testing.assert_allclose(hessian, np.diag(-3 * np.sin(x)), rtol=1e-12, atol=1e-15)

@@ -676,7 +676,11 @@ class Flattener:
         if kws and getattr(obj, '__codax_keywords_first__', None) is not None:
             return self.keywords_first(e, obj, args, kws, label)
         if getattr(obj, '__codax_transformed__', False) or getattr(obj, '__codax_custom__', None):
-            # grad(f), a custom rule or a checkpoint, called inside: a user call
+            # grad(f), a custom rule or a checkpoint, called inside: a user call;
+            # a rule's sweeps take every argument of the function it wraps
+            if getattr(obj, '__codax_custom__', None) and isinstance(obj.fun, types.FunctionType):
+                self._check_call(obj.fun, args, kws, e)
+                args, kws = _by_position(obj.fun, args, kws, every=True)
             call = n.Call(func=func, args=args, keywords=kws)
             call.codax = CallInfo('user', obj=obj, label=label)
             return n.copy_location(call, e)
@@ -777,19 +781,19 @@ def _is_at_function(obj):
     return getattr(obj, '__codax_at__', False) is True
 
 
-def _by_position(fn, args, kws):
+def _by_position(fn, args, kws, every=False):
     """Keyword arguments of a call to a user function moved to their positions
     (skipped parameters get their literal defaults), so that generated code
-    passes everything by position. Left as keywords if a skipped default is
-    not a literal."""
-    if not kws:
+    passes everything by position; with `every`, the trailing defaults too.
+    Left as keywords if a skipped default is not a literal."""
+    if not kws and not every:
         return args, kws
     given = {k.arg: k.value for k in kws}
     out = list(args)
     for param in list(inspect.signature(fn).parameters.values())[len(args):]:
         if param.name in given:
             out.append(given.pop(param.name))
-        elif not given:
+        elif not given and not every:
             break
         elif param.default is not param.empty and _literal(param.default):
             out.append(n.const(param.default))
