@@ -148,11 +148,25 @@ def softmax_index(x):                      # keepdims=False, the axis put back b
     return e / np.sum(e, axis=1)[:, None]
 
 
-def jitted(function):
-    """The one kernel codax.jit makes of `function` for float64 matrices,
-    with the NumPy function as its fallback."""
+def log_softmax_index(x):                  # the log of the reduced sum put back by [:, None]
+    m = np.max(x, axis=1)
+    s = np.sum(np.exp(x - m[:, None]), axis=1)
+    return x - m[:, None] - np.log(s)[:, None]
+
+
+def layer_norm_index(x, g, b):             # mean and variance put back by [..., None]
+    mu = np.mean(x, axis=-1)[..., None]
+    var = np.var(x, axis=-1)[..., None]
+    return (x - mu) / np.sqrt(var + 1e-5) * g + b
+
+
+def jitted(function, *shapes):
+    """The one kernel codax.jit makes of `function` for float64 arguments of
+    these shapes' ranks (a matrix by default), with the NumPy function as its
+    fallback."""
     def make(numpy_function):
-        (record,) = codax.jit(function).kernels(codax.ShapeDtypeStruct((2, 3), F8))
+        specs = [codax.ShapeDtypeStruct(s, F8) for s in shapes or [(2, 3)]]
+        (record,) = codax.jit(function).kernels(*specs)
         return build(record, numpy_function)
     return make
 
@@ -227,12 +241,24 @@ CASES = [
      log_softmax_kernels, lambda: jax_log_softmax),
     ('softmax [:, None] rows', softmax_index, lambda n, rng: (rng.standard_normal(matrix(n)),),
      jitted(softmax_index), lambda: jax_softmax),
+    ('log-softmax log(s)[:, None]', log_softmax_index,
+     lambda n, rng: (rng.standard_normal(matrix(n)),), jitted(log_softmax_index),
+     lambda: jax_log_softmax),
+    ('layer norm [..., None] rows', layer_norm_index,
+     lambda n, rng: (rng.standard_normal(matrix(n)), rng.standard_normal(matrix(n)[1]),
+                     rng.standard_normal(matrix(n)[1])),
+     jitted(layer_norm_index, (2, 3), (3,), (3,)), lambda: jax_layer_norm),
 ]
 
 
 def jax_softmax(x):
     e = jnp.exp(x - jnp.max(x, axis=-1, keepdims=True))
     return e / jnp.sum(e, axis=-1, keepdims=True)
+
+
+def jax_layer_norm(x, g, b):
+    return (x - jnp.mean(x, axis=-1, keepdims=True)) \
+        / jnp.sqrt(jnp.var(x, axis=-1, keepdims=True) + 1e-5) * g + b
 
 
 def jax_log_softmax(x):
