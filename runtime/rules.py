@@ -49,6 +49,16 @@ def cast_like(g, x):
     return g.astype(dtype)
 
 
+def inexact_only(cot, like):
+    """cot, or zeros like it where `like` (a cast's result) has an integer or
+    bool dtype: a cast to integers has no derivative (JAX's float0 tangent),
+    though the float it came from may."""
+    dtype = getattr(like, 'dtype', None)
+    if is_zero(cot) or (dtype if dtype is not None else numpy.result_type(like)).kind in 'fc':
+        return cot
+    return array_module(cot).zeros_like(cot) if hasattr(cot, 'dtype') else 0.0
+
+
 def abs_slope(x):
     """d|x|/dx as JAX takes it: the sign of real x, with 1 at 0 (a subgradient);
     conj(x)/|x| for complex x (0 at 0), so that grad of a real function of

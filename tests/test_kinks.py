@@ -77,3 +77,30 @@ def test_kinks_under_vmap_and_second_order():
     np.testing.assert_array_equal(codax.hessian(clipped)(X_CLIP), np.zeros((5, 5)))
     np.testing.assert_array_equal(codax.grad(relu_via_maximum)(np.array([0.0, 1.0, -1.0])),
                                   [0.5, 1.0, 0.0])
+
+
+# ---- casts to integers: piecewise constant, so no derivative (JAX's float0) ----
+
+def with_integer_casts(x):
+    return np.sum(x.astype(int) * x + np.asarray(3 * x, dtype=np.int32) * x ** 2
+                  + np.array(x > 0, dtype=np.float64) * x + x.astype(bool) * x)
+
+
+X_CAST = np.array([1.5, 2.7, -0.4, 0.2])
+
+
+def test_integer_casts_pass_no_derivative():
+    x = X_CAST
+    want = x.astype(int) + 2 * x * (3 * x).astype(np.int32) + (x > 0) + (x != 0)
+    np.testing.assert_allclose(codax.grad(with_integer_casts)(x), want, rtol=1e-12)
+    _, tangent = codax.jvp(with_integer_casts, (x,), (np.ones(4),))
+    np.testing.assert_allclose(tangent, np.sum(want), rtol=1e-12)
+    np.testing.assert_allclose(codax.vmap(codax.grad(with_integer_casts))(np.stack([x, -x])),
+                               np.stack([want, codax.grad(with_integer_casts)(-x)]), rtol=1e-12)
+    np.testing.assert_allclose(codax.hessian(with_integer_casts)(x),
+                               np.diag(2 * (3 * x).astype(np.int32)), atol=1e-12)
+
+
+def test_a_cast_back_to_float_after_an_integer_cast_is_constant():
+    g = codax.grad(lambda x: np.sum(x.astype(np.int32).astype(np.float64)) + np.int64(x[0]))(X_CAST)
+    np.testing.assert_array_equal(g, np.zeros(4))

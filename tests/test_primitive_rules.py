@@ -186,8 +186,9 @@ cases('slogdet', C(WELL(3)), C(WELL(3, (2,))), C(-WELL(3)))
 cases('cholesky', C(SPD(3)), C(SPD(3, (2,))), C(SPD(1)))
 
 # ---- shape and structure ----
-cases('reshape', C(U(2, 3), (3, 2)), C(U(6), (2, -1)), C(U(2, 3), -1), C(U(1), ()))
-cases('ravel', C(U(2, 3)), C(U(2, 3, 2)), C(U()))
+cases('reshape', C(U(2, 3), (3, 2)), C(U(6), (2, -1)), C(U(2, 3), -1), C(U(1), ()),
+      C(U(2, 3), (3, 2), 'F'), C(U(2, 3, 2), (4, 3), order='F'))
+cases('ravel', C(U(2, 3)), C(U(2, 3, 2)), C(U()), C(U(2, 3), 'F'), C(U(3, 2), order='K'))
 cases('squeeze', C(U(1, 3, 1)), C(U(1, 3, 1), 0), C(U(2, 1), axis=-1))
 cases('expand_dims', C(U(3), 0), C(U(2, 3), -1), C(U(2, 3), (0, 2)))
 cases('atleast_1d', C(U()), C(U(3)), C(U(2, 3)))
@@ -220,8 +221,8 @@ cases('split', C(U(6), 3), C(U(5, 2), [1, 3]), C(U(2, 6), 2, 1), C(U(4, 3), [2],
 cases('copy', C(U(3)), C(U(2, 3)))
 cases('finalize_distinct', C((U(3), U(2))), C((U(2, 2),)))
 cases('array', C(U(3)), C([U(2), U(2)]), C([[0.5, 1.0], [2.0, 3.0]]), C([0.5, U()]))
-cases('asarray', C(U(3)), C([0.5, 1.5]))
-cases('astype', C(U(3), np.float64), C(U(2, 2), 'float64'))
+cases('asarray', C(U(3)), C([0.5, 1.5]), C(U(3) * 4, int))
+cases('astype', C(U(3), np.float64), C(U(2, 2), 'float64'), C(U(3) * 4, np.int64), C(U(3), bool))
 cases('diagonal', C(U(3, 3)), C(U(3, 4), 1), C(U(4, 3), -2), C(U(2, 3, 3), 0, 1, 2),
       C(U(3, 2, 4), 1, 2, 0))
 cases('diag', C(U(3)), C(U(3), 1), C(U(2), -2), C(U(3, 3)), C(U(3, 4), 1), C(U(4, 3), -1))
@@ -500,6 +501,7 @@ cases('rt_safe_log', C(P(3)), C(0.5), C(np.float64(1.5)), C(P(2, 2)))
 cases('rt_is_zero', C(0.0), C(U(2)))
 cases('rt_inverse_axes', C((1, 2, 0), U(2, 3, 4)), C(None, U(2)), C((-1, 0), U(2, 3)))
 cases('rt_negate', C((1, -2)), C(3))
+cases('rt_inexact_only', C(U(3), U(3)), C(U(3), np.arange(3)), C(0.5, np.int64(2)))
 cases('rt_abs_slope', C(NZ(3)), C(-0.5), C(np.float32(2.0)), C(NZ(2, 2)))
 cases('rt_imag_vjp', C(U(3), U(3)), C(0.5, 1.5))
 

@@ -76,6 +76,7 @@ LOOPS = {
     ('py_tuple', 1): 'the same',
     ('repeat', 4): 'repeat counts that differ between examples',
     ('squeeze', 0): 'axis=None: which axes have length 1 is known at run time',
+    ('ravel', 4): "order='K' reads each example's memory layout",
     ('rt_dot_vjp', 2): 'np.dot of rank 3 operands', ('rt_dot_vjp', 3): 'the same',
     ('rt_outer_vjp', 2): 'np.outer of arrays that are not vectors',
     ('take', 1): 'indices that differ between examples',

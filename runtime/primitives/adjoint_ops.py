@@ -48,6 +48,7 @@ _helper(adjoint.unstack, 'cot, xs, axis=0', {'cot': 'rt.unstack_transpose(g, cot
 _helper(adjoint.concatenate_vjp, 'cot, xs, y, axis=0',
         {'cot': 'rt.concatenate_vjp_transpose(g, cot, xs, y, axis)'})
 _helper(rules.cast_like, 'cot, x', {'cot': 'rt.cast_like(g, cot)'})
+_helper(rules.inexact_only, 'cot, like', {'cot': 'rt.inexact_only(g, like)'})
 
 # ---- linear shape rules: the transpose is the forward op on g ----
 _helper(rules.tile_vjp, 'cot, A, y, reps',
@@ -149,7 +150,8 @@ batching(unbroadcast=('rt_unbroadcast',), materialize=('rt_materialize',),
          item_transpose=('rt_item_transpose',), add=('rt_add',),
          finalize=('rt_finalize',), matmul_vjp=('rt_matmul_vjp', 'rt_dot_vjp'),
          elementwise=('rt_safe_log', 'rt_negate', 'rt_abs_slope', 'rt_imag_vjp'), seed=('rt_seed',), sum_to=('rt_sum_to',),
-         like_first=('rt_cast_like',), elementwise_vjp=('rt_where_vjp', 'rt_clip_vjp'),
+         like_first=('rt_cast_like', 'rt_inexact_only'),
+         elementwise_vjp=('rt_where_vjp', 'rt_clip_vjp'),
          join_vjp=('rt_concatenate_vjp', 'rt_unstack', 'rt_hstack_vjp', 'rt_vstack_vjp'),
          outer_vjp=('rt_outer_vjp',), cumsum_vjp=('rt_cumsum_vjp',),
          shape_of=('rt_shape', 'rt_ndim', 'rt_size'), unbatched_result=('rt_is_zero',),

@@ -7,8 +7,11 @@ from ..table import batching, linear
 _G = 'rt.materialize(g, ans)'
 
 linear('reshape', 'a, shape=None, order="C", newshape=None',
-       {'a': f'xp.reshape({_G}, rt.shape(a))'}, methods=('reshape',))
-linear('ravel', 'a, order="C"', {'a': f'xp.reshape({_G}, rt.shape(a))'},
+       {'a': f'xp.reshape({_G}, rt.shape(a), order=order)'}, methods=('reshape',))
+# (ravel's order='K' reads memory order, which for the C-ordered arrays codax
+# makes is C: reshape itself takes only C, F and A)
+linear('ravel', 'a, order="C"',
+       {'a': f'xp.reshape({_G}, rt.shape(a), order="C" if order == "K" else order)'},
        methods=('ravel', 'flatten'))
 linear('squeeze', 'a, axis=None', {'a': f'xp.reshape({_G}, rt.shape(a))'}, methods=('squeeze',))
 linear('expand_dims', 'a, axis', {'a': f'xp.reshape({_G}, rt.shape(a))'})
@@ -41,10 +44,16 @@ linear('vstack', 'tup, dtype=None, casting="same_kind"', {'tup': 'rt.vstack_vjp(
 linear('split', 'ary, indices_or_sections, axis=0', {'ary': 'rt.split_vjp(g, ary, ans, axis)'})
 linear('copy', 'a, order="K"', {'a': 'g'}, methods=('copy',), impl='rt.copy',
        targets=(numpy.copy, rules.copy))
+# A cast to integers or bools has no derivative (rt.inexact_only).
 linear('array', 'object, dtype=None, copy=True, order="K", ndmin=0',
-       {'object': 'rt.array_vjp(g, object, ans)'})
-linear('asarray', 'a, dtype=None, order=None', {'a': 'rt.array_vjp(g, a, ans)'})
-linear('astype', 'x, dtype, copy=True', {'x': 'rt.cast_like(g, x)'}, methods=('astype',),
+       {'object': 'rt.cast_like(rt.array_vjp(rt.inexact_only(g, ans), object, ans), object)'},
+       jvp={'object': 'rt.inexact_only(xp.array(rt.dense(t, object), dtype, copy=copy, '
+                      'order=order, ndmin=ndmin), ans)'})
+linear('asarray', 'a, dtype=None, order=None',
+       {'a': 'rt.cast_like(rt.array_vjp(rt.inexact_only(g, ans), a, ans), a)'},
+       jvp={'a': 'rt.inexact_only(xp.asarray(rt.dense(t, a), dtype, order), ans)'})
+linear('astype', 'x, dtype, copy=True', {'x': 'rt.cast_like(rt.inexact_only(g, ans), x)'},
+       jvp={'x': 'rt.inexact_only(xp.asarray(t, dtype), ans)'}, methods=('astype',),
        impl='rt.astype', targets=())
 linear('diagonal', 'a, offset=0, axis1=0, axis2=1',
        {'a': 'rt.diagonal_vjp(g, a, ans, offset, axis1, axis2)'}, methods=('diagonal',))

@@ -32,8 +32,12 @@ def reshape(b, op, rhs):
     rank = 1 if name == 'ravel' else _shape_rank(b, shape)
     if not info.batched:
         return (loop(b, op, rhs, rank) if batched(b, shape) else (rhs, Info(False, rank)))
-    if batched(b, shape):
+    order = op.inputs.get('order')
+    order = 'C' if order is None else order.value if isinstance(order, n.Constant) else None
+    if batched(b, shape) or order not in ('C', 'F'):     # 'A', 'K': by each example's layout
         return loop(b, op, rhs, rank)
+    if order == 'F':
+        return _reshape_fortran(b, x, shape, rank)
     if name == 'ravel':
         new_shape = n.tuple_([b.size(), n.const(-1)])
     elif isinstance(shape, n.Tuple):
@@ -46,10 +50,22 @@ def reshape(b, op, rhs):
         size = n.tuple_([b.size()])
         tail = b.tmp(n.call(n.name('tuple'), [shape]), UNKNOWN, '_shape')
         new_shape = b.tmp(n.BinOp(left=size, op=n.Add(), right=tail), UNKNOWN, '_shape')
-    order = op.inputs.get('order')
-    args = [x, new_shape] + ([order] if order is not None and not (
-        isinstance(order, n.Constant) and order.value == 'C') else [])
-    return prim_call('reshape', args), Info(True, rank)
+    return prim_call('reshape', [x, new_shape]), Info(True, rank)
+
+
+def _reshape_fortran(b, x, shape, rank):
+    """order='F' reads the first axis fastest, so the batch axis goes last
+    first (it then varies slowest) and comes back to the front after."""
+    if shape is None:                                   # ravel
+        shape = n.tuple_([n.const(-1)])
+    elif _int(shape) is not None or b.info(shape).rank == 0:
+        shape = n.tuple_([shape])
+    last = b.tmp(prim_call('moveaxis', [x, n.const(0), n.const(-1)]), Info(True, None), '_last')
+    tail = b.tmp(n.call(n.name('tuple'), [shape]), UNKNOWN, '_shape')
+    new_shape = b.tmp(n.BinOp(left=tail, op=n.Add(), right=n.tuple_([b.size()])), UNKNOWN,
+                      '_shape')
+    out = b.tmp(prim_call('reshape', [last, new_shape, n.const('F')]), Info(True, None), '_f')
+    return prim_call('moveaxis', [out, n.const(-1), n.const(0)]), Info(True, rank)
 
 
 def _shape_rank(b, shape):
