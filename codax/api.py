@@ -194,6 +194,14 @@ def _check_inexact(args, argnums, fname):
                     f'x.astype(float), or leave that argument out of argnums.')
 
 
+def _bound(signature, fn, args, kwargs):
+    """signature.bind(*args, **kwargs), its TypeError naming the function."""
+    try:
+        return signature.bind(*args, **kwargs)
+    except TypeError as exc:
+        raise TypeError(f'{getattr(fn, "__name__", "the function")}(): {exc}') from None
+
+
 class Transformed:
     """What grad(f) or value_and_grad(f) builds: the transformation of one
     function, with its per-signature cache. Users get `as_function()`."""
@@ -218,7 +226,7 @@ class Transformed:
     def _positional(self, args, kwargs):
         if self._params is None:
             self._params = inspect.signature(self.fun)
-        bound = self._params.bind(*args, **kwargs)
+        bound = _bound(self._params, self.fun, args, kwargs)
         bound.apply_defaults()
         return bound.args
 
@@ -247,7 +255,7 @@ class Transformed:
         specialization_for = self.specialization_for
 
         def transformed(*args, **kwargs):
-            if kwargs or len(args) < nargs:
+            if kwargs or len(args) != nargs:       # binds defaults; too many is a TypeError
                 args = positional(args, kwargs)
             if fast is not None:
                 key = args[0].dtype if len(args) == 1 and type(args[0]) is _ndarray \
@@ -270,7 +278,7 @@ class Transformed:
 
     def source(self, *args, **kwargs):
         """The Python source generated for this argument signature."""
-        if kwargs or len(args) < self._nargs:
+        if kwargs or len(args) != self._nargs:
             args = self._positional(args, kwargs)
         return self._specialize(args).generated.source
 
@@ -412,8 +420,8 @@ def jvp(fun, primals, tangents, has_aux=False):
         raise TypeError(f'jvp: {len(primals)} primals but {len(tangents)} tangents')
     user = _user_function(fun)
     code = getattr(user, '__code__', None)
-    if code is not None and len(primals) < code.co_argcount:     # defaulted parameters
-        bound = inspect.signature(user).bind(*primals)
+    if code is not None and len(primals) != code.co_argcount:    # defaults; too many: TypeError
+        bound = _bound(inspect.signature(user), user, primals, {})
         bound.apply_defaults()
         tangents += (runtime.ZERO,) * (len(bound.args) - len(primals))
         primals = tuple(bound.args)

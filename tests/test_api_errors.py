@@ -150,6 +150,15 @@ def test_negative_argnums_count_from_the_end(x3, y3):
                          np.diag(2.0 * x3))
 
 
+@pytest.mark.parametrize('call', [
+    lambda x: codax.grad(two_args)(x, x, x), lambda x: codax.value_and_grad(two_args)(x, x, x),
+    lambda x: codax.jvp(two_args, (x, x, x), (x, x, x)),
+    lambda x: codax.grad(two_args).source(x, x, x)])
+def test_too_many_arguments_is_a_type_error_naming_the_function(call, x3):
+    with pytest.raises(TypeError, match=r'two_args\(\): too many positional arguments'):
+        call(x3)
+
+
 @pytest.mark.parametrize('primals, tangents', [
     (np.ones(3), np.ones(3)), ((np.ones(3),), np.ones(3)), (np.ones(3), (np.ones(3),))])
 def test_jvp_primals_must_be_a_tuple(primals, tangents):
