@@ -104,3 +104,18 @@ def test_integer_casts_pass_no_derivative():
 def test_a_cast_back_to_float_after_an_integer_cast_is_constant():
     g = codax.grad(lambda x: np.sum(x.astype(np.int32).astype(np.float64)) + np.int64(x[0]))(X_CAST)
     np.testing.assert_array_equal(g, np.zeros(4))
+
+
+# ---- products with a zero factor: the derivative is the others' product ----
+
+def test_prod_with_a_zero_factor():
+    x = np.array([0.3, 0.0, 2.0])
+    np.testing.assert_allclose(codax.grad(np.prod)(x), [0.0, 0.6, 0.0], atol=1e-15)
+    _, tangent = codax.jvp(np.prod, (x,), (np.array([1.0, 2.0, 3.0]),))
+    np.testing.assert_allclose(tangent, 1.2)
+    a, b, c = x                         # the Hessian of a*b*c: the third factor off the diagonal
+    np.testing.assert_allclose(codax.hessian(np.prod)(x),
+                               [[0, c, b], [c, 0, a], [b, a, 0]], atol=1e-15)
+    rows = np.array([[0.0, 1.5, -0.7], [0.0, 0.0, 2.0], [0.6, -1.2, 1.1]])
+    want = np.array([[1.5 * -0.7, 0, 0], [0, 0, 0], [-1.2 * 1.1, 0.6 * 1.1, 0.6 * -1.2]])
+    np.testing.assert_allclose(codax.grad(lambda r: np.sum(np.prod(r, axis=1)))(rows), want)

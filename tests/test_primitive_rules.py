@@ -138,7 +138,10 @@ _RED = [C(U(5)), C(U(2, 3)), C(U(2, 3), axis=0), C(U(2, 3), axis=-1, keepdims=Tr
         C(U(2, 3, 4), axis=(0, 2)), C(U(2, 3, 4), keepdims=True), C(U(2, 3, 4), 1)]
 for _name in ('sum', 'mean', 'max', 'min', 'amax', 'amin'):
     cases(_name, *copy.deepcopy(_RED))
-cases('prod', C(NZ(5)), C(NZ(2, 3), axis=0), C(NZ(2, 3, 4), axis=(0, 2), keepdims=True),
+# zeros: one in a row (its derivative is the others' product), two (all zero)
+_PROD_ZEROS = np.array([[0.0, 1.5, -0.7], [0.0, 0.0, 2.0], [0.6, -1.2, 1.1]])
+cases('prod', C(NZ(5)), C(NZ(2, 3), axis=0), C(_PROD_ZEROS, axis=1), C(_PROD_ZEROS.copy()),
+      C(np.array([0.3, 0.0, 2.0])), C(NZ(2, 3, 4), axis=(0, 2), keepdims=True),
       C(NZ(2, 3), keepdims=True))
 for _name in ('var', 'std'):
     cases(_name, *copy.deepcopy(_RED), C(U(6), ddof=1), C(U(2, 4), axis=1, ddof=1))

@@ -13,9 +13,18 @@ _SIG_EXT = 'a, axis=None, out=None, keepdims=False, initial=None, where=True'
 reduction('sum', 'rt.sum_vjp(g, a, axis, keepdims)', methods=('sum',), jvp='linear')
 reduction('mean', 'rt.sum_vjp(g, a, axis, keepdims) / rt.count(a, axis)', methods=('mean',),
           jvp='linear')
-reduction('prod', 'rt.sum_vjp(g, a, axis, keepdims) * rt.keep_dims(ans, a, axis, keepdims) / a',
-          methods=('prod',),
-          jvp='xp.sum(t * rt.keep_dims(ans, a, axis, keepdims) / a, axis=axis, keepdims=keepdims)')
+# d prod / d a_i is the product of the others: prod / a_i where a_i is not 0
+# (prod is 0 if another is); at a zero, the product of the nonzero ones if it
+# is the only zero, else 0. Written with primitives (prod / a_i differentiates
+# through prod's own rule), so second derivatives hold too, but between two
+# zeros of one product.
+_SAFE = 'xp.where(a == 0, 1.0, a)'
+_NONZERO = f'rt.keep_dims(xp.prod({_SAFE}, axis=axis, keepdims=keepdims), a, axis, keepdims)'
+_ZEROS = 'rt.keep_dims(xp.sum(a == 0, axis=axis, keepdims=keepdims), a, axis, keepdims)'
+_OTHERS = (f'xp.where(a == 0, xp.where({_ZEROS} == 1, {_NONZERO}, 0.0), '
+           f'rt.keep_dims(ans, a, axis, keepdims) / {_SAFE})')
+reduction('prod', f'rt.sum_vjp(g, a, axis, keepdims) * {_OTHERS}', methods=('prod',),
+          jvp=f'xp.sum(t * {_OTHERS}, axis=axis, keepdims=keepdims)')
 reduction('max', _EXTREMUM, methods=('max',), signature=_SIG_EXT, jvp=_EXTREMUM_T)
 reduction('min', _EXTREMUM, methods=('min',), signature=_SIG_EXT, jvp=_EXTREMUM_T)
 reduction('amax', _EXTREMUM, signature=_SIG_EXT, jvp=_EXTREMUM_T)
