@@ -112,10 +112,11 @@ def keep_dims(y, x, axis, keepdims):
 
 
 def extremum_vjp(g, x, y, axis=None, keepdims=False):
-    """max/min: the cotangent is shared equally among the tied positions."""
+    """max/min: the cotangent is shared equally among the tied positions (none
+    where `initial` won: the count is then taken as 1, for 0 / 1)."""
     xp = array_module(x)
     hit = (x == keep_dims(y, x, axis, keepdims))
-    count = xp.sum(hit, axis=axis, keepdims=True)
+    count = xp.maximum(xp.sum(hit, axis=axis, keepdims=True), 1)
     return sum_vjp(g, x, axis, keepdims) * (hit / count).astype(_float_dtype(x), copy=False)
 
 

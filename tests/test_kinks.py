@@ -119,3 +119,11 @@ def test_prod_with_a_zero_factor():
     rows = np.array([[0.0, 1.5, -0.7], [0.0, 0.0, 2.0], [0.6, -1.2, 1.1]])
     want = np.array([[1.5 * -0.7, 0, 0], [0, 0, 0], [-1.2 * 1.1, 0.6 * 1.1, 0.6 * -1.2]])
     np.testing.assert_allclose(codax.grad(lambda r: np.sum(np.prod(r, axis=1)))(rows), want)
+
+
+def test_max_whose_initial_wins_a_column_passes_nothing_there():
+    x = np.array([[0.1, 2.0], [0.2, -1.0]])
+    f = lambda x: np.sum(np.max(x, axis=0, initial=0.5))      # noqa: E731
+    np.testing.assert_array_equal(codax.grad(f)(x), [[0.0, 1.0], [0.0, 0.0]])
+    _, tangent = codax.jvp(f, (x,), (np.ones((2, 2)),))
+    assert tangent == 1.0
