@@ -705,3 +705,20 @@ def list_of_parts(x):
 def test_lists_and_accumulators_in_loops(fn, args, in_axes):
     check(fn, *args, in_axes=in_axes)
     check(codax.grad(fn), *args, in_axes=in_axes)
+
+
+def _check_one_row(r):
+    if np.shape(r) != (3,):
+        raise ValueError(f'expected one row, got shape {np.shape(r)}')
+
+
+def _checked_double(x):
+    _check_one_row(x)                 # a call whose result is dropped
+    print(np.sum(x))
+    return x * 2
+
+
+def test_a_call_statement_sees_one_example(capsys):
+    x = np.arange(6.0).reshape(2, 3)
+    np.testing.assert_array_equal(codax.vmap(_checked_double)(x), x * 2)
+    assert capsys.readouterr().out.split() == ['3.0', '12.0']

@@ -503,12 +503,26 @@ class Batch:
                 return self.while_(stmt)
             if isinstance(stmt, n.Raise) and self.masks:
                 return self.guarded_raise(stmt)
+            if isinstance(stmt, n.Expr) and isinstance(stmt.value, n.Call) and getattr(
+                    getattr(stmt.value, 'codax', None), 'obj', None) is not None:
+                return self.call_statement(stmt)
             self.out.append(stmt)
         except (SourceError, _SharedTape):
             raise
         except Exception as exc:          # a gap in codax: still point at the user's line
             raise error_at(_origin(stmt), f'codax vmap could not batch this statement '
                            f'({type(exc).__name__}: {exc})', self.unit) from exc
+
+    def call_statement(self, stmt):
+        """A call of a function whose result is dropped (print(x), a check):
+        batched as any call, so each example's arguments reach it as they
+        would one by one. (Not a method of a value: a list's .append is the
+        container's own, batched with it.)"""
+        from .batch_rules import rewrite
+        call = stmt.value
+        if any(self.info(a).batched for a in call.args + [k.value for k in call.keywords]):
+            call = rewrite(self, _substitute(call, self.constants))[0]
+        self.out.append(n.copy_location(n.Expr(value=call), stmt))
 
     def assignment(self, stmt):
         from .batch_rules import rewrite
