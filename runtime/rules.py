@@ -10,7 +10,7 @@ import numpy
 
 from .adjoint import (dense, materialize, shape, ndim, size, sum_to, is_zero, is_container_zero, ZERO, item,
                       unbroadcast, sum_vjp, keep_dims, extremum_vjp, getitem_vjp, _axes,
-                      _write)
+                      _rebuild, _write)
 from .backend import array_module, is_array
 from .tree import children_of, node_children, node_rebuilt
 
@@ -1424,6 +1424,36 @@ def sequence_vjp(g, x):
         return type(x)(g) if not hasattr(x, '_fields') else type(x)(*g)
     xp = array_module(x)                          # the rows of an array
     return xp.stack([xp.asarray(dense(item(g, i), x[i])) for i in range(len(x))])
+
+
+def concat(a, b):
+    """`a + b` where normalize saw a list or tuple operand (`t + (v,)`,
+    `xs.extend(ys)`): the sequences joined; an array operand makes it
+    NumPy's sum, which the list then stands for."""
+    return a + b
+
+
+def concat_vjp(cot, a, b, y, which):
+    """Adjoint of operand `which` (0: a, 1: b) of y = concat(a, b): its own
+    items of cot where sequences were joined, else cot unbroadcast to it."""
+    x = b if which else a
+    if not isinstance(y, (list, tuple)):
+        return unbroadcast(cot, x, y)
+    if is_container_zero(cot):
+        return ZERO
+    return _rebuild(x, list(cot[len(a):] if which else cot[:len(a)]))
+
+
+def concat_vjp_transpose(g, cot, a, b, y, which):
+    """Transpose of cot -> concat_vjp(cot, a, b, y, which): g put at the
+    operand's own items of a zero cotangent of y."""
+    if is_zero(g):
+        return ZERO
+    x = b if which else a
+    if not isinstance(y, (list, tuple)):
+        return unbroadcast_transpose(g, cot, x, y)
+    own = [item(g, i) for i in range(len(x))]
+    return [ZERO] * len(a) + own if which else own + [ZERO] * len(b)
 
 
 # ---------------------------------------------------------------------------

@@ -451,6 +451,11 @@ cases('dict_values', C({'a': U(2), 'b': U(3)}), C({'w': 0.5}))
 cases('dict_keys', C({'a': U(2), 'b': U(3)}))
 cases('py_tuple', C([U(2), U(3)]), C(U(3, 2)), C((U(2), 0.5)))
 cases('py_list', C((U(2), U(3))), C(U(2, 2)), C([U(3)]))
+cases('concat', C([U(2), 0.5], [U(3)]), C((U(2),), (U(3), U(2, 2))), C([], [U(2)]),
+      C(U(3), U(2, 3)))
+cases('rt_concat_vjp', C([U(2), U(3)], [U(2)], [U(3)], [U(2), U(3)], 0),
+      C([U(2), 0.0, U(2, 2)], (U(2),), (U(3), U(2, 2)), (U(2), U(3), U(2, 2)), 1),
+      C([0.0, U(2)], [U(3), 0.5], [], [U(3), 0.5], 0), C(U(2, 3), U(3), U(2, 3), U(2, 3), 0))
 cases('pullback_state', C((len, U(3))), C((len, (U(2), 0.5))))
 cases('pullback_function', C((len, U(3))))
 
@@ -492,6 +497,7 @@ def _scaled(x, scale=2.0):
 cases('default_argument', C(_scaled, 1), C(_square, 0))
 cases('tangent_function', C(_square, (U(3),), 0), C(_scaled, (U(2), 0.5), (0, 1)))
 cases('py_slice', C(2), C(None, 3, None))
+cases('py_str', C(3), C('k'))
 cases('stop_gradient', C(U(3)), C(0.5))
 cases('py_int', C(2.5))
 cases('py_bool', C(1.0))

@@ -84,6 +84,21 @@ class Info:
         return 0 if self.batched else None
 
 
+class DictInfo(Info):
+    """A dict whose keys are known only at run time (written as `d[k] = v`
+    with k a variable): `item` holds the facts of every value. As with a list
+    of unknown length, its values are batched alike, all or none."""
+    __slots__ = ()
+
+    def __init__(self, item):
+        super().__init__(item.batched, None, None, item)
+
+    def __repr__(self):
+        return f'Dict({self.item})'
+
+    __hash__ = None
+
+
 class PullbackInfo(Info):
     """A pullback, (backward function, tape), made by a call whose derivative
     the batch pass chose at compile time (batch_rules.static_vjp_call):
@@ -201,6 +216,11 @@ def join(a, b):
     if isinstance(a, NodeInfo) and isinstance(b, NodeInfo) and a.node is b.node \
             and len(a.elts) == len(b.elts):
         return a.with_elts([join(x, y) for x, y in zip(a.elts, b.elts)])
+    if _keyed(a) and _keyed(b) and (isinstance(a, DictInfo) or isinstance(b, DictInfo)):
+        item = None                   # a dict, one side of whose keys is not known
+        for part in _elts(a.elts) + _elts(b.elts) + [a.item, b.item]:
+            item = join(item, part)
+        return DictInfo(item)
     if isinstance(a, PullbackInfo) and isinstance(b, PullbackInfo) \
             and a.backward is b.backward and a.output == b.output:
         return PullbackInfo(join(a.elts[1], b.elts[1]), a.backward, a.output)
@@ -223,6 +243,11 @@ def _zero_like(info):
     """An unbatched number: where a container is expected, the zero 0.0 that
     reverse mode starts adjoints with."""
     return not info.batched and info.rank == 0 and info.elts is None and info.item is None
+
+
+def _keyed(info):
+    """A dict: its keys known (elts) or not (DictInfo)."""
+    return isinstance(info, DictInfo) or isinstance(info.elts, dict)
 
 
 def _is_container(info):

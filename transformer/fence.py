@@ -92,7 +92,11 @@ def _alias_base(value):
     if isinstance(value, n.Name):
         return value.id, False
     if isinstance(value, n.Subscript) and isinstance(value.value, n.Name):
-        return value.value.id, True       # basic indexing, even y[0] of a 2-D y, is a view
+        # basic indexing, even y[0] of a 2-D y, is a view; but `s += v` on what
+        # integers picked out rebinds s (a scalar, a copy) in the usual case of
+        # one integer per axis, so that s is not counted a view (its base's
+        # later writes still count it)
+        return value.value.id, not _integer_index(value.slice)
     if isinstance(value, n.Attribute) and value.attr == 'T' and isinstance(value.value, n.Name):
         return value.value.id, True
     if isinstance(value, n.Call) and value.args or isinstance(value, n.Call) and \
@@ -104,6 +108,18 @@ def _alias_base(value):
             if value.args and isinstance(value.args[0], n.Name):
                 return value.args[0].id, True
     return None
+
+
+def _integer_index(index):
+    """An index made of integers only (literals or names): no slice, None or `...`."""
+    parts = index.elts if isinstance(index, n.Tuple) else [index]
+    for part in parts:
+        if isinstance(part, n.UnaryOp) and isinstance(part.op, n.USub):
+            part = part.operand
+        if not (isinstance(part, n.Name) or isinstance(part, n.Constant)
+                and type(part.value) is int):
+            return False
+    return True
 
 
 def _check_aliased_writes(fdef, unit):

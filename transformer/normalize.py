@@ -23,6 +23,8 @@ from .errors import error_at
 from .ir import CallInfo
 
 VARARG_METHODS = {'reshape': 'shape', 'transpose': 'axes'}
+# Records whose differentiable arguments are arrays: a list there is np.asarray'd.
+ARRAY_FAMILIES = ('elementwise', 'reduction', 'linalg')
 # codax.numpy.at(x)[idx].<method>(v) -> the record of the functional update
 AT_METHODS = {'set': 'at_set', 'add': 'at_add', 'multiply': 'at_multiply', 'min': 'at_min',
               'max': 'at_max'}
@@ -374,12 +376,18 @@ class Flattener:
         self.unit = unit
         self.fresh = fresh
         self.locals = local_names
+        self.sequences = None    # local names that only ever hold a list or tuple
+        self.dicts = None        # local names that only ever hold a dict
 
     def error(self, node, message):
         return error_at(node, message, self.unit)
 
     # -- statements --
     def block(self, stmts):
+        if self.sequences is None:           # the function's body: the first block
+            params = _parameters(self.unit)
+            self.sequences = _names_holding(stmts, self.is_sequence, params)
+            self.dicts = _names_holding(stmts, self.is_dict, params)
         out = []
         for stmt in stmts:
             out.extend(_located(self.stmt(stmt), stmt))
@@ -454,9 +462,40 @@ class Flattener:
             call = self._prim_call(TABLE['append'], [n.name(lst), item], [], value, '.append()')
             self.assign_to(n.name(lst, store=True), call, buf)
             return
+        if isinstance(value, n.Call) and isinstance(value.func, n.Attribute) \
+                and isinstance(value.func.value, n.Name) and value.func.value.id in self.locals \
+                and not value.keywords and (value.func.attr, len(value.args)) in (
+                    ('extend', 1), ('insert', 2)):
+            lst = n.name(value.func.value.id)
+            call = self.extend(lst, value, buf) if value.func.attr == 'extend' else \
+                self.insert(lst, value, buf)
+            self.assign_to(n.name(lst.id, store=True), call, buf)
+            return
         rhs = self.rhs(value, buf)
         if isinstance(rhs, n.Call):
             buf.append(n.expr_stmt(rhs))
+
+    def extend(self, lst, e, buf):
+        """`xs.extend(ys)` as `xs = xs + list(ys)` (joined lists: rt.concat)."""
+        raw = e.args[0]
+        if isinstance(raw, (n.List, n.Tuple)) and not any(isinstance(x, n.Starred)
+                                                           for x in raw.elts):   # a literal
+            items = self._atomize(n.list_([self.atom(x, buf) for x in raw.elts]), buf)
+        else:
+            items = self._atomize(self._prim_call(TABLE['py_list'], [self.atom(raw, buf)], [], e,
+                                                  'list'), buf)
+        return self._prim_call(TABLE['concat'], [lst, items], [], e, '.extend()')
+
+    def insert(self, lst, e, buf):
+        """`xs.insert(i, v)` as `xs = xs[:i] + [v] + xs[i:]`, which is what
+        insert does for every integer i."""
+        at, item = self.atom(e.args[0], buf), self.atom(e.args[1], buf)
+        head = self._atomize(n.subscript(lst, n.Slice(lower=None, upper=at, step=None)), buf)
+        tail = self._atomize(n.subscript(lst, n.Slice(lower=at, upper=None, step=None)), buf)
+        one = self._atomize(n.list_([item]), buf)
+        front = self._atomize(self._prim_call(TABLE['concat'], [head, one], [], e, '.insert()'),
+                              buf)
+        return self._prim_call(TABLE['concat'], [front, tail], [], e, '.insert()')
 
     def range_loop(self, s, buf):
         if not (_is_call_to(s.iter, 'range') and isinstance(s.target, n.Name)):
@@ -537,7 +576,10 @@ class Flattener:
         if isinstance(e, n.Subscript):
             return n.subscript(self.atom(e.value, buf), self.index(e.slice, buf))
         if isinstance(e, n.BinOp):
-            return n.binop(self.atom(e.left, buf), e.op, self.atom(e.right, buf))
+            left, right = self.atom(e.left, buf), self.atom(e.right, buf)
+            if isinstance(e.op, n.Add) and (self.is_sequence(e.left) or self.is_sequence(e.right)):
+                return self._prim_call(TABLE['concat'], [left, right], [], e, '+')   # joined
+            return n.binop(left, e.op, right)
         if isinstance(e, n.UnaryOp):
             return n.UnaryOp(op=e.op, operand=self.atom(e.operand, buf))
         if isinstance(e, n.Compare):
@@ -643,7 +685,10 @@ class Flattener:
         info = getattr(e, 'codax', None)
         if info is not None and info.kind == 'prim':        # made by an earlier pass
             args = [self.atom(a, buf) for a in e.args]
-            return self._prim_call(info.prim, args, [], e, info.label)
+            prim = info.prim
+            if prim.name == 'iterate' and self.is_dict(e.args[0]):
+                prim = TABLE['dict_keys']      # a dict's keys: no derivative flows to them
+            return self._prim_call(prim, args, [], e, info.label)
         if isinstance(func, n.Attribute) and not self.is_static(func):
             if isinstance(func.value, n.Subscript) and self.is_at(func.value.value):
                 return self.at_update(e, buf)
@@ -670,6 +715,7 @@ class Flattener:
                                    [], e, label)
         prim = TABLE.lookup(obj)
         if prim is not None:
+            args, kws = self.as_arrays(prim, e, args, kws, buf)
             return self._prim_call(prim, args, kws, e, label)
         if isinstance(obj, type) and issubclass(obj, numpy.generic) and len(args) == 1:
             return self._prim_call(TABLE['astype'], [args[0], func], [], e, label)
@@ -697,6 +743,59 @@ class Flattener:
         call = n.Call(func=func, args=args, keywords=kws)
         call.codax = CallInfo('native', obj=obj, label=label)
         return n.copy_location(call, e)
+
+    def as_arrays(self, prim, e, args, kws, buf):
+        """`np.mean([a, b])`: a list or tuple passed where a NumPy function takes
+        an array becomes one first (`np.asarray`), so that derivatives and
+        batching see the array NumPy makes of it, not a Python container."""
+        if prim.family not in ARRAY_FAMILIES:
+            return args, kws
+        diff = set(prim.diff_params())
+        params = list(prim.signature.parameters.values())
+
+        def array(raw, atom, param):
+            if param not in diff or not self.is_sequence(raw):
+                return atom
+            call = self._prim_call(TABLE['asarray'], [atom], [], raw, 'np.asarray')
+            return self._atomize(call, buf)
+        positional = [p.name if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) else None
+                      for p in params]
+        args = [array(raw, atom, positional[k] if k < len(positional) else None)
+                for k, (raw, atom) in enumerate(zip(e.args, args))]
+        kws = [n.keyword(arg=k.arg, value=array(raw.value, k.value, k.arg))
+               for raw, k in zip(e.keywords, kws)]
+        return args, kws
+
+    def is_sequence(self, e, names=None):
+        """Whether expression `e` (as the user wrote it) is a list or tuple:
+        a literal, a name that only ever holds one (of `names`, by default
+        self.sequences), list(...)/tuple(...), a slice of one, or one joined
+        with `+`."""
+        names = self.sequences if names is None else names
+        if isinstance(e, (n.List, n.Tuple)):
+            return True
+        if isinstance(e, n.Name):
+            return e.id in (names or ())
+        if isinstance(e, n.BinOp) and isinstance(e.op, n.Add):
+            return self.is_sequence(e.left, names) or self.is_sequence(e.right, names)
+        if isinstance(e, n.Subscript) and isinstance(e.slice, n.Slice):
+            return self.is_sequence(e.value, names)
+        if isinstance(e, n.Call) and isinstance(e.func, n.Name) and e.func.id not in self.locals:
+            return self.unit.lookup(e.func.id)[1] in (list, tuple, sorted)
+        return False
+
+    def is_dict(self, e, names=None):
+        """Whether expression `e` (as the user wrote it) is a dict: a literal,
+        a name that only ever holds one (of `names`, by default self.dicts)
+        or dict(...)."""
+        names = self.dicts if names is None else names
+        if isinstance(e, n.Dict):
+            return True
+        if isinstance(e, n.Name):
+            return e.id in (names or ())
+        if isinstance(e, n.Call) and isinstance(e.func, n.Name) and e.func.id not in self.locals:
+            return self.unit.lookup(e.func.id)[1] is dict
+        return False
 
     def keywords_first(self, e, obj, args, kws, label):
         """A call with keyword arguments of a function whose positional ones
@@ -775,6 +874,41 @@ class Flattener:
             inspect.signature(fn).bind(*args, **{k.arg: k.value for k in kws})
         except TypeError as exc:
             raise self.error(origin, f'bad arguments to {fn.__name__}: {exc}') from None
+
+
+def _parameters(unit):
+    tree = getattr(unit, 'tree', None)
+    return {a.id for a in tree.args.args} if isinstance(tree, n.FunctionDef) else set()
+
+
+def _names_holding(body, holds, params):
+    """The names that only ever hold a value of one kind: each of their
+    assignments (in the body as the user wrote it) gives one (`holds(value,
+    names)`), and they are not parameters (whose values come from the caller)."""
+    values = {}                       # name -> its assigned values (None: not known)
+    for node in (x for stmt in body for x in n.walk(stmt)):
+        if isinstance(node, n.Assign):
+            for target in node.targets:
+                if isinstance(target, n.Name):
+                    values.setdefault(target.id, []).append(node.value)
+                else:
+                    for name in n.stored_names(target):
+                        values.setdefault(name, []).append(None)
+        elif isinstance(node, n.AugAssign) and isinstance(node.target, n.Name):
+            values.setdefault(node.target.id, []).append(
+                n.binop(n.name(node.target.id), node.op, node.value))
+        elif isinstance(node, n.For):
+            for name in n.stored_names(node.target):
+                values.setdefault(name, []).append(None)
+    names = set(values) - set(params)
+    changed = True
+    while changed:
+        changed = False
+        for name in sorted(names):
+            if not all(v is not None and holds(v, names) for v in values[name]):
+                names.discard(name)
+                changed = True
+    return names
 
 
 def _is_at_function(obj):

@@ -35,6 +35,8 @@ linear('finalize_distinct', 'grads', {'grads': 'g'}, targets=(adjoint.finalize_d
 # when derivative code being transformed again reads them off its save stack.
 nondifferentiable('py_range', 'start, stop=None, step=None', targets=(range,), impl='range')
 nondifferentiable('py_slice', 'start, stop=None, step=None', targets=(slice,), impl='slice')
+# Text (dict keys made as 'k' + str(i)), even of an index popped off a save stack.
+nondifferentiable('py_str', "object=''", targets=(str,), impl='str')
 # The Jacobians that codax.jacfwd / jacrev generate, column by column.
 nondifferentiable('is_array_leaf', 'x', targets=(rules.is_array_leaf,), impl='rt.is_array_leaf')
 nondifferentiable('unit_tangent', 'x, j', targets=(rules.unit_tangent,), impl='rt.unit_tangent')
@@ -73,6 +75,13 @@ linear('dict_values', 'd', {'d': 'rt.dict_values_vjp(g, d)'}, targets=(rules.dic
        impl='rt.dict_values', methods=('values',), family='python')
 nondifferentiable('dict_keys', 'd', targets=(rules.dict_keys,), methods=('keys',),
                   impl='rt.dict_keys')
+# `a + b` where normalize saw a list or tuple (t + (v,), xs.extend(ys)): joined sequences.
+linear('concat', 'a, b',
+       {'a': 'rt.concat_vjp(g, a, b, ans, 0)', 'b': 'rt.concat_vjp(g, a, b, ans, 1)'},
+       targets=(rules.concat,), impl='rt.concat', family='python', batch='concat')
+linear('rt_concat_vjp', 'cot, a, b, y, which',
+       {'cot': 'rt.concat_vjp_transpose(g, cot, a, b, y, which)'}, targets=(rules.concat_vjp,),
+       impl='rt.concat_vjp', family='adjoint', batch='concat_vjp')
 linear('py_tuple', 'iterable=()', {'iterable': 'rt.sequence_vjp(g, iterable)'}, targets=(tuple,),
        impl='tuple', family='python')
 linear('py_list', 'iterable=()', {'iterable': 'rt.sequence_vjp(g, iterable)'}, targets=(list,),
@@ -81,7 +90,7 @@ linear('py_list', 'iterable=()', {'iterable': 'rt.sequence_vjp(g, iterable)'}, t
 batching(py_sum=('py_sum',), py_extremum=('py_max', 'py_min'), py_len=('py_len',),
          scalar_cast=('py_float', 'py_int', 'py_bool', 'py_item'),
          same=('stop_gradient', 'finalize_distinct'), unbatched_result=('is_array_leaf',),
-         unbatched_only=('py_range', 'py_slice'),
+         unbatched_only=('py_range', 'py_slice', 'py_str'),
          pullback_function=('pullback_function', 'default_argument'),
          pullback_state=('pullback_state',), sweeps=('sweeps', 'tangent_function'),
          container_view=('dict_items', 'dict_values', 'dict_keys', 'py_tuple', 'py_list'),

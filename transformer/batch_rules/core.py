@@ -2,7 +2,7 @@
 from runtime import TABLE
 
 from .. import nodes as n
-from ..batch import (NONE, SCALAR, UNKNOWN, Info, NodeInfo, PullbackInfo, container,
+from ..batch import (NONE, SCALAR, UNKNOWN, DictInfo, Info, NodeInfo, PullbackInfo, container,
                      info_of_construction, join)
 from ..forward import _copy_replacing
 from ..ir import CallInfo, describe
@@ -136,7 +136,9 @@ def _rewrite(b, rhs):
         return rhs, b.info(op.inputs[0])
     if op.kind == 'container':
         if isinstance(rhs, n.Dict):
-            return rhs, container({k.value: b.info(v) for k, v in zip(rhs.keys, rhs.values)})
+            if all(isinstance(k, n.Constant) for k in rhs.keys):
+                return rhs, container({k.value: b.info(v) for k, v in zip(rhs.keys, rhs.values)})
+            return _keyed_dict(b, rhs)
         info = container(tuple(SLICE if _is_slice_call(e) else b.info(e) for e in rhs.elts))
         return rhs, (ListInfo(info.batched, None, info.elts) if isinstance(rhs, n.List) else info)
     if isinstance(rhs, n.Compare):
@@ -172,6 +174,20 @@ def _rewrite(b, rhs):
             return loop_call(b, rhs.func, rhs.args, rhs.keywords, None)
         b.fail('codax vmap cannot batch this expression')
     return rhs, UNKNOWN
+
+
+def _keyed_dict(b, rhs):
+    """A dict literal with keys known only at run time: its values batched
+    alike (DictInfo)."""
+    from .indexing import _broadcast_tree
+    item = None
+    for v in rhs.values:
+        item = join(item, b.info(v))
+    if item is None or not item.batched:
+        return rhs, DictInfo(item or UNKNOWN)
+    values = [v if _fully_batched(b.info(v)) else _broadcast_tree(b, v, b.info(v))
+              for v in rhs.values]
+    return n.Dict(keys=rhs.keys, values=values), DictInfo(_mark_batched(item))
 
 
 def batched(b, *nodes):
@@ -371,6 +387,8 @@ def _mark_batched(info):
         return PullbackInfo(_mark_batched(info.elts[1]), info.backward, info.output)
     if isinstance(info, NodeInfo):
         return info.with_elts([_mark_batched(e) for e in info.elts])
+    if isinstance(info, DictInfo):
+        return DictInfo(_mark_batched(info.item))
     if info.item is not None:
         return Info(True, None, None, _mark_batched(info.item))
     if isinstance(info.elts, tuple):

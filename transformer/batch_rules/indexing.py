@@ -1,6 +1,6 @@
 """Batching rules of indexing: reads, writes, appends, iteration."""
 from .. import nodes as n
-from ..batch import NONE, UNKNOWN, Info, container, join
+from ..batch import NONE, UNKNOWN, DictInfo, Info, container, join
 from .core import (ELLIPSIS, ListInfo, SLICE, _fully_batched, _int, _is_none, _is_slice_call,
                    _mark_batched, _with_args, literal, loop_call, prim_call, rule)
 from .shapes import _all_batched, _array_rank
@@ -207,10 +207,17 @@ def setitem(b, op, rhs):
                 and not vinfo.batched and vinfo.rank == 0:     # x[mask] = v: one write
             return prim_call('setitem', [b.broadcast(x, info), idx, v]), Info(True, info.rank)
         return loop_call(b, n.dotted('rt.setitem'), [x, idx, v], (), info.rank)
-    if info.elts is not None:
+    if info.elts is not None or isinstance(info, DictInfo):
         if idx_batched:
             b.fail('codax vmap: writing into a list or tuple at a batched index')
-        return rhs, _updated(info, idx, vinfo)
+        out = _updated(info, idx, vinfo)
+        if isinstance(out, DictInfo) and out.batched:     # its values batched alike
+            if not _fully_batched(info):
+                x = _broadcast_tree(b, x, info)
+            if not _fully_batched(vinfo):
+                v = _broadcast_tree(b, v, vinfo)
+            return prim_call('setitem', [x, idx, v]), _mark_batched(out)
+        return rhs, out
     if not (info.batched or idx_batched or vinfo.batched):
         return rhs, Info(False, info.rank)
     sel_rank, first = _index_rank(info.rank, parts)
@@ -247,8 +254,19 @@ def _updated(info, idx, vinfo):
             return container(tuple(elts))
         return container(tuple(join(e, vinfo) for e in elts))
     if isinstance(info.elts, dict) and isinstance(idx, n.Constant):
-        return container(dict(info.elts, **{idx.value: vinfo}))
+        return container({**info.elts, idx.value: vinfo})
+    if isinstance(info, DictInfo) or isinstance(info.elts, dict):   # a key known at run time
+        item = vinfo
+        for e in _elts_of(info):
+            item = join(item, e)
+        return DictInfo(item)
     return info
+
+
+def _elts_of(info):
+    """The facts of every element of a container."""
+    parts = list(info.elts.values()) if isinstance(info.elts, dict) else list(info.elts or ())
+    return parts + ([info.item] if info.item is not None else [])
 
 
 @rule('append')
@@ -285,4 +303,7 @@ def iterate(b, op, rhs):
     """for x in xs: batched xs is walked along its first per-example axis
     (normalize indexes it with the loop counter, which getitem batches)."""
     info = b.info(op.inputs['obj'])
+    if isinstance(info, DictInfo) or isinstance(info.elts, dict):    # a dict walks its keys
+        from .python import _keys_info
+        return rhs, _keys_info(info)
     return rhs, info

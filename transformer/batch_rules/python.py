@@ -1,8 +1,11 @@
 """Batching rules of Python builtins, attributes, and the transformations' helpers."""
 from .. import nodes as n
-from ..batch import SCALAR, UNKNOWN, Info, Known, NodeInfo, container
-from .core import (SLICE, _apply, _axes_of, _copy_replacing, _data_param, _int, _is_none, _shifted,
-                   _with_args, batched, literal, loop, loop_call, prim_call, rewrite, rule)
+from ..batch import (SCALAR, UNKNOWN, DictInfo, Info, Known, NodeInfo, _is_container,
+                     _zero_like, container, join)
+from .core import (SLICE, _apply, _axes_of, _copy_replacing, _data_param, _fully_batched, _int,
+                   _is_none, _mark_batched, _shifted, _with_args, batched, elementwise_of,
+                   literal, loop, loop_call, prim_call, rewrite, rule)
+from .indexing import _broadcast_tree, _elts_of
 from .shapes import _shape_rank
 from .adjoints import _sum_to_example_of
 
@@ -333,12 +336,13 @@ def scalar_cast(b, op, rhs):
 
 @rule('unbatched_only')
 def unbatched_only(b, op, rhs):
-    """Integer bookkeeping (range, slice bounds): a batched value here has no
-    vectorized meaning."""
+    """Integer bookkeeping (range, slice bounds) and text (str): a batched
+    value here has no vectorized meaning."""
     if batched(b, *op.inputs.values()):
+        hint = '' if op.prim.name == 'py_str' else '; index with a batched array instead'
         b.fail(f'codax vmap: {op.prim.name.replace("py_", "")}() of a value that is batched '
                '(it differs between examples, or, in derivative code, it was saved on the '
-               'tape with batched values); index with a batched array instead')
+               f'tape with batched values){hint}')
     return rhs, SLICE if op.prim.name == 'py_slice' else UNKNOWN
 
 
@@ -364,13 +368,83 @@ def creation(b, op, rhs):
 def container_view(b, op, rhs):
     """dict.items()/.values()/.keys(), tuple(), list(): structure only."""
     info = b.info(op.inputs[_data_param(op)]) if op.inputs else UNKNOWN
+    if isinstance(info, DictInfo):           # keys known only at run time
+        values = Info(info.batched, None, None, info.item)
+        if op.prim.name == 'dict_items':
+            return rhs, Info(info.batched, None, None, container((SCALAR, info.item)))
+        return rhs, values if op.prim.name == 'dict_values' else _keys_info(info)
     if info.elts is None and info.batched:
         return loop(b, op, rhs)
+    if isinstance(info.elts, dict) and op.prim.name in ('py_tuple', 'py_list'):
+        return rhs, _keys_info(info)          # list(d): its keys
     if isinstance(info.elts, dict):
         values = tuple(info.elts[k] for k in info.elts)
         if op.prim.name == 'dict_items':
             return rhs, container(tuple(container((SCALAR, v)) for v in values))
         if op.prim.name == 'dict_keys':
-            return rhs, container(tuple(UNKNOWN for _ in values))
+            return rhs, _keys_info(info)
         return rhs, container(values)
     return rhs, info
+
+
+def _keys_info(info):
+    """The facts of a dict's keys, as a list: the same for every example."""
+    if isinstance(info.elts, dict):
+        return container(tuple(UNKNOWN for _ in info.elts))
+    return Info(False, None, None, UNKNOWN)
+
+
+@rule('concat')
+def concat(b, op, rhs):
+    """`a + b` of sequences: the items of both as they are, each keeping its
+    form where both lengths are known; else every item batched alike. Of
+    arrays, NumPy's sum (element-wise); of an array and a list, per example."""
+    nodes = [op.inputs['a'], op.inputs['b']]
+    infos = [b.info(x) for x in nodes]
+    if not any(_is_container(i) or i.rank is None for i in infos):      # arrays: their sum
+        return elementwise_of(b, rhs, nodes)
+    if not all(_is_container(i) for i in infos):
+        return loop(b, op, rhs)
+    if all(isinstance(i.elts, tuple) for i in infos):
+        return rhs, container(infos[0].elts + infos[1].elts)
+    return _alike(b, op, rhs, ['a', 'b'], _elts_of(infos[0]) + _elts_of(infos[1]))
+
+
+@rule('concat_vjp')
+def concat_vjp(b, op, rhs):
+    """The adjoint of one operand of joined sequences: its own items of the
+    cotangent, which keep their forms (every item batched alike where the
+    lengths are known only at run time). Of a sum: per example."""
+    g, a, y = op.inputs['cot'], op.inputs['a'], op.inputs['y']
+    gi, ai = b.info(g), b.info(a)
+    which = _int(op.inputs['which'])
+    yi = b.info(y)
+    if not _is_container(yi) and yi.rank is not None and which is not None:   # of a sum
+        return rewrite(b, prim_call('rt_unbroadcast', [g, op.inputs['b' if which else 'a'], y]))
+    if not _is_container(yi) or which is None:
+        return loop(b, op, rhs)
+    if _zero_like(gi):                    # the zero 0.0
+        return rhs, gi
+    if not _is_container(gi):
+        return loop(b, op, rhs)
+    if isinstance(gi.elts, tuple) and isinstance(ai.elts, tuple):
+        k = len(ai.elts)
+        return rhs, container(gi.elts[k:] if which else gi.elts[:k])
+    return _alike(b, op, rhs, ['cot'], _elts_of(gi))
+
+
+def _alike(b, op, rhs, params, parts):
+    """op's call with its container arguments `params` made batched alike
+    where any of `parts` (their items) is batched: a list of unknown length
+    of the joined facts."""
+    item = None
+    for part in parts:
+        item = join(item, part)
+    item = item or UNKNOWN
+    if not item.batched:
+        return rhs, Info(False, None, None, item)
+    args = {p: op.inputs[p] for p in op.prim.params if p in op.inputs}
+    for p in params:
+        if not _fully_batched(b.info(args[p])):
+            args[p] = _broadcast_tree(b, args[p], b.info(args[p]))
+    return prim_call(op.prim.name, list(args.values())), Info(True, None, None, _mark_batched(item))
