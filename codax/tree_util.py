@@ -18,6 +18,8 @@ import functools
 import linecache
 import operator
 
+import numpy
+
 import runtime
 from runtime import tree as _tree
 from runtime.tree import (DictKey, FlattenedIndexKey, GetAttrKey, PyTreeDef,  # noqa: F401
@@ -37,8 +39,9 @@ __all__ = ['DictKey', 'FlattenedIndexKey', 'GetAttrKey', 'Partial', 'PyTreeDef',
 
 
 def tree_map(f, tree, *rest, is_leaf=None):
-    """The tree of `f(leaf, *leaves of rest at the same place)`: every tree in
-    `rest` has the structure of `tree`."""
+    """The tree of `f(leaf, *parts of rest at the same place)`: `tree` is a
+    prefix of every tree in `rest`, and where it has a leaf, their whole
+    subtrees there are passed to f (as in JAX)."""
     return _tree.tree_map(f, tree, *rest, is_leaf=is_leaf)
 
 
@@ -72,22 +75,25 @@ class _Definitions:
 
 def _compiled(name, text, filename):
     linecache.cache[filename] = (len(text), None, text.splitlines(True), filename)
-    namespace = {'rt': runtime}
+    namespace = {'rt': runtime, 'numpy': numpy}
     exec(compile(text, filename, 'exec'), namespace)
     return namespace[name]
 
 
-def _map_definition(count, is_leaf, with_path=False):
+def _map_definition(variant, is_leaf, with_path=False):
     """tree_map (tree_map_with_path) over `count` trees as Python that codax
     reads and transforms; with `is_leaf`, that of its stand-in taking the
-    predicate first."""
+    predicate first. `same`: whether the further trees have the first one's
+    structure; if not, it is a prefix of theirs."""
+    count, same = variant
     base = 'tree_map_with_path' if with_path else 'tree_map'
-    name = f'{base}{"_is_leaf" if is_leaf else ""}_{count}'
+    name = f'{base}{"_is_leaf" if is_leaf else ""}_{count}{"" if same else "_prefix"}'
     predicate = ', is_leaf' if is_leaf else ''
     trees = ['tree'] + [f'tree{i}' for i in range(1, count)]
     leaves = ['leaves'] + [f'leaves{i}' for i in range(1, count)]
-    # with is_leaf, a leaf of the first tree may be a subtree of the others
-    take = 'rt.treedef_subtrees' if is_leaf else 'rt.treedef_leaves'
+    # a leaf of the first tree may be a subtree of the others (treedef_subtrees
+    # tells vmap less of them, so it is kept for the trees that need it)
+    take = 'rt.treedef_leaves' if same else 'rt.treedef_subtrees'
     further = ''.join(f'    {leaf} = {take}(treedef, {t})\n'
                       for leaf, t in zip(leaves[1:], trees[1:]))
     if with_path:    # tree_structure's treedef: tree_flatten's counts as differentiated
@@ -105,13 +111,20 @@ def _map_definition(count, is_leaf, with_path=False):
             f'        out.append(f({", ".join(xs)}))\n'
             f'    return rt.tree_unflatten(treedef, out)\n')
     filename = f'<codax definition of {base} over {count} tree{"s" if count > 1 else ""}' \
-        f'{" with is_leaf" if is_leaf else ""}>'
+        f'{" with is_leaf" if is_leaf else ""}{"" if same else ", the first a prefix"}>'
     return name, text, filename
 
 
 def _count_trees(is_leaf):
-    """How many trees a call of tree_map (or its stand-in with is_leaf) maps over."""
-    return lambda args: len(args) - 1 - is_leaf
+    """How many trees a call of tree_map (or its stand-in with is_leaf) maps
+    over, and whether the further trees have the first one's structure."""
+    def variant(args):
+        trees = args[1 + is_leaf:]
+        if is_leaf:
+            return len(trees), False
+        first = tree_structure(trees[0]) if trees else None
+        return len(trees), all(tree_structure(t) == first for t in trees[1:])
+    return variant
 
 
 # Binary operators as functions: the definition writes the operator, which
@@ -164,13 +177,14 @@ def _with_path_definition(name, result):
 
 
 tree_map.__codax_transformed__ = _Definitions(
-    _tree.tree_map, lambda count: _map_definition(count, False), _count_trees(False))
+    _tree.tree_map, lambda variant: _map_definition(variant, False), _count_trees(False))
 _tree.tree_map_is_leaf.__codax_transformed__ = _Definitions(
-    _tree.tree_map_is_leaf, lambda count: _map_definition(count, True), _count_trees(True))
+    _tree.tree_map_is_leaf, lambda variant: _map_definition(variant, True), _count_trees(True))
 tree_map_with_path.__codax_transformed__ = _Definitions(
-    tree_map_with_path, lambda count: _map_definition(count, False, True), _count_trees(False))
+    tree_map_with_path, lambda variant: _map_definition(variant, False, True),
+    _count_trees(False))
 _tree.tree_map_with_path_is_leaf.__codax_transformed__ = _Definitions(
-    _tree.tree_map_with_path_is_leaf, lambda count: _map_definition(count, True, True),
+    _tree.tree_map_with_path_is_leaf, lambda variant: _map_definition(variant, True, True),
     _count_trees(True))
 tree_reduce.__codax_transformed__ = _Definitions(tree_reduce, _reduce_definition, _reduce_variant)
 tree_all.__codax_transformed__ = _Definitions(tree_all, _all_definition)

@@ -9,7 +9,8 @@ import numpy
 
 import runtime
 from runtime.backend import array_module
-from runtime.tree import node_children, tree_flatten, tree_leaves, tree_unflatten
+from runtime.tree import (flat_keys, node_children, same_dict, tree_flatten, tree_leaves,
+                          tree_unflatten)
 from transformer.batch import info_of_value
 from transformer.errors import RecursiveBatching, SourceError
 from transformer.pipeline import compile_batch
@@ -60,7 +61,8 @@ def _leaf_axes(axes, tree, where):
         raise TypeError(f'vmap: in_axes entries must be ints or None, got {axes!r} for {where}')
     parts = _as_sequence(tree)
     if isinstance(axes, dict) and isinstance(parts, dict) and set(axes) == set(parts):
-        return [pair for k in sorted(parts) for pair in _leaf_axes(axes[k], parts[k], where)]
+        return [pair for k in flat_keys(parts)
+                for pair in _leaf_axes(axes[k], parts[k], where)]
     if isinstance(axes, (tuple, list)) and isinstance(parts, (tuple, list)) \
             and len(axes) == len(parts):
         return [pair for a, t in zip(axes, parts) for pair in _leaf_axes(a, t, where)]
@@ -90,7 +92,7 @@ def _unflatten_like(tree, leaves):
     def build(t, it):
         t = _as_sequence(t)
         if isinstance(t, dict):
-            return {k: build(t[k], it) for k in sorted(t)}
+            return {k: build(t[k], it) for k in flat_keys(t)}
         if isinstance(t, (list, tuple)):
             return tuple(build(v, it) for v in t)
         return next(it)
@@ -100,7 +102,7 @@ def _unflatten_like(tree, leaves):
 class Batched:
     """What vmap(f) builds: the batching of one function, with its cache."""
 
-    def __init__(self, fun, in_axes, out_axes):
+    def __init__(self, fun, in_axes, out_axes, axis_size=None):
         if not callable(fun):
             raise TypeError(f'vmap expects a callable, got {fun!r}')
         if isinstance(in_axes, list):
@@ -116,6 +118,7 @@ class Batched:
             fun = fun.fun
         self.fun = primitive_function(fun) or fun
         self.in_axes = _plain_axes(in_axes)
+        self.axis_size = _checked_size(axis_size)
         # rt.vmapped in generated code: derivative code's zero 0.0 may stand in
         # for a batched value (zeros for every example), so it is unbatched
         self.internal = False
@@ -198,11 +201,16 @@ class Batched:
                     raise ValueError(f'vmap was asked to map {self._where(i)} along axis {a}, '
                                      f'but it has rank {nd} (shape {numpy.shape(leaf)})')
                 sizes.append((numpy.shape(leaf)[a], self._where(i)))
+        detail = ', '.join(f'{w}: {s}' for s, w in sizes)
+        if self.axis_size is not None:
+            if any(s != self.axis_size for s, _ in sizes):
+                raise ValueError(f'vmap got axis_size={self.axis_size}, but the mapped axes '
+                                 f'of the arguments have other sizes: {detail}')
+            return self.axis_size
         if not sizes:
             raise ValueError('vmap needs at least one argument with a batch axis (in_axes '
-                             'is None for every argument)')
+                             'is None for every argument), or axis_size')
         if len({s for s, _ in sizes}) > 1:
-            detail = ', '.join(f'{w}: {s}' for s, w in sizes)
             raise ValueError(f'vmap got inconsistent sizes for the mapped axis: {detail}')
         return sizes[0][0]
 
@@ -219,8 +227,8 @@ class Batched:
             key = (signature(args), tuple(map(numpy.ndim, leaves)),
                    given and _hashable(given[1]))
             hit = fast.get(key)
-            if hit is not None and hit[2].current() and len(
-                    {numpy.shape(x)[a] for x, a in zip(leaves, hit[1]) if a is not None}) == 1 \
+            if hit is not None and hit[2].current() and self._sizes_agree(
+                    {numpy.shape(x)[a] for x, a in zip(leaves, hit[1]) if a is not None}) \
                     and (not hit[3] or _ranks_current(self.fun, hit[3])):
                 return hit[0](*args)
         args, axes = given or self._arguments(args, kwargs)
@@ -228,6 +236,8 @@ class Batched:
                                  for _, a in _leaf_axes(axis, arg, '')):
             return self._shared_call(original, args)
         size = self._check(args, axes)
+        if not _any_batched(args, axes):            # only axis_size tells the batch
+            return self._repeating(len(args))(*args)
         if self._gradient is not None and self._summing(args, axes, size):
             return self._per_example(args, axes, size)
         entry, fn = self._specialize(args, axes)
@@ -241,6 +251,25 @@ class Batched:
         if self._gradient is not None:
             return self._batched_gradient(function, args, axes, size)
         return function(*args)
+
+    def _sizes_agree(self, sizes):
+        """Whether the batch sizes of a call's leaves let a cached function serve it."""
+        return len(sizes) == 1 and (self.axis_size is None or sizes == {self.axis_size})
+
+    def _repeating(self, count):
+        """vmap with no argument batched (axis_size alone gives the batch size):
+        every example is the same call, so the batched function calls `fun`
+        once and repeats its outputs along the batch, as out_axes places them.
+        It is generated Python that calls `fun`, so transformations of this
+        vmap go through the call (grad(vmap(f, in_axes=None, axis_size=n)))."""
+        key = (id(self.fun), count, _hashable(self.out_axes), self.axis_size)
+        hit = _repeaters.get(key)
+        if hit is None or hit[0] is not self.fun:
+            if len(_repeaters) > 4096:
+                _repeaters.clear()
+            hit = _repeaters[key] = (self.fun, _repeating_function(
+                self.fun, count, self.out_axes, self.axis_size))
+        return hit[1]
 
     def _batched_gradient(self, function, args, axes, size):
         """vmap(grad(f)) by grad's batched code. A call inside it is batched
@@ -269,6 +298,8 @@ class Batched:
         """The Python source generated for these arguments."""
         args, axes = self._arguments(args, kwargs)
         size = self._check(args, axes)
+        if not _any_batched(args, axes):
+            return self._repeating(len(args)).source
         if self._gradient is not None and self._summing(args, axes, size):
             summed, args, _ = self._summed(args, axes, size)
             return summed.source(*args) + '\n\n' + summed.batched.source(*args)
@@ -283,6 +314,10 @@ class Batched:
                               'it. Apply vmap to the derivative instead (vmap(grad(f)))')
         if axes is None:        # (called with these very arguments: none passed once)
             args, axes = self._arguments(args, {}, repeated=False)
+        if self.axis_size is not None:
+            self._check(args, axes)
+            if not _any_batched(args, axes):
+                return self._repeating(len(args))
         entry, fn = self._specialize(args, axes)
         (function,) = entry.build(fn)
         return function
@@ -400,6 +435,43 @@ class Batched:
         return batched
 
 
+def _checked_size(axis_size):
+    """axis_size as given to vmap: None, or a count."""
+    if axis_size is None:
+        return None
+    if isinstance(axis_size, bool) or not isinstance(axis_size, (int, numpy.integer)) \
+            or axis_size < 0:
+        raise TypeError(f'vmap: axis_size must be None or a non-negative int, got {axis_size!r}')
+    return int(axis_size)
+
+
+def _any_batched(args, axes):
+    return any(a is not None for arg, axis in zip(args, axes)
+               for _, a in _leaf_axes(axis, arg, ''))
+
+
+_repeaters = {}
+
+
+def _repeating_function(fun, count, out_axes, size):
+    """`repeat_<name>(a0, ...)`: fun's outputs for these arguments, repeated
+    `size` times along out_axes, as Python source that codax can transform."""
+    params = ', '.join(f'a{i}' for i in range(count))
+    name = f'repeat_{getattr(fun, "__name__", "f")}'
+    if not name.isidentifier():                         # a lambda: '<lambda>'
+        name = 'repeat_function'
+    text = (f'def {name}({params}):\n'
+            f'    out = fun({params})\n'
+            f'    return rt.batch_outputs(out, None, {out_axes!r}, {size})\n')
+    filename = f'<codax vmap({name[7:]}) with axis_size {size} #{next(_labels)}>'
+    linecache.cache[filename] = (len(text), None, text.splitlines(True), filename)
+    namespace = {'fun': fun, 'rt': runtime}
+    exec(compile(text, filename, 'exec'), namespace)
+    function = namespace[name]
+    function.source = text
+    return function
+
+
 def _only_modules(cells):
     try:
         return all(isinstance(c.cell_contents, types.ModuleType) for c in cells or ())
@@ -489,7 +561,8 @@ def _shared_unbatched(axes, tree, repeated=True):
     if isinstance(tree, dict):
         pairs = {k: _shared_unbatched(axes[k] if isinstance(axes, dict) else axes, v, repeated)
                  for k, v in tree.items()}
-        return {k: p[0] for k, p in pairs.items()}, {k: p[1] for k, p in pairs.items()}
+        return same_dict(tree, {k: p[0] for k, p in pairs.items()}), \
+            {k: p[1] for k, p in pairs.items()}
     if isinstance(tree, (list, tuple)):
         pairs = [_shared_unbatched(a, t, repeated) for a, t in
                  zip(axes if isinstance(axes, tuple) else [axes] * len(tree), tree)]
@@ -620,12 +693,15 @@ def _install_hooks():
 _install_hooks()
 
 
-def vmap(fun, in_axes=0, out_axes=0):
+def vmap(fun, in_axes=0, out_axes=0, axis_size=None):
     """Vectorizing map: fun mapped over axis `in_axes` of its arguments, with
-    the batch axis of the results at `out_axes` (JAX's semantics)."""
+    the batch axis of the results at `out_axes` (JAX's semantics). `axis_size`
+    gives the batch size where no argument is batched; elsewhere it must agree
+    with the arguments' mapped axes."""
     return transform_closure(
-        fun, lambda lifted, k: vmap(lifted, _captured_unbatched(in_axes, lifted, k), out_axes),
-        lambda: Batched(fun, in_axes, out_axes).as_function())
+        fun, lambda lifted, k: vmap(lifted, _captured_unbatched(in_axes, lifted, k), out_axes,
+                                    axis_size),
+        lambda: Batched(fun, in_axes, out_axes, axis_size).as_function())
 
 
 def _captured_unbatched(in_axes, lifted, k):

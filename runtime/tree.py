@@ -3,6 +3,7 @@
 Used by every transformation for arguments and results. None is an empty
 subtree, as in JAX."""
 
+import collections
 import dataclasses
 import functools
 import operator
@@ -28,6 +29,13 @@ register_pytree_node(list, lambda x: (list(x), None), lambda aux, c: list(c))
 register_pytree_node(dict, lambda x: ([x[k] for k in sorted(x)], tuple(sorted(x))),
                      lambda aux, c: dict(zip(aux, c)))
 register_pytree_node(type(None), lambda x: ([], None), lambda aux, c: None)
+# As in JAX: an OrderedDict keeps its order (part of its structure), a
+# defaultdict sorts its keys like a dict and keeps its default_factory.
+register_pytree_node(collections.OrderedDict, lambda x: (list(x.values()), tuple(x)),
+                     lambda aux, c: collections.OrderedDict(zip(aux, c)))
+register_pytree_node(collections.defaultdict,
+                     lambda x: ([x[k] for k in sorted(x)], (x.default_factory, tuple(sorted(x)))),
+                     lambda aux, c: collections.defaultdict(aux[0], zip(aux[1], c)))
 
 
 def _node_of(x):
@@ -41,7 +49,9 @@ def _node_of(x):
     return None, None
 
 
-_CONTAINERS = (tuple, list, dict, type(None))     # held as themselves in axes and Infos
+# held as themselves in axes and Infos (transformations see an OrderedDict or
+# a defaultdict as the dict it is)
+_CONTAINERS = (tuple, list, dict, type(None), collections.OrderedDict, collections.defaultdict)
 
 
 def is_node_type(kind):
@@ -191,10 +201,25 @@ class PyTreeDef:
         return self._hash
 
     def __repr__(self):
-        if self.kind is None:
+        return f'PyTreeDef({self._text()})'
+
+    def _text(self):
+        """The structure as JAX writes it: `{'a': [*, *], 'b': None}`, other
+        node types as CustomNode(type[auxiliary data], [children])."""
+        kind, parts = self.kind, [c._text() for c in self._children]
+        if kind is None:
             return '*'
-        inner = ', '.join(map(repr, self._children))
-        return f'PyTreeDef({self.kind.__name__}[{inner}])'
+        if kind is type(None):
+            return 'None'
+        if kind is tuple:
+            return f'({parts[0]},)' if len(parts) == 1 else f'({", ".join(parts)})'
+        if kind is list:
+            return f'[{", ".join(parts)}]'
+        if kind is dict:
+            return '{' + ', '.join(f'{k!r}: {p}' for k, p in zip(self.aux, parts)) + '}'
+        name = f'namedtuple[{kind.__name__}]' if is_namedtuple_type(kind) and \
+            kind not in _registry else f'{kind.__name__}[{self.aux}]'
+        return f'CustomNode({name}, [{", ".join(parts)}])'
 
 
 def _hashable(value):
@@ -261,9 +286,9 @@ def tree_structure(tree, is_leaf=None):
 
 
 def tree_map(f, tree, *rest, is_leaf=None):
-    """With is_leaf, the further trees are cut where `tree` is: each of their
-    subtrees at a leaf of `tree` goes to f whole (JAX's flatten_up_to);
-    without it, they must have the structure of `tree`."""
+    """The further trees are cut where `tree` is: `tree` is a prefix of each
+    of them, and their subtrees at a leaf of `tree` go to f whole (JAX's
+    flatten_up_to)."""
     treedef, columns = _aligned(tree, rest, is_leaf)
     return tree_unflatten(treedef, [f(*xs) for xs in zip(*columns)])
 
@@ -272,8 +297,7 @@ def _aligned(tree, rest, is_leaf):
     """tree's structure, and the lists of tree's leaves and of each further
     tree's parts at those leaves (tree_map's rule)."""
     leaves, treedef = tree_flatten(tree, is_leaf)
-    take = treedef_leaves if is_leaf is None else treedef_subtrees
-    return treedef, [leaves] + [take(treedef, r) for r in rest]
+    return treedef, [leaves] + [treedef_subtrees(treedef, r) for r in rest]
 
 
 def tree_map_is_leaf(is_leaf, f, tree, *rest):
@@ -293,21 +317,22 @@ def treedef_leaves(treedef, tree):
 def treedef_subtrees(treedef, tree):
     """The subtrees of `tree` at the leaves of `treedef`, a prefix of its structure."""
     subtrees = []
-    _subtrees(treedef, tree, subtrees)
+    _subtrees(treedef, tree, subtrees, ())
     return subtrees
 
 
-def _subtrees(treedef, tree, out):
+def _subtrees(treedef, tree, out, path):
     if treedef.kind is None:
         out.append(tree)
         return
     kind, funcs = _node_of(tree)
     children, aux = funcs[0](tree) if funcs is not None else (None, None)
     if kind is not treedef.kind or aux != treedef.aux or len(children) != len(treedef._children):
-        raise ValueError(f'pytree structure mismatch: expected a tree with {treedef} as its '
-                         f'prefix, got {tree_structure(tree)}')
-    for sub, child in zip(treedef._children, children):
-        _subtrees(sub, child, out)
+        where = f' at {keystr(path)}' if path else ''
+        raise ValueError(f'pytree structure mismatch{where}: expected a tree with {treedef} as '
+                         f'its prefix, got {tree_structure(tree)}')
+    for key, sub, child in zip(_child_keys(treedef), treedef._children, children):
+        _subtrees(sub, child, out, path + (key,))
 
 
 # ---- registering node types the ways JAX offers ----
@@ -412,8 +437,9 @@ def _child_keys(treedef):
     """The key of each child of a node; it follows from the node's type and
     auxiliary data alone, which is what lets transformed code find paths."""
     kind, count = treedef.kind, len(treedef._children)
-    if kind is dict:
-        return [DictKey(key) for key in treedef.aux]
+    keys = dict_keys(treedef)
+    if keys is not None:
+        return [DictKey(key) for key in keys]
     if kind in (list, tuple):
         return [SequenceKey(i) for i in range(count)]
     names = _attribute_keys.get(kind)
@@ -423,6 +449,30 @@ def _child_keys(treedef):
     if names is not None:
         return [GetAttrKey(name) for name in names]
     return [FlattenedIndexKey(i) for i in range(count)]
+
+
+def same_dict(x, pairs):
+    """A dict of the type of dict `x` (an OrderedDict, a defaultdict with
+    x's default_factory) holding `pairs` (a dict or (key, value) pairs)."""
+    if type(x) is collections.defaultdict:
+        return collections.defaultdict(x.default_factory, pairs)
+    return type(x)(pairs) if type(x) is collections.OrderedDict else dict(pairs)
+
+
+def flat_keys(d):
+    """The keys of dict `d` in the order tree_flatten takes its values: an
+    OrderedDict's own order, else sorted."""
+    return list(d) if type(d) is collections.OrderedDict else sorted(d)
+
+
+def dict_keys(treedef):
+    """The keys of a dict, OrderedDict or defaultdict node in flattening
+    order; None for other nodes."""
+    if treedef.kind in (dict, collections.OrderedDict):
+        return treedef.aux
+    if treedef.kind is collections.defaultdict:
+        return treedef.aux[1]
+    return None
 
 
 def keystr(keys, *, simple=False, separator=''):
@@ -547,8 +597,9 @@ def _derivative_leaves(cot, treedef, leaves):
 def _derivative_children(cot, treedef):
     """The subtrees of a node's derivative: by key for a dict, by position for
     a sequence, else by the registered flatten of the node's own type."""
-    if isinstance(cot, dict):
-        return [cot[key] for key in treedef.aux]
+    keys = dict_keys(treedef)
+    if isinstance(cot, dict) and keys is not None:
+        return [cot[key] for key in keys]
     if isinstance(cot, (list, tuple)):
         children = list(cot)
     else:

@@ -45,6 +45,8 @@ NO_DERIVATIVE = {
     'rt_batched_form': "codax.random's draws with a batch of keys: constants in the "
                        'key, but their float parameters (minval, gamma\'s a) have no '
                        'rule, as without vmap',
+    'at_apply': 'at(x)[idx].apply(func) runs any function: derivatives go through its '
+                'Python definition (codax/numpy.py) instead of rules',
 }
 
 # (record, parameter) pairs whose adjoint may leave float32 (with the reason).
@@ -261,10 +263,40 @@ for _name in ('at_set', 'at_add', 'at_min', 'at_max'):
 cases('at_multiply', *copy.deepcopy(_UPDATES), C(U(4), np.array([1, 1, 1, 2, 2]), _ZV.copy()),
       C(U(4), np.array([1, 1, 2, 2, 3]), _ZV.copy()))
 cases('rt_at_share', C(U(5), np.array([0, 2, 2]), U(3), U(5), 'set', 1),
-      C(U(5), np.array([0, 2, 2]), U(3), U(5), 'max', 0), C(U(4, 3), 1, U(3), U(4, 3), 'min', 1))
+      C(U(5), np.array([0, 2, 2]), U(3), U(5), 'max', 0), C(U(4, 3), 1, U(3), U(4, 3), 'min', 1),
+      C(U(5), np.array([0, 7, 2, 2]), U(4), U(5), 'set', 0, 'drop'),
+      C(U(5), np.array([0, 7, 2, -9]), U(4), U(5), 'max', 1, 'clip'))
 cases('rt_at_others', C(U(5), np.array([0, 2, 2, 4]), NZ(4)), C(U(3, 2), slice(None), U(2)),
       C(U(4), np.array([1, 1, 1, 2, 2]), _ZV.copy()), C(U(4), np.array([1, 1, 2, 2, 3]), _ZV.copy()),
-      C(U(4), np.array([0, 1, 1, 1, 3]), _ZV.copy()), C(U(5), [3, 3, 3], 0.5))
+      C(U(4), np.array([0, 1, 1, 1, 3]), _ZV.copy()), C(U(5), [3, 3, 3], 0.5),
+      C(U(5), np.array([0, 7, 2, 2, -9]), NZ(5), mode='drop'),
+      C(U(5), np.array([0, 7, 4, 2]), NZ(4), mode='clip'))
+# JAX's mode= for indices out of bounds: dropped, clipped ('fill' drops updates too)
+_MODED = [C(U(5), np.array([0, 7, 2, 2, -9]), U(5), mode='drop'),
+          C(U(5), np.array([0, 7, -1, 4]), U(4), mode='clip'),
+          C(U(3, 4), (np.array([[1], [5]]), np.array([0, 3, 0])), U(2, 3), mode='fill'),
+          C(U(4, 3), (slice(None), 4), U(4), mode='drop'),
+          C(U(4, 3), (Ellipsis, np.array([-5, 1])), U(4, 2), mode='clip'),
+          C(U(5), np.array([1, 3]), U(2), mode='promise_in_bounds')]
+for _name in ('at_set', 'at_add', 'at_multiply', 'at_min', 'at_max'):
+    CASES[_name] += copy.deepcopy(_MODED)
+cases('at_divide', *copy.deepcopy(_UPDATES[:4]), C(U(5), np.array([0, 2, 2, 4]), NZ(4)),
+      C(U(4), 2, -0.25), C(U(5), np.array([0, 7, 2, 2, -9]), NZ(5), mode='drop'),
+      C(U(4, 3), (slice(None), np.array([5, 0])), NZ(4, 2), mode='clip'))
+cases('at_power', C(P(5), np.array([0, 2, 2, 4]), U(4)), C(P(4, 3), slice(1, 3), U(3)),
+      C(P(5), [1, 1, 3], 0.5), C(P(5), np.array([True, False, True, True, False]), U(3)),
+      C(P(4), 2, 2.0), C(P(5), np.array([0, 7, 2, 2, -9]), U(5), mode='drop'),
+      C(P(4, 3), (np.array([0, 5]), slice(None)), U(2, 3), mode='clip'))
+# (fill values are not NaN here: differences of NaN are no check)
+cases('at_get', C(U(5), np.array([0, 2, 2])), C(U(5), np.array([0, 7, -1, -9]), 'clip'),
+      C(U(5), np.array([0, 7, 2, 2, -9]), 'fill', 2.5),
+      C(U(3, 4), (np.array([0, 5]), slice(1, 3)), 'drop', 0.0),
+      C(U(4, 3), (Ellipsis, 6), mode='fill', fill_value=-1.0), C(U(4), 9, 'clip'))
+cases('at_apply', C(U(5), np.array([0, 2, 2]), np.sin),
+      C(U(3, 4), (slice(None), np.array([0, 9, 0])), np.exp, 'drop'),
+      C(U(5), [4, -8], np.tanh, mode='clip'))
+cases('rt_at_levels', C(U(5), np.array([0, 2, 2, 4, 2])), C(U(3, 4), slice(1, 3)),
+      C(U(3, 4), (np.array([0, 5, 0]), slice(None)), 'drop'))
 
 # ---- creation ----
 cases('full', C((2, 3), 1.5), C((2, 3), U(3)), C((2, 3), U(2, 1)), C(3, U()))

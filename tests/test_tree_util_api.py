@@ -270,6 +270,77 @@ def test_tree_map_with_path():
     assert whole == {'a': (1, 1), 'b': (1, (2, 3))}
 
 
+# ---- OrderedDict and defaultdict: nodes, as in JAX ----
+
+OD = collections.OrderedDict
+
+
+def test_an_ordered_dict_is_a_node_in_its_own_order():
+    tree = OD([('b', 1.0), ('a', [2.0, 3.0])])
+    leaves, treedef = tu.tree_flatten(tree)
+    assert leaves == [1.0, 2.0, 3.0]                          # insertion order, not sorted
+    rebuilt = tu.tree_unflatten(treedef, [4.0, 5.0, 6.0])
+    assert type(rebuilt) is OD and list(rebuilt.items()) == [('b', 4.0), ('a', [5.0, 6.0])]
+    doubled = tu.tree_map(lambda x: 2 * x, tree)
+    assert type(doubled) is OD and list(doubled) == ['b', 'a'] and doubled['a'] == [4.0, 6.0]
+    # the order is part of the structure; a dict is another node type
+    assert treedef != tu.tree_structure(OD([('a', [0, 0]), ('b', 0)]))
+    assert treedef != tu.tree_structure({'b': 0, 'a': [0, 0]})
+    with pytest.raises(ValueError, match='structure mismatch'):
+        tu.tree_map(lambda x, y: x, tree, {'b': 1.0, 'a': [2.0, 3.0]})
+    paths = [path for path, _ in tu.tree_leaves_with_path(tree)]
+    assert paths == [(DictKey('b'),), (DictKey('a'), SequenceKey(0)),
+                     (DictKey('a'), SequenceKey(1))]
+    assert tu.keystr(paths[1]) == "['a'][0]"
+    assert tu.tree_leaves(OD()) == [] and tu.treedef_is_leaf(tu.tree_structure(OD()))
+
+
+def test_a_defaultdict_is_a_node_with_sorted_keys_and_its_factory():
+    tree = collections.defaultdict(list, {'b': 1.0, 'a': 2.0})
+    leaves, treedef = tu.tree_flatten(tree)
+    assert leaves == [2.0, 1.0]                               # sorted, as a dict's
+    tripled = tu.tree_map(lambda x: 3 * x, tree)
+    assert type(tripled) is collections.defaultdict and tripled.default_factory is list
+    assert dict(tripled) == {'a': 6.0, 'b': 3.0} and tripled['new'] == []
+    rebuilt = treedef.unflatten([7.0, 8.0])
+    assert rebuilt.default_factory is list and dict(rebuilt) == {'a': 7.0, 'b': 8.0}
+    assert treedef != tu.tree_structure(collections.defaultdict(int, {'b': 0, 'a': 0}))
+    assert [tu.keystr(p) for p, _ in tu.tree_leaves_with_path(tree)] == ["['a']", "['b']"]
+
+
+def test_tree_map_takes_the_first_tree_as_a_prefix_of_the_others():
+    # where the first tree has a leaf, f gets the others' whole subtree (JAX's example)
+    got = tu.tree_map(lambda a, b: (a, b), [1.0, 2.0], [(3.0, 4.0), 5.0])
+    assert got == [(1.0, (3.0, 4.0)), (2.0, 5.0)]
+    got = tu.tree_map(lambda a, b, c: a + len(b) + c['x'], {'k': 1.0}, {'k': [0, 0]},
+                      {'k': {'x': 10.0}})
+    assert got == {'k': 13.0}
+    assert tu.tree_map(lambda a, b: (a, b), [1.0, None], [(3.0,), None]) == [(1.0, (3.0,)), None]
+    got = tu.tree_map_with_path(lambda path, a, b: (tu.keystr(path), b), (1.0,), ([2.0, 3.0],))
+    assert got == (('[0]', [2.0, 3.0]),)
+    # a node of the first tree must be there in the others: the error names where
+    with pytest.raises(ValueError, match=r'structure mismatch at \[1\]:.*PyTreeDef\(\[\*\]\)'):
+        tu.tree_map(lambda a, b: a, [1.0, [2.0]], [(3.0, 4.0), 5.0])
+    with pytest.raises(ValueError, match=r'structure mismatch at \[1\]'):
+        tu.tree_map(lambda a, b: a, [1.0, None], [3.0, 5.0])
+    with pytest.raises(ValueError, match='structure mismatch'):
+        tu.tree_map(lambda a, b: a, (1.0, 2.0), [1.0, 2.0])
+
+
+def test_treedef_text_as_jax_writes_it():
+    cases = [({'a': [1, 2], 'b': None}, "PyTreeDef({'a': [*, *], 'b': None})"),
+             ((1,), 'PyTreeDef((*,))'), ((), 'PyTreeDef(())'), ([], 'PyTreeDef([])'),
+             ({}, 'PyTreeDef({})'), (None, 'PyTreeDef(None)'), (1.0, 'PyTreeDef(*)'),
+             (Pair(1, [2]), 'PyTreeDef(CustomNode(namedtuple[Pair], [*, [*]]))'),
+             (OD(a=1), "PyTreeDef(CustomNode(OrderedDict[('a',)], [*]))"),
+             (collections.defaultdict(list, a=1),
+              "PyTreeDef(CustomNode(defaultdict[(<class 'list'>, ('a',))], [*]))"),
+             (Scaled(1.0, 2), 'PyTreeDef(CustomNode(Scaled[2], [*]))')]
+    for tree, text in cases:
+        assert repr(tu.tree_structure(tree)) == text
+        assert str(tu.tree_structure(tree)) == text
+
+
 # ---- Partial ----
 
 def test_partial_is_a_pytree_of_its_arguments():
@@ -434,7 +505,23 @@ def transposed_plain(p):
     return np.sum(np.sin(p['w'][1:]) * p['b'][0])
 
 
+def scaled_total(a, b):
+    return a * sum(tu.tree_leaves(b))
+
+
+def prefix_map(p):
+    # the first tree a prefix: its first leaf meets a pair, its second a leaf
+    q = tu.tree_map(scaled_total, p['b'], [(p['w'][:2], np.sin(p['w'][1:])), p['w'][1:]])
+    return np.sum(q[0] * q[1])
+
+
+def prefix_map_plain(p):
+    first = p['b'][0] * (p['w'][:2] + np.sin(p['w'][1:]))
+    return np.sum(first * p['b'][1] * p['w'][1:])
+
+
 CASES = {
+    'tree_map with a prefix': (prefix_map, prefix_map_plain),
     'tree_reduce(operator.add)': (reduce_add, reduce_add_plain),
     'tree_reduce(lambda)': (reduce_lambda, reduce_lambda_plain),
     'tree_reduce(def)': (reduce_def, reduce_def_plain),
@@ -542,3 +629,127 @@ def test_treedef_methods_are_not_differentiated():
     with pytest.raises(codax.SourceError, match=r'test_tree_util_api.py:\d+.*the method '
                        r'\.unflatten\(\) has no derivative rule'):
         codax.grad(unflatten_method)(P)
+
+
+# ---- OrderedDict and defaultdict arguments and results of transformed functions ----
+
+def od_loss(p):
+    return np.sum(np.sin(p['w'][:2]) * p['b'][0]) + np.sum(p['b'][1] ** 2)
+
+
+def od_loss_leaves(p):
+    w, b0, b1 = tu.tree_leaves(p)                 # an OrderedDict's own order: 'w' first
+    return np.sum(np.sin(w[:2]) * b0) + np.sum(b1 ** 2)
+
+
+def dd_loss_leaves(p):
+    b0, b1, w = tu.tree_leaves(p)                 # a defaultdict's sorted order
+    return np.sum(np.sin(w[:2]) * b0) + np.sum(b1 ** 2)
+
+
+def od_scaled(p):
+    return tu.tree_map(lambda x: x * 2.0, p)
+
+
+def od_identity(p):
+    return p
+
+
+def _ordered(p):
+    return OD([('w', p['w']), ('b', p['b'])])                 # not the sorted order
+
+
+def _defaulted(p):
+    return collections.defaultdict(list, {'w': p['w'], 'b': p['b']})
+
+
+def _same_kind(out, tree):
+    """Whether `out` is a dict of `tree`'s type (an OrderedDict in its order, a
+    defaultdict with its default_factory) with its keys."""
+    return type(out) is type(tree) and getattr(out, 'default_factory', None) is getattr(
+        tree, 'default_factory', None) and (list(out) == list(tree) if type(tree) is OD
+                                            else set(out) == set(tree))
+
+
+def _as_dict(tree):
+    """The same values in plain dicts (the reference the plain functions take)."""
+    return {'w': tree['w'], 'b': tree['b']}
+
+
+def test_ordered_dict_and_defaultdict_arguments_of_grad_jvp_jit():
+    want = numeric_grad(od_loss, (P,))
+    for make, leaves_loss in ((_ordered, od_loss_leaves), (_defaulted, dd_loss_leaves)):
+        p, t = make(P), make(T)
+        for f in (od_loss, leaves_loss):
+            assert np.isclose(f(p), od_loss(P), rtol=1e-12)
+            assert_tree_allclose(_as_dict(codax.grad(f)(p)), want, rtol=RTOL, atol=ATOL)
+            value, tangent = codax.jvp(f, (p,), (t,))
+            assert np.isclose(tangent, _directional(od_loss), rtol=RTOL, atol=ATOL)
+            assert np.isclose(codax.jit(f)(p), od_loss(P), rtol=1e-12)
+        out = codax.jit(od_scaled)(p)
+        assert _same_kind(out, p)
+        assert_tree_allclose(_as_dict(out), tu.tree_map(lambda x: 2 * x, P))
+
+
+def test_vmap_over_an_ordered_dict_and_a_defaultdict():
+    for make in (_ordered, _defaulted):
+        batch = make({'w': W_BATCH, 'b': [np.stack([P['b'][0]] * 4), np.stack([P['b'][1]] * 4)]})
+        got = codax.vmap(od_loss)(batch)
+        np.testing.assert_allclose(got, [od_loss({'w': w, 'b': P['b']}) for w in W_BATCH],
+                                   rtol=1e-12)
+        for f in (od_identity, od_scaled):
+            out = codax.vmap(f)(batch)
+            assert _same_kind(out, batch)
+            assert_tree_allclose(_as_dict(out), _as_dict(f(batch)), rtol=1e-12)
+        # an in_axes prefix for the dict: only 'w' batched
+        got = codax.vmap(od_loss, in_axes=(make({'w': 0, 'b': None}),))(make(
+            {'w': W_BATCH, 'b': P['b']}))
+        np.testing.assert_allclose(got, [od_loss({'w': w, 'b': P['b']}) for w in W_BATCH],
+                                   rtol=1e-12)
+
+
+def _od_probe(p):
+    return np.sum(p['a'])
+
+
+def _keeps_dict_types():
+    """Whether derivatives come back as the primal's dict type (runtime/adjoint.py
+    rebuilding dicts with runtime.tree.same_dict)."""
+    return type(codax.grad(_od_probe)(OD(a=np.ones(2)))) is OD
+
+
+needs_dict_types = pytest.mark.skipif(
+    not _keeps_dict_types(), reason='runtime/adjoint.py and runtime/batching.py rebuild '
+    'derivatives of an OrderedDict or defaultdict as a plain dict')
+
+
+@needs_dict_types
+def test_derivatives_of_an_ordered_dict_are_ordered_dicts():
+    want = numeric_grad(od_loss, (P,))
+    for make in (_ordered, _defaulted):
+        p = make(P)
+        for got in (codax.grad(od_loss)(p), codax.vjp(od_loss, p)[1](1.0)[0],
+                    codax.jacrev(od_loss)(p), codax.jacfwd(od_loss)(p)):
+            assert _same_kind(got, p)
+            assert_tree_allclose(_as_dict(got), want, rtol=RTOL, atol=ATOL)
+        assert _same_kind(codax.jvp(od_identity, (p,), (make(T),))[1], p)
+        per_example = codax.vmap(codax.grad(od_loss), in_axes=(make({'w': 0, 'b': None}),))(
+            make({'w': W_BATCH, 'b': P['b']}))
+        assert _same_kind(per_example, p)
+        for k, w in enumerate(W_BATCH):
+            one = numeric_grad(od_loss, ({'w': w, 'b': P['b']},))
+            assert_tree_allclose(tu.tree_map(lambda x: x[k], _as_dict(per_example)), one,
+                                 rtol=RTOL, atol=ATOL)
+
+
+@needs_dict_types
+def test_vmap_of_tree_functions_over_an_ordered_dict_with_some_leaves_shared():
+    """The batched code pairs the OrderedDict's leaves with their axes in its own order."""
+    batch = _ordered({'w': W_BATCH, 'b': P['b']})
+    got = codax.vmap(od_loss_leaves, in_axes=(_ordered({'w': 0, 'b': None}),))(batch)
+    np.testing.assert_allclose(got, [od_loss({'w': w, 'b': P['b']}) for w in W_BATCH],
+                               rtol=1e-12)
+    out = codax.vmap(od_scaled, in_axes=(_ordered({'w': 0, 'b': None}),))(batch)
+    assert type(out) is OD and list(out) == ['w', 'b']
+    np.testing.assert_allclose(out['w'], 2 * W_BATCH)
+    np.testing.assert_allclose(out['b'][0], np.stack([2 * P['b'][0]] * 4))

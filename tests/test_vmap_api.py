@@ -149,6 +149,74 @@ def want_grad(x, y):
 
 
 # --------------------------------------------------------------------------
+# axis_size
+# --------------------------------------------------------------------------
+
+def test_axis_size_with_no_batched_argument_repeats_each_example():
+    x, c = rng.normal(size=3), 0.5
+    want = np.stack([f(x, c)] * 4)                    # every example is the same call
+    np.testing.assert_allclose(codax.vmap(f, in_axes=None, axis_size=4)(x, c), want)
+    np.testing.assert_allclose(codax.vmap(f, in_axes=None, out_axes=1, axis_size=4)(x, c),
+                               want.T)
+    a, b, s = codax.vmap(pair, in_axes=None, out_axes=(-1, 0, None), axis_size=2)(x, x)
+    np.testing.assert_allclose(a, np.stack([x * x] * 2, axis=-1))
+    np.testing.assert_allclose(b, np.stack([x + 1.0] * 2))
+    np.testing.assert_allclose(s, np.sum(x))
+    assert codax.vmap(f, in_axes=None, axis_size=0)(x, c).shape == (0, 3)
+
+
+def test_axis_size_must_agree_with_the_batched_arguments():
+    np.testing.assert_allclose(codax.vmap(f, in_axes=(0, None), axis_size=4)(X, Y[0]),
+                               f(X, Y[0]))
+    batched = codax.vmap(f, axis_size=4)
+    batched(X, Y)
+    with pytest.raises(ValueError, match=r'axis_size=4.*argument 0 \(x\): 3'):
+        batched(X[:3], Y[:3])                          # checked on the fast path too
+    with pytest.raises(ValueError, match=r'axis_size=3.*argument 1 \(y\): 4'):
+        codax.vmap(f, in_axes=(None, 0), axis_size=3)(X[0], Y)
+    for bad in (-1, 2.0, True, '3'):
+        with pytest.raises(TypeError, match='axis_size must be None or a non-negative int'):
+            codax.vmap(f, axis_size=bad)
+
+
+def test_axis_size_composes_with_grad_jit_jvp_and_vmap():
+    x = rng.normal(size=3)
+    repeated = codax.vmap(np.sin, in_axes=None, axis_size=4)
+    total = lambda x: np.sum(repeated(x) ** 2)                        # noqa: E731
+    # sum over 4 copies of sin(x)**2: d/dx = 4 * 2 sin(x) cos(x)
+    np.testing.assert_allclose(codax.grad(total)(x), 8 * np.sin(x) * np.cos(x), rtol=1e-12)
+    inside = lambda x: np.sum(codax.vmap(np.sin, in_axes=None, axis_size=4)(x) ** 2)  # noqa: E731
+    np.testing.assert_allclose(codax.grad(inside)(x), 8 * np.sin(x) * np.cos(x), rtol=1e-12)
+    np.testing.assert_allclose(codax.jit(repeated)(x), np.stack([np.sin(x)] * 4))
+    np.testing.assert_allclose(codax.jit(lambda x: repeated(x) * 2.0)(x),
+                               np.stack([2 * np.sin(x)] * 4))
+    value, tangent = codax.jvp(repeated, (x,), (np.ones(3),))
+    np.testing.assert_allclose(tangent, np.stack([np.cos(x)] * 4))
+    np.testing.assert_allclose(codax.jacrev(repeated)(x),
+                               np.stack([np.diag(np.cos(x))] * 4))
+    # the inner level repeats each outer example
+    xs = rng.normal(size=(2, 3))
+    np.testing.assert_allclose(codax.vmap(repeated)(xs),
+                               np.stack([np.stack([np.sin(e)] * 4) for e in xs]))
+    # vmap of a gradient, every example the same
+    per = codax.vmap(codax.grad(lambda x: np.sum(np.sin(x))), in_axes=None, axis_size=2)(x)
+    np.testing.assert_allclose(per, np.stack([np.cos(x)] * 2))
+
+
+def test_axis_size_source_and_cache():
+    x = rng.normal(size=3)
+    source = codax.vmap(f, in_axes=None, axis_size=4).source(x, 0.5)
+    assert 'def repeat_f(a0, a1):' in source and 'rt.batch_outputs(out, None, 0, 4)' in source
+    # one generated function per (function, count, out_axes, axis_size)
+    first = codax.vmap(f, in_axes=None, axis_size=4)
+    assert vmap_module.Batched(f, None, 0, 4)._repeating(2) is \
+        first.__codax_transformed__._repeating(2)
+    assert vmap_module.Batched(f, None, 0, 5)._repeating(2) is not \
+        first.__codax_transformed__._repeating(2)
+    assert codax.vmap(f, in_axes=None, axis_size=5)(x, 0.5).shape == (5, 3)
+
+
+# --------------------------------------------------------------------------
 # Errors
 # --------------------------------------------------------------------------
 
@@ -172,7 +240,7 @@ def test_axis_out_of_range_names_the_argument():
 def test_in_axes_errors():
     with pytest.raises(ValueError, match='in_axes has 3 entries.*2 positional'):
         codax.vmap(f, in_axes=(0, 0, 0))(X, Y)
-    with pytest.raises(ValueError, match='at least one argument with a batch axis'):
+    with pytest.raises(ValueError, match='at least one argument with a batch axis.*axis_size'):
         codax.vmap(f, in_axes=None)(X, Y)
     with pytest.raises(TypeError, match='in_axes must be an int, None, or a tuple'):
         codax.vmap(f, in_axes={'x': 0})
