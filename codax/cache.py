@@ -7,7 +7,7 @@ serves every shape (see docs/how-it-works.md).
 """
 import threading
 import types
-from collections import OrderedDict
+from collections import OrderedDict, defaultdict
 
 import numpy
 
@@ -29,8 +29,8 @@ def leaf_kind(x):
         return ('cupy', x.dtype)
     if t in (tuple, list):
         return (t, tuple(leaf_kind(v) for v in x))
-    if t is dict:
-        return (dict, tuple((k, leaf_kind(v)) for k, v in x.items()))
+    if t is dict or t is OrderedDict or t is defaultdict:     # (pytree nodes, in order)
+        return (t, tuple((k, leaf_kind(v)) for k, v in x.items()))
     if isinstance(x, tuple) and (hasattr(x, '_fields') or isinstance(x, Closure)):
         return (t, tuple(leaf_kind(v) for v in x))
     if isinstance(x, (types.FunctionType, types.ModuleType, type)):

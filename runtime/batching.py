@@ -19,7 +19,8 @@ __all__ = ['batch_size', 'broadcast_batch', 'batch_loop', 'keywords_by_position'
            'reshape_like', 'batched_diag', 'dense_batched', 'dense_batched_vjp', 'first_example']
 from .backend import array_module, is_array
 from .closures import Closure, closure
-from .tree import derivative_leaves, node_children, node_rebuilt, tree_flatten, tree_unflatten
+from .tree import (derivative_leaves, flat_keys, node_children, node_rebuilt, tree_flatten,
+                   tree_unflatten)
 
 
 def _leaf_axes(axes, tree):
@@ -31,7 +32,7 @@ def _leaf_axes(axes, tree):
     if children is not None:
         tree = tuple(children)
     if isinstance(tree, dict):
-        return [a for k in sorted(tree) for a in _leaf_axes(axes[k], tree[k])]
+        return [a for k in flat_keys(tree) for a in _leaf_axes(axes[k], tree[k])]
     if isinstance(tree, (list, tuple)):
         if len(axes) != len(tree):
             raise ValueError(f'vmap: axes {axes!r} do not match a container of {len(tree)}')

@@ -25,10 +25,9 @@ from .ir import CallInfo
 VARARG_METHODS = {'reshape': 'shape', 'transpose': 'axes'}
 # Records whose differentiable arguments are arrays: a list there is np.asarray'd.
 ARRAY_FAMILIES = ('elementwise', 'reduction', 'linalg')
-# codax.numpy.at(x)[idx].<method>(v) -> the record of the functional update
-AT_METHODS = {'set': 'at_set', 'add': 'at_add', 'multiply': 'at_multiply', 'min': 'at_min',
-              'max': 'at_max'}
-AT_SPELLING = 'at(x)[idx].set(v) (or .add, .multiply, .min, .max with v, or .get())'
+# codax.numpy.at(x)[idx].<method>(...) -> the record at_<method> (runtime/primitives/updates.py)
+AT_SPELLING = ('at(x)[idx].set(v) (or .add, .multiply, .divide, .power, .min, .max with v, '
+               '.apply(func), or .get(); JAX\'s keywords mode=, fill_value=, ... too)')
 
 
 class FreshNames:
@@ -825,24 +824,28 @@ class Flattener:
                 and _is_at_function(self.resolve(e.func)))
 
     def at_update(self, e, buf):
-        """`at(x)[idx].add(v)` -> `rt.at_add(x, idx, v)`, a primitive like
-        `rt.setitem` (JAX's x.at[idx].add(v)); `at(x)[idx].get()` -> `x[idx]`."""
+        """`at(x)[idx].add(v, mode=...)` -> `rt.at_add(x, idx, v, mode=...)`, a
+        primitive like `rt.setitem` (JAX's x.at[idx].add(v)); `at(x)[idx].get()`
+        -> `x[idx]`."""
         method, sub = e.func.attr, e.func.value
-        if method not in AT_METHODS and method != 'get':
+        prim = TABLE.by_name.get(f'at_{method}')
+        if prim is None:
             raise self.error(e.func, f'codax.numpy.at(x)[idx] has no method .{method}(); '
                              f'codax supports {AT_SPELLING}')
         wanted = 0 if method == 'get' else 1
-        if e.keywords or len(e.args) != wanted or any(isinstance(a, n.Starred) for a in e.args):
-            raise self.error(e, f'.{method}() of codax.numpy.at(x)[idx] takes '
-                             f'{"no arguments" if wanted == 0 else "one argument, the update"}'
-                             ' (no keyword arguments such as JAX\'s mode=)')
+        if len(e.args) != wanted:            # (*args and **kwargs are refused in call())
+            what = 'no arguments' if wanted == 0 else \
+                f'one argument, the {"function" if method == "apply" else "update"}'
+            raise self.error(e, f'.{method}() of codax.numpy.at(x)[idx] takes {what} '
+                             '(and JAX\'s keywords, such as mode=, by keyword)')
         array = self.atom(sub.value.args[0], buf)
-        if method == 'get':
+        if method == 'get' and not e.keywords:
             return n.subscript(array, self.index(sub.slice, buf))
-        index = self.index_value(sub.slice, buf)
-        value = self.atom(e.args[0], buf)
-        return self._prim_call(TABLE[AT_METHODS[method]], [array, index, value], [], e,
-                               f'at(...)[...].{method}()')
+        args = [array, self.index_value(sub.slice, buf)] + [self.atom(a, buf) for a in e.args]
+        kws = [n.keyword(arg=k.arg, value=self.atom(k.value, buf)) for k in e.keywords]
+        if prim.defined:       # the derivative passes see a call, which passes by position
+            args, kws = _by_position(prim.targets[0], args, kws)
+        return self._prim_call(prim, args, kws, e, f'at(...)[...].{method}()')
 
     def method_call(self, e, buf):
         method = e.func.attr
