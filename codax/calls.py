@@ -407,6 +407,13 @@ def tangent_hook(fn, primals, argnums):
     """The generated jvp function of `fn` with tangents for `argnums` (an int
     or a tuple): what jacfwd vmaps over a basis."""
     active = (argnums,) if isinstance(argnums, int) else tuple(argnums)
+    if isinstance(fn, Closure):
+        # callers pass (*primals, *tangents): the closure of its lifted
+        # function's tangent function keeps that convention (tangents of the
+        # captured values go by rt.call_closure instead)
+        k = len(fn)
+        return runtime.closure(tangent_hook(fn.function, tuple(fn) + tuple(primals),
+                                            tuple(i + k for i in active)), *fn)
     fn, primals = _defined(fn, tuple(primals), {})
     kind = _custom(fn)
     if kind == 'jvp':                       # the rule, which takes every tangent

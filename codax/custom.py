@@ -21,6 +21,8 @@ import linecache
 
 import runtime
 
+from .api import transform_closure
+
 _counter = itertools.count()
 
 
@@ -161,8 +163,12 @@ class _Checkpoint(_Wrapper):
 
 
 def checkpoint(fun):
-    """`fun`, whose intermediates reverse mode recomputes instead of storing."""
-    return _Checkpoint(fun)
+    """`fun`, whose intermediates reverse mode recomputes instead of storing.
+    Of a lambda or nested def made in transformed code (a closure), it is the
+    closure of its lifted function checkpointed, holding the same captured
+    values: derivatives flow into those as into any closure's."""
+    return transform_closure(fun, lambda lifted, k: _Checkpoint(lifted),
+                             lambda: _Checkpoint(fun))
 
 
 remat = checkpoint

@@ -25,19 +25,23 @@ Differences from ``jax.lax`` (signatures are JAX's):
   true_fun, false_fun, operand0, operand1)``); in transformed code a call
   of ``cond`` or ``switch`` is a call of that definition
   (``__codax_fixed_arity__``, transformer/normalize.py). ``switch`` clamps
-  ``index`` into range as JAX does.
+  ``index`` into range as JAX does, and like JAX wants an integer scalar
+  (TypeError otherwise). Under ``vmap`` with a batched ``pred`` or
+  ``index``, every branch runs and the results are selected per example
+  (as JAX does), through the ``if``s that define them.
 - ``select`` is ``np.where``: its arguments broadcast (JAX requires equal
   shapes, or a scalar ``pred``), dtypes promote, and ``pred`` may be any
   array NumPy can test (JAX: boolean). ``cond``'s ``pred`` and
   ``while_loop``'s ``cond_fun`` result may be anything Python's ``if`` can
   test.
-- ``scan`` stacks each output leaf with ``np.stack`` when ``ys`` is an
-  array, a tuple/list of arrays, or a dict of arrays; ``xs`` may be an array
-  (scanned along axis 0), a tuple/list/dict of arrays, or None (with
-  ``length``). Tuples (of ``xs`` or of ``ys``) have at most 6 entries: codax
-  cannot differentiate the builtin ``tuple()``, so they are built from
-  literals (lists and dicts have no limit). With ``length=0``, ``ys`` is
-  None (JAX: empty arrays).
+- ``xs``, ``init``, the carry and the per-step outputs of ``scan`` and
+  ``map`` are pytrees of any structure (nested tuples, lists, dicts,
+  namedtuples, registered nodes; None is an empty subtree, as in JAX):
+  each step gets every leaf of ``xs`` sliced along its leading axis, in
+  ``xs``'s structure, and each output leaf is stacked with ``np.stack``.
+  The leaves of ``xs`` must agree on their leading size (and with
+  ``length``), as in JAX. With ``length=0``, ``ys`` is None (JAX: empty
+  arrays).
 - Body, branch and scanned functions are called through a parameter, so
   keyword arguments cannot be passed to them. They may be lambdas or nested
   functions of the caller: derivatives and batching flow into what they
@@ -46,6 +50,8 @@ Differences from ``jax.lax`` (signatures are JAX's):
 import linecache
 
 import numpy as np
+
+from runtime.tree import tree_flatten, tree_unflatten, treedef_leaves
 
 __all__ = ['cond', 'switch', 'select', 'fori_loop', 'while_loop', 'scan', 'map']
 
@@ -69,17 +75,25 @@ _BODIES = {
              '    if pred:\n'
              '        return true_fun({operands})\n'
              '    return false_fun({operands})\n'),
+    # Every branch is tested with an `if`, so that vmap over a batched index
+    # runs the branches and selects per example (the `if` of any batched
+    # condition, transformer/batch.py), while a plain call runs only the one
+    # taken. The first branch is outside the loop, so that `out` has a value
+    # from it before the loop selects between it and the others.
     'switch': ('index, branches',
-               '    i = int(index)\n'
+               '    index = _integer_index(index)\n'
                '    n = len(branches)\n'
                '    if n == 0:\n'
                '        raise ValueError("lax.switch needs at least one branch")\n'
-               '    if i < 0:\n'
-               '        i = 0\n'
-               '    if i > n - 1:\n'
-               '        i = n - 1\n'
-               '    fun = branches[i]\n'
-               '    return fun({operands})\n'),
+               '    i = np.clip(index, 0, n - 1)\n'
+               '    if i == 0:\n'
+               '        first = branches[0]\n'
+               '        out = first({operands})\n'
+               '    for k in range(1, n):\n'
+               '        if i == k:\n'
+               '            fun = branches[k]\n'
+               '            out = fun({operands})\n'
+               '    return out\n'),
 }
 
 
@@ -109,6 +123,13 @@ cond.__codax_fixed_arity__ = lambda count: _operands_attribute(cond, max(count -
 switch.__codax_fixed_arity__ = lambda count: _operands_attribute(switch, max(count - 2, 0))
 
 
+def _integer_index(index):
+    """switch's index, which must be an integer scalar, as in JAX."""
+    if np.ndim(index) != 0 or np.asarray(index).dtype.kind not in 'iu':
+        raise TypeError(f'lax.switch needs an integer scalar index, got {index!r}')
+    return index
+
+
 def select(pred, on_true, on_false):
     """Elementwise ``on_true`` where ``pred`` else ``on_false`` (``np.where``)."""
     return np.where(pred, on_true, on_false)
@@ -131,82 +152,55 @@ def while_loop(cond_fun, body_fun, init_val):
     return val
 
 
-def _as_tuple(items):
-    """tuple(items), spelled with literals: codax has no derivative rule for the
-    builtin tuple(), and tuple concatenation is read as np.add."""
-    n = len(items)
-    if n == 0:
-        return ()
-    if n == 1:
-        return (items[0],)
-    if n == 2:
-        return (items[0], items[1])
-    if n == 3:
-        return (items[0], items[1], items[2])
-    if n == 4:
-        return (items[0], items[1], items[2], items[3])
-    if n == 5:
-        return (items[0], items[1], items[2], items[3], items[4])
-    if n == 6:
-        return (items[0], items[1], items[2], items[3], items[4], items[5])
-    raise ValueError('codax.lax scans tuples of at most 6 arrays; use a list or a dict')
+def _step(leaves, treedef, i):
+    """Step i of xs, given as its leaves and structure: every leaf's row i,
+    in xs's structure (a dict of tuples, a namedtuple, ...: as in JAX)."""
+    rows = []
+    for x in leaves:
+        rows.append(x[i])
+    return tree_unflatten(treedef, rows)
 
 
-def _slice_xs(xs, i):
-    if xs is None:
-        return None
-    if isinstance(xs, tuple):
-        return _as_tuple([x[i] for x in xs])
-    if isinstance(xs, list):
-        return [x[i] for x in xs]
-    if isinstance(xs, dict):
-        return {k: xs[k][i] for k in xs}
-    return xs[i]
-
-
-def _scan_length(xs, length):
-    """The number of steps: ``length``, or the leading size of ``xs``, which
-    must agree with it (as in JAX)."""
-    if xs is None:
+def _scan_length(leaves, length):
+    """The number of steps: ``length``, or the leading size of every leaf of
+    xs, which must all agree (with ``length`` too, as in JAX)."""
+    if len(leaves) == 0:
         if length is None:
             raise ValueError('lax.scan with xs=None needs length, the number of steps')
         return length
-    if isinstance(xs, (tuple, list)):
-        n = len(xs[0])
-    elif isinstance(xs, dict):
-        n = len(xs[list(xs.keys())[0]])
-    else:
-        n = len(xs)
+    sizes = []
+    for x in leaves:
+        if np.ndim(x) == 0:
+            raise ValueError('lax.scan got a scalar leaf in xs, which has no leading axis '
+                             'to scan over')
+        sizes.append(len(x))
+    n = sizes[0]
+    for size in sizes:
+        if size != n:
+            raise ValueError(f'lax.scan got values with different leading axis sizes: {sizes}')
     if length is not None and length != n:
         raise ValueError(f'lax.scan got length={length}, but xs has leading size {n}')
     return n
 
 
-def _stack_columns(ys, m):
-    # plain loops: codax mis-generates the nested comprehension
-    # [np.stack([y[j] for y in ys]) for j in range(m)] (see tests/test_lax.py)
-    out = []
-    for j in range(m):
-        column = []
-        for y in ys:
-            column.append(y[j])
-        out.append(np.stack(column))
-    return out
-
-
 def _stack_ys(ys, n):
+    """The per-step outputs stacked leaf by leaf along a new leading axis, in
+    the structure of the first (every step must have it; None stays None)."""
     if n == 0:
         return None
-    first = ys[0]
-    if first is None:
-        return None
-    if isinstance(first, tuple):
-        return _as_tuple(_stack_columns(ys, len(first)))
-    if isinstance(first, list):
-        return _stack_columns(ys, len(first))
-    if isinstance(first, dict):
-        return {k: np.stack([y[k] for y in ys]) for k in first}
-    return np.stack(ys)
+    leaves, treedef = tree_flatten(ys[0])
+    rows = []
+    for y in ys:
+        rows.append(treedef_leaves(treedef, y))
+    # plain loops: codax mis-generates the nested comprehension
+    # [np.stack([row[j] for row in rows]) for j in range(m)] (see tests/test_lax.py)
+    stacked = []
+    for j in range(len(leaves)):
+        column = []
+        for row in rows:
+            column.append(row[j])
+        stacked.append(np.stack(column))
+    return tree_unflatten(treedef, stacked)
 
 
 def scan(f, init, xs=None, length=None, reverse=False, unroll=1, _split_transpose=False):
@@ -214,13 +208,13 @@ def scan(f, init, xs=None, length=None, reverse=False, unroll=1, _split_transpos
     if ``reverse``); returns ``(carry, ys)`` with the ``y``s stacked along a new
     leading axis, in the order of ``xs`` either way. ``unroll`` and
     ``_split_transpose`` are accepted and ignored: nothing is compiled."""
-    n = _scan_length(xs, length)
+    leaves, treedef = tree_flatten(xs)
+    n = _scan_length(leaves, length)
     carry = init
     ys = []
     for k in range(n):
         i = n - 1 - k if reverse else k
-        x = _slice_xs(xs, i)
-        carry, y = f(carry, x)
+        carry, y = f(carry, _step(leaves, treedef, i))
         ys.append(y)
     if reverse:
         ys = ys[::-1]
@@ -231,8 +225,9 @@ def map(f, xs, batch_size=None):
     """``np.stack([f(x) for x in xs])`` (leaves stacked as in ``scan``).
     ``batch_size`` is accepted and ignored: ``f`` runs once per element of
     ``xs``, which gives the results JAX's batches of vmap give."""
-    n = _scan_length(xs, None)
+    leaves, treedef = tree_flatten(xs)
+    n = _scan_length(leaves, None)
     ys = []
     for i in range(n):
-        ys.append(f(_slice_xs(xs, i)))
+        ys.append(f(_step(leaves, treedef, i)))
     return _stack_ys(ys, n)

@@ -543,7 +543,9 @@ def batch_outputs_transpose(g, tree, axes, out_axes, size):
     axis moved back to the front, summed away where the leaf was repeated."""
     leaves, treedef = tree_flatten(tree)
     parts = []
-    for gl, leaf, a, w in zip(tree_flatten(g)[0], leaves, _leaf_axes(axes, tree),
+    # g's leaves along tree's structure: where tree holds None, g (made
+    # dense) may hold the zero 0.0, which must not shift the leaves after it
+    for gl, leaf, a, w in zip(derivative_leaves(g, treedef), leaves, _leaf_axes(axes, tree),
                               _leaf_axes(out_axes, tree)):
         if w is not None and _numeric(leaf):
             gl = array_module(gl).moveaxis(gl, w, 0) if w != 0 else gl

@@ -1,5 +1,7 @@
 """codax.lax: structured control flow against plain Python, and codax's
 derivatives through it against central differences."""
+import collections
+
 import numpy as np
 import pytest
 
@@ -302,6 +304,71 @@ def switch_zero_reference(x):
     return np.prod(np.sin(x))
 
 
+# ---- scan and map over pytrees (as in JAX), and switch with an index that
+# differs between vmap's examples
+
+Pair = collections.namedtuple('Pair', 'a b')
+
+
+def nested_step(c, x):                      # x: {'a': (row, row), 'b': row}
+    c = c * 0.5 + x['a'][0] * x['a'][1] + x['b']
+    return c, (c, {'sq': x['b'] ** 2}, None)
+
+
+def use_scan_nested(x):
+    xs = {'a': (x, x[::-1] * 2.0), 'b': np.sin(x)}
+    c, (cs, squares, nothing) = lax.scan(nested_step, 0.1, xs)
+    return c + np.sum(cs * np.arange(1.0, 4.0)) + np.sum(squares['sq'])
+
+
+def scan_nested_reference(x):
+    c, total = 0.1, 0.0
+    for i in range(3):
+        c = c * 0.5 + x[i] * x[2 - i] * 2.0 + np.sin(x[i])
+        total = total + (i + 1) * c + np.sin(x[i]) ** 2
+    return c + total
+
+
+def use_scan_namedtuple(x):                 # a namedtuple in, one out per step
+    c, ys = lax.scan(lambda c, p: (c * p.b + p.a, Pair(c, p.a * c)), 0.5, Pair(x, np.cos(x)))
+    return c + np.sum(ys[0]) + np.sum(ys[1] ** 2)
+
+
+def scan_namedtuple_reference(x):
+    c, total = 0.5, 0.0
+    for i in range(3):
+        total = total + c + (x[i] * c) ** 2
+        c = c * np.cos(x[i]) + x[i]
+    return c + total
+
+
+def use_map_nested(x):
+    out = lax.map(lambda p: {'s': np.sum(p.a * p.b), 't': (p.a[0], np.sin(p.b))},
+                  Pair(x.reshape(3, 1) * x, x.reshape(3, 1) + x))
+    return np.sum(out['s'] ** 2) + np.sum(out['t'][0]) + np.sum(out['t'][1] * x)
+
+
+def map_nested_reference(x):
+    total = 0.0
+    for i in range(3):
+        a, b = x[i] * x, x[i] + x
+        total = total + np.sum(a * b) ** 2 + a[0] + np.sum(np.sin(b) * x)
+    return total
+
+
+def use_switch_by_sign(x):                  # under vmap, an index per example
+    index = np.sum(x > 0.25) * 2 - 1        # -1 .. 5, clamped into 0 .. 2
+    # (each branch captures x: vmap calls a function taken from a list by a
+    # loop's index only where the list's closures capture alike)
+    return lax.switch(index, [lambda v: np.sum(np.exp(v * x[2])), lambda v: np.sum(v ** 2 * x[0]),
+                              lambda v: np.prod(v + x[1])], x)
+
+
+def switch_by_sign_reference(x):
+    index = min(max(int(np.sum(x > 0.25)) * 2 - 1, 0), 2)
+    return [np.sum(np.exp(x * x[2])), np.sum(x ** 2 * x[0]), np.prod(x + x[1])][index]
+
+
 SIGNATURE_CASES = [(use_scan_reverse, scan_reverse_reference),
                    (use_scan_length_keyword, scan_length_reference),
                    (use_fori_unroll, fori_reference),
@@ -309,9 +376,14 @@ SIGNATURE_CASES = [(use_scan_reverse, scan_reverse_reference),
                    (use_cond_two, cond_two_reference),
                    (use_cond_zero, cond_zero_reference),
                    (use_switch_two, switch_two_reference),
-                   (use_switch_zero, switch_zero_reference)]
+                   (use_switch_zero, switch_zero_reference),
+                   (use_scan_nested, scan_nested_reference),
+                   (use_scan_namedtuple, scan_namedtuple_reference),
+                   (use_map_nested, map_nested_reference),
+                   (use_switch_by_sign, switch_by_sign_reference)]
 SIGNATURE_IDS = [f.__name__ for f, _ in SIGNATURE_CASES]
-# rows taking either branch of use_cond_two and use_cond_zero
+# rows taking either branch of use_cond_two and use_cond_zero, and each of
+# use_switch_by_sign's (indices 3, -1, 1, 1: clamped to 2, 0, 1, 1)
 XS = np.stack([X, -X - 0.5, 0.5 * X, np.array([-1.0, 0.2, 0.4])])
 
 
@@ -383,3 +455,82 @@ def test_bad_arguments():
         too_few_arguments(X)
     with pytest.raises(codax.SourceError, match="missing a required argument: 'false_fun'"):
         codax.grad(too_few_arguments)(X)
+
+
+# (jacrev of grad is slow to compile: one scan over pytrees, and switch)
+@pytest.mark.parametrize('f', [use_scan_nested, use_switch_by_sign], ids=lambda f: f.__name__)
+def test_jacrev_of_grad(f):
+    x = XS[0]
+    expected = np.stack([numeric_grad(lambda y: codax.grad(f)(y)[i], x) for i in range(3)])
+    np.testing.assert_allclose(codax.jacrev(codax.grad(f))(x), expected, rtol=1e-5, atol=1e-7)
+
+
+def test_scan_and_map_keep_pytree_structures():
+    xs = {'a': (X, 2 * X), 'b': np.cos(X)}
+    c, ys = lax.scan(nested_step, 0.1, xs)
+    cs, squares, nothing = ys
+    assert nothing is None and set(squares) == {'sq'}       # None stays None, as in JAX
+    c_ref, cs_ref = 0.1, []
+    for i in range(3):
+        c_ref = c_ref * 0.5 + X[i] * 2 * X[i] + np.cos(X[i])
+        cs_ref.append(c_ref)
+    assert np.isclose(c, c_ref)
+    np.testing.assert_allclose(cs, cs_ref)
+    np.testing.assert_allclose(squares['sq'], np.cos(X) ** 2)
+    # each step gets the namedtuple's rows as that namedtuple; outputs stack alike
+    c, ys = lax.scan(lambda c, p: (c + p.a * p.b, Pair(p.a, c)), 0.0, Pair(X, np.sin(X)))
+    assert type(ys) is Pair and np.isclose(c, np.sum(X * np.sin(X)))
+    np.testing.assert_allclose(ys.b, np.cumsum(np.r_[0.0, X * np.sin(X)])[:3])
+    M = np.arange(6.0).reshape(2, 3)
+    out = lax.map(lambda r: {'s': np.sum(r), 't': (r[0], r * 2)}, M)
+    np.testing.assert_allclose(out['s'], M.sum(axis=1))
+    np.testing.assert_allclose(out['t'][0], M[:, 0])
+    np.testing.assert_allclose(out['t'][1], 2 * M)
+    np.testing.assert_allclose(lax.map(lambda p: p.a * p.b, Pair(X, X ** 2)), X ** 3)
+
+
+def test_switch_vmap_over_the_index():
+    """Every branch runs and each example takes its own (JAX's select), with
+    the index clamped into range per example."""
+    branches = [np.sin, lambda v: v ** 2, lambda v: -v]
+    indices = np.array([0, 1, 2, 1, -4, 9])
+    rows = np.stack([X, -X, 2 * X, X + 1, X, -X])
+    expected = [branches[min(max(i, 0), 2)](r) for i, r in zip(indices, rows)]
+    out = codax.vmap(lambda i, x: lax.switch(i, branches, x))(indices, rows)
+    np.testing.assert_allclose(out, expected)
+    shared = codax.vmap(lambda i, x: lax.switch(i, branches, x), in_axes=(0, None))(indices, X)
+    np.testing.assert_allclose(shared, [branches[min(max(i, 0), 2)](X) for i in indices])
+
+    def total(x, i):
+        return np.sum(lax.switch(i, branches, x) * x)
+    grads = codax.vmap(codax.grad(total))(rows, indices)
+    np.testing.assert_allclose(
+        grads, [numeric_grad(lambda y: total(y, i), r) for i, r in zip(indices, rows)],
+        rtol=1e-6, atol=1e-8)
+
+
+def while_with_lambdas(x):
+    return lax.while_loop(lambda v: np.sum(v) < 10.0, lambda v: v * 2.0, x)
+
+
+def test_jacfwd_through_a_loop_of_lambdas():
+    x = np.array([0.3, 0.7, 1.2])                    # doubled three times
+    np.testing.assert_allclose(codax.jacfwd(while_with_lambdas)(x), 8.0 * np.eye(3))
+
+
+def scan_two_lengths(x):
+    return lax.scan(lambda c, v: (c + v[0] * v[1], c), 0.0, (x, np.arange(4.0)))[0]
+
+
+def test_scan_leading_sizes_must_agree():
+    for call in (scan_two_lengths, codax.grad(scan_two_lengths)):
+        with pytest.raises(ValueError, match=r'different leading axis sizes: \[3, 4\]'):
+            call(X)
+    with pytest.raises(ValueError, match=r'different leading axis sizes: \[4, 3\]'):
+        lax.scan(scan_pair_step, 0.0, (np.ones(4), X))
+    with pytest.raises(ValueError, match='length=4, but xs has leading size 3'):
+        lax.scan(scan_dict_step, 0.0, {'a': X, 'b': X}, length=4)
+    with pytest.raises(ValueError, match='no leading axis'):
+        lax.scan(scan_pair_step, 0.0, (X, 2.0))
+    with pytest.raises(ValueError, match=r'different leading axis sizes: \[3, 4\]'):
+        codax.vmap(scan_two_lengths)(np.ones((2, 3)))   # per example: 3 rows, and 4
