@@ -275,6 +275,73 @@ def norm_vjp(g, x, ans, ord=None, axis=None, keepdims=False):
     return _cast(gk * r, x)
 
 
+def cumprod_zeros(a, axis=None):
+    """Where each element of `a` stands against the first zero of its slice
+    along `axis`, for cumprod's rules: 0 before it, 1 at it, 2 after it; in
+    cumprod's layout (the flattened a with axis=None). No derivative."""
+    xp = array_module(a)
+    zero = xp.asarray(a) == 0
+    if axis is None:
+        zero, axis = xp.ravel(zero), 0
+    seen = xp.cumsum(zero, axis=axis)
+    return xp.where(seen == 0, 0, xp.where(zero & (seen == 1), 1, 2))
+
+
+def median_weights(a, axis=None):
+    """The weight of each element of `a` in its median over `axis`: 1 for the
+    middle element of an odd count, 1/2 for each of the two middle ones of an
+    even count, 0 elsewhere (tied values in the order a stable sort gives
+    them). Piecewise constant in a: it has no derivative."""
+    xp = array_module(a)
+    a = xp.asarray(a)
+    axes = _axes(axis, a.ndim)
+    order = [i for i in range(a.ndim) if i not in axes] + list(axes)
+    moved = xp.transpose(a, order)
+    flat = xp.reshape(moved, moved.shape[:a.ndim - len(axes)] + (-1,))
+    n = flat.shape[-1]
+    rank = xp.argsort(xp.argsort(flat, axis=-1, kind='stable'), axis=-1, kind='stable')
+    dtype = _fdtype(a)
+    w = ((rank == (n - 1) // 2).astype(dtype) + (rank == n // 2).astype(dtype)) / 2
+    return xp.transpose(xp.reshape(w, moved.shape), tuple(int(i) for i in numpy.argsort(order)))
+
+
+def _weights_read(a, weights, axis):
+    """(the axes of a the weights run along, or None where they are shaped like
+    a; the shape numpy.average reshapes them to)."""
+    if shape(weights) == shape(a):
+        return None, shape(a)
+    axes = tuple(ax % ndim(a) for ax in (axis if isinstance(axis, (tuple, list)) else (axis,)))
+    return axes, tuple(d if i in axes else 1 for i, d in enumerate(shape(a)))
+
+
+def average_weights(a, weights, axis=None):
+    """`weights` as numpy.average reads them against `a`: as they are where
+    shaped like a, else (weights along the axes `axis`, in that order)
+    transposed and given length-1 axes elsewhere. Linear in weights."""
+    if is_zero(weights):
+        return ZERO
+    xp = array_module(a, weights)
+    axes, read = _weights_read(a, weights, axis)
+    if axes is None:
+        return xp.asarray(weights)
+    return xp.reshape(xp.transpose(weights, tuple(int(i) for i in numpy.argsort(axes))), read)
+
+
+def average_weights_vjp(g, a, weights, axis=None):
+    """Adjoint of weights for average_weights(a, weights, axis): g broadcastable
+    to a stands for its broadcast against the weights as read, summed back."""
+    if is_zero(g):
+        return ZERO
+    xp = array_module(g, a, weights)
+    axes, read = _weights_read(a, weights, axis)
+    G = sum_to(_bcast(g, numpy.broadcast_shapes(shape(g), read), weights), read)
+    if axes is None:
+        return _cast(G, weights)
+    order = numpy.argsort(axes)
+    moved = xp.reshape(G, tuple(shape(weights)[int(i)] for i in order))
+    return _cast(xp.transpose(moved, tuple(int(i) for i in numpy.argsort(order))), weights)
+
+
 # ---------------------------------------------------------------------------
 # Shape and structure ops
 # ---------------------------------------------------------------------------
@@ -526,6 +593,147 @@ def py_extremum_vjp(g, args, ans):
     return out
 
 
+def linspace_vjp(g, start, stop, ans, num=50, endpoint=True, retstep=False, axis=0, which=0):
+    """Adjoint of start (which=0) or stop (which=1) for ans = linspace(start,
+    stop, num, endpoint, retstep, axis=axis). Sample i is start + (stop -
+    start) * i / div, div = num - 1 (num without the endpoint), and the step
+    returned with retstep is (stop - start) / div. Integer samples (dtype=int)
+    carry no derivative."""
+    samples, step = (ans[0], ans[1]) if retstep else (ans, None)
+    gs, gstep = (item(g, 0), item(g, 1)) if retstep else (g, ZERO)
+    if (is_zero(gs) and is_zero(gstep)) or samples.dtype.kind not in 'fc':
+        return ZERO
+    xp = array_module(samples)
+    div = int(num) - 1 if endpoint else int(num)
+    frac = xp.arange(int(num), dtype=samples.dtype) / max(div, 1)
+    out = ZERO
+    if not is_zero(gs):
+        G = xp.moveaxis(_full(gs, samples), axis, -1)
+        out = xp.matmul(G, frac if which == 1 else 1 - frac)       # sums the samples' axis
+    if not is_zero(gstep) and div > 0:
+        out = out + (1 if which == 1 else -1) * _full(gstep, step) / div
+    if is_zero(out):
+        return ZERO
+    mine = (start, stop)[which]
+    return _cast(sum_to(xp.asarray(out), shape(mine)), mine)
+
+
+def _along_axis_index(indices, ashape, axis):
+    """The index tuple with which take_along_axis(arr, indices, axis) reads arr
+    (of shape ashape): `indices` on `axis`, an arange broadcast on the others."""
+    xp = array_module(indices)
+    parts = []
+    for i, n in enumerate(ashape):
+        if i == axis:
+            parts.append(indices)
+        else:
+            parts.append(xp.reshape(xp.arange(n), tuple(n if j == i else 1
+                                                         for j in range(len(ashape)))))
+    return tuple(parts)
+
+
+def take_along_axis_vjp(g, arr, ans, indices, axis=-1):
+    """Adjoint of arr for ans = take_along_axis(arr, indices, axis): g added
+    back where each element was read (an element read twice gets both)."""
+    if is_zero(g):
+        return ZERO
+    G = _full(g, ans)
+    xp = array_module(G)
+    indices = xp.asarray(indices)
+    ashape = shape(arr)
+    if axis is None:                              # arr read flattened
+        z = xp.zeros((size(arr),), dtype=_fdtype(arr, G))
+        xp.add.at(z, indices, G)
+        return xp.reshape(z, ashape)
+    z = xp.zeros(ashape, dtype=_fdtype(arr, G))
+    xp.add.at(z, _along_axis_index(indices, ashape, axis % len(ashape)), G)
+    return z
+
+
+def _diff_pieces(a, axis, prepend, append):
+    """The shapes of the pieces np.diff joins along `axis` before differencing
+    (prepend, a, append; None for an absent one): a number becomes a slab of
+    length 1, as NumPy broadcasts it."""
+    ashape = shape(a)
+    ax = axis % len(ashape)
+
+    def slab(v):
+        if v is None:
+            return None
+        if ndim(v) == 0:
+            return ashape[:ax] + (1,) + ashape[ax + 1:]
+        return shape(v)
+    return [slab(prepend), ashape, slab(append)], ax
+
+
+_DIFF_ORDER = (1, 0, 2)      # where a (which=0), prepend (1), append (2) are joined
+
+
+def diff_vjp(g, a, ans, n=1, axis=-1, prepend=None, append=None, which=0):
+    """Adjoint of a (which=0), prepend (1) or append (2) for ans = diff(a, n,
+    axis, prepend, append). A first difference maps h to -diff of h with a
+    zero on each side (its transpose), applied n times; the result is cut
+    back into the joined pieces."""
+    if is_zero(g):
+        return ZERO
+    xp = array_module(g, a, ans)
+    pieces, ax = _diff_pieces(a, axis, prepend, append)
+    G = _full(g, ans)
+    for _ in range(int(n)):
+        G = -xp.diff(G, axis=ax, prepend=0, append=0)
+    lengths = [0 if s is None else s[ax] for s in pieces]
+    k = _DIFF_ORDER[which]
+    start = sum(lengths[:k])
+    part = G[(slice(None),) * ax + (slice(start, start + lengths[k]),)]
+    mine = (a, prepend, append)[which]
+    return _cast(sum_to(part, shape(mine)), mine)
+
+
+def _joined_piece(kind, x):
+    """The shape `kind` (column_stack or dstack) gives x before joining."""
+    s = shape(x)
+    if kind == 'column_stack':
+        return s if len(s) >= 2 else (s or (1,)) + (1,)
+    return {0: (1, 1, 1), 1: (1,) + s + (1,), 2: s + (1,)}.get(len(s), s)
+
+
+def joined_vjp(g, tup, ans, kind):
+    """Adjoint of the sequence `tup` for ans = column_stack(tup) or dstack(tup),
+    a list: the cotangent cut along the joined axis (1 or 2)."""
+    axis = 1 if kind == 'column_stack' else 2
+    return _split_back(g, ans, tup, axis, lambda x: numpy.empty(_joined_piece(kind, x)))
+
+
+def kron_layout(a, b):
+    """How kron(a, b) lays out its blocks: the output's shape split into
+    (a axis, b axis) pairs, the shapes of a and b padded with leading 1s to the
+    same rank, the positions of a's and of b's axes in the split shape, and
+    all the axes of one padded operand."""
+    sa, sb = shape(a), shape(b)
+    nd = max(len(sa), len(sb))
+    pa, pb = (1,) * (nd - len(sa)) + sa, (1,) * (nd - len(sb)) + sb
+    split = tuple(d for pair in zip(pa, pb) for d in pair)
+    return (split, pa, pb, tuple(range(0, 2 * nd, 2)), tuple(range(1, 2 * nd, 2)),
+            tuple(range(nd)))
+
+
+def cross_axes(a, b, axisa=-1, axisb=-1, axisc=-1, axis=None, which=0):
+    """The axes for the cross products that give the adjoints of a (which=0,
+    cross(b, g)) and of b (which=1, cross(g, a)) of ans = cross(a, b, axisa,
+    axisb, axisc, axis), as (axisa, axisb, axisc) of that call; the new vector
+    axis lands where the operand's is, counted from the end (broadcasting
+    aligns from the end). Only vectors of 3 elements."""
+    if axis is not None:
+        axisa = axisb = axisc = axis
+    axa, axb = axisa % ndim(a), axisb % ndim(b)
+    if shape(a)[axa] != 3 or shape(b)[axb] != 3:
+        raise ValueError('codax: derivatives of numpy.cross need vectors of 3 elements '
+                         '(NumPy 2 deprecates 2-element vectors)')
+    if which == 0:
+        return axb, axisc, axa - ndim(a)
+    return axisc, axa, axb - ndim(b)
+
+
 # ---------------------------------------------------------------------------
 # Contractions (through one einsum-based engine)
 # ---------------------------------------------------------------------------
@@ -636,6 +844,20 @@ def einsum_jvp(tangents, subscripts, operands, optimize=False):
         ops[i] = ti
         total = _accumulate(total, xp.einsum(subscripts, *ops, optimize=optimize))
     return total
+
+
+def multi_dot_subscripts(arrays):
+    """numpy.linalg.multi_dot(arrays) as an einsum: the chain 'ab,bc,cd->ad',
+    a 1-D first (last) array without its row (column) letter."""
+    letters = _LETTERS[:len(arrays) + 1]
+    terms = [letters[k:k + 2] for k in range(len(arrays))]
+    if ndim(arrays[0]) == 1:
+        terms[0] = terms[0][1]
+    if ndim(arrays[-1]) == 1:
+        terms[-1] = terms[-1][0]
+    out = (letters[0] if ndim(arrays[0]) == 2 else '') + \
+        (letters[-1] if ndim(arrays[-1]) == 2 else '')
+    return ','.join(terms) + '->' + out
 
 
 def _mine_other(a, b, which):
@@ -807,6 +1029,47 @@ def cholesky_vjp(g, ans):
     Linv = xp.linalg.inv(L)
     S = xp.matmul(xp.matmul(_swap(Linv), P), Linv)
     return 0.5 * (S + _swap(S))
+
+
+_LINALG_LIMITS = {
+    'complex': 'codax: derivatives of numpy.linalg.{} are for real matrices',
+    'full': 'codax: no derivative of numpy.linalg.svd with full_matrices=True of a non-square '
+            'matrix (its extra singular vectors are not unique, as in JAX); pass '
+            'full_matrices=False',
+    'hermitian': 'codax: no derivative of numpy.linalg.{} with hermitian=True (it reads one '
+                 'triangle of the matrix only); pass hermitian=False',
+    'wide': 'codax: no derivative of numpy.linalg.qr of a matrix with more columns than rows',
+    'mode': "codax: no derivative of numpy.linalg.qr with mode={!r}; use 'reduced' (or 'r')",
+}
+
+
+def linalg_rule_applies(name, a, full_matrices=False, hermitian=False, mode='reduced'):
+    """1 (a factor of the rule) where codax's derivative rule of
+    numpy.linalg.<name> holds for `a` and the call's options; else a
+    ValueError saying what it does not cover."""
+    if numpy.iscomplexobj(a):
+        raise ValueError(_LINALG_LIMITS['complex'].format(name))
+    m, n = shape(a)[-2:]
+    if hermitian:
+        raise ValueError(_LINALG_LIMITS['hermitian'].format(name))
+    if name == 'svd' and full_matrices and m != n:
+        raise ValueError(_LINALG_LIMITS['full'])
+    if name == 'qr' and (mode not in ('reduced', 'complete', 'r') or mode == 'complete' and m > n):
+        raise ValueError(_LINALG_LIMITS['mode'].format(mode))
+    if name == 'qr' and m < n:
+        raise ValueError(_LINALG_LIMITS['wide'])
+    return 1
+
+
+def eigh_triangle(a, UPLO='L'):
+    """The weights with which eigh(a, UPLO) reads a: 1 on the strict lower
+    (UPLO='L') or upper triangle, 1/2 on the diagonal, 0 elsewhere, so that
+    t * w plus its transpose is the symmetric matrix eigh sees in t."""
+    linalg_rule_applies('eigh', a)
+    xp = array_module(a)
+    ones = xp.ones(shape(a), dtype=_fdtype(a))
+    half = xp.tril(ones) if UPLO in ('L', 'l') else xp.triu(ones)
+    return half - 0.5 * xp.triu(xp.tril(ones))
 
 
 # ---------------------------------------------------------------------------
@@ -1208,6 +1471,49 @@ def split_vjp_transpose(g, cot, ary, y, axis=0):
     pieces = xp.split(G, [int(b) for b in bounds], axis=axis)
     return [ZERO if is_zero(ci) else _cast(sum_to(p, shape(ci)), ci)
             for p, ci in zip(pieces, cot)]
+
+
+def linspace_vjp_transpose(g, cot, start, stop, y, num=50, endpoint=True, retstep=False,
+                           axis=0, which=0):
+    """Transpose of cot -> linspace_vjp(cot, start, stop, y, ..., which): g
+    (shaped like start or stop) spread over the samples, and the step, as
+    linspace spreads its start (which=0) or stop; summed to cot's forms."""
+    if is_zero(g):
+        return ZERO
+    xp = array_module(g, start, stop)
+    bounds = numpy.broadcast_shapes(shape(start), shape(stop))
+    spread, zero = _bcast(g, bounds, start, stop), _zeros(bounds, g, start, stop)
+    ends = (spread, zero) if which == 0 else (zero, spread)
+    out = xp.linspace(*ends, int(num), endpoint, retstep, axis=axis)
+    if not retstep:
+        return _cast(sum_to(out, shape(cot)), cot)
+    return tuple(ZERO if is_zero(c) else _cast(sum_to(xp.asarray(o), shape(c)), c)
+                 for o, c in zip(out, cot))
+
+
+def diff_vjp_transpose(g, cot, a, y, n=1, axis=-1, prepend=None, append=None, which=0):
+    """Transpose of cot -> diff_vjp(cot, a, y, n, axis, prepend, append, which):
+    g put in its piece of zeros shaped like the joined pieces, differenced n
+    times."""
+    if is_zero(g):
+        return ZERO
+    xp = array_module(g, a, y)
+    pieces, ax = _diff_pieces(a, axis, prepend, append)
+    parts = [None if s is None else _bcast(g, s, cot, a) if k == _DIFF_ORDER[which]
+             else _zeros(s, cot, a) for k, s in enumerate(pieces)]
+    out = xp.diff(xp.concatenate([p for p in parts if p is not None], axis=ax), int(n), axis=ax)
+    return _cast(sum_to(out, shape(cot)), cot)
+
+
+def joined_vjp_transpose(g, cot, tup, y, kind):
+    """Transpose of cot -> joined_vjp(cot, tup, y, kind): join the pieces of g."""
+    if is_zero(g):
+        return ZERO
+    xp = array_module(cot, y)
+    parts = [_zeros(_joined_piece(kind, x), cot, y) if is_zero(gi)
+             else xp.reshape(_full(gi, x), _joined_piece(kind, x)) for gi, x in zip(g, tup)]
+    out = xp.concatenate(parts, axis=1 if kind == 'column_stack' else 2)
+    return _cast(sum_to(out, shape(cot)), cot)
 
 
 def py_extremum_transpose(g, cot, args, y):

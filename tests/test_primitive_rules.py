@@ -687,6 +687,104 @@ cases('rt_built_cotangents', C(Node((U(2, 3), U(3))), Node((U(2, 3), U(3))), (0,
       C(Node((U(3), U(2))), Node((U(3), U(2))), (1, 0, None)))
 
 
+# ---- more NumPy functions with rules (linspace's bounds, scans, sorting, ...) ----
+CASES['linspace'] += [C(U(), U(), 4), C(U(3), U(3), 5, axis=1), C(U(2, 1), U(3), 4, False),
+                      C(0.5, U(3), 3, retstep=True), C(U(2), 2.0, 5, endpoint=False, retstep=True),
+                      C(U(3), U(2, 3), 4, axis=-1), C(U(), U(), 1)]
+_LS = (U(2, 1), U(3))
+cases('rt_linspace_vjp', C(U(4, 2, 3), *_LS, np.linspace(*_LS, 4), 4, True, False, 0, 0),
+      C(0.5, *_LS, np.linspace(*_LS, 4), 4, True, False, 0, 1),
+      C((U(2, 3, 5), U(2, 3)), *_LS, np.linspace(*_LS, 5, False, True, axis=-1), 5, False, True,
+        -1, 1),
+      C((0.3, U(2, 3)), *_LS, np.linspace(*_LS, 3, retstep=True), 3, True, True, 0, 0))
+# statistics: zeros for cumprod (one in a slice, two, at the ends); ties for ptp
+_CUMPROD_ZEROS = np.array([[0.5, 0.0, 1.5, -0.7], [0.0, 2.0, 0.0, 1.2], [1.1, -0.4, 0.9, 0.0]])
+cases('cumprod', C(NZ(5)), C(NZ(2, 3), axis=0), C(_CUMPROD_ZEROS, 1), C(_CUMPROD_ZEROS.copy()),
+      C(_CUMPROD_ZEROS.T.copy(), axis=0), C(NZ(2, 3, 2), -1))
+cases('ptp', C(U(5)), C(U(2, 3), axis=0), C(U(2, 3, 4), (0, 2), keepdims=True),
+      C(_tie_matrix(), 1), C(U(2, 3), axis=-1, keepdims=True))
+cases('median', C(U(5)), C(U(4)), C(U(3, 4), axis=0), C(U(3, 4), 1, keepdims=True),
+      C(U(2, 3, 4), axis=(0, 2)), C(U(2, 3)))
+# (no NaN here: the checks compare inputs before and after; see tests/test_more_rules.py)
+for _name in ('nansum', 'nanmean'):
+    cases(_name, C(U(5)), C(U(2, 3), axis=0), C(U(2, 3), 0, keepdims=True),
+          C(U(2, 3, 2), axis=(0, 2)), C(U(2, 3), axis=1, where=B(2, 3) | np.eye(2, 3, dtype=bool)))
+cases('average', C(U(5)), C(U(2, 3), axis=0), C(U(2, 3), weights=P(2, 3)),
+      C(U(2, 3), 1, P(3)), C(U(2, 3, 4), (2, 0), P(4, 2)), C(U(2, 3), 0, P(2, 3), True),
+      C(U(2, 3), weights=P(2, 3), returned=True), C(U(2, 3), 1, P(3), keepdims=True),
+      C(U(3, 2), 0, None, True, keepdims=True))
+_AW = U(2, 3, 4)
+cases('rt_average_weights', C(_AW, P(2, 3, 4)), C(_AW, P(4), -1), C(_AW, P(4, 2), (2, 0)))
+cases('rt_average_weights_vjp', C(U(2, 3, 4), _AW, P(2, 3, 4)), C(U(3, 1), _AW, P(4), -1),
+      C(0.5, _AW, P(4, 2), (2, 0)), C(U(1, 1, 4), _AW, P(4), 2))
+cases('rt_median_weights', C(U(5)), C(U(2, 3), 1), C(U(2, 3, 4), (0, 2)))
+cases('rt_cumprod_zeros', C(_CUMPROD_ZEROS), C(_CUMPROD_ZEROS.T.copy(), 0), C(U(3, 2), 1))
+
+# structure ops
+_ARG = np.argsort(_AW, axis=1)
+cases('sort', C(U(5)), C(U(3, 4)), C(U(3, 4), 0), C(U(2, 3, 4), axis=None),
+      C(U(2, 3, 4), axis=-2, kind='stable'))
+cases('take_along_axis', C(U(5), np.array([4, 0, 0, 2])), C(_AW, _ARG, 1),
+      C(U(3, 4), np.array([[0, 3, 3]]), axis=1), C(U(6), np.array([5, -1, 2]), None),
+      C(U(3, 4), np.array([[2], [0], [-1]]), -1))
+cases('rt_take_along_axis_vjp', C(U(2, 3, 4), _AW, _AW, _ARG, 1),
+      C(0.5, U(5), U(4), np.array([4, 0, 0, 2])), C(U(3), U(6), U(3), np.array([5, -1, 5]), None),
+      C(U(1, 3), U(3, 4), U(3, 3), np.array([[0, 3, 3]]), 1))
+cases('diff', C(U(5)), C(U(5), 2), C(U(3, 4), axis=0), C(U(3, 4), 3, -1),
+      C(U(4), prepend=0.5), C(U(3, 4), 1, 0, prepend=U(1, 4), append=U(2, 4)),
+      C(U(2, 4), 2, append=U(2, 1)), C(U(2, 3), n=0), C(U(2, 3), 1, 1, U(2, 1), 0.25))
+_D34, _DP, _DA = U(3, 4), U(1, 4), U(2, 4)
+_DY = np.diff(_D34, 1, 0, _DP, _DA)
+cases('rt_diff_vjp', C(U(4), U(5), U(4)), C(U(2, 4), _D34, U(2, 4), 1, 0),
+      C(U(5, 1), _D34, _DY, 1, 0, _DP, _DA, 1), C(0.5, _D34, _DY, 1, 0, _DP, _DA, 2),
+      C(U(3), U(4), U(3), 2, -1, 0.5, None, 1), C(U(5, 4), _D34, _DY, 1, 0, _DP, _DA, 0))
+cases('rot90', C(U(2, 3)), C(U(2, 3), 2), C(U(2, 3, 4), -1, (2, 0)), C(U(3, 4), 3, axes=(1, 0)))
+cases('column_stack', C([U(3), U(3)]), C([U(3, 2), U(3), U(3, 1)]), C((U(), U())))
+cases('dstack', C([U(3), U(3)]), C([U(2, 3), U(2, 3, 2)]), C((U(), U())), C([U(1, 2, 2), U(1, 2)]))
+cases('rt_joined_vjp', C(U(3, 4), [U(3), U(3, 2), U(3)], U(3, 4), 'column_stack'),
+      C(0.5, [U(2, 3), U(2, 3, 2)], U(2, 3, 3), 'dstack'),
+      C(U(1, 3), [U(2, 1), U(2, 2)], U(2, 3), 'column_stack'))
+cases('append_array', C(U(3), U(2)), C(U(2, 3), 0.5), C(U(2, 3), U(1, 3), 0),
+      C(U(2, 3), U(2, 2), axis=1), C(0.25, U(2, 2)))
+
+# products
+cases('kron', C(U(2, 3), U(3, 2)), C(U(3), U(2)), C(U(2, 2), U(3)), C(U(3), U(2, 2, 2)),
+      C(U(), U(3)), C(U(2, 1, 3), U(2, 3)))
+cases('cross', C(U(3), U(3)), C(U(4, 3), U(3)), C(U(3, 4), U(4, 3), axisa=0),
+      C(U(3, 2), U(2, 3), 0, 1, 0), C(U(2, 3, 1), U(3, 5), axisa=1, axisb=0, axisc=1),
+      C(U(3, 2), U(3, 2), axis=0), C(U(2, 1, 3), U(4, 3)))
+cases('rt_kron_layout', C(U(2, 3), U(3)), C(U(), U(2, 2)))
+cases('rt_cross_axes', C(U(3), U(4, 3)), C(U(3, 2), U(2, 3), 0, 1, 0, None, 1))
+
+# element-wise
+cases('copysign', C(NZ(3), U(3)), C(NZ(2, 3), U(3)), C(NZ(2, 1), NZ(1, 3)), C(NZ(2, 3), -0.0),
+      C(float(NZ()), U(3)), C(NZ(4), np.array([0.0, -0.0, np.inf, -np.inf])))
+_NONFINITE = np.array([[0.5, -1.2, np.inf], [-np.inf, -0.3, 2.0]])
+# (nan given each time: the checks perturb only the arguments a case passes;
+# infinities replaced by finite values, or differences drown in 1.8e308)
+cases('nan_to_num', C(U(3), nan=0.0), C(U(2, 2), True, 0.5, 2.0),
+      C(_NONFINITE.copy(), True, -0.25, 2.0, -3.0),
+      C(_NONFINITE.copy(), nan=0.0, posinf=1.5, neginf=U()))
+cases('angle', C(U(3)), C(NZ(2, 3), True), C(float(NZ())), C(NZ(2, 2), deg=False))
+
+# numpy.linalg (eigh reads one triangle: a not symmetric is read as NumPy reads it)
+cases('matrix_power', C(WELL(3), 3), C(WELL(2, (2,)), 2), C(WELL(3), 0), C(WELL(3), 1),
+      C(WELL(3), -2), C(WELL(2, (2, 2)), -1))
+cases('eigh', C(SPD(3)), C(WELL(3), 'U'), C(U(4, 4)), C(SPD(3, (2,))), C(U(2, 3, 3), UPLO='L'))
+cases('svd', C(WELL(3)), C(U(4, 3), False), C(U(2, 4), full_matrices=False),
+      C(U(2, 4, 3), False), C(U(3, 4), compute_uv=False), C(U(2, 2, 3), True, False))
+cases('qr', C(WELL(3)), C(U(4, 3)), C(U(2, 4, 2)), C(U(4, 3), 'r'), C(WELL(3), mode='complete'))
+cases('pinv', C(U(3, 2)), C(U(2, 4)), C(WELL(3)), C(U(2, 3, 2)), C(U(3, 2), 1e-10))
+cases('lstsq', C(U(4, 3), U(4)), C(U(5, 2), U(5, 3)), C(WELL(3), U(3), None), C(U(2, 4), U(2)),
+      C(U(3, 4), U(3, 2), rcond=None))
+cases('multi_dot', C([U(2, 3), U(3, 4), U(4, 2)]), C([U(3), U(3, 4), U(4)]),
+      C([U(3), U(3, 2), U(2, 4), U(4, 2)]), C([U(2, 3), U(3)]))
+cases('rt_multi_dot_subscripts', C([U(2, 3), U(3, 4)]), C([U(3), U(3, 2), U(2)]))
+cases('rt_eigh_triangle', C(U(3, 3)), C(U(2, 3, 3), 'U'))
+cases('rt_linalg_rule_applies', C('eigh', U(3, 3)), C('svd', U(3, 2), False, False),
+      C('qr', U(4, 3), False, False, 'r'))
+
+
 # --------------------------------------------------------------------------
 # Tree helpers (dict / list / tuple containers; float leaves differentiable).
 # --------------------------------------------------------------------------

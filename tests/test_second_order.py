@@ -172,7 +172,7 @@ UNARY_POINTS = {
     'sinh': 0.6, 'cosh': 0.6, 'tanh': 0.6, 'arcsinh': 0.8, 'arccosh': 1.7, 'arctanh': 0.4,
     'exp': 0.5, 'exp2': 0.5, 'expm1': 0.5, 'log': 1.3, 'log2': 1.3, 'log10': 1.3,
     'log1p': 0.4, 'sqrt': 1.3, 'cbrt': -1.4, 'square': 0.7, 'reciprocal': -1.3,
-    'absolute': -0.8, 'negative': 0.7, 'positive': 0.7, 'deg2rad': 0.7, 'rad2deg': 0.7,
+    'absolute': -0.8, 'conjugate': 0.7, 'negative': 0.7, 'positive': 0.7, 'deg2rad': 0.7, 'rad2deg': 0.7,
 }
 UNARY = sorted(p.name for p in TABLE if p.family == 'elementwise' and len(p.diff_params()) == 1)
 

@@ -90,6 +90,8 @@ LOOPS = {
     ('rt_dot_vjp', 4): 'np.dot with a number', ('vstack', 3): 'np.vstack of numbers',
     ('rt_array_vjp', 1): 'the adjoint of np.array of nested lists',
     ('rt_vstack_vjp', 2): 'the same',
+    ('nansum', 4): 'a where= mask that differs between examples', ('nanmean', 4): 'the same',
+    ('pinv', 4): 'rcond that differs between examples',
 }
 
 

@@ -89,6 +89,12 @@ _helper(rules.hstack_vjp, 'cot, tup, y', {'cot': 'rt.stack_vjp_transpose(g, cot,
 _helper(rules.vstack_vjp, 'cot, tup, y', {'cot': 'rt.stack_vjp_transpose(g, cot, tup, y, "vstack")'})
 _helper(rules.split_vjp, 'cot, ary, y, axis=0', {'cot': 'rt.split_vjp_transpose(g, cot, ary, y, axis)'})
 _helper(rules.py_extremum_vjp, 'cot, args, y', {'cot': 'rt.py_extremum_transpose(g, cot, args, y)'})
+# linspace's adjoint is linear in cot: its transpose spreads g over the
+# samples (and the step) as linspace does with g at start (which=0) or stop.
+_helper(rules.linspace_vjp,
+        'cot, start, stop, y, num=50, endpoint=True, retstep=False, axis=0, which=0',
+        {'cot': 'rt.linspace_vjp_transpose(g, cot, start, stop, y, num, endpoint, retstep, '
+                'axis, which)'})
 
 # ---- tangent helpers of the JVP rules: linear in the tangent `tan`, their
 # transposes are the matching VJP helpers ----
@@ -126,6 +132,36 @@ for _fn, _kind in ((rules.matmul_vjp, 'matmul'), (rules.dot_vjp, 'dot'),
 _product_helper(rules.vdot_vjp, 'cot, x1, x2, which', _product_rules('vdot', y='None'), y='')
 _product_helper(rules.tensordot_vjp, 'cot, x1, x2, y, axes=2, which=0',
                 _product_rules('tensordot', axes=', axes'), axes=', axes')
+
+# ---- helpers of the rules of more NumPy functions ----
+_helper(rules.take_along_axis_vjp, 'cot, arr, y, indices, axis=-1',
+        {'cot': 'rt.sum_to(xp.take_along_axis(rt.materialize(g, arr), indices, axis), '
+                'rt.shape(cot))'})
+_helper(rules.diff_vjp, 'cot, a, y, n=1, axis=-1, prepend=None, append=None, which=0',
+        {'cot': 'rt.diff_vjp_transpose(g, cot, a, y, n, axis, prepend, append, which)'})
+_helper(rules.joined_vjp, 'cot, tup, y, kind',
+        {'cot': 'rt.joined_vjp_transpose(g, cot, tup, y, kind)'})
+# numpy.average's weights as read against a, and back: each the other's transpose
+linear('rt_average_weights', 'a, weights, axis=None',
+       {'weights': 'rt.average_weights_vjp(g, a, weights, axis)'},
+       targets=(rules.average_weights,), impl='rt.average_weights', family='adjoint')
+_helper(rules.average_weights_vjp, 'cot, a, weights, axis=None',
+        {'cot': 'rt.sum_to(rt.average_weights(a, rt.materialize(g, weights), axis) '
+                '+ xp.zeros_like(cot), rt.shape(cot))'})
+nondifferentiable('rt_cumprod_zeros', 'a, axis=None', targets=(rules.cumprod_zeros,),
+                  impl='rt.cumprod_zeros', batch='scan')
+nondifferentiable('rt_median_weights', 'a, axis=None', targets=(rules.median_weights,),
+                  impl='rt.median_weights', batch='loop')
+nondifferentiable('rt_eigh_triangle', 'a, UPLO="L"', targets=(rules.eigh_triangle,),
+                  impl='rt.eigh_triangle', batch='leading')
+nondifferentiable('rt_linalg_rule_applies',
+                  'name, a, full_matrices=False, hermitian=False, mode="reduced"',
+                  targets=(rules.linalg_rule_applies,), impl='rt.linalg_rule_applies',
+                  batch='unbatched_result')
+for _fn, _sig in ((rules.kron_layout, 'a, b'), (rules.multi_dot_subscripts, 'arrays'),
+                 (rules.cross_axes, 'a, b, axisa=-1, axisb=-1, axisc=-1, axis=None, which=0')):
+    nondifferentiable(f'rt_{_fn.__name__}', _sig, targets=(_fn,), impl=f'rt.{_fn.__name__}',
+                      batch='loop')
 
 # ---- nonlinear helpers used by rules ----
 primitive('rt_safe_log', 'x', {'x': 'g / xp.where(x == 0, xp.inf, x)'}, targets=(rules.safe_log,),

@@ -103,6 +103,42 @@ primitive('clip', 'a, a_min=None, a_max=None, out=None, *, min=None, max=None',
                'a_max': _CLIP_T.format(2), 'max': _CLIP_T.format(2)},
           nondiff=('out',), methods=('clip',), family='elementwise')
 
+# ---- more element-wise functions. Not of the 'elementwise' family, whose
+# every record tests/test_second_order.py lists (second order of these:
+# tests/test_more_rules.py). ----
+def _pointwise(name, signature, vjp, jvp, nondiff, c_expr=None, targets=None,
+               batch='elementwise'):
+    return primitive(name, signature, vjp, jvp=jvp, nondiff=nondiff, family='pointwise',
+                     c_expr=c_expr, targets=targets, batch=batch)
+
+
+# copysign: |x1| with the sign bit of x2; x2's derivative is 0 (as in JAX).
+_FLIP = 'xp.where(xp.signbit(x2), -rt.abs_slope(x1), rt.abs_slope(x1))'
+_pointwise('copysign', 'x1, x2, /, out=None, where=True, dtype=None',
+           {'x1': f'rt.unbroadcast(g * {_FLIP}, x1, ans)'},
+           {'x1': f'rt.cast_like(t * {_FLIP}, ans)'},
+           ('x2', 'out', 'where', 'dtype'), 'copysign(x1, x2)')
+# nan_to_num: x passes where finite; the replacement values where they replace.
+# Batched per example: its output has x's shape, which replacement values that
+# differ between examples do not broadcast to ('elementwise' broadcasts).
+_FINITE = 'xp.where(xp.isfinite(x), xp.ones_like(x), xp.zeros_like(x))'
+_REPLACED = {'nan': 'xp.isnan(x)', 'posinf': '(x == xp.inf)', 'neginf': '(x == -xp.inf)'}
+_pointwise('nan_to_num', 'x, copy=True, nan=0.0, posinf=None, neginf=None',
+           dict({'x': f'g * {_FINITE}'},
+                **{p: f'rt.sum_to(xp.where({m}, rt.materialize(g, ans), 0.0), rt.shape({p}))'
+                   for p, m in _REPLACED.items()}),
+           dict({'x': f't * {_FINITE}'},
+                **{p: f'xp.where({m}, t, xp.zeros_like(x))' for p, m in _REPLACED.items()}),
+           ('copy',), batch='loop')
+# angle = atan2(imag z, real z): for complex z the adjoint follows JAX's
+# convention (grad of a real f of z is df/dx - i df/dy), -i g / z; for real z
+# it is 0.
+_R2 = 'xp.where(xp.real(z) ** 2 + xp.imag(z) ** 2 == 0, 1.0, xp.real(z) ** 2 + xp.imag(z) ** 2)'
+_DEG = f'(180 / {numpy.pi} if deg else 1.0)'
+_pointwise('angle', 'z, deg=False',
+           {'z': f'(rt.imag_vjp(g * xp.real(z) / {_R2}, z) - g * xp.imag(z) / {_R2}) * {_DEG}'},
+           {'z': f'xp.imag(t * xp.conj(z)) / {_R2} * {_DEG}'}, ('deg',))
+
 # Batching: operands line up per example (transformer/batch_rules/arrays.py).
 batching(elementwise=('sign', 'floor', 'ceil', 'trunc', 'rint', 'isnan', 'isinf', 'isfinite',
                       'logical_not', 'signbit', 'floor_divide', 'less', 'less_equal', 'greater',

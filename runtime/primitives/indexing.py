@@ -15,6 +15,9 @@ linear('append', 'xs, v', {'xs': 'rt.append_vjp_list(g, xs)', 'v': 'rt.append_vj
        targets=(adjoint.append,), impl='rt.append', family='indexing')
 linear('take', 'a, indices, axis=None, out=None, mode="raise"',
        {'a': 'rt.take_vjp(g, a, ans, indices, axis, mode)'}, methods=('take',), family='indexing')
+linear('take_along_axis', 'arr, indices, axis=-1',
+       {'arr': 'rt.take_along_axis_vjp(g, arr, ans, indices, axis)'}, family='indexing',
+       batch='loop')
 # What a `for` loop walks (normalize: `for x in xs` -> `_seq = rt.iterate(xs)`).
 linear('iterate', 'obj', {'obj': 'g'}, targets=(adjoint.iterate,), impl='rt.iterate',
        family='indexing')

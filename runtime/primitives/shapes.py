@@ -62,6 +62,30 @@ linear('tril', 'm, k=0', {'m': f'xp.tril({_G}, k)'})
 linear('triu', 'm, k=0', {'m': f'xp.triu({_G}, k)'})
 linear('real', 'val', {'val': 'g'})
 linear('imag', 'val', {'val': 'rt.imag_vjp(g, val)'})
+# More structure ops. Batched per example: no rule of transformer/batch_rules
+# reads their axis parameters (defaults included) yet.
+linear('rot90', 'm, k=1, axes=(0, 1)', {'m': f'xp.rot90({_G}, -k, axes)'}, batch='loop')
+linear('column_stack', 'tup', {'tup': 'rt.joined_vjp(g, tup, ans, "column_stack")'},
+       batch='loop')
+linear('dstack', 'tup', {'tup': 'rt.joined_vjp(g, tup, ans, "dstack")'}, batch='loop')
+# np.append (the record `append` is a list's .append): a concatenation, of the
+# flattened arrays with axis=None; the cotangent is split where arr ends.
+_APPEND = ('rt.cast_like(xp.reshape(xp.split(rt.materialize(g, ans), [rt.count(arr, axis)], '
+           '0 if axis is None else axis)[{0}], rt.shape({1})), {1})')
+linear('append_array', 'arr, values, axis=None',
+       {'arr': _APPEND.format(0, 'arr'), 'values': _APPEND.format(1, 'values')},
+       targets=(numpy.append,), impl='xp.append', batch='loop')
+# diff: linear in a and in the values joined on each side of it.
+_DIFF = 'rt.diff_vjp(g, a, ans, n, axis, prepend, append, {})'
+linear('diff', 'a, n=1, axis=-1, prepend=None, append=None',
+       {'a': _DIFF.format(0), 'prepend': _DIFF.format(1), 'append': _DIFF.format(2)},
+       batch='loop')
+# sort: the cotangent goes back through the sorting permutation (ties in the
+# order a stable sort gives them). No x.sort(): it sorts in place.
+_ORDER = 'xp.argsort(a, axis, "stable")'
+linear('sort', 'a, axis=-1, kind=None, order=None, *, stable=None',
+       {'a': f'rt.take_along_axis_vjp(g, a, ans, {_ORDER}, axis)'},
+       jvp={'a': f'xp.take_along_axis(t, {_ORDER}, axis)'}, batch='loop')
 
 batching(reshape=('reshape', 'ravel'),
          axes=('squeeze', 'expand_dims', 'transpose', 'swapaxes', 'moveaxis', 'flip', 'roll',
