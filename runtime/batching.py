@@ -7,8 +7,8 @@ in_axes) as a literal argument.
 """
 import numpy
 
-from .adjoint import (ZERO, _float_dtype, _rebuild, is_container_zero, is_zero, item, shape,
-                      sum_to)
+from .adjoint import (ZERO, _float_dtype, _rebuild, dense, is_container_zero, is_zero, item,
+                      shape, sum_to)
 
 __all__ = ['batch_size', 'broadcast_batch', 'batch_loop', 'keywords_by_position', 'arg_axes',
            'example', 'example_vjp', 'stack_examples', 'stack_examples_vjp', 'select',
@@ -16,7 +16,8 @@ __all__ = ['batch_size', 'broadcast_batch', 'batch_loop', 'keywords_by_position'
            'example_shape', 'example_len', 'moveaxes', 'vmapped', 'sum_to_batched',
            'finalize_batched', 'finalize_batched_transpose', 'attribute', 'unsum_batched',
            'batch_outputs', 'batch_outputs_transpose', 'example_rank', 'lift_batched',
-           'reshape_like', 'batched_diag', 'dense_batched', 'dense_batched_vjp', 'first_example']
+           'lift_leaves', 'reshape_like', 'batched_diag', 'dense_batched', 'dense_batched_vjp',
+           'first_example']
 from .backend import array_module, is_array
 from .closures import Closure, closure
 from .tree import (derivative_leaves, flat_keys, node_children, node_rebuilt, tree_flatten,
@@ -193,11 +194,24 @@ def stack_examples_vjp(cot, outs):
     if type(cot) is float and cot == 0.0:
         return [0.0] * len(outs)
     cots, treedef = tree_flatten(cot)
-    firsts = tree_flatten(outs[0])[0]
-    full = [array_module(c).broadcast_to(c, (len(outs),) + shape(leaf))
-            if _numeric(leaf) and is_array(c) else c for c, leaf in zip(cots, firsts)]
+    firsts = derivative_leaves(outs[0], treedef)
+    if not isinstance(firsts, list):          # an example's result is the zero
+        firsts = [ZERO] * len(cots)
+    full = [_example_cotangents(c, leaf, len(outs)) for c, leaf in zip(cots, firsts)]
     return [tree_unflatten(treedef, [c[i] if is_array(c) else c for c in full])
             for i in range(len(outs))]
+
+
+def _example_cotangents(c, leaf, count):
+    """A cotangent leaf of the stacked results, with the batch axis first: c
+    broadcast to the stack of `leaf`. Where the examples' result holds the
+    zero 0.0 for a subtree (a cotangent whose parts were not read), c has the
+    batch axis already when it has any axis."""
+    if not (_numeric(leaf) and is_array(c)):
+        return c
+    if is_zero(leaf) and numpy.ndim(c) >= 1:
+        return c
+    return array_module(c).broadcast_to(c, (count,) + shape(leaf))
 
 
 def select(condition, x, y, axes):
@@ -556,36 +570,99 @@ def batch_outputs_transpose(g, tree, axes, out_axes, size):
 
 def example_rank(operands, axes):
     """The widest example among element-wise operands (ranks known only now).
-    Containers (rt.add adds them leaf by leaf) of one structure give one rank
-    per leaf, the widest of that leaf's operands: a tuple."""
+    Containers (rt.add adds them leaf by leaf) give ranks shaped like them
+    (tuples, and dicts for dicts), each leaf's the widest of that leaf's
+    operands; a number against a container in another operand is the zero
+    0.0, which stands for any container."""
     arrays = max((numpy.ndim(x) - (a is not None) for x, a in zip(operands, axes)
-                  if not isinstance(x, (list, tuple, dict))), default=0)
-    trees = [(x, a) for x, a in zip(operands, axes) if isinstance(x, (list, tuple, dict))]
+                  if _children(x) is None), default=0)
+    trees = [_rank_tree(x, a) for x, a in zip(operands, axes) if _children(x) is not None]
     if not trees:
         return arrays
-    treedef = tree_flatten(trees[0][0])[1]
-    ranks = None
-    for x, a in trees:
-        leaves, other = tree_flatten(x)
-        if other != treedef:
-            return arrays                 # (structures seen to differ: leaf by leaf is moot)
-        mine = [numpy.ndim(v) - (b is not None) for v, b in zip(leaves, _leaf_axes(a, x))]
-        ranks = mine if ranks is None else [max(r, m) for r, m in zip(ranks, mine)]
-    return tuple(max(r, arrays) for r in ranks)
+    widest = trees[0]
+    for tree in trees[1:]:
+        widest = _widest(widest, tree)
+    if widest is None:
+        return arrays                 # (structures seen to differ: leaf by leaf is moot)
+    return _at_least(widest, arrays)
+
+
+def _children(x):
+    """The children of a container or a registered node (a dict for a dict,
+    else a list); None for a leaf."""
+    if isinstance(x, dict):
+        return x
+    if isinstance(x, (list, tuple)):
+        return list(x)
+    return node_children(x)
+
+
+def _items(children):
+    return children.items() if isinstance(children, dict) else enumerate(children)
+
+
+def _rank_tree(x, axes):
+    """Each leaf's example rank, shaped like x (`axes` a prefix, as vmap's)."""
+    children = _children(x)
+    if children is None:
+        return numpy.ndim(x) - (axes is not None)     # (container axes: the zero, batched)
+    ranks = {k: _rank_tree(v, _flag(axes, k)) for k, v in _items(children)}
+    return ranks if isinstance(children, dict) else tuple(ranks.values())
+
+
+def _widest(a, b):
+    """Leaf by leaf the larger of two rank trees: a leaf against a subtree (the
+    zero standing for a container) gives the subtree; None where the
+    structures differ."""
+    if a is None or b is None:
+        return None
+    if isinstance(a, int) or isinstance(b, int):
+        return max(a, b) if isinstance(a, int) and isinstance(b, int) else \
+            (b if isinstance(a, int) else a)
+    if type(a) is not type(b) or len(a) != len(b) or isinstance(a, dict) and a.keys() != b.keys():
+        return None
+    parts = {k: _widest(v, b[k]) for k, v in _items(a)}
+    if None in parts.values():
+        return None
+    return parts if isinstance(a, dict) else tuple(parts.values())
+
+
+def _at_least(ranks, floor):
+    if isinstance(ranks, int):
+        return max(ranks, floor)
+    parts = {k: _at_least(v, floor) for k, v in _items(ranks)}
+    return parts if isinstance(ranks, dict) else tuple(parts.values())
 
 
 def lift_batched(x, rank):
     """Batched x given axes after its batch axis so that an example has `rank`
     axes: it then broadcasts against unbatched operands as one example would.
-    A container is lifted leaf by leaf to the ranks of example_rank's tuple."""
-    if isinstance(x, (list, tuple, dict)):
-        if not isinstance(rank, tuple):
+    A container is lifted leaf by leaf to the ranks of example_rank's tree."""
+    return lift_leaves(x, rank, 0)
+
+
+def lift_leaves(x, rank, axes):
+    """lift_batched of the leaves of x that `axes` (a prefix, as vmap's) says
+    are batched; the others broadcast from the right as they are."""
+    children = _children(x)
+    if children is None:
+        if isinstance(rank, (tuple, dict)):        # the zero standing for a container
             return x
-        leaves, treedef = tree_flatten(x)
-        if len(leaves) != len(rank):
-            return x
-        return tree_unflatten(treedef, [_lift(v, 0, r) for v, r in zip(leaves, rank)])
-    return x if isinstance(rank, tuple) else _lift(x, 0, rank)
+        return _lift(x, None if axes is None else 0, rank)
+    if not isinstance(rank, (tuple, dict)) or isinstance(rank, dict) != isinstance(
+            children, dict) or len(rank) != len(children):
+        return x                                   # (structures seen to differ)
+    parts = [lift_leaves(v, rank[k], _flag(axes, k)) for k, v in _items(children)]
+    return _rebuilt_like(x, parts)
+
+
+def _rebuilt_like(x, parts):
+    """x's container (or node) holding `parts`, in x's order."""
+    if isinstance(x, dict):
+        return dict(zip(x, parts))
+    if isinstance(x, (list, tuple)):
+        return _rebuild(x, parts)
+    return node_rebuilt(x, parts)
 
 
 def reshape_like(h, like):
@@ -595,6 +672,11 @@ def reshape_like(h, like):
         return {k: reshape_like(item(h, k), v) for k, v in like.items()}
     if isinstance(like, (list, tuple)):
         return _rebuild(like, [reshape_like(item(h, i), v) for i, v in enumerate(like)])
+    children = node_children(like)
+    if children is not None:
+        if is_zero(h):
+            return h
+        return node_rebuilt(like, [reshape_like(u, v) for u, v in zip(node_children(h), children)])
     if is_array(like) and not is_zero(h):
         return array_module(h, like).reshape(h, like.shape)
     return h
@@ -616,11 +698,20 @@ def dense_batched(t, x, t_batched, x_batched, size):
     Kinds and ranks are read here, at run time: for a number x a batched t is
     kept as it is, as dense keeps t (x may be a loop's first 0.0 of an array).
     For a container x each flag is one bool for all its leaves, or a container
-    of flags shaped like x."""
+    of flags shaped like x; a leaf batched in neither t nor x is rt.dense's,
+    unbatched."""
     if isinstance(x, (dict, list, tuple)):
         parts = {k: dense_batched(item(t, k), v, _flag(t_batched, k), _flag(x_batched, k), size)
                  for k, v in (x.items() if isinstance(x, dict) else enumerate(x))}
         return parts if isinstance(x, dict) else _rebuild(x, list(parts.values()))
+    if _integer(x):
+        # an integer's tangent is zero: as for the Python int of one example (a
+        # tape's loop count, an exponent), it stays the number 0.0, unbatched
+        # (as the batch pass knows it), so rules that skip a zero tangent
+        # (x ** n's log(x) term) skip it batched too
+        return ZERO
+    if not (t_batched or x_batched):
+        return dense(t, x)
     if not is_array(x) and (t_batched and not is_zero(t) or x_batched and is_zero(t)):
         # as rt.dense keeps t for a number; a number where a batched value is
         # expected is the structural zero, whose zero tangent stays the zero
@@ -630,14 +721,17 @@ def dense_batched(t, x, t_batched, x_batched, size):
     if is_zero(t):
         kind = getattr(getattr(x, 'dtype', None), 'kind', None)
         if not (isinstance(x, (float, complex)) or kind in ('f', 'c')):
-            # an integer's tangent is zero: as for the Python int of one example
-            # (a tape's loop count, an exponent), it stays the zero, so rules
-            # that skip a zero tangent (x ** n's log(x) term) skip it batched too
-            return ZERO
+            return ZERO                     # (x a function or None: a pullback's parts)
         return xp.zeros(full, dtype=_float_dtype(x))
     if t_batched:
         t = _lift(t, 0, len(full) - 1)
     return t if shape(t) == full else xp.broadcast_to(xp.asarray(t, dtype=_float_dtype(t, x)), full)
+
+
+def _integer(x):
+    """Whether x is an integer or bool number or array (its tangent is zero)."""
+    kind = getattr(getattr(x, 'dtype', None), 'kind', None)
+    return kind in ('i', 'u', 'b') or isinstance(x, (bool, int)) and not hasattr(x, 'dtype')
 
 
 def _flag(flags, key):
@@ -645,13 +739,15 @@ def _flag(flags, key):
     return flags[key] if isinstance(flags, (tuple, list, dict)) else flags
 
 
-def dense_batched_vjp(g, t, x, t_batched):
+def dense_batched_vjp(g, t, x, t_batched, x_batched, size):
     """The adjoint of dense_batched's t: g summed back to t's shape (per example
-    where t is batched)."""
+    where t is batched). It takes dense_batched's other arguments too, as its
+    own transpose is dense_batched (of g, shaped like t)."""
     if isinstance(x, (dict, list, tuple)):
         if is_zero(g):
             return g
-        parts = {k: dense_batched_vjp(item(g, k), item(t, k), v, _flag(t_batched, k))
+        parts = {k: dense_batched_vjp(item(g, k), item(t, k), v, _flag(t_batched, k),
+                                      _flag(x_batched, k), size)
                  for k, v in (x.items() if isinstance(x, dict) else enumerate(x))}
         return parts if isinstance(x, dict) else list(parts.values())
     if is_zero(g) or not is_array(x):

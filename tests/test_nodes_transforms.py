@@ -353,24 +353,15 @@ def _differences_of_grad(plain, argnum, eps=1e-5):
     return np.array(rows)
 
 
-# Built nodes whose hessian (forward over reverse, batched over the basis) is
-# not checked, with the reason.
-NO_HESSIAN = {
-    'namedtuple': 'a tuple adjoint holding 0.0 entries meets rt.dense_batched, which shapes '
-                  'a 0.0 entry as a number: hessian fails the same way for plain tuples '
-                  '(jacrev(grad) and grad(grad) are checked instead)'}
-
-
 @built
 def test_second_derivatives_of_a_node_built_in_the_function(name):
     f, plain, kind = BUILT[name]
     want = _differences_of_grad(plain, 2)
-    seconds = [codax.jacrev(codax.grad(f, argnums=1), argnums=1)]
-    if name not in NO_HESSIAN:
-        seconds.append(codax.hessian(f, argnums=1))
-        h = codax.hessian(f)(kind(W, BIAS), X)         # through the node's own children
-        np.testing.assert_allclose(h.w.w.reshape(W.size, W.size),
-                                   _differences_of_grad(plain, 0), rtol=1e-5, atol=1e-7)
+    seconds = [codax.jacrev(codax.grad(f, argnums=1), argnums=1),
+               codax.hessian(f, argnums=1)]
+    h = codax.hessian(f)(kind(W, BIAS), X)             # through the node's own children
+    np.testing.assert_allclose(h.w.w.reshape(W.size, W.size),
+                               _differences_of_grad(plain, 0), rtol=1e-5, atol=1e-7)
     for second in seconds:
         np.testing.assert_allclose(second(kind(W, BIAS), X), want, rtol=1e-5, atol=1e-7)
 

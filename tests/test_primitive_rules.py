@@ -555,7 +555,13 @@ cases('rt_batched_diag', C(U(4, 3)), C(U(4, 2), 1), C(U(4, 2), -2))
 cases('rt_dense_batched', C(U(4, 3), U(4, 3), True, True, 4), C(U(4), U(4, 3), True, True, 4),
       C(U(3), U(4, 3), False, True, 4), C(U(4, 1), U(3), True, False, 4),
       C([U(4, 2), 0.0], [U(4, 2), U(4)], True, True, 4), C(U(4), 0.5, True, True, 4))
-cases('rt_lift_batched', C(U(4, 3), 3), C(U(4), 2), C(U(4, 2), 1))
+cases('rt_dense_batched_vjp', C(U(4, 3), U(4, 1), U(3), True, False, 4),
+      C(U(4, 3), U(3), U(4, 3), False, True, 4), C(U(4, 3), U(4), U(4, 3), True, True, 4),
+      C([U(4, 2), U(4)], [U(4, 2), U(4)], [U(4, 2), U(4)], True, True, 4))
+cases('rt_lift_batched', C(U(4, 3), 3), C(U(4), 2), C(U(4, 2), 1),
+      C((U(4, 3), U(4)), (2, 1)), C({'a': U(4), 'b': 0.0}, {'a': 1, 'b': (1, 1)}))
+cases('rt_lift_leaves', C(U(4, 3), 2, 0), C(U(3), 2, None), C((U(4, 3), U(2)), (2, 1), (0, None)),
+      C([(U(4, 2), U(4)), 0.0], ((1, 1), 2), ((0, 0), None)))
 cases('rt_reshape_like', C(U(4, 1, 3), U(4, 3)), C((U(2, 1), 0.5), (U(2), 1.0)),
       C({'a': U(3, 1, 1)}, {'a': U(3)}))
 cases('rt_moveaxes', C(U(3, 4, 2), 1, True), C(U(4, 3), 1, False),

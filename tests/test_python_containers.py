@@ -167,15 +167,7 @@ def _hessian_reference(fn):
     return np.stack([numeric_grad(lambda x: codax.grad(fn)(x)[i], (X,)) for i in range(len(X))])
 
 
-# hessian of dict.items() over a dict built inside fails in rt.dense_batched's
-# batched code; the uncommitted dense_batched work of session 8 fixes it (strict:
-# this fails as XPASS once that lands, and the mark goes)
-_HESSIAN_GAPS = {dict_iterate_items: 'rt.dense_batched in nested batched derivative code'}
-
-
-@pytest.mark.parametrize('fn', [
-    pytest.param(f, marks=pytest.mark.xfail(strict=True, reason=_HESSIAN_GAPS[f]))
-    if f in _HESSIAN_GAPS else f for f in FUNCTIONS], ids=ids)
+@pytest.mark.parametrize('fn', FUNCTIONS, ids=ids)
 def test_hessian_matches_finite_differences_of_grad(fn):
     want = _hessian_reference(fn)
     np.testing.assert_allclose(codax.hessian(fn)(X), want, rtol=1e-5, atol=1e-7)

@@ -17,10 +17,13 @@ _helper(batching.sum_to_batched, 'cot, target',
 _helper(batching.unsum_batched, 'cot, like',
         {'cot': 'rt.sum_to_batched(rt.materialize(g, ans), rt.example_shape(cot))'})
 _helper(batching.lift_batched, 'x, rank', {'x': 'rt.reshape_like(rt.dense(g, ans), x)'})
+_helper(batching.lift_leaves, 'x, rank, axes', {'x': 'rt.reshape_like(rt.dense(g, ans), x)'})
 _helper(batching.reshape_like, 'h, like', {'h': 'rt.reshape_like(rt.dense(g, ans), h)'})
 _helper(batching.batched_diag, 'v, k=0', {'v': 'xp.diagonal(rt.materialize(g, ans), k, 1, 2)'})
 _helper(batching.dense_batched, 't, x, t_batched, x_batched, size',
-        {'t': 'rt.dense_batched_vjp(rt.dense(g, ans), t, x, t_batched)'})
+        {'t': 'rt.dense_batched_vjp(rt.dense(g, ans), t, x, t_batched, x_batched, size)'})
+_helper(batching.dense_batched_vjp, 'cot, t, x, t_batched, x_batched, size',
+        {'cot': 'rt.dense_batched(g, x, t_batched, x_batched, size)'})
 _helper(batching.moveaxes, 'tree, axes, to_front, offset=0',
         {'tree': 'rt.moveaxes(rt.dense(g, ans), axes, not to_front, offset)'})
 # x where condition else y: jointly linear in x and y.

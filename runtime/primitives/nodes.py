@@ -160,9 +160,13 @@ primitive('node_attribute', 'node, name', {'node': 'rt.attribute_cotangent(g, no
           targets=(node_attribute,), impl='rt.node_attribute', family='tree',
           batch='node_attribute')
 # The rules' helpers: linear in `cot` (the node only says where the child is),
-# so each one's VJP is the other.
+# so each one's VJP is the other. attribute_cotangent's takes the child out of
+# a node holding cot, not out of `node`: a batched attribute_tangent is made
+# dense like its node's child, which must be shaped like cot (an adjoint kept
+# broadcastable, a number where the child is an array, has cot's shape).
 linear('rt_attribute_cotangent', 'cot, node, name',
-       {'cot': 'rt.attribute_tangent(g, node, name)'}, targets=(attribute_cotangent,),
+       {'cot': 'rt.attribute_tangent(g, rt.attribute_cotangent(cot, node, name), name)'},
+       targets=(attribute_cotangent,),
        impl='rt.attribute_cotangent', family='adjoint', batch='attribute_cotangent')
 linear('rt_attribute_tangent', 'cot, node, name',
        {'cot': 'rt.attribute_cotangent(g, node, name)'}, targets=(attribute_tangent,),

@@ -2,7 +2,7 @@
 import string
 
 from .. import nodes as n
-from ..batch import SCALAR, UNKNOWN, Info, container, join
+from ..batch import SCALAR, UNKNOWN, Info, NodeInfo, PullbackInfo, container, join
 from .core import (_apply, _axes_of, _data_param, _int, _is_none, _mark_batched, _shifted,
                    _with_args, batched, elementwise_of, literal, loop, loop_call, prim_call,
                    rewrite, rule)
@@ -120,13 +120,13 @@ def materialize(b, op, rhs):
     if op.prim.name == 'dense' and yi.elts is None and yi.item is None:
         # the zero 0.0 may stand for a value of any rank: ranks are read at run time
         return n.call('rt.dense_batched', [g, y, n.const(gi.batched), n.const(yi.batched),
-                                           b.size()]), _mark_batched(yi)
+                                           b.size()]), _dense_info(yi, True, True)
     if op.prim.name == 'dense' and (yi.elts is not None or yi.item is not None):
         # a container: leaf by leaf
         flags = (_batched_flags(gi, yi), _batched_flags(yi, yi))
         if None not in flags:
             return n.call('rt.dense_batched', [g, y, literal(flags[0]), literal(flags[1]),
-                                               b.size()]), _mark_batched(yi)
+                                               b.size()]), _dense_info(yi, *flags)
     if yi.elts is not None or yi.item is not None:    # a container: shaped like y
         call, _ = loop(b, op, rhs)
         return call, _mark_batched(yi)
@@ -136,6 +136,33 @@ def materialize(b, op, rhs):
         return loop(b, op, rhs, yi.rank)
     target = b.broadcast(y, yi)
     return n.call('rt.materialize', [b.lift(g, gi, yi.rank), target]), Info(True, yi.rank)
+
+
+def _dense_info(info, t_flags, x_flags):
+    """The facts of rt.dense_batched(t, x, t_flags, x_flags) for x of facts
+    `info`: batched where t or x is, leaf by leaf (a leaf batched in neither
+    is rt.dense's, unbatched; an integer's is the zero)."""
+    if info.kind in ('i', 'b'):
+        return SCALAR                 # an integer's tangent: the zero 0.0, as it is
+    if not any(isinstance(f, (tuple, dict)) for f in (t_flags, x_flags)):
+        return _mark_batched(info) if t_flags or x_flags else info
+    return _with_parts(info, lambda k, e: _dense_info(e, _flag(t_flags, k), _flag(x_flags, k)))
+
+
+def _flag(flags, key):
+    return flags[key] if isinstance(flags, (tuple, dict)) else flags
+
+
+def _with_parts(info, part):
+    """The facts of a container like `info` whose element k has the facts
+    part(k, info of element k)."""
+    keys = info.elts if isinstance(info.elts, dict) else range(len(info.elts))
+    parts = {k: part(k, info.elts[k]) for k in keys}
+    if isinstance(info, NodeInfo):
+        return info.with_elts(list(parts.values()))
+    if isinstance(info, PullbackInfo):
+        return PullbackInfo(parts[1], info.backward, info.output)
+    return container(parts if isinstance(info.elts, dict) else tuple(parts.values()))
 
 
 def _batched_flags(info, shape_info):
@@ -492,17 +519,62 @@ def _scatter(b, op, rhs, helper, g, x, idx, rank):
 
 @rule('add')
 def adjoint_add(b, op, rhs):
-    """rt.add(a, b): element-wise on arrays, leaf by leaf on containers."""
+    """rt.add(a, b): element-wise on arrays, leaf by leaf on containers. Where
+    a pair of leaves may differ in rank per example (an adjoint that stays
+    broadcastable, a value whose form only the run shows), batched leaves are
+    first lined up at run time, as element-wise operands are."""
     x1, x2 = op.inputs['a'], op.inputs['b']
     i1, i2 = b.info(x1), b.info(x2)
-    if i1.elts is not None or i2.elts is not None:
-        if i1.elts is not None and i2.elts is not None:
-            return rhs, join(i1, i2) if not (i1.batched or i2.batched) else _add_info(i1, i2)
+    if i1.elts is None and i2.elts is None:
+        return elementwise_of(b, rhs, [x1, x2])
+    if i1.elts is not None and i2.elts is not None:
+        info = join(i1, i2) if not (i1.batched or i2.batched) else _add_info(i1, i2)
+    else:
         # one side a container, the other not: the zero, or (batched) a value
         # whose form only the run shows, every leaf of which is batched
         known, other = (i1, i2) if i1.elts is not None else (i2, i1)
-        return rhs, _mark_batched(known) if other.batched else known
-    return elementwise_of(b, rhs, [x1, x2])
+        info = _batched_leaves(known) if other.batched else known
+    if _lined_up(i1, i2):
+        return rhs, info
+    axes = [i1.axes(), i2.axes()]
+    widest = b.tmp(n.call('rt.example_rank', [n.tuple_([n.deepcopy(x1), n.deepcopy(x2)]),
+                                              literal(tuple(axes))]), SCALAR, '_rank')
+    lifted = {p: b.tmp(n.call('rt.lift_leaves', [x, widest, literal(a)]), UNKNOWN)
+              for p, x, i, a in (('a', x1, i1, axes[0]), ('b', x2, i2, axes[1])) if i.batched}
+    return _with_args(rhs, op, lifted), info
+
+
+def _lined_up(a, b):
+    """Whether values of facts a and b add leaf by leaf as they are, each pair
+    of leaves broadcasting per example: batched alike at one known rank, or
+    an unbatched leaf no wider than its batched partner."""
+    if not (a.batched or b.batched):
+        return True
+    if a.elts is not None and b.elts is not None:
+        if isinstance(a.elts, tuple) and isinstance(b.elts, tuple) and len(a.elts) == len(b.elts):
+            return all(_lined_up(x, y) for x, y in zip(a.elts, b.elts))
+        if isinstance(a.elts, dict) and isinstance(b.elts, dict) and a.elts.keys() == b.elts.keys():
+            return all(_lined_up(a.elts[k], b.elts[k]) for k in a.elts)
+        return False
+    if a.elts is not None or b.elts is not None:   # a container and the (unbatched) zero
+        other = b if a.elts is not None else a
+        return not other.batched and other.rank == 0
+    if a.item is not None or b.item is not None or a.rank is None or b.rank is None:
+        return False
+    if a.batched and b.batched:
+        return a.rank == b.rank
+    return (b.rank <= a.rank) if a.batched else (a.rank <= b.rank)
+
+
+def _batched_leaves(info):
+    """The facts of a container plus a batched value of the same structure
+    whose form only the run shows: every leaf batched, and where this one
+    holds the zero 0.0 (which stands for any value), of a rank not known."""
+    if info.elts is not None:
+        return _with_parts(info, lambda k, e: _batched_leaves(e))
+    if not info.batched and info.rank == 0 and info.item is None:
+        return Info(True, None)
+    return _mark_batched(info)
 
 
 def _add_info(a, b):

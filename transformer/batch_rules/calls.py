@@ -415,7 +415,7 @@ def attribute_tangent(b, op, rhs):
                                ctx=n.Load()), child, '_child')
     return n.call('rt.dense_batched', [tangent, primal, n.const(part.batched),
                                        n.const(child.batched), b.size()]), \
-        Info(True, child.rank, kind=child.kind)
+        Info(part.batched or child.batched, child.rank, kind=child.kind)
 
 
 @rule('built_tangent')
