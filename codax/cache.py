@@ -12,6 +12,7 @@ from collections import OrderedDict, defaultdict
 import numpy
 
 from runtime.closures import Closure
+from runtime.tree import node_children
 
 _ndarray = numpy.ndarray
 _SCALARS = (float, int, bool, complex)
@@ -35,6 +36,9 @@ def leaf_kind(x):
         return (t, tuple(leaf_kind(v) for v in x))
     if isinstance(x, (types.FunctionType, types.ModuleType, type)):
         return ('object', id(x))
+    children = node_children(x)
+    if children is not None:           # a registered node: its children's kinds, in order
+        return (t, tuple(leaf_kind(v) for v in children))
     return ('value', t)
 
 
