@@ -62,6 +62,7 @@ def _describe(args):
 
 def _user_function(fn):
     """The user's function behind transformations and custom-rule wrappers."""
+    fn = bound_function(fn) or fn
     while transformation_of(fn) is not None:
         fn = transformation_of(fn).fun
     return getattr(fn, 'fun', fn) if getattr(fn, '__codax_custom__', None) else fn
@@ -75,9 +76,10 @@ def resolve(fn, args):
                         'arguments or outputs, or argnums tuples, Jacobians are built by a '
                         'Python loop. Differentiate with respect to a single array argument '
                         '(argnums an int), or use hessian / jacfwd(grad(f))')
+    fn = bound_function(fn) or fn
     while transformation_of(fn) is not None:
         fn = transformation_of(fn).function_for(args)
-    return primitive_function(fn) or fn
+    return readable_function(fn)
 
 
 def build(fn, mode, argnums, has_aux, args):
@@ -133,6 +135,7 @@ def primitive_function(obj, count=None):
         required = sum(p.default is p.empty for p in positional)
         params = ', '.join(p.name for p in positional[:max(required, count or 0)])
         name = getattr(obj, '__name__', None) or prim.name
+        name = name if name.isidentifier() else 'function'        # a lambda's '<lambda>'
         text = f'def {name}({params}):\n    return primitive({params})\n'
         filename = f'<codax primitive {name}>'
         linecache.cache[filename] = (len(text), None, text.splitlines(True), filename)
@@ -140,6 +143,119 @@ def primitive_function(obj, count=None):
         exec(compile(text, filename, 'exec'), namespace)
         _primitive_functions[key] = (obj, namespace[name])
     return _primitive_functions[key][1]
+
+
+def readable_function(obj, count=None):
+    """`obj` as a plain Python function codax can read: a primitive's or a
+    custom rule's wrapper (primitive_function), a bound callable's
+    (bound_function), else `obj` itself."""
+    return primitive_function(obj, count) or bound_function(obj) or obj
+
+
+def _unbound(obj):
+    """(function, leading arguments, keyword arguments) behind a bound
+    method, a classmethod, a staticmethod object, a callable object or a
+    functools.partial (nested ones flattened, as Python would call them);
+    None for anything else."""
+    leading, keywords, found = (), {}, False
+    while True:
+        if isinstance(obj, functools.partial):
+            leading, keywords = obj.args + leading, {**obj.keywords, **keywords}
+            obj = obj.func
+        elif isinstance(obj, types.MethodType):
+            leading, obj = (obj.__self__,) + leading, obj.__func__
+        elif isinstance(obj, staticmethod):
+            obj = obj.__func__
+        elif _callable_object(obj):
+            leading, obj = (obj,) + leading, type(obj).__call__
+        else:
+            return (obj, leading, keywords) if found else None
+        found = True
+
+
+def _callable_object(obj):
+    """An instance of a user's class with a Python __call__ (not codax's own
+    callables: custom rules, closures of transformed code, transformations)."""
+    return not isinstance(obj, (types.FunctionType, type, runtime.Closure)) \
+        and isinstance(getattr(type(obj), '__call__', None), types.FunctionType) \
+        and getattr(obj, '__codax_custom__', None) is None \
+        and transformation_of(obj) is None and runtime.TABLE.lookup(obj) is None
+
+
+_bound_functions = {}
+
+
+def bound_function(obj):
+    """For a bound method, callable object or functools.partial: a generated
+    Python function with its visible signature that calls the function
+    behind it with the bound values, so that every transformation treats
+    `obj.method`, `obj` and `partial(f, a, k=b)` as it treats the equivalent
+    plain function. The bound values and defaults are globals of its own
+    (read at run time); a keyword bound by partial is a parameter with that
+    default, so a call may still override it. One function per binding (the
+    same objects bound give the same function, and so reuse its generated
+    code). None for anything else."""
+    unbound = _unbound(obj)
+    if unbound is None:
+        return None
+    function, leading, keywords = unbound
+    values = (function,) + leading + tuple(keywords.values())
+    key = (id(function), tuple(map(id, leading)), tuple((k, id(v)) for k, v in keywords.items()))
+    hit = _bound_functions.get(key)
+    if hit is not None and all(a is b for a, b in zip(hit[0], values)):
+        return hit[1]
+    try:
+        visible = inspect.signature(obj)
+    except (TypeError, ValueError):
+        return None
+    if len(_bound_functions) > 4096:
+        _bound_functions.clear()
+    wrapper = _bound_wrapper(function, leading, list(visible.parameters.values()), obj)
+    _bound_functions[key] = (values, wrapper)
+    return wrapper
+
+
+def _bound_wrapper(function, leading, params, obj):
+    """`def name(params): return function(*leading, params...)` with the
+    bound values and defaults in its own namespace; keyword-only parameters
+    (a partial's keywords) become positional ones passed on by keyword."""
+    unsupported = [p.name for p in params if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+                   or p.kind == p.KEYWORD_ONLY and p.default is p.empty]
+    if unsupported:
+        code = getattr(function, '__code__', None)
+        where = f' ({code.co_filename}:{code.co_firstlineno})' if code else ''
+        raise TypeError(f'codax transforms functions with positional parameters; '
+                        f'{getattr(function, "__qualname__", function)}{where}, called as '
+                        f'{obj!r}, has *args, **kwargs or keyword-only parameters without '
+                        f'defaults ({", ".join(unsupported)})')
+    name = getattr(function, '__name__', 'function')
+    name = name if name.isidentifier() else 'function'
+    taken = {p.name for p in params} | {name}
+
+    def fresh(base):
+        while base in taken:
+            base += '_'
+        taken.add(base)
+        return base
+    namespace = {fresh('function'): function}
+    bound = [fresh(f'bound{i}') for i in range(len(leading))]
+    namespace.update(zip(bound, leading))
+    header = []
+    for p in params:
+        if p.default is p.empty:
+            header.append(p.name)
+        else:
+            default = fresh(f'default_{p.name}')
+            namespace[default] = p.default
+            header.append(f'{p.name}={default}')
+    call = ', '.join(bound + [f'{p.name}={p.name}' if p.kind == p.KEYWORD_ONLY else p.name
+                              for p in params])
+    text = (f'def {name}({", ".join(header)}):\n'
+            f'    return {next(iter(namespace))}({call})\n')
+    filename = f'<codax {name} bound to {len(leading)} values #{next(_labels)}>'
+    linecache.cache[filename] = (len(text), None, text.splitlines(True), filename)
+    exec(compile(text, filename, 'exec'), namespace)
+    return namespace[name]
 
 
 def _not_a_function(fn):
@@ -209,7 +325,7 @@ class Transformed:
     def __init__(self, fun, mode, argnums, has_aux, holomorphic=False):
         if not callable(fun):
             raise TypeError(f'{mode} expects a callable, got {fun!r}')
-        self.fun = primitive_function(fun) or fun
+        self.fun = readable_function(fun)
         fun = self.fun
         self.mode = mode
         self.argnums, self._single = _normalize_argnums(argnums)
@@ -303,7 +419,10 @@ def shifted_argnums(argnums, k):
 
 
 def transformation_of(fn):
-    """The Transformed behind a function returned by grad/value_and_grad, or None."""
+    """The Transformed behind a function returned by grad/value_and_grad, or
+    None (also for a method whose function is one: it is bound_function's)."""
+    if isinstance(fn, types.MethodType):
+        return None
     return getattr(fn, '__codax_transformed__', None)
 
 
@@ -349,7 +468,11 @@ def _check_cotangent(cotangent, out):
 
 
 def vjp(fun, *primals, has_aux=False):
-    """(fun(*primals), vjp_fun): vjp_fun(cotangent) returns one adjoint per primal."""
+    """(fun(*primals), vjp_fun): vjp_fun(cotangent) returns one adjoint per primal.
+
+    vjp_fun can itself be transformed (vmap(vjp_fun) over a batch of
+    cotangents, jit, grad): it stands for generated Python (_Pullback)."""
+    fun = bound_function(fun) or fun
     fwd, bwd = _vjp_entry(fun, primals, has_aux)
     out, tape = fwd(*primals)
     aux = None
@@ -357,16 +480,59 @@ def vjp(fun, *primals, has_aux=False):
         if not (isinstance(out, (tuple, list)) and len(out) == 2):
             raise TypeError('with has_aux=True the function must return a pair (output, aux)')
         out, aux = out
+    pullback = _Pullback(out, _pullback_factory(len(primals), has_aux)(bwd, tape, *primals))
 
     def vjp_fun(cotangent):
         _check_cotangent(cotangent, out)
-        seed = (cotangent, runtime.ZERO) if has_aux else cotangent
-        raw = bwd(tape, seed)[:len(primals)]      # not the defaulted parameters
-        return runtime.finalize_distinct(
-            tuple(runtime.finalize(r, p) for r, p in zip(raw, primals)))
+        return pullback.fun(cotangent)
+    vjp_fun.__codax_transformed__ = pullback
     if has_aux:
         return out, vjp_fun, aux
     return out, vjp_fun
+
+
+class _Pullback:
+    """Like a transformed function, vjp's vjp_fun stands for a plain Python
+    function (`fun`): the backward sweep applied to the forward sweep's tape
+    and the cotangent, which every transformation reads as any code. The
+    cotangent each example passes is checked against the output."""
+
+    def __init__(self, out, fun):
+        self.out, self.fun = out, fun
+
+    def function_for(self, args):
+        if len(args) != 1:
+            raise TypeError(f'the function returned by vjp takes one cotangent, got {len(args)} '
+                            'arguments')
+        _check_cotangent(args[0], self.out)
+        return self.fun
+
+
+_pullback_factories = {}
+
+
+def _pullback_factory(count, has_aux):
+    """make(backward, tape, *primals) -> pullback(cotangent): one code object
+    per (count, has_aux), whose closure holds one vjp call's values, so that
+    transformations of every vjp_fun of one signature share generated code."""
+    key = (count, has_aux)
+    if key not in _pullback_factories:
+        primals = [f'primal{i}' for i in range(count)]
+        seed = '(cotangent, 0.0)' if has_aux else 'cotangent'
+        # only the primals' adjoints: not those of parameters left at their defaults
+        adjoints = ''.join(f'rt.finalize(rt.item(adjoints, {i}), {p}), '
+                           for i, p in enumerate(primals))
+        text = (f'def make(backward, tape, {"".join(p + ", " for p in primals)}):\n'
+                f'    def pullback(cotangent):\n'
+                f'        adjoints = backward(tape, {seed})\n'
+                f'        return rt.finalize_distinct(({adjoints}))\n'
+                f'    return pullback\n')
+        filename = f'<codax vjp pullback of {count} primals{" with aux" * has_aux}>'
+        linecache.cache[filename] = (len(text), None, text.splitlines(True), filename)
+        namespace = {'rt': runtime}
+        exec(compile(text, filename, 'exec'), namespace)
+        _pullback_factories[key] = namespace['make']
+    return _pullback_factories[key]
 
 
 
@@ -416,6 +582,7 @@ def jvp(fun, primals, tangents, has_aux=False):
                         f'got {type(primals).__name__} and {type(tangents).__name__}; '
                         'write jvp(f, (x,), (v,))')
     primals, tangents = tuple(primals), tuple(tangents)
+    fun = bound_function(fun) or fun
     if len(primals) != len(tangents):
         raise TypeError(f'jvp: {len(primals)} primals but {len(tangents)} tangents')
     user = _user_function(fun)

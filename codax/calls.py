@@ -35,6 +35,15 @@ def _bind(fn, args, kwargs):
     return tuple(args)
 
 
+def _bind_called(fn, args, kwargs):
+    """_bind for the function that rt.vjp_call calls; where that is rt.vjp_call
+    again (a third derivative), the defaults of the function it calls in turn
+    are filled in too, as the sweeps of that inner call take them."""
+    if fn is runtime.vjp_call and args and not kwargs:
+        return (args[0],) + _bind_called(args[0], tuple(args[1:]), {})
+    return _bind(fn, args, kwargs)
+
+
 _SPECIAL = (runtime.jvp_call,)
 
 
@@ -43,9 +52,10 @@ def _plain(fn, args):
         raise SourceError('codax differentiates forward-mode code that calls user functions '
                           'up to second order (here a third derivative through jvp_call); '
                           'use reverse mode (grad) for the outer derivatives')
+    fn = api.bound_function(fn) or fn
     while api.transformation_of(fn) is not None:
         fn = api.transformation_of(fn).function_for(args)
-    fn = api.primitive_function(fn, len(args)) or fn
+    fn = api.readable_function(fn, len(args))
     if not isinstance(fn, types.FunctionType):
         raise TypeError(f'codax cannot differentiate through a call to {fn!r}: it is not a '
                         'plain Python function')
@@ -55,7 +65,8 @@ def _plain(fn, args):
 def _rule_helper_error(fn, exc):
     """A derivative rule's helper (runtime code without a record of its own)
     cannot be differentiated again: say so, rather than what failed inside it."""
-    if (getattr(fn, '__module__', None) or '').split('.')[0] != 'runtime':
+    module = getattr(fn, '__module__', None) or ''
+    if module.split('.')[0] != 'runtime' or module == 'runtime.definitions':
         return exc
     return SourceError(f'this derivative needs a higher derivative of codax\'s rule helper '
                        f'rt.{fn.__name__}, which is first-order only')
@@ -162,8 +173,12 @@ def _definition(kind, count=0, active=(), given=None, shift=0):
                              f'    p{i} = {default.format(i - shift)}\n' for i in range(count))
             unpack += ''.join(f'    t{i} = rt.dense(tangents[{i}], p{i})\n' for i in active)
             call = ', '.join([f'p{i}' for i in range(count)] + [f't{i}' for i in active])
+            # with defaults filled in, the tangent function is made for all of
+            # them (a primitive's wrapper takes as many as it is made for)
+            every = 'primals' if given == count else \
+                '(' + ''.join(f'p{i}, ' for i in range(count)) + ')'
             text = (f'def {name}(fn, primals, tangents):\n{unpack}'
-                    f'    forward = rt.tangent_function(fn, primals, {active!r})\n'
+                    f'    forward = rt.tangent_function(fn, {every}, {active!r})\n'
                     f'    return forward({call})\n')
         elif kind == 'closure_call':       # a closure's call, the closure passed last
             name = f'closure_call_{count}_{given}'
@@ -223,7 +238,7 @@ def _defined(fn, args, kwargs):
     if fn is runtime.call_closure:
         return _defined(args[-1], tuple(args[:-1]), kwargs)
     if fn is runtime.vjp_call:
-        inner = _bind(args[0], args[1:], kwargs)
+        inner = _bind_called(args[0], args[1:], kwargs)
         given = 'closure' if isinstance(args[0], Closure) else None
         return _definition('vjp_call', len(inner), given=given), (args[0],) + inner
     if fn is runtime.pullback:
@@ -255,7 +270,8 @@ def static_user_function(fn):
     transformation or a primitive): see static_sweeps."""
     if type(fn) is not types.FunctionType or _custom(fn) or api.transformation_of(fn) \
             or runtime.TABLE.lookup(fn) is not None \
-            or (fn.__module__ != 'codax.lax'       # (lax: plain loops codax goes through)
+            or (fn.__module__ not in ('codax.lax', 'runtime.definitions')  # (NumPy codax
+                # goes through: lax's plain loops, NumPy functions defined in NumPy)
                 and (fn.__module__ or '').split('.')[0] in ('runtime', 'codax', 'transformer')):
         return False
     code = fn.__code__
@@ -365,7 +381,8 @@ def _jvp_hook(fn, primals, tangents, kwargs, kwtangents):
         count = len(primals)
         fn, primals = _defined(fn, primals, kwargs)
         tangents = tuple(tangents) + (ZERO,) * (len(primals) - count)
-    if fn is runtime.vjp_call or fn is runtime.pullback:     # forward over reverse
+    if fn is runtime.vjp_call or fn is runtime.pullback or fn is runtime.batch_loop:
+        # forward over reverse (or over a per-example loop): through the definition
         if fn is runtime.pullback and runtime.is_zero(primals[1]) and runtime.is_zero(tangents[1]):
             return ZERO, ZERO                 # a structurally zero cotangent
         count = len(primals)
@@ -443,7 +460,7 @@ def _custom_tangent_function(fn, count, active):
     key = (id(fn), count, active)
     hit = _CUSTOM_TANGENTS.get(key)
     if hit is None or hit[0] is not rule:
-        name = f'tangent_{fn.__name__}_' + '_'.join(map(str, active))
+        name = f'tangent_{fn._name}_' + '_'.join(map(str, active))
         params = [f'p{i}' for i in range(count)] + [f't{i}' for i in active]
         tangents = [f't{i}' if i in active else f'rt.dense(0.0, p{i})' for i in range(count)]
         text = (f'def {name}({", ".join(params)}):\n'

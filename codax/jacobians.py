@@ -15,8 +15,12 @@ import numpy
 import runtime
 from runtime.backend import array_module
 
-from .api import (_check_argnums, _check_inexact, _dtype_of, _labels, _user_function, grad, jvp,
-                  primitive_function, shifted_argnums, transform_closure, vjp)
+from runtime.tree import tree_leaves
+
+from .api import (_check_argnums, _check_inexact, _dtype_of, _labels, _user_function,
+                  bound_function, grad, jvp, primitive_function, resolve, shifted_argnums,
+                  transform_closure, vjp)
+from .cache import signature
 
 def _argnums_tuple(argnums):
     return (argnums,) if isinstance(argnums, int) else tuple(argnums)
@@ -138,6 +142,7 @@ def jacrev(fun, argnums=0, has_aux=False, holomorphic=False):
 
 def _jacobian_function(fun, argnums, has_aux, forward):
     """Generated source where it can be transformed again, else a loop."""
+    fun = bound_function(fun) or fun
     if isinstance(argnums, int) and not has_aux:
         return _generated_jacobian(fun, argnums, forward)
     return _jacobian(fun, argnums, has_aux, forward)
@@ -203,7 +208,75 @@ def _generated_jacobian(fun, argnum, forward):
 
 
 def hessian(fun, argnums=0, has_aux=False, holomorphic=False):
-    """The Hessian of scalar `fun`: forward mode over the generated gradient.
-    With has_aux=True, `fun` returns (output, aux) and so does the Hessian."""
-    return jacfwd(grad(fun, argnums, has_aux=has_aux, holomorphic=holomorphic), argnums,
-                  has_aux=has_aux)
+    """The Hessian of `fun`: JAX's jacfwd(jacrev(fun)), of shape
+    out.shape + x.shape + x.shape. For a scalar output that is forward mode
+    over the generated gradient, jacfwd(grad(fun)); for any other output
+    jacfwd(jacrev(fun)). Which one, each signature of arguments tells once
+    (_Hessian). With has_aux=True, `fun` returns (output, aux) and so does the
+    Hessian."""
+    if isinstance(fun, runtime.Closure):          # made in transformed code: scalar outputs
+        return jacfwd(grad(fun, argnums, has_aux=has_aux, holomorphic=holomorphic), argnums,
+                      has_aux=has_aux)
+    return _Hessian(bound_function(fun) or fun, argnums, has_aux, holomorphic).as_function()
+
+
+class _Hessian:
+    """Like a transformed function, hessian(f) stands for the plain function
+    that function_for(args) returns: the Jacobian of the gradient where f's
+    output is a scalar for these arguments, else the Jacobian of the Jacobian.
+    Which, a call of f tells, once per signature and ranks of the arguments."""
+
+    def __init__(self, fun, argnums, has_aux, holomorphic):
+        self.fun = fun                 # the function behind it, for its signature
+        self.options = argnums, has_aux, holomorphic
+        self._scalar = jacfwd(grad(fun, argnums, has_aux=has_aux, holomorphic=holomorphic),
+                              argnums, has_aux=has_aux)
+        self._general = None
+        self._choices = {}
+        self._signature = None
+
+    def _positional(self, args, kwargs):
+        if not kwargs:
+            return tuple(args)
+        if self._signature is None:
+            self._signature = inspect.signature(_user_function(self.fun))
+        bound = self._signature.bind(*args, **kwargs)
+        bound.apply_defaults()
+        return tuple(bound.args)
+
+    def chosen(self, args):
+        """The Hessian function for these (positional) arguments."""
+        key = (signature(args), tuple(numpy.ndim(leaf) for leaf in tree_leaves(list(args))))
+        scalar = self._choices.get(key)
+        if scalar is None:
+            out = self.fun(*args)
+            if self.options[1]:
+                out = out[0]
+            scalar = self._choices[key] = _is_scalar(out)
+        if scalar:
+            return self._scalar
+        if self._general is None:
+            argnums, has_aux, holomorphic = self.options
+            self._general = jacfwd(jacrev(self.fun, argnums, has_aux, holomorphic), argnums,
+                                   has_aux, holomorphic)
+        return self._general
+
+    def function_for(self, args):
+        return resolve(self.chosen(args), args)
+
+    def as_function(self):
+        positional, chosen = self._positional, self.chosen
+
+        def hessian(*args, **kwargs):
+            args = positional(args, kwargs)
+            return chosen(args)(*args)
+        functools.update_wrapper(hessian, self.fun, updated=())
+        hessian.__dict__.pop('__wrapped__', None)     # inspect must not take it for the user's code
+        hessian.__codax_transformed__ = self
+        return hessian
+
+
+def _is_scalar(out):
+    """A number or a 0-d array (not a container of them)."""
+    return not isinstance(out, (list, tuple, dict)) and runtime.tree._node_of(out)[1] is None \
+        and numpy.ndim(out) == 0

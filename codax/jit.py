@@ -16,8 +16,8 @@ from transformer.pipeline import compile_jit
 
 from transformer.errors import SourceError
 
-from .api import (Specialization, _describe, resolve, shifted_argnums, transform_closure,
-                  transformation_of)
+from .api import (Specialization, _describe, bound_function, resolve, shifted_argnums,
+                  transform_closure, transformation_of)
 from .cache import CACHE, closure_key, signature
 
 _labels = itertools.count()
@@ -72,7 +72,7 @@ class Jitted:
     def __init__(self, fun, static_argnums=(), static_argnames=(), donate_argnums=()):
         if not callable(fun):
             raise TypeError(f'jit expects a callable, got {fun!r}')
-        self.fun = fun
+        self.fun = bound_function(fun) or fun
         functools.update_wrapper(self, fun, updated=())
         self.static_argnums = _indices(static_argnums, 'static_argnums')
         names = (static_argnames,) if isinstance(static_argnames, str) else static_argnames
@@ -329,7 +329,7 @@ def _ranks(tree):
         elif isinstance(x, (tuple, list)):
             out.append(_ranks(x))
         elif isinstance(x, dict):
-            out.append(_ranks([x[k] for k in sorted(x)]))
+            out.append(_ranks(list(x.values())))     # (the signature keeps their order too)
         else:
             out.append(getattr(x, 'ndim', -1))
     return tuple(out)

@@ -15,7 +15,7 @@ from transformer.batch import info_of_value
 from transformer.errors import RecursiveBatching, SourceError
 from transformer.pipeline import compile_batch
 
-from .api import (Specialization, _describe, _user_function, grad, jvp, primitive_function,
+from .api import (Specialization, _describe, _user_function, grad, jvp, readable_function,
                   resolve, transform_closure, transformation_of)
 from .cache import CACHE, closure_key, signature
 
@@ -27,7 +27,7 @@ def _hashable(axes):
     if isinstance(axes, (list, tuple)):
         return (type(axes).__name__,) + tuple(_hashable(a) for a in axes)
     if isinstance(axes, dict):
-        return ('dict',) + tuple((k, _hashable(v)) for k, v in sorted(axes.items()))
+        return ('dict',) + tuple((k, _hashable(axes[k])) for k in flat_keys(axes))
     return axes
 
 
@@ -116,7 +116,7 @@ class Batched:
         self._custom = getattr(fun, '__codax_custom__', None)
         if self._custom:
             fun = fun.fun
-        self.fun = primitive_function(fun) or fun
+        self.fun = readable_function(fun)
         self.in_axes = _plain_axes(in_axes)
         self.axis_size = _checked_size(axis_size)
         # rt.vmapped in generated code: derivative code's zero 0.0 may stand in
@@ -314,6 +314,10 @@ class Batched:
                               'it. Apply vmap to the derivative instead (vmap(grad(f)))')
         if axes is None:        # (called with these very arguments: none passed once)
             args, axes = self._arguments(args, {}, repeated=False)
+        if self.internal and self.axis_size is None and not _any_batched(args, axes):
+            # every batched slot holds a number (a structural zero): one call
+            # that every example shares, as __call__ makes it (_shared_call)
+            return self._target(args, tuple(_normalized(a, arg) for a, arg in zip(axes, args)))
         if self.axis_size is not None:
             self._check(args, axes)
             if not _any_batched(args, axes):

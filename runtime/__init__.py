@@ -16,6 +16,7 @@ from .batched_forms import *  # noqa: F401,F403
 from .closures import (Closure, call_closure, captured, captured_cotangent,  # noqa: F401
                        closure, closure_function, transformation)
 from . import primitives  # noqa: F401
+from . import definitions  # noqa: F401  (rt.definitions.<name>: NumPy in NumPy)
 from .primitives.nodes import (attribute_cotangent, attribute_tangent,  # noqa: F401
                                built_cotangents, built_tangent, construct, node_attribute)
 from .backend import array_module, backend_name, is_array  # noqa: F401

@@ -155,6 +155,25 @@ def add(a, b):
     return a + b
 
 
+def add_transpose_transpose(h, cot, x, y):
+    """Transpose of cot -> rt.add_transpose(cot, x, y), the adjoint of add's
+    operand x (y the sum): leaf by leaf unbroadcast's transpose, h summed back
+    to cot's shape. Its own transpose is rt.add_transpose again, so chains of
+    derivatives through rt.add go on to any order."""
+    from .rules import unbroadcast_transpose        # (rules imports this module)
+    if is_zero(h) or is_zero(cot) and _container(x):
+        return ZERO
+    if isinstance(x, dict):
+        return {k: add_transpose_transpose(item(h, k), item(cot, k), v, y[k])
+                for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return _rebuild(x, [add_transpose_transpose(item(h, i), item(cot, i), v, y[i])
+                            for i, v in enumerate(x)])
+    if _container(y):                 # x the zero added to a container: no adjoint
+        return ZERO
+    return unbroadcast_transpose(h, cot, x, y)
+
+
 def item(g, key):
     """The adjoint of `t[key]` taken out of the adjoint of container `t`."""
     if is_zero(g):
@@ -220,6 +239,11 @@ def finalize(g, x, seen=None):
     if x is None:
         return None
     if not is_array(x):
+        if isinstance(x, (float, complex)) and is_array(g) and g.ndim:
+            # x, a number, stands for an array (a loop's first 0.0 that
+            # batched code lifts to the rank the loop gives it, as
+            # finalize_batched says): its tangent is one, of g's shape
+            return array_module(g).array(g, dtype=numpy.result_type(g.dtype, type(x)))
         if isinstance(x, float):
             return type(x)(g)
         if isinstance(x, numpy.inexact):       # a NumPy number: one of its own dtype

@@ -72,6 +72,17 @@ def abs_slope(x):
     return xp.where(x < 0, -one, one)
 
 
+def fextremum_weight(x1, x2, kind, which):
+    """1 where fmax (kind 'fmax') or fmin picks operand `which` (0: x1), else
+    0, in the operands' float dtype: x1 where it wins or x2 is NaN, as JAX's
+    where(x1 > x2 | isnan(x2), x1, x2) picks."""
+    xp = array_module(x1, x2)
+    a, b = xp.asarray(x1), xp.asarray(x2)
+    first = xp.logical_or(a > b if kind == 'fmax' else a < b, xp.isnan(b))
+    dtype = xp.result_type(x1, x2, numpy.float16)      # Python numbers are weak
+    return (first if which == 0 else xp.logical_not(first)).astype(dtype)
+
+
 def imag_vjp(cot, val):
     """Adjoint of val for imag(val): -i cot (JAX's convention), zero for real
     val. Linear in cot, and its own transpose."""
@@ -394,6 +405,72 @@ def repeat_vjp(g, a, ans, repeats, axis=None):
 
 
 _GATHER_PAD_MODES = ('edge', 'reflect', 'symmetric', 'wrap')
+_STAT_PAD_MODES = ('maximum', 'minimum', 'mean', 'median')
+
+
+def matrix_transpose(x):
+    """x.mT, numpy.matrix_transpose: the last two axes swapped (CuPy has no
+    matrix_transpose)."""
+    xp = array_module(x)
+    x = xp.asarray(x)
+    if x.ndim < 2:
+        raise ValueError(f'matrix_transpose needs an array of at least 2 dimensions, got {x.ndim}')
+    return xp.swapaxes(x, -1, -2)
+
+
+def _select_masks(condlist, like):
+    """Where numpy.select takes each choice (the first true condition wins),
+    and where it takes the default, each as a mask of `like`'s shape."""
+    xp = array_module(like)
+    taken = xp.zeros(shape(like), dtype=bool)
+    masks = []
+    for cond in condlist:
+        mask = xp.logical_and(xp.broadcast_to(xp.asarray(cond), taken.shape),
+                              xp.logical_not(taken))
+        masks.append(mask)
+        taken = xp.logical_or(taken, mask)
+    return masks, xp.logical_not(taken)
+
+
+def select_choices_vjp(g, condlist, choicelist, ans):
+    """Adjoints of the choices of ans = select(condlist, choicelist, default):
+    each gets the cotangent where it was taken."""
+    if is_zero(g):
+        return [ZERO] * len(choicelist)
+    G = _full(g, ans)
+    masks, _ = _select_masks(condlist, G)
+    return [_cast(sum_to(G * mask, shape(c)), c) for mask, c in zip(masks, choicelist)]
+
+
+def select_default_vjp(g, condlist, default, ans):
+    """Adjoint of select's default: the cotangent where no condition held."""
+    if is_zero(g):
+        return ZERO
+    G = _full(g, ans)
+    _, rest = _select_masks(condlist, G)
+    return _cast(sum_to(G * rest, shape(default)), default)
+
+
+def select_choices_transpose(g, cot, condlist, choicelist, y):
+    """Transpose of cot -> select_choices_vjp(cot, condlist, choicelist, y): the
+    choices' cotangents put back where each was taken."""
+    if is_container_zero(g):
+        return ZERO
+    masks, _ = _select_masks(condlist, y)
+    out = _zeros(shape(y), y)
+    for mask, gk in zip(masks, g):
+        if not is_zero(gk):
+            out = out + mask * gk
+    return _cast(sum_to(out, shape(cot)), cot)
+
+
+def select_default_transpose(g, cot, condlist, default, y):
+    """Transpose of cot -> select_default_vjp(cot, condlist, default, y):
+    the default's cotangent put where no condition held."""
+    if is_zero(g):
+        return ZERO
+    _, rest = _select_masks(condlist, y)
+    return _cast(sum_to(rest * _full(g, default), shape(cot)), cot)
 
 
 def _pad_pairs(pad_width, nd):
@@ -403,11 +480,94 @@ def _pad_pairs(pad_width, nd):
     return numpy.broadcast_to(pw, (nd, 2))
 
 
-def pad_vjp(g, array, ans, pad_width, mode='constant'):
+def _stat_weights(part, axis, mode):
+    """The weight of each element of `part` in its statistic along `axis`, as
+    JAX differentiates it: ties of a maximum or minimum share equally, a
+    median takes its middle element(s)."""
+    xp = array_module(part)
+    if mode == 'median':
+        return median_weights(part, axis)
+    if mode == 'mean':
+        return xp.ones_like(part) / part.shape[axis]
+    pick = xp.max if mode == 'maximum' else xp.min
+    hit = (part == pick(part, axis=axis, keepdims=True)).astype(_fdtype(part))
+    return hit / xp.sum(hit, axis=axis, keepdims=True)
+
+
+def _stat_pad_steps(array, pad_width, mode, stat_length):
+    """NumPy pads the statistic modes axis by axis, each axis's pad computed
+    from the array padded along the axes before it. Yields, per axis, (axis,
+    the array before that step, before, after, the two slices the statistics
+    read, the two slices' weights)."""
+    xp = array_module(array)
+    a = xp.asarray(array)
+    if a.dtype.kind not in 'fc':
+        a = a.astype(numpy.float64)
+    nd = a.ndim
+    pw = _pad_pairs(pad_width, nd)
+    lengths = numpy.broadcast_to(numpy.asarray(
+        numpy.iinfo(numpy.intp).max if stat_length is None else stat_length), (nd, 2))
+    for ax in range(nd):
+        before, after = int(pw[ax, 0]), int(pw[ax, 1])
+        n = a.shape[ax]
+        lo, hi = min(int(lengths[ax, 0]), n), min(int(lengths[ax, 1]), n)
+        sl = [slice(None)] * nd
+        sl[ax] = slice(0, lo)
+        left = tuple(sl)
+        sl[ax] = slice(n - hi, n)
+        right = tuple(sl)
+        wl = _stat_weights(a[left], ax, mode)
+        wr = _stat_weights(a[right], ax, mode)
+        yield ax, a, before, after, left, right, wl, wr
+        a = _pad_axis(a, a[left], a[right], wl, wr, ax, before, after)
+
+
+def _pad_axis(x, x_left, x_right, wl, wr, axis, before, after):
+    """x with `before` copies of the weighted sum of x_left, and `after` of
+    x_right's, joined along `axis`."""
+    xp = array_module(x)
+    ends = []
+    for part, w, count in ((x_left, wl, before), (x_right, wr, after)):
+        stat = xp.sum(part * w, axis=axis, keepdims=True)
+        shape_ = list(x.shape)
+        shape_[axis] = count
+        ends.append(xp.broadcast_to(stat, tuple(shape_)))
+    return xp.concatenate([ends[0], x, ends[1]], axis=axis)
+
+
+def pad_jvp(tan, array, pad_width, mode='constant', stat_length=None):
+    """Tangent of pad(array, pad_width, mode) along `tan` (zero constant
+    values): the pad itself for the modes that gather (and 'mean'), the
+    statistic modes with the weights the primal picks (its max, min, median)."""
+    if is_zero(tan):
+        return ZERO
+    xp = array_module(tan, array)
+    if mode in ('constant', 'empty'):
+        return xp.pad(xp.asarray(tan), pad_width)
+    if mode in _GATHER_PAD_MODES:
+        return xp.pad(xp.asarray(tan), pad_width, mode)
+    _check_pad_mode(mode)
+    t = xp.asarray(tan)
+    for ax, _a, before, after, left, right, wl, wr in _stat_pad_steps(array, pad_width, mode,
+                                                                      stat_length):
+        t = _pad_axis(t, t[left], t[right], wl, wr, ax, before, after)
+    return t
+
+
+def _check_pad_mode(mode):
+    if not (isinstance(mode, str) and mode in _STAT_PAD_MODES):
+        raise TypeError(
+            f'codax: no derivative for numpy.pad with mode={mode!r}; supported modes are '
+            "'constant', 'empty', 'edge', 'reflect', 'symmetric', 'wrap', 'maximum', "
+            "'minimum', 'mean' and 'median'")
+
+
+def pad_vjp(g, array, ans, pad_width, mode='constant', stat_length=None):
     """Adjoint of `array` for ans = pad(array, pad_width, mode).
 
     'constant' and 'empty' crop the padding; 'edge', 'reflect', 'symmetric'
-    and 'wrap' (pure gathers) scatter-add the padded cotangent back."""
+    and 'wrap' (pure gathers) scatter-add the padded cotangent back; the
+    statistic modes undo pad_jvp's steps in reverse order."""
     if is_zero(g):
         return ZERO
     G = _full(g, ans)
@@ -422,9 +582,28 @@ def pad_vjp(g, array, ans, pad_width, mode='constant'):
         idx = numpy.pad(numpy.arange(n).reshape(ashape), pw, mode=mode)
         out = xp.bincount(xp.asarray(idx).ravel(), weights=xp.ravel(G), minlength=n)
         return xp.reshape(out, ashape).astype(G.dtype)
-    raise TypeError(
-        f'codax: no gradient for numpy.pad with mode={mode!r}; supported modes are '
-        "'constant', 'empty', 'edge', 'reflect', 'symmetric' and 'wrap'")
+    _check_pad_mode(mode)
+    for ax, a, before, after, left, right, wl, wr in reversed(
+            list(_stat_pad_steps(array, pad_width, mode, stat_length))):
+        n = a.shape[ax]
+        G_left, G, G_right = xp.split(G, [before, before + n], axis=ax)
+        G = G + 0.0                          # a copy to add into
+        G[left] += wl * xp.sum(G_left, axis=ax, keepdims=True)
+        G[right] += wr * xp.sum(G_right, axis=ax, keepdims=True)
+    return G
+
+
+def pad_values_jvp(tan, array, pad_width, mode='constant'):
+    """Tangent of pad(array, pad_width, 'constant', constant_values=v) along
+    v's tangent `tan`: zeros where array goes, tan's values in the pads."""
+    if is_zero(tan) or mode != 'constant':
+        return ZERO
+    xp = array_module(tan, array)
+    nd = ndim(array)
+    vals = xp.asarray(tan)
+    vals = numpy.broadcast_to(vals.get() if hasattr(vals, 'get') else vals, (nd, 2))
+    z = numpy.zeros(shape(array), dtype=_fdtype(array, tan))
+    return xp.asarray(numpy.pad(z, _pad_pairs(pad_width, nd), 'constant', constant_values=vals))
 
 
 def pad_values_vjp(g, array, ans, pad_width, mode, constant_values):
@@ -1230,8 +1409,10 @@ def extremum_vjp_transpose(g, cot, x, y, axis, keepdims, ans):
 
 
 def item_transpose(g, cot, key):
-    """Transpose of cot -> item(cot, key): g put at `key` of a zero container."""
-    if is_zero(g) or is_zero(cot):
+    """Transpose of cot -> item(cot, key): g put at `key` of a zero container.
+    A cot that is a number (the zero made NumPy zeros in batched code) gives
+    the zero whatever it is: so does the transpose."""
+    if is_zero(g) or is_container_zero(cot):
         return ZERO
     return getitem_vjp(g, cot, key)
 

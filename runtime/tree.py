@@ -24,18 +24,65 @@ def _namedtuple_flatten(x):
 _CLOSURE_NODE = (lambda c: (list(c), None), None)    # rebuilt by _unflatten
 
 
+def sorted_keys(d):
+    """A dict's keys in the order its values are flattened: sorted, as in
+    JAX. Keys that do not compare (1 and 'a') are sorted by their type's name
+    first, and kept in the dict's order where even that fails: a dict built
+    inside a transformed function must not make its transformation fail."""
+    try:
+        return sorted(d)
+    except TypeError:
+        pass
+    try:
+        return sorted(d, key=lambda k: (type(k).__qualname__, k))
+    except TypeError:
+        return list(d)
+
+
+class DictKeys(tuple):
+    """A dict node's auxiliary data: its keys in flattening order, which is
+    its structure (equal and hashed as that tuple, whatever the insertion
+    order, as in JAX), remembering in `order` the dict's own order. A dict
+    rebuilt from its leaves has that order again, so that code which splits
+    a dict into examples and rebuilds them (rt.batch_loop) iterates over it
+    as the untransformed function does."""
+
+    def __new__(cls, d):
+        keys = super().__new__(cls, sorted_keys(d))
+        keys.order = tuple(d)
+        return keys
+
+    def rebuilt(self, children):
+        """(key, value) pairs in the dict's own order."""
+        values = dict(zip(self, children))
+        return [(k, values[k]) for k in self.order]
+
+
+def _dict_flatten(x):
+    keys = DictKeys(x)
+    return [x[k] for k in keys], keys
+
+
+def _defaultdict_flatten(x):
+    children, keys = _dict_flatten(x)
+    return children, (x.default_factory, keys)
+
+
+def _pairs(keys, children):
+    """A dict's (key, value) pairs from its flattened keys and children."""
+    return keys.rebuilt(children) if isinstance(keys, DictKeys) else zip(keys, children)
+
+
 register_pytree_node(tuple, lambda x: (list(x), None), lambda aux, c: tuple(c))
 register_pytree_node(list, lambda x: (list(x), None), lambda aux, c: list(c))
-register_pytree_node(dict, lambda x: ([x[k] for k in sorted(x)], tuple(sorted(x))),
-                     lambda aux, c: dict(zip(aux, c)))
+register_pytree_node(dict, _dict_flatten, lambda aux, c: dict(_pairs(aux, c)))
 register_pytree_node(type(None), lambda x: ([], None), lambda aux, c: None)
 # As in JAX: an OrderedDict keeps its order (part of its structure), a
 # defaultdict sorts its keys like a dict and keeps its default_factory.
 register_pytree_node(collections.OrderedDict, lambda x: (list(x.values()), tuple(x)),
                      lambda aux, c: collections.OrderedDict(zip(aux, c)))
-register_pytree_node(collections.defaultdict,
-                     lambda x: ([x[k] for k in sorted(x)], (x.default_factory, tuple(sorted(x)))),
-                     lambda aux, c: collections.defaultdict(aux[0], zip(aux[1], c)))
+register_pytree_node(collections.defaultdict, _defaultdict_flatten,
+                     lambda aux, c: collections.defaultdict(aux[0], _pairs(aux[1], c)))
 
 
 def _node_of(x):
@@ -462,7 +509,7 @@ def same_dict(x, pairs):
 def flat_keys(d):
     """The keys of dict `d` in the order tree_flatten takes its values: an
     OrderedDict's own order, else sorted."""
-    return list(d) if type(d) is collections.OrderedDict else sorted(d)
+    return list(d) if type(d) is collections.OrderedDict else sorted_keys(d)
 
 
 def dict_keys(treedef):

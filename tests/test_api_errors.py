@@ -570,3 +570,23 @@ def test_rebinding_a_global_primitive_respecializes():
         np.testing.assert_allclose(through_call(x), 2 * np.cos(x))
     finally:
         activation = np.tanh
+
+
+# ---- custom rules given something that is not a rule, and rules not given ----
+
+def _two_args(x, y):
+    return x * y
+
+
+def test_bad_custom_rules_name_the_function_and_its_line():
+    where = rf'_two_args \(.*test_api_errors\.py:{_two_args.__code__.co_firstlineno}\)'
+    with pytest.raises(TypeError, match=where + r': defvjp expects callable fwd and bwd rules, '
+                                                r'got bwd=3'):
+        codax.custom_vjp(_two_args).defvjp(lambda x, y: (x * y, None), 3)
+    with pytest.raises(TypeError, match=where + ': defjvp expects a callable rule'):
+        codax.custom_jvp(_two_args).defjvp('rule')
+    undefined = codax.custom_vjp(_two_args)
+    with pytest.raises(TypeError, match=where + r': custom_vjp needs defvjp\(fwd, bwd\)'):
+        codax.grad(lambda x: undefined(x, 2.0))(1.0)
+    with pytest.raises(TypeError, match='expects a callable'):
+        codax.custom_jvp(3.0)

@@ -1,4 +1,5 @@
 """custom_jvp, custom_vjp, stop_gradient and checkpoint, against references."""
+import functools
 import tracemalloc
 
 import numpy as np
@@ -274,3 +275,271 @@ def test_forward_mode_of_a_jvp_rule_with_omitted_defaults():
     np.testing.assert_allclose(tangent, 2 * np.cos(x), rtol=1e-12)
     hessian = codax.hessian(lambda x: np.sum(scaled_sin(x, scale=3.0)))(x)
     np.testing.assert_allclose(hessian, np.diag(-3 * np.sin(x)), rtol=1e-12, atol=1e-15)
+
+
+# ---- what a custom_vjp bwd rule may return (JAX's rules) ----
+
+def _product_fwd(x, y):
+    return x * y, (x, y)
+
+
+def _make_product(bwd):
+    """x * y with the given bwd rule (residuals (x, y))."""
+    product = codax.custom_vjp(lambda x, y: x * y)
+    product.defvjp(_product_fwd, bwd)
+    return product
+
+
+def _bwd_bare_array(residuals, g):
+    return residuals[1] * g                    # not a tuple
+
+
+def _bwd_bare_none(residuals, g):
+    return None
+
+
+def _bwd_too_short(residuals, g):
+    return (residuals[1] * g,)
+
+
+def _bwd_too_long(residuals, g):
+    return residuals[1] * g, residuals[0] * g, g
+
+
+@pytest.mark.parametrize('bwd, got', [
+    (_bwd_bare_array, 'got ndarray'), (_bwd_bare_none, 'got NoneType'),
+    (_bwd_too_short, 'got tuple of length 1'), (_bwd_too_long, 'got tuple of length 3')])
+def test_a_bwd_rule_must_return_one_cotangent_per_argument(bwd, got):
+    product = _make_product(bwd)
+    line = bwd.__code__.co_firstlineno
+    with pytest.raises(TypeError, match=rf'bwd rule _bwd_\w+ \(.*test_custom_rules\.py:{line}\)'
+                                        rf'.*one cotangent per argument.*\(2: x, y\).*{got}'):
+        codax.grad(lambda x, y: np.sum(product(x, y)))(np.ones(2), np.ones(2))
+
+
+def _bwd_none_for_x(residuals, g):
+    return None, residuals[0] * g
+
+
+def _bwd_as_list(residuals, g):
+    return [residuals[1] * g, residuals[0] * g]
+
+
+def test_a_none_cotangent_is_zero_and_a_list_is_accepted():
+    x, y = np.array([0.5, -1.0]), np.array([2.0, 3.0])
+    gx, gy = codax.grad(lambda x, y: np.sum(_make_product(_bwd_none_for_x)(x, y)),
+                        argnums=(0, 1))(x, y)
+    np.testing.assert_array_equal(gx, np.zeros(2))     # the rule's None: zero, shaped like x
+    np.testing.assert_allclose(gy, x)
+    listed = _make_product(_bwd_as_list)
+
+    def loss(x, y):
+        return np.sum(np.sin(listed(x, y)))
+    for argnum in (0, 1):
+        np.testing.assert_allclose(codax.grad(loss, argnums=argnum)(x, y),
+                                   numeric_grad(loss, (x, y), argnum), rtol=1e-6)
+
+
+none_rule_product = _make_product(_bwd_none_for_x)
+
+
+def uses_none_rule(y):
+    return np.sum(none_rule_product(y, y) ** 2)
+
+
+def test_second_derivative_through_a_bwd_rule_returning_none():
+    # the rule gives y's own factor only: d/dy = 2 p * y with p = y*y, so 6 y^2 on the diagonal
+    y = np.array([0.7, -1.3])
+    np.testing.assert_allclose(codax.grad(uses_none_rule)(y), 2 * y ** 3, rtol=1e-12)
+    grad_of = codax.grad(uses_none_rule)
+    want = np.stack([numeric_grad(lambda v: grad_of(v)[i], (y,)) for i in range(2)])
+    np.testing.assert_allclose(codax.hessian(uses_none_rule)(y), want, rtol=1e-6)
+
+
+def test_a_fwd_rule_must_return_a_pair():
+    def fwd(x):
+        return x
+    square = codax.custom_vjp(lambda x: x * x)
+    square.defvjp(fwd, lambda residuals, g: (g,))
+    with pytest.raises(TypeError, match=rf'fwd rule .*fwd \(.*test_custom_rules\.py:'
+                                        rf'{fwd.__code__.co_firstlineno}\).*a pair'):
+        codax.grad(square)(1.5)
+
+
+# ---- nondiff_argnums (JAX's convention: those arguments come first in the rule) ----
+
+@functools.partial(codax.custom_vjp, nondiff_argnums=(1,))
+def powered(x, n, y):
+    return x ** n * y
+
+
+def _powered_fwd(x, n, y):
+    return powered(x, n, y), (x, y)
+
+
+def _powered_bwd(n, residuals, g):
+    x, y = residuals
+    return n * x ** (n - 1) * y * g, x ** n * g
+
+
+powered.defvjp(_powered_fwd, _powered_bwd)
+
+
+def uses_powered(x, y):
+    return np.sum(np.sin(powered(x, 3, y)))
+
+
+def test_custom_vjp_nondiff_argnums_pass_those_arguments_to_bwd_first():
+    x, y = np.array([0.4, -0.9, 1.2]), np.array([1.5, 0.5, -2.0])
+    for argnum in (0, 1):
+        np.testing.assert_allclose(codax.grad(uses_powered, argnums=argnum)(x, y),
+                                   numeric_grad(uses_powered, (x, y), argnum), rtol=1e-6)
+    batch = np.stack([x, 2 * x])
+    np.testing.assert_allclose(codax.vmap(codax.grad(uses_powered), in_axes=(0, None))(batch, y),
+                               np.stack([numeric_grad(uses_powered, (b, y)) for b in batch]),
+                               rtol=1e-6)
+
+
+@functools.partial(codax.custom_vjp, nondiff_argnums=(0,))
+def apply_clipped(fn, x):
+    return fn(x)
+
+
+def _apply_fwd(fn, x):
+    return fn(x), x
+
+
+def _apply_bwd(fn, x, g):
+    return (np.clip(g * np.cos(x), -0.5, 0.5),)     # a function argument, used by the rule
+
+
+apply_clipped.defvjp(_apply_fwd, _apply_bwd)
+
+
+def test_custom_vjp_with_a_function_as_nondiff_argument():
+    x = np.array([0.1, 1.4, 2.0])
+    got = codax.grad(lambda x: np.sum(apply_clipped(np.sin, x)))(x)
+    np.testing.assert_allclose(got, np.clip(np.cos(x), -0.5, 0.5))
+
+
+@functools.partial(codax.custom_jvp, nondiff_argnums=(0,))
+def scaled_log1pexp(scale, x):
+    return scale * np.log1p(np.exp(x))
+
+
+@scaled_log1pexp.defjvp
+def _scaled_log1pexp_jvp(scale, primals, tangents):
+    x, = primals
+    t, = tangents
+    return scaled_log1pexp(scale, x), scale * t / (1.0 + np.exp(-x))
+
+
+def uses_scaled(x):
+    return np.sum(scaled_log1pexp(3.0, x) ** 2)
+
+
+def test_custom_jvp_nondiff_argnums_pass_those_arguments_to_the_rule_first():
+    x = np.array([-0.6, 0.2, 1.5])
+    np.testing.assert_allclose(codax.grad(uses_scaled)(x), numeric_grad(uses_scaled, (x,)),
+                               rtol=1e-6)
+    v = np.array([1.0, -0.5, 2.0])
+    np.testing.assert_allclose(codax.jvp(uses_scaled, (x,), (v,))[1],
+                               numeric_grad(uses_scaled, (x,)) @ v, rtol=1e-6)
+    grad_of = codax.grad(uses_scaled)
+    want = np.stack([numeric_grad(lambda u: grad_of(u)[i], (x,)) for i in range(3)])
+    np.testing.assert_allclose(codax.hessian(uses_scaled)(x), want, rtol=1e-6)
+    np.testing.assert_allclose(codax.jacfwd(lambda x: scaled_log1pexp(3.0, x))(x),
+                               np.diag(3.0 / (1.0 + np.exp(-x))), rtol=1e-12)
+
+
+def test_bad_nondiff_argnums_name_the_function():
+    def two(x, y):
+        return x * y
+    line = two.__code__.co_firstlineno
+    for make in (codax.custom_vjp, codax.custom_jvp):
+        with pytest.raises(TypeError, match=rf'nondiff_argnums=\(2,\) for .*two '
+                                            rf'\(.*test_custom_rules\.py:{line}\)'):
+            make(two, nondiff_argnums=(2,))
+
+
+# ---- defjvps: one rule per argument ----
+
+@codax.custom_jvp
+def x_sin_y(x, y):
+    return x * np.sin(y)
+
+
+x_sin_y.defjvps(lambda tx, ans, x, y: tx * np.sin(y),
+                lambda ty, ans, x, y: x * np.cos(y) * ty)
+
+
+@codax.custom_jvp
+def x_sin_y_frozen(x, y):
+    return x * np.sin(y)
+
+
+x_sin_y_frozen.defjvps(lambda tx, ans, x, y: tx * np.sin(y), None)    # y: no contribution
+
+
+def uses_x_sin_y(x, y):
+    return np.sum(np.tanh(x_sin_y(x, y)))
+
+
+def test_defjvps_sums_the_rules_of_each_argument():
+    x, y = np.array([0.3, -1.1]), np.array([0.8, 2.0])
+    for argnum in (0, 1):
+        np.testing.assert_allclose(codax.grad(uses_x_sin_y, argnums=argnum)(x, y),
+                                   numeric_grad(uses_x_sin_y, (x, y), argnum), rtol=1e-6)
+    tx, ty = np.array([1.0, 0.5]), np.array([-2.0, 1.0])
+    _, tangent = codax.jvp(x_sin_y, (x, y), (tx, ty))
+    np.testing.assert_allclose(tangent, tx * np.sin(y) + x * np.cos(y) * ty, rtol=1e-12)
+    _, tangent = codax.jvp(x_sin_y_frozen, (x, y), (tx, ty))
+    np.testing.assert_allclose(tangent, tx * np.sin(y), rtol=1e-12)
+    gx, gy = codax.grad(lambda x, y: np.sum(x_sin_y_frozen(x, y)), argnums=(0, 1))(x, y)
+    np.testing.assert_allclose(gx, np.sin(y))
+    np.testing.assert_array_equal(gy, np.zeros(2))
+
+
+def test_defjvps_needs_one_rule_per_argument_and_no_nondiff_argnums():
+    with pytest.raises(TypeError, match='defjvps got 1 rules for 2 arguments'):
+        codax.custom_jvp(lambda x, y: x * y).defjvps(None)
+    with pytest.raises(TypeError, match="can't use defjvps with nondiff_argnums"):
+        codax.custom_jvp(lambda n, x: x, nondiff_argnums=(0,)).defjvps(None)
+
+
+# ---- checkpoint(fun, static_argnums=...) ----
+
+def activation_step(x, kind, scale):
+    if kind == 'tanh':
+        return np.tanh(x) * scale
+    return np.sin(x) * scale
+
+
+checkpointed_step = codax.checkpoint(activation_step, static_argnums=(1,))
+
+
+def uses_checkpointed_step(x, scale, kind):
+    h = x
+    for _ in range(3):
+        h = checkpointed_step(h, kind, scale)
+    return np.sum(h)
+
+
+def test_checkpoint_with_static_argnums():
+    x = np.array([0.2, -0.7, 1.1])
+    for kind in ('tanh', 'sin'):
+        for argnum in (0, 1):
+            np.testing.assert_allclose(
+                codax.grad(uses_checkpointed_step, argnums=argnum)(x, 0.9, kind),
+                numeric_grad(lambda x, s: uses_checkpointed_step(x, s, kind), (x, 0.9), argnum),
+                rtol=1e-6)
+    assert codax.remat is codax.checkpoint
+
+
+def test_checkpoint_rejects_bad_static_argnums_and_policies():
+    line = activation_step.__code__.co_firstlineno
+    with pytest.raises(TypeError, match=rf'static_argnums=\(3,\) for activation_step '
+                                        rf'\(.*test_custom_rules\.py:{line}\)'):
+        codax.checkpoint(activation_step, static_argnums=(3,))
+    with pytest.raises(TypeError, match='policy'):
+        codax.checkpoint(activation_step, policy=lambda *a: True)

@@ -413,6 +413,42 @@ def test_hessian_pytree_nesting():
             close(H[k1][k2], numeric_jacobian(part, p[k2], eps=1e-5), f'H[{k1!r}][{k2!r}]')
 
 
+def vector_out(x):
+    return np.sin(A34[:2, :3] @ x) * np.sum(x ** 2)
+
+
+def matrix_out(W):
+    return np.tanh(W @ W.T)
+
+
+def test_hessian_of_a_vector_or_matrix_output_is_jacfwd_of_jacrev():
+    # as JAX: out.shape + x.shape + x.shape, the Jacobian of the Jacobian
+    x = np.array([0.4, -0.9, 1.3])
+    H = codax.hessian(vector_out)(x)
+    assert H.shape == (2, 3, 3)
+    want = numeric_jacobian(lambda v: numeric_jacobian(vector_out, v, 1e-4), x, 1e-4)
+    close(H, want, 'hessian of a vector output', rtol=1e-5, atol=1e-6)
+    close(H, np.swapaxes(H, 1, 2), 'symmetric in the input axes', rtol=1e-12, atol=1e-12)
+    jac = codax.jacrev(vector_out)
+    close(H, numeric_jacobian(jac, x), 'against codax.jacrev differentiated numerically')
+    W = np.array([[0.3, -0.2], [0.5, 0.1], [-0.4, 0.6]])
+    HW = codax.hessian(matrix_out)(W)
+    assert HW.shape == (3, 3, 3, 2, 3, 2)
+    close(HW, numeric_jacobian(codax.jacrev(matrix_out), W), 'hessian of a matrix output')
+
+
+def test_a_vector_hessian_batches_and_compiles():
+    x = np.array([0.4, -0.9, 1.3])
+    close(codax.jit(codax.hessian(vector_out))(x), codax.hessian(vector_out)(x),
+          'jit(hessian(f))', rtol=1e-12, atol=1e-12)
+    batch = np.stack([x, -2 * x])
+    close(codax.vmap(codax.hessian(vector_out))(batch),
+          np.stack([codax.hessian(vector_out)(b) for b in batch]), 'vmap(hessian(f))',
+          rtol=1e-12, atol=1e-12)
+    # a scalar output still gets x.shape + x.shape
+    assert codax.hessian(lambda x: np.sum(vector_out(x)))(x).shape == (3, 3)
+
+
 # --------------------------------------------------------------------------
 # Higher derivatives by composition
 # --------------------------------------------------------------------------

@@ -122,7 +122,7 @@ BINARY = {
     'add': (U, U), 'subtract': (U, U), 'multiply': (U, U), 'true_divide': (U, NZ),
     'power': (P, U), 'arctan2': (NZ, NZ), 'hypot': (NZ, NZ), 'maximum': (U, U),
     'minimum': (U, U), 'logaddexp': (U, U), 'logaddexp2': (U, U), 'remainder': (P, P),
-    'fmod': (NZ, P),
+    'fmod': (NZ, P), 'fmax': (U, U), 'fmin': (U, U),
 }
 for _name, (_d1, _d2) in BINARY.items():
     cases(_name, C(_d1(), _d2()), C(_d1(4), _d2(4)), C(_d1(2, 3), _d2(3)),
@@ -789,6 +789,68 @@ cases('rt_multi_dot_subscripts', C([U(2, 3), U(3, 4)]), C([U(3), U(3, 2), U(2)])
 cases('rt_eigh_triangle', C(U(3, 3)), C(U(2, 3, 3), 'U'))
 cases('rt_linalg_rule_applies', C('eigh', U(3, 3)), C('svd', U(3, 2), False, False),
       C('qr', U(4, 3), False, False, 'r'))
+
+# np.pad's statistic modes (distinct random values: no ties between maxima)
+_S34 = U(3, 4)
+CASES['pad'] += [C(U(3, 4), ((1, 2), (2, 1)), 'maximum'), C(U(3, 4), 2, 'minimum'),
+                 C(U(3, 5), ((2, 1), (1, 2)), 'median'), C(U(4), (1, 2), 'median'),
+                 C(U(3, 4), 1, 'mean', stat_length=2),
+                 C(U(3, 4), ((1, 2), (2, 1)), 'maximum', stat_length=((1, 2), (3, 1)))]
+CASES['rt_pad_vjp'] += [C(U(6, 7), _S34, np.pad(_S34, ((1, 2), (2, 1)), 'maximum'),
+                          ((1, 2), (2, 1)), 'maximum'),
+                        C(U(5, 6), _S34, np.pad(_S34, 1, 'median', stat_length=2), 1, 'median', 2)]
+# where= and initial= of the reductions (every slice keeps an element)
+_KEEP3 = np.array([True, False, True])
+_KEEP23 = np.array([[True, False, True], [False, True, True]])
+CASES['sum'] += [C(U(2, 3), axis=1, where=_KEEP3), C(U(2, 3), initial=0.5),
+                 C(U(2, 3), 0, None, None, True, 1.5, _KEEP23)]
+CASES['mean'] += [C(U(2, 3), axis=1, where=_KEEP3), C(U(2, 3), where=_KEEP23),
+                  C(U(2, 3), 0, keepdims=True, where=_KEEP23)]
+CASES['prod'] += [C(NZ(2, 3), axis=1, initial=2.0, where=_KEEP3), C(NZ(2, 3), initial=-1.5),
+                  C(_PROD_ZEROS[:2].copy(), axis=1, where=_KEEP23), C(NZ(2, 3), where=_KEEP23)]
+for _name in ('max', 'min'):
+    CASES[_name] += [C(U(2, 3), axis=1, initial=(-1) ** (_name == 'max') * 5.0, where=_KEEP3),
+                     C(U(2, 3), initial=(-1) ** (_name == 'min') * 2.0),
+                     C(U(2, 3), axis=0, keepdims=True, initial=0.0),
+                     C(U(2, 3), 1, None, False, (-1) ** (_name == 'max') * 3.0, _KEEP23)]
+_SEL_C = [U(2, 3) > 0.3, U(3) < -0.2]
+cases('select', C(_SEL_C, [U(2, 3), U(3)]), C(_SEL_C, [U(2, 3), U(2, 3)], U(2, 3)),
+      C([U(4) > 0], [U(4)], 0.5), C(_SEL_C, [U(1, 3), 0.7], default=U(2, 1)))
+_SEL_Y = np.select(_SEL_C, [U(2, 3), U(3)])
+cases('rt_select_choices_vjp', C(U(2, 3), _SEL_C, [U(2, 3), U(3)], _SEL_Y),
+      C(0.5, _SEL_C, [U(1, 3), U(2, 3)], _SEL_Y))
+cases('rt_select_default_vjp', C(U(2, 3), _SEL_C, U(2, 3), _SEL_Y), C(U(2, 3), _SEL_C, U(3), _SEL_Y),
+      C(0.5, _SEL_C, 0.2, _SEL_Y))
+cases('matrix_transpose', C(U(2, 3)), C(U(2, 3, 4)), C(U(1, 1)))
+cases('rt_pad_jvp', C(U(3, 4), _S34, ((1, 2), (2, 1)), 'maximum'),
+      C(U(3, 4), _S34, 1, 'median', 3), C(U(3, 4), _S34, 1), C(U(3, 4), _S34, 2, 'reflect'))
+_NAN23 = np.array([[np.nan, 0.5, -1.0], [2.0, np.nan, np.nan]])
+cases('rt_fextremum_weight', C(_NAN23, U(2, 3), 'fmax', 0), C(U(3), _NAN23, 'fmin', 1),
+      C(0.5, _NAN23, 'fmax', 1))
+cases('rt_pad_values_jvp', C(U(), _S34, 1), C(U(2, 2), _S34, ((1, 2), (2, 1)), 'constant'),
+      C(U(2), _S34, 2))
+for _name in ('nonzero', 'flatnonzero', 'argwhere'):       # indices where a holds
+    cases(_name, C(U(4) > 0), C(U(2, 3) > 0), C(U(3)))
+# getitem_vjp's transpose: (h, cot, x, idx, y), y shaped like x, cot like x[idx]
+cases('rt_getitem_vjp_transpose', C(U(3, 4), U(4), U(3, 4), 1, U(3, 4)),
+      C(U(3, 4), U(2, 4), U(3, 4), slice(0, 2), U(3, 4)),
+      C(U(5), U(3), U(5), np.array([0, 2, 2]), U(5)), C(U(), U(2), U(4), np.array([1, 3]), U(4)),
+      C([U(2), U(3)], U(3), [U(2), U(3)], 1, [U(2), U(3)]))
+_EXT = U(2, 3)
+cases('rt_extremum_vjp_transpose', C(U(2, 3), U(2), _EXT, _EXT.max(1), 1, False, U(2, 3)),
+      C(U(2, 3), U(), _EXT, _EXT.min(), None, False, U(2, 3)),
+      C(U(3), U(2, 1), _EXT, _EXT.max(1, keepdims=True), 1, True, U(2, 3)))
+# rt.add's adjoint of an operand, and its transpose (h shaped like that adjoint)
+cases('rt_add_transpose', C(U(2, 3), U(3), U(2, 3)), C(U(3), U(3), U(3)),
+      C([U(2), U(2, 3)], [U(2), U(1, 3)], [U(2), U(2, 3)]))
+cases('rt_add_transpose_transpose', C(U(3), U(2, 3), U(3), U(2, 3)), C(U(3), U(3), U(3), U(3)),
+      C([U(2), U(1, 3)], [U(2), U(2, 3)], [U(2), U(1, 3)], [U(2), U(2, 3)]))
+# rt.unbroadcast per example of a batched cotangent (x and y shared), and its transpose
+cases('rt_unbroadcast_batched', C(U(4, 2, 3), U(3), U(2, 3)), C(U(4), U(3), U(3)),
+      C(U(4, 3), U(1, 3), U(2, 3)), C(U(2, 4, 3), U(3), U(2, 3), 2))
+cases('rt_unbroadcast_batched_transpose', C(U(4, 3), U(4, 2, 3), U(3), U(2, 3)),
+      C(U(4), U(4), U(3), U(3)), C(U(4, 1, 3), U(4, 3), U(1, 3), U(2, 3)),
+      C(U(2, 4, 3), U(2, 4, 3), U(3), U(2, 3), 2))
 
 
 # --------------------------------------------------------------------------

@@ -1,7 +1,9 @@
 """Python containers built inside transformed functions: dicts filled in loops
 (keys that are loop variables, ints or made with str()), iteration over dict
-keys and items, list.extend / list.insert, lists and tuples joined with `+`,
-NumPy functions of Python lists, and `y = x[0]; y += ...` on a scalar.
+keys and items (in insertion order, with keys that do not sort together),
+list.extend / list.insert / list.pop, dict.get, reversed(), lists and tuples
+joined with `+`, NumPy functions of Python lists, and `y = x[0]; y += ...` on
+a scalar.
 
 Each function is checked as NumPy runs it (jit), under grad against central
 differences, jvp, vmap against a Python loop, vmap(grad) against a loop of
@@ -124,11 +126,82 @@ def scalar_augmented(x):
     return y * x[3]
 
 
+def reversed_list(x):
+    out, w = 0.0, 1.0
+    for v in reversed([x[0], x[1] * 2, x[2]]):
+        out = out + w * v ** 2
+        w = w * 3
+    return out
+
+
+def reversed_array_and_range(x):
+    out = 0.0
+    for i, v in zip(reversed(range(4)), reversed(x)):
+        out = out * 2 + (i + 1) * np.sin(v)
+    return out
+
+
+def dict_get_with_defaults(x):
+    d = {'a': x[0] * 2}
+    missing = d.get('none') is None
+    return d.get('a', 0.0) * d.get('b', x[1] ** 2) + missing * x[2]
+
+
+def dict_get_accumulates(x):
+    d = {}
+    for i in range(4):
+        key = 'even' if i % 2 == 0 else 'odd'
+        d[key] = d.get(key, 0.0) + x[i] ** 2
+    return d['even'] * d['odd']
+
+
+def list_pop_in_a_while(x):
+    xs = [x[0], x[1] * 2, x[2] ** 2]
+    total = 0.0
+    while len(xs) > 0:
+        total = total * 2 + xs.pop()
+    return total
+
+
+def list_pop_at_indices(x):
+    xs = [x[0], x[1], x[2] * 3, np.sin(x[3]), x[0] * x[1]]
+    out = 0.0
+    for i in range(2):
+        v = xs.pop(i)                      # an index known only at run time
+        out = out + (i + 1) * v ** 2
+    xs.pop(0)                              # a statement, its value dropped
+    return out + xs.pop(-1) * xs[0] + len(xs)
+
+
+def dict_items_in_insertion_order(x):
+    d = {}
+    d['z'] = x[0] * 2                      # not the sorted order of the keys
+    d['a'] = np.sin(x[1])
+    d['m'] = x[2] * x[3]
+    total, w = 0.0, 1.0
+    for k, v in d.items():
+        total = total + w * v
+        w = w * 3
+    return total
+
+
+def dict_with_int_and_str_keys(x):
+    d = {0: x[0] * 2, 'a': np.sin(x[1])}   # keys that do not sort together
+    d[1] = x[2] ** 2
+    total, w = 0.0, 1.0
+    for k, v in d.items():
+        total = total + w * v
+        w = w * 3
+    return total + d[0] * d['a']
+
+
 FUNCTIONS = [dict_loop_int_keys, dict_loop_str_keys, dict_keys_made_with_str,
              dict_int_key_variable, dict_partly_batched_then_loop, dict_iterate_keys,
              dict_iterate_items, list_extend, list_insert, tuple_joined_in_loop, list_joined,
              mean_of_a_list, sum_of_a_tuple, exp_of_a_list, max_of_a_list,
-             mean_of_an_appended_list, scalar_augmented]
+             mean_of_an_appended_list, scalar_augmented, reversed_list, reversed_array_and_range,
+             dict_get_with_defaults, dict_get_accumulates, list_pop_in_a_while,
+             list_pop_at_indices, dict_items_in_insertion_order, dict_with_int_and_str_keys]
 ids = [f.__name__ for f in FUNCTIONS]
 
 

@@ -210,7 +210,7 @@ BINARY_POINTS = {
     'true_divide': (0.6, -1.3), 'power': (1.3, 0.7), 'arctan2': (0.6, -1.2),
     'hypot': (0.6, -1.2), 'maximum': (0.3, 0.7), 'minimum': (0.3, 0.7),
     'logaddexp': (0.3, 0.7), 'logaddexp2': (0.3, 0.7), 'remainder': (2.9, 1.3),
-    'fmod': (-2.9, 1.3),
+    'fmod': (-2.9, 1.3), 'fmax': (0.3, 0.7), 'fmin': (0.3, 0.7),
 }
 BINARY = sorted(p.name for p in TABLE
                 if p.family == 'elementwise' and p.diff_params() == ['x1', 'x2'])

@@ -328,3 +328,45 @@ def test_a_second_call_of_vmap_of_grad_does_not_regenerate(compiles):
     count = len(compiles)
     per_example(w * 2.0, xs[:3])
     assert len(compiles) == count
+
+
+# ---- vmap over the pullback that codax.vjp returns (as JAX supports) ----
+
+def two_outputs(x, W):
+    return {'h': np.tanh(W @ x), 's': np.sum(x ** 2) * W[0, 0]}
+
+
+def test_vmap_of_a_vjp_pullback_is_a_loop_of_its_calls():
+    x, W = rng.normal(size=3), rng.normal(size=(4, 3))
+    out, pullback = codax.vjp(affine, W, x, np.ones(4))
+    cotangents = rng.normal(size=(5, 4))
+    batched = codax.vmap(pullback)(cotangents)
+    loop = [pullback(c) for c in cotangents]
+    for k in range(3):
+        np.testing.assert_allclose(batched[k], np.stack([grads[k] for grads in loop]),
+                                   rtol=1e-12)
+    np.testing.assert_allclose(batched[1], cotangents @ W, rtol=1e-12)      # W^T c per row
+    # a Jacobian by rows: the pullback vmapped over the identity
+    _, pullback = codax.vjp(f, X[0], Y[0])
+    rows = codax.vmap(pullback)(np.eye(3))
+    np.testing.assert_allclose(rows[0], np.diag(np.cos(X[0]) * Y[0] + 2 * X[0]), rtol=1e-12)
+
+
+def test_vmap_of_a_pullback_with_pytree_outputs_aux_and_other_axes():
+    x, W = rng.normal(size=3), rng.normal(size=(2, 3))
+    out, pullback, aux = codax.vjp(lambda x, W: (two_outputs(x, W), 7.0), x, W, has_aux=True)
+    assert aux == 7.0
+    cts = {'h': rng.normal(size=(2, 4)), 's': rng.normal(size=4)}    # batch along axis 1 / 0
+    batched = codax.vmap(pullback, in_axes=({'h': 1, 's': 0},))(cts)
+    loop = [pullback({'h': cts['h'][:, i], 's': cts['s'][i]}) for i in range(4)]
+    for k in range(2):
+        assert_tree_allclose(batched[k], np.stack([grads[k] for grads in loop]), rtol=1e-12)
+
+
+def test_a_pullback_under_jit_and_a_wrong_cotangent_in_vmap():
+    _, pullback = codax.vjp(f, X[0], Y[0])
+    c = rng.normal(size=3)
+    assert_tree_allclose(codax.jit(pullback)(c), pullback(c), rtol=1e-12)
+    with pytest.raises(ValueError, match=r'cotangent shape \(2,\) does not match the output '
+                                         r'shape \(3,\)'):
+        codax.vmap(pullback)(np.ones((4, 2)))

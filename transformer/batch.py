@@ -877,15 +877,17 @@ class _SharedTape(Exception):
 
 
 def _carry(a, b):
-    """join, except that a value entering a loop unbatched or of a lower rank
-    is promoted to the batched, higher-rank form it takes in the loop (the
-    promotion is emitted at the loop's entry: loop_env). An unbatched value
-    whose rank changes stays unbatched, of a rank not known (no code at the
-    entry could give a 0.0 the rank it takes later)."""
+    """join, except that a value entering a loop unbatched is promoted to the
+    batched form it takes in the loop (the promotion is emitted at the loop's
+    entry: loop_env). A value whose rank changes in the loop is of a rank not
+    known: no code at the entry could give it the rank it takes later and
+    keep each example as it is unbatched (a 0.0 lifted to shape (1,) is no
+    longer what a tape saved of it, nor what its tangent lines up with)."""
     if a is not None and b is not None and a.rank is not None and b.rank is not None \
             and a.elts is None and b.elts is None and a.item is None and b.item is None \
             and a.rank <= b.rank and b.batched:
-        return Info(True, b.rank, kind=a.kind if a.kind == b.kind else None)
+        rank = b.rank if a.rank == b.rank else None
+        return Info(True, rank, kind=a.kind if a.kind == b.kind else None)
     return join(a, b)
 
 

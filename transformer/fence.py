@@ -97,7 +97,7 @@ def _alias_base(value):
         # one integer per axis, so that s is not counted a view (its base's
         # later writes still count it)
         return value.value.id, not _integer_index(value.slice)
-    if isinstance(value, n.Attribute) and value.attr == 'T' and isinstance(value.value, n.Name):
+    if isinstance(value, n.Attribute) and value.attr in ('T', 'mT') and isinstance(value.value, n.Name):
         return value.value.id, True
     if isinstance(value, n.Call) and value.args or isinstance(value, n.Call) and \
             isinstance(value.func, n.Attribute):

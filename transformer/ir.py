@@ -123,7 +123,9 @@ def as_defined_call(op, rhs):
     (record.defined: rt.batch_loop) as the derivative passes see it: a call."""
     if op.kind != 'prim' or not op.prim.defined:
         return op
-    call = Op('call', inputs=list(enumerate(rhs.args)), label=op.label)
+    params = list(op.prim.signature.parameters)     # keywords: adjoints by position too
+    pairs = list(enumerate(rhs.args)) + [(params.index(k.arg), k.value) for k in rhs.keywords]
+    call = Op('call', inputs=pairs, label=op.label)
     call.callee = rhs.func
     return call
 

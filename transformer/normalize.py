@@ -17,6 +17,8 @@ import types
 import numpy
 
 from runtime import TABLE
+from runtime import definitions
+from runtime.definitions import CONCATENATORS, definition_of
 
 from . import closures, nodes as n
 from .errors import error_at
@@ -29,6 +31,14 @@ ARRAY_FAMILIES = ('elementwise', 'reduction', 'linalg')
 AT_SPELLING = ('at(x)[idx].set(v) (or .add, .multiply, .divide, .power, .min, .max with v, '
                '.apply(func), or .get(); JAX\'s keywords mode=, fill_value=, ... too)')
 
+
+# What a ufunc's methods mean as records: np.add.reduce is np.sum, ...
+UFUNC_METHODS = {
+    'outer': {},
+    'reduce': {'add': 'sum', 'multiply': 'prod', 'maximum': 'max', 'minimum': 'min',
+               'logical_and': 'all', 'logical_or': 'any'},
+    'accumulate': {'add': 'cumsum', 'multiply': 'cumprod'},
+}
 
 class FreshNames:
     """Deterministic temporaries (`_t0`, `_t1`, ...) that avoid the user's names."""
@@ -51,8 +61,10 @@ def all_names(tree):
     return {node.id for node in n.walk(tree) if isinstance(node, n.Name)}
 
 
-def normalize(unit, fresh=None):
-    """Return (normalized FunctionDef, FreshNames) for the unit's function."""
+def normalize(unit, fresh=None, numeric=None):
+    """Return (normalized FunctionDef, FreshNames) for the unit's function.
+    `numeric`: the indices of the parameters that are arrays or numbers, where
+    the call's signature tells; the others are lists, tuples, dicts or nodes."""
     fdef = n.deepcopy(unit.tree)
     fresh = fresh or FreshNames(all_names(fdef))
     fdef.body, unit.lifted = closures.convert(fdef, unit, fresh)
@@ -61,7 +73,9 @@ def normalize(unit, fresh=None):
     params = [a.id for a in fdef.args.args]
     local_names = set(params) | {nd.id for s in body for nd in n.walk(s)
                                  if isinstance(nd, n.Name) and isinstance(nd.ctx, n.Store)}
-    body = Flattener(unit, fresh, local_names).block(body)
+    containers = None if numeric is None else \
+        [p for i, p in enumerate(params) if i not in set(numeric)]
+    body = Flattener(unit, fresh, local_names, containers).block(body)
     if not body or not isinstance(body[-1], n.Return):
         body.append(n.return_(n.const(None)))
     out = n.function(fdef.name, params, body)
@@ -371,12 +385,17 @@ def _none_set(flags):
 # ---------------------------------------------------------------- Flattener
 
 class Flattener:
-    def __init__(self, unit, fresh, local_names):
+    def __init__(self, unit, fresh, local_names, containers=None):
         self.unit = unit
         self.fresh = fresh
         self.locals = local_names
         self.sequences = None    # local names that only ever hold a list or tuple
         self.dicts = None        # local names that only ever hold a dict
+        # the parameters the call passes a list, tuple or dict, and the others
+        # (where the signature is known: `containers` is not None)
+        self.given = set(containers or ())
+        self.numeric_params = _parameters(unit) - self.given if containers is not None else set()
+        self.containers = None   # those of them the body only joins with `+` or keeps
 
     def error(self, node, message):
         return error_at(node, message, self.unit)
@@ -387,6 +406,7 @@ class Flattener:
             params = _parameters(self.unit)
             self.sequences = _names_holding(stmts, self.is_sequence, params)
             self.dicts = _names_holding(stmts, self.is_dict, params)
+            self.containers = _names_holding(stmts, self.is_joinable, params, self.given)
         out = []
         for stmt in stmts:
             out.extend(_located(self.stmt(stmt), stmt))
@@ -399,14 +419,6 @@ class Flattener:
             values = [self._frozen(v, s.targets[0], buf) for v in values]
             for target, value in zip(s.targets[0].elts, values):
                 self.assign_to(target, value, buf)
-        elif isinstance(s, n.Assign) and _is_pop(s.value, self.locals):
-            lst = s.value.func.value.id
-            last = self.fresh('_t')
-            buf.append(n.assign(last, n.subscript(n.name(lst), n.const(-1))))
-            rest = n.Slice(lower=None, upper=n.const(-1), step=None)
-            self.assign_to(n.name(lst, store=True), n.subscript(n.name(lst), rest), buf)
-            for target in s.targets:
-                self.assign_to(target, n.name(last), buf)
         elif isinstance(s, n.Assign):
             value = self.rhs(s.value, buf)
             if len(s.targets) > 1:
@@ -573,10 +585,12 @@ class Flattener:
         if isinstance(e, n.Attribute):
             return self.attribute(e, buf)
         if isinstance(e, n.Subscript):
+            if self.is_static(e.value) and id(self.resolve(e.value)) in CONCATENATORS:
+                return self.concatenator(e, buf)
             return n.subscript(self.atom(e.value, buf), self.index(e.slice, buf))
         if isinstance(e, n.BinOp):
             left, right = self.atom(e.left, buf), self.atom(e.right, buf)
-            if isinstance(e.op, n.Add) and (self.is_sequence(e.left) or self.is_sequence(e.right)):
+            if isinstance(e.op, n.Add) and (self.is_joinable(e.left) or self.is_joinable(e.right)):
                 return self._prim_call(TABLE['concat'], [left, right], [], e, '+')   # joined
             return n.binop(left, e.op, right)
         if isinstance(e, n.UnaryOp):
@@ -660,6 +674,8 @@ class Flattener:
         value = self.atom(e.value, buf)
         if e.attr == 'T':
             return self._prim_call(TABLE['transpose'], [value], [], e, '.T')
+        if e.attr == 'mT':
+            return self._prim_call(TABLE['matrix_transpose'], [value], [], e, '.mT')
         if e.attr in ('real', 'imag'):
             return self._prim_call(TABLE[e.attr], [value], [], e, '.' + e.attr)
         return n.Attribute(value=value, attr=e.attr, ctx=n.Load())
@@ -677,6 +693,52 @@ class Flattener:
             return self.unit.lookup(e.id)[1]
         return getattr(self.resolve(e.value), e.attr, None)
 
+    def ufunc_method(self, e, buf):
+        """`np.add.outer(a, b)` -> `np.add(a reshaped to broadcast against b, b)`;
+        `np.add.reduce(x, axis)` -> `np.sum(x, axis)` and `.accumulate` ->
+        `np.cumsum` (and the same for multiply, maximum, minimum, logical_and
+        and logical_or): calls of records, which derivatives and vmap know."""
+        ufunc, method = self.resolve(e.func.value), e.func.attr
+        label = f'{_label(e.func.value)}.{method}()'
+        if method == 'outer':
+            if len(e.args) != 2 or e.keywords:
+                raise self.error(e, f'inside a transformed function, {label} takes two arrays')
+            a, b = (self.atom(x, buf) for x in e.args)
+            lifted = n.Call(func=n.dotted('rt.definitions.outer_operand'), args=[a, b],
+                            keywords=[])
+            lifted.codax = CallInfo('user', obj=definitions.outer_operand, label=label)
+            call = n.Call(func=e.func.value, args=[self._atomize(lifted, buf), b], keywords=[])
+            return self.call(n.copy_location(call, e), buf)
+        name = UFUNC_METHODS[method].get(ufunc.__name__)
+        if name is None:
+            raise self.error(e, f'codax differentiates {label} only for '
+                             f'{", ".join(UFUNC_METHODS[method])}')
+        args = [self.atom(x, buf) for x in e.args]
+        kws = [n.keyword(arg=k.arg, value=self.atom(k.value, buf)) for k in e.keywords]
+        if len(args) < 2 and 'axis' not in {k.arg for k in kws}:
+            kws.append(n.keyword(arg='axis', value=n.const(0)))     # (the methods' default)
+        return self._prim_call(TABLE[name], args, kws, e, label)
+
+    def concatenator(self, e, buf):
+        """`np.r_[a, b]` / `np.c_[a, b]` of arrays and numbers: a call of their
+        definition (runtime/definitions.py), so that derivatives flow to the
+        items, not to the np.r_ object being indexed."""
+        obj, definition = CONCATENATORS[id(self.resolve(e.value))]
+        if obj is not self.resolve(e.value):
+            return n.subscript(self.atom(e.value, buf), self.index(e.slice, buf))
+        items = e.slice.elts if isinstance(e.slice, n.Tuple) else [e.slice]
+        for item in items:
+            if isinstance(item, n.Slice) or isinstance(item, n.Constant) and isinstance(
+                    item.value, str):
+                raise self.error(item, f'inside a transformed function, {_label(e.value)}[...] '
+                                 'takes arrays and numbers only (no slices or string '
+                                 'directives); use np.concatenate with np.arange instead')
+        elts = n.List(elts=[self.atom(item, buf) for item in items], ctx=n.Load())
+        call = n.Call(func=n.dotted(f'rt.definitions.{definition.__name__}'),
+                      args=[self._atomize(elts, buf)], keywords=[])
+        call.codax = CallInfo('user', obj=definition, label=_label(e.value))
+        return n.copy_location(call, e)
+
     def call(self, e, buf):
         if any(isinstance(a, n.Starred) for a in e.args) or any(k.arg is None for k in e.keywords):
             raise self.error(e, 'codax does not support *args or **kwargs in calls')
@@ -684,13 +746,20 @@ class Flattener:
         info = getattr(e, 'codax', None)
         if info is not None and info.kind == 'prim':        # made by an earlier pass
             args = [self.atom(a, buf) for a in e.args]
-            prim = info.prim
-            if prim.name == 'iterate' and self.is_dict(e.args[0]):
-                prim = TABLE['dict_keys']      # a dict's keys: no derivative flows to them
-            return self._prim_call(prim, args, [], e, info.label)
+            if info.prim.name == 'iterate':
+                return self.walked(e.args[0], args[0], e, buf, info.label)
+            return self._prim_call(info.prim, args, [], e, info.label)
+        if isinstance(func, n.Attribute) and func.attr in UFUNC_METHODS \
+                and self.is_static(func.value) and isinstance(self.resolve(func.value),
+                                                              numpy.ufunc):
+            return self.ufunc_method(e, buf)
         if isinstance(func, n.Attribute) and not self.is_static(func):
             if isinstance(func.value, n.Subscript) and self.is_at(func.value.value):
                 return self.at_update(e, buf)
+            if self.is_list_pop(e):
+                return self.pop(e, buf)
+            if self.is_dict_get(e):
+                return self.dict_get(e, buf)
             return self.method_call(e, buf)
         args = [self.atom(a, buf) for a in e.args]
         kws = [n.keyword(arg=k.arg, value=self.atom(k.value, buf)) for k in e.keywords]
@@ -703,6 +772,8 @@ class Flattener:
             call.codax = CallInfo('dynamic', label=label)
             return n.copy_location(call, e)
         obj = self.resolve(func)
+        if obj is reversed and len(args) == 1 and not kws:
+            return self.reversed_items(e.args[0], args[0], e, buf)
         if _is_at_function(obj):               # a chain at(x)[idx].set(v) is matched above
             raise self.error(e, f'codax supports codax.numpy.at only as {AT_SPELLING}, '
                              'all in one expression')
@@ -716,6 +787,9 @@ class Flattener:
         if prim is not None:
             args, kws = self.as_arrays(prim, e, args, kws, buf)
             return self._prim_call(prim, args, kws, e, label)
+        if definition_of(obj) is not None:        # a NumPy function defined in NumPy
+            obj = definition_of(obj)
+            func = n.dotted(f'rt.definitions.{obj.__name__}')
         if isinstance(obj, type) and issubclass(obj, numpy.generic) and len(args) == 1:
             return self._prim_call(TABLE['astype'], [args[0], func], [], e, label)
         if kws and getattr(obj, '__codax_keywords_first__', None) is not None:
@@ -795,6 +869,117 @@ class Flattener:
         if isinstance(e, n.Call) and isinstance(e.func, n.Name) and e.func.id not in self.locals:
             return self.unit.lookup(e.func.id)[1] is dict
         return False
+
+    def is_joinable(self, e, names=None):
+        """Whether `+` of expression `e` joins sequences: e is a list or tuple
+        (is_sequence), or a parameter the call passes a list, tuple or dict
+        (of `names`, by default self.containers), a slice of one, or one
+        joined with `+`. (A dict's `+` fails at run time, as in Python.)"""
+        names = self.containers if names is None else names
+        if isinstance(e, n.Name) and e.id in (names or ()):
+            return True
+        if isinstance(e, n.BinOp) and isinstance(e.op, n.Add):
+            return self.is_joinable(e.left, names) or self.is_joinable(e.right, names)
+        if isinstance(e, n.Subscript) and isinstance(e.slice, n.Slice):
+            return self.is_joinable(e.value, names)
+        return self.is_sequence(e)
+
+    def in_container(self, e):
+        """Whether `e` is a parameter given a list, tuple or dict (self.containers),
+        or an item of one (`params['layer']`), which may be a dict too."""
+        while isinstance(e, n.Subscript) and not isinstance(e.slice, n.Slice):
+            e = e.value
+        return isinstance(e, n.Name) and e.id in self.containers
+
+    def walked(self, raw, seq, origin, buf, label='the for loop'):
+        """What `for x in xs` walks (`raw` as written, `seq` its atom): a dict's
+        keys, which carry no derivative (rt.dict_keys), else rt.iterate(xs).
+        A parameter given a list, tuple or dict, or an item of one, is told
+        apart at run time."""
+        keys = self._prim_call(TABLE['dict_keys'], [seq], [], origin, label)
+        if self.is_dict(raw):
+            return keys
+        walk = self._prim_call(TABLE['iterate'], [seq], [], origin, label)
+        if not self.in_container(raw) or self.is_sequence(raw):
+            return walk
+        is_dict = self._prim_call(TABLE['py_isinstance'], [seq, n.name('dict')], [], origin,
+                                  label)
+        out, test = self.fresh('_t'), self._atomize(is_dict, buf)
+        buf.append(n.if_(test, [n.assign(out, keys)], [n.assign(out, walk)]))
+        return n.name(out)
+
+    def reversed_items(self, raw, seq, origin, buf):
+        """reversed(xs) as the items `for x in xs` walks, last first: xs[::-1]
+        (a slice of a list, tuple, range or array is one)."""
+        if not (self.is_sequence(raw) or (isinstance(raw, n.Call) and self.is_static(raw.func)
+                                          and self.resolve(raw.func) is range)):
+            seq = self._atomize(self.walked(raw, seq, origin, buf, 'reversed'), buf)
+        return n.subscript(seq, n.Slice(lower=None, upper=None, step=n.const(-1)))
+
+    def is_list_pop(self, e):
+        """`xs.pop()` or `xs.pop(i)` on a local list: without an index on any
+        local (the tape of derivative code transformed again), with one on a
+        name that only holds lists and tuples, or on a parameter given a list,
+        tuple or dict with a literal integer (a dict's key is rarely one)."""
+        func = e.func
+        if func.attr != 'pop' or e.keywords or len(e.args) > 1 \
+                or not isinstance(func.value, n.Name) or func.value.id not in self.locals:
+            return False
+        if not e.args:
+            return True
+        name, index = func.value.id, e.args[0]
+        literal = isinstance(index, n.Constant) and type(index.value) is int
+        return name in self.sequences or (name in self.containers
+                                          and (literal or _negative_literal(index)))
+
+    def pop(self, e, buf):
+        """`xs.pop(i)` as `xs[i]`, with xs rebound to the other items:
+        xs[:-1] for the last (the form the batch pass reads a tape's pops in),
+        xs[1:] for the first, else xs[:j] + xs[j + 1:] with j = i % len(xs)."""
+        lst = n.name(e.func.value.id)
+        index = n.const(-1) if not e.args else _negative_literal(e.args[0]) \
+            or self.atom(e.args[0], buf)
+        item = self.fresh('_t')
+        buf.append(n.assign(item, n.subscript(lst, index)))    # (IndexError as pop's)
+        constant = index.value if isinstance(index, n.Constant) else None
+        if constant == -1:
+            rest = n.subscript(lst, n.Slice(lower=None, upper=n.const(-1), step=None))
+        elif constant == 0:
+            rest = n.subscript(lst, n.Slice(lower=n.const(1), upper=None, step=None))
+        else:
+            if not (isinstance(constant, int) and constant > 0):
+                size = self._atomize(self._prim_call(TABLE['py_len'], [lst], [], e, 'len'), buf)
+                index = self._atomize(n.binop(index, n.Mod(), size), buf)
+            after = n.const(constant + 1) if isinstance(index, n.Constant) else \
+                self._atomize(n.binop(index, n.Add(), n.const(1)), buf)
+            head = self._atomize(n.subscript(lst, n.Slice(lower=None, upper=index, step=None)),
+                                 buf)
+            tail = self._atomize(n.subscript(lst, n.Slice(lower=after, upper=None, step=None)),
+                                 buf)
+            rest = self._prim_call(TABLE['concat'], [head, tail], [], e, '.pop()')
+        self.assign_to(n.name(lst.id, store=True), rest, buf)
+        return n.name(item)
+
+    def is_dict_get(self, e):
+        """`d.get(k)` or `d.get(k, default)`, on anything but a parameter the
+        call passes an array or number."""
+        receiver = e.func.value
+        numeric = isinstance(receiver, n.Name) and receiver.id in self.numeric_params
+        return e.func.attr == 'get' and 1 <= len(e.args) <= 2 and not e.keywords \
+            and not numeric
+
+    def dict_get(self, e, buf):
+        """`d.get(k, default)` as `d[k] if k in d.keys() else default`, so that
+        the derivative flows to the value read (the default is evaluated
+        first, as an argument is; the keys are the same for every example)."""
+        d = self.atom(e.func.value, buf)
+        key = self.atom(e.args[0], buf)
+        default = self.atom(e.args[1], buf) if len(e.args) > 1 else n.const(None)
+        keys = self._atomize(self._prim_call(TABLE['dict_keys'], [d], [], e, '.get()'), buf)
+        test = self._atomize(n.Compare(left=key, ops=[n.In()], comparators=[keys]), buf)
+        out = self.fresh('_t')
+        buf.append(n.if_(test, [n.assign(out, n.subscript(d, key))], [n.assign(out, default)]))
+        return n.name(out)
 
     def keywords_first(self, e, obj, args, kws, label):
         """A call with keyword arguments of a function whose positional ones
@@ -884,10 +1069,11 @@ def _parameters(unit):
     return {a.id for a in tree.args.args} if isinstance(tree, n.FunctionDef) else set()
 
 
-def _names_holding(body, holds, params):
+def _names_holding(body, holds, params, given=()):
     """The names that only ever hold a value of one kind: each of their
     assignments (in the body as the user wrote it) gives one (`holds(value,
-    names)`), and they are not parameters (whose values come from the caller)."""
+    names)`), and they are not parameters (whose values come from the caller),
+    except the parameters `given`, which the caller passes one."""
     values = {}                       # name -> its assigned values (None: not known)
     for node in (x for stmt in body for x in n.walk(stmt)):
         if isinstance(node, n.Assign):
@@ -903,12 +1089,12 @@ def _names_holding(body, holds, params):
         elif isinstance(node, n.For):
             for name in n.stored_names(node.target):
                 values.setdefault(name, []).append(None)
-    names = set(values) - set(params)
+    names = (set(values) - set(params)) | set(given)
     changed = True
     while changed:
         changed = False
         for name in sorted(names):
-            if not all(v is not None and holds(v, names) for v in values[name]):
+            if not all(v is not None and holds(v, names) for v in values.get(name, ())):
                 names.discard(name)
                 changed = True
     return names
@@ -939,15 +1125,16 @@ def _by_position(fn, args, kws, every=False):
     return out, []
 
 
+def _negative_literal(node):
+    """`-3` as the constant it is (Python parses it as a negation), else None."""
+    if isinstance(node, n.UnaryOp) and isinstance(node.op, n.USub) \
+            and isinstance(node.operand, n.Constant) and type(node.operand.value) is int:
+        return n.const(-node.operand.value)
+    return None
+
+
 def _literal(value):
     return value is None or isinstance(value, (bool, int, float, str))
-
-
-def _is_pop(value, local_names):
-    """`xs.pop()` on a local list (the stack in generated code, re-transformed)."""
-    return (isinstance(value, n.Call) and isinstance(value.func, n.Attribute)
-            and value.func.attr == 'pop' and not value.args and not value.keywords
-            and isinstance(value.func.value, n.Name) and value.func.value.id in local_names)
 
 
 def _parallel(s):

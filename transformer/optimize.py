@@ -52,6 +52,10 @@ def _number(node):
     return isinstance(node, n.Constant) and type(node.value) in (int, float)
 
 
+def _const_none(node):
+    return isinstance(node, n.Constant) and node.value is None
+
+
 class _Substitute(n.NodeTransformer):
     def __init__(self, values):
         self.values = values
@@ -66,6 +70,16 @@ class _Substitute(n.NodeTransformer):
         if isinstance(node.op, (n.USub, n.UAdd)) and _number(node.operand):
             value = node.operand.value
             return n.const(-value if isinstance(node.op, n.USub) else +value)
+        return node
+
+    def visit_Compare(self, node):
+        """`-1.0 is None` (a rule's test of a static argument, once a negative
+        literal is propagated into it) is decided here: Python warns on `is`
+        with a literal."""
+        self.generic_visit(node)
+        if len(node.ops) == 1 and isinstance(node.ops[0], (n.Is, n.IsNot)) \
+                and _number(node.left) and _const_none(node.comparators[0]):
+            return n.const(isinstance(node.ops[0], n.IsNot))
         return node
 
     def visit_BinOp(self, node):

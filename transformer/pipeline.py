@@ -35,8 +35,11 @@ def _dump(verbose, stage, tree_or_text):
         print(f'--- codax: after {stage} ---\n{n.render_comments(text)}', file=sys.stderr)
 
 
-def front_end(fn, verbose=False):
-    """Stages 1-3: the function in normal form, with its Unit and name supply."""
+def front_end(fn, verbose=False, numeric=None):
+    """Stages 1-3: the function in normal form, with its Unit and name supply.
+    `numeric`: the indices of the parameters that are arrays or numbers, where
+    the call's signature tells (the others are lists, tuples, dicts or nodes,
+    whose `+` joins them: normalize)."""
     unit = parse.parse_function(fn)
     fence.check(unit)
     params = [a.id for a in unit.tree.args.args]
@@ -47,7 +50,7 @@ def front_end(fn, verbose=False):
             raise error_at(unit.tree, f'codax reserves the name {bad!r} for generated code; '
                            'rename this variable', unit)
     _dump(verbose, 'parse', unit.tree)
-    fdef, fresh = normalize_pass.normalize(unit)
+    fdef, fresh = normalize_pass.normalize(unit, numeric=numeric)
     _dump(verbose, 'normalize', fdef)
     return unit, fdef, fresh
 
@@ -66,7 +69,7 @@ def compile_reverse(fn, mode, argnums, numeric, has_aux, label, verbose=False,
     being real.
     """
     active = [argnums] if isinstance(argnums, int) else list(argnums)
-    unit, fdef, fresh = front_end(fn, verbose)
+    unit, fdef, fresh = front_end(fn, verbose, numeric)
     params = [a.id for a in fdef.args.args]
     result = reverse.differentiate(fdef, [params[i] for i in active],
                                    [params[i] for i in numeric], unit, fresh)
@@ -97,7 +100,7 @@ TAPES = {}
 def compile_forward(fn, active, numeric, has_aux, label, verbose=False):
     """Forward-mode derivative of `fn`: jvp_f(*params, *tangents of the active
     params) -> (output, output tangent)."""
-    unit, fdef, fresh = front_end(fn, verbose)
+    unit, fdef, fresh = front_end(fn, verbose, numeric)
     params = [a.id for a in fdef.args.args]
     result = forward.differentiate(fdef, [params[i] for i in active],
                                    [params[i] for i in numeric], unit, fresh)

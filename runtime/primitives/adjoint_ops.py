@@ -28,6 +28,9 @@ _helper(adjoint.keep_dims, 'y, x, axis, keepdims',
         {'y': 'rt.keep_dims_transpose(g, y, ans, axis, keepdims)'})
 _helper(adjoint.extremum_vjp, 'cot, x, y, axis=None, keepdims=False',
         {'cot': 'rt.extremum_vjp_transpose(g, cot, x, y, axis, keepdims, ans)'})
+# (z: extremum_vjp's output) its transpose is extremum_vjp again, summed to h
+_helper(rules.extremum_vjp_transpose, 'h, cot, x, y, axis, keepdims, z',
+        {'h': 'rt.sum_to(rt.extremum_vjp(g, x, y, axis, keepdims), rt.shape(h))'})
 _helper(rules.cumsum_vjp, 'cot, a, y, axis=None',
         {'cot': 'rt.sum_to(xp.reshape(xp.cumsum(rt.materialize(g, a), axis), rt.shape(y)), '
                 'rt.shape(cot))'})
@@ -38,7 +41,15 @@ _helper(adjoint.item, 'cot, key', {'cot': 'rt.item_transpose(g, cot, key)'})
 # batching rule serves it): reading the slot back is its transpose
 _helper(rules.item_transpose, 'cot, x, idx', {'cot': 'rt.item(g, idx)'})
 _helper(adjoint.getitem_vjp, 'cot, x, idx', {'cot': 'rt.getitem_vjp_transpose(g, cot, x, idx, ans)'})
+# reading idx back out of h (shaped like getitem_vjp's output y): its
+# transpose puts g there again, summed to h's shape (h may be broadcast)
+_helper(rules.getitem_vjp_transpose, 'h, cot, x, idx, y',
+        {'h': 'rt.sum_to(rt.getitem_vjp(g, x, idx), rt.shape(h)) if rt.is_array(x) '
+              'else rt.getitem_vjp(g, x, idx)'})
 _helper(adjoint.add, 'a, b', {'a': 'rt.add_transpose(g, a, ans)', 'b': 'rt.add_transpose(g, b, ans)'})
+# add's adjoint of an operand and its transpose: each the other's transpose
+_helper(rules.add_transpose, 'cot, x, y', {'cot': 'rt.add_transpose_transpose(g, cot, x, y)'})
+_helper(adjoint.add_transpose_transpose, 'h, cot, x, y', {'h': 'rt.add_transpose(g, x, y)'})
 _helper(adjoint.finalize, 'cot, x, seen=None', {'cot': 'rt.finalize_transpose(g, cot, x)'})
 # summing back to cot's shape is its own transpose, with h in cot's place
 _helper(rules.finalize_transpose, 'h, cot, x', {'h': 'rt.finalize_transpose(g, h, x)'})
@@ -55,9 +66,9 @@ _helper(rules.tile_vjp, 'cot, A, y, reps',
         {'cot': 'rt.sum_to(xp.tile(rt.materialize(g, A), reps), rt.shape(cot))'})
 _helper(rules.repeat_vjp, 'cot, a, y, repeats, axis=None',
         {'cot': 'rt.sum_to(xp.repeat(rt.materialize(g, a), repeats, axis), rt.shape(cot))'})
-_helper(rules.pad_vjp, 'cot, array, y, pad_width, mode="constant"',
-        {'cot': 'rt.sum_to(xp.pad(rt.materialize(g, array), pad_width, '
-                'mode="constant" if mode == "empty" else mode), rt.shape(cot))'})
+_helper(rules.pad_vjp, 'cot, array, y, pad_width, mode="constant", stat_length=None',
+        {'cot': 'rt.sum_to(rt.pad_jvp(rt.materialize(g, array), array, pad_width, mode, '
+                'stat_length), rt.shape(cot))'})
 _helper(rules.diagonal_vjp, 'cot, a, y, offset=0, axis1=0, axis2=1',
         {'cot': 'rt.sum_to(xp.diagonal(rt.materialize(g, a), offset, axis1, axis2), '
                 'rt.shape(cot))'})

@@ -1,6 +1,7 @@
 """Element-wise math: unary and broadcasting binary ufuncs."""
 import numpy
 
+from .. import rules
 from ..table import batching, binary, nondifferentiable, primitive, unary
 
 LN2 = 0.6931471805599453
@@ -56,12 +57,21 @@ binary('power', 'g * x2 * x1 ** (x2 - 1)', 'g * ans * rt.safe_log(x1)',
             'x2': '0.0 if rt.is_zero(t) else t * ans * rt.safe_log(x1)'})
 binary('arctan2', 'g * x2 / (x1 * x1 + x2 * x2)', '-g * x1 / (x1 * x1 + x2 * x2)',
        'atan2(x1, x2)', math_name='atan2')
-binary('hypot', 'g * x1 / ans', 'g * x2 / ans', 'hypot(x1, x2)')
+# At the origin, where x / hypot is 0 / 0, JAX's hypot (max(|x1|, |x2|)
+# times a root) shares the tie of the max: half of |x|'s slope 1 at 0 to each.
+_HYPOT = 'g * xp.where(ans == 0, 0.5, {0} / xp.where(ans == 0, 1, ans))'
+binary('hypot', _HYPOT.format('x1'), _HYPOT.format('x2'), 'hypot(x1, x2)')
 # (sign(d) + 1) / 2 is 1, 1/2 or 0: ties share the cotangent; it keeps the dtype.
 binary('maximum', 'g * (xp.sign(x1 - x2) + 1) / 2', 'g * (xp.sign(x2 - x1) + 1) / 2',
-       '((x1 > x2 || x1 != x1) ? x1 : x2)', targets=(numpy.maximum, numpy.fmax))
+       '((x1 > x2 || x1 != x1) ? x1 : x2)')
 binary('minimum', 'g * (xp.sign(x2 - x1) + 1) / 2', 'g * (xp.sign(x1 - x2) + 1) / 2',
-       '((x1 < x2 || x1 != x1) ? x1 : x2)', targets=(numpy.minimum, numpy.fmin))
+       '((x1 < x2 || x1 != x1) ? x1 : x2)')
+# fmax and fmin skip a NaN: as JAX's where(x1 > x2 or x2 is NaN, x1, x2), the
+# cotangent goes whole to the operand picked (x2 on ties).
+for _name, _op in (('fmax', '>'), ('fmin', '<')):
+    binary(_name, f'g * rt.fextremum_weight(x1, x2, "{_name}", 0)',
+           f'g * rt.fextremum_weight(x1, x2, "{_name}", 1)',
+           f'((x1 {_op} x2 || x2 != x2) ? x1 : x2)', math_name='')
 binary('logaddexp', 'g * xp.exp(x1 - ans)', 'g * xp.exp(x2 - ans)',
        'fmax(x1, x2) + log1p(exp(-fabs(x1 - x2)))')
 binary('logaddexp2', 'g * xp.exp2(x1 - ans)', 'g * xp.exp2(x2 - ans)', None)
@@ -139,8 +149,27 @@ _pointwise('angle', 'z, deg=False',
            {'z': f'(rt.imag_vjp(g * xp.real(z) / {_R2}, z) - g * xp.imag(z) / {_R2}) * {_DEG}'},
            {'z': f'xp.imag(t * xp.conj(z)) / {_R2} * {_DEG}'}, ('deg',))
 
+# select: linear in the choices and the default jointly; each gets the
+# cotangent where it was taken.
+primitive('select', 'condlist, choicelist, default=0',
+          {'choicelist': 'rt.select_choices_vjp(g, condlist, choicelist, ans)',
+           'default': 'rt.select_default_vjp(g, condlist, default, ans)'},
+          jvp='linear', nondiff=('condlist',), family='other', batch='loop')
+primitive('rt_select_choices_vjp', 'cot, condlist, choicelist, y',
+          {'cot': 'rt.select_choices_transpose(g, cot, condlist, choicelist, y)'}, jvp='linear',
+          nondiff=('condlist', 'choicelist', 'y'), targets=(rules.select_choices_vjp,),
+          impl='rt.select_choices_vjp', family='adjoint', batch='loop')
+primitive('rt_select_default_vjp', 'cot, condlist, default, y',
+          {'cot': 'rt.select_default_transpose(g, cot, condlist, default, y)'}, jvp='linear',
+          nondiff=('condlist', 'default', 'y'), targets=(rules.select_default_vjp,),
+          impl='rt.select_default_vjp', family='adjoint', batch='loop')
+# Which operand fmax / fmin picks, as 1 or 0: piecewise constant.
+nondifferentiable('rt_fextremum_weight', 'x1, x2, kind, which',
+                  targets=(rules.fextremum_weight,), impl='rt.fextremum_weight', batch='elementwise')
+
 # Batching: operands line up per example (transformer/batch_rules/arrays.py).
 batching(elementwise=('sign', 'floor', 'ceil', 'trunc', 'rint', 'isnan', 'isinf', 'isfinite',
                       'logical_not', 'signbit', 'floor_divide', 'less', 'less_equal', 'greater',
                       'greater_equal', 'equal', 'not_equal', 'logical_and', 'logical_or',
-                      'logical_xor', 'isclose', 'round', 'where', 'clip'))
+                      'logical_xor', 'isclose', 'round', 'clip'))
+# (where: element-wise with x and y, np.nonzero without: runtime/primitives/indexing.py)

@@ -1,6 +1,6 @@
 """Reads and writes by index (arrays and Python containers), and list building."""
 from .. import adjoint, rules
-from ..table import batching, linear
+from ..table import batching, linear, nondifferentiable
 
 # `a[idx]` in the user's code; emitted with subscript syntax, not a call.
 linear('getitem', 'a, idx', {'a': 'rt.getitem_vjp(g, a, idx)'}, targets=(rules.getitem,),
@@ -22,5 +22,11 @@ linear('take_along_axis', 'arr, indices, axis=-1',
 linear('iterate', 'obj', {'obj': 'g'}, targets=(adjoint.iterate,), impl='rt.iterate',
        family='indexing')
 
+# Where a condition holds, as indices (integers: no derivative). How many
+# there are depends on the values: batched, they run per example.
+nondifferentiable('nonzero', 'a', methods=('nonzero',), batch='loop')
+nondifferentiable('flatnonzero', 'a', batch='loop')
+nondifferentiable('argwhere', 'a', batch='loop')
+
 batching(getitem=('getitem',), setitem=('setitem',), append=('append',), axes=('take',),
-         iterate=('iterate',))
+         iterate=('iterate',), where=('where',))

@@ -2,29 +2,48 @@
 import numpy
 
 from .. import adjoint
-from ..table import _signature, batching, nondifferentiable, primitive, reduction
+from ..table import TABLE, _signature, batching, nondifferentiable, primitive, reduction
 
-_EXTREMUM = 'rt.extremum_vjp(g, a, ans, axis, keepdims)'
+# where= leaves elements out: they get no cotangent (the mask in a's dtype;
+# both fold away for the default where=True, as does initial=None).
+_MASK = "(1 if where is True else xp.where(where, xp.ones_like(a), 0.0))"
+_SIG_SUM = 'a, axis=None, dtype=None, out=None, keepdims=False, initial=None, where=True'
+# max and min: ties share the cotangent; elements left out by where= are NaN
+# to it, so never tied; a tie with `initial` takes half, as JAX's
+# max(reduce_max(a), initial) gives.
+_LIVE = '(a if where is True else xp.where(where, a, xp.nan))'
+_TIE = '{0} if initial is None else {0} * rt.cast_like(xp.where(ans == initial, 0.5, 1.0), ans)'
+_EXTREMUM = f'rt.extremum_vjp({_TIE.format("g")}, {_LIVE}, ans, axis, keepdims)'
 # The tangent of max/min: t averaged over the tied positions (the VJP's weights).
-_EXTREMUM_T = ('xp.sum(t * rt.extremum_vjp(1.0, a, ans, axis, keepdims), axis=axis, '
-               'keepdims=keepdims)')
+_EXTREMUM_T = (f'xp.sum(t * rt.extremum_vjp({_TIE.format("1.0")}, {_LIVE}, ans, axis, keepdims), '
+               'axis=axis, keepdims=keepdims)')
 _SIG_EXT = 'a, axis=None, out=None, keepdims=False, initial=None, where=True'
 
-reduction('sum', 'rt.sum_vjp(g, a, axis, keepdims)', methods=('sum',), jvp='linear')
-reduction('mean', 'rt.sum_vjp(g, a, axis, keepdims) / rt.count(a, axis)', methods=('mean',),
-          jvp='linear')
+# sum is linear in a and initial jointly (initial is a number added to each sum).
+reduction('sum', f'rt.sum_vjp(g, a, axis, keepdims) * {_MASK}', methods=('sum',), jvp='linear',
+          signature=_SIG_SUM)
+TABLE['sum'].nondiff = TABLE['sum'].nondiff - {'initial'}
+TABLE['sum'].vjp['initial'] = 'rt.sum_to(rt.materialize(g, ans), rt.shape(initial))'
+_COUNT = ('(rt.count(a, axis) if where is True else '
+          'xp.sum(xp.where(where, xp.ones_like(a), 0.0), axis=axis, keepdims=True))')
+reduction('mean', f'rt.sum_vjp(g, a, axis, keepdims) * {_MASK} / {_COUNT}', methods=('mean',),
+          jvp='linear', signature='a, axis=None, dtype=None, out=None, keepdims=False, *, where=True')
+TABLE['mean'].nondiff = TABLE['mean'].nondiff - {'*'}
 # d prod / d a_i is the product of the others: prod / a_i where a_i is not 0
 # (prod is 0 if another is); at a zero, the product of the nonzero ones if it
 # is the only zero, else 0. Written with primitives (prod / a_i differentiates
 # through prod's own rule), so second derivatives hold too, but between two
-# zeros of one product.
-_SAFE = 'xp.where(a == 0, 1.0, a)'
-_NONZERO = f'rt.keep_dims(xp.prod({_SAFE}, axis=axis, keepdims=keepdims), a, axis, keepdims)'
-_ZEROS = 'rt.keep_dims(xp.sum(a == 0, axis=axis, keepdims=keepdims), a, axis, keepdims)'
-_OTHERS = (f'xp.where(a == 0, xp.where({_ZEROS} == 1, {_NONZERO}, 0.0), '
-           f'rt.keep_dims(ans, a, axis, keepdims) / {_SAFE})')
+# zeros of one product. Elements where= leaves out count as 1; `initial`
+# multiplies the product (ans has it).
+_A1 = '(a if where is True else xp.where(where, a, 1.0))'
+_SAFE = f'xp.where({_A1} == 0, 1.0, {_A1})'
+_NONZERO = (f'rt.keep_dims(xp.prod({_SAFE}, axis=axis, keepdims=keepdims) * '
+            '(1 if initial is None else initial), a, axis, keepdims)')
+_ZEROS = f'rt.keep_dims(xp.sum({_A1} == 0, axis=axis, keepdims=keepdims), a, axis, keepdims)'
+_OTHERS = (f'xp.where({_A1} == 0, xp.where({_ZEROS} == 1, {_NONZERO}, 0.0), '
+           f'rt.keep_dims(ans, a, axis, keepdims) / {_SAFE}) * {_MASK}')
 reduction('prod', f'rt.sum_vjp(g, a, axis, keepdims) * {_OTHERS}', methods=('prod',),
-          jvp=f'xp.sum(t * {_OTHERS}, axis=axis, keepdims=keepdims)')
+          jvp=f'xp.sum(t * {_OTHERS}, axis=axis, keepdims=keepdims)', signature=_SIG_SUM)
 reduction('max', _EXTREMUM, methods=('max',), signature=_SIG_EXT, jvp=_EXTREMUM_T)
 reduction('min', _EXTREMUM, methods=('min',), signature=_SIG_EXT, jvp=_EXTREMUM_T)
 reduction('amax', _EXTREMUM, signature=_SIG_EXT, jvp=_EXTREMUM_T)

@@ -31,9 +31,21 @@ linear('roll', 'a, shift, axis=None', {'a': f'xp.roll({_G}, rt.negate(shift), ax
 linear('tile', 'A, reps', {'A': 'rt.tile_vjp(g, A, ans, reps)'})
 linear('repeat', 'a, repeats, axis=None', {'a': 'rt.repeat_vjp(g, a, ans, repeats, axis)'},
        methods=('repeat',))
-linear('pad', 'array, pad_width, mode="constant", constant_values=0',
-       {'array': 'rt.pad_vjp(g, array, ans, pad_width, mode)',
-        'constant_values': 'rt.pad_values_vjp(g, array, ans, pad_width, mode, constant_values)'})
+# pad is linear in array, but its statistic modes ('maximum', 'median', ...)
+# pick their elements by the primal's values, so the tangent is not the pad of
+# the tangent: rt.pad_jvp pads it with the weights the primal picks.
+linear('pad', 'array, pad_width, mode="constant", constant_values=0, *, stat_length=None',
+       {'array': 'rt.pad_vjp(g, array, ans, pad_width, mode, stat_length)',
+        'constant_values': 'rt.pad_values_vjp(g, array, ans, pad_width, mode, constant_values)'},
+       jvp={'array': 'rt.pad_jvp(t, array, pad_width, mode, stat_length)',
+            'constant_values': 'rt.pad_values_jvp(t, array, pad_width, mode)'})
+# The tangent helpers, linear in `tan`: their transposes are the VJP helpers.
+linear('rt_pad_jvp', 'tan, array, pad_width, mode="constant", stat_length=None',
+       {'tan': 'rt.pad_vjp(g, array, ans, pad_width, mode, stat_length)'},
+       targets=(rules.pad_jvp,), impl='rt.pad_jvp', family='adjoint', batch='loop')
+linear('rt_pad_values_jvp', 'tan, array, pad_width, mode="constant"',
+       {'tan': 'rt.pad_values_vjp(g, array, ans, pad_width, mode, tan)'},
+       targets=(rules.pad_values_jvp,), impl='rt.pad_values_jvp', family='adjoint', batch='loop')
 linear('concatenate', 'arrays, axis=0, out=None, dtype=None, casting="same_kind"',
        {'arrays': 'rt.concatenate_vjp(g, arrays, ans, axis)'},
        targets=(numpy.concatenate, numpy.concat) if hasattr(numpy, 'concat') else None)
@@ -44,6 +56,11 @@ linear('vstack', 'tup, dtype=None, casting="same_kind"', {'tup': 'rt.vstack_vjp(
 linear('split', 'ary, indices_or_sections, axis=0', {'ary': 'rt.split_vjp(g, ary, ans, axis)'})
 linear('copy', 'a, order="K"', {'a': 'g'}, methods=('copy',), impl='rt.copy',
        targets=(numpy.copy, rules.copy))
+# x.mT (normalize writes the attribute as this call)
+_MT = tuple(f for f in (getattr(numpy, 'matrix_transpose', None),
+                        getattr(numpy.linalg, 'matrix_transpose', None)) if f is not None)
+linear('matrix_transpose', 'x', {'x': f'rt.matrix_transpose({_G})'}, impl='rt.matrix_transpose',
+       targets=_MT + (rules.matrix_transpose,))
 # A cast to integers or bools has no derivative (rt.inexact_only).
 linear('array', 'object, dtype=None, copy=True, order="K", ndmin=0',
        {'object': 'rt.cast_like(rt.array_vjp(rt.inexact_only(g, ans), object, ans), object)'},
@@ -92,5 +109,5 @@ batching(reshape=('reshape', 'ravel'),
                'repeat', 'diagonal'), split=('split',),
          atleast=('atleast_1d', 'atleast_2d'), broadcast_to=('broadcast_to',),
          flip_lr_ud=('fliplr', 'flipud'), join=('concatenate', 'stack', 'hstack', 'vstack'),
-         same=('copy', 'astype', 'real', 'imag'), array=('array', 'asarray'),
+         same=('copy', 'astype', 'real', 'imag', 'matrix_transpose'), array=('array', 'asarray'),
          leading=('tril', 'triu'), diag=('diag',), tile=('tile',), pad=('pad',))

@@ -2,6 +2,7 @@
 import string
 
 from .. import nodes as n
+from ..ir import Op
 from ..batch import SCALAR, UNKNOWN, Info, container
 from .core import (STATIC, _axes_of, _data_param, _int, _int_literal, _is_none, _shifted,
                    _with_args, batched, elementwise_of, loop, prim_call, rule)
@@ -16,8 +17,16 @@ def elementwise(b, op, rhs):
     return elementwise_of(b, rhs, operands)
 
 
+# How a reduction's `initial` joins its result, and what stands for it meanwhile.
+_INITIAL = {'sum': ('add', 0), 'prod': ('multiply', 1), 'max': ('maximum', '-'),
+            'amax': ('maximum', '-'), 'min': ('minimum', '+'), 'amin': ('minimum', '+')}
+
+
 @rule('reduce', 'scan', 'arg')
 def reduction(b, op, rhs):
+    init = op.inputs.get('initial')
+    if op.prim.name in _INITIAL and batched(b, init) and b.info(init).rank == 0:
+        return _initial_per_example(b, op, rhs, init)
     kind = op.prim.batch
     data = _data_param(op)
     x = op.inputs[data]
@@ -32,10 +41,18 @@ def reduction(b, op, rhs):
     others = [node for p, node in op.inputs.items() if p != data]
     if not info.batched:
         return (loop(b, op, rhs) if batched(b, *others) else (rhs, Info(False, rank)))
+    mask = op.inputs.get('where')
+    if batched(b, mask) and info.rank is not None and b.info(mask).rank is not None:
+        # a where= mask per example broadcasts against its example once lifted
+        rhs = _with_args(rhs, op, {'where': b.lift(mask, b.info(mask), info.rank)})
+        others = [node for p, node in op.inputs.items() if p not in (data, 'where')]
     if batched(b, *others) or keepdims == 'dynamic':
         return loop(b, op, rhs, rank)
     if axes == 'dynamic':
-        axis = b.tmp(n.call('rt.shift_axis', [op.inputs['axis']]), UNKNOWN, '_axis')
+        if kind != 'reduce':            # (axis None flattens the example: run per example)
+            return loop(b, op, rhs, rank)
+        # an axis known only at run time; None there stands for every example axis
+        axis = b.tmp(n.call('rt.shift_axis', [op.inputs['axis'], x]), UNKNOWN, '_axis')
         return _with_args(rhs, op, {'axis': axis}), Info(True, rank)
     if axes is None and kind == 'reduce' and info.rank is not None:
         new_axis = n.const(tuple(range(1, info.rank + 1)))
@@ -49,6 +66,22 @@ def reduction(b, op, rhs):
     new_axis = n.const(_shifted(axes)[0]) if len(axes) == 1 and _int(op.inputs['axis']) \
         is not None else n.const(_shifted(axes))
     return _with_args(rhs, op, {'axis': new_axis}), Info(True, rank)
+
+
+def _initial_per_example(b, op, rhs, init):
+    """NumPy takes one number as `initial`: one per example joins the result
+    after (added, multiplied, or the max or min taken, as JAX joins it)."""
+    join, inf = _INITIAL[op.prim.name]        # the identity, or an infinity's sign
+    stand_in = n.const(inf) if isinstance(inf, int) else n.UnaryOp(
+        op=n.USub() if inf == '-' else n.UAdd(), operand=n.dotted('xp.inf'))
+    inner = _with_args(rhs, op, {'initial': stand_in})
+    value, info = reduction(b, Op('prim', op.prim, dict(op.inputs, initial=stand_in), op.label),
+                            inner)
+    if info.rank is None:
+        return loop(b, op, rhs)
+    # (an unbatched result broadcasts against the lifted initial values)
+    result = b.tmp(value, info)
+    return prim_call(join, [result, b.lift(init, b.info(init), info.rank)]), Info(True, info.rank)
 
 
 def _given(rhs, op):

@@ -362,6 +362,8 @@ def _runtime_helper(fn):
     """A function of codax's runtime that generated code calls (not one that
     stands for a user call, like rt.vjp_call): run per example, not transformed."""
     module = getattr(fn, '__module__', '') or ''
+    if module == 'runtime.definitions':      # NumPy functions defined in NumPy: transformed
+        return False
     return module.split('.')[0] == 'runtime' and fn not in (
         rt.vjp_call, rt.pullback, rt.jvp_call)
 

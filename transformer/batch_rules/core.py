@@ -42,6 +42,7 @@ _BOOL_RESULTS = frozenset({
     'signbit', 'all', 'any', 'py_bool', 'is_array_leaf', 'rt_is_zero'})
 _INT_RESULTS = frozenset({
     'count_nonzero', 'argmax', 'argmin', 'argsort', 'count', 'py_len', 'py_int', 'shape',
+    'flatnonzero', 'argwhere',
     'ndim', 'size', 'rt_shape', 'rt_ndim', 'rt_size'})
 _BOOL_PRESERVING = frozenset({
     'getitem', 'reshape', 'ravel', 'transpose', 'squeeze', 'expand_dims', 'swapaxes',
@@ -326,15 +327,20 @@ def _int_literal(node, b=None):
 
 
 def _named_literals(b):
-    """{name: value} of the names assigned exactly once, to an int literal."""
+    """{name: value} of the names bound exactly once (not parameters, not
+    loop targets), by an assignment of an int literal."""
     if getattr(b, 'literals', None) is None:
-        b.literals, counts = {}, {}
+        counts = {}
+        for node in n.walk(b.fdef):
+            if isinstance(node, n.Name) and isinstance(node.ctx, (n.Store, n.Param)):
+                counts[node.id] = counts.get(node.id, 0) + 1
+        b.literals = {}
         for stmt in n.walk(b.fdef):
-            if isinstance(stmt, n.Assign) and isinstance(stmt.targets[0], n.Name):
-                name = stmt.targets[0].id
-                counts[name] = counts.get(name, 0) + 1
-                b.literals[name] = _int_literal(stmt.value, b)    # names bound earlier too
-        b.literals = {k: v for k, v in b.literals.items() if counts[k] == 1 and v is not None}
+            if isinstance(stmt, n.Assign) and isinstance(stmt.targets[0], n.Name) \
+                    and counts[stmt.targets[0].id] == 1:
+                value = _int_literal(stmt.value, b)      # (names bound earlier, once, too)
+                if value is not None:
+                    b.literals[stmt.targets[0].id] = value
     return b.literals
 
 

@@ -2,7 +2,8 @@
 from .. import nodes as n
 from ..batch import NONE, UNKNOWN, DictInfo, Info, container, join
 from .core import (ELLIPSIS, ListInfo, SLICE, _fully_batched, _int, _is_none, _is_slice_call,
-                   _mark_batched, _with_args, literal, loop_call, prim_call, rule)
+                   _mark_batched, _with_args, literal, loop, loop_call, prim_call, rule)
+from .arrays import elementwise
 from .shapes import _all_batched, _array_rank
 
 
@@ -173,6 +174,19 @@ def getitem(b, op, rhs):
     return loop_call(b, n.dotted('rt.getitem'), [x, value], (), rank)
 
 
+@rule('where')
+def where(b, op, rhs):
+    """np.where(c, x, y) is element-wise; np.where(c) alone is np.nonzero(c), a
+    tuple of index arrays (how many indices depends on the values: batched,
+    per example)."""
+    if not all(_is_none(op.inputs.get(p)) for p in ('x', 'y')):
+        return elementwise(b, op, rhs)
+    info = b.info(op.inputs['condition'])
+    if not info.batched:
+        return rhs, Info(False, None)       # (indexing with it reads its parts at run time)
+    return loop(b, op, rhs)
+
+
 def _batched_mask(b, index, parts):
     """Whether the index holds a boolean mask that differs between examples.
     Such a mask selects as many elements as it has True entries, which may
@@ -275,6 +289,10 @@ def append(b, op, rhs):
     info, vinfo = b.info(xs), b.info(v)
     elts = tuple(info.elts) if isinstance(info.elts, tuple) else ()
     item = info.item
+    if item is None and not elts and info.batched:
+        # a batched list whose elements are not known here (a helper's result,
+        # batched per example): its elements are batched, as list elements are
+        item = Info(True, None)
     for e in elts + (vinfo,):
         item = join(item, e)
     if item.batched and not _fully_batched(vinfo):    # every element batched alike

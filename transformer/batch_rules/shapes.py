@@ -217,8 +217,16 @@ def pad(b, op, rhs):
     if info.rank is None or value is None or batched(b, *others) or \
             not (values is None or b.info(values).rank == 0):
         return loop(b, op, rhs, info.rank)
-    pairs = _pad_pairs(value, info.rank)
-    return _with_args(rhs, op, {'pad_width': n.const(((0, 0),) + pairs)}), Info(True, info.rank)
+    replace = {'pad_width': n.const(((0, 0),) + _pad_pairs(value, info.rank))}
+    length = op.inputs.get('stat_length')
+    if not _is_none(length):
+        # per-axis statistic lengths gain one for the batch axis (never read:
+        # its pads are empty)
+        lengths = _int_literal(length, b)
+        if lengths is None:
+            return loop(b, op, rhs, info.rank)
+        replace['stat_length'] = n.const(((1, 1),) + _pad_pairs(lengths, info.rank))
+    return _with_args(rhs, op, replace), Info(True, info.rank)
 
 
 def _pad_pairs(width, rank):

@@ -2,6 +2,7 @@
 from ..batch import UNKNOWN, Info, container
 from .core import ListInfo, _fully_batched, _is_none, _with_args, rule
 from .indexing import _broadcast_tree
+from runtime.tree import sorted_keys
 
 
 _TREE_DATA = {'tree_leaves': 'tree', 'tree_flatten': 'tree', 'treedef_leaves': 'tree',
@@ -41,7 +42,7 @@ def _tree_leaf_infos(info):
     part is not known: a list of unknown length, None, a value of unknown rank."""
     if isinstance(info.elts, (tuple, dict)):
         parts = list(info.elts) if isinstance(info.elts, tuple) \
-            else [info.elts[k] for k in sorted(info.elts)]
+            else [info.elts[k] for k in sorted_keys(info.elts)]
         leaves = [_tree_leaf_infos(p) for p in parts]
         return None if None in leaves else [x for part in leaves for x in part]
     if info.item is not None or info.rank is None:
