@@ -79,10 +79,14 @@ def sum_to(g, target):
 
 
 def unbroadcast(g, x, y):
-    """Adjoint of operand `x` of a broadcasting op with output `y`."""
+    """Adjoint of operand `x` of a broadcasting op with output `y`: shaped
+    like x, or the zero. Where x has y's shape that is g made full (a
+    view, nothing summed): so each example of batched code, which makes it
+    full too, gets the value this gives, and a tangent or cotangent computed
+    from one lines up with the other."""
     xs = shape(x)
     if xs == shape(y):
-        return g                       # stays broadcastable: nothing to undo
+        return g if is_zero(g) or shape(g) == xs else materialize(g, y)
     return sum_to(materialize(g, y), xs)
 
 

@@ -17,7 +17,7 @@ __all__ = ['batch_size', 'broadcast_batch', 'batch_loop', 'keywords_by_position'
            'finalize_batched', 'finalize_batched_transpose', 'attribute', 'unsum_batched',
            'batch_outputs', 'batch_outputs_transpose', 'example_rank', 'lift_batched',
            'lift_leaves', 'reshape_like', 'batched_diag', 'dense_batched', 'dense_batched_vjp',
-           'first_example', 'unbroadcast_batched', 'unbroadcast_batched_transpose']
+           'first_example']
 from .backend import array_module, is_array
 from .closures import Closure, closure
 from .tree import (derivative_leaves, flat_keys, node_children, node_rebuilt, tree_flatten,
@@ -404,53 +404,20 @@ def sum_to_batched(g, target):
     return _sum_to_batched(g, target)
 
 
-def _sum_to_batched(g, target, lead=1):
-    """Undo broadcasting within each example; the `lead` batch axes are kept."""
+def _sum_to_batched(g, target):
+    """Undo broadcasting within each example; the batch axis is kept."""
     target = tuple(target)
     gshape = shape(g)
-    if gshape[lead:] == target:
+    if gshape[1:] == target:
         return g
     xp = array_module(g)
-    extra = len(gshape) - lead - len(target)
-    if extra > 0:
-        g = xp.sum(g, axis=tuple(range(lead, lead + extra)))
-    ones = tuple(i + lead for i, d in enumerate(target) if d == 1 and shape(g)[i + lead] != 1)
+    lead = len(gshape) - 1 - len(target)
+    if lead > 0:
+        g = xp.sum(g, axis=tuple(range(1, lead + 1)))
+    ones = tuple(i + 1 for i, d in enumerate(target) if d == 1 and shape(g)[i + 1] != 1)
     if ones:
         g = xp.sum(g, axis=ones, keepdims=True)
-    return xp.reshape(g, gshape[:lead] + target)
-
-
-def unbroadcast_batched(cot, x, y, lead=1):
-    """rt.unbroadcast(cot, x, y) per example, for cot with `lead` batch axes
-    and x, y the same for every example: cot as it is where x has y's shape
-    (as unbroadcast keeps it: an example's result has the shape it has
-    unbatched, so a tangent computed from it lines up with its primal), else
-    made full and summed, example by example, to x's shape."""
-    if shape(x) == shape(y) or is_zero(cot):
-        return cot
-    return _sum_to_batched(_batch_broadcast(cot, shape(y), lead), shape(x), lead)
-
-
-def unbroadcast_batched_transpose(h, cot, x, y, lead=1):
-    """The adjoint of unbroadcast_batched's cot for the full cotangent h
-    (shaped like its output): back to cot's shape, as unbroadcast's
-    transpose does example by example. Its own transpose is
-    unbroadcast_batched (of a cotangent shaped like cot)."""
-    if is_zero(h) or is_zero(cot):
-        return ZERO
-    if shape(x) != shape(y):
-        h = _batch_broadcast(h, shape(y), lead)
-    return _sum_to_batched(h, shape(cot)[lead:], lead)
-
-
-def _batch_broadcast(g, target, lead):
-    """g, with `lead` batch axes, broadcast example by example to `target`."""
-    xp = array_module(g)
-    g = xp.asarray(g)
-    missing = len(target) - (g.ndim - lead)
-    if missing > 0:
-        g = xp.reshape(g, g.shape[:lead] + (1,) * missing + g.shape[lead:])
-    return xp.broadcast_to(g, g.shape[:lead] + tuple(target))
+    return xp.reshape(g, (gshape[0],) + target)
 
 
 def finalize_batched(g, x, spec, size):
@@ -498,7 +465,6 @@ def finalize_batched(g, x, spec, size):
     full = (size,) + tuple(example)
     if type(g) is numpy.ndarray and g.base is None and g.shape == full and g.dtype == dtype:
         return g                  # already an owned array of its own (as rt.finalize does)
-    g = _drop_lifted(g, len(example), int(bool(g_batched)))
     if g_batched:
         g = _lift(g, 0, x_rank)
     out = xp.empty(full, dtype=dtype)
@@ -761,21 +727,9 @@ def dense_batched(t, x, t_batched, x_batched, size):
         if not (isinstance(x, (float, complex)) or kind in ('f', 'c')):
             return ZERO                     # (x a function or None: a pullback's parts)
         return xp.zeros(full, dtype=_float_dtype(x))
-    t = _drop_lifted(t, len(full) - 1, int(bool(t_batched)))
     if t_batched:
         t = _lift(t, 0, len(full) - 1)
     return t if shape(t) == full else xp.broadcast_to(xp.asarray(t, dtype=_float_dtype(t, x)), full)
-
-
-def _drop_lifted(g, rank, lead):
-    """g (with `lead` batch axes) whose examples have more than `rank` axes
-    only because batched code lifted it (length-1 axes after the batch axes,
-    as a loop-carried 0.0 is lifted to the rank the loop gives it), without
-    those axes: lined up with a value of that rank computed unlifted."""
-    extra = numpy.ndim(g) - lead - rank
-    if extra <= 0 or not is_array(g) or any(d != 1 for d in g.shape[lead:lead + extra]):
-        return g
-    return array_module(g).reshape(g, g.shape[:lead] + g.shape[lead + extra:])
 
 
 def _integer(x):

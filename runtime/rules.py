@@ -1355,7 +1355,7 @@ def unbroadcast_transpose(g, cot, x, y):
     """Transpose of cot -> unbroadcast(cot, x, y)."""
     if is_zero(g):
         return ZERO
-    if shape(x) == shape(y):
+    if shape(x) == shape(y) and (is_zero(cot) or shape(cot) == shape(y)):
         return g
     return _cast(sum_to(materialize(g, y), shape(cot)), cot)
 
@@ -1718,10 +1718,7 @@ def _masked_transpose(g, cot, mask, operand, y, xp):
     """Transpose of cot -> unbroadcast(cot * mask, operand, y), zero where the
     mask (bools or weights) is."""
     W = numpy.broadcast_shapes(shape(mask), shape(cot))
-    if shape(operand) == shape(y):
-        Hw = _bcast(g, W, cot)
-    else:
-        Hw = sum_to(materialize(g, y), W)
+    Hw = sum_to(materialize(g, y), W)         # (unbroadcast makes it y's shape: summed back)
     r = _weighted(Hw, mask, xp, _fdtype(cot, Hw))
     return _cast(sum_to(r, shape(cot)), cot)
 

@@ -56,6 +56,10 @@ _helper(rules.finalize_transpose, 'h, cot, x', {'h': 'rt.finalize_transpose(g, h
 _helper(adjoint.broadcast_list, 'cot, xs, y',
         {'cot': 'rt.broadcast_list_transpose(g, cot, xs, y)'})
 _helper(adjoint.unstack, 'cot, xs, axis=0', {'cot': 'rt.unstack_transpose(g, cot, xs, axis)'})
+# stacking the pieces back: its transpose takes them apart again (each summed
+# to its piece of h, which may be broadcast)
+_helper(rules.unstack_transpose, 'h, cot, xs, axis=0',
+        {'h': 'rt.unstack(rt.materialize(g, ans), xs if rt.is_zero(h) else h, axis)'})
 _helper(adjoint.concatenate_vjp, 'cot, xs, y, axis=0',
         {'cot': 'rt.concatenate_vjp_transpose(g, cot, xs, y, axis)'})
 _helper(rules.cast_like, 'cot, x', {'cot': 'rt.cast_like(g, cot)'})

@@ -5,9 +5,8 @@ from ..table import TABLE, linear, nondifferentiable, primitive
 
 
 def _helper(fn, signature, vjp, **kw):
-    kw.setdefault('batch', 'loop')
     return linear(f'rt_{fn.__name__}', signature, vjp, targets=(fn,),
-                  impl=f'rt.{fn.__name__}', family='batching', **kw)
+                  impl=f'rt.{fn.__name__}', family='batching', batch='loop', **kw)
 
 
 # Linear in their first argument: each VJP is the transpose (`ans` is the output).
@@ -17,14 +16,6 @@ _helper(batching.sum_to_batched, 'cot, target',
         {'cot': 'rt.unsum_batched(rt.materialize(g, ans), cot)'})
 _helper(batching.unsum_batched, 'cot, like',
         {'cot': 'rt.sum_to_batched(rt.materialize(g, ans), rt.example_shape(cot))'})
-# rt.unbroadcast of a batched cotangent, and its transpose: each the other's
-# transpose; batched again, the same call with one more batch axis
-_helper(batching.unbroadcast_batched, 'cot, x, y, lead=1',
-        {'cot': 'rt.unbroadcast_batched_transpose(rt.dense(g, ans), cot, x, y, lead)'},
-        batch='unbroadcast_batched')
-_helper(batching.unbroadcast_batched_transpose, 'h, cot, x, y, lead=1',
-        {'h': 'rt.unbroadcast_batched(rt.dense(g, cot), x, y, lead)'},
-        batch='unbroadcast_batched')
 _helper(batching.lift_batched, 'x, rank', {'x': 'rt.reshape_like(rt.dense(g, ans), x)'})
 _helper(batching.lift_leaves, 'x, rank, axes', {'x': 'rt.reshape_like(rt.dense(g, ans), x)'})
 _helper(batching.reshape_like, 'h, like', {'h': 'rt.reshape_like(rt.dense(g, ans), h)'})

@@ -78,67 +78,18 @@ def seed(b, op, rhs):
 
 @rule('unbroadcast')
 def unbroadcast(b, op, rhs):
-    """rt.unbroadcast(g, x, y): g summed to x's shape, or g as it is where x has
-    y's shape. A batched g gets, example by example, what it gets unbatched
-    (a tangent computed from it must line up with it): where x's rank
-    differs from y's it is always summed (to a rank known here); else
-    whether x has y's shape is seen at run time (x and y read for their
-    shapes only, which every example of a batched value shares: one example
-    of each)."""
+    """rt.unbroadcast(g, x, y): g summed to x's shape. Batched, it is always
+    made full (x's rank), so the result's rank is known."""
     g, x, y = (op.inputs[p] for p in ('cot', 'x', 'y'))
     gi, xi, yi = b.info(g), b.info(x), b.info(y)
     if not (gi.batched or xi.batched or yi.batched):
         return rhs, Info(False, xi.rank if xi.rank == yi.rank == gi.rank else None)
     if yi.rank is None:               # (its result stays broadcastable: rank not known)
         return loop(b, op, rhs, None)
-    if gi.batched and xi.rank in (yi.rank, None):
-        x, y = (_one_example(b, v, i) for v, i in ((x, xi), (y, yi)))
-        rank = xi.rank if gi.rank == yi.rank else None
-        return n.call('rt.unbroadcast_batched', [g, x, y]), Info(True, rank)
-    # (an unbatched g is made full: an array per example, which the rules
-    # that read the result take it to be)
     full = _materialize(b, g, gi, y, yi)
-    if not (gi.batched or yi.batched):   # only x batched: its examples share one shape
+    if not (gi.batched or yi.batched):      # only x batched: its examples share one shape
         return n.call('rt.sum_to', [full, n.call('rt.example_shape', [x])]), Info(False, xi.rank)
     return _sum_to_example_of(b, full, x, xi), Info(True, xi.rank)
-
-
-def _one_example(b, node, info):
-    """A batched value's first example (where only its shape is read)."""
-    if not info.batched:
-        return node
-    return b.tmp(n.call('rt.first_example', [node, n.const(0)]), Info(False, info.rank),
-                 '_example')
-
-
-@rule('unbroadcast_batched')
-def unbroadcast_batched(b, op, rhs):
-    """rt.unbroadcast_batched(cot, x, y, lead) and its transpose batched again:
-    the same call with one more batch axis (the arrays it sums are batched,
-    the others repeated; x and y, read for their shapes only, which every
-    example shares, by one example)."""
-    arrays = [p for p in op.prim.params if p not in ('x', 'y', 'lead')]
-    lead = op.inputs.get('lead')
-    lead = 1 if lead is None else _int(lead)
-    shapes = [op.inputs[p] for p in ('x', 'y')]
-    if lead is None or any(b.info(s).elts is not None or b.info(s).item is not None
-                           for s in shapes):
-        return loop(b, op, rhs)
-    infos = [b.info(op.inputs[p]) for p in arrays]
-    xrank = b.info(shapes[0]).rank
-    if batched(b, *shapes):
-        shapes = [_one_example(b, s, b.info(s)) for s in shapes]
-        infos = [Info(True, i.rank) if not i.batched else i for i in infos]   # (repeated below)
-    if arrays[-1] == 'cot' and len(arrays) == 2:          # the transpose: shaped like cot
-        rank = infos[1].rank
-    else:                           # cot as it is, or x's shape after the batch axes
-        rank = infos[0].rank if xrank is not None and infos[0].rank == lead + xrank else None
-    if not any(i.batched for i in infos):
-        return rhs, Info(False, rank)
-    if any(i.elts is not None or i.item is not None for i in infos):
-        return loop(b, op, rhs, rank)
-    args = [b.broadcast(op.inputs[p], b.info(op.inputs[p])) for p in arrays]
-    return n.call(op.prim.impl, args + shapes + [n.const(lead + 1)]), Info(True, rank)
 
 
 def _sum_to_example_of(b, full, x, xi):
