@@ -787,9 +787,9 @@ class Flattener:
         if prim is not None:
             args, kws = self.as_arrays(prim, e, args, kws, buf)
             return self._prim_call(prim, args, kws, e, label)
-        if definition_of(obj) is not None:        # a NumPy function defined in NumPy
-            obj = definition_of(obj)
-            func = n.dotted(f'rt.definitions.{obj.__name__}')
+        definition = definition_of(obj)
+        if definition is not None:                # a NumPy function defined in NumPy
+            obj, func = definition, n.dotted(f'rt.definitions.{definition.__name__}')
         if isinstance(obj, type) and issubclass(obj, numpy.generic) and len(args) == 1:
             return self._prim_call(TABLE['astype'], [args[0], func], [], e, label)
         if kws and getattr(obj, '__codax_keywords_first__', None) is not None:
