@@ -602,24 +602,6 @@ def test_by_default_an_index_out_of_bounds_is_numpys_index_error():
 
 # ---- inside transformed functions ----
 
-def _compiles_at_methods():
-    """Whether transformer/normalize.py compiles .divide() and mode= (it
-    refused both before these methods came)."""
-    try:
-        codax.grad(_probe)(np.ones(3))
-        return True
-    except codax.SourceError:
-        return False
-
-
-def _probe(x):
-    return np.sum(at(x)[1].divide(2.0, mode='drop'))
-
-
-needs_compiler = pytest.mark.skipif(
-    not _compiles_at_methods(), reason='transformer/normalize.py does not yet compile '
-    'at(x)[idx].divide/.power/.apply or mode= (the records below are tested directly)')
-
 BOUNDS = np.array([0, 7, 2, 2, -9])              # 7 and -9 are outside 5 elements
 
 
@@ -715,8 +697,7 @@ COMPILED = [m_divide, m_power, m_apply_ufunc, m_apply_closure, m_add_drop, m_set
             m_multiply_fill, m_divide_clip, m_power_drop, m_max_drop, m_apply_drop, m_get_fill,
             m_get_clip]
 DIRECT = [d_divide_drop, d_power_clip, d_apply_closure, d_apply_drop, d_get_fill]
-JAX_METHODS = [pytest.param(f, marks=needs_compiler, id=f.__name__) for f in COMPILED] + \
-    [pytest.param(f, id=f.__name__) for f in DIRECT]
+JAX_METHODS = [pytest.param(f, id=f.__name__) for f in COMPILED + DIRECT]
 
 
 @pytest.mark.parametrize('f', JAX_METHODS)

@@ -2,6 +2,7 @@
 transform, optimize, emit. `CODAX_DUMP=1` (or `verbose=True`) prints the
 source after every stage, like a compiler's -print-after-all.
 """
+import copy
 import linecache
 import os
 import sys
@@ -35,11 +36,47 @@ def _dump(verbose, stage, tree_or_text):
         print(f'--- codax: after {stage} ---\n{n.render_comments(text)}', file=sys.stderr)
 
 
+# (codax's own function, numeric) -> its front end: nested transformations
+# batch and differentiate rt.pullback, rt.jvp_call, ... again and again, and
+# normalizing them anew each time was a quarter of a third derivative's
+# compile time. Only module-level functions of codax's own packages: their
+# source and globals do not change, while a user may rebind a global.
+_FRONT_ENDS = {}
+_OWN_PACKAGES = ('runtime', 'codax')
+
+
 def front_end(fn, verbose=False, numeric=None):
     """Stages 1-3: the function in normal form, with its Unit and name supply.
     `numeric`: the indices of the parameters that are arrays or numbers, where
     the call's signature tells (the others are lists, tuples, dicts or nodes,
-    whose `+` joins them: normalize)."""
+    whose `+` joins them: normalize). Later stages may change all three, so
+    a remembered front end is handed out as a copy."""
+    key = (fn, None if numeric is None else tuple(numeric)) if _own(fn) and not verbose \
+        else None
+    found = _FRONT_ENDS.get(key) if key is not None else None
+    if found is None:
+        found = _front_end(fn, verbose, numeric)
+        if key is not None:
+            _FRONT_ENDS[key] = found
+    return _copied(*found) if key is not None else found
+
+
+def _own(fn):
+    module = getattr(fn, '__module__', None) or ''
+    return isinstance(fn, types.FunctionType) and '<locals>' not in fn.__qualname__ \
+        and module.split('.')[0] in _OWN_PACKAGES
+
+
+def _copied(unit, fdef, fresh):
+    unit = copy.copy(unit)
+    unit.tree, unit.guards = n.deepcopy(unit.tree), dict(unit.guards)
+    unit.lifted = n.deepcopy(unit.lifted)
+    fresh = copy.copy(fresh)
+    fresh.taken, fresh.counters = set(fresh.taken), dict(fresh.counters)
+    return unit, n.deepcopy(fdef), fresh
+
+
+def _front_end(fn, verbose, numeric):
     unit = parse.parse_function(fn)
     fence.check(unit)
     params = [a.id for a in unit.tree.args.args]
