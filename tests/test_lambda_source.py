@@ -212,22 +212,22 @@ def test_a_lambda_compiles_to_its_own_code_with_its_free_names_as_cells():
 
 def test_error_inside_a_lambda_points_at_its_line():
     with pytest.raises(codax.SourceError) as excinfo:
-        pair = (lambda x: x, lambda x: np.sum(np.abs(np.fft.fft(x))))  #@fft
+        pair = (lambda x: x, lambda x: np.sum(np.unwrap(x)))  #@norule
         codax.grad(pair[1])(X)
     message = str(excinfo.value)
-    assert "%s:%d:" % (THIS_FILE, marker_line("fft")) in message
+    assert "%s:%d:" % (THIS_FILE, marker_line("norule")) in message
     code_row, caret = message.splitlines()[-2:]
-    assert code_row.index("np.fft.fft") == caret.index("^")
+    assert code_row.index("np.unwrap") == caret.index("^")
 
 
 def test_error_on_the_second_line_of_a_lambda():
     with pytest.raises(codax.SourceError) as excinfo:
         codax.grad(lambda x: np.sum(x) + np.sum(
-            np.abs(np.fft.fft(x))))(X)  #@fft2
+            np.unwrap(x)))(X)  #@norule2
     message = str(excinfo.value)
-    assert "%s:%d:" % (THIS_FILE, marker_line("fft2")) in message
+    assert "%s:%d:" % (THIS_FILE, marker_line("norule2")) in message
     code_row, caret = message.splitlines()[-2:]
-    assert code_row.index("np.fft.fft") == caret.index("^")
+    assert code_row.index("np.unwrap") == caret.index("^")
 
 
 def test_out_of_date_source_with_lambdas_alike_is_a_clear_error(tmp_path):
@@ -240,3 +240,47 @@ def test_out_of_date_source_with_lambdas_alike_is_a_clear_error(tmp_path):
     linecache.checkcache(str(path))
     with pytest.raises(TypeError, match=re.escape("could not be told apart")):
         codax.grad(module.pair[0])(1.0)
+
+
+# ==========================================================================
+# Multi-line lambdas under grad, jit and vmap (the whole file is parsed)
+# ==========================================================================
+
+MULTILINE = {
+    'backslash': (lambda a: np.sum(a) +\
+        np.sum(a ** 2), 1),  # noqa: E502
+    'newline in brackets': ((lambda a:
+                             np.sum(a * 3.0)), 1),
+    'two on a line, the second spanning lines': (lambda a: np.sum(a), lambda a: np.sum(
+        np.sin(a)) * 2.0),
+}
+MULTILINE_FNS = [MULTILINE['backslash'][0], MULTILINE['newline in brackets'][0],
+                 *MULTILINE['two on a line, the second spanning lines']]
+
+
+@pytest.mark.parametrize("i", range(len(MULTILINE_FNS)))
+def test_multiline_lambdas_compute_what_they_compute_in_python(i):
+    fn = MULTILINE_FNS[i]
+    assert np.isclose(codax.jit(fn)(X), fn(X))
+    assert_tree_allclose(codax.grad(fn)(X), fd_grad(fn, X))
+    xs = np.stack([X, 2 * X])
+    assert_tree_allclose(codax.vmap(fn)(xs), np.array([fn(x) for x in xs]))
+
+
+def test_lambda_continued_inside_call_arguments():
+    out = codax.vmap(lambda v: v
+                     + np.cos(v), in_axes=0)(X)
+    assert_tree_allclose(out, X + np.cos(X))
+
+
+def test_out_of_date_source_with_a_lone_lambda_is_a_clear_error(tmp_path):
+    # the one lambda on the line now is not the function that runs: never use it
+    path = tmp_path / "stale_lone_lambda.py"
+    path.write_text("f = lambda x: x * 2.0\n")
+    spec = importlib.util.spec_from_file_location("stale_lone_lambda", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    path.write_text("f = lambda x: x * 40.0\n")
+    linecache.checkcache(str(path))
+    with pytest.raises(codax.SourceError, match=r"stale_lone_lambda\.py:1"):
+        codax.grad(module.f)(1.0)

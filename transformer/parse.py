@@ -4,11 +4,9 @@
 line and column set to the user's file, plus the environment (globals, closure
 cells, builtins) that free names are resolved against.
 """
-import ast
 import builtins
 import inspect
 import linecache
-import re
 import textwrap
 import types
 
@@ -79,15 +77,15 @@ def parse_function(fn):
     if inspect.iscoroutinefunction(fn) or inspect.isasyncgenfunction(fn):
         raise SourceError('codax does not support async functions', fn.__code__.co_filename,
                           fn.__code__.co_firstlineno)
-    try:
-        lines, first = inspect.getsourcelines(fn)
-    except (OSError, TypeError) as exc:
-        raise _no_source(fn, str(exc)) from None
     filename = fn.__code__.co_filename
     linecache.getlines(filename)          # keep the file's lines for messages
     if fn.__name__ == '<lambda>':
-        tree = _lambda_tree(fn, lines, first)
+        tree = _lambda_tree(fn)
     else:
+        try:
+            lines, first = inspect.getsourcelines(fn)
+        except (OSError, TypeError) as exc:
+            raise _no_source(fn, str(exc)) from None
         text = ''.join(lines)
         dedented = textwrap.dedent(text)
         tree = _def_tree(fn, dedented, filename, first)
@@ -120,24 +118,21 @@ def _def_tree(fn, source, filename, first):
 
 # ---- lambdas -----------------------------------------------------------------
 #
-# A lambda's source is the logical line it starts on, which may hold other
-# lambdas (with the same parameters, even identical ones) and may not parse on
-# its own (`cases = {'a': lambda x: x,` ...). Every `lambda` on the lambda's
-# first line is parsed from there on, and the one whose code is `fn`'s is kept.
+# A lambda's own text is not a statement: it may sit in a dict literal, span
+# lines inside brackets or after a backslash, or share its line with other
+# lambdas (with the same parameters, even identical ones). So the whole source
+# file is parsed, every lambda starting on `fn`'s first line is a candidate, and
+# the one whose code is `fn`'s is kept. A lambda that cannot be told apart is an
+# error naming its file and line, never a guess.
 
-def _lambda_tree(fn, lines, first):
+class LambdaSourceError(SourceError, TypeError):
+    """The source of a lambda cannot be recovered unambiguously."""
+
+
+def _lambda_tree(fn):
     code = fn.__code__
-    row = code.co_firstlineno - first        # the line the lambda starts on
-    line = lines[row] if 0 <= row < len(lines) else ''
-    rest = ''.join(lines[row + 1:])
-    candidates = []
-    for match in re.finditer(r'\blambda\b', line):   # in strings and comments too: _pick
-        lam = _leading_lambda(line[match.start():] + rest)   # drops those
-        if lam is not None and _param_names(lam) == _code_params(code):
-            start = len(line[:match.start()].encode('utf-8'))   # ast columns count bytes
-            _shift_locations(lam, code.co_firstlineno - 1, start, on_line=1)
-            candidates.append(lam)
-    lam = _pick(fn, candidates)
+    lam = _pick(fn, [lam for lam in _lambdas_on_line(fn) if _param_names(lam) == _code_params(code)])
+    lam = n.deepcopy(lam)                       # the parsed file is shared (cached)
     body = [n.copy_location(n.return_(lam.body), lam.body)]
     tree = n.FunctionDef(name='lambda', args=lam.args, body=body,
                          decorator_list=[], returns=None, type_comment=None,
@@ -145,30 +140,44 @@ def _lambda_tree(fn, lines, first):
     return n.copy_location(tree, lam)
 
 
-def _leading_lambda(text):
-    """The lambda expression `text` starts with, or None: parse the longest
-    prefix that is an expression (jumping back to where each parse failed,
-    which is at or after the lambda's end)."""
-    end = len(text)
-    while end > 0:
+def _lambdas_on_line(fn):
+    """gast trees of the lambdas that start on `fn`'s first line of its file."""
+    code = fn.__code__
+    try:
+        lines, _ = inspect.findsource(fn)
+    except (OSError, TypeError) as exc:
+        raise _no_source(fn, str(exc)) from None
+    by_line = _lambdas_by_line(code.co_filename, ''.join(lines))
+    if by_line is None:
+        raise _lambda_error(fn, 'its source file no longer parses (was it edited since '
+                                'it was imported?)')
+    return by_line.get(code.co_firstlineno, [])
+
+
+_PARSED = {}       # filename -> (text, {line: [gast Lambda]} or None) for the last text read
+
+
+def _lambdas_by_line(filename, text):
+    hit = _PARSED.get(filename)
+    if hit is None or hit[0] != text:
         try:
-            ast.parse(text[:end], mode='eval')
-        except SyntaxError as exc:
-            failed_at = _index_of(text, exc.lineno, exc.offset)
-            end = failed_at if failed_at is not None and 0 < failed_at < end else end - 1
-            continue
-        module = n.parse(text[:end])          # `lambda: 1, 2` is a tuple: find the lambda
-        return next((node for node in n.walk(module) if isinstance(node, n.Lambda)
-                     and node.lineno == 1 and node.col_offset == 0), None)
-    return None
+            module = n.parse(text)
+        except (SyntaxError, ValueError):
+            module = None
+        by_line = None if module is None else {}
+        for node in n.walk(module) if module is not None else ():
+            if isinstance(node, n.Lambda):
+                by_line.setdefault(node.lineno, []).append(node)
+        if len(_PARSED) > 64:
+            _PARSED.clear()
+        hit = _PARSED[filename] = (text, by_line)
+    return hit[1]
 
 
-def _index_of(text, lineno, offset):
-    """Index in `text` of a SyntaxError's 1-based (line, column), or None."""
-    if not lineno or not offset:
-        return None
-    lines = text.splitlines(True)
-    return sum(len(line) for line in lines[:lineno - 1]) + offset - 1
+def _lambda_error(fn, why):
+    return LambdaSourceError(f'codax cannot read the source of this lambda: {why}; '
+                             'give it a name with def', fn.__code__.co_filename,
+                             fn.__code__.co_firstlineno)
 
 
 def _param_names(lam):
@@ -187,16 +196,15 @@ def _code_params(code):
 def _pick(fn, candidates):
     """The candidate that is `fn`: the one its code's positions point at
     (Python 3.11+), else the ones that compile to its code (alike ones are the
-    same function), else a lone candidate (the file may have changed since)."""
+    same function)."""
     for agrees in (_same_positions, _same_code):
         chosen = [lam for lam in candidates if agrees(fn, lam)]
         if chosen:
             return chosen[0]
-    if len(candidates) == 1:
-        return candidates[0]
-    why = ('the lambda could not be told apart from others on its line' if candidates
+    why = ('the lambda could not be told apart from others on its line, or its file '
+           'changed since it was imported' if candidates
            else 'its lambda expression was not found on its line')
-    raise _no_source(fn, why + '; give it a name with def')
+    raise _lambda_error(fn, why)
 
 
 def _same_positions(fn, lam):
