@@ -10,6 +10,7 @@ import numpy
 import runtime
 from runtime.backend import array_module
 from runtime.tree import tree_leaves
+from transformer.ir import packs_keywords
 from transformer.pipeline import compile_forward, compile_reverse
 
 from .cache import CACHE, closure_key, closure_values, signature
@@ -318,6 +319,33 @@ def _bound(signature, fn, args, kwargs):
         raise TypeError(f'{getattr(fn, "__name__", "the function")}(): {exc}') from None
 
 
+def packed_arguments(fn, args, kwargs):
+    """A call's arguments as fn's generated code takes them: every named
+    parameter by position, defaults filled in, and where the user's function
+    has **kwargs, the dict of what it holds as one more (normalize). Arguments
+    already in that form (one more positional than a **kwargs function's
+    named parameters: the dict is there) are returned as they are; too many
+    is the TypeError naming the function."""
+    user = _user_function(fn)
+    code = getattr(user, '__code__', None)
+    packs = packs_keywords(user)
+    args = tuple(args)
+    if code is None or not kwargs and len(args) == code.co_argcount + packs:
+        return args
+    bound = _bound(inspect.signature(user), user, args, kwargs)
+    bound.apply_defaults()
+    return tuple(bound.args) + ((bound.kwargs,) if packs else ())
+
+
+def call_packed(fn, args):
+    """fn(*args) for arguments in packed_arguments' form: a **kwargs
+    function's trailing dict goes back in as keywords."""
+    user = _user_function(fn)
+    if packs_keywords(user) and len(args) == user.__code__.co_argcount + 1:
+        return fn(*args[:-1], **args[-1])
+    return fn(*args)
+
+
 class Transformed:
     """What grad(f) or value_and_grad(f) builds: the transformation of one
     function, with its per-signature cache. Users get `as_function()`."""
@@ -335,6 +363,8 @@ class Transformed:
         self._params = None
         code = getattr(fun, '__code__', None)
         self._nargs = code.co_argcount if code is not None else 0
+        if packs_keywords(fun):
+            self._nargs = -1          # always bound: **kwargs is one more argument, a dict
         # signature -> generated function, for functions without free variables
         # (a closure's code is shared through the global cache instead).
         self._fast = {} if getattr(fun, '__closure__', None) is None else None
@@ -344,11 +374,14 @@ class Transformed:
             self._params = inspect.signature(self.fun)
         bound = _bound(self._params, self.fun, args, kwargs)
         bound.apply_defaults()
+        if self._nargs == -1:         # as generated code takes **kwargs (normalize)
+            return bound.args + (bound.kwargs,)
         return bound.args
 
     def _specialize(self, args):
-        _check_argnums(args, self.argnums, self.mode)
-        argnums = tuple(i % len(args) for i in self.argnums)
+        named = args[:-1] if self._nargs == -1 else args    # argnums never name **kwargs' dict
+        _check_argnums(named, self.argnums, self.mode)
+        argnums = tuple(i % len(named) for i in self.argnums)
         _check_inexact(args, argnums, self.mode)
         if self.holomorphic:
             _check_holomorphic(args, argnums, self.mode)
@@ -449,8 +482,10 @@ def _has_inexact(value):
     return any(_kind_of(leaf) in ('f', 'c') for leaf in tree_leaves(value))
 
 
-def _vjp_entry(fun, primals, has_aux):
-    active = tuple(i for i, a in enumerate(primals) if _has_inexact(a))
+def _vjp_entry(fun, primals, has_aux, count=None):
+    """The forward and backward sweeps, active in the first `count` primals'
+    inexact ones (those a defaulted parameter takes are not differentiated)."""
+    active = tuple(i for i, a in enumerate(primals[:count]) if _has_inexact(a))
     return build(fun, 'vjp', active, has_aux, primals)
 
 
@@ -473,14 +508,16 @@ def vjp(fun, *primals, has_aux=False):
     vjp_fun can itself be transformed (vmap(vjp_fun) over a batch of
     cotangents, jit, grad): it stands for generated Python (_Pullback)."""
     fun = bound_function(fun) or fun
-    fwd, bwd = _vjp_entry(fun, primals, has_aux)
+    count = len(primals)            # vjp_fun returns their adjoints, not the defaults'
+    primals = packed_arguments(fun, primals, {})
+    fwd, bwd = _vjp_entry(fun, primals, has_aux, count)
     out, tape = fwd(*primals)
     aux = None
     if has_aux:
         if not (isinstance(out, (tuple, list)) and len(out) == 2):
             raise TypeError('with has_aux=True the function must return a pair (output, aux)')
         out, aux = out
-    pullback = _Pullback(out, _pullback_factory(len(primals), has_aux)(bwd, tape, *primals))
+    pullback = _Pullback(out, _pullback_factory(count, has_aux)(bwd, tape, *primals[:count]))
 
     def vjp_fun(cotangent):
         _check_cotangent(cotangent, out)
@@ -585,13 +622,10 @@ def jvp(fun, primals, tangents, has_aux=False):
     fun = bound_function(fun) or fun
     if len(primals) != len(tangents):
         raise TypeError(f'jvp: {len(primals)} primals but {len(tangents)} tangents')
-    user = _user_function(fun)
-    code = getattr(user, '__code__', None)
-    if code is not None and len(primals) != code.co_argcount:    # defaults; too many: TypeError
-        bound = _bound(inspect.signature(user), user, primals, {})
-        bound.apply_defaults()
-        tangents += (runtime.ZERO,) * (len(bound.args) - len(primals))
-        primals = tuple(bound.args)
+    # defaults (and a **kwargs function's dict) filled in, with zero tangents
+    full = packed_arguments(fun, primals, {})
+    tangents += (runtime.ZERO,) * (len(full) - len(primals))
+    primals = full
     for p, t in zip(primals, tangents):
         if not _has_inexact(p) and not runtime.is_zero(t) and any(
                 numpy.any(numpy.asarray(leaf) != 0) for leaf in tree_leaves(t)):

@@ -16,6 +16,7 @@ import numpy
 import runtime
 from runtime import ZERO, Closure, item, pullback
 from transformer.errors import SourceError
+from transformer.ir import packs_keywords
 
 from . import api
 from runtime.backend import array_module
@@ -26,12 +27,15 @@ from .cache import CACHE, closure_key, signature
 
 def _bind(fn, args, kwargs):
     """All arguments by position, defaults filled in (a custom rule's: those
-    of the function it wraps)."""
+    of the function it wraps); what a **kwargs parameter takes as one more,
+    a dict, as the generated code of such a function takes it (normalize)."""
     target = getattr(fn, 'fun', fn)
-    if kwargs or len(args) < getattr(getattr(target, '__code__', None), 'co_argcount', 0):
+    count = getattr(getattr(target, '__code__', None), 'co_argcount', 0)
+    packs = packs_keywords(target)
+    if kwargs or len(args) < count + bool(packs):
         bound = inspect.signature(target).bind(*args, **kwargs)
         bound.apply_defaults()
-        return tuple(bound.args)
+        return tuple(bound.args) + ((bound.kwargs,) if packs else ())
     return tuple(args)
 
 
@@ -407,6 +411,11 @@ def _jvp_hook(fn, primals, tangents, kwargs, kwtangents):
         return _custom_jvp(fn, tuple(primals), tuple(tangents))
     original = fn
     fn = _plain(fn, primals)
+    if len(primals) < fn.__code__.co_argcount:
+        # (a vmapped or jitted function called without its defaults: the
+        # generated code it stands for takes them all)
+        count, primals = len(primals), _bind(fn, primals, {})
+        tangents = tuple(tangents) + (ZERO,) * (len(primals) - count)
     active = tuple(i for i, (p, t) in enumerate(zip(primals, tangents))
                    if not runtime.is_zero(t) and api._has_inexact(p))
     try:

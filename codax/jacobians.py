@@ -15,11 +15,11 @@ import numpy
 import runtime
 from runtime.backend import array_module
 
-from runtime.tree import tree_leaves
+from runtime.tree import derivative_leaves, tree_leaves
 
 from .api import (_check_argnums, _check_inexact, _dtype_of, _labels, _user_function,
-                  bound_function, grad, jvp, primitive_function, resolve, shifted_argnums,
-                  transform_closure, vjp)
+                  bound_function, call_packed, grad, jvp, packed_arguments, primitive_function,
+                  resolve, shifted_argnums, transform_closure, vjp)
 from .cache import signature
 
 def _argnums_tuple(argnums):
@@ -64,12 +64,15 @@ def _assemble(columns, out_tree, in_leaves, in_tree, transpose):
 
 def _jacobian(fun, argnums, has_aux, forward):
     from runtime.tree import tree_flatten, tree_unflatten
-    nums = _argnums_tuple(argnums)
+    nums_given = _argnums_tuple(argnums)
     single = isinstance(argnums, int)
 
-    def jacobian(*args):
-        args = tuple(args)
-        _check_argnums(args, nums, 'jacfwd' if forward else 'jacrev')
+    def jacobian(*args, **kwargs):
+        _check_argnums(args, nums_given, 'jacfwd' if forward else 'jacrev')
+        # argnums count the positional arguments (JAX); what is passed by
+        # keyword is passed on, not differentiated
+        nums = tuple(i % len(args) for i in nums_given)
+        args = packed_arguments(fun, args, kwargs)
         wrt = tuple(args[i] for i in nums)
         in_leaves, in_tree = tree_flatten(wrt if not single else wrt[0])
         _check_inexact(args, nums, 'jacfwd' if forward else 'jacrev')
@@ -85,10 +88,12 @@ def _jacobian(fun, argnums, has_aux, forward):
                 result = jvp(fun, args, full, has_aux=has_aux)
                 out, tangent = result[0], result[1]
                 aux = result[2] if has_aux else None
-                for o, t in enumerate(tree_flatten(tangent)[0]):
+                # (leaves taken along the primal's structure, dict entries by
+                # key: a derivative's dict type need not be the primal's)
+                for o, t in enumerate(derivative_leaves(tangent, tree_flatten(out)[1])):
                     columns.setdefault((o, k), []).append(numpy.asarray(t))
             if out is None:                      # no input elements at all
-                out = fun(*args)
+                out = call_packed(fun, args)
                 out, aux = out if has_aux else (out, None)
             out_leaves, out_tree = tree_flatten(out)
             for o in range(len(out_leaves)):
@@ -107,7 +112,7 @@ def _jacobian(fun, argnums, has_aux, forward):
                     cts[o].reshape(-1)[j] = 1.0
                     grads = pullback(tree_unflatten(out_tree, cts))
                     grads = grads[nums[0]] if single else tuple(grads[i] for i in nums)
-                    for k, g in enumerate(tree_flatten(grads)[0]):
+                    for k, g in enumerate(derivative_leaves(grads, in_tree)):
                         columns.setdefault((o, k), []).append(numpy.asarray(g))
                 for k, in_leaf in enumerate(in_leaves):
                     columns.setdefault((o, k), numpy.zeros((0,) + numpy.shape(in_leaf)))
@@ -233,23 +238,16 @@ class _Hessian:
                               argnums, has_aux=has_aux)
         self._general = None
         self._choices = {}
-        self._signature = None
 
     def _positional(self, args, kwargs):
-        if not kwargs:
-            return tuple(args)
-        if self._signature is None:
-            self._signature = inspect.signature(_user_function(self.fun))
-        bound = self._signature.bind(*args, **kwargs)
-        bound.apply_defaults()
-        return tuple(bound.args)
+        return packed_arguments(self.fun, args, kwargs) if kwargs else tuple(args)
 
     def chosen(self, args):
         """The Hessian function for these (positional) arguments."""
         key = (signature(args), tuple(numpy.ndim(leaf) for leaf in tree_leaves(list(args))))
         scalar = self._choices.get(key)
         if scalar is None:
-            out = self.fun(*args)
+            out = call_packed(self.fun, args)
             if self.options[1]:
                 out = out[0]
             scalar = self._choices[key] = _is_scalar(out)
@@ -268,8 +266,8 @@ class _Hessian:
         positional, chosen = self._positional, self.chosen
 
         def hessian(*args, **kwargs):
-            args = positional(args, kwargs)
-            return chosen(args)(*args)
+            # (called as the user called it: argnums count the positional arguments)
+            return chosen(positional(args, kwargs))(*args, **kwargs)
         functools.update_wrapper(hessian, self.fun, updated=())
         hessian.__dict__.pop('__wrapped__', None)     # inspect must not take it for the user's code
         hessian.__codax_transformed__ = self

@@ -12,12 +12,14 @@ import numpy
 import runtime
 from runtime.tree import tree_leaves
 from transformer.dtypes import Tree, type_of_value
+from transformer.ir import packs_keywords
 from transformer.pipeline import compile_jit
 
 from transformer.errors import SourceError
 
 from .api import (Specialization, _describe, bound_function, resolve, shifted_argnums,
                   transform_closure, transformation_of)
+from . import calls
 from .cache import CACHE, closure_key, signature
 
 _labels = itertools.count()
@@ -115,6 +117,8 @@ class Jitted:
         """Every parameter by position, defaults filled in (their types are
         part of the signature, like the arguments')."""
         code = getattr(self.fun, '__code__', None)
+        if packs_keywords(self.fun):       # **kwargs: one more argument, the dict
+            return calls._bind(self.fun, args, kwargs)
         if not kwargs and (code is None or len(args) >= code.co_argcount):
             return tuple(args)
         defaults = getattr(self.fun, '__defaults__', None) or ()

@@ -84,7 +84,11 @@ element-wise, so the key words broadcast over the counter grid), so a batched
 form takes a grid of keys ``(B1, B2, 2)`` as well (vmap of vmap), and the public
 functions are wrappers codax can read, so ``vmap(random.normal, in_axes=(0,
 None))(keys, (3,))`` works too. Each batched form states the rank of its draws
-(``form.rank``, see runtime/batched_forms.py) for the batch pass.
+(``form.rank``, see runtime/batched_forms.py) for the batch pass, and the
+call of its implementation it makes (``form.differentiable``), which
+derivatives of vmapped code differentiate for all keys at once: a float
+parameter differentiated inside a vmap over keys has the derivative it has
+without vmap (first order).
 """
 import inspect
 import math
@@ -1398,14 +1402,21 @@ def _batched_form(public, impl):
     in the order of `public`'s signature."""
     signature = inspect.signature(public)
 
-    def batched(keys, *args, **kwargs):
-        bound = signature.bind(keys, *args, **kwargs)
+    def differentiable(args, kwargs):
+        """The call of `impl` the form makes, for its derivatives
+        (runtime/batched_forms.py): (impl, its arguments, their names)."""
+        bound = signature.bind(*args, **kwargs)
         bound.apply_defaults()
         keys, *rest = bound.arguments.values()
-        return impl(_keys(keys), *rest)
+        return impl, [_keys(keys), *rest], list(bound.arguments)
+
+    def batched(keys, *args, **kwargs):
+        function, values, _ = differentiable((keys,) + args, kwargs)
+        return function(*values)
     batched.__name__ = batched.__qualname__ = f'{public.__name__}_batched'
     batched.__doc__ = f'{public.__name__} for a batch of keys (shape (B, 2)): the draws of ' \
                       'each key, stacked on a new leading axis.'
+    batched.differentiable = differentiable
     return batched
 
 

@@ -13,10 +13,11 @@ from runtime.tree import (flat_keys, node_children, same_dict, tree_flatten, tre
                           tree_unflatten)
 from transformer.batch import info_of_value
 from transformer.errors import RecursiveBatching, SourceError
+from transformer.ir import packs_keywords
 from transformer.pipeline import compile_batch
 
-from .api import (Specialization, _describe, _user_function, grad, jvp, readable_function,
-                  resolve, transform_closure, transformation_of)
+from .api import (Specialization, _describe, _user_function, grad, jvp, packed_arguments,
+                  readable_function, resolve, transform_closure, transformation_of)
 from .cache import CACHE, closure_key, signature
 
 _labels = itertools.count()
@@ -124,8 +125,14 @@ class Batched:
         self.internal = False
         self.out_axes = _plain_axes(out_axes)
         functools.update_wrapper(self, self.fun, updated=())
-        self._signature = None
         self._params = None
+        # generated code takes a **kwargs function's dict as one more argument,
+        # and parameters left at their defaults are passed (with their values)
+        user = _user_function(self.fun)
+        self._packs = packs_keywords(user)
+        runtime_call = any(f is s for f in (self.fun, user) for s in (*_SPECIAL, jvp))
+        self._named = 0 if runtime_call else getattr(
+            getattr(user, '__code__', None), 'co_argcount', 0)
         inner = transformation_of(self.fun)
         self._gradient = inner if getattr(inner, 'mode', None) in ('grad', 'value_and_grad') \
             else None
@@ -143,10 +150,10 @@ class Batched:
 
     # ---- arguments and their axes ----
 
-    def _arguments(self, args, kwargs, repeated=True):
+    def _arguments(self, args, kwargs, repeated=True, filled=False):
         """Positional arguments and their axes; keyword arguments batch along 0.
         Leaves that are not numbers or arrays (functions, None) are never batched."""
-        args, axes = self._given_axes(args, kwargs)
+        args, axes = self._given_axes(args, kwargs, filled)
         if self.fun is runtime.vjp_call and args and not kwargs:
             # its definition (codax/calls.py) takes every parameter of the
             # called function: the defaults the call left out are filled in
@@ -167,26 +174,34 @@ class Batched:
                 self._params = list(inspect.signature(_user_function(self.fun)).parameters)
             except (TypeError, ValueError):
                 self._params = []
+        if self._packs and i == len(self._params) - 1:
+            return f'the keyword arguments (**{self._params[i]})'
         return f'argument {i} ({self._params[i]})' if i < len(self._params) \
             else f'argument {i}'
 
-    def _given_axes(self, args, kwargs):
+    def _given_axes(self, args, kwargs, filled=False):
+        """`filled`: another transformation passes these arguments, with the
+        parameters the call left out at their defaults (unbatched)."""
         in_axes = self.in_axes
         if isinstance(in_axes, tuple):
+            if filled and len(in_axes) < len(args) <= self._named + self._packs:
+                in_axes += (None,) * (len(args) - len(in_axes))
             if len(in_axes) != len(args):
                 raise ValueError(f'vmap: in_axes has {len(in_axes)} entries but the function '
                                  f'was called with {len(args)} positional arguments')
             axes = list(in_axes)
         else:
             axes = [in_axes] * len(args)
-        if kwargs:
-            if self._signature is None:
-                self._signature = inspect.signature(_user_function(self.fun))
-            bound = self._signature.bind(*args, **kwargs)
-            bound.apply_defaults()
-            names = list(bound.arguments)
-            axes += [0 if names[i] in kwargs else None for i in range(len(args), len(names))]
-            args = tuple(bound.args)
+        given = len(args)
+        if kwargs or self._packs or given < self._named:
+            args = packed_arguments(self.fun, args, kwargs)
+        if len(args) > given:
+            # as JAX: what is passed by keyword is mapped along axis 0 (in_axes
+            # is for positional arguments), a default is not mapped
+            user = _user_function(self.fun)
+            names = user.__code__.co_varnames[:user.__code__.co_argcount]
+            axes += [0 if i >= len(names) or names[i] in kwargs else None     # (the dict: 0)
+                     for i in range(given, len(args))]
         return tuple(args), tuple(axes)
 
     def _check(self, args, axes):
@@ -219,7 +234,7 @@ class Batched:
     def __call__(self, *args, **kwargs):
         fast = self._fast
         given, original = None, args
-        if fast is not None and not kwargs:
+        if fast is not None and not kwargs and not self._packs and len(args) >= self._named:
             if self.internal:       # which leaves the examples share shows only in the values
                 given = self._arguments(args, kwargs)
                 args = given[0]
@@ -242,7 +257,7 @@ class Batched:
             return self._per_example(args, axes, size)
         entry, fn = self._specialize(args, axes)
         function = _restoring(entry.build(fn)[0], entry)
-        if fast is not None and not kwargs:
+        if fast is not None and not kwargs and not self._packs and len(original) >= self._named:
             if len(fast) > 64:
                 fast.clear()
             fast[key] = (function, [a for arg, axis in zip(args, axes)
@@ -313,7 +328,7 @@ class Batched:
                               f'custom {self._custom} rule: the batched function would not use '
                               'it. Apply vmap to the derivative instead (vmap(grad(f)))')
         if axes is None:        # (called with these very arguments: none passed once)
-            args, axes = self._arguments(args, {}, repeated=False)
+            args, axes = self._arguments(args, {}, repeated=False, filled=True)
         if self.internal and self.axis_size is None and not _any_batched(args, axes):
             # every batched slot holds a number (a structural zero): one call
             # that every example shares, as __call__ makes it (_shared_call)
@@ -575,7 +590,9 @@ def _shared_unbatched(axes, tree, repeated=True):
     if scalar and numpy.ndim(tree) == 0:
         return tree, None
     if repeated and axes == 0 and _repeated(tree):
-        return tree[0], None
+        # one example's value; a number as the Python int or bool it was
+        # (a user's `isinstance(k, int)` or `flag is True` must hold as unbatched)
+        return (tree[0].item() if tree.ndim == 1 else tree[0]), None
     return tree, axes
 
 

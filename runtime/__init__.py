@@ -19,5 +19,7 @@ from . import primitives  # noqa: F401
 from . import definitions  # noqa: F401  (rt.definitions.<name>: NumPy in NumPy)
 from .primitives.nodes import (attribute_cotangent, attribute_tangent,  # noqa: F401
                                built_cotangents, built_tangent, construct, node_attribute)
+from .primitives.searching import unique_parts, unique_parts_per_example  # noqa: F401
+from .primitives.fft import fft_axes, irfft_mask, real_like, resized, resizes  # noqa: F401
 from .backend import array_module, backend_name, is_array  # noqa: F401
 from . import kernels  # noqa: F401  (rt.kernels.<back end>, imported on first use)

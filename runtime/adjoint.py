@@ -12,7 +12,7 @@ import numbers
 import numpy
 
 from .backend import array_module, is_array
-from .tree import _node_of, children_of, node_children, node_rebuilt
+from .tree import _node_of, children_of, node_children, node_rebuilt, same_dict
 
 ZERO = 0.0
 _ndarray = numpy.ndarray
@@ -86,8 +86,27 @@ def unbroadcast(g, x, y):
     from one lines up with the other."""
     xs = shape(x)
     if xs == shape(y):
-        return g if is_zero(g) or shape(g) == xs else materialize(g, y)
-    return sum_to(materialize(g, y), xs)
+        return real_for(g if is_zero(g) or shape(g) == xs else materialize(g, y), x)
+    return real_for(sum_to(materialize(g, y), xs), x)
+
+
+def is_complex(v):
+    """Whether v (an array, a number, a list of numbers) holds complex values."""
+    dtype = getattr(v, 'dtype', None)
+    if isinstance(dtype, numpy.dtype):
+        return dtype.kind == 'c'
+    if isinstance(v, (list, tuple)):
+        return numpy.iscomplexobj(v)
+    return isinstance(v, complex)
+
+
+def real_for(g, x):
+    """Adjoint `g` of x cut to its real part where x is real and g complex:
+    the transpose of NumPy promoting a real x to complex (as JAX's is). Left
+    complex, it would carry an imaginary part back into real arithmetic."""
+    if x is not None and is_complex(g) and not is_complex(x):
+        return g.real
+    return g
 
 
 def _axes(axis, nd):
@@ -149,7 +168,10 @@ def add(a, b):
         if not array_module(array).any(array):
             return tree
     if isinstance(a, dict):
-        return {k: add(a[k], b[k]) for k in a}
+        # a dict that gained keys on one path only (`if c: d['b'] = v`): a
+        # key missing from one side has the zero adjoint there
+        return same_dict(a, [(k, add(a.get(k, ZERO), b.get(k, ZERO)))
+                             for k in _union(a, b)])
     if isinstance(a, (list, tuple)):
         return _rebuild(a, [add(u, v) for u, v in zip(a, b)])
     kind, node = _node_of(a)
@@ -157,6 +179,11 @@ def add(a, b):
         (ours, aux), (theirs, _) = node[0](a), node[0](b)
         return node[1](aux, [add(u, v) for u, v in zip(ours, theirs)])
     return a + b
+
+
+def _union(a, b):
+    """The keys of dicts a and b, a's first, in their own orders."""
+    return list(a) + [k for k in b if k not in a]
 
 
 def add_transpose_transpose(h, cot, x, y):
@@ -231,8 +258,8 @@ def finalize(g, x, seen=None):
             and g.dtype is x.dtype and g.shape == x.shape:
         return g                       # the common case: already an owned array
     seen = set() if seen is None else seen
-    if isinstance(x, dict):
-        return {k: finalize(item(g, k), v, seen) for k, v in x.items()}
+    if isinstance(x, dict):            # (an OrderedDict, a defaultdict: of x's type)
+        return same_dict(x, [(k, finalize(item(g, k), v, seen)) for k, v in x.items()])
     if isinstance(x, (list, tuple)):
         parts = [finalize(item(g, i), v, seen) for i, v in enumerate(x)]
         return type(x)(*parts) if hasattr(x, '_fields') else type(x)(parts)
@@ -242,6 +269,7 @@ def finalize(g, x, seen=None):
         return node_rebuilt(x, parts)
     if x is None:
         return None
+    g = real_for(g, x)
     if not is_array(x):
         if isinstance(x, (float, complex)) and is_array(g) and g.ndim:
             # x, a number, stands for an array (a loop's first 0.0 that
@@ -373,6 +401,7 @@ def getitem_vjp(g, x, idx):
             out[idx] = g
         return _rebuild(x, out)
     xp = array_module(x)
+    g = real_for(g, x)
     z = xp.zeros(shape(x), dtype=_float_dtype(x, g))
     if _advanced_int(idx):
         xp.add.at(z, idx, xp.broadcast_to(xp.asarray(g), z[idx].shape))
@@ -498,7 +527,7 @@ def dense(t, x):
     """Tangent (or adjoint) `t` as a value shaped like primal `x`: the zero
     becomes zeros, a broadcastable array its broadcast, containers per item."""
     if isinstance(x, dict):
-        return {k: dense(item(t, k), v) for k, v in x.items()}
+        return same_dict(x, [(k, dense(item(t, k), v)) for k, v in x.items()])
     if isinstance(x, (list, tuple)):
         return _rebuild(x, [dense(item(t, i), v) for i, v in enumerate(x)])
     if is_array(x):
@@ -620,7 +649,7 @@ def finalize_distinct(grads):
 
 def _dedupe(g, seen):
     if isinstance(g, dict):
-        return {k: _dedupe(v, seen) for k, v in g.items()}
+        return same_dict(g, [(k, _dedupe(v, seen)) for k, v in g.items()])
     if isinstance(g, (list, tuple)):
         parts = [_dedupe(v, seen) for v in g]
         return type(g)(*parts) if hasattr(g, '_fields') else type(g)(parts)

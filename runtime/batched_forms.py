@@ -10,9 +10,24 @@ The form may also state the rank of its result, `form.rank(*args, **kwargs)`,
 asked at compile time (`batched_form_rank`) with each argument described as
 the compiler knows it: the batch pass then knows the rank of the draws, so the
 code that uses them stays vectorized.
-"""
 
-__all__ = ['batched_form', 'Abstract', 'batched_form_rank']
+Derivatives. The draws do not depend on differentiated values, but a
+sampler's float parameters (uniform's maxval, gamma's a) may. The batched
+form's derivative with respect to them is that of the call it makes, with
+the whole batch of keys at once: `form.differentiable(args, kwargs)` gives
+that call as (function, its arguments, the name of the form's parameter each
+one is bound to), `function` being something codax differentiates (NumPy it
+reads, a custom rule). A form without it is that call itself, bound to its
+own signature. rt.vjp_call and rt.jvp_call (codax's transformations,
+through their hooks) differentiate it.
+"""
+import inspect
+
+from .backend import is_array
+from .adjoint import ZERO, is_zero, item, jvp_call, materialize, pullback, vjp_call
+
+__all__ = ['batched_form', 'batched_form_vjp', 'batched_form_jvp', 'Abstract',
+           'batched_form_rank']
 
 
 def batched_form(fn, args, kwargs):
@@ -21,6 +36,54 @@ def batched_form(fn, args, kwargs):
     arguments are shared by all examples. The batched form returns what `fn`
     returns for each example, with those axes in front."""
     return fn.__codax_batched__(*args, **kwargs)
+
+
+def _differentiable(fn, args, kwargs):
+    """(function, arguments, parameter names): the call fn's batched form
+    makes for (args, kwargs), as its derivatives see it."""
+    form = fn.__codax_batched__
+    call = getattr(form, 'differentiable', None)
+    if call is not None:
+        return call(args, kwargs)
+    bound = inspect.signature(getattr(form, 'fun', form)).bind(*args, **kwargs)  # (custom_jvp)
+    bound.apply_defaults()
+    return form, list(bound.arguments.values()), list(bound.arguments)
+
+
+def batched_form_vjp(cot, fn, args, kwargs):
+    """(adjoint of args, adjoint of kwargs) for ans = batched_form(fn, args,
+    kwargs) and its cotangent `cot`: the pullback of the batched call."""
+    if is_zero(cot):
+        return ZERO, ZERO
+    function, values, names = _differentiable(fn, args, kwargs)
+    out, pb = vjp_call(function, *values)
+    adjoints = pullback(pb, materialize(cot, out))
+    by_name = {name: _of_dtype(item(adjoints, i), value)
+               for i, (name, value) in enumerate(zip(names, values))}
+    return (tuple(by_name[name] for name in names[:len(args)]),
+            {key: by_name[key] for key in kwargs})
+
+
+def _of_dtype(adjoint, x):
+    """An array adjoint in the float dtype of its array primal x (float32
+    parameters of float64 draws: float32 adjoints, as every rule keeps them)."""
+    dtype = getattr(x, 'dtype', None)
+    if is_array(adjoint) and dtype is not None and dtype.kind == 'f' \
+            and adjoint.dtype != dtype:
+        return adjoint.astype(dtype)
+    return adjoint
+
+
+def batched_form_jvp(fn, args, kwargs, targs, tkwargs):
+    """The tangent of ans = batched_form(fn, args, kwargs) for tangents
+    `targs` of args and `tkwargs` of kwargs (each may be the zero 0.0)."""
+    function, values, names = _differentiable(fn, args, kwargs)
+    given = {name: item(targs, i) for i, name in enumerate(names[:len(args)])}
+    given.update((key, item(tkwargs, key)) for key in kwargs)
+    tangents = tuple(given.get(name, ZERO) for name in names)
+    if all(is_zero(t) for t in tangents):
+        return ZERO
+    return jvp_call(function, tuple(values), tangents)[1]
 
 
 class Abstract:

@@ -8,7 +8,7 @@ in_axes) as a literal argument.
 import numpy
 
 from .adjoint import (ZERO, _float_dtype, _rebuild, dense, is_container_zero, is_zero, item,
-                      shape, sum_to)
+                      real_for, shape, sum_to)
 
 __all__ = ['batch_size', 'broadcast_batch', 'batch_loop', 'keywords_by_position', 'arg_axes',
            'example', 'example_vjp', 'stack_examples', 'stack_examples_vjp', 'select',
@@ -20,8 +20,8 @@ __all__ = ['batch_size', 'broadcast_batch', 'batch_loop', 'keywords_by_position'
            'first_example']
 from .backend import array_module, is_array
 from .closures import Closure, closure
-from .tree import (derivative_leaves, flat_keys, node_children, node_rebuilt, tree_flatten,
-                   tree_unflatten)
+from .tree import (derivative_leaves, flat_keys, node_children, node_rebuilt, same_dict,
+                   tree_flatten, tree_unflatten)
 
 
 def _leaf_axes(axes, tree):
@@ -38,7 +38,11 @@ def _leaf_axes(axes, tree):
         if len(axes) != len(tree):
             raise ValueError(f'vmap: axes {axes!r} do not match a container of {len(tree)}')
         return [a for ax, t in zip(axes, tree) for a in _leaf_axes(ax, t)]
-    return [axes]
+    # a container's axes over what is not one: a leaf (the zero 0.0 standing
+    # for a container) keeps them as its one entry; None (a branch not taken
+    # left it unset, the compile-time facts hold the other branch's list) has
+    # no leaves, so no entry, or the leaves after it would take wrong axes
+    return [axes] * len(tree_flatten(tree)[0])
 
 
 def batch_size(tree, axes):
@@ -220,6 +224,18 @@ def select(condition, x, y, axes):
     gets trailing axes to line up with each leaf's own axes."""
     condition = _per_example(condition, x, y, axes)
     xp = array_module(condition)
+    if tree_flatten(x)[1] != tree_flatten(y)[1] and condition.size:
+        # a condition that only looked batched (a Python bool repeated on a
+        # tape) takes one branch for every example: its values, batched
+        if condition.all() or not condition.any():
+            which = 0 if condition.all() else 1
+            chosen = (x, y)[which]
+            leaves, treedef = tree_flatten(chosen)
+            size = condition.shape[0]
+            ax = _leaf_axes(axes, (x, y))[which * len(tree_flatten(x)[0]):]
+            return tree_unflatten(treedef, [broadcast_batch(leaf, size)
+                                            if axis is None and _numeric(leaf) else leaf
+                                            for leaf, axis in zip(leaves, ax)])
     out = [xp.where(c, a, b) for c, a, b, _, _ in _select_leaves(condition, x, y, axes)]
     return tree_unflatten(tree_flatten(x)[1], out)
 
@@ -398,10 +414,11 @@ def vmapped(fn, axes, out_axes=0, captured_axes=None):
     return _vmap_hook(fn, axes, out_axes)
 
 
-def sum_to_batched(g, target):
+def sum_to_batched(g, target, like=None):
     """Batched g summed, example by example, down to the example shape `target`
-    (undoing broadcasting within each example; the batch axis is kept)."""
-    return _sum_to_batched(g, target)
+    (undoing broadcasting within each example; the batch axis is kept). As the
+    adjoint of `like`, only its real part where `like` is real (rt.unbroadcast)."""
+    return real_for(_sum_to_batched(g, target), like)
 
 
 def _sum_to_batched(g, target):
@@ -429,20 +446,22 @@ def finalize_batched(g, x, spec, size):
         ours = node_children(g)
         parts = finalize_batched(g if ours is None else tuple(ours), tuple(children), spec, size)
         return node_rebuilt(x, parts)
-    if isinstance(spec, dict):
-        return {k: finalize_batched(_element(g, k, spec[k]), x[k], spec[k], size) for k in x}
+    if isinstance(spec, dict):          # (of x's dict type, as rt.finalize's)
+        return same_dict(x, [(k, finalize_batched(_element(g, k, spec[k]), x[k], spec[k], size))
+                             for k in x])
     if isinstance(spec, tuple) and spec and isinstance(spec[0], (tuple, dict)):
         parts = [finalize_batched(_element(g, k, s), x[k], s, size) for k, s in enumerate(spec)]
         return type(x)(*parts) if hasattr(x, '_fields') else type(x)(parts)
     if isinstance(x, (dict, list, tuple)):      # seen only now: the same spec per leaf
         parts = {k: finalize_batched(_element(g, k, spec), v, spec, size)
                  for k, v in (x.items() if isinstance(x, dict) else enumerate(x))}
-        return parts if isinstance(x, dict) else _rebuild(x, list(parts.values()))
+        return same_dict(x, parts) if isinstance(x, dict) else _rebuild(x, list(parts.values()))
     if x is None:                               # (a tape's slot not set: as rt.finalize)
         return None
     g_batched, x_batched, g_rank, x_rank = spec
     if x_batched and not is_array(x) and is_zero(g):
         return g          # a number where a batched value is expected: the structural zero
+    g = real_for(g, x)
     xp = array_module(g, x)
     example = shape(x)[1:] if x_batched else shape(x)
     if x_rank is None:                          # (a rank seen only at run time)
@@ -707,7 +726,7 @@ def dense_batched(t, x, t_batched, x_batched, size):
     if isinstance(x, (dict, list, tuple)):
         parts = {k: dense_batched(item(t, k), v, _flag(t_batched, k), _flag(x_batched, k), size)
                  for k, v in (x.items() if isinstance(x, dict) else enumerate(x))}
-        return parts if isinstance(x, dict) else _rebuild(x, list(parts.values()))
+        return same_dict(x, parts) if isinstance(x, dict) else _rebuild(x, list(parts.values()))
     if _integer(x):
         # an integer's tangent is zero: as for the Python int of one example (a
         # tape's loop count, an exponent), it stays the number 0.0, unbatched

@@ -18,6 +18,8 @@ method it does not implement) raise a TypeError or ValueError naming them.
 """
 import numpy as np
 
+from .primitives.searching import unique_parts
+
 _DEFINED = {}           # id of a NumPy function -> (that function, its definition here)
 
 
@@ -27,10 +29,14 @@ def definition_of(obj):
     return hit[1] if hit is not None and hit[0] is obj else None
 
 
-def defines(*functions):
+def defines(*functions, packs_arguments=False):
     """Register the decorated function as the definition of `functions`
-    (those this NumPy has: some are only in some versions)."""
+    (those this NumPy has: some are only in some versions). With
+    `packs_arguments`, the definition of a function of *arrays takes them as
+    one tuple, its first parameter (normalize packs them: codax transforms no
+    *args)."""
     def register(definition):
+        definition.packs_arguments = packs_arguments
         for fn in functions:
             if fn is not None:
                 _DEFINED[id(fn)] = (fn, definition)
@@ -400,3 +406,202 @@ def eigvalsh(a, UPLO='L'):
 @defines(_numpy('vecdot'))
 def vecdot(x1, x2, axis=-1):
     return np.sum(np.conj(x1) * x2, axis=axis)
+
+
+# ---- grids and broadcasting -------------------------------------------------------
+
+@defines(np.meshgrid, packs_arguments=True)
+def meshgrid(xi, copy=True, sparse=False, indexing='xy'):
+    if indexing not in ('xy', 'ij'):
+        raise ValueError("Valid values for `indexing` are 'xy' and 'ij'.")
+    count = len(xi)
+    grids = []
+    for k in range(count):
+        axis = k
+        if indexing == 'xy' and count > 1 and k < 2:
+            axis = 1 - k            # (the first two axes swap: x along columns)
+        grids.append(np.reshape(xi[k], (1,) * axis + (-1,) + (1,) * (count - axis - 1)))
+    if sparse:
+        return tuple(grids)
+    return broadcast_arrays(grids)
+
+
+@defines(np.broadcast_arrays, packs_arguments=True)
+def broadcast_arrays(args, subok=False):
+    shape = ()
+    for a in args:
+        shape = np.broadcast_shapes(shape, np.shape(a))
+    return tuple(np.broadcast_to(a, shape) for a in args)
+
+
+# ---- inserting and deleting along an axis --------------------------------------------
+
+@defines(np.insert)
+def insert(arr, obj, values, axis=None):
+    """NumPy's insert as a gather from arr and values joined: each element's
+    place found by a stable sort of keys (old element j: 2j + 1; a new one
+    before position i: 2i, new ones in their order), so derivatives flow to
+    arr and values as through np.take."""
+    if axis is None:
+        arr = np.ravel(arr)
+        axis = 0
+    ndim = np.ndim(arr)
+    axis = axis + ndim if axis < 0 else axis
+    length = np.shape(arr)[axis]
+    if isinstance(obj, slice):
+        obj = _slice_positions(obj, length)
+    positions = np.asarray(obj)
+    if positions.ndim > 1:
+        raise ValueError('index array argument obj to insert must be one dimensional or scalar')
+    values = np.asarray(values).astype(np.result_type(arr))
+    if positions.size == 1:
+        # all of values at one place (NumPy's broadcasting for a scalar obj
+        # puts values' first axis along `axis`)
+        index = int(positions.item())
+        if not -length <= index <= length:
+            raise IndexError(f'index {index} is out of bounds for axis {axis} with size {length}')
+        values = np.reshape(values, (1,) * (ndim - np.ndim(values)) + np.shape(values))
+        if positions.ndim == 0:
+            values = np.moveaxis(values, 0, axis)
+        count = np.shape(values)[axis]
+        positions = np.full(count, index + length if index < 0 else index)
+    else:
+        positions = np.where(positions < 0, positions + length, positions).astype(np.intp)
+        count = np.size(positions)
+    new_shape = np.shape(arr)[:axis] + (count,) + np.shape(arr)[axis + 1:]
+    joined = np.concatenate([arr, np.broadcast_to(values, new_shape)], axis=axis)
+    keys = np.concatenate([2 * np.arange(length) + 1, 2 * positions])
+    return np.take(joined, np.argsort(keys, kind='stable'), axis=axis)
+
+
+@defines(np.delete)
+def delete(arr, obj, axis=None):
+    if axis is None:
+        arr = np.ravel(arr)
+        axis = 0
+    length = np.shape(arr)[axis]
+    kept = np.ones(length, dtype=bool)
+    kept[_slice_positions(obj, length) if isinstance(obj, slice) else obj] = False
+    return np.take(arr, np.nonzero(kept)[0], axis=axis)
+
+
+def _slice_positions(obj, length):
+    start, stop, step = obj.indices(length)
+    return np.arange(start, stop, step)
+
+
+# ---- convolution ----------------------------------------------------------------------
+
+@defines(np.convolve)
+def convolve(a, v, mode='full'):
+    """The direct sum, as one gather and one product: full[k] = sum_i
+    v[i] a[k - i], from a window of a padded with zeros for each k."""
+    a = np.ravel(a)
+    v = np.ravel(v)
+    if np.size(a) == 0 or np.size(v) == 0:
+        raise ValueError('v cannot be empty' if np.size(v) == 0 else 'a cannot be empty')
+    if np.size(v) > np.size(a):
+        a, v = v, a
+    n, m = np.size(a), np.size(v)
+    padded = np.concatenate([np.zeros(m - 1, dtype=np.result_type(a)), a,
+                             np.zeros(m - 1, dtype=np.result_type(a))])
+    windows = np.arange(n + m - 1)[:, None] + (m - 1 - np.arange(m))[None, :]
+    full = np.matmul(np.take(padded, windows), v)
+    if mode == 'full':
+        return full
+    if mode == 'same':
+        return full[(m - 1) // 2:(m - 1) // 2 + n]
+    if mode == 'valid':
+        return full[m - 1:n]
+    raise ValueError(f"mode must be one of 'valid', 'same', or 'full' (got {mode!r})")
+
+
+@defines(np.correlate)
+def correlate(a, v, mode='valid'):
+    # c[k] = sum_n a[n + k] conj(v[n]): a convolution with v reversed and
+    # conjugated; NumPy takes the shorter one as v, so then swaps back
+    a = np.ravel(a)
+    v = np.ravel(v)
+    if np.size(v) > np.size(a):
+        return np.conj(convolve(v, np.conj(a)[::-1], mode))[::-1]
+    return convolve(a, np.conj(v)[::-1], mode)
+
+
+# ---- piecewise --------------------------------------------------------------------
+
+@defines(np.piecewise)
+def piecewise(x, condlist, funclist):
+    """NumPy's piecewise, as JAX's: each function runs on all of x (NumPy runs
+    it on x[cond] only) and np.where keeps its values where its condition
+    holds, a later condition over an earlier one. A function of x beyond its
+    domain where its condition fails may warn, and its derivative there can
+    reach the gradient as NaN, as in JAX."""
+    if _one_condition(condlist, np.ndim(x)):
+        condlist = [condlist]
+    conds = np.asarray(condlist, dtype=bool)
+    count = len(conds)
+    if count == len(funclist) - 1:      # the last function: where no condition holds
+        conds = np.concatenate([conds, np.logical_not(np.any(conds, axis=0, keepdims=True))],
+                               axis=0)
+        count = count + 1
+    elif count != len(funclist):
+        raise ValueError(f'with {count} condition(s), either {count} or {count + 1} '
+                         'functions are expected')
+    # (every item made a function first: a branch around the calls below
+    # would put them on vmap(grad)'s tape one way or the other per item)
+    funcs = [_as_function(func) for func in funclist]
+    y = np.zeros_like(x)
+    for k in range(count):
+        y = np.where(conds[k], funcs[k](x), y)
+    return y.astype(np.result_type(x))
+
+
+def _as_function(func):
+    if callable(func):
+        return func
+    return lambda x: func
+
+
+def _one_condition(condlist, x_ndim):
+    """NumPy's rule: condlist is one condition, not a list of them, if it is
+    a scalar, or if its first item is neither a list nor an array (unless x
+    is a scalar)."""
+    if isinstance(condlist, (list, tuple)):
+        return len(condlist) > 0 and not isinstance(condlist[0], (list, np.ndarray)) \
+            and x_ndim != 0
+    return np.ndim(condlist) == 0 or (np.ndim(condlist) == 1 and x_ndim != 0)
+
+
+# ---- selecting and sets --------------------------------------------------------------
+
+@defines(np.partition)
+def partition(a, kth, axis=-1, kind='introselect', order=None):
+    """np.partition's arrangement, gathered (np.argpartition's positions are
+    those np.partition moves the values to): derivatives flow as through sort."""
+    if order is not None:
+        raise ValueError('codax differentiates np.partition of plain arrays, not order=')
+    return np.take_along_axis(a, np.argpartition(a, kth, axis, kind), axis)
+
+
+@defines(np.unique)
+def unique(ar, return_index=False, return_inverse=False, return_counts=False, axis=None,
+           equal_nan=True, size=None, fill_value=None):
+    """NumPy's unique values (differentiable: a gather of the first occurrence
+    of each) and its integer index, inverse and counts. JAX's size= and
+    fill_value= give results of one length, which vmap needs; without
+    fill_value the padding repeats the smallest value, as in JAX."""
+    parts = unique_parts(ar, axis, equal_nan, size)
+    if axis is None:
+        values = np.take(np.ravel(ar), parts[0])
+    else:
+        values = np.take(ar, parts[0], axis=axis)
+    if size is not None and fill_value is not None:
+        where = axis + np.ndim(ar) if axis is not None and axis < 0 else axis
+        kept = np.arange(size) < parts[3]
+        if axis is not None:
+            kept = np.reshape(kept, (1,) * where + (size,) + (1,) * (np.ndim(ar) - where - 1))
+        values = np.where(kept, values, fill_value)
+    if not (return_index or return_inverse or return_counts):
+        return values
+    wanted = (return_index, return_inverse, return_counts)
+    return tuple([values] + [parts[k] for k in range(3) if wanted[k]])

@@ -10,7 +10,7 @@ import numpy
 
 from .adjoint import (dense, materialize, shape, ndim, size, sum_to, is_zero, is_container_zero, ZERO, item,
                       unbroadcast, sum_vjp, keep_dims, extremum_vjp, getitem_vjp, _axes,
-                      _rebuild, _write)
+                      _rebuild, _write, real_for)
 from .backend import array_module, is_array
 from .tree import children_of, node_children, node_rebuilt
 
@@ -46,7 +46,7 @@ def cast_like(g, x):
     dtype = getattr(x, 'dtype', None)
     if dtype is None or dtype.kind not in 'fc' or not hasattr(g, 'astype'):
         return g
-    return g.astype(dtype)
+    return real_for(g, x).astype(dtype)
 
 
 def inexact_only(cot, like):
@@ -139,7 +139,7 @@ def matmul_vjp(g, x1, x2, ans, which):
     a = xp.asarray(x1)
     b = xp.asarray(x2)
     if a.ndim == 1 and b.ndim == 1:                    # inner product
-        return g * (b if which == 0 else a)
+        return real_for(g * (b if which == 0 else a), (a, b)[which])
     a2 = a[None, :] if a.ndim == 1 else a
     b2 = b[:, None] if b.ndim == 1 else b
     if a.ndim == 1:
@@ -150,11 +150,11 @@ def matmul_vjp(g, x1, x2, ans, which):
         out = xp.matmul(g, _swap_last(b2))
         if a.ndim == 1:
             out = out[..., 0, :]
-        return sum_to(out, a.shape)
+        return real_for(sum_to(out, a.shape), a)
     out = xp.matmul(_swap_last(a2), g)
     if b.ndim == 1:
         out = out[..., :, 0]
-    return sum_to(out, b.shape)
+    return real_for(sum_to(out, b.shape), b)
 
 
 # ---------------------------------------------------------------------------
@@ -190,7 +190,7 @@ def _cast(r, x):
     """Adjoint `r` of x in x's float dtype (arrays only; scalars left alone)."""
     dt = getattr(x, 'dtype', None)
     if dt is not None and dt.kind in 'fc' and is_array(r) and r.dtype != dt:
-        return r.astype(dt)
+        return real_for(r, x).astype(dt)
     return r
 
 
@@ -996,6 +996,67 @@ def _contract_vjp(g, ans, terms, out_term, ops, i):
     return _einsum_operand_vjp(_full(g, ans), terms, out_term, ops, i, xp)
 
 
+def _einsum_terms(subscripts):
+    """([input terms], output term) of an einsum's subscripts, '...' kept as it
+    is; the implicit output is the letters used once, sorted, after '...'."""
+    subs = subscripts.replace(' ', '')
+    ins, _, out = subs.partition('->')
+    terms = ins.split(',')
+    if '->' not in subs:
+        letters = ins.replace('...', '').replace(',', '')
+        out = ('...' if '...' in ins else '') + \
+            ''.join(sorted(c for c in set(letters) if letters.count(c) == 1))
+    return terms, out
+
+
+def _einsum_adjoint_form(subscripts, n, i):
+    """(subscripts, spread axes) of the adjoint of operand i of an n-operand
+    einsum as einsum(those subscripts, cotangent, other operands) with
+    axes of size 1 put back at `spread` (operand i's letters found nowhere
+    else, which the cotangent is constant along), or None where that form
+    does not hold: a letter repeated in operand i (a diagonal), or an
+    ellipsis in operand i alone or in the others alone."""
+    if not isinstance(subscripts, str):
+        return None
+    terms, out = _einsum_terms(subscripts)
+    if len(terms) != n:
+        return None
+    term, others = terms[i], [out] + terms[:i] + terms[i + 1:]
+    letters = term.replace('...', '')
+    # NumPy sums no ellipsis away: the adjoint needs '...' in operand i exactly
+    # when the cotangent or another operand has it
+    if len(set(letters)) != len(letters) or \
+            ('...' in term) != any('...' in t for t in others):
+        return None
+    present = set(''.join(others))
+    missing = [c for c in letters if c not in present]
+    if missing and '...' in term:
+        return None
+    spread = tuple(term.index(c) for c in missing) or None
+    kept = ''.join(c for c in term if c not in missing)
+    return ','.join(others) + '->' + kept, spread
+
+
+def einsum_vjp_spec(subscripts, n, i):
+    """The subscripts of operand i's adjoint as one einsum (see
+    _einsum_adjoint_form), or None where the einsum rule uses rt.einsum_vjp.
+    A function of the subscripts alone: rule templates fold it when they are
+    a literal."""
+    form = _einsum_adjoint_form(subscripts, n, i)
+    return None if form is None else form[0]
+
+
+def einsum_vjp_spread(subscripts, n, i):
+    """The axes (a tuple) where operand i's adjoint is spread over letters of
+    that operand alone, or None; folded as einsum_vjp_spec is."""
+    form = _einsum_adjoint_form(subscripts, n, i)
+    return None if form is None else form[1]
+
+
+# Rule templates evaluate these at compile time when their arguments are constants.
+einsum_vjp_spec.codax_static = einsum_vjp_spread.codax_static = True
+
+
 def einsum_vjp(g, subscripts, operands, ans):
     """Adjoints of all operands of ans = einsum(subscripts, *operands): a list."""
     if is_zero(g):
@@ -1066,7 +1127,8 @@ def dot_vjp(g, a, b, ans, which):
 
 
 def vdot_vjp(g, a, b, which):
-    """Adjoint of a or b for vdot(a, b) = sum(ravel(a) * ravel(b)) (real inputs)."""
+    """Adjoint of a or b for sum(ravel(a) * ravel(b)), no conjugate taken
+    (vdot's rules conjugate its first operand around it)."""
     if is_zero(g):
         return ZERO
     mine, other = _mine_other(a, b, which)
@@ -1513,8 +1575,9 @@ def _bilinear(kind, xp, axes):
         return xp.outer, outer_vjp
     if kind == 'inner':
         return xp.inner, inner_vjp
-    if kind == 'vdot':
-        return xp.vdot, lambda c, a, b, y, w: vdot_vjp(c, a, b, w)
+    if kind == 'vdot':               # (vdot_vjp's product: no conjugate)
+        return (lambda a, b: xp.dot(xp.ravel(a), xp.ravel(b)),
+                lambda c, a, b, y, w: vdot_vjp(c, a, b, w))
     if kind == 'tensordot':
         return (lambda a, b: xp.tensordot(a, b, axes),
                 lambda c, a, b, y, w: tensordot_vjp(c, a, b, y, axes, w))
@@ -1881,6 +1944,14 @@ def dict_items_vjp(g, d):
     if is_zero(g):
         return ZERO
     return {k: item(item(g, i), 1) for i, k in enumerate(d)}
+
+
+def dict_items_tangent(t):
+    """Tangent of ans = dict_items(d) for d's tangent t: each value's tangent,
+    and the zero for its key (a key is no input to differentiate)."""
+    if is_zero(t):
+        return ZERO
+    return [(ZERO, v) for v in t.values()]
 
 
 def dict_values(d):

@@ -121,3 +121,184 @@ def test_complex_gradients_batch():
     got = codax.vmap(codax.grad(through_conj))(batch)
     want = np.stack([real_gradient(through_conj, z) for z in batch])
     np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-8)
+
+
+def _jacobian_fd(g, x):
+    """Central differences of g along each real coordinate of x (columns)."""
+    cols = []
+    for k in range(x.size):
+        step = np.zeros_like(x)
+        step[k] = EPS
+        cols.append((g(x + step) - g(x - step)) / (2 * EPS))
+    return np.stack(cols, -1)
+
+
+def test_hessian_through_abs_of_a_complex_intermediate():
+    # |.| of a complex value has a slope conj(z)/|z| that is not constant:
+    # its derivative must reach second (and third) order
+    x = np.array([0.3, -0.7, 1.1])
+
+    def f(x):
+        return np.sum(np.abs(x * x + 1j * x[::-1]) ** 2)
+
+    def f3(x):
+        return np.sum(np.abs(x * x + 1j * x[::-1]) ** 3 * x)
+
+    for fn in (f, f3):
+        want = _jacobian_fd(codax.grad(fn), x)
+        for hess in (codax.hessian(fn), codax.jacfwd(codax.grad(fn)),
+                     codax.jacrev(codax.jacfwd(fn))):
+            np.testing.assert_allclose(hess(x), want, rtol=1e-6, atol=1e-6)
+    h = codax.hessian(f3)
+    np.testing.assert_allclose(codax.jacfwd(h)(x), _jacobian_fd(h, x), rtol=1e-6, atol=1e-5)
+
+
+def test_grad_of_grad_of_abs_of_complex_input():
+    # grad of sum(|z| * W.real) is W.real * conj(z)/|z|, itself non-holomorphic:
+    # the gradient of a real function of it, both by JAX's convention
+    g = codax.grad(modulus)
+
+    def outer(z):
+        return np.real(np.sum(g(z) * W))
+
+    def outer_by_formula(z):
+        return np.real(np.sum(W.real * np.conj(z) / np.abs(z) * W))
+
+    np.testing.assert_allclose(g(Z), real_gradient(modulus, Z), rtol=1e-6)
+    np.testing.assert_allclose(codax.grad(outer)(Z), real_gradient(outer_by_formula, Z),
+                               rtol=1e-6, atol=1e-8)
+
+
+# ---- real values meeting complex ones: the cotangent of a real value is real ----
+# (JAX's transpose of the promotion of a real value to complex takes the real
+# part; an imaginary part carried back into real arithmetic is silently wrong,
+# and casting it away is a ComplexWarning, which these tests make an error)
+
+COMPLEX_WARNING = 'error::numpy.exceptions.ComplexWarning'
+M = np.array([[1.0 - 0.5j, 0.3 + 2.0j, -1.2 + 0.4j], [0.7 + 0.1j, -0.4 - 1.1j, 0.9 + 0.6j]])
+X = np.array([0.4, -1.3, 0.8])
+
+
+def scaled_by_real_sum(z):
+    return np.sum(np.real(z * np.sum(np.real(z) ** 2)))
+
+
+def cubed_modulus(z):
+    return np.sum(np.abs(z) ** 3)
+
+
+def broadcast_moduli(z):
+    return np.sum(np.imag(M * np.abs(z)) ** 2) + np.sum(np.real(M * np.real(z) * z))
+
+
+def products_of_moduli(z):
+    return np.sum(np.abs(M @ np.abs(z)) ** 2) + np.real(np.vdot(z, np.abs(z)))
+
+
+def vdots(z):
+    return np.abs(np.vdot(z, W)) ** 2 + np.real(np.vdot(W, z * np.real(z)))
+
+
+def indexed(z):
+    return np.real(z[0] * np.abs(z[1]) + z[2] * np.sum(np.real(z) ** 2))
+
+
+COMPLEX_PROGRAMS = [scaled_by_real_sum, cubed_modulus, broadcast_moduli, products_of_moduli,
+                    vdots, indexed]
+
+
+def phase(x):
+    return np.sum(np.real(np.exp(1j * x) * Z)) * np.sum(x ** 2)
+
+
+def broadcast_with_complex(x):
+    return np.sum(np.abs(Z[:, None] * x + W) ** 2)
+
+
+def complex_products(x):
+    return np.sum(np.abs(M @ x) ** 2) + np.abs(np.vdot(Z, x ** 2)) ** 2 + np.abs(np.dot(x, Z))
+
+
+REAL_PROGRAMS = [phase, broadcast_with_complex, complex_products]
+
+
+def second(f):
+    """A real function of codax's gradient of f, whose own gradient is then
+    grad of grad (W weighs the gradient, so its imaginary part counts too)."""
+    g = codax.grad(f)
+
+    def outer(z):
+        return np.real(np.sum(g(z) * W))
+    return outer
+
+
+@pytest.mark.filterwarnings(COMPLEX_WARNING)
+@pytest.mark.parametrize('f', COMPLEX_PROGRAMS)
+def test_grad_and_grad_of_grad_where_real_values_meet_complex_ones(f):
+    got = codax.grad(f)(Z)
+    assert got.dtype == Z.dtype
+    np.testing.assert_allclose(got, real_gradient(f, Z), rtol=1e-6, atol=1e-7)
+    outer = second(f)
+    np.testing.assert_allclose(codax.grad(outer)(Z), real_gradient(outer, Z),
+                               rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.filterwarnings(COMPLEX_WARNING)
+@pytest.mark.parametrize('f', COMPLEX_PROGRAMS)
+def test_vmap_of_grad_and_grad_of_grad_where_real_values_meet_complex_ones(f):
+    batch = np.stack([Z, W, Z * W - 0.5])
+    for fn in (codax.grad(f), codax.grad(second(f))):
+        got = codax.vmap(fn)(batch)
+        np.testing.assert_allclose(got, np.stack([fn(z) for z in batch]), rtol=1e-12,
+                                   atol=1e-12)
+
+
+@pytest.mark.filterwarnings(COMPLEX_WARNING)
+@pytest.mark.parametrize('f', REAL_PROGRAMS)
+def test_real_parameters_through_complex_values(f):
+    g = codax.grad(f)
+    got = g(X)
+    assert got.dtype == X.dtype
+    np.testing.assert_allclose(got, _jacobian_fd(f, X), rtol=1e-6, atol=1e-7)
+    want = _jacobian_fd(g, X)
+    for hess in (codax.hessian(f), codax.jacrev(g), codax.jacfwd(g),
+                 codax.jacrev(codax.jacfwd(f))):
+        np.testing.assert_allclose(hess(X), want, rtol=1e-6, atol=1e-6)
+    batch = np.stack([X, X[::-1], 2 * X])
+    np.testing.assert_allclose(codax.vmap(g)(batch), np.stack([g(x) for x in batch]),
+                               rtol=1e-12, atol=1e-12)
+    h = codax.hessian(f)
+    np.testing.assert_allclose(codax.vmap(h)(batch), np.stack([h(x) for x in batch]),
+                               rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.filterwarnings(COMPLEX_WARNING)
+def test_jacobians_and_tangents_of_a_real_to_complex_program():
+    def rotated(x):
+        return np.exp(1j * x) * Z * np.sum(x ** 2)
+
+    def moduli(x):
+        return np.abs(rotated(x) + W)
+
+    t = X[::-1] - 0.2
+    _, tangent = codax.jvp(rotated, (X,), (t,))
+    assert tangent.dtype == np.complex128
+    np.testing.assert_allclose(tangent, _jacobian_fd(rotated, X) @ t, rtol=1e-6, atol=1e-7)
+    want = _jacobian_fd(moduli, X)
+    for jacobian in (codax.jacrev(moduli), codax.jacfwd(moduli)):
+        got = jacobian(X)
+        assert got.dtype == X.dtype
+        np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-7)
+
+
+@pytest.mark.filterwarnings(COMPLEX_WARNING)
+def test_real_and_complex_parameters_together():
+    def f(s, x, z):
+        return np.sum(np.real(z * x * s) * np.abs(z + x)) + s * np.abs(np.sum(z))
+
+    s = 1.5
+    gs, gx, gz = codax.grad(f, argnums=(0, 1, 2))(s, X, Z)
+    assert isinstance(gs, float) and gx.dtype == X.dtype and gz.dtype == Z.dtype
+    np.testing.assert_allclose(gs, (f(s + EPS, X, Z) - f(s - EPS, X, Z)) / (2 * EPS), rtol=1e-6)
+    np.testing.assert_allclose(gx, _jacobian_fd(lambda x: f(s, x, Z), X), rtol=1e-6)
+    np.testing.assert_allclose(gz, real_gradient(lambda z: f(s, X, z), Z), rtol=1e-6)

@@ -200,3 +200,134 @@ def test_walking_a_dict_inside_a_dict_passed_in():
     want = numeric_grad(nested_weighted_by_key, (p,))
     for transform in (codax.grad, codax.jacfwd, codax.jacrev):
         assert_tree_allclose(transform(nested_weighted_by_key)(p), want, rtol=1e-6, atol=1e-8)
+
+
+# ---- dicts built inside: keys gained on one path only, and a helper's dict walked ----
+
+def gains_a_key(x, flag):
+    d = {'a': x}
+    if flag:
+        d['b'] = 2 * x
+    s = np.sum(d['a'])
+    for k in d:
+        s = s + np.sum(d[k] ** 2)
+    return s
+
+
+def gains_keys_in_a_loop(x):
+    d = {}
+    s = 0.0
+    for i in range(3):
+        d['k%d' % i] = x * (i + 1)
+        s = s + np.sum(d['k0'] * np.sin(d['k%d' % i]))    # d has i + 1 keys here
+    return s
+
+
+def test_adjoints_of_a_dict_that_gained_keys_add_by_key():
+    """The adjoints of a dict before and after it gained a key are added key
+    by key, a key missing from one of them standing for zero."""
+    x = np.array([0.3, -0.2, 0.5])
+    for flag in (True, False):
+        want = numeric_grad(gains_a_key, (x, flag))
+        np.testing.assert_allclose(codax.grad(gains_a_key)(x, flag), want, rtol=1e-6, atol=1e-8)
+    want = numeric_grad(gains_keys_in_a_loop, (x,))
+    np.testing.assert_allclose(codax.grad(gains_keys_in_a_loop)(x), want, rtol=1e-6, atol=1e-8)
+    got = codax.vmap(codax.grad(gains_keys_in_a_loop))(np.stack([x, 2 * x]))
+    np.testing.assert_allclose(got[1], codax.grad(gains_keys_in_a_loop)(2 * x), rtol=1e-12)
+
+
+def numbered_parts(x):
+    return {0: np.sin(x), 1: x * x, 2: np.sum(x) * x}
+
+
+def walks_a_helpers_dict(x):
+    d = numbered_parts(x)
+    s = 0.0
+    for k in d:                                  # its keys: numbers, but no derivative
+        s = s + d[k] * (k + 1)
+    return np.sum(s ** 2)
+
+
+def walks_a_helpers_items(x):
+    s = 0.0
+    for k, v in numbered_parts(x).items():
+        s = s + np.sum(v) * x[k]
+    return s
+
+
+def test_walking_a_dict_a_helper_returns_differentiates_its_values_only():
+    """A helper's result is told apart at run time: a dict walks its keys,
+    which carry no derivative (in the reverse sweep too)."""
+    x = np.array([0.3, -0.2, 0.5])
+    for f in (walks_a_helpers_dict, walks_a_helpers_items):
+        want = numeric_grad(f, (x,))
+        for transform in (codax.grad, codax.jacfwd):
+            np.testing.assert_allclose(transform(f)(x), want, rtol=1e-6, atol=1e-8)
+    batch = np.stack([x, -x])
+    got = codax.vmap(codax.grad(walks_a_helpers_dict))(batch)
+    np.testing.assert_allclose(got, [codax.grad(walks_a_helpers_dict)(v) for v in batch],
+                               rtol=1e-12)
+
+
+# ---- dict keys carry no derivative, and are the same for every example ----
+
+def scaled_by_numeric_key(x):
+    s = 0.0
+    for k, v in {1.5: x, -2.0: x * x}.items():
+        s = s + k * v                    # a numeric key in arithmetic: a constant
+    return np.sum(s ** 2)
+
+
+def _labelled(x):
+    return {'a': x, 'b': np.sin(x)}
+
+
+def chosen_by_key(x):
+    s = 0.0
+    for k, v in _labelled(x).items():
+        if k == 'a':
+            s = s + v
+        else:
+            s = s + v ** 2
+    return np.sum(s * x)
+
+
+def test_numeric_dict_keys_have_zero_tangents():
+    x, t = AS[0], BS[0]
+    fd = numeric_grad(scaled_by_numeric_key, (x,))
+    out, tangent = codax.jvp(scaled_by_numeric_key, (x,), (t,))
+    np.testing.assert_allclose(out, scaled_by_numeric_key(x))
+    np.testing.assert_allclose(tangent, fd @ t, rtol=1e-6)
+    np.testing.assert_allclose(codax.jacfwd(scaled_by_numeric_key)(x), fd, rtol=1e-6)
+    np.testing.assert_allclose(codax.grad(scaled_by_numeric_key)(x), fd, rtol=1e-6)
+    xs = np.stack(AS)
+    np.testing.assert_allclose(codax.vmap(codax.jacfwd(scaled_by_numeric_key))(xs),
+                               [numeric_grad(scaled_by_numeric_key, (e,)) for e in xs], rtol=1e-6)
+
+
+def test_vmap_grad_walks_string_keys_unbatched():
+    xs = np.stack(AS)
+    want = [numeric_grad(chosen_by_key, (e,)) for e in xs]
+    np.testing.assert_allclose(codax.vmap(codax.grad(chosen_by_key))(xs), want, rtol=1e-6)
+    np.testing.assert_allclose(codax.vmap(chosen_by_key)(xs), [chosen_by_key(e) for e in xs])
+
+
+# ---- dict literals with keys computed at run time ----
+
+def computed_keys(x):
+    i = 2
+    d = {'a': x, 'n%d' % i: x * 3, f'm{i}': np.sin(x), 'z': x ** 2}
+    assert list(d) == ['a', 'n2', 'm2', 'z']      # Python's order, kept
+    return np.sum(d['a'] * d['n2'] + d['m2'] * d['z'])
+
+
+def test_dict_literal_with_computed_keys():
+    x = AS[0]
+    fd = numeric_grad(computed_keys, (x,))
+    np.testing.assert_allclose(codax.grad(computed_keys)(x), fd, rtol=1e-6)
+    np.testing.assert_allclose(codax.jit(computed_keys)(x), computed_keys(x))
+    np.testing.assert_allclose(codax.jvp(computed_keys, (x,), (BS[0],))[1], fd @ BS[0],
+                               rtol=1e-6)
+    xs = np.stack(AS)
+    np.testing.assert_allclose(codax.vmap(codax.grad(computed_keys))(xs),
+                               [numeric_grad(computed_keys, (e,)) for e in xs], rtol=1e-6)

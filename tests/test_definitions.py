@@ -65,6 +65,26 @@ CASES = {
     'maximum.reduce': (lambda a: np.sum(np.maximum.reduce(a, axis=None) ** 2), X),
     'add.accumulate': (lambda a: np.sum(np.add.accumulate(a, 1) ** 2), X),
     'multiply.accumulate': (lambda a: np.sum(np.multiply.accumulate(a)), X),
+    'meshgrid': (lambda a: np.sum(np.meshgrid(a[0], a[1, :3] ** 2)[0] *
+                                  np.meshgrid(a[0], a[1, :3] ** 2)[1] ** 2 * X[:, :4]), X),
+    'meshgrid_ij': (lambda a: np.sum(np.meshgrid(a[0, :2], a[1], indexing='ij')[1] ** 3 *
+                                     X[:2]), X),
+    'broadcast_arrays': (lambda a: np.sum(np.broadcast_arrays(a, a[:1, :1] * 2.0)[1] ** 3 * X), X),
+    'insert': (lambda a: np.sum(np.insert(a, 1, a[:, 0] * 3.0, axis=1) ** 2 * GRID[:, None]
+                                [:3]), X),
+    'insert_list': (lambda a: np.sum(np.insert(a, [1, 5, 5, -1], a[0]) ** 2 * np.arange(16.0)),
+                    X),
+    'delete': (lambda a: np.sum(np.delete(a, [0, 2], axis=1) ** 2 * X[:, :2]), X),
+    'convolve': (lambda a: np.sum(np.convolve(a, a[:3] ** 2) ** 2 * np.arange(7.0)), V),
+    'correlate': (lambda a: np.sum(np.correlate(a, GRID[:3], 'full') ** 2 * np.arange(7.0)), V),
+    'correlate_valid': (lambda a: np.sum(np.correlate(a[:3], a ** 2) ** 2), V),
+    'piecewise': (lambda a: np.sum(np.piecewise(a, [a < 1.5, a >= 1.5],
+                                                [lambda x: x ** 2, lambda x: np.sin(x)]) * V), V),
+    'piecewise_otherwise': (lambda a: np.sum(np.piecewise(a, [a < 1.0, a > 2.0],
+                                                          [lambda x: x ** 3, 2.0, lambda x: -x])
+                                             * V), V),
+    'partition': (lambda a: np.sum(np.partition(a, 2)[:3] ** 2 * GRID[:3]), V),
+    'partition_axis': (lambda a: np.sum(np.partition(a, [1, 2], axis=0)[1] ** 2 * V[:4]), X),
 }
 
 
@@ -85,12 +105,7 @@ def test_jvp_matches_finite_differences(name):
                                rtol=1e-5, atol=1e-6)
 
 
-# vmap(grad) of np.cov's definition fails in the batched backward sweep (a
-# mean on the tape comes out with the batch axis twice: an open batch-pass bug
-# with branches around calls, not reproduced in smaller code yet)
-_COV_BATCH_BUG = pytest.mark.xfail(strict=True, reason='batched backward sweep of np.cov')
-VMAP_CASES = [pytest.param(k, marks=_COV_BATCH_BUG) if k.startswith(('cov', 'corrcoef')) else k
-              for k in CASES if k != 'extract']                     # (extract: sizes differ)
+VMAP_CASES = [k for k in CASES if k != 'extract']                   # (extract: sizes differ)
 
 
 @pytest.mark.parametrize('name', VMAP_CASES)
@@ -129,6 +144,31 @@ VALUES = [
     lambda: np.polyval(np.array([1.0, -2.0, 3.0]), V),
     lambda: np.r_[X[0], 2.0, X[1]],
     lambda: np.c_[X, X[:, 0], 1.0 + X],
+    lambda: np.meshgrid(V, X[0], X[1, :2]),
+    lambda: np.meshgrid(V, X[0].astype(np.float32), indexing='ij', sparse=True),
+    lambda: np.broadcast_arrays(X[:, :1], V[:4], 2.0),
+    lambda: np.insert(X, [0, 2], [[9.0, 8.0]], 1),
+    lambda: np.insert(X, [-1, 0, 0], 1.5),
+    lambda: np.insert(X.astype(int), 2, 2.7, 1),
+    lambda: np.insert(X, [1], [[1.0, 2.0, 3.0]], 1),
+    lambda: np.insert(X.astype(np.float32), [3, 1], 2.0, axis=-1),
+    lambda: np.insert(X, [], 1.0),
+    lambda: np.delete(X, [True, False, True, False], 1),
+    lambda: np.delete(X, -1, 0),
+    lambda: np.delete(X, slice(2, 9, 3)),
+    lambda: np.insert(X, slice(0, 3), 7.0, axis=0),
+    lambda: np.partition(X, 5, axis=None),
+    lambda: np.convolve(V, X[0] + 1j * X[1], 'same'),
+    lambda: np.convolve(np.arange(3), np.arange(5)),
+    lambda: np.correlate(X[0], V, 'full'),
+    lambda: np.correlate(V + 1j * V[::-1], X[0] - 2j, 'same'),
+    lambda: np.piecewise(np.arange(5), [np.arange(5) > 2], [lambda x: x * 2.5, -1.0]),
+    lambda: np.piecewise(V.astype(np.float32), V > 1.0, [lambda x: x * 2.0]),
+    lambda: np.partition(V, 1),
+    lambda: np.unique(np.round(X, 1), return_index=True, return_inverse=True,
+                      return_counts=True),
+    lambda: np.unique(np.array([[1.0, 2.0], [1.0, 2.0], [0.0, 5.0]]), axis=0,
+                      return_inverse=True),
 ]
 
 

@@ -145,7 +145,8 @@ def _leaves(jvp, ans, where, path=''):
     if not _is_float_leaf(ans):
         return []
     ja = np.asarray(jvp)
-    assert ja.dtype.kind == 'f', f'{where}{path}: tangent of dtype {ja.dtype}'
+    kinds = 'fc' if np.asarray(ans).dtype.kind == 'c' else 'f'       # (numpy.fft's records)
+    assert ja.dtype.kind in kinds, f'{where}{path}: tangent of dtype {ja.dtype}'
     try:
         full = np.broadcast_to(ja, np.shape(ans))
     except ValueError:
@@ -157,7 +158,7 @@ def _leaves(jvp, ans, where, path=''):
 
 
 def _close(a, b, rtol, atol):
-    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    a, b = np.asarray(a, dtype=np.complex128), np.asarray(b, dtype=np.complex128)
     return bool(np.all(np.abs(a - b) <= rtol * (np.abs(a) + np.abs(b)) + atol))
 
 
@@ -235,7 +236,13 @@ def _fd(fp, fm, ans):
         return _rebuild(ans, [_fd(fp[k], fm[k], v) for k, v in _items(ans)])
     if not _is_float_leaf(ans):
         return ans
-    return (np.asarray(fp, dtype=np.float64) - np.asarray(fm, dtype=np.float64)) / (2 * EPS)
+    wide = _wide(ans)
+    return (np.asarray(fp, dtype=wide) - np.asarray(fm, dtype=wide)) / (2 * EPS)
+
+
+def _wide(ans):
+    """float64, or complex128 for a complex output (numpy.fft's records)."""
+    return np.complex128 if np.iscomplexobj(ans) else np.float64
 
 
 def _lincomb(a, x, b, y, ans):
@@ -245,7 +252,7 @@ def _lincomb(a, x, b, y, ans):
                                        v) for k, v in _items(ans)])
     if not _is_float_leaf(ans):
         return ans
-    return a * np.asarray(x, dtype=np.float64) + b * np.asarray(y, dtype=np.float64)
+    return a * np.asarray(x, dtype=_wide(ans)) + b * np.asarray(y, dtype=_wide(ans))
 
 
 DIFFERENTIABLE = sorted(rec.name for rec in TABLE if rec.differentiable and rec.diff_params()

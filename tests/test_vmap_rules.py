@@ -92,6 +92,11 @@ LOOPS = {
     ('rt_vstack_vjp', 2): 'the same',
     ('nansum', 4): 'a where= mask that differs between examples', ('nanmean', 4): 'the same',
     ('pinv', 4): 'rcond that differs between examples',
+    'rt_unique_parts': "np.unique's positions, found per example (their number depends on "
+                       'the values; size= makes it one length)',
+    ('rt_batched_form', 2): "a sampler's parameters that differ between examples, as a "
+                            'batched minval: one call per example (docs/toolbox.md)',
+    ('rt_batched_form', 3): 'the same',
 }
 
 
@@ -117,7 +122,8 @@ def _spelled(obj):
         return f'({inner})' if isinstance(obj, tuple) else f'[{inner}]'
     if isinstance(obj, dict) and all(isinstance(v, (str, int)) for v in obj.values()):
         return repr(obj)
-    for prefix, module in (('np.', np), ('np.linalg.', np.linalg), ('math.', math),
+    for prefix, module in (('np.', np), ('np.linalg.', np.linalg), ('np.fft.', np.fft),
+                           ('math.', math),
                            ('rt.', runtime)):
         name = getattr(obj, '__name__', None)
         if name and getattr(module, name, None) is obj:

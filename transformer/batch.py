@@ -37,6 +37,7 @@ batch_rules.static_vjp_call picks f's derivative then and learns the facts
 of its batched sweeps by compiling them (HOOKS, installed by codax).
 """
 import re
+from collections import OrderedDict
 
 from runtime.closures import Closure
 from runtime.tree import (Placeholder, builds_node, children_of, construction_layout, rebuilt,
@@ -46,6 +47,7 @@ from . import nodes as n
 from .errors import SourceError, error_at
 
 MAX_PASSES = 8
+_SAVED = '_saved'                 # a copy of a name, brought to its tape's form (tagged)
 _BRANCH_COPY = re.compile(r'(_then|_else)\d+$')     # `_y_then0` in a nested branch: `_y_then1`
 
 
@@ -76,12 +78,17 @@ class Info:
         return Info(self.batched, self.rank, None, None, kind)
 
     def axes(self):
-        """This value as a JAX-style axes prefix: 0, None, or one per element."""
+        """This value as a JAX-style axes prefix: 0, None, or one per element.
+        A container with nothing batched (or empty) is the prefix None: tapes
+        nest deep, and their spelled-out axes made long lines slow to print."""
         if isinstance(self.elts, tuple):
-            return tuple(e.axes() for e in self.elts)
-        if isinstance(self.elts, dict):
-            return {k: e.axes() for k, e in self.elts.items()}
-        return 0 if self.batched else None
+            parts = tuple(e.axes() for e in self.elts)
+        elif isinstance(self.elts, dict):
+            parts = {k: e.axes() for k, e in self.elts.items()}
+        else:
+            return 0 if self.batched else None
+        values = parts.values() if isinstance(parts, dict) else parts
+        return None if all(v is None for v in values) else parts
 
 
 class DictInfo(Info):
@@ -193,11 +200,13 @@ UNKNOWN = Info(False, None)
 TAPE = Info(False, None)          # reverse mode's tape, when it stays in one function
 NONE = Info(False, None)          # the constant None (a value not set yet)
 SCALAR = Info(False, 0)
+KEY = Info(False, 0, kind='key')   # a dict's key: the same for every example
 
 
 def container(elts):
     if isinstance(elts, dict):
-        return Info(any(e.batched for e in elts.values()), None, dict(elts))
+        return Info(any(e.batched for e in elts.values()), None,
+                    OrderedDict(elts) if type(elts) is OrderedDict else dict(elts))
     return Info(any(e.batched for e in elts), None, tuple(elts))
 
 
@@ -275,7 +284,9 @@ def info_of_value(value, axis):
         return container(tuple(info_of_value(v, a) for v, a in zip(value, axes)))
     if isinstance(value, dict):
         axes = axis if isinstance(axis, dict) else {k: axis for k in value}
-        return container({k: info_of_value(v, axes[k]) for k, v in value.items()})
+        infos = {k: info_of_value(v, axes[k]) for k, v in value.items()}
+        # an OrderedDict's Infos keep its order: its leaves come in that order
+        return container(OrderedDict(infos) if type(value) is OrderedDict else infos)
     ndim = getattr(value, 'ndim', None)
     if ndim is None:
         ndim = 0 if isinstance(value, (bool, int, float, complex)) else None
@@ -389,8 +400,12 @@ class Batch:
         # facts of that name, not of every value on the tape.
         self.tape = _tape_name(unit, fdef)
         self.pushed = {}                # name -> Info of the values pushed from it
-        self.pops = _pops(fdef, self.tape) if self.tape else {}   # temp -> name it restores
+        self.pops = _pops(fdef, self.tape, self.constants) if self.tape else {}
+        # (temp -> name it restores)
         self.tags = None                # name -> Info of all it pushes, for a local tape
+        # {copy: name} for the copies `tagged` pushed in code batched before
+        # (vmap of vmapped derivative code): popped back into the name
+        self.saved = _saved_copies(fdef) if self.tape else {}
         self.adjoints_read = _adjoints_read(fdef)   # vjp_call result -> adjoints read, or None
 
     # ---- what rules use ----
@@ -460,11 +475,12 @@ class Batch:
         if info.batched and not _is_container(info):
             return node
         if _is_container(info):            # every numeric leaf repeated
-            from .batch_rules import _mark_batched, literal
+            from .batch_rules import _mark_batched, broadcast_axes, literal
             if info.axes() == 0:
                 return node
-            return self.tmp(n.call('rt.batch_outputs', [node, literal(info.axes()), n.const(0),
-                                                        self.size()]), _mark_batched(info))
+            return self.tmp(n.call('rt.batch_outputs', [node, literal(info.axes()),
+                                                        broadcast_axes(info), self.size()]),
+                            _mark_batched(info))
         return self.tmp(n.call('rt.broadcast_batch', [node, self.size()]),
                         Info(True, info.rank))
 
@@ -560,12 +576,13 @@ class Batch:
                       'so the recursion would not stop; recurse on values that are the same '
                       'for every example, or write a loop')
         pushed = self.tape and _pushed_name(stmt.value, self.tape)
-        if pushed:
-            self.pushed[pushed] = join(self.pushed.get(pushed), self.info(n.name(pushed)))
+        if pushed:                   # (a copy `tagged` made stands for its name)
+            origin = self.saved.get(pushed, pushed)
+            self.pushed[origin] = join(self.pushed.get(origin), self.info(n.name(pushed)))
         if self.tags is not None and (pushed or name == self.tape):   # the local tape
             rhs, info = stmt.value, TAPE
             if pushed:
-                rhs = n.call('rt.append', [n.name(self.tape), self.tagged(pushed)])
+                rhs = n.call('rt.append', [n.name(self.tape), self.tagged(pushed, origin)])
         else:
             rhs, info = rewrite(self, _substitute(stmt.value, self.constants))
         if name in self.pops and self.pops[name] in self.pushed:
@@ -585,16 +602,16 @@ class Batch:
         self.env[name] = info
         self.defined.add(name)
 
-    def tagged(self, name):
+    def tagged(self, name, origin):
         """Name `name`, to be pushed on the local tape, in the form of every value
-        pushed from that name (self.tags)."""
-        have, want = self.info(n.name(name)), self.tags.get(name)
+        pushed from `origin`, the name it is popped back into (self.tags)."""
+        have, want = self.info(n.name(name)), self.tags.get(origin)
         if want is None or have is NONE or have == want or not want.batched:
             if want is not None and have.batched and not want.batched:
                 self.fail('codax vmap: internal: a value saved for the derivative is batched '
                           'where the first pass found it was not')
             return n.name(name)
-        copy = self.fresh('_saved')
+        copy = self.fresh(_SAVED)
         self.emit(n.assign(copy, n.name(name)), copy, have)
         self.conform(copy, have, want)
         return n.name(copy)
@@ -892,8 +909,14 @@ def _carry(a, b):
 
 
 def _tape_name(unit, fdef):
-    from .pipeline import TAPES
-    return TAPES.get((getattr(unit, 'filename', None), fdef.name))
+    from .pipeline import LOCAL_TAPES, TAPES
+    key = (getattr(unit, 'filename', None), fdef.name)
+    tape = LOCAL_TAPES.get(key)
+    if tape is not None:            # the jvp or batching of derivative code
+        # (only a tape kept in the function: one shared with tangent code, as
+        # rt.dense(d_stack, _stack), is batched as a whole, as any list)
+        return tape if _local_tape(fdef, tape) else None
+    return TAPES.get(key)
 
 
 def _pushed_name(rhs, tape):
@@ -971,16 +994,25 @@ def _local_tape(fdef, tape):
     return all(id(u) in allowed for u in uses)
 
 
-def _pops(fdef, tape):
+def _saved_copies(fdef):
+    """{copy: name} for `_savedN = name` (Batch.tagged's copies)."""
+    copy = re.compile(re.escape(_SAVED) + r'\d+$')
+    return {stmt.targets[0].id: stmt.value.id for stmt in n.walk(fdef)
+            if isinstance(stmt, n.Assign) and isinstance(stmt.targets[0], n.Name)
+            and copy.match(stmt.targets[0].id) and isinstance(stmt.value, n.Name)}
+
+
+def _pops(fdef, tape, constants):
     """{temp: name} for each pop of the tape, normalized to `temp = tape[-1]`
-    and later `name = temp`."""
+    (the -1 maybe a named constant, in code batched before) and later
+    `name = temp`."""
     tops, out = set(), {}
     for stmt in n.walk(fdef):
         if not (isinstance(stmt, n.Assign) and isinstance(stmt.targets[0], n.Name)):
             continue
         value = stmt.value
         if isinstance(value, n.Subscript) and isinstance(value.value, n.Name) \
-                and value.value.id == tape and _literal_value(value.slice, {}) == -1:
+                and value.value.id == tape and _literal_value(value.slice, constants) == -1:
             tops.add(stmt.targets[0].id)
     for stmt in n.walk(fdef):
         if isinstance(stmt, n.Assign) and isinstance(stmt.targets[0], n.Name) \
@@ -993,15 +1025,18 @@ def _constants(fdef):
     """Names assigned exactly once, from an int/tuple literal (axis numbers that
     normalize gave a name: `_t3 = -1`), with their values."""
     counts, values = {}, {}
-    for node in n.walk(fdef):
-        if isinstance(node, n.Name) and isinstance(node.ctx, n.Store):
+    for node in n.walk(fdef):        # (a parameter bound again is not bound once)
+        if isinstance(node, n.Name) and isinstance(node.ctx, (n.Store, n.Param)):
             counts[node.id] = counts.get(node.id, 0) + 1
     for stmt in n.walk(fdef):
-        if isinstance(stmt, n.Assign) and isinstance(stmt.targets[0], n.Name):
+        if isinstance(stmt, n.Assign) and isinstance(stmt.targets[0], n.Name) \
+                and counts.get(stmt.targets[0].id) == 1:
+            # (only names bound once: `k = 1; if c: k = n` leaves k, and a
+            # tuple made of it, unknown)
             value = _literal_value(stmt.value, values)
             if value is not None:
                 values[stmt.targets[0].id] = value
-    return {k: v for k, v in values.items() if counts.get(k) == 1}
+    return values
 
 
 def _literal_value(node, known):

@@ -61,9 +61,9 @@ def _is_builtin(name, unit):
 
 def _check_signature(fdef, unit):
     args = fdef.args
-    if args.vararg or args.kwarg or args.kwonlyargs or args.posonlyargs:
-        raise error_at(fdef, 'codax supports plain positional parameters (with defaults); '
-                       'not *args, **kwargs or keyword-only parameters', unit)
+    if args.vararg or args.kwonlyargs or args.posonlyargs:    # (**kwargs: normalize)
+        raise error_at(fdef, 'codax supports positional parameters (with defaults) and '
+                       '**kwargs; not *args or keyword-only parameters', unit)
 
 
 def _check_target(target, unit):

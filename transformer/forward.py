@@ -156,7 +156,11 @@ class Forward:
         is a closure with tangents of its own (runtime/closures.py),
         `rt.jvp_call(rt.call_closure, (a, b, f), (da, db, df))`."""
         call = stmt.value
-        func, params = call.func, list(call.args)
+        # `**d` (the dict a **kwargs parameter takes) goes last by position,
+        # as the callee's generated code takes it (normalize.by_position)
+        keywords = [k for k in call.keywords if k.arg is not None]
+        func = call.func
+        params = list(call.args) + [k.value for k in call.keywords if k.arg is None]
         if n.names_in(op.callee) & self.active:
             if not isinstance(func, n.Name) or call.keywords:
                 raise error_at(_origin(stmt), f'codax cannot differentiate this call: the '
@@ -164,11 +168,11 @@ class Forward:
                                'inputs', self.unit)
             func, params = n.dotted('rt.call_closure'), params + [func]
         args = [n.tuple_(params), n.tuple_([self.tangent(a) for a in params])]
-        if call.keywords:
-            args.append(n.Dict(keys=[n.const(k.arg) for k in call.keywords],
-                               values=[k.value for k in call.keywords]))
-            args.append(n.Dict(keys=[n.const(k.arg) for k in call.keywords],
-                               values=[self.tangent(k.value) for k in call.keywords]))
+        if keywords:
+            args.append(n.Dict(keys=[n.const(k.arg) for k in keywords],
+                               values=[k.value for k in keywords]))
+            args.append(n.Dict(keys=[n.const(k.arg) for k in keywords],
+                               values=[self.tangent(k.value) for k in keywords]))
         target = n.tuple_([n.name(name, store=True), n.name(self.tan(name), store=True)],
                           store=True)
         return n.Assign(targets=[target], value=n.call('rt.jvp_call', [func] + args),

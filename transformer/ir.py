@@ -91,6 +91,15 @@ class Op:
         return out
 
 
+def packs_keywords(fn):
+    """Whether fn has a **kwargs parameter (and no *args): its generated code
+    takes the dict of what that parameter holds as one more positional
+    argument, after the named ones (normalize; calls pass it as `**d`)."""
+    code = getattr(fn, '__code__', None)
+    return code is not None and code.co_flags & (inspect.CO_VARKEYWORDS | inspect.CO_VARARGS) \
+        == inspect.CO_VARKEYWORDS
+
+
 def describe(rhs):
     if isinstance(rhs, (n.Name, n.Constant)):
         return Op('copy', inputs=[rhs])
@@ -110,6 +119,8 @@ def describe(rhs):
     if isinstance(rhs, (n.Tuple, n.List)):
         return Op('container', inputs=list(enumerate(rhs.elts)))
     if isinstance(rhs, n.Dict):
+        if not all(isinstance(k, n.Constant) for k in rhs.keys):   # (normalize makes them so)
+            return Op('native', inputs=list(rhs.values), label='a dict with computed keys')
         return Op('container', inputs=[(k.value, v) for k, v in zip(rhs.keys, rhs.values)])
     if isinstance(rhs, n.Attribute):
         if getattr(rhs, 'codax_static', False) or rhs.attr in INACTIVE_ATTRIBUTES:
@@ -197,11 +208,10 @@ def _describe_call(call):
     if info.kind == 'prim':
         return Op('prim', info.prim, bound_arguments(call, info.prim), label=info.label)
     if info.kind in ('user', 'dynamic'):
-        pairs = list(enumerate(call.args))
-        if call.keywords:                    # the pullback returns adjoints by position
-            callee = getattr(info.obj, 'fun', info.obj)
-            params = list(inspect.signature(callee).parameters)
-            pairs += [(params.index(k.arg), k.value) for k in call.keywords]
+        pairs = _call_adjoints(call, info)
+        if pairs is None:
+            return Op('native', inputs=list(call.args) + [k.value for k in call.keywords],
+                      label=info.label)
         if info.kind == 'dynamic' and isinstance(call.func, n.Name):
             # a closure's adjoint comes after the arguments' (runtime/closures.py)
             pairs.append((len(call.args) + len(call.keywords), call.func))
@@ -212,6 +222,30 @@ def _describe_call(call):
         and not getattr(call.func, 'codax_static', False) else []
     return Op('native', inputs=receiver + list(call.args) + [k.value for k in call.keywords],
               label=info.label)
+
+
+def _call_adjoints(call, info):
+    """(position, node) of each argument of a user function's call: where its
+    pullback returns that argument's adjoint, one per parameter in order.
+    normalize passes keywords by position, but for `**d`, the dict of what a
+    **kwargs parameter takes, which follows the named parameters (the
+    pullback's last adjoint is d's). None where a keyword is not found."""
+    pairs = list(enumerate(call.args))
+    if not call.keywords:
+        return pairs
+    callee = getattr(info.obj, 'fun', info.obj)
+    try:
+        params = list(inspect.signature(callee).parameters)
+    except (TypeError, ValueError):
+        params = []
+    for k in call.keywords:
+        if k.arg is None:
+            pairs.append((len(call.args), k.value))
+        elif k.arg in params:
+            pairs.append((params.index(k.arg), k.value))
+        else:
+            return None
+    return pairs
 
 
 def bound_arguments(call, prim):

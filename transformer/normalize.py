@@ -16,13 +16,14 @@ import types
 
 import numpy
 
+import runtime
 from runtime import TABLE
 from runtime import definitions
 from runtime.definitions import CONCATENATORS, definition_of
 
 from . import closures, nodes as n
 from .errors import error_at
-from .ir import CallInfo
+from .ir import CallInfo, packs_keywords
 
 VARARG_METHODS = {'reshape': 'shape', 'transpose': 'axes'}
 # Records whose differentiable arguments are arrays: a list there is np.asarray'd.
@@ -70,7 +71,9 @@ def normalize(unit, fresh=None, numeric=None):
     fdef.body, unit.lifted = closures.convert(fdef, unit, fresh)
     body = LoopDesugar(fresh, unit).block(_strip_docstring(fdef.body))
     body = JumpLowering(fresh).function(body)
-    params = [a.id for a in fdef.args.args]
+    # a **kwargs parameter is, in generated code, one more positional one: the
+    # dict of the keyword arguments (the call sites pass it so: by_position)
+    params = [a.id for a in fdef.args.args] + ([fdef.args.kwarg.id] if fdef.args.kwarg else [])
     local_names = set(params) | {nd.id for s in body for nd in n.walk(s)
                                  if isinstance(nd, n.Name) and isinstance(nd.ctx, n.Store)}
     containers = None if numeric is None else \
@@ -396,6 +399,7 @@ class Flattener:
         self.given = set(containers or ())
         self.numeric_params = _parameters(unit) - self.given if containers is not None else set()
         self.containers = None   # those of them the body only joins with `+` or keeps
+        self.returned = None     # local names that only ever hold what a user function returns
 
     def error(self, node, message):
         return error_at(node, message, self.unit)
@@ -403,10 +407,11 @@ class Flattener:
     # -- statements --
     def block(self, stmts):
         if self.sequences is None:           # the function's body: the first block
-            params = _parameters(self.unit)
-            self.sequences = _names_holding(stmts, self.is_sequence, params)
-            self.dicts = _names_holding(stmts, self.is_dict, params)
-            self.containers = _names_holding(stmts, self.is_joinable, params, self.given)
+            params, values = _parameters(self.unit), _assigned_values(stmts)
+            self.sequences = _names_holding(values, self.is_sequence, params)
+            self.dicts = _names_holding(values, self.is_dict, params)
+            self.containers = _names_holding(values, self.is_joinable, params, self.given)
+            self.returned = _names_holding(values, self.is_returned, params)
         out = []
         for stmt in stmts:
             out.extend(_located(self.stmt(stmt), stmt))
@@ -609,13 +614,29 @@ class Flattener:
             elts = [self.atom(x, buf) for x in e.elts]
             return type(e)(elts=elts, ctx=n.Load()) if not isinstance(e, n.Set) else n.Set(elts=elts)
         if isinstance(e, n.Dict):
-            if any(k is None for k in e.keys):
-                raise self.error(e, 'codax does not support `**` in dict literals')
-            return n.Dict(keys=[self.atom(k, buf) for k in e.keys],
-                          values=[self.atom(v, buf) for v in e.values])
+            return self.dict_literal(e, buf)
         if isinstance(e, n.AST) and type(e).__name__ == 'JoinedStr':
             return e
         raise self.error(e, f'codax does not support this expression ({type(e).__name__})')
+
+    def dict_literal(self, e, buf):
+        """`{'a': x, k: y}`: the entries up to the first key known only at run
+        time make the literal (whose keys the passes read as constants), each
+        later one is an item assignment, in Python's order of evaluation."""
+        if any(k is None for k in e.keys):
+            raise self.error(e, 'codax does not support `**` in dict literals')
+        entries = [(self.atom(k, buf), self.atom(v, buf)) for k, v in zip(e.keys, e.values)]
+        known = next((i for i, (k, _) in enumerate(entries) if not isinstance(k, n.Constant)),
+                     len(entries))
+        literal = n.Dict(keys=[k for k, _ in entries[:known]],
+                         values=[v for _, v in entries[:known]])
+        if known == len(entries):
+            return literal
+        out = self._atomize(literal, buf)
+        for key, value in entries[known:]:
+            out = self._atomize(self._prim_call(TABLE['setitem'], [out, key, value], [], e,
+                                                'a dict literal'), buf)
+        return out
 
     def compare(self, e, buf):
         operands = [self.atom(e.left, buf)] + [self.atom(c, buf) for c in e.comparators]
@@ -740,7 +761,8 @@ class Flattener:
         return n.copy_location(call, e)
 
     def call(self, e, buf):
-        if any(isinstance(a, n.Starred) for a in e.args) or any(k.arg is None for k in e.keywords):
+        if any(isinstance(a, n.Starred) for a in e.args) or \
+                any(k.arg is None for k in e.keywords) and not self.passes_dict(e):
             raise self.error(e, 'codax does not support *args or **kwargs in calls')
         func = e.func
         info = getattr(e, 'codax', None)
@@ -790,6 +812,8 @@ class Flattener:
         definition = definition_of(obj)
         if definition is not None:                # a NumPy function defined in NumPy
             obj, func = definition, n.dotted(f'rt.definitions.{definition.__name__}')
+            if getattr(definition, 'packs_arguments', False):    # f(*arrays): one tuple
+                args = [self._atomize(n.tuple_(args), buf)]
         if isinstance(obj, type) and issubclass(obj, numpy.generic) and len(args) == 1:
             return self._prim_call(TABLE['astype'], [args[0], func], [], e, label)
         if kws and getattr(obj, '__codax_keywords_first__', None) is not None:
@@ -799,7 +823,7 @@ class Flattener:
             # a rule's sweeps take every argument of the function it wraps
             if getattr(obj, '__codax_custom__', None) and isinstance(obj.fun, types.FunctionType):
                 self._check_call(obj.fun, args, kws, e)
-                args, kws = _by_position(obj.fun, args, kws, every=True)
+                args, kws = self.by_position(obj.fun, func, args, kws, e, buf, every=True)
             call = n.Call(func=func, args=args, keywords=kws)
             call.codax = CallInfo('user', obj=obj, label=label)
             return n.copy_location(call, e)
@@ -809,7 +833,7 @@ class Flattener:
             obj, func = getattr(obj, name), n.Attribute(value=func, attr=name, ctx=n.Load())
         if isinstance(obj, types.FunctionType):
             self._check_call(obj, args, kws, e)
-            args, kws = _by_position(obj, args, kws)
+            args, kws = self.by_position(obj, func, args, kws, e, buf)
             call = n.Call(func=func, args=args, keywords=kws)
             call.codax = CallInfo('user', obj=obj, label=label)
             return n.copy_location(call, e)
@@ -884,6 +908,22 @@ class Flattener:
             return self.is_joinable(e.value, names)
         return self.is_sequence(e)
 
+    def is_returned(self, e, names=None):
+        """Whether expression `e` (as the user wrote it) is what a user function
+        (or one held in a variable) returns, or a name that only ever holds
+        that (of `names`, by default self.returned): a value whose kind only
+        the run time tells, a dict maybe."""
+        names = self.returned if names is None else names
+        if isinstance(e, n.Name):
+            return e.id in (names or ())
+        if not (isinstance(e, n.Call) and isinstance(e.func, (n.Name, n.Attribute))):
+            return False
+        if not self.is_static(e.func):
+            return isinstance(e.func, n.Name)          # (not a method: d.items())
+        obj = self.resolve(e.func)
+        return TABLE.lookup(obj) is None and definition_of(obj) is None and (
+            isinstance(obj, types.FunctionType) or getattr(obj, '__codax_transformed__', False))
+
     def in_container(self, e):
         """Whether `e` is a parameter given a list, tuple or dict (self.containers),
         or an item of one (`params['layer']`), which may be a dict too."""
@@ -894,13 +934,13 @@ class Flattener:
     def walked(self, raw, seq, origin, buf, label='the for loop'):
         """What `for x in xs` walks (`raw` as written, `seq` its atom): a dict's
         keys, which carry no derivative (rt.dict_keys), else rt.iterate(xs).
-        A parameter given a list, tuple or dict, or an item of one, is told
-        apart at run time."""
+        A parameter given a list, tuple or dict, or an item of one, and what
+        a user function returns, are told apart at run time."""
         keys = self._prim_call(TABLE['dict_keys'], [seq], [], origin, label)
         if self.is_dict(raw):
             return keys
         walk = self._prim_call(TABLE['iterate'], [seq], [], origin, label)
-        if not self.in_container(raw) or self.is_sequence(raw):
+        if not (self.in_container(raw) or self.is_returned(raw)) or self.is_sequence(raw):
             return walk
         is_dict = self._prim_call(TABLE['py_isinstance'], [seq, n.name('dict')], [], origin,
                                   label)
@@ -1056,8 +1096,70 @@ class Flattener:
         call.codax = CallInfo('prim', prim=prim, label=label)
         return n.copy_location(call, origin)
 
+    def passes_dict(self, e):
+        """`f(a, b, **d)`, where f has a **kwargs parameter and every parameter
+        before it is given by position: d holds what that parameter takes
+        (generated code calls functions with **kwargs so: by_position)."""
+        obj = self.resolve(e.func) if self.is_static(e.func) else None
+        if len(e.keywords) != 1 or not isinstance(obj, types.FunctionType):
+            return False
+        params = inspect.signature(obj).parameters.values()
+        named = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+        return any(p.kind == p.VAR_KEYWORD for p in params) and len(e.args) >= len(named)
+
+    def by_position(self, fn, func, args, kws, origin, buf, every=False, fill=False):
+        """The arguments of a call to user function `fn` (`func`, as the call
+        names it) as generated code passes them: keyword arguments at their
+        positions, skipped parameters at their literal defaults, with `every`
+        the trailing defaults too. A default that is no literal is read off
+        the function at run time (rt.default_argument) where `fn` has
+        **kwargs, or with `fill`; else the keywords stay. What a **kwargs
+        parameter takes is one dict, passed as `**d` after the named
+        parameters, which the derivative passes treat as one more argument
+        (transformer/ir.py)."""
+        if fn is runtime.vjp_call and args and self.is_static(args[0]):
+            # derivative code read again: the keywords of the function it calls
+            inner = self.resolve(args[0])
+            if isinstance(inner, types.FunctionType):
+                rest, kws = self.by_position(inner, args[0], args[1:], kws, origin, buf,
+                                             fill=True)
+                return [args[0]] + rest, kws
+        params = list(inspect.signature(fn).parameters.values())
+        packs = packs_keywords(fn)
+        named = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+        given = {k.arg: k.value for k in kws if k.arg is not None}
+        passed = [k for k in kws if k.arg is None]              # `**d` (passes_dict)
+        if not given and not every:
+            return args, kws
+        out = list(args)
+        for i, param in enumerate(named[len(args):], len(args)):
+            if param.name in given:
+                out.append(given.pop(param.name))
+            elif not given and not every:
+                break
+            elif _literal(param.default):      # (_check_call saw that the call binds)
+                out.append(n.const(param.default))
+            elif packs or fill:
+                out.append(self.default_argument(func, i, origin, buf))
+            else:
+                return args, kws
+        if given:                   # what **kwargs takes (else bind refused the call)
+            keys = [n.const(k) for k in given]
+            passed = [n.keyword(arg=None, value=self._atomize(
+                n.Dict(keys=keys, values=list(given.values())), buf))]
+        return out, passed if packs else []
+
+    def default_argument(self, func, i, origin, buf):
+        """Parameter i's default, as rt.default_argument reads it off the
+        function at run time."""
+        call = self._prim_call(TABLE['default_argument'], [self.atom(func, buf), n.const(i)], [],
+                               origin, 'a default argument')
+        return self._atomize(call, buf)
+
     def _check_call(self, fn, args, kws, origin):
         """A call to a user function must bind to its parameters."""
+        if any(k.arg is None for k in kws):       # `**d` (passes_dict): a dict of keywords
+            return
         try:
             inspect.signature(fn).bind(*args, **{k.arg: k.value for k in kws})
         except TypeError as exc:
@@ -1069,12 +1171,10 @@ def _parameters(unit):
     return {a.id for a in tree.args.args} if isinstance(tree, n.FunctionDef) else set()
 
 
-def _names_holding(body, holds, params, given=()):
-    """The names that only ever hold a value of one kind: each of their
-    assignments (in the body as the user wrote it) gives one (`holds(value,
-    names)`), and they are not parameters (whose values come from the caller),
-    except the parameters `given`, which the caller passes one."""
-    values = {}                       # name -> its assigned values (None: not known)
+def _assigned_values(body):
+    """Each name assigned in the body (as the user wrote it) -> the values
+    assigned to it (None: not known, as a loop variable's)."""
+    values = {}
     for node in (x for stmt in body for x in n.walk(stmt)):
         if isinstance(node, n.Assign):
             for target in node.targets:
@@ -1089,6 +1189,14 @@ def _names_holding(body, holds, params, given=()):
         elif isinstance(node, n.For):
             for name in n.stored_names(node.target):
                 values.setdefault(name, []).append(None)
+    return values
+
+
+def _names_holding(values, holds, params, given=()):
+    """The names that only ever hold a value of one kind: each of their
+    assigned `values` gives one (`holds(value, names)`), and they are not
+    parameters (whose values come from the caller), except the parameters
+    `given`, which the caller passes one."""
     names = (set(values) - set(params)) | set(given)
     changed = True
     while changed:
@@ -1105,15 +1213,18 @@ def _is_at_function(obj):
 
 
 def _by_position(fn, args, kws, every=False):
-    """Keyword arguments of a call to a user function moved to their positions
-    (skipped parameters get their literal defaults), so that generated code
-    passes everything by position; with `every`, the trailing defaults too.
-    Left as keywords if a skipped default is not a literal."""
+    """Keyword arguments of a call to a defined primitive moved to their
+    positions (skipped parameters get their literal defaults), so that
+    generated code passes everything by position; with `every`, the trailing
+    defaults too. Left as keywords if a skipped default is not a literal, or
+    a keyword is no named parameter's."""
     if not kws and not every:
         return args, kws
     given = {k.arg: k.value for k in kws}
     out = list(args)
     for param in list(inspect.signature(fn).parameters.values())[len(args):]:
+        if param.kind not in (param.POSITIONAL_ONLY, param.POSITIONAL_OR_KEYWORD):
+            break
         if param.name in given:
             out.append(given.pop(param.name))
         elif not given and not every:
@@ -1122,7 +1233,7 @@ def _by_position(fn, args, kws, every=False):
             out.append(n.const(param.default))
         else:
             return args, kws
-    return out, []
+    return (args, kws) if given else (out, [])
 
 
 def _negative_literal(node):

@@ -2,6 +2,7 @@
 transform, optimize, emit. `CODAX_DUMP=1` (or `verbose=True`) prints the
 source after every stage, like a compiler's -print-after-all.
 """
+import builtins
 import copy
 import linecache
 import os
@@ -39,8 +40,8 @@ def _dump(verbose, stage, tree_or_text):
 # (codax's own function, numeric) -> its front end: nested transformations
 # batch and differentiate rt.pullback, rt.jvp_call, ... again and again, and
 # normalizing them anew each time was a quarter of a third derivative's
-# compile time. Only module-level functions of codax's own packages: their
-# source and globals do not change, while a user may rebind a global.
+# compile time. Only codax's own functions (see _own): their source and
+# globals do not change, while a user may rebind a global.
 _FRONT_ENDS = {}
 _OWN_PACKAGES = ('runtime', 'codax')
 
@@ -53,18 +54,30 @@ def front_end(fn, verbose=False, numeric=None):
     a remembered front end is handed out as a copy."""
     key = (fn, None if numeric is None else tuple(numeric)) if _own(fn) and not verbose \
         else None
-    found = _FRONT_ENDS.get(key) if key is not None else None
-    if found is None:
-        found = _front_end(fn, verbose, numeric)
-        if key is not None:
-            _FRONT_ENDS[key] = found
-    return _copied(*found) if key is not None else found
+    if key is None:
+        return _front_end(fn, verbose, numeric)
+    if key not in _FRONT_ENDS:
+        if len(_FRONT_ENDS) > 4096:     # (generated functions come and go)
+            _FRONT_ENDS.clear()
+        try:
+            _FRONT_ENDS[key] = _front_end(fn, verbose, numeric)
+        except SourceError as exc:      # (asked again and again by callers that fall back)
+            _FRONT_ENDS[key] = exc
+    found = _FRONT_ENDS[key]
+    if isinstance(found, SourceError):
+        raise found.with_traceback(None)
+    return _copied(*found)
 
 
 def _own(fn):
+    """Module-level functions of codax's packages, and functions codax
+    generated (their globals are xp and rt; their free values fixed when made)."""
+    if not isinstance(fn, types.FunctionType):
+        return False
+    if fn.__code__.co_filename.startswith('<codax '):
+        return True
     module = getattr(fn, '__module__', None) or ''
-    return isinstance(fn, types.FunctionType) and '<locals>' not in fn.__qualname__ \
-        and module.split('.')[0] in _OWN_PACKAGES
+    return '<locals>' not in fn.__qualname__ and module.split('.')[0] in _OWN_PACKAGES
 
 
 def _copied(unit, fdef, fresh):
@@ -124,6 +137,7 @@ def compile_reverse(fn, mode, argnums, numeric, has_aux, label, verbose=False,
     if result.stack in result.needed:     # the batch pass reads the tape's pops (batch.py)
         if len(TAPES) > 4096:
             TAPES.clear()
+            LOCAL_TAPES.clear()
         for f in functions:
             TAPES[(f'<codax {label}>', f.name)] = result.stack
     return generated
@@ -132,6 +146,22 @@ def compile_reverse(fn, mode, argnums, numeric, has_aux, label, verbose=False,
 # (generated file, function name) -> the name of the list that is its tape:
 # values pushed from a name are popped back into that name.
 TAPES = {}
+
+
+def _inherit_tape(unit, fdef, generated, label, function):
+    """The jvp or batching of code with a tape keeps its pushes and pops (a
+    value pushed from a name is popped back into it): its output has that tape
+    too, so vmap(hessian(f)) batches it as vmap(grad(f)) does (batch.py)."""
+    key = (getattr(unit, 'filename', None), fdef.name)
+    tape = TAPES.get(key) or LOCAL_TAPES.get(key)
+    if tape is not None:
+        LOCAL_TAPES[(f'<codax {label}>', function.name)] = tape
+    return generated
+
+
+# The same for the jvp or batching of such code, where the batch pass reads its
+# tape's pushes and pops only if the tape stays in the function (batch.py).
+LOCAL_TAPES = {}
 
 
 def compile_forward(fn, active, numeric, has_aux, label, verbose=False):
@@ -154,7 +184,7 @@ def compile_forward(fn, active, numeric, has_aux, label, verbose=False):
     function.args.defaults = []
     _dump(verbose, 'forward_ad', function)
     optimize(function)
-    return emit(unit, [function], label, verbose)
+    return _inherit_tape(unit, fdef, emit(unit, [function], label, verbose), label, function)
 
 
 def compile_batch(fn, param_axes, out_axes, infos_of, label, callee_info=None, verbose=False):
@@ -203,10 +233,11 @@ def compile_batch(fn, param_axes, out_axes, infos_of, label, callee_info=None, v
         start = [s for s in start if s.targets[0].id != result.size_name]
     body = start + body
     function = n.copy_location(n.function(f'vmap_{unit.name}', params, body), fdef)
-    function = _with_defaults(function, fdef)
+    function = _with_defaults(function, fdef, unit)
     _dump(verbose, 'batch', function)
     optimize(function)
-    generated = emit(unit, [function], label, verbose)
+    generated = _inherit_tape(unit, fdef, emit(unit, [function], label, verbose), label,
+                              function)
     generated.branches = result.branches
     return generated, result.info
 
@@ -218,6 +249,7 @@ def compile_jit(fn, arg_types, backend, label, callee_type=None, verbose=False):
     `callee_type(f, types)`: the result type of a user function f that `fn`
     calls, jitted for those argument types."""
     unit, fdef, fresh = front_end(fn, verbose)
+    _with_defaults(fdef, fdef, unit)
     optimize(fdef)
     fused, returned = fuse_pass.fuse(fdef, arg_types, unit.name, callee_type, unit)
     fdef.name = f'jit_{unit.name}'
@@ -308,7 +340,7 @@ def _grad_function(unit, fdef, result, params, active, mode, has_aux, fresh, tup
     body = (result.primal + keep + _seed(fdef, result, has_aux, holomorphic, complex_inputs) + result.adjoint
             + [n.return_(out)])
     name = f'{mode}_{unit.name}'
-    return _with_defaults(n.copy_location(n.function(name, params, body), fdef), fdef)
+    return _with_defaults(n.copy_location(n.function(name, params, body), fdef), fdef, unit)
 
 
 def _vjp_functions(unit, fdef, result, params, fresh):
@@ -317,7 +349,7 @@ def _vjp_functions(unit, fdef, result, params, fresh):
     start = [n.assign(v, n.const(None)) for v in sorted(maybe_unbound)]
     tape = n.tuple_([n.name(v) for v in tape_names])
     fwd_body = start + result.primal + [n.return_(n.tuple_([result.ret, tape]))]
-    fwd = _with_defaults(n.function(f'vjp_fwd_{unit.name}', params, fwd_body), fdef)
+    fwd = _with_defaults(n.function(f'vjp_fwd_{unit.name}', params, fwd_body), fdef, unit)
     ret = result.ret
     seed_name = result.adjoint_of.get(ret.id) if isinstance(ret, n.Name) else None
     seed_param = seed_name or fresh('_ct')
@@ -335,9 +367,19 @@ def _vjp_functions(unit, fdef, result, params, fresh):
     return [n.copy_location(fwd, fdef), n.copy_location(bwd, fdef)]
 
 
-def _with_defaults(function, fdef):
-    """The user's parameter defaults, evaluated (like theirs) in their module."""
-    function.args.defaults = [n.deepcopy(d) for d in fdef.args.defaults]
+def _with_defaults(function, fdef, unit):
+    """The user's parameter defaults, evaluated (like theirs) in their module,
+    for calls that leave them out. One naming what generated code cannot see
+    (a local of the function that made a closure, evaluated when it ran and
+    held by no cell) is left out, with those before it: codax's entry points
+    pass such parameters, with the user function's default values."""
+    defaults = fdef.args.defaults
+    visible = set(unit.globals) | set(unit.fn.__code__.co_freevars) | set(dir(builtins))
+    first = 0
+    for i, default in enumerate(defaults):
+        if not n.names_in(default) <= visible:
+            first = i + 1
+    function.args.defaults = [n.deepcopy(d) for d in defaults[first:]]
     return function
 
 

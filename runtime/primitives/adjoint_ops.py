@@ -187,9 +187,17 @@ for _fn, _sig in ((adjoint.seed, 'out, holomorphic=False'), (adjoint.shape, 'x')
                   (adjoint.size, 'x'), (adjoint.is_zero, 'value'),
                   (rules.inverse_axes, 'axes, a'), (rules.negate, 'shift')):
     nondifferentiable(f'rt_{_fn.__name__}', _sig, targets=(_fn,), impl=f'rt.{_fn.__name__}')
-# |x|'s slope is piecewise constant in real x (its only use: absolute's rules).
-nondifferentiable('rt_abs_slope', 'x', targets=(rules.abs_slope,), impl='rt.abs_slope',
-                  c_expr='(x < 0 ? -1 : 1)')
+# |x|'s slope (its only use: absolute's rules) is piecewise constant in real x;
+# for complex x it is s = conj(x)/R, R = |x| with 1 at 0 (JAX's), whose JVP is
+# conj(t)/R - conj(x) Re(conj(x) t)/R^3. That map is its own transpose in
+# JAX's convention (t -> a t + b conj(t) transposes to g -> a g + conj(b g),
+# here with a = -conj(x)^2/(2R^3) and real b), so one template serves both.
+_R = 'xp.where(x == 0, 1.0, xp.abs(x))'
+_SLOPE_DOT = (f'(xp.conj({{c}}) / {_R} - xp.conj(x) * xp.real(xp.conj(x) * {{c}}) / {_R} ** 3 '
+              'if xp.iscomplexobj(x) else 0.0 * {c})')
+primitive('rt_abs_slope', 'x', {'x': _SLOPE_DOT.format(c='g')}, targets=(rules.abs_slope,),
+          impl='rt.abs_slope', family='adjoint', jvp={'x': _SLOPE_DOT.format(c='t')},
+          c_expr='(x < 0 ? -1 : 1)')
 _helper(rules.imag_vjp, 'cot, val', {'cot': 'rt.imag_vjp(g, val)'})
 
 # Batching: the hot helpers of vmap(grad(f)) have vectorized rules; the rest

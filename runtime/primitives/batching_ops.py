@@ -12,7 +12,7 @@ def _helper(fn, signature, vjp, **kw):
 # Linear in their first argument: each VJP is the transpose (`ans` is the output).
 _helper(batching.broadcast_batch, 'x, size',
         {'x': 'rt.sum_to(rt.materialize(g, ans), rt.shape(x))'})
-_helper(batching.sum_to_batched, 'cot, target',
+_helper(batching.sum_to_batched, 'cot, target, like=None',
         {'cot': 'rt.unsum_batched(rt.materialize(g, ans), cot)'})
 _helper(batching.unsum_batched, 'cot, like',
         {'cot': 'rt.sum_to_batched(rt.materialize(g, ans), rt.example_shape(cot))'})
@@ -81,7 +81,21 @@ TABLE['rt_moveaxes'].batch = 'moveaxes'
 # A call with a batched form of its own (codax.random's samplers with a batch
 # of keys; batched again, the keys gain a leading axis). Its draws do not
 # depend on differentiated values, but its other arguments (uniform's minval,
-# gamma's a, ...) may: as without vmap, codax says it cannot differentiate
-# them rather than return zero.
-primitive('rt_batched_form', 'fn, args, kwargs', {}, targets=(batched_forms.batched_form,),
+# gamma's a, ...) may: their derivatives are those of the call the batched
+# form makes, for all keys at once (runtime/batched_forms.py).
+primitive('rt_batched_form', 'fn, args, kwargs',
+          {'args': 'rt.item(rt.batched_form_vjp(g, fn, args, kwargs), 0)',
+           'kwargs': 'rt.item(rt.batched_form_vjp(g, fn, args, kwargs), 1)'},
+          jvp={'args': 'rt.batched_form_jvp(fn, args, kwargs, t, 0.0)',
+               'kwargs': 'rt.batched_form_jvp(fn, args, kwargs, 0.0, t)'},
+          nondiff=('fn',), targets=(batched_forms.batched_form,),
           impl='rt.batched_form', family='batching', batch='batched_form')
+# Its derivatives, as primitives so that code calling them can be batched
+# again (vmap of grad of vmapped draws: one call per example); they have no
+# derivatives of their own (no second derivatives of draws inside vmap).
+primitive('rt_batched_form_vjp', 'cot, fn, args, kwargs', {}, nondiff=('fn',),
+          targets=(batched_forms.batched_form_vjp,), impl='rt.batched_form_vjp',
+          family='batching', batch='loop')
+primitive('rt_batched_form_jvp', 'fn, args, kwargs, targs, tkwargs', {}, nondiff=('fn',),
+          targets=(batched_forms.batched_form_jvp,), impl='rt.batched_form_jvp',
+          family='batching', batch='loop')

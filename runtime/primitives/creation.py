@@ -11,6 +11,8 @@ nondifferentiable('arange', 'start, stop=None, step=None, dtype=None')
 nondifferentiable('shape', 'a')
 nondifferentiable('ndim', 'a')
 nondifferentiable('size', 'a, axis=None')
+# (dtype tests: also what absolute's second-order rules branch on)
+nondifferentiable('iscomplexobj', 'x', batch='unbatched_result')
 linear('full', 'shape, fill_value, dtype=None, order="C"',
        {'fill_value': 'rt.sum_to(rt.materialize(g, ans), rt.shape(fill_value))'},
        family='creation')

@@ -1,7 +1,8 @@
 """Linear algebra: products, contractions and numpy.linalg."""
 import numpy
 
-from ..table import batching, primitive
+from .. import rules
+from ..table import batching, nondifferentiable, primitive
 
 
 def _product(name, signature, rules, targets=None, impl=None, nondiff=(), methods=(), jvp=None):
@@ -17,7 +18,9 @@ _product('matmul', 'x1, x2, /, out=None', {'x1': 'rt.matmul_vjp(g, x1, x2, ans, 
 _product('dot', 'a, b, out=None', {'a': 'rt.dot_vjp(g, a, b, ans, 0)',
                                    'b': 'rt.dot_vjp(g, a, b, ans, 1)'}, nondiff=('out',),
          methods=('dot',), jvp={'a': 'xp.dot(t, b)', 'b': 'xp.dot(a, t)'})
-_product('vdot', 'a, b', {'a': 'rt.vdot_vjp(g, a, b, 0)', 'b': 'rt.vdot_vjp(g, a, b, 1)'},
+# vdot(a, b) is the plain product of conj(a) and b; conj transposes to conj
+_product('vdot', 'a, b', {'a': 'xp.conj(rt.vdot_vjp(g, xp.conj(a), b, 0))',
+                          'b': 'rt.vdot_vjp(g, xp.conj(a), b, 1)'},
          jvp={'a': 'xp.vdot(t, b)', 'b': 'xp.vdot(a, t)'})
 _product('outer', 'a, b, out=None', {'a': 'rt.outer_vjp(g, a, b, ans, 0)',
                                      'b': 'rt.outer_vjp(g, a, b, ans, 1)'}, nondiff=('out',),
@@ -29,24 +32,74 @@ _product('tensordot', 'a, b, axes=2', {'a': 'rt.tensordot_vjp(g, a, b, ans, axes
                                        'b': 'rt.tensordot_vjp(g, a, b, ans, axes, 1)'},
          nondiff=('axes',),
          jvp={'a': 'xp.tensordot(t, b, axes)', 'b': 'xp.tensordot(a, t, axes)'})
-# `t` is the tuple of the operands' tangents.
+# einsum is multilinear: operand i's adjoint is one einsum of the cotangent and
+# the other operands (rt.einsum_vjp_spec, folded at compile time for literal
+# subscripts), spread over letters found in operand i alone; its tangent is the
+# sum of the contractions with one tangent in place (`t`: the tuple of them).
+# Written with einsum itself, every order follows. The templates are spelled
+# out per number of operands (up to _EINSUM_N; the template folds the
+# others away); more operands, or a diagonal ('ii'), use the first-order
+# rt.einsum_vjp.
+_EINSUM_N = 6
+
+
+def _einsum_adjoint(n, i):
+    spec, spread = (f'rt.einsum_vjp_{part}(subscripts, {n}, {i})' for part in ('spec', 'spread'))
+    others = ''.join(f', operands[{j}]' for j in range(n) if j != i)
+    full = f'xp.einsum({spec}, rt.materialize(g, ans){others})'
+    spread_out = f'({full} if {spread} is None else xp.expand_dims({full}, {spread}) ' \
+                 f'+ xp.zeros_like(operands[{i}]))'
+    return (f'(rt.cast_like(rt.sum_to({spread_out}, rt.shape(operands[{i}])), operands[{i}]) '
+            f'if {spec} is not None else rt.item(rt.einsum_vjp(g, subscripts, operands, ans), {i}))')
+
+
+def _einsum_tangent(n):
+    terms = [f'xp.einsum(subscripts, {", ".join("rt.dense(t[%d], operands[%d])" % (j, j) if j == i else "operands[%d]" % j for j in range(n))}, optimize=optimize)'
+             for i in range(n)]
+    total = terms[0]
+    for term in terms[1:]:
+        total = f'rt.add({total}, {term})'
+    return total
+
+
+def _by_count(rule, fallback):
+    """`rule(n)` for the call's number of operands n (folded at compile time)."""
+    out = fallback
+    for n in range(_EINSUM_N, 0, -1):
+        out = f'({rule(n)} if len(operands) == {n} else {out})'
+    return out
+
+
 _product('einsum', 'subscripts, *operands, out=None, optimize=False',
-         {'operands': 'rt.einsum_vjp(g, subscripts, operands, ans)'},
+         {'operands': _by_count(lambda n: '(%s,)' % ', '.join(_einsum_adjoint(n, i) for i in range(n)),
+                                'rt.einsum_vjp(g, subscripts, operands, ans)')},
          nondiff=('subscripts', 'out', 'optimize'),
-         jvp={'operands': 'rt.einsum_jvp(t, subscripts, operands, optimize)'})
+         jvp={'operands': _by_count(_einsum_tangent,
+                                    'rt.einsum_jvp(t, subscripts, operands, optimize)')})
+for _fn in (rules.einsum_vjp_spec, rules.einsum_vjp_spread):   # subscripts held in a variable
+    nondifferentiable(f'rt_{_fn.__name__}', 'subscripts, n, i', targets=(_fn,),
+                      impl=f'rt.{_fn.__name__}', batch='unbatched_result')
 _product('trace', 'a, offset=0, axis1=0, axis2=1, dtype=None, out=None',
          {'a': 'rt.trace_vjp(g, a, ans, offset, axis1, axis2)'},
-         nondiff=('offset', 'axis1', 'axis2', 'dtype', 'out'), jvp='linear')
+         nondiff=('offset', 'axis1', 'axis2', 'dtype', 'out'), jvp='linear', methods=('trace',))
 # x = solve(a, b): dx = solve(a, db - da x). b is a vector (and so is x) exactly
 # when x has fewer dimensions than a; da x is then a batched matrix-vector product.
-_product('solve', 'a, b', {'a': 'rt.solve_vjp(g, a, b, ans, 0)',
-                           'b': 'rt.solve_vjp(g, a, b, ans, 1)'},
+# The adjoints, b_bar = solve(a^T, g) and a_bar = -b_bar x^T, are primitives too,
+# so every order follows.
+_VEC = 'rt.ndim(ans) < rt.ndim(a)'
+_G_SOLVE = 'rt.materialize(g, ans)'
+_B_BAR = (f'(xp.linalg.solve(xp.swapaxes(a, -1, -2), {_G_SOLVE}[..., None])[..., 0] if {_VEC} '
+          f'else xp.linalg.solve(xp.swapaxes(a, -1, -2), {_G_SOLVE}))')
+_A_BAR = (f'(-({_B_BAR}[..., :, None] * ans[..., None, :]) if {_VEC} '
+          f'else -xp.matmul({_B_BAR}, xp.swapaxes(ans, -1, -2)))')
+_product('solve', 'a, b', {'a': f'rt.cast_like(rt.sum_to({_A_BAR}, rt.shape(a)), a)',
+                           'b': f'rt.cast_like(rt.sum_to({_B_BAR}, rt.shape(b)), b)'},
          targets=(numpy.linalg.solve,), impl='xp.linalg.solve',
-         jvp={'a': '-xp.linalg.solve(a, xp.matmul(t, xp.expand_dims(ans, -1)))[..., 0] '
-                   'if rt.ndim(ans) < rt.ndim(a) else -xp.linalg.solve(a, xp.matmul(t, ans))',
+         jvp={'a': f'-xp.linalg.solve(a, xp.matmul(t, xp.expand_dims(ans, -1)))[..., 0] '
+                   f'if {_VEC} else -xp.linalg.solve(a, xp.matmul(t, ans))',
               'b': 'xp.linalg.solve(a, t)'})
-# Rules written with primitives (matmul, swapaxes, inv, indexing) have second
-# derivatives; the rt.*_vjp helpers of solve, cholesky and einsum are first order.
+# Rules written with primitives (matmul, swapaxes, solve, inv, indexing) have
+# derivatives of every order.
 _T_INV = 'xp.swapaxes(ans, -1, -2)'
 _product('inv', 'a', {'a': f'-xp.matmul(xp.matmul({_T_INV}, rt.materialize(g, ans)), {_T_INV})'},
          targets=(numpy.linalg.inv,),
@@ -63,13 +116,20 @@ _product('slogdet', 'a',
          impl='xp.linalg.slogdet', jvp={'a': f'(xp.zeros_like(ans[0]), {_TR_SOLVE})'})
 # L = cholesky(a) reads a as symmetric (the VJP is symmetric too), so the tangent
 # is symmetrized: dL = L phi(L^-1 sym(t) L^-T), phi = lower triangle, diagonal halved
-# (the mask 1 - I/2 on the lower triangle, built in L's dtype).
+# (the mask 1 - I/2 on the lower triangle, built in L's dtype). The adjoint is
+# L^-T sym(P) L^-1 with P = phi(L^T g), and L^-T X L^-1 = (L^-T (L^-T X)^T)^T:
+# primitives only, so every order follows.
+_PHI = '(1 - 0.5 * xp.triu(xp.tril(xp.ones_like(ans))))'
 _M = ('xp.linalg.solve(ans, xp.swapaxes(xp.linalg.solve(ans, (t + xp.swapaxes(t, -1, -2)) / 2), '
       '-1, -2))')
-_product('cholesky', 'a', {'a': 'rt.cholesky_vjp(g, ans)'}, targets=(numpy.linalg.cholesky,),
-         impl='xp.linalg.cholesky',
-         jvp={'a': f'xp.matmul(ans, xp.tril({_M}) * '
-                   '(1 - 0.5 * xp.triu(xp.tril(xp.ones_like(ans)))))'})
+_L_T = 'xp.swapaxes(ans, -1, -2)'
+_P = f'xp.tril(xp.matmul({_L_T}, rt.materialize(g, ans)))'
+_SYM_P = f'({_P} * {_PHI} + xp.swapaxes({_P} * {_PHI}, -1, -2)) / 2'
+_product('cholesky', 'a',
+         {'a': f'rt.cast_like(xp.swapaxes(xp.linalg.solve({_L_T}, xp.swapaxes(xp.linalg.solve('
+               f'{_L_T}, {_SYM_P}), -1, -2)), -1, -2), a)'},
+         targets=(numpy.linalg.cholesky,), impl='xp.linalg.cholesky',
+         jvp={'a': f'xp.matmul(ans, xp.tril({_M}) * {_PHI})'})
 # kron is bilinear: each operand's adjoint contracts the cotangent, split into
 # (a axis, b axis) pairs (rt.kron_layout), with the other operand.
 _KRON = 'rt.kron_layout(a, b)'

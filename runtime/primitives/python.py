@@ -69,8 +69,12 @@ nondifferentiable('pullback_function', 'pb', targets=(adjoint.pullback_function,
 linear('pullback_state', 'pb', {'pb': '(0.0, g)'}, targets=(adjoint.pullback_state,),
        impl='rt.pullback_state', family='python')
 # Dict views, so that `for k, v in params.items()` is differentiated.
+# A key's tangent is the zero: a numeric key (`s + k * v`) is no input.
 linear('dict_items', 'd', {'d': 'rt.dict_items_vjp(g, d)'}, targets=(rules.dict_items,),
-       impl='rt.dict_items', methods=('items',), family='python')
+       impl='rt.dict_items', methods=('items',), family='python',
+       jvp={'d': 'rt.dict_items_tangent(t)'})
+linear('dict_items_tangent', 't', {'t': 'rt.dict_items_vjp(g, t)'},
+       targets=(rules.dict_items_tangent,), impl='rt.dict_items_tangent', family='python')
 linear('dict_values', 'd', {'d': 'rt.dict_values_vjp(g, d)'}, targets=(rules.dict_values,),
        impl='rt.dict_values', methods=('values',), family='python')
 nondifferentiable('dict_keys', 'd', targets=(rules.dict_keys,), methods=('keys',),
@@ -93,7 +97,8 @@ batching(py_sum=('py_sum',), py_extremum=('py_max', 'py_min'), py_len=('py_len',
          unbatched_only=('py_range', 'py_slice', 'py_str'),
          pullback_function=('pullback_function', 'default_argument'),
          pullback_state=('pullback_state',), sweeps=('sweeps', 'tangent_function'),
-         container_view=('dict_items', 'dict_values', 'dict_keys', 'py_tuple', 'py_list'),
+         container_view=('dict_items', 'dict_items_tangent', 'dict_values', 'dict_keys',
+                         'py_tuple', 'py_list'),
          materialize=('dense',),
          elementwise=('math_log',),
          jacobian=('basis', 'jacobian_from_columns', 'jacobian_from_rows', 'columns_vjp',

@@ -13,4 +13,4 @@ runtime's adjoint helpers: vmap of grad), python (Python builtins,
 attributes), calls (closures, user functions, batched forms), trees.
 """
 from . import arrays, shapes, indexing, adjoints, python, calls, trees  # noqa: F401 (rules)
-from .core import RULES, _mark_batched, literal, rewrite, select_expr  # noqa: F401
+from .core import RULES, _mark_batched, broadcast_axes, literal, rewrite, select_expr  # noqa: F401

@@ -88,14 +88,16 @@ def unbroadcast(b, op, rhs):
         return loop(b, op, rhs, None)
     full = _materialize(b, g, gi, y, yi)
     if not (gi.batched or yi.batched):      # only x batched: its examples share one shape
-        return n.call('rt.sum_to', [full, n.call('rt.example_shape', [x])]), Info(False, xi.rank)
+        example = n.call('rt.first_example', [x, n.const(0)])
+        return n.call('rt.unbroadcast', [full, example, y]), Info(False, xi.rank)
     return _sum_to_example_of(b, full, x, xi), Info(True, xi.rank)
 
 
 def _sum_to_example_of(b, full, x, xi):
-    """Batched `full` summed, example by example, to the shape of (an example of) x."""
+    """Batched `full` summed, example by example, to the shape of (an example
+    of) x, as x's adjoint: real where x is (rt.sum_to_batched)."""
     shape = n.call('rt.example_shape' if xi.batched else 'rt.shape', [x])
-    return n.call('rt.sum_to_batched', [full, shape])
+    return n.call('rt.sum_to_batched', [full, shape, x])
 
 
 def _materialize(b, g, gi, y, yi):
@@ -218,7 +220,8 @@ def shifted_axis_helper(b, op, rhs):
 @rule('matmul_vjp')
 def matmul_vjp(b, op, rhs):
     """rt.matmul_vjp / dot_vjp per example, expanded into the products they
-    compute, which are then batched like any product."""
+    compute, which are then batched like any product; cast, as they are, to
+    the operand's dtype (the real part for a real operand)."""
     g, x1, x2, ans, which = (op.inputs[p] for p in op.prim.params[:5])
     infos = [b.info(v) for v in (g, x1, x2, ans)]
     r1, r2, ra = infos[1].rank, infos[2].rank, infos[3].rank
@@ -229,6 +232,14 @@ def matmul_vjp(b, op, rhs):
     if w is None or None in (r1, r2, ra) or min(r1, r2) == 0 or \
             (max(r1, r2) > 2 and (min(r1, r2) < 2 or op.prim.name == 'rt_dot_vjp')):
         return loop(b, op, rhs, mine)
+    out, info = _matmul_vjp_products(b, g, x1, x2, ans, infos, w)
+    return rewrite(b, prim_call('rt_cast_like', [b.tmp(out, info), (x1, x2)[w]]))
+
+
+def _matmul_vjp_products(b, g, x1, x2, ans, infos, w):
+    """The batched products that matmul_vjp's adjoint of operand w is."""
+    r1, r2, ra = infos[1].rank, infos[2].rank, infos[3].rank
+    mine = [r1, r2][w]
     gfull = _materialize(b, g, infos[0], ans, infos[3])
     gi = Info(infos[0].batched or infos[3].batched, ra)
     other, oi = (x2, infos[2]) if w == 0 else (x1, infos[1])     # (ans is read for its shape)
@@ -536,12 +547,36 @@ def adjoint_add(b, op, rhs):
         info = _batched_leaves(known) if other.batched else known
     if _lined_up(i1, i2):
         return rhs, info
+    # Where a leaf's form only the run shows, rt.add of a batched zero (zeros
+    # repeated along the batch) and an unbatched container is that container:
+    # unbatched leaves are repeated along the batch first, so that every leaf
+    # of the sum is batched, as its facts say
+    x1, i1 = _repeated_leaves(b, x1, i1)
+    x2, i2 = _repeated_leaves(b, x2, i2)
+    rhs, info = _with_args(rhs, op, {'a': x1, 'b': x2}), _batched_leaves(info)
     axes = [i1.axes(), i2.axes()]
     widest = b.tmp(n.call('rt.example_rank', [n.tuple_([n.deepcopy(x1), n.deepcopy(x2)]),
                                               literal(tuple(axes))]), SCALAR, '_rank')
     lifted = {p: b.tmp(n.call('rt.lift_leaves', [x, widest, literal(a)]), UNKNOWN)
               for p, x, i, a in (('a', x1, i1, axes[0]), ('b', x2, i2, axes[1])) if i.batched}
     return _with_args(rhs, op, lifted), info
+
+
+def _repeated_leaves(b, x, info):
+    """x with every numeric leaf batched, and its facts."""
+    axes = info.axes()
+    if _every_leaf(axes):
+        return x, info
+    call = n.call('rt.batch_outputs', [x, literal(axes), n.const(0), b.size()])
+    info = _batched_leaves(info)
+    return b.tmp(call, info), info
+
+
+def _every_leaf(axes):
+    """Whether axes (a prefix) batch every leaf."""
+    if isinstance(axes, (tuple, dict)):
+        return all(map(_every_leaf, axes.values() if isinstance(axes, dict) else axes))
+    return axes == 0
 
 
 def _lined_up(a, b):

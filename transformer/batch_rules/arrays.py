@@ -250,6 +250,8 @@ def product_by_einsum(b, op, rhs):
         return loop(b, op, rhs, rank)
     if name in ('vdot', 'outer'):
         x1 = _flat(b, x1, i1)
+        if name == 'vdot':            # vdot conjugates its first operand
+            x1 = b.tmp(prim_call('conjugate', [x1]), Info(i1.batched, 1))
         x2 = _flat(b, x2, i2)
         spec = ('zk,zk->z' if name == 'vdot' else 'zi,zj->zij')
         s1, s2 = spec.split('->')[0].split(',')

@@ -7,7 +7,7 @@ from .. import nodes as n
 from ..batch import (HOOKS, NONE, SCALAR, UNKNOWN, ClosureInfo, Info, NodeInfo, PullbackInfo,
                      container, info_of_value)
 from ..errors import RecursiveBatching
-from ..ir import CallInfo
+from ..ir import CallInfo, packs_keywords
 from .core import _leaf_kinds, _mark_batched, batched, literal, loop, loop_call, rule
 from .adjoints import einsum_vjp
 from .python import node_attribute
@@ -88,8 +88,11 @@ def user_call(b, op, rhs):
 
 def _batched_call(b, rhs, func_info):
     """The call, of a function batched at run time (rt.vmapped), and its Info."""
-    infos = [b.info(a) for a in rhs.args]
-    if rhs.keywords:
+    # `**d` (what a **kwargs parameter takes) goes last by position, as the
+    # callee's generated code takes it (normalize.by_position)
+    args = list(rhs.args) + [k.value for k in rhs.keywords if k.arg is None]
+    infos = [b.info(a) for a in args]
+    if any(k.arg is not None for k in rhs.keywords):
         b.fail('codax vmap: pass arguments of batched user-function calls by position')
     axes = tuple(i.axes() for i in infos)
     info = rhs.codax.obj if getattr(rhs, 'codax', None) is not None else None
@@ -99,7 +102,7 @@ def _batched_call(b, rhs, func_info):
     captured = [literal(func_info.axes())] if func_info.batched else []
     fn = b.tmp(n.call('rt.vmapped', [rhs.func, literal(axes), out_axes] + captured), UNKNOWN,
                '_batched')
-    call = n.call(fn, list(rhs.args))
+    call = n.call(fn, args)
     call.codax = CallInfo('dynamic', label='a batched function')
     return call, out if out is not None else Info(True, None)
 
@@ -126,7 +129,13 @@ def jvp_of_shared_primals(b, rhs, func_info):
     args = [part(primals, i) for i in range(len(b.info(primals).elts))]
     keywords = {k: part(rhs.args[3], k) for k in b.info(rhs.args[3]).elts} \
         if len(rhs.args) == 5 else None
-    output = b.tmp(n.call(n.deepcopy(fnode), args, keywords), UNKNOWN, '_primal')
+    primal = n.call(n.deepcopy(fnode), args, keywords)
+    fn = _static_object(b, fnode)
+    if packs_keywords(fn) and len(args) == fn.__code__.co_argcount + 1 and not keywords:
+        # f(a, **d): the primals end with what f's **kwargs takes (normalize.by_position)
+        primal = n.Call(func=primal.func, args=args[:-1],
+                        keywords=[n.keyword(arg=None, value=args[-1])])
+    output = b.tmp(primal, UNKNOWN, '_primal')
     call, info = _batched_call(b, rhs, func_info)
     tangent = info.elts[1] if isinstance(info.elts, tuple) and len(info.elts) == 2 \
         else Info(True, None)

@@ -401,7 +401,21 @@ def _mark_batched(info):
         return container(tuple(_mark_batched(e) for e in info.elts))
     if isinstance(info.elts, dict):
         return container({k: _mark_batched(e) for k, e in info.elts.items()})
+    if info.kind == 'key':                 # a dict's key is never batched
+        return info
     return Info(True, info.rank, kind=info.kind)
+
+
+def broadcast_axes(info):
+    """The out_axes (for rt.batch_outputs) that batch every numeric leaf of a
+    value of these facts: 0, or a tree keeping its dict keys (None) as they are."""
+    want = _mark_batched(info).axes()
+    return literal(want) if _holds_none(want) else n.const(0)
+
+
+def _holds_none(axes):
+    parts = axes.values() if isinstance(axes, dict) else axes
+    return axes is None or isinstance(axes, (tuple, dict)) and any(map(_holds_none, parts))
 
 
 def _fully_batched(info):

@@ -2,7 +2,8 @@
 from .. import nodes as n
 from ..batch import NONE, UNKNOWN, DictInfo, Info, container, join
 from .core import (ELLIPSIS, ListInfo, SLICE, _fully_batched, _int, _is_none, _is_slice_call,
-                   _mark_batched, _with_args, literal, loop, loop_call, prim_call, rule)
+                   _mark_batched, _with_args, broadcast_axes, literal, loop, loop_call,
+                   prim_call, rule)
 from .arrays import elementwise
 from .shapes import _all_batched, _array_rank
 
@@ -312,7 +313,7 @@ def _broadcast_tree(b, node, info):
     the batch, leaf by leaf."""
     if info.elts is None and info.item is None and info.rank is not None:
         return b.broadcast(node, info)
-    out = n.call('rt.batch_outputs', [node, literal(info.axes()), n.const(0), b.size()])
+    out = n.call('rt.batch_outputs', [node, literal(info.axes()), broadcast_axes(info), b.size()])
     return b.tmp(out, _mark_batched(info))
 
 

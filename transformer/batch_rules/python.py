@@ -1,6 +1,6 @@
 """Batching rules of Python builtins, attributes, and the transformations' helpers."""
 from .. import nodes as n
-from ..batch import (SCALAR, UNKNOWN, DictInfo, Info, Known, NodeInfo, _is_container,
+from ..batch import (KEY, SCALAR, UNKNOWN, DictInfo, Info, Known, NodeInfo, _is_container,
                      _zero_like, container, join)
 from .core import (SLICE, _apply, _axes_of, _copy_replacing, _data_param, _fully_batched, _int,
                    _is_none, _mark_batched, _shifted, _with_args, batched, elementwise_of,
@@ -74,12 +74,20 @@ def shape_of(b, op, rhs):
     """np.shape / np.ndim / np.size of a batched array: of one example."""
     attr = op.prim.name.replace('rt_', '')
     node = op.inputs[_data_param(op)]
+    info = b.info(node)
+    if info.batched and (info.rank is None or _is_container(info) or isinstance(info, NodeInfo)):
+        # a list or tuple (or a value that may be one) has no .ndim: NumPy's
+        # answer for one example, the same for every example of the batch
+        example = b.tmp(n.call('rt.first_example', [node, literal(info.axes())]),
+                        Info(False, None), '_example')
+        return _with_args(rhs, op, {_data_param(op): example}), \
+            (UNKNOWN if attr == 'shape' else SCALAR)
     if attr == 'size' and not _is_none(op.inputs.get('axis')):
         axes = _axes_of(op.inputs['axis'])
-        if not b.info(node).batched or not isinstance(axes, tuple):
+        if not info.batched or not isinstance(axes, tuple):
             return loop(b, op, rhs, 0)
         return _with_args(rhs, op, {'axis': n.const(_shifted(axes)[0])}), SCALAR
-    if not b.info(node).batched:
+    if not info.batched:
         return rhs, attribute(b, n.Attribute(value=node, attr=attr, ctx=n.Load()))[1]
     return attribute(b, n.Attribute(value=node, attr=attr, ctx=n.Load()))
 
@@ -346,6 +354,16 @@ def unbatched_only(b, op, rhs):
     return rhs, SLICE if op.prim.name == 'py_slice' else UNKNOWN
 
 
+@rule('value_sized')
+def value_sized(b, op, rhs):
+    """np.unique's positions (rt.unique_parts), whose number depends on the
+    values: per example with size=, refused without it, at run time (JAX
+    refuses it too)."""
+    if not batched(b, *op.inputs.values()):
+        return rhs, UNKNOWN
+    return loop_call(b, n.dotted('rt.unique_parts_per_example'), rhs.args, rhs.keywords, None)
+
+
 @rule('axes_only')
 def axes_only(b, op, rhs):
     """rt.inverse_axes(axes, a) reads axis numbers only: the same for every example."""
@@ -370,8 +388,8 @@ def container_view(b, op, rhs):
     info = b.info(op.inputs[_data_param(op)]) if op.inputs else UNKNOWN
     if isinstance(info, DictInfo):           # keys known only at run time
         values = Info(info.batched, None, None, info.item)
-        if op.prim.name == 'dict_items':
-            return rhs, Info(info.batched, None, None, container((SCALAR, info.item)))
+        if op.prim.name in ('dict_items', 'dict_items_tangent'):
+            return rhs, Info(info.batched, None, None, container((KEY, info.item)))
         return rhs, values if op.prim.name == 'dict_values' else _keys_info(info)
     if info.elts is None and info.batched:
         return loop(b, op, rhs)
@@ -379,8 +397,8 @@ def container_view(b, op, rhs):
         return rhs, _keys_info(info)          # list(d): its keys
     if isinstance(info.elts, dict):
         values = tuple(info.elts[k] for k in info.elts)
-        if op.prim.name == 'dict_items':
-            return rhs, container(tuple(container((SCALAR, v)) for v in values))
+        if op.prim.name in ('dict_items', 'dict_items_tangent'):
+            return rhs, container(tuple(container((KEY, v)) for v in values))
         if op.prim.name == 'dict_keys':
             return rhs, _keys_info(info)
         return rhs, container(values)
@@ -390,8 +408,8 @@ def container_view(b, op, rhs):
 def _keys_info(info):
     """The facts of a dict's keys, as a list: the same for every example."""
     if isinstance(info.elts, dict):
-        return container(tuple(UNKNOWN for _ in info.elts))
-    return Info(False, None, None, UNKNOWN)
+        return container(tuple(KEY for _ in info.elts))
+    return Info(False, None, None, KEY)
 
 
 @rule('concat')

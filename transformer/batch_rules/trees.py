@@ -2,7 +2,7 @@
 from ..batch import UNKNOWN, Info, container
 from .core import ListInfo, _fully_batched, _is_none, _with_args, rule
 from .indexing import _broadcast_tree
-from runtime.tree import sorted_keys
+from runtime.tree import flat_keys
 
 
 _TREE_DATA = {'tree_leaves': 'tree', 'tree_flatten': 'tree', 'treedef_leaves': 'tree',
@@ -38,11 +38,12 @@ def tree_op(b, op, rhs):
 
 def _tree_leaf_infos(info):
     """The Infos of a tree's leaves in tree_flatten's order (dict keys sorted,
-    a registered node's children as its flatten gives them), or None where a
-    part is not known: a list of unknown length, None, a value of unknown rank."""
+    an OrderedDict's in its order, a registered node's children as its
+    flatten gives them), or None where a part is not known: a list of
+    unknown length, None, a value of unknown rank."""
     if isinstance(info.elts, (tuple, dict)):
         parts = list(info.elts) if isinstance(info.elts, tuple) \
-            else [info.elts[k] for k in sorted_keys(info.elts)]
+            else [info.elts[k] for k in flat_keys(info.elts)]
         leaves = [_tree_leaf_infos(p) for p in parts]
         return None if None in leaves else [x for part in leaves for x in part]
     if info.item is not None or info.rank is None:
