@@ -1069,7 +1069,7 @@ class Flattener:
         args = [array, self.index_value(sub.slice, buf)] + [self.atom(a, buf) for a in e.args]
         kws = [n.keyword(arg=k.arg, value=self.atom(k.value, buf)) for k in e.keywords]
         if prim.defined:       # the derivative passes see a call, which passes by position
-            args, kws = _by_position(prim.targets[0], args, kws)
+            args, kws = self.by_position(prim.targets[0], None, args, kws, e, buf)
         return self._prim_call(prim, args, kws, e, f'at(...)[...].{method}()')
 
     def method_call(self, e, buf):
@@ -1109,9 +1109,10 @@ class Flattener:
 
     def by_position(self, fn, func, args, kws, origin, buf, every=False, fill=False):
         """The arguments of a call to user function `fn` (`func`, as the call
-        names it) as generated code passes them: keyword arguments at their
-        positions, skipped parameters at their literal defaults, with `every`
-        the trailing defaults too. A default that is no literal is read off
+        names it; or a defined primitive's function, `func` None) as generated
+        code passes them: keyword arguments at their positions, skipped
+        parameters at their literal defaults, with `every` the trailing
+        defaults too. A default that is no literal is read off
         the function at run time (rt.default_argument) where `fn` has
         **kwargs, or with `fill`; else the keywords stay. What a **kwargs
         parameter takes is one dict, passed as `**d` after the named
@@ -1143,7 +1144,9 @@ class Flattener:
                 out.append(self.default_argument(func, i, origin, buf))
             else:
                 return args, kws
-        if given:                   # what **kwargs takes (else bind refused the call)
+        if given and not packs:     # no parameter's (a user call's binding was checked)
+            return args, kws
+        if given:                   # what **kwargs takes
             keys = [n.const(k) for k in given]
             passed = [n.keyword(arg=None, value=self._atomize(
                 n.Dict(keys=keys, values=list(given.values())), buf))]
@@ -1210,30 +1213,6 @@ def _names_holding(values, holds, params, given=()):
 
 def _is_at_function(obj):
     return getattr(obj, '__codax_at__', False) is True
-
-
-def _by_position(fn, args, kws, every=False):
-    """Keyword arguments of a call to a defined primitive moved to their
-    positions (skipped parameters get their literal defaults), so that
-    generated code passes everything by position; with `every`, the trailing
-    defaults too. Left as keywords if a skipped default is not a literal, or
-    a keyword is no named parameter's."""
-    if not kws and not every:
-        return args, kws
-    given = {k.arg: k.value for k in kws}
-    out = list(args)
-    for param in list(inspect.signature(fn).parameters.values())[len(args):]:
-        if param.kind not in (param.POSITIONAL_ONLY, param.POSITIONAL_OR_KEYWORD):
-            break
-        if param.name in given:
-            out.append(given.pop(param.name))
-        elif not given and not every:
-            break
-        elif param.default is not param.empty and _literal(param.default):
-            out.append(n.const(param.default))
-        else:
-            return args, kws
-    return (args, kws) if given else (out, [])
 
 
 def _negative_literal(node):
