@@ -733,6 +733,11 @@ def dense_batched(t, x, t_batched, x_batched, size):
         # (as the batch pass knows it), so rules that skip a zero tangent
         # (x ** n's log(x) term) skip it batched too
         return ZERO
+    if callable(x) and not is_array(x) and node_children(x) is None:
+        # so is a function's (a saved pullback's backward function), which
+        # the batch pass knows unbatched: a zeros array kept here (rt.dense
+        # keeps t) would be batched again by the next vmap (jacfwd(jacfwd(jacrev)))
+        return ZERO
     if not (t_batched or x_batched):
         return dense(t, x)
     if not is_array(x) and (t_batched and not is_zero(t) or x_batched and is_zero(t)):

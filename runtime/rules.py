@@ -1820,6 +1820,21 @@ def safe_log(x):
     return xp.where(positive | (x == 0), logs, xp.asarray(xp.nan, dtype=logs.dtype))
 
 
+
+def log_times(u, x):
+    """u * log(x) (log 0 taken as 0), and 0 wherever u is 0, even at a
+    negative x whose log is nan: the exponent's term of d(x1 ** x2). A
+    derivative of derivative code sends this term a zero cotangent when the
+    exponent's adjoint is dropped (a constant passed to a helper), and its
+    rules are this function again, so 0 * nan never appears at any order."""
+    if not is_array(u) and not hasattr(u, 'dtype') and not is_array(x) \
+            and not hasattr(x, 'dtype'):
+        return 0.0 if u == 0 else u * safe_log(x)
+    xp = array_module(u, x)
+    out = u * safe_log(xp.where(u == 0, 1, x))
+    # a number exponent made an array by where must not widen u's float32
+    return out if hasattr(x, 'dtype') else cast_like(out, u)
+
 # ---------------------------------------------------------------------------
 # Jacobians built by generated code (codax.jacfwd / codax.jacrev), one
 # column or row at a time; linear in the columns/rows, so they have records.

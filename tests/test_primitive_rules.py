@@ -886,6 +886,8 @@ cases('irfft', C(U(4) + 1j * U(4)), C(U(3) + 1j * U(3), 5), C(_Z, 4, 0, 'ortho')
 cases('dict_items_tangent', C({'a': U(2), 'b': U(3)}), C({'w': U(2, 2)}))
 cases('rt_einsum_vjp_spec', C('ij,jk->ik', 2, 0), C('ij->j', 1, 0), C('ii->', 1, 0))
 cases('rt_einsum_vjp_spread', C('ij,jk->ik', 2, 1), C('ij->j', 1, 0), C('...i,i', 2, 0))
+cases('rt_log_times', C(NZ(3), P(3)), C(NZ(2, 3), P(3)), C(NZ(2, 3), 1.5), C(0.7, P(2)),
+      C(NZ(3), P(2, 1)))
 
 
 # --------------------------------------------------------------------------

@@ -55,7 +55,7 @@ binary('true_divide', 'g / x2', '-g * ans / x2', '(x1 / x2)',
 # vmap's basis makes zeros) takes the log of 1 instead, for the same reason
 # (cast as the power is: a number base made an array must not widen it); a
 # nonzero one at a negative base gives nan, as in JAX.
-binary('power', 'g * x2 * x1 ** (x2 - 1)', 'g * ans * rt.safe_log(x1)',
+binary('power', 'g * x2 * x1 ** (x2 - 1)', 'rt.log_times(g * ans, x1)',
        'pow(x1, x2)', targets=(numpy.power, numpy.float_power, pow, __import__('math').pow),
        jvp={'x1': 't * x2 * x1 ** (x2 - 1)',
             'x2': '0.0 if rt.is_zero(t) else '
@@ -100,6 +100,15 @@ for _name, _c in _BINARY_TESTS.items():
     nondifferentiable(_name, 'x1, x2, /, out=None, where=True, dtype=None', c_expr=_c)
 nondifferentiable('round', 'a, decimals=0, out=None', targets=(numpy.round, numpy.around, round),
                   methods=('round',))
+
+# The exponent's adjoint term u * log(x1), zero where u is (see rules.log_times):
+# its derivatives are that term again, so every order stays free of 0 * nan.
+primitive('rt_log_times', 'u, x',
+          {'u': 'rt.unbroadcast(rt.log_times(g, x), u, ans)',
+           'x': 'rt.unbroadcast(g * u / xp.where(x == 0, xp.inf, x), x, ans)'},
+          jvp={'u': 'rt.log_times(t, x)',
+               'x': 'rt.cast_like(t * u / xp.where(x == 0, xp.inf, x), ans)'},
+          targets=(rules.log_times,), impl='rt.log_times', family='adjoint', batch='elementwise')
 
 # Selection: `ans` is the output, so the operands are named as NumPy names them.
 primitive('where', 'condition, x=None, y=None',

@@ -11,7 +11,8 @@ cotangent's rfft with the inverse scaling, each output counted twice but the
 first (and, for even n, the last), conjugated. All written with
 primitives, so every order of derivative holds. The one-axis transforms
 batch as a scan does (their axis shifted past the batch axis); the others
-run per example, their axes numbering the example's.
+shift literal axes likewise (transformer/batch_rules/arrays.py fft_axes) and
+run per example where the axes are known only at run time.
 """
 import numpy
 
@@ -69,6 +70,9 @@ def irfft_mask(n, axis, ndim):
     return mask.reshape(shape)
 
 
+# Rule templates fold these at compile time where their arguments are literals.
+fft_axes.codax_static = resizes.codax_static = True
+
 linear('rt_resized', 'x, like, axes=None', {'x': f'rt.resized({_G}, x, axes)'},
        targets=(resized,), impl='rt.resized', family='linalg', batch='loop')
 linear('rt_real_like', 'x, dtype', {'x': 'g'}, targets=(real_like,), impl='rt.real_like',
@@ -104,7 +108,7 @@ for _name, _sig in (('fft2', 'a, s=None, axes=(-2, -1), norm=None, out=None'),
     _inverse = _name.startswith('i')
     _transform(_name, _sig, 'rt.real_like(' + _back(
         f'xp.fft.{"ifftn" if _inverse else "fftn"}({_G}, None, {_AXES}, norm)', 's', _AXES)
-        + ', a.dtype)')
+        + ', a.dtype)', batch='fft_axes')
 
 _LENGTH = '(rt.shape(a)[axis] if n is None else n)'
 _transform('rfft', _SIG_1D,

@@ -104,6 +104,36 @@ def _reduced_rank(kind, rank, axes, keepdims):
     return rank - len(axes)
 
 
+
+@rule('fft_axes')
+def fft_axes(b, op, rhs):
+    """numpy.fft's n-dimensional transforms (fft2, fftn and their inverses)
+    at literal axes: those of the example, shifted past the batch axis;
+    axes=None with s=None (every axis) is every example axis. Otherwise,
+    per example."""
+    x, info = op.inputs['a'], b.info(op.inputs['a'])
+    if not info.batched or batched(b, *(node for p, node in op.inputs.items() if p != 'a')):
+        return loop(b, op, rhs, info.rank)
+    given = op.inputs.get('axes')
+    axes = _axes_of(given) if 'axes' in op.inputs else op.prim.signature.parameters['axes'].default
+    size = op.inputs.get('s')
+    if axes == 'dynamic' or not (_is_none(size) or isinstance(size, (n.Tuple, n.Constant))):
+        return loop(b, op, rhs, info.rank)
+    if axes is None and _is_none(size):
+        if info.rank is None:
+            return loop(b, op, rhs, info.rank)
+        axes = tuple(range(info.rank))
+    # axes past the example's own (NumPy's error, per example) must not reach
+    # the batch axis
+    count = len(axes) if axes is not None else len(size.elts) if isinstance(size, n.Tuple) \
+        else len(size.value) if isinstance(size.value, tuple) else None
+    low = min(axes) if axes else -(count or 0)
+    if info.rank is None or count is None or count > info.rank or low < -info.rank:
+        return loop(b, op, rhs, info.rank)
+    if axes is None:                # the last len(s) axes: counted from the end, as they are
+        return rhs, Info(True, info.rank)
+    return _with_args(rhs, op, {'axes': n.const(_shifted(axes))}), Info(True, info.rank)
+
 @rule('norm')
 def norm(b, op, rhs):
     x, info = op.inputs['x'], b.info(op.inputs['x'])
