@@ -20,14 +20,23 @@ one is bound to), `function` being something codax differentiates (NumPy it
 reads, a custom rule). A form without it is that call itself, bound to its
 own signature. rt.vjp_call and rt.jvp_call (codax's transformations,
 through their hooks) differentiate it.
+
+Second derivatives (hessian, grad of grad under vmap over keys) come the
+same way, from the hooks' nested calls of that one call (reverse over
+forward, forward over forward): the rules of batched_form_vjp and
+batched_form_jvp are these two again and batched_form_hvp /
+batched_form_jvp2, which have no rules of their own (no third derivatives
+of draws inside vmap).
 """
 import inspect
+
+import numpy
 
 from .backend import is_array
 from .adjoint import ZERO, is_zero, item, jvp_call, materialize, pullback, vjp_call
 
-__all__ = ['batched_form', 'batched_form_vjp', 'batched_form_jvp', 'Abstract',
-           'batched_form_rank']
+__all__ = ['batched_form', 'batched_form_vjp', 'batched_form_jvp', 'batched_form_hvp',
+           'batched_form_jvp2', 'Abstract', 'batched_form_rank']
 
 
 def batched_form(fn, args, kwargs):
@@ -57,7 +66,14 @@ def batched_form_vjp(cot, fn, args, kwargs):
         return ZERO, ZERO
     function, values, names = _differentiable(fn, args, kwargs)
     out, pb = vjp_call(function, *values)
-    adjoints = pullback(pb, materialize(cot, out))
+    return _by_argument(pullback(pb, materialize(cot, out)), values, names, args, kwargs)
+
+
+def _by_argument(adjoints, values, names, args, kwargs):
+    """Adjoints of the call's values, one per name, as (adjoint of args,
+    adjoint of kwargs)."""
+    if is_zero(adjoints):
+        return ZERO, ZERO
     by_name = {name: _of_dtype(item(adjoints, i), value)
                for i, (name, value) in enumerate(zip(names, values))}
     return (tuple(by_name[name] for name in names[:len(args)]),
@@ -74,16 +90,64 @@ def _of_dtype(adjoint, x):
     return adjoint
 
 
+def _tangents(names, values, args, kwargs, targs, tkwargs):
+    """The tangent of each of the call's values, by name, from tangents of
+    args and kwargs (each may be the zero 0.0); the zero for values that are
+    not differentiated (keys, shapes); None where all are zero."""
+    given = {name: item(targs, i) for i, name in enumerate(names[:len(args)])}
+    given.update((key, item(tkwargs, key)) for key in kwargs)
+    tangents = tuple(given.get(name, ZERO) if _inexact(value) else ZERO
+                     for name, value in zip(names, values))
+    return None if all(is_zero(t) for t in tangents) else tangents
+
+
+def _inexact(value):
+    """Whether a value has float or complex leaves (a key, a shape, a dtype:
+    no tangent)."""
+    if isinstance(value, (tuple, list, dict)):
+        return any(_inexact(v) for v in (value.values() if isinstance(value, dict) else value))
+    dtype = getattr(value, 'dtype', None)
+    return isinstance(value, (float, complex)) or \
+        (isinstance(dtype, numpy.dtype) and dtype.kind in 'fc')
+
+
 def batched_form_jvp(fn, args, kwargs, targs, tkwargs):
     """The tangent of ans = batched_form(fn, args, kwargs) for tangents
     `targs` of args and `tkwargs` of kwargs (each may be the zero 0.0)."""
     function, values, names = _differentiable(fn, args, kwargs)
-    given = {name: item(targs, i) for i, name in enumerate(names[:len(args)])}
-    given.update((key, item(tkwargs, key)) for key in kwargs)
-    tangents = tuple(given.get(name, ZERO) for name in names)
-    if all(is_zero(t) for t in tangents):
+    tangents = _tangents(names, values, args, kwargs, targs, tkwargs)
+    if tangents is None:
         return ZERO
     return jvp_call(function, tuple(values), tangents)[1]
+
+
+def batched_form_hvp(hargs, hkwargs, cot, fn, args, kwargs):
+    """(adjoint of args, adjoint of kwargs) of <cot, J h>, J the Jacobian of
+    batched_form(fn, args, kwargs) and h = (hargs, hkwargs) a tangent of its
+    arguments. It is both the VJP of batched_form_jvp with tangent h and the
+    JVP of batched_form_vjp of cot in direction h (second derivatives are
+    symmetric): the batched call's tangent sweep, differentiated in reverse."""
+    function, values, names = _differentiable(fn, args, kwargs)
+    tangents = _tangents(names, values, args, kwargs, hargs, hkwargs)
+    if is_zero(cot) or tangents is None:
+        return ZERO, ZERO
+    (_, tangent), pb = vjp_call(jvp_call, function, tuple(values), tangents)
+    adjoints = pullback(pb, (ZERO, materialize(cot, tangent)))
+    return _by_argument(item(adjoints, 1), values, names, args, kwargs)
+
+
+def batched_form_jvp2(fn, args, kwargs, targs, tkwargs, dargs, dkwargs):
+    """The tangent of batched_form_jvp(fn, args, kwargs, targs, tkwargs) when
+    args and kwargs move by (dargs, dkwargs): the batched call's tangent
+    sweep, differentiated forward."""
+    function, values, names = _differentiable(fn, args, kwargs)
+    tangents = _tangents(names, values, args, kwargs, targs, tkwargs)
+    moves = _tangents(names, values, args, kwargs, dargs, dkwargs)
+    if tangents is None or moves is None:
+        return ZERO
+    _, (_, second) = jvp_call(jvp_call, (function, tuple(values), tangents),
+                              (ZERO, moves, ZERO))
+    return second
 
 
 class Abstract:

@@ -42,10 +42,10 @@ NO_DERIVATIVE = {
     'rt_batch_loop': 'runs any function once per example: forward mode goes through its '
                      'Python definition (codax/calls.py) instead of rules; reverse mode '
                      'is not supported yet',
-    'rt_batched_form_vjp': "rt_batched_form's VJP: no second derivatives of draws inside "
-                           'vmap (the derivative of the batched call runs through hooks)',
-    'rt_batched_form_jvp': "rt_batched_form's JVP: no second derivatives of draws inside "
-                           'vmap (the derivative of the batched call runs through hooks)',
+    'rt_batched_form_hvp': "rt_batched_form's second derivative (reverse): no third "
+                           'derivatives of draws inside vmap',
+    'rt_batched_form_jvp2': "rt_batched_form's second derivative (forward): no third "
+                            'derivatives of draws inside vmap',
     'at_apply': 'at(x)[idx].apply(func) runs any function: derivatives go through its '
                 'Python definition (codax/numpy.py) instead of rules',
 }
@@ -545,7 +545,7 @@ cases('rt_inverse_axes', C((1, 2, 0), U(2, 3, 4)), C(None, U(2)), C((-1, 0), U(2
 cases('rt_negate', C((1, -2)), C(3))
 cases('rt_inexact_only', C(U(3), U(3)), C(U(3), np.arange(3)), C(0.5, np.int64(2)))
 cases('rt_abs_slope', C(NZ(3)), C(-0.5), C(np.float32(2.0)), C(NZ(2, 2)),
-      C(U(3) + 1j * NZ(3)), C(np.complex64(0.5 - 1.5j)))
+      C(U(3) + 1j * NZ(3)), C(0.5 - 1.5j))   # (complex64 finite differences are too coarse)
 cases('iscomplexobj', C(U(3)), C(U(2) + 1j * U(2)), C(0.5))
 cases('rt_imag_vjp', C(U(3), U(3)), C(0.5, 1.5))
 
@@ -645,7 +645,7 @@ cases('rt_batched_form', C(_draw, (_KEYS, 3), {}), C(_draw, (_KEYS,), {'n': (2, 
       C(_random.uniform, (_KEYS, (3,)), {'minval': U(3), 'maxval': 2.5}),
       C(_random.truncated_normal, (_KEYS, -1.0 + U(2, 1) / 4, 0.5 + U(2) / 4), {}))
 cases('rt_batched_form_vjp', C(U(4, 3), _random.uniform, (_KEYS, (3,)), {'maxval': 2.5}))
-cases('rt_batched_form_jvp', C(_random.uniform, (_KEYS, (3,)), {'maxval': 2.5}, 0.0,
+cases('rt_batched_form_jvp', C(_random.uniform, (_KEYS, (3,)), {'maxval': 2.5}, (0.0, 0.0),
                                {'maxval': 1.0}))
 
 # ---- pytrees: codax.tree_util inside transformed code ----
@@ -888,6 +888,15 @@ cases('rt_einsum_vjp_spec', C('ij,jk->ik', 2, 0), C('ij->j', 1, 0), C('ii->', 1,
 cases('rt_einsum_vjp_spread', C('ij,jk->ik', 2, 1), C('ij->j', 1, 0), C('...i,i', 2, 0))
 cases('rt_log_times', C(NZ(3), P(3)), C(NZ(2, 3), P(3)), C(NZ(2, 3), 1.5), C(0.7, P(2)),
       C(NZ(3), P(2, 1)))
+# second derivatives of draws under vmap: truncated_normal's draws are not
+# linear in its bounds
+_TN = (_KEYS, -1.0 + U(2, 1) / 4, 0.5 + U(2) / 4)
+CASES['rt_batched_form_vjp'] += [C(U(4, 2, 2), _random.truncated_normal, _TN, {})]
+CASES['rt_batched_form_jvp'] += [C(_random.truncated_normal, _TN, {}, (0.0, U(2, 1), U(2)), {})]
+cases('rt_batched_form_hvp', C((0.0, U(2, 1), U(2)), {}, U(4, 2, 2), _random.truncated_normal,
+                               _TN, {}))
+cases('rt_batched_form_jvp2', C(_random.truncated_normal, _TN, {}, (0.0, U(2, 1), U(2)), {},
+                                (0.0, U(2, 1), U(2)), {}))
 
 
 # --------------------------------------------------------------------------

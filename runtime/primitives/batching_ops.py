@@ -91,11 +91,38 @@ primitive('rt_batched_form', 'fn, args, kwargs',
           nondiff=('fn',), targets=(batched_forms.batched_form,),
           impl='rt.batched_form', family='batching', batch='batched_form')
 # Its derivatives, as primitives so that code calling them can be batched
-# again (vmap of grad of vmapped draws: one call per example); they have no
-# derivatives of their own (no second derivatives of draws inside vmap).
-primitive('rt_batched_form_vjp', 'cot, fn, args, kwargs', {}, nondiff=('fn',),
-          targets=(batched_forms.batched_form_vjp,), impl='rt.batched_form_vjp',
-          family='batching', batch='loop')
-primitive('rt_batched_form_jvp', 'fn, args, kwargs, targs, tkwargs', {}, nondiff=('fn',),
-          targets=(batched_forms.batched_form_jvp,), impl='rt.batched_form_jvp',
-          family='batching', batch='loop')
+# again (vmap of grad of vmapped draws: one call per example). Their own
+# derivatives: the VJP is linear in cot (its transpose is the JVP and back),
+# the JVP in its tangents; in args and kwargs both are second derivatives of
+# the batched call, batched_form_hvp (reverse: the same for both, second
+# derivatives being symmetric) and batched_form_jvp2 (forward).
+primitive('rt_batched_form_vjp', 'cot, fn, args, kwargs',
+          {'cot': 'rt.cast_like(rt.batched_form_jvp(fn, args, kwargs, rt.item(g, 0), '
+                  'rt.item(g, 1)), cot)',
+           'args': 'rt.item(rt.batched_form_hvp(rt.item(g, 0), rt.item(g, 1), cot, fn, args, '
+                   'kwargs), 0)',
+           'kwargs': 'rt.item(rt.batched_form_hvp(rt.item(g, 0), rt.item(g, 1), cot, fn, '
+                     'args, kwargs), 1)'},
+          jvp={'cot': 'rt.batched_form_vjp(t, fn, args, kwargs)',
+               'args': 'rt.batched_form_hvp(t, 0.0, cot, fn, args, kwargs)',
+               'kwargs': 'rt.batched_form_hvp(0.0, t, cot, fn, args, kwargs)'},
+          nondiff=('fn',), targets=(batched_forms.batched_form_vjp,),
+          impl='rt.batched_form_vjp', family='batching', batch='loop')
+primitive('rt_batched_form_jvp', 'fn, args, kwargs, targs, tkwargs',
+          {'args': 'rt.item(rt.batched_form_hvp(targs, tkwargs, g, fn, args, kwargs), 0)',
+           'kwargs': 'rt.item(rt.batched_form_hvp(targs, tkwargs, g, fn, args, kwargs), 1)',
+           'targs': 'rt.item(rt.batched_form_vjp(g, fn, args, kwargs), 0)',
+           'tkwargs': 'rt.item(rt.batched_form_vjp(g, fn, args, kwargs), 1)'},
+          jvp={'args': 'rt.batched_form_jvp2(fn, args, kwargs, targs, tkwargs, t, 0.0)',
+               'kwargs': 'rt.batched_form_jvp2(fn, args, kwargs, targs, tkwargs, 0.0, t)',
+               'targs': 'rt.batched_form_jvp(fn, args, kwargs, t, 0.0)',
+               'tkwargs': 'rt.batched_form_jvp(fn, args, kwargs, 0.0, t)'},
+          nondiff=('fn',), targets=(batched_forms.batched_form_jvp,),
+          impl='rt.batched_form_jvp', family='batching', batch='loop')
+# The second derivatives: no rules (no third derivatives of draws inside vmap).
+primitive('rt_batched_form_hvp', 'hargs, hkwargs, cot, fn, args, kwargs', {},
+          nondiff=('fn',), targets=(batched_forms.batched_form_hvp,),
+          impl='rt.batched_form_hvp', family='batching', batch='loop')
+primitive('rt_batched_form_jvp2', 'fn, args, kwargs, targs, tkwargs, dargs, dkwargs', {},
+          nondiff=('fn',), targets=(batched_forms.batched_form_jvp2,),
+          impl='rt.batched_form_jvp2', family='batching', batch='loop')
