@@ -290,7 +290,7 @@ class _Checkpoint(_Wrapper):
                 f'def bwd_{name}(tape, cotangent):\n'
                 f'    ({args},) = tape\n'
                 f'    out, pb = rt.vjp_call(fun, {args})\n'
-                + (f'    return rt.pullback(pb, cotangent)\n' if not fixed else
+                + ('    return rt.pullback(pb, cotangent)\n' if not fixed else
                    f'    adjoints = rt.pullback(pb, cotangent)\n'
                    f'    return ({picks},)\n'))
         space = _generate(text, f'checkpoint({name})', {'fun': self.fun})

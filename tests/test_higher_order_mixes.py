@@ -6,7 +6,6 @@ Every value is checked against central finite differences of a lower-order
 codax derivative (itself checked elsewhere against NumPy) or a gradient
 written by hand. Shapes are tiny: third derivatives compile a lot of code.
 """
-import itertools
 
 import numpy as np
 import pytest

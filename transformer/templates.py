@@ -79,10 +79,11 @@ class _Fold(n.NodeTransformer):
         return node
 
     def visit_Call(self, node):
-        """`rt.sum_vjp(g, x, None, ...)` and `rt.sum_vjp(g, x, axis, True)` are `g`;
-        `len((a, b))` is 2; rt.dense of rt.dense is the inner one; a static helper (`codax_static`) of constants is its
-        value; a multilinear einsum of a known-zero tangent is the zero, 0.0,
-        and `rt.add` of the zero is the other term."""
+        """`rt.sum_vjp(g, x, None, ...)` and `rt.sum_vjp(g, x, axis, True)` are
+        `g`; `len((a, b))` is 2; rt.dense of rt.dense is the inner one; a
+        static helper (`codax_static`) of constants is its value; a
+        multilinear einsum of a known-zero tangent is the zero, 0.0, and
+        `rt.add` of the zero is the other term."""
         self.generic_visit(node)
         if _is_rt(node.func, 'sum_vjp') and len(node.args) == 4 and not node.keywords:
             axis, keepdims = node.args[2], node.args[3]

@@ -111,7 +111,7 @@ def fft_axes(b, op, rhs):
     at literal axes: those of the example, shifted past the batch axis;
     axes=None with s=None (every axis) is every example axis. Otherwise,
     per example."""
-    x, info = op.inputs['a'], b.info(op.inputs['a'])
+    info = b.info(op.inputs['a'])
     if not info.batched or batched(b, *(node for p, node in op.inputs.items() if p != 'a')):
         return loop(b, op, rhs, info.rank)
     given = op.inputs.get('axes')
