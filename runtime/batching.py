@@ -224,20 +224,18 @@ def select(condition, x, y, axes):
     gets trailing axes to line up with each leaf's own axes."""
     condition = _per_example(condition, x, y, axes)
     xp = array_module(condition)
-    if tree_flatten(x)[1] != tree_flatten(y)[1] and condition.size:
+    (x_leaves, x_tree), (y_leaves, y_tree) = tree_flatten(x), tree_flatten(y)
+    if x_tree != y_tree and condition.size and (condition.all() or not condition.any()):
         # a condition that only looked batched (a Python bool repeated on a
         # tape) takes one branch for every example: its values, batched
-        if condition.all() or not condition.any():
-            which = 0 if condition.all() else 1
-            chosen = (x, y)[which]
-            leaves, treedef = tree_flatten(chosen)
-            size = condition.shape[0]
-            ax = _leaf_axes(axes, (x, y))[which * len(tree_flatten(x)[0]):]
-            return tree_unflatten(treedef, [broadcast_batch(leaf, size)
-                                            if axis is None and _numeric(leaf) else leaf
-                                            for leaf, axis in zip(leaves, ax)])
+        both_axes = _leaf_axes(axes, (x, y))
+        leaves, treedef, leaf_axes = (x_leaves, x_tree, both_axes) if condition.all() else \
+            (y_leaves, y_tree, both_axes[len(x_leaves):])
+        return tree_unflatten(treedef, [
+            broadcast_batch(leaf, condition.shape[0]) if axis is None and _numeric(leaf)
+            else leaf for leaf, axis in zip(leaves, leaf_axes)])
     out = [xp.where(c, a, b) for c, a, b, _, _ in _select_leaves(condition, x, y, axes)]
-    return tree_unflatten(tree_flatten(x)[1], out)
+    return tree_unflatten(x_tree, out)
 
 
 def _per_example(condition, x, y, axes):

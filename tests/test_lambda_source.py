@@ -230,14 +230,22 @@ def test_error_on_the_second_line_of_a_lambda():
     assert code_row.index("np.unwrap") == caret.index("^")
 
 
-def test_out_of_date_source_with_lambdas_alike_is_a_clear_error(tmp_path):
-    path = tmp_path / "stale_lambdas.py"
-    path.write_text("pair = (lambda x: x * 2.0, lambda x: x * 3.0)\n")
-    spec = importlib.util.spec_from_file_location("stale_lambdas", path)
+def _imported_then_edited(tmp_path, name, before, after):
+    """A module imported from `before`, whose file then reads `after`."""
+    path = tmp_path / f"{name}.py"
+    path.write_text(before)
+    spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    path.write_text("pair = (lambda x: x * 40.0, lambda x: x * 50.0)\n")
+    path.write_text(after)
     linecache.checkcache(str(path))
+    return module
+
+
+def test_out_of_date_source_with_lambdas_alike_is_a_clear_error(tmp_path):
+    module = _imported_then_edited(tmp_path, "stale_lambdas",
+                                   "pair = (lambda x: x * 2.0, lambda x: x * 3.0)\n",
+                                   "pair = (lambda x: x * 40.0, lambda x: x * 50.0)\n")
     with pytest.raises(TypeError, match=re.escape("could not be told apart")):
         codax.grad(module.pair[0])(1.0)
 
@@ -275,12 +283,7 @@ def test_lambda_continued_inside_call_arguments():
 
 def test_out_of_date_source_with_a_lone_lambda_is_a_clear_error(tmp_path):
     # the one lambda on the line now is not the function that runs: never use it
-    path = tmp_path / "stale_lone_lambda.py"
-    path.write_text("f = lambda x: x * 2.0\n")
-    spec = importlib.util.spec_from_file_location("stale_lone_lambda", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    path.write_text("f = lambda x: x * 40.0\n")
-    linecache.checkcache(str(path))
+    module = _imported_then_edited(tmp_path, "stale_lone_lambda", "f = lambda x: x * 2.0\n",
+                                   "f = lambda x: x * 40.0\n")
     with pytest.raises(codax.SourceError, match=r"stale_lone_lambda\.py:1"):
         codax.grad(module.f)(1.0)

@@ -49,17 +49,14 @@ binary('subtract', 'g', '-g', '(x1 - x2)', math_name='')
 binary('multiply', 'g * x2', 'g * x1', '(x1 * x2)', math_name='')
 binary('true_divide', 'g / x2', '-g * ans / x2', '(x1 / x2)',
        targets=(numpy.true_divide, numpy.divide))
-# An integer exponent read back from a derivative's tape has a zero tangent;
-# the exponent's term is skipped then, or 0 * log(negative base) would be nan.
-# A zero tangent held in an array (a number passed to a helper, whose tangent
-# vmap's basis makes zeros) takes the log of 1 instead, for the same reason
-# (cast as the power is: a number base made an array must not widen it); a
-# nonzero one at a negative base gives nan, as in JAX.
+# The exponent's term, g * ans * log(x1), is zero wherever its factor is
+# (rt.log_times): an integer exponent read back from a tape, or a number
+# passed to a helper, has a zero tangent or cotangent, and 0 * log(negative
+# base) would be nan at every order; a nonzero one there gives nan, as in JAX.
 binary('power', 'g * x2 * x1 ** (x2 - 1)', 'rt.log_times(g * ans, x1)',
        'pow(x1, x2)', targets=(numpy.power, numpy.float_power, pow, __import__('math').pow),
        jvp={'x1': 't * x2 * x1 ** (x2 - 1)',
-            'x2': '0.0 if rt.is_zero(t) else '
-                  't * ans * rt.cast_like(rt.safe_log(xp.where(t == 0, 1, x1)), ans)'})
+            'x2': '0.0 if rt.is_zero(t) else rt.log_times(t * ans, x1)'})
 binary('arctan2', 'g * x2 / (x1 * x1 + x2 * x2)', '-g * x1 / (x1 * x1 + x2 * x2)',
        'atan2(x1, x2)', math_name='atan2')
 # At the origin, where x / hypot is 0 / 0, JAX's hypot (max(|x1|, |x2|)
