@@ -13,6 +13,9 @@ Transformations see a call `c(*args)` of a closure as the call
 so the adjoint a pullback returns for the closure comes last, after those
 of the arguments.
 """
+import itertools
+
+
 class Closure(tuple):
     """A closure: the tuple of its captured values, callable. Each lifted
     function has its own subclass (`closure_type`) holding it, so code that
@@ -73,7 +76,52 @@ def transformation(fun, transform, args, kwargs):
 
 def captured_cotangent(ct, c, k):
     """The adjoint of closure `c` when only its k-th captured value has
-    adjoint `ct`: a tuple with zeros elsewhere."""
-    if type(ct) is float and ct == 0.0:          # the zero adjoint (rt.ZERO)
-        return ct
+    adjoint `ct`: a tuple with zeros elsewhere. Always a tuple, even of the
+    zero adjoint, so that its structure is the one the batch pass assumes
+    (transformer/batch_rules/calls.py) and its tangent's."""
     return tuple(ct if i == k else 0.0 for i in range(len(c)))
+
+
+_keyword_callers = {}
+_caller_labels = itertools.count()
+
+
+def with_keywords(fun, count, names):
+    """`fun` as a function of positional arguments only: its first `count`
+    are passed on by position, the rest as the keywords `names`. normalize
+    writes a call `h(x, scale=s)` of a function held in a variable as
+    `with_keywords(h, 1, ('scale',))(x, s)` (through `transformation`), so
+    the call's keywords are seen where h is known: in this function's source,
+    which calls h by name. Of a closure it is a closure of the same captured
+    values, as every transformation of one is."""
+    if isinstance(fun, Closure):
+        return closure(with_keywords(fun.function, count + len(fun), names), *fun)
+    key = (id(fun), count, names)
+    hit = _keyword_callers.get(key)
+    if hit is None or hit[0] is not fun:
+        if len(_keyword_callers) > 4096:
+            _keyword_callers.clear()
+        hit = _keyword_callers[key] = (fun, _keyword_caller(fun, count, names))
+    return hit[1]
+
+
+def _keyword_caller(fun, count, names):
+    """`def h_with_keywords(a0, .., scale): return fun(a0, .., scale=scale)`,
+    with readable source (linecache) that transformations read."""
+    import linecache
+    positional = [f'a{i}' for i in range(count)]
+    while set(positional) & set(names):                 # a keyword named a0
+        positional = ['_' + p for p in positional]
+    callee = 'fun'
+    while callee in names or callee in positional:
+        callee += '_'
+    name = getattr(fun, '__name__', 'function')
+    name = f'{name}_with_keywords' if name.isidentifier() else 'function_with_keywords'
+    text = (f'def {name}({", ".join(positional + list(names))}):\n'
+            f'    return {callee}({", ".join(positional + [f"{k}={k}" for k in names])})\n')
+    filename = f'<codax {name} #{next(_caller_labels)}>'
+    linecache.cache[filename] = (len(text), None, text.splitlines(True), filename)
+    namespace = {callee: fun}
+    exec(compile(text, filename, 'exec'), namespace)
+    return namespace[name]
+

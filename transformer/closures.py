@@ -93,10 +93,8 @@ class _Converter:
                 raise error_at(default, 'a nested function\'s default values must be '
                                'literals here', self.unit)
         free = _free_names(fdef)
-        if own_name is not None and own_name in free:
-            raise error_at(fdef, f'codax does not support a nested function that calls itself '
-                           f'({own_name}); define it at module level', self.unit)
-        captured = sorted(free & self.outer)
+        recursive = own_name is not None and own_name in free
+        captured = sorted(free & self.outer - {own_name})
         name = self.fresh('_' + (own_name or 'lambda') + '_')
         lifted = n.deepcopy(fdef)
         lifted.name = name
@@ -104,11 +102,18 @@ class _Converter:
         for p in params:
             p.ctx = n.Param()
         lifted.args.args = params + list(lifted.args.args)
+        if recursive:        # it calls itself: its own closure, remade from its parameters
+            lifted.body.insert(0, n.copy_location(
+                n.assign(own_name, _closure_call(name, captured)), fdef))
         self.lifted.append(lifted)
-        call = n.call('rt.closure', [n.name(name)] + [n.name(c) for c in captured])
-        call.codax = CallInfo('prim', prim=TABLE['closure'], label='a closure')
-        call.codax_captured = captured
-        return n.copy_location(call, fdef)
+        return n.copy_location(_closure_call(name, captured), fdef)
+
+
+def _closure_call(name, captured):
+    call = n.call('rt.closure', [n.name(name)] + [n.name(c) for c in captured])
+    call.codax = CallInfo('prim', prim=TABLE['closure'], label='a closure')
+    call.codax_captured = captured
+    return call
 
 
 def _named_lambda(stmt):
