@@ -132,8 +132,10 @@ def materialize(b, op, rhs):
     if yi.elts is not None or yi.item is not None:    # a container: shaped like y
         call, _ = loop(b, op, rhs)
         return call, _mark_batched(yi)
-    if yi.rank == 0:          # a number: g is one already (rt.dense keeps g for a float)
+    if yi.rank == 0 and gi.batched:   # a number per example: g is one already
         return g, Info(gi.batched, gi.rank)
+    if yi.rank == 0:          # g shared, y batched: g as an array of y's (B,) shape
+        return n.call('rt.materialize', [g, y]), Info(True, 0)
     if gi.rank is None or yi.rank is None:
         return loop(b, op, rhs, yi.rank)
     target = b.broadcast(y, yi)
