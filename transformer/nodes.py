@@ -19,7 +19,7 @@ from gast import (  # noqa: F401  (re-exported node classes)
     RShift, Set, SetComp, Slice, Starred, Store, Sub, Subscript, Tuple,
     UAdd, UnaryOp, USub, While, With, Yield, YieldFrom, Await, Try,
     AsyncFunctionDef, AsyncFor, AsyncWith, Import, ImportFrom, comprehension,
-    arguments, NodeTransformer, NodeVisitor,
+    arguments, NodeTransformer, NodeVisitor, expr,
 )
 
 walk = gast.walk

@@ -13,6 +13,7 @@ the output itself).
 import operator
 
 from . import nodes as n
+from .cse import share_subexpressions
 from .ir import describe
 
 PURE = {'copy', 'prim', 'container', 'inactive'}
@@ -22,6 +23,7 @@ _ARITHMETIC = {n.Add: operator.add, n.Sub: operator.sub, n.Mult: operator.mul}
 def optimize(fdef):
     propagate_copies(fdef)
     remove_dead_code(fdef)
+    share_subexpressions(fdef)
     return fdef
 
 
