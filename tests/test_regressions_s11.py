@@ -1,5 +1,6 @@
 """Regressions found in session 11, each against an independent reference."""
 import numpy as np
+import pytest
 
 import codax
 from helpers import numeric_grad
@@ -17,3 +18,60 @@ def test_per_example_gradient_of_a_number_picked_from_a_tuple_result():
     want = [numeric_grad(_log_abs_det, (x,)) for x in xs]
     np.testing.assert_allclose(codax.vmap(codax.grad(_log_abs_det))(xs), want,
                                rtol=1e-6, atol=1e-8)
+
+
+def _enumerate_of_zip(a):
+    v = np.array([1., 2., 3.]) * a
+    w = [a, a ** 2, 3.0]
+    s = 0.
+    for i, (p, q) in enumerate(zip(v, w)):
+        s = s + i * p * q
+    return s
+
+
+def _zip_of_enumerate(a):
+    v = np.array([1., 2., 3.]) * a
+    s = 0.
+    for (i, p), q in zip(enumerate(v, 1), [a, a, 2.0]):
+        s = s + i * p * q
+    return s
+
+
+def _zip_as_tuples(a):
+    v = np.array([1., 2., 3.]) * a
+    s = 0.
+    for pair in zip(v, v[::-1]):
+        s = s + pair[0] * pair[1]
+    return s
+
+
+@pytest.mark.parametrize('fn', [_enumerate_of_zip, _zip_of_enumerate, _zip_as_tuples],
+                         ids=lambda f: f.__name__)
+def test_loops_over_nested_enumerate_and_zip(fn):
+    for a in (0.7, -1.3):
+        np.testing.assert_allclose(codax.grad(fn)(a), numeric_grad(fn, (a,)), rtol=1e-6)
+        np.testing.assert_allclose(codax.hessian(fn)(a),
+                                   numeric_grad(lambda t: codax.grad(fn)(t), (a,)), rtol=1e-5)
+    xs = np.array([0.7, -1.3, 0.2])
+    np.testing.assert_allclose(codax.vmap(codax.grad(fn))(xs),
+                               [numeric_grad(fn, (a,)) for a in xs], rtol=1e-6)
+
+
+def _closure_over_a_batched_value(x):
+    c = x[0]
+
+    def g(y):
+        return c * y ** 2
+    return np.sum(g(x))
+
+
+def test_vmap_of_vmap_through_a_closure_capturing_a_batched_value():
+    # the inner vmap calls the closure's lifted function with its captured
+    # values, so the outer vmap meets a plain function
+    xss = np.random.RandomState(2).randn(2, 3, 4)
+    want = [[_closure_over_a_batched_value(x) for x in row] for row in xss]
+    np.testing.assert_allclose(codax.vmap(codax.vmap(_closure_over_a_batched_value))(xss),
+                               want, rtol=1e-12)
+    grads = codax.vmap(codax.vmap(codax.grad(_closure_over_a_batched_value)))(xss)
+    np.testing.assert_allclose(grads, [[numeric_grad(_closure_over_a_batched_value, (x,))
+                                        for x in row] for row in xss], rtol=1e-6)

@@ -94,14 +94,20 @@ def _batched_call(b, rhs, func_info):
     infos = [b.info(a) for a in args]
     if any(k.arg is not None for k in rhs.keywords):
         b.fail('codax vmap: pass arguments of batched user-function calls by position')
-    axes = tuple(i.axes() for i in infos)
     info = rhs.codax.obj if getattr(rhs, 'codax', None) is not None else None
-    if isinstance(func_info, ClosureInfo):             # its function takes the captured first
-        info, infos = func_info.function, list(func_info.elts) + infos
+    func = rhs.func
+    if isinstance(func_info, ClosureInfo) or func_info.batched:
+        # a closure: its lifted function (the same for every example) called
+        # with the captured values first, so that batching this code again
+        # (vmap of vmap) meets a plain function, not a closure whose captures differ
+        info = getattr(func_info, 'function', info)
+        captured = [b.tmp(n.call('rt.captured', [rhs.func, n.const(k)]), elt, '_captured')
+                    for k, elt in enumerate(func_info.elts)]
+        func = b.tmp(n.call('rt.closure_function', [rhs.func]), UNKNOWN, '_lifted')
+        args, infos = captured + args, list(func_info.elts) + infos
+    axes = tuple(i.axes() for i in infos)
     out, out_axes = _callee_output(b, info, infos)
-    captured = [literal(func_info.axes())] if func_info.batched else []
-    fn = b.tmp(n.call('rt.vmapped', [rhs.func, literal(axes), out_axes] + captured), UNKNOWN,
-               '_batched')
+    fn = b.tmp(n.call('rt.vmapped', [func, literal(axes), out_axes]), UNKNOWN, '_batched')
     call = n.call(fn, args)
     call.codax = CallInfo('dynamic', label='a batched function')
     return call, out if out is not None else Info(True, None)
