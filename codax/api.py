@@ -277,8 +277,11 @@ def _normalize_argnums(argnums):
 def _check_argnums(args, argnums, fname):
     for i in argnums:
         if i >= len(args) or i < -len(args):
-            raise TypeError(f'{fname}: argnums={i} but the function was called with '
-                            f'{len(args)} positional arguments')
+            raise TypeError(f'differentiating with respect to argnums={i} requires at least '
+                            f'{i + 1 if i >= 0 else -i} positional arguments to be passed by '
+                            f'the caller, but got only {len(args)} positional arguments. '
+                            f'({fname}: argnums={i} but the function was called with '
+                            f'{len(args)} positional arguments)')
 
 
 def _has_complex(value):
@@ -291,24 +294,57 @@ def _kind_of(leaf):
         if isinstance(leaf, (bool, int, float, complex)) else None
 
 
+def _leaf_dtype(leaf):
+    return _dtype_of(leaf) or numpy.asarray(leaf).dtype
+
+
 def _check_holomorphic(args, argnums, fname):
     """As JAX: holomorphic=True differentiates complex inputs only."""
     for i in argnums:
-        kinds = {_kind_of(leaf) for leaf in tree_leaves(args[i])} - {None}
-        if kinds - {'c'}:
-            raise TypeError(f'{fname} with holomorphic=True requires complex inputs, but '
-                            f'argument {i} is not complex; pass e.g. x.astype(complex)')
+        for leaf in tree_leaves(args[i]):
+            if _kind_of(leaf) not in (None, 'c'):
+                raise TypeError(f'{fname} with holomorphic=True requires inputs with complex '
+                                f'dtype, but got {_leaf_dtype(leaf)}. (Argument {i} requires '
+                                f'complex inputs: pass e.g. x.astype(complex).)')
 
 
-def _check_inexact(args, argnums, fname):
+def _check_inexact(args, argnums, fname, kinds='fc'):
+    """As JAX: the differentiated inputs are floating-point (`kinds` 'fc':
+    real or complex, as grad and jacrev take them; 'f': real, as jacfwd)."""
     for i in argnums:
         for leaf in tree_leaves(args[i]):
-            if _kind_of(leaf) not in (None, 'f', 'c'):
-                dtype = _dtype_of(leaf) or numpy.asarray(leaf).dtype
+            kind = _kind_of(leaf)
+            if kind is None or kind in kinds:
+                continue
+            dtype = _leaf_dtype(leaf)
+            if kinds == 'f':
                 raise TypeError(
-                    f'{fname} requires real- or complex-valued inputs (a floating-point '
-                    f'dtype), but argument {i} has dtype {dtype}. Pass floats, e.g. '
-                    f'x.astype(float), or leave that argument out of argnums.')
+                    f'{fname} requires real-valued inputs (input dtype that is a sub-dtype of '
+                    f'np.floating), but got {dtype}. For holomorphic differentiation, pass '
+                    'holomorphic=True. For differentiation of non-holomorphic functions '
+                    'involving complex inputs or integer inputs, use codax.jvp directly. '
+                    f'(Argument {i}.)')
+            raise TypeError(
+                f'{fname} requires real- or complex-valued inputs (input dtype that is a '
+                f'sub-dtype of np.inexact), but got {dtype}. If you want to use Boolean- or '
+                f'integer-valued inputs, use vjp or set allow_int to True. (Argument {i} '
+                'needs a floating-point dtype: pass e.g. x.astype(float), or leave it out '
+                'of argnums.)')
+
+
+# JAX's dtype of the derivative with respect to an integer or bool (allow_int,
+# vjp of integer primals): zeros that carry only a shape.
+float0 = numpy.dtype([('float0', numpy.void, 0)])
+
+
+def float0_zeros(x):
+    """The derivative with respect to integer input x: float0 zeros of its shape."""
+    from runtime.tree import tree_map
+    return tree_map(lambda leaf: numpy.zeros(numpy.shape(leaf), dtype=float0), x)
+
+
+def _is_float0(leaf):
+    return _dtype_of(leaf) == float0
 
 
 def _bound(signature, fn, args, kwargs):
@@ -350,9 +386,11 @@ class Transformed:
     """What grad(f) or value_and_grad(f) builds: the transformation of one
     function, with its per-signature cache. Users get `as_function()`."""
 
-    def __init__(self, fun, mode, argnums, has_aux, holomorphic=False):
+    def __init__(self, fun, mode, argnums, has_aux, holomorphic=False, allow_int=False):
         if not callable(fun):
             raise TypeError(f'{mode} expects a callable, got {fun!r}')
+        self.allow_int = allow_int
+        self._without_ints = {}
         self.fun = readable_function(fun)
         fun = self.fun
         self.mode = mode
@@ -402,8 +440,13 @@ class Transformed:
         fast, nargs = self._fast, self._nargs
         positional, function_for = self._positional, self.function_for
         specialization_for = self.specialization_for
+        allow_int, with_ints = self.allow_int, self._with_ints
 
         def transformed(*args, **kwargs):
+            if allow_int:
+                done = with_ints(args, kwargs)
+                if done is not None:
+                    return done[0]
             if kwargs or len(args) != nargs:       # binds defaults; too many is a TypeError
                 args = positional(args, kwargs)
             if fast is not None:
@@ -421,15 +464,60 @@ class Transformed:
             return function(*args)
         functools.update_wrapper(transformed, self.fun, updated=())
         del transformed.__wrapped__          # inspect must not mistake it for the user's code
+        keep_signature(transformed, self.fun)
         transformed.source = self.source
         transformed.__codax_transformed__ = self
         return transformed
+
+    def _with_ints(self, args, kwargs):
+        """With allow_int=True, a call whose differentiated arguments include
+        integer (or bool) ones: as JAX, their derivatives are float0 zeros,
+        the others' those of the same transformation without them. A
+        1-tuple (the result), or None where no argument is an integer."""
+        packed = self._positional(args, kwargs)
+        named = packed[:-1] if self._nargs == -1 else packed
+        _check_argnums(named, self.argnums, self.mode)
+        nums = [i % len(named) for i in self.argnums]
+        ints = {i for i in nums if tree_leaves(packed[i]) and not _has_inexact(packed[i])}
+        if not ints:
+            return None
+        rest = tuple(i for i in nums if i not in ints)
+        if rest:
+            inner = self._without_ints.get(rest)
+            if inner is None:
+                inner = self._without_ints[rest] = Transformed(
+                    self.fun, self.mode, rest, self.has_aux, self.holomorphic).as_function()
+            result = inner(*args, **kwargs)
+            value, grads = result if self.mode == 'value_and_grad' else (None, result)
+            if self.has_aux and self.mode == 'grad':
+                grads, value = grads
+            grads = iter(grads)
+        else:
+            value = call_packed(self.fun, packed)
+            if self.has_aux and self.mode == 'grad':
+                value = value[1]
+        out = tuple(float0_zeros(packed[i]) if i in ints else next(grads) for i in nums)
+        out = out[0] if self._single else out
+        if self.mode == 'value_and_grad':
+            return (value, out),
+        return ((out, value) if self.has_aux else out),
 
     def source(self, *args, **kwargs):
         """The Python source generated for this argument signature."""
         if kwargs or len(args) != self._nargs:
             args = self._positional(args, kwargs)
         return self._specialize(args).generated.source
+
+def keep_signature(wrapper, fun):
+    """Give `wrapper` fun's signature (as __wrapped__ would, which inspect must
+    not follow to the user's source): so help() shows it, and a call of the
+    transformed function with keywords inside transformed code finds where
+    each keyword goes (transformer/ir.py)."""
+    try:
+        wrapper.__signature__ = inspect.signature(fun)
+    except (TypeError, ValueError):
+        pass
+
 
 def transform_closure(fun, transform, otherwise):
     """`otherwise()`, or for a closure made in transformed code (a lambda or
@@ -459,23 +547,27 @@ def transformation_of(fn):
     return getattr(fn, '__codax_transformed__', None)
 
 
-def grad(fun, argnums=0, has_aux=False, holomorphic=False):
+def grad(fun, argnums=0, has_aux=False, holomorphic=False, allow_int=False):
     """The gradient of scalar-valued `fun` with respect to argument(s) `argnums`.
 
     As in JAX, a real function of complex z gets df/dx - i df/dy (the conjugate
     of the steepest-ascent direction), and holomorphic=True takes f'(z) of a
-    complex-valued holomorphic `fun`."""
+    complex-valued holomorphic `fun`. With allow_int=True an integer argument
+    in argnums gets float0 zeros (codax.float0) as its gradient."""
     return transform_closure(
-        fun, lambda lifted, k: grad(lifted, shifted_argnums(argnums, k), has_aux, holomorphic),
-        lambda: Transformed(fun, 'grad', argnums, has_aux, holomorphic).as_function())
+        fun, lambda lifted, k: grad(lifted, shifted_argnums(argnums, k), has_aux, holomorphic,
+                                    allow_int),
+        lambda: Transformed(fun, 'grad', argnums, has_aux, holomorphic,
+                            allow_int).as_function())
 
 
-def value_and_grad(fun, argnums=0, has_aux=False, holomorphic=False):
+def value_and_grad(fun, argnums=0, has_aux=False, holomorphic=False, allow_int=False):
     """Like grad, but the function returns (value, gradient)."""
     return transform_closure(
         fun, lambda lifted, k: value_and_grad(lifted, shifted_argnums(argnums, k), has_aux,
-                                              holomorphic),
-        lambda: Transformed(fun, 'value_and_grad', argnums, has_aux, holomorphic).as_function())
+                                              holomorphic, allow_int),
+        lambda: Transformed(fun, 'value_and_grad', argnums, has_aux, holomorphic,
+                            allow_int).as_function())
 
 
 def _has_inexact(value):
@@ -497,9 +589,17 @@ def _check_cotangent(cotangent, out):
     if got_tree != want_tree:
         raise ValueError(f'vjp: the cotangent has structure {got_tree}, the output {want_tree}')
     for c, o in zip(got, want):
-        if numpy.shape(c) != numpy.shape(o):
-            raise ValueError(f'vjp: cotangent shape {numpy.shape(c)} does not match the output '
-                             f'shape {numpy.shape(o)}')
+        c_dtype, o_dtype = _dtype_of(c), _dtype_of(o)
+        if numpy.shape(c) != numpy.shape(o) or c_dtype is not None and o_dtype is not None \
+                and c_dtype != o_dtype and o_dtype.kind in 'fc':
+            def typed(x):
+                return f'{_leaf_dtype(x)}[{",".join(map(str, numpy.shape(x)))}]'
+            raise ValueError(f'unexpected JAX type (e.g. shape/dtype) for argument to VJP '
+                             f'function: got {typed(c)}, but expected {typed(o)} because the '
+                             'corresponding output of the differentiated function had JAX '
+                             f'type {typed(o)} (vjp: cotangent shape {numpy.shape(c)} does not '
+                             f'match the output shape {numpy.shape(o)}, or its dtype '
+                             f'{_leaf_dtype(c)} the output\'s {_leaf_dtype(o)})')
 
 
 def vjp(fun, *primals, has_aux=False):
@@ -519,9 +619,15 @@ def vjp(fun, *primals, has_aux=False):
         out, aux = out
     pullback = _Pullback(out, _pullback_factory(count, has_aux)(bwd, tape, *primals[:count]))
 
+    integer = [i for i, p in enumerate(primals[:count]) if not _has_inexact(p)]
+
     def vjp_fun(cotangent):
         _check_cotangent(cotangent, out)
-        return pullback.fun(cotangent)
+        adjoints = pullback.fun(cotangent)
+        if integer:          # as JAX: float0 zeros for integer and bool primals
+            adjoints = tuple(float0_zeros(primals[i]) if i in integer else a
+                             for i, a in enumerate(adjoints))
+        return adjoints
     vjp_fun.__codax_transformed__ = pullback
     if has_aux:
         return out, vjp_fun, aux
@@ -594,12 +700,38 @@ def _tangent_for(primal, tangent):
     if dtype is None:
         return tangent if runtime.is_array(tangent) or isinstance(tangent, (dict, list, tuple)) \
             else float(tangent)
+    given = _dtype_of(tangent)
+    if given is not None and given != dtype:       # (a Python number takes the primal's)
+        raise TypeError('primal and tangent arguments to jax.jvp do not match; dtypes must be '
+                        'equal, or in case of int/bool primal dtype the tangent dtype must be '
+                        f'float0.Got primal dtype {dtype} and so expected tangent dtype {dtype}, '
+                        f'but got tangent dtype {given} instead. (codax.jvp)')
     xp = array_module(primal)
     tangent = xp.asarray(tangent, dtype=dtype)
     if tangent.shape != primal.shape:
-        raise ValueError(f'jvp: tangent shape {tangent.shape} does not match primal shape '
-                         f'{primal.shape}')
+        raise ValueError(f'jvp called with different primal and tangent shapes;Got primal shape '
+                         f'{primal.shape} and tangent shape as {tangent.shape} (codax.jvp: '
+                         f'tangent shape {tangent.shape} does not match primal shape '
+                         f'{primal.shape})')
     return tangent
+
+
+def _zero_tangent(tangent):
+    """Whether an integer primal's tangent is zero (float0, as JAX passes
+    it, or zeros of any dtype)."""
+    return runtime.is_zero(tangent) or all(
+        _is_float0(leaf) or not numpy.any(numpy.asarray(leaf) != 0)
+        for leaf in tree_leaves(tangent))
+
+
+def _check_structures(primals, tangents):
+    from runtime.tree import tree_structure
+    want, got = tree_structure(primals), tree_structure(tangents)
+    if want != got:
+        raise TypeError('primal and tangent arguments to jax.jvp must have the same tree '
+                        f'structure; primals have tree structure {want} whereas tangents '
+                        f'have tree structure {got}. (codax.jvp: {len(primals)} primals but '
+                        f'{len(tangents)} tangents)')
 
 
 def _jvp_entry(fun, primals, has_aux, active=None):
@@ -615,22 +747,27 @@ def jvp(fun, primals, tangents, has_aux=False):
     With has_aux=True fun returns (output, aux) and jvp returns
     (output, output tangent, aux)."""
     if not isinstance(primals, (tuple, list)) or not isinstance(tangents, (tuple, list)):
-        raise TypeError('jvp: primals and tangents must be tuples or lists of arguments, '
-                        f'got {type(primals).__name__} and {type(tangents).__name__}; '
-                        'write jvp(f, (x,), (v,))')
+        raise TypeError('primal and tangent arguments to jax.jvp must be tuples or lists; '
+                        f'found {type(primals).__name__} and {type(tangents).__name__}. '
+                        '(codax.jvp: write jvp(f, (x,), (v,)))')
     primals, tangents = tuple(primals), tuple(tangents)
     fun = bound_function(fun) or fun
-    if len(primals) != len(tangents):
-        raise TypeError(f'jvp: {len(primals)} primals but {len(tangents)} tangents')
+    from runtime.tree import tree_structure
+    if len(primals) != len(tangents) or any(
+            not runtime.is_zero(t) and tree_structure(p) != tree_structure(t)
+            for p, t in zip(primals, tangents)):
+        _check_structures(primals, tangents)
     # defaults (and a **kwargs function's dict) filled in, with zero tangents
     full = packed_arguments(fun, primals, {})
     tangents += (runtime.ZERO,) * (len(full) - len(primals))
     primals = full
     for p, t in zip(primals, tangents):
-        if not _has_inexact(p) and not runtime.is_zero(t) and any(
-                numpy.any(numpy.asarray(leaf) != 0) for leaf in tree_leaves(t)):
+        if not _has_inexact(p) and not _zero_tangent(t):
             raise TypeError('jvp: a tangent for an integer or boolean primal must be zero '
-                            '(there is no derivative with respect to integers)')
+                            '(float0, as JAX: there is no derivative with respect to integers)')
+        if _has_inexact(p) and any(_is_float0(leaf) for leaf in tree_leaves(t)):
+            raise TypeError('primal and tangent arguments to jax.jvp do not match: a float0 '
+                            'tangent is for an int/bool primal only (codax.jvp)')
     active = tuple(i for i, (p, t) in enumerate(zip(primals, tangents))
                    if _has_inexact(p) and not runtime.is_zero(t))
     function, active = _jvp_entry(fun, primals, has_aux, active)

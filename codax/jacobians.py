@@ -17,7 +17,10 @@ from runtime.backend import array_module
 
 from runtime.tree import derivative_leaves, tree_leaves
 
-from .api import (_check_argnums, _check_inexact, _dtype_of, _labels, _user_function,
+from transformer.ir import packs_keywords
+
+from .api import (_bound, _check_argnums, _check_holomorphic, _check_inexact, _kind_of,
+                  _leaf_dtype, _dtype_of, _labels, _user_function,
                   bound_function, call_packed, grad, jvp, packed_arguments, primitive_function,
                   resolve, shifted_argnums, transform_closure, vjp)
 from .cache import signature
@@ -62,7 +65,32 @@ def _assemble(columns, out_tree, in_leaves, in_tree, transpose):
     return tree_unflatten(out_tree, blocks)
 
 
-def _jacobian(fun, argnums, has_aux, forward):
+def _check_inputs(args, nums, forward, holomorphic):
+    """JAX's rules: holomorphic=True takes complex inputs; else jacfwd real
+    ones, jacrev real or complex ones."""
+    name = 'jacfwd' if forward else 'jacrev'
+    if holomorphic:
+        _check_holomorphic(args, nums, name)
+    else:
+        _check_inexact(args, nums, name, 'f' if forward else 'fc')
+
+
+def _check_outputs(leaves, holomorphic):
+    """JAX's rule for jacrev's outputs: real, or with holomorphic=True complex."""
+    for leaf in leaves:
+        kind = _kind_of(leaf)
+        if holomorphic and kind not in (None, 'c'):
+            raise TypeError('jacrev with holomorphic=True requires outputs with complex dtype, '
+                            f'but got {_leaf_dtype(leaf)}.')
+        if not holomorphic and kind == 'c':
+            raise TypeError('jacrev requires real-valued outputs (output dtype that is a '
+                            f'sub-dtype of np.floating), but got {_leaf_dtype(leaf)}. For '
+                            'holomorphic differentiation, pass holomorphic=True. For '
+                            'differentiation of non-holomorphic functions involving complex '
+                            'outputs, use codax.vjp directly.')
+
+
+def _jacobian(fun, argnums, has_aux, forward, holomorphic=False):
     from runtime.tree import tree_flatten, tree_unflatten
     nums_given = _argnums_tuple(argnums)
     single = isinstance(argnums, int)
@@ -75,7 +103,7 @@ def _jacobian(fun, argnums, has_aux, forward):
         args = packed_arguments(fun, args, kwargs)
         wrt = tuple(args[i] for i in nums)
         in_leaves, in_tree = tree_flatten(wrt if not single else wrt[0])
-        _check_inexact(args, nums, 'jacfwd' if forward else 'jacrev')
+        _check_inputs(args, nums, forward, holomorphic)
 
         if forward:
             out = aux = None
@@ -104,6 +132,7 @@ def _jacobian(fun, argnums, has_aux, forward):
             out, pullback = res[0], res[1]
             aux = res[2] if has_aux else None
             out_leaves, out_tree = tree_flatten(out)
+            _check_outputs(out_leaves, holomorphic)
             columns = {}
             for o, out_leaf in enumerate(out_leaves):
                 size = int(numpy.prod(numpy.shape(out_leaf)))
@@ -132,7 +161,7 @@ def jacfwd(fun, argnums=0, has_aux=False, holomorphic=False):
     `fun`) with or without holomorphic=True, which JAX requires for them."""
     return transform_closure(
         fun, lambda lifted, k: jacfwd(lifted, shifted_argnums(argnums, k), has_aux, holomorphic),
-        lambda: _jacobian_function(fun, argnums, has_aux, forward=True))
+        lambda: _jacobian_function(fun, argnums, has_aux, True, holomorphic))
 
 
 def jacrev(fun, argnums=0, has_aux=False, holomorphic=False):
@@ -142,15 +171,49 @@ def jacrev(fun, argnums=0, has_aux=False, holomorphic=False):
     jacfwd; `holomorphic` is accepted as in JAX)."""
     return transform_closure(
         fun, lambda lifted, k: jacrev(lifted, shifted_argnums(argnums, k), has_aux, holomorphic),
-        lambda: _jacobian_function(fun, argnums, has_aux, forward=False))
+        lambda: _jacobian_function(fun, argnums, has_aux, False, holomorphic))
 
 
-def _jacobian_function(fun, argnums, has_aux, forward):
+def _jacobian_function(fun, argnums, has_aux, forward, holomorphic=False):
     """Generated source where it can be transformed again, else a loop."""
     fun = bound_function(fun) or fun
     if isinstance(argnums, int) and not has_aux:
-        return _generated_jacobian(fun, argnums, forward)
-    return _jacobian(fun, argnums, has_aux, forward)
+        return _generated_jacobian(fun, argnums, forward, holomorphic)
+    return _jacobian(fun, argnums, has_aux, forward, holomorphic)
+
+
+class _CheckedJacobian:
+    """Like a transformed function, a generated Jacobian stands for its
+    generated Python (function_for), after JAX's checks of the dtypes of
+    the argument it differentiates (_check_inputs), which its source,
+    transformed again, cannot make."""
+
+    def __init__(self, fun, generated, argnum, forward, holomorphic):
+        self.fun, self.generated = fun, generated
+        self.argnum, self.forward, self.holomorphic = argnum, forward, holomorphic
+
+    def function_for(self, args):
+        if len(args) > self.argnum:
+            _check_inputs(args, (self.argnum,), self.forward, self.holomorphic)
+        return self.generated
+
+    def as_function(self):
+        generated, function_for, argnum = self.generated, self.function_for, self.argnum
+        fun, forward, holomorphic = self.fun, self.forward, self.holomorphic
+        params = inspect.signature(generated)
+
+        def jacobian(*args, **kwargs):
+            if kwargs or len(args) <= argnum:
+                args, kwargs = tuple(_bound(params, generated, args, kwargs).args), {}
+            function = function_for(args)
+            if not forward and (holomorphic or _kind_of(args[argnum]) == 'c'):
+                # JAX's check of the outputs' dtype (complex ones need holomorphic=True)
+                _check_outputs(tree_leaves(call_packed(fun, args)), holomorphic)
+            return function(*args)
+        # (inspect.getsource shows the generated code it stands for)
+        functools.update_wrapper(jacobian, generated, updated=())
+        jacobian.__codax_transformed__ = self
+        return jacobian
 
 
 _JACOBIAN_SOURCE = {
@@ -181,7 +244,7 @@ def jacobian_row(pb, x, cotangent):      # the adjoint of x for one output cotan
 }
 
 
-def _generated_jacobian(fun, argnum, forward):
+def _generated_jacobian(fun, argnum, forward, holomorphic=False):
     """jacfwd/jacrev of an array argument as generated Python (a vmapped jvp or
     pullback), so the Jacobian can itself be differentiated again:
     jacfwd(jacrev(f)), jacrev(jacfwd(f)), grad of a Jacobian's entry, ..."""
@@ -191,7 +254,7 @@ def _generated_jacobian(fun, argnum, forward):
     params = list(signature.parameters)
     if not -len(params) <= argnum < len(params) or any(
             p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD) for p in signature.parameters.values()):
-        return _jacobian(fun, argnum, False, forward)     # checks argnum against the call
+        return _jacobian(fun, argnum, False, forward, holomorphic)   # checks argnum in the call
     argnum %= len(params)
     defaults = {f'_default_{p}': v.default for p, v in signature.parameters.items()
                 if v.default is not v.empty}
@@ -204,12 +267,12 @@ def _generated_jacobian(fun, argnum, forward):
     filename = f'<codax {kind}({name}) #{next(_labels)}>'
     linecache.cache[filename] = (len(text), None, text.splitlines(True), filename)
     text = text.replace(f'def {name}({", ".join(params)}):', f'def {name}({header}):', 1)
-    namespace = {'rt': runtime, 'f': fun, 'general': _jacobian(fun, argnum, False, forward),
-                 **defaults}
+    namespace = {'rt': runtime, 'f': fun,
+                 'general': _jacobian(fun, argnum, False, forward, holomorphic), **defaults}
     exec(compile(text, filename, 'exec'), namespace)
     jacobian = namespace[name]
     jacobian.__doc__ = f'The Jacobian of {name[len(kind) + 1:]} with respect to argument {argnum}.'
-    return jacobian
+    return _CheckedJacobian(fun, jacobian, argnum, forward, holomorphic).as_function()
 
 
 def hessian(fun, argnums=0, has_aux=False, holomorphic=False):
@@ -221,7 +284,7 @@ def hessian(fun, argnums=0, has_aux=False, holomorphic=False):
     Hessian."""
     if isinstance(fun, runtime.Closure):          # made in transformed code: scalar outputs
         return jacfwd(grad(fun, argnums, has_aux=has_aux, holomorphic=holomorphic), argnums,
-                      has_aux=has_aux)
+                      has_aux=has_aux, holomorphic=holomorphic)
     return _Hessian(bound_function(fun) or fun, argnums, has_aux, holomorphic).as_function()
 
 
@@ -235,9 +298,10 @@ class _Hessian:
         self.fun = fun                 # the function behind it, for its signature
         self.options = argnums, has_aux, holomorphic
         self._scalar = jacfwd(grad(fun, argnums, has_aux=has_aux, holomorphic=holomorphic),
-                              argnums, has_aux=has_aux)
+                              argnums, has_aux=has_aux, holomorphic=holomorphic)
         self._general = None
         self._choices = {}
+        self._contractions = {}        # (argument count, argnums) -> its scalar Hessian
 
     def _positional(self, args, kwargs):
         return packed_arguments(self.fun, args, kwargs) if kwargs else tuple(args)
@@ -245,19 +309,67 @@ class _Hessian:
     def chosen(self, args):
         """The Hessian function for these (positional) arguments."""
         key = (signature(args), tuple(numpy.ndim(leaf) for leaf in tree_leaves(list(args))))
-        scalar = self._choices.get(key)
-        if scalar is None:
+        choice = self._choices.get(key)
+        if choice is None:
             out = call_packed(self.fun, args)
             if self.options[1]:
                 out = out[0]
-            scalar = self._choices[key] = _is_scalar(out)
-        if scalar:
+            argnums = self.options[0]
+            choice = self._choices[key] = 'scalar' if _is_scalar(out) else 'generated' if (
+                isinstance(argnums, int) and not self.options[1] and -len(args) <= argnums
+                < len(args) and runtime.is_array_leaf(args[argnums])
+                and runtime.is_array_leaf(out)) else 'contracted'
+        if choice == 'scalar':
             return self._scalar
+        if choice == 'contracted':
+            return self._contracted
         if self._general is None:
             argnums, has_aux, holomorphic = self.options
             self._general = jacfwd(jacrev(self.fun, argnums, has_aux, holomorphic), argnums,
                                    has_aux, holomorphic)
         return self._general
+
+    def _contracted(self, *args, **kwargs):
+        """The Hessian of a pytree (or with has_aux, tuple argnums or pytree
+        arguments, non-scalar) output: for each output element, the Hessian
+        of the output contracted with its unit cotangent, a scalar function
+        (_contraction) whose Hessian is generated code, jacfwd(grad(.)).
+        Nested as JAX's jacfwd(jacrev(f)): the output's structure outside,
+        then the arguments', then the arguments' again."""
+        from runtime.tree import tree_flatten, tree_unflatten
+        argnums, has_aux, holomorphic = self.options
+        _check_argnums(args, _argnums_tuple(argnums), 'hessian')
+        args = packed_arguments(self.fun, args, kwargs)
+        nums = argnums % len(args) if isinstance(argnums, int) else \
+            tuple(i % len(args) for i in argnums)
+        out = call_packed(self.fun, args)
+        out, aux = out if has_aux else (out, None)
+        out_leaves, out_tree = tree_flatten(out)
+        key = (len(args), nums)
+        scalar = self._contractions.get(key)
+        if scalar is None:
+            contraction = _contraction(self.fun, len(args), has_aux)
+            scalar = jacfwd(grad(contraction, nums, has_aux, holomorphic), nums, has_aux,
+                            holomorphic)
+            self._contractions[key] = scalar
+        blocks, tree = [], None
+        for o, leaf in enumerate(out_leaves):
+            rows = []
+            for j in range(max(numpy.size(leaf), 1)):
+                cts = [numpy.zeros(numpy.shape(l), dtype=_inexact_dtype(l)) for l in out_leaves]
+                if numpy.size(leaf):
+                    cts[o].reshape(-1)[j] = 1.0
+                h = scalar(*args, tree_unflatten(out_tree, cts))
+                h_leaves, tree = tree_flatten(h[0] if has_aux else h)
+                rows.append(h_leaves)
+            xp = array_module(leaf)
+            rows = rows[:numpy.size(leaf)]        # (none for an empty leaf: its shape only)
+            blocks.append(tree_unflatten(tree, [
+                xp.reshape(xp.stack([xp.asarray(r[m]) for r in rows]) if rows else xp.zeros(
+                    (0,) + numpy.shape(h_leaves[m])), numpy.shape(leaf) + numpy.shape(h_leaves[m]))
+                for m in range(len(h_leaves))]))
+        hessian = tree_unflatten(out_tree, blocks)
+        return (hessian, aux) if has_aux else hessian
 
     def function_for(self, args):
         return resolve(self.chosen(args), args)
@@ -278,3 +390,28 @@ def _is_scalar(out):
     """A number or a 0-d array (not a container of them)."""
     return not isinstance(out, (list, tuple, dict)) and runtime.tree._node_of(out)[1] is None \
         and numpy.ndim(out) == 0
+
+
+def _contraction(fun, count, has_aux):
+    """`contracted(a0, .., cotangent)`: the sum of fun's output leaves times
+    the cotangent's (a scalar), as Python source codax differentiates. With
+    has_aux it returns (that sum, fun's aux). A **kwargs function's packed
+    dict (the last argument) goes in as keywords."""
+    params = [f'a{i}' for i in range(count)]
+    passed = params[:-1] + [f'**{params[-1]}'] if packs_keywords(_user_function(fun)) \
+        else params
+    name = getattr(_user_function(fun), '__name__', 'f')
+    name = f'contracted_{name}' if name.isidentifier() else 'contracted'
+    text = (f'def {name}({", ".join(params + ["cotangent"])}):\n'
+            f'    {"out, aux" if has_aux else "out"} = f({", ".join(passed)})\n'
+            f'    leaves = tree_leaves(out)\n'
+            f'    cts = tree_leaves(cotangent)\n'
+            f'    total = 0.0\n'
+            f'    for i in range(len(leaves)):\n'
+            f'        total = total + numpy.sum(leaves[i] * cts[i])\n'
+            f'    return {"total, aux" if has_aux else "total"}\n')
+    filename = f'<codax hessian({name}) #{next(_labels)}>'
+    linecache.cache[filename] = (len(text), None, text.splitlines(True), filename)
+    namespace = {'f': fun, 'numpy': numpy, 'tree_leaves': tree_leaves}
+    exec(compile(text, filename, 'exec'), namespace)
+    return namespace[name]

@@ -16,8 +16,8 @@ from transformer.errors import RecursiveBatching, SourceError
 from transformer.ir import packs_keywords
 from transformer.pipeline import compile_batch
 
-from .api import (Specialization, _describe, _user_function, grad, jvp, packed_arguments,
-                  readable_function, resolve, transform_closure, transformation_of)
+from .api import (Specialization, _describe, _user_function, grad, jvp, keep_signature,
+                  packed_arguments, readable_function, resolve, transform_closure, transformation_of)
 from .cache import CACHE, closure_key, signature
 
 _labels = itertools.count()
@@ -109,8 +109,10 @@ class Batched:
         if isinstance(in_axes, list):
             in_axes = tuple(in_axes)
         if not (in_axes is None or isinstance(in_axes, (int, tuple))):
-            raise TypeError('vmap: in_axes must be an int, None, or a tuple with one entry '
-                            f'per positional argument, got {in_axes!r}')
+            raise TypeError('vmap in_axes must be an int, None, or a tuple of entries '
+                            'corresponding to the positional arguments passed to the function, '
+                            f'but got {in_axes!r}. (codax vmap: in_axes is an int, None, or a '
+                            'tuple with one entry per positional argument)')
         # A custom_jvp / custom_vjp / checkpoint function: vmap batches the
         # function itself (its rules are for derivatives, and the wrapper
         # around a rule would call itself batched without end)
@@ -187,8 +189,12 @@ class Batched:
             if filled and len(in_axes) < len(args) <= self._named + self._packs:
                 in_axes += (None,) * (len(args) - len(in_axes))
             if len(in_axes) != len(args):
-                raise ValueError(f'vmap: in_axes has {len(in_axes)} entries but the function '
-                                 f'was called with {len(args)} positional arguments')
+                raise ValueError('vmap in_axes must be an int, None, or a tuple of entries '
+                                 'corresponding to the positional arguments passed to the '
+                                 f'function, but got len(in_axes)={len(in_axes)}, '
+                                 f'len(args)={len(args)} (in_axes has {len(in_axes)} entries but '
+                                 f'the function was called with {len(args)} positional '
+                                 'arguments)')
             axes = list(in_axes)
         else:
             axes = [in_axes] * len(args)
@@ -213,8 +219,11 @@ class Batched:
                     continue
                 nd = numpy.ndim(leaf)
                 if not -nd <= a < nd:
-                    raise ValueError(f'vmap was asked to map {self._where(i)} along axis {a}, '
-                                     f'but it has rank {nd} (shape {numpy.shape(leaf)})')
+                    raise ValueError(
+                        f'vmap was requested to map its argument along axis {a}, which implies '
+                        f'that its rank should be at least {a + 1 if a >= 0 else -a}, but is '
+                        f'only {nd} (its shape is {numpy.shape(leaf)}): {self._where(i)} '
+                        f'along axis {a} has rank {nd}')
                 sizes.append((numpy.shape(leaf)[a], self._where(i)))
         detail = ', '.join(f'{w}: {s}' for s, w in sizes)
         if self.axis_size is not None:
@@ -223,10 +232,15 @@ class Batched:
                                  f'of the arguments have other sizes: {detail}')
             return self.axis_size
         if not sizes:
-            raise ValueError('vmap needs at least one argument with a batch axis (in_axes '
-                             'is None for every argument), or axis_size')
+            raise ValueError('vmap must have at least one non-None value in in_axes or '
+                             'axis_size must be specified (codax vmap needs at least one '
+                             'argument with a batch axis (in_axes is None for every '
+                             'argument), or axis_size)')
         if len({s for s, _ in sizes}) > 1:
-            raise ValueError(f'vmap got inconsistent sizes for the mapped axis: {detail}')
+            raise ValueError('vmap got inconsistent sizes for array axes to be mapped:\n'
+                             + ''.join(f'  * one axis had size {s}: {w}\n'
+                                       for s, w in dict.fromkeys(sizes))
+                             + f'(inconsistent sizes for the mapped axis: {detail})')
         return sizes[0][0]
 
     # ---- calls ----
@@ -449,6 +463,7 @@ class Batched:
             return call(*args, **kwargs)
         functools.update_wrapper(batched, self.fun, updated=())
         del batched.__wrapped__
+        keep_signature(batched, self.fun)
         batched.source = self.source
         batched.__codax_transformed__ = self
         return batched

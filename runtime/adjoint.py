@@ -222,30 +222,43 @@ def seed(out, holomorphic=False):
         return _holomorphic_seed(out)
     dtype = getattr(out, 'dtype', None)
     if type(out) is complex or dtype is not None and dtype.kind == 'c':
-        raise TypeError('grad requires a real-valued output, got a complex one; for '
-                        'holomorphic differentiation pass holomorphic=True')
+        raise TypeError(f'grad requires real-valued outputs (output dtype that is a sub-dtype '
+                        f'of np.floating), but got {dtype or "complex"}. For holomorphic '
+                        'differentiation, pass holomorphic=True. For differentiation of '
+                        'non-holomorphic functions involving complex outputs, use codax.vjp '
+                        'directly.')
     if dtype is None and type(out) is not float:
-        raise TypeError(f'grad requires a real floating-point scalar output, got '
-                        f'{type(out).__name__} {out!r}' if isinstance(out, (int, bool)) else
+        raise TypeError(f'grad requires real-valued outputs (output dtype that is a sub-dtype '
+                        f'of np.floating), but got {type(out).__name__} {out!r}: a real '
+                        'floating-point scalar output is needed. For differentiation of '
+                        'functions with integer outputs, use codax.vjp directly.'
+                        if isinstance(out, (int, bool)) else
                         f'grad requires a real scalar output, got {type(out).__name__}; '
                         'use vjp for other outputs')
     if dtype is not None and shape(out) != ():
-        raise TypeError(f'grad requires a scalar output, got an array of shape {shape(out)}; '
-                        'use vjp for non-scalar outputs')
+        raise _not_scalar(out)
     if dtype is not None and dtype.kind != 'f':
-        raise TypeError(f'grad requires a real floating-point output, got dtype {dtype}')
+        raise TypeError(f'grad requires real-valued outputs (output dtype that is a sub-dtype '
+                        f'of np.floating), but got {dtype}: a real floating-point output is '
+                        'needed. For differentiation of functions with integer outputs, use '
+                        'codax.vjp directly.')
     return 1.0
 
 
 def _holomorphic_seed(out):
     dtype = getattr(out, 'dtype', None)
     if not (type(out) is complex or dtype is not None and dtype.kind == 'c'):
-        raise TypeError('grad with holomorphic=True requires a complex output, got '
-                        f'{dtype or type(out).__name__}')
+        raise TypeError('grad with holomorphic=True requires outputs with complex dtype, but '
+                        f'got {dtype or type(out).__name__} (it requires a complex output)')
     if shape(out) != ():
-        raise TypeError(f'grad requires a scalar output, got an array of shape {shape(out)}; '
-                        'use vjp for non-scalar outputs')
+        raise _not_scalar(out)
     return 1.0
+
+
+def _not_scalar(out):
+    return TypeError(f'Gradient only defined for scalar-output functions. Output had shape: '
+                     f'{shape(out)}. (grad requires a scalar output; use vjp for non-scalar '
+                     'outputs)')
 
 
 def finalize(g, x, seen=None):

@@ -164,7 +164,7 @@ class LoopDesugar:
         if _is_call_to(loop.iter, 'range') and isinstance(loop.target, n.Name) and not exits:
             loop.body = body
             return [loop]
-        pre, length, header = self._sequences(loop)
+        pre, length, header = self._sequences(loop.target, loop.iter)
         k = self.fresh('_k')
         header = [n.copy_location(h, loop) for h in header(n.name(k))]
         if not exits:
@@ -175,31 +175,37 @@ class LoopDesugar:
         loop_node = n.copy_location(n.while_(test, header + [step] + body), loop)
         return pre + [n.assign(k, n.const(0)), loop_node]
 
-    def _sequences(self, loop):
+    def _sequences(self, target, it):
         """(statements before the loop, length expression, header(k) -> the
-        statements that bind the loop target for index k)."""
-        target, it = loop.target, loop.iter
+        statements that bind `target` for index k) for `for target in it`.
+        enumerate and zip nest (`for i, (a, b) in enumerate(zip(xs, ys))`):
+        each is unpacked into indexing, so only the sequences walked are
+        differentiated."""
         if _is_call_to(it, 'enumerate') and _pair(target) and len(it.args) >= 1:
-            seq = self.fresh('_seq')
             start = it.args[1] if len(it.args) > 1 else n.const(0)
-            pre = [n.assign(seq, _iterate(it.args[0]))]
             idx, elem = target.elts
+            pre, length, inner = self._sequences(elem, it.args[0])
 
             def header(k):
                 first = k if isinstance(start, n.Constant) and start.value == 0 \
                     else n.binop(k, n.Add(), start)
-                return [n.assign(idx, first), n.assign(elem, n.subscript(n.name(seq), k))]
-            return pre, n.call(n.name('len'), [n.name(seq)]), header
-        if _is_call_to(it, 'zip') and isinstance(target, (n.Tuple, n.List)) \
-                and len(target.elts) == len(it.args) and it.args:
-            seqs = [self.fresh('_seq') for _ in it.args]
-            pre = [n.assign(s, _iterate(a)) for s, a in zip(seqs, it.args)]
-            lengths = [n.call(n.name('len'), [n.name(s)]) for s in seqs]
-            length = lengths[0] if len(lengths) == 1 else n.call(n.name('min'), lengths)
+                return [n.assign(idx, first)] + inner(k)
+            return pre, length, header
+        if _is_call_to(it, 'zip') and it.args and not it.keywords:
+            unpacked = isinstance(target, (n.Tuple, n.List)) and len(target.elts) == len(it.args)
+            names = target.elts if unpacked else [self.fresh('_elt') for _ in it.args]
+            parts = [self._sequences(t, a)
+                     for t, a in zip(names, it.args)]
+            lengths = [length for _, length, _ in parts]
 
             def header(k):
-                return [n.assign(t, n.subscript(n.name(s), k)) for t, s in zip(target.elts, seqs)]
-            return pre, length, header
+                bound = [stmt for _, _, inner in parts for stmt in inner(k)]
+                if not unpacked:      # `for pair in zip(xs, ys)`: the tuple itself
+                    bound.append(n.assign(target, n.Tuple(
+                        elts=[n.name(t) for t in names], ctx=n.Load())))
+                return bound
+            return ([stmt for pre, _, _ in parts for stmt in pre],
+                    lengths[0] if len(lengths) == 1 else n.call(n.name('min'), lengths), header)
         seq = self.fresh('_seq')
         pre = [n.assign(seq, _iterate(it))]
 
@@ -787,10 +793,11 @@ class Flattener:
         kws = [n.keyword(arg=k.arg, value=self.atom(k.value, buf)) for k in e.keywords]
         label = _label(func)
         if not self.is_static(func):
+            callee = self.atom(func, buf)
             if kws:
-                raise self.error(e, 'codax does not support keyword arguments when calling '
-                                 'a function held in a variable')
-            call = n.Call(func=self.atom(func, buf), args=args, keywords=[])
+                callee, args = self.keywords_passed(callee, args, kws, e, buf, label), \
+                    args + [k.value for k in kws]
+            call = n.Call(func=callee, args=args, keywords=[])
             call.codax = CallInfo('dynamic', label=label)
             return n.copy_location(call, e)
         obj = self.resolve(func)
@@ -840,6 +847,21 @@ class Flattener:
         call = n.Call(func=func, args=args, keywords=kws)
         call.codax = CallInfo('native', obj=obj, label=label)
         return n.copy_location(call, e)
+
+    def keywords_passed(self, callee, args, kws, e, buf, label):
+        """`h(x, scale=s)` of a function held in a variable: the call
+        `rt.closures.with_keywords(h, 1, ('scale',))(x, s)`, which takes the
+        keywords by position and passes them on by name, where codax sees
+        which function h is (runtime/closures.py). Made through the record
+        `transformation`, so derivatives and batching pass through it to a
+        closure's captured values."""
+        names = [n.const(k.arg) for k in kws]
+        options = self._atomize(n.tuple_([n.const(len(args)), n.tuple_(names)]), buf)
+        nothing = self._atomize(n.Dict(keys=[], values=[]), buf)
+        made = self._prim_call(TABLE['transformation'],
+                               [callee, n.dotted('rt.closures.with_keywords'), options, nothing],
+                               [], e, label)
+        return self._atomize(made, buf)
 
     def as_arrays(self, prim, e, args, kws, buf):
         """`np.mean([a, b])`: a list or tuple passed where a NumPy function takes
@@ -1140,10 +1162,8 @@ class Flattener:
                 break
             elif _literal(param.default):      # (_check_call saw that the call binds)
                 out.append(n.const(param.default))
-            elif packs or fill:
+            else:                   # read off the function when the call runs
                 out.append(self.default_argument(func, i, origin, buf))
-            else:
-                return args, kws
         if given and not packs:     # no parameter's (a user call's binding was checked)
             return args, kws
         if given:                   # what **kwargs takes
