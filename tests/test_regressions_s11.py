@@ -75,3 +75,47 @@ def test_vmap_of_vmap_through_a_closure_capturing_a_batched_value():
     grads = codax.vmap(codax.vmap(codax.grad(_closure_over_a_batched_value)))(xss)
     np.testing.assert_allclose(grads, [[numeric_grad(_closure_over_a_batched_value, (x,))
                                         for x in row] for row in xss], rtol=1e-6)
+
+
+def _upper_triangle_sum(x):
+    a = x[:4].reshape(2, 2)
+    return np.sum(a[np.triu_indices(2)] ** 3)
+
+
+def _moved_axis_slice(x):
+    return np.sum(np.moveaxis(x.reshape(1, 2, 3), 0, -1)[..., 0] ** 3)
+
+
+def _sum_where_positive(x):
+    return np.sum(x ** 3, where=x > 0)
+
+
+def _quantile(x):
+    return np.quantile(x ** 3, 0.75)
+
+
+def _through_float32(x):
+    return np.sum(x.astype(np.float32).astype(np.float64) ** 3)
+
+
+def _hessian_by_differences(fn, x):
+    return np.stack([numeric_grad(lambda v: codax.grad(fn)(v)[i], (x,))
+                     for i in range(x.size)])
+
+
+@pytest.mark.parametrize('fn', [_upper_triangle_sum, _moved_axis_slice, _sum_where_positive,
+                                _quantile], ids=lambda f: f.__name__)
+def test_vmap_of_hessian_of_indexing_and_reductions(fn):
+    # the Hessian's own vmap batched again: a shared cotangent lifted to a
+    # rank seen only at run time, and `where is True` of a batched mask
+    xs = np.random.RandomState(4).randn(2, 6) + 0.3
+    want = [_hessian_by_differences(fn, x) for x in xs]
+    np.testing.assert_allclose(codax.vmap(codax.hessian(fn))(xs), want, rtol=1e-5, atol=1e-6)
+
+
+def test_jacrev_of_jacfwd_through_a_cast_to_a_dtype_class():
+    # np.float32 passed as a value: a class, whose `ndim` is no rank
+    x = np.random.RandomState(5).randn(6)
+    np.testing.assert_allclose(codax.jacrev(codax.jacfwd(_through_float32))(x),
+                               np.diag(6 * x.astype(np.float32).astype(np.float64)),
+                               rtol=1e-6)

@@ -288,7 +288,7 @@ def info_of_value(value, axis):
         # an OrderedDict's Infos keep its order: its leaves come in that order
         return container(OrderedDict(infos) if type(value) is OrderedDict else infos)
     ndim = getattr(value, 'ndim', None)
-    if ndim is None:
+    if not isinstance(ndim, int):          # (np.float32 itself: a class, no value's ndim)
         ndim = 0 if isinstance(value, (bool, int, float, complex)) else None
     if axis is None:
         return Info(False, ndim, kind=kind_of_value(value))
@@ -462,8 +462,10 @@ class Batch:
     def lift(self, node, info, rank):
         """A batched operand given axes after the batch axis to reach `rank`,
         so that it broadcasts against unbatched operands as per example."""
+        if not info.batched:
+            return node
         missing = rank - info.rank
-        if not info.batched or missing <= 0:
+        if missing <= 0:
             return node
         index = n.tuple_([n.Slice(lower=None, upper=None, step=None)]
                          + [n.const(None)] * missing)

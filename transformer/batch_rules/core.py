@@ -126,9 +126,11 @@ def _leaf_kinds(info):
 
 
 def _is_none_test(rhs):
-    """`x is None` or `x is not None`."""
+    """`x is None`, `x is True`, `x is not False`, ...: a batched x is an array
+    or a container, never one of those singletons, for every example alike."""
     return len(rhs.ops) == 1 and isinstance(rhs.ops[0], (n.Is, n.IsNot)) and \
-        isinstance(rhs.comparators[0], n.Constant) and rhs.comparators[0].value is None
+        isinstance(rhs.comparators[0], n.Constant) and \
+        any(rhs.comparators[0].value is c for c in (None, True, False))
 
 
 def _rewrite(b, rhs):
