@@ -224,18 +224,8 @@ def select(condition, x, y, axes):
     gets trailing axes to line up with each leaf's own axes."""
     condition = _per_example(condition, x, y, axes)
     xp = array_module(condition)
-    (x_leaves, x_tree), (y_leaves, y_tree) = tree_flatten(x), tree_flatten(y)
-    if x_tree != y_tree and condition.size and (condition.all() or not condition.any()):
-        # a condition that only looked batched (a Python bool repeated on a
-        # tape) takes one branch for every example: its values, batched
-        both_axes = _leaf_axes(axes, (x, y))
-        leaves, treedef, leaf_axes = (x_leaves, x_tree, both_axes) if condition.all() else \
-            (y_leaves, y_tree, both_axes[len(x_leaves):])
-        return tree_unflatten(treedef, [
-            broadcast_batch(leaf, condition.shape[0]) if axis is None and _numeric(leaf)
-            else leaf for leaf, axis in zip(leaves, leaf_axes)])
     out = [xp.where(c, a, b) for c, a, b, _, _ in _select_leaves(condition, x, y, axes)]
-    return tree_unflatten(x_tree, out)
+    return tree_unflatten(tree_flatten(x)[1], out)
 
 
 def _per_example(condition, x, y, axes):

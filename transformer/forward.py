@@ -36,6 +36,7 @@ class Forward:
         self.diff = useful_names(fdef, self.active)
         self.numeric = numeric_names(fdef, numeric_params)
         self.tangent_of = {}
+        self.own_tape = _own_tape(unit, fdef)
 
     def tan(self, name):
         if name not in self.tangent_of:
@@ -52,7 +53,12 @@ class Forward:
         return n.const(0.0)
 
     def dense(self, node):
-        """A tangent shaped like its primal, for rules that need the full array."""
+        """A tangent shaped like its primal, for rules that need the full array.
+        The tangent of a tape made here is a list already, pushed on and
+        popped from as the tape is: read as it is, the tape stays local to
+        this code (batch.py keeps each value on it in its own form)."""
+        if isinstance(node, n.Name) and node.id == self.own_tape and node.id in self.diff:
+            return self.tangent(node)
         return n.call('rt.dense', [self.tangent(node), node])
 
     def run(self):
@@ -177,6 +183,36 @@ class Forward:
                           store=True)
         return n.Assign(targets=[target], value=n.call('rt.jvp_call', [func] + args),
                         type_comment=None)
+
+
+def _own_tape(unit, fdef):
+    """The name of reverse mode's tape in fdef (pipeline.TAPES) where fdef
+    makes it (`tape = []`) and changes it only by pushes and pops, so that its
+    tangent is always a list of the same length: else None."""
+    from .pipeline import LOCAL_TAPES, TAPES
+    key = (getattr(unit, 'filename', None), fdef.name)
+    tape = TAPES.get(key) or LOCAL_TAPES.get(key)
+    if tape is None:
+        return None
+    values = {}
+    for stmt in n.walk(fdef):
+        if isinstance(stmt, n.Assign) and isinstance(stmt.targets[0], n.Name):
+            values.setdefault(stmt.targets[0].id, []).append(stmt.value)
+
+    def of_tape(value):              # a push on the tape, or a slice of it
+        if isinstance(value, n.Subscript):
+            return isinstance(value.value, n.Name) and value.value.id == tape
+        return isinstance(value, n.Call) and isinstance(value.func, n.Attribute) \
+            and value.func.attr == 'append' and len(value.args) == 2 \
+            and isinstance(value.args[0], n.Name) and value.args[0].id == tape
+    made = False
+    for value in values.get(tape, []):
+        if isinstance(value, n.List) and not value.elts:
+            made = True
+        elif not (isinstance(value, n.Name) and values.get(value.id)
+                  and all(of_tape(v) for v in values[value.id])):
+            return None
+    return tape if made else None
 
 
 def _copy_replacing(tree, swap):
