@@ -307,14 +307,17 @@ def _sweeps_for_hook(fn, active, numeric, args):
 
 
 def _tangent_function(inner, primals, tangents, also=()):
-    """The generated forward-mode function of `inner` and the tangents it takes:
-    those that are not the zero (or whose own tangents in `also` are not)."""
+    """The generated forward-mode function of `inner`, the tangents it takes
+    (those that are not the zero, or whose own tangents in `also` are not) and
+    the primals it takes: as given, then any defaults the call left out."""
     inner, primals = _defined(inner, primals, {})
+    primals = _bind(inner, primals, {})
+    tangents = tuple(tangents) + (ZERO,) * (len(primals) - len(tangents))
     others = also or (ZERO,) * len(primals)
     if _custom(inner) == 'jvp':             # the rule's generated jvp takes every tangent
         everything = tuple(range(len(primals)))
         return inner.jvp_function(), everything, tuple(
-            runtime.dense(t, p) for p, t in zip(primals, tangents))
+            runtime.dense(t, p) for p, t in zip(primals, tangents)), primals
     if _custom(inner) == 'checkpoint':
         inner = inner.fun
     inner = _plain(inner, primals)
@@ -322,7 +325,7 @@ def _tangent_function(inner, primals, tangents, also=()):
                    if api._has_inexact(p) and not (runtime.is_zero(t) and runtime.is_zero(o)))
     function, _ = api._jvp_entry(inner, primals, False, active)
     dense = tuple(runtime.dense(tangents[i], primals[i]) for i in active)
-    return function, active, dense
+    return function, active, dense, primals
 
 
 def _vjp_of_tangent_sweep(inner, primals, tangents, kwargs=None, kwtangents=None):
@@ -330,8 +333,8 @@ def _vjp_of_tangent_sweep(inner, primals, tangents, kwargs=None, kwtangents=None
     if kwargs or kwtangents:
         raise SourceError('codax cannot differentiate forward-mode code that passes keyword '
                           'arguments to a user function')
-    function, active, dense = _tangent_function(inner, tuple(primals), tuple(tangents))
-    value, pb = vjp_hook(function, tuple(primals) + dense, {})
+    function, active, dense, primals = _tangent_function(inner, tuple(primals), tuple(tangents))
+    value, pb = vjp_hook(function, primals + dense, {})
     return value, (_tangent_sweep_pullback, (pb, len(primals), active))
 
 
@@ -398,9 +401,10 @@ def _jvp_hook(fn, primals, tangents, kwargs, kwtangents):
         count = len(inner_primals)
         d_primals = tuple(item(tangents[1], i) for i in range(count))
         d_tangents = tuple(item(tangents[2], i) for i in range(count))
-        function, active, dense = _tangent_function(inner, tuple(inner_primals),
-                                                    tuple(inner_tangents), d_tangents)
-        return jvp_hook(function, tuple(inner_primals) + dense,
+        function, active, dense, full = _tangent_function(inner, tuple(inner_primals),
+                                                          tuple(inner_tangents), d_tangents)
+        d_primals += (ZERO,) * (len(full) - count)          # (defaults the call left out)
+        return jvp_hook(function, full + dense,
                         d_primals + tuple(item(d_tangents, i) for i in active), {}, {})
     if kwargs or len(primals) < getattr(getattr(fn, '__code__', None), 'co_argcount', 0):
         names = list(inspect.signature(getattr(fn, 'fun', fn)).parameters)
