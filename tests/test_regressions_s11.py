@@ -119,3 +119,14 @@ def test_jacrev_of_jacfwd_through_a_cast_to_a_dtype_class():
     np.testing.assert_allclose(codax.jacrev(codax.jacfwd(_through_float32))(x),
                                np.diag(6 * x.astype(np.float32).astype(np.float64)),
                                rtol=1e-6)
+
+
+def _float_squared(a):
+    return float(a) ** 2 * a
+
+
+def test_third_forward_derivative_through_float():
+    # float(a) is a record with defaults (astype(x, dtype, copy)); forward over
+    # forward calls its tangent function with them. f = a^3: f''' = 6
+    assert codax.jacfwd(codax.jacfwd(codax.jacfwd(_float_squared)))(0.7) == pytest.approx(6.0)
+    assert codax.jacfwd(codax.jacfwd(_float_squared))(0.7) == pytest.approx(6 * 0.7)
