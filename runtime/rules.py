@@ -286,6 +286,52 @@ def norm_vjp(g, x, ans, ord=None, axis=None, keepdims=False):
     return _cast(gk * r, x)
 
 
+def norm_matrix(ord, axis):
+    """Whether np.linalg.norm(x, ord, axis) is a matrix norm: True for an
+    axis pair, False for one axis or ord=None with axis=None (the flat
+    2-norm), None where x's rank decides (axis=None, ord given: a matrix norm
+    of a 2-D x). Of its arguments alone: templates fold it for literals."""
+    if axis is None:
+        return False if ord is None else None
+    return isinstance(axis, (tuple, list)) and len(axis) == 2
+
+
+def norm_matrix_axes(axis, ord=None):
+    """The (row, col) axes of a matrix norm (`axis`, or the last two); for
+    ord 1/-1/inf/-inf, (the axis summed over, the axis whose sums are
+    compared): columns' sums for 1/-1, rows' for inf/-inf."""
+    pair = tuple(axis) if isinstance(axis, (tuple, list)) else (-2, -1)
+    return pair[::-1] if ord in (numpy.inf, -numpy.inf) else pair
+
+
+def norm_rule(ord, axis, matrix):
+    """Which derivative rule np.linalg.norm's `ord` takes (its record's
+    templates branch on the name), for a matrix norm or a vector norm:
+    'two' (the 2-norm, Frobenius's), 'extreme' (inf, -inf), 'zero' (the count
+    of nonzeros), 'power' (any other p), 'singular' (nuc, 2, -2: from the
+    singular values), 'sums' (1, -1, inf, -inf of a matrix)."""
+    if matrix:
+        if ord is None or ord == 'fro':
+            return 'two'
+        return 'singular' if ord in ('nuc', 2, -2) else 'sums'
+    if ord is None or ord == 2:
+        return 'two'
+    return 'extreme' if ord in (numpy.inf, -numpy.inf) else 'zero' if ord == 0 else 'power'
+
+
+def norm_singular_weights(s, ord):
+    """Weights of the singular values s in a matrix norm: all of them for
+    'nuc', the largest for 2, the smallest for -2 (s is sorted, largest first)."""
+    if ord == 'nuc':
+        return array_module(s).ones_like(s)
+    weights = array_module(s).zeros_like(s)
+    weights[..., 0 if ord == 2 else -1] = 1
+    return weights
+
+
+norm_matrix.codax_static = norm_rule.codax_static = norm_matrix_axes.codax_static = True
+
+
 def cumprod_zeros(a, axis=None):
     """Where each element of `a` stands against the first zero of its slice
     along `axis`, for cumprod's rules: 0 before it, 1 at it, 2 after it; in
@@ -1009,32 +1055,57 @@ def _einsum_terms(subscripts):
     return terms, out
 
 
+def _einsum_diagonal(term, used):
+    """(term with each repeat of a letter renamed to a fresh one, the mask
+    term): 'ii' -> ('ia', 'ia'), 'iij' -> ('iaj', 'ia'), 'ij' -> ('ij', '').
+    The mask, 1 where each renamed letter equals its original (a product of
+    identities), puts an adjoint back on operand i's diagonal."""
+    pool = iter(c for c in _LETTERS if c not in used)
+    renamed, groups = [], {}
+    for c in term:
+        if c.isalpha() and c in groups:
+            fresh = next(pool)
+            groups[c] += fresh
+            c = fresh
+        elif c.isalpha():
+            groups[c] = c
+        renamed.append(c)
+    return ''.join(renamed), ''.join(g for g in groups.values() if len(g) > 1)
+
+
 def _einsum_adjoint_form(subscripts, n, i):
-    """(subscripts, spread axes) of the adjoint of operand i of an n-operand
-    einsum as einsum(those subscripts, cotangent, other operands) with
-    axes of size 1 put back at `spread` (operand i's letters found nowhere
-    else, which the cotangent is constant along), or None where that form
-    does not hold: a letter repeated in operand i (a diagonal), or an
-    ellipsis in operand i alone or in the others alone."""
+    """(subscripts, spread axes, mask term) of the adjoint of operand i of an
+    n-operand einsum as einsum(those subscripts, cotangent, other operands,
+    and rt.einsum_vjp_mask where a letter repeats in operand i: a diagonal),
+    with axes of size 1 put back at `spread` (operand i's letters found
+    nowhere else, which the cotangent is constant along). An ellipsis in the
+    others alone (operand i broadcast against them) is kept as the adjoint's
+    leading axes, which rt.sum_to sums away. None where that form does not
+    hold: an ellipsis in operand i alone (it spans no axes), or spread letters
+    before one."""
     if not isinstance(subscripts, str):
         return None
     terms, out = _einsum_terms(subscripts)
     if len(terms) != n:
         return None
     term, others = terms[i], [out] + terms[:i] + terms[i + 1:]
-    letters = term.replace('...', '')
-    # NumPy sums no ellipsis away: the adjoint needs '...' in operand i exactly
-    # when the cotangent or another operand has it
-    if len(set(letters)) != len(letters) or \
-            ('...' in term) != any('...' in t for t in others):
+    elsewhere = any('...' in t for t in others)
+    if '...' in term and not elsewhere:
         return None
+    renamed, mask = _einsum_diagonal(term, set(subscripts))
+    if mask:
+        others.append(mask)
     present = set(''.join(others))
-    missing = [c for c in letters if c not in present]
-    if missing and '...' in term:
+    missing = [c for c in renamed if c.isalpha() and c not in present]
+    cut = renamed.find('...')
+    if any(renamed.index(c) < cut for c in missing):
         return None
-    spread = tuple(term.index(c) for c in missing) or None
-    kept = ''.join(c for c in term if c not in missing)
-    return ','.join(others) + '->' + kept, spread
+    # (counted from the end after an ellipsis, or before the adjoint's leading axes)
+    lead = '...' if elsewhere and cut < 0 else ''
+    spread = tuple(renamed.index(c) - (len(renamed) if lead or cut >= 0 else 0)
+                   for c in missing) or None
+    kept = lead + ''.join(c for c in renamed if c not in missing)
+    return ','.join(others) + '->' + kept, spread, mask or None
 
 
 def einsum_vjp_spec(subscripts, n, i):
@@ -1053,8 +1124,31 @@ def einsum_vjp_spread(subscripts, n, i):
     return None if form is None else form[1]
 
 
+def einsum_vjp_masked(subscripts, n, i):
+    """Whether operand i's adjoint einsum takes rt.einsum_vjp_mask (a letter
+    repeats in operand i); folded as einsum_vjp_spec is."""
+    form = _einsum_adjoint_form(subscripts, n, i)
+    return form is not None and form[2] is not None
+
+
+def einsum_vjp_mask(subscripts, n, i, shape):
+    """The boolean mask of the mask term (_einsum_diagonal) for operand i of
+    that shape: True where every repeat of a letter equals its original."""
+    term = _einsum_terms(subscripts)[0][i]
+    cut = term.find('...')
+    out = numpy.ones((), bool)
+    for c in dict.fromkeys(term):          # the groups, in the mask term's order
+        repeats = term.count(c) if c.isalpha() else 0
+        if repeats > 1:
+            at = term.index(c)              # (counted from the end after an ellipsis)
+            grid = numpy.indices((shape[at if cut < 0 or at < cut else at - len(term)],) * repeats)
+            out = numpy.multiply.outer(out, numpy.all(grid == grid[0], axis=0))
+    return out
+
+
 # Rule templates evaluate these at compile time when their arguments are constants.
 einsum_vjp_spec.codax_static = einsum_vjp_spread.codax_static = True
+einsum_vjp_masked.codax_static = True
 
 
 def einsum_vjp(g, subscripts, operands, ans):
@@ -1921,7 +2015,8 @@ def jacobian_from_rows(rows, out, x, lead=0):
     front, example = tuple(shape(out)[:lead]), tuple(shape(out)[lead:])
     n, xs = int(numpy.prod(example)), tuple(shape(x)[lead:])
     full = xp.broadcast_to(xp.asarray(rows), front + (n,) + xs)
-    return xp.reshape(full, front + example + xs).astype(_fdtype(out, x), copy=False)
+    # x's dtype, as the rows are x's cotangents (complex for complex x, as in JAX)
+    return xp.reshape(full, front + example + xs).astype(_fdtype(x, out), copy=False)
 
 
 def rows_vjp(g, rows, out, x, ans, lead=0):

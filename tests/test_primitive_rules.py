@@ -897,6 +897,60 @@ cases('rt_batched_form_hvp', C((0.0, U(2, 1), U(2)), {}, U(4, 2, 2), _random.tru
                                _TN, {}))
 cases('rt_batched_form_jvp2', C(_random.truncated_normal, _TN, {}, (0.0, U(2, 1), U(2)), {},
                                 (0.0, U(2, 1), U(2)), {}))
+# session 11: dtype queries (constants to derivatives), vander, eig, eigvals,
+# np.linalg.norm's rule names; complex norms (JAX's conjugate direction)
+cases('result_type', C(U(3), np.float32), C(np.float32, 1.0), C(U(2).astype(np.float32), U(2)))
+cases('promote_types', C(np.float32, np.float64), C('i4', 'f2'))
+cases('can_cast', C(U(3), np.float32), C(np.float64, np.int32, 'same_kind'))
+cases('common_type', C(U(3), U(2)), C(U(2).astype(np.float32)))
+cases('finfo', C(np.float32), C(np.dtype(np.float64)))
+cases('iinfo', C(np.int16), C(np.dtype(np.uint8)))
+cases('dtype', C('float32'), C(np.float64))
+cases('issubdtype', C(np.float64, np.floating), C(np.dtype('i4'), np.inexact))
+if hasattr(np, 'isdtype'):
+    cases('isdtype', C(np.dtype(np.float64), 'real floating'), C(np.dtype(np.int8), 'integral'))
+cases('isrealobj', C(U(3)), C(U(2) + 1j * U(2)))
+cases('mintypecode', C('df'), C(['f', 'F'], 'GDFgdf', 'd'))
+cases('min_scalar_type', C(3.0), C(U(3)))
+cases('vander', C(U(4)), C(U(3), 5), C(U(3), 2, True), C(np.array([0.0, 0.5, -1.2]), None, True),
+      C(np.array([0.0, 0.7]), 4), C(U(3), 1), C(U(3), 0), C(U(3) + 1j * U(3), 3))
+
+
+def _with_spectrum(block, batch=()):
+    """s block s^-1 for a well-conditioned s: eigenvalues chosen well apart
+    (differences of nearly equal ones drown in rounding)."""
+    s = WELL(len(block), batch)
+    return np.linalg.solve(np.swapaxes(s, -1, -2), np.swapaxes(s @ block, -1, -2)).swapaxes(-1, -2)
+
+
+_REAL3 = np.diag([1.0, -0.5, 2.2])
+_PAIR4 = np.array([[0.5, -1.2, 0, 0], [1.2, 0.5, 0, 0], [0, 0, 2.5, 0], [0, 0, 0, -1.0]])
+for _name in ('eig', 'eigvals'):
+    cases(_name, C(_with_spectrum(_REAL3)), C(_with_spectrum(_PAIR4)),
+          C(_with_spectrum(_REAL3, (2,))), C(_with_spectrum(_PAIR4) + 0.3j * U(4, 4)),
+          C(_with_spectrum(_PAIR4[:3, :3].copy())))
+cases('rt_norm_matrix', C(None, None), C(1, None), C(2, (0, 1)), C('fro', 1))
+cases('rt_norm_matrix_axes', C(None), C((2, 0)), C([-1, 0], np.inf), C(None, -1))
+cases('rt_norm_singular_weights', C(P(3), 'nuc'), C(P(2, 3), 2), C(P(4), -2))
+cases('rt_norm_rule', C(1, None, True), C(np.inf, 1, False), C(3, None, False),
+      C('nuc', (0, 1), True), C(-2, None, False))
+cases('rt_einsum_vjp_masked', C('ii->', 1, 0), C('ij,jk->ik', 2, 1), C('ii,ij->j', 2, 1))
+cases('rt_einsum_vjp_mask', C('ii->', 1, 0, (3, 3)), C('...ii->...i', 1, 0, (2, 3, 3)),
+      C('iijj,k', 2, 0, (2, 2, 3, 3)), C('ij,kkk', 2, 1, (2, 2, 2)))
+CASES['rt_einsum_vjp_spec'] += [C('...ii->...i', 1, 0), C('i,...i->...', 2, 0), C('...i->...', 1, 0)]
+CASES['rt_einsum_vjp_spread'] += [C('...i->...', 1, 0), C('iij->i', 1, 0)]
+CASES['einsum'] += [C('ii->', WELL(3)), C('ii->i', U(3, 3)), C('...ii->...i', U(2, 3, 3)),
+                    C('iij,j->i', U(2, 2, 3), U(3)), C('i,...i->...', U(3), U(2, 3)),
+                    C('...i->...', U(2, 3)), C('iii', U(2, 2, 2))]
+cases('asanyarray', C(U(3)), C(U(2, 3), np.float64), C([U(), U()]))
+cases('digitize', C(U(5), [-0.5, 0.0, 0.5]), C(U(2, 3), np.array([-0.2, 0.4]), True))
+cases('modf', C(U(4) * 3), C(U(2, 3) * 5 - 1))
+cases('divmod', C(U(4) * 3, P(4)), C(U(2, 3) * 3, 0.7), C(P(3) * 4, NZ(2, 1)))
+cases('frexp', C(NZ(4) * 5), C(np.array([0.3, 3.0, -0.1])), C(NZ(2, 3) * 100))
+_ZN = U(2, 3) + 1j * U(2, 3)
+CASES['norm'] += [C(_ZN), C(_ZN[0].copy(), 1), C(_ZN[0].copy(), np.inf), C(_ZN[0].copy(), 3),
+                  C(_ZN.copy(), 'nuc'), C(_ZN.copy(), 2), C(_ZN.copy(), -np.inf),
+                  C(NZ(2, 3, 4), -1, axis=(-1, 0)), C(NZ(2, 3, 4), 'nuc', (0, 2), True)]
 
 
 # --------------------------------------------------------------------------

@@ -56,6 +56,12 @@ NOT_DIRECT = {
     'py_range': 'a range object: bookkeeping of unbatched loops (test_vmap_of_grad: f_loop)',
     'py_slice': 'a slice object: checked through the indexing records',
 }
+# Dtype queries and norm's and einsum's rule helpers: they return a dtype, a type,
+# finfo, a str or axes, no array to batch; vmap of code calling them:
+# tests/test_numpy_gaps_s11.py
+NOT_DIRECT.update({name: 'returns no array (a dtype, type, finfo or name)' for name in (
+    'result_type', 'promote_types', 'common_type', 'finfo', 'iinfo', 'dtype', 'mintypecode',
+    'min_scalar_type', 'rt_norm_rule', 'rt_norm_matrix_axes', 'rt_einsum_vjp_spec')})
 
 # Their values are whatever memory held: only shapes are compared.
 UNINITIALIZED = {'empty', 'empty_like'}

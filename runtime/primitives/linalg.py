@@ -36,17 +36,21 @@ _product('tensordot', 'a, b, axes=2', {'a': 'rt.tensordot_vjp(g, a, b, ans, axes
 # the other operands (rt.einsum_vjp_spec, folded at compile time for literal
 # subscripts), spread over letters found in operand i alone; its tangent is the
 # sum of the contractions with one tangent in place (`t`: the tuple of them).
-# Written with einsum itself, every order follows. The templates are spelled
-# out per number of operands (up to _EINSUM_N; the template folds the
-# others away); more operands, or a diagonal ('ii'), use the first-order
-# rt.einsum_vjp.
+# Written with einsum itself, every order follows. A diagonal ('ii') takes
+# one more operand, a boolean mask that puts the adjoint back on it. The
+# templates are spelled out per number of operands (up to _EINSUM_N; the
+# template folds the others away); more operands, the interleaved form, or an
+# ellipsis that spans no axes use the first-order rt.einsum_vjp.
 _EINSUM_N = 6
 
 
 def _einsum_adjoint(n, i):
-    spec, spread = (f'rt.einsum_vjp_{part}(subscripts, {n}, {i})' for part in ('spec', 'spread'))
+    spec, spread, masked = (f'rt.einsum_vjp_{part}(subscripts, {n}, {i})'
+                            for part in ('spec', 'spread', 'masked'))
     others = ''.join(f', operands[{j}]' for j in range(n) if j != i)
-    full = f'xp.einsum({spec}, rt.materialize(g, ans){others})'
+    mask = f', xp.asarray(rt.einsum_vjp_mask(subscripts, {n}, {i}, rt.shape(operands[{i}])))'
+    full = (f'(xp.einsum({spec}, rt.materialize(g, ans){others}{mask}) if {masked} else '
+            f'xp.einsum({spec}, rt.materialize(g, ans){others}))')
     spread_out = f'({full} if {spread} is None else xp.expand_dims({full}, {spread}) ' \
                  f'+ xp.zeros_like(operands[{i}]))'
     return (f'(rt.cast_like(rt.sum_to({spread_out}, rt.shape(operands[{i}])), operands[{i}]) '
@@ -76,9 +80,13 @@ _product('einsum', 'subscripts, *operands, out=None, optimize=False',
          nondiff=('subscripts', 'out', 'optimize'),
          jvp={'operands': _by_count(_einsum_tangent,
                                     'rt.einsum_jvp(t, subscripts, operands, optimize)')})
-for _fn in (rules.einsum_vjp_spec, rules.einsum_vjp_spread):   # subscripts held in a variable
+for _fn in (rules.einsum_vjp_spec, rules.einsum_vjp_spread,   # subscripts held in a variable
+            rules.einsum_vjp_masked):
     nondifferentiable(f'rt_{_fn.__name__}', 'subscripts, n, i', targets=(_fn,),
                       impl=f'rt.{_fn.__name__}', batch='unbatched_result')
+# (the shape of one example: the same mask for all)
+nondifferentiable('rt_einsum_vjp_mask', 'subscripts, n, i, shape', targets=(rules.einsum_vjp_mask,),
+                  impl='rt.einsum_vjp_mask', batch='creation')
 _product('trace', 'a, offset=0, axis1=0, axis2=1, dtype=None, out=None',
          {'a': 'rt.trace_vjp(g, a, ans, offset, axis1, axis2)'},
          nondiff=('offset', 'axis1', 'axis2', 'dtype', 'out'), jvp='linear', methods=('trace',))
@@ -184,8 +192,15 @@ _product('matrix_power', 'a, n',
 # dv = v (F * (v^T s v)); the adjoint goes back through the same weights:
 # m * (R + R^T), R = v (diag(gw) + F * (v^T gv)) v^T.
 _W, _V = 'ans[0]', 'ans[1]'
-_GAP = f'({_W}[..., None, :] - {_W}[..., :, None])'
-_F = f'xp.where({_GAP} == 0, 0.0, 1.0 / xp.where({_GAP} == 0, 1.0, {_GAP}))'
+
+
+def _inverse_gaps(w):
+    """F_ij = 1 / (w_j - w_i), 0 where the two are equal (the diagonal too)."""
+    gap = f'({w}[..., None, :] - {w}[..., :, None])'
+    return f'xp.where({gap} == 0, 0.0, 1.0 / xp.where({gap} == 0, 1.0, {gap}))'
+
+
+_F = _inverse_gaps(_W)
 _MASK = 'rt.eigh_triangle(a, UPLO)'
 _X = f'xp.matmul({_swapped(_V)}, rt.materialize(rt.item(g, 1), {_V}))'
 _GW2 = f'2 * rt.materialize(rt.item(g, 0), {_W})[..., None, :]'
@@ -196,6 +211,47 @@ primitive('eigh', 'a, UPLO="L"',
           jvp={'a': f'(xp.diagonal({_M}, 0, -2, -1), xp.matmul({_V}, {_F} * {_M}))'},
           nondiff=('UPLO',), targets=(numpy.linalg.eigh,), impl='xp.linalg.eigh',
           family='decomposition', batch='loop')
+
+# eig of a general square matrix (JAX's rule, eqn 4.60 of arXiv:1701.00392, and
+# lax.linalg.eig's eigenvectors with enable_eigvec_derivs): with w, v = ans,
+# P = v^-1 t v and F as eigh's: dw = diag(P); u = v (F * P), and dv = u + v c,
+# c_j = -Re(v_j^H u_j) - i Im(u_kj) / Re(v_kj) (k: v_j's largest component,
+# which LAPACK makes real, as it makes |v_j| = 1): the normalization NumPy's
+# LAPACK fixes, differentiated. The adjoint is the transpose of that map under
+# Re(sum(x y)): with cv = sum(v * gv) over rows, gu = gv - conj(v) Re(cv) -
+# i M Im(cv) / Re(v_k), gP = diag(gw) + F * (v^T gu), ga = v^-T gP v^T.
+# Where every eigenvalue is real NumPy's v is real, and so are the tangents
+# (no imaginary part to fix). eigvals: dw alone, v from a second eig. Written
+# with primitives (eig among them), so every order follows, for distinct
+# eigenvalues.
+_EW, _EV = 'ans[0]', 'ans[1]'
+_EF = _inverse_gaps(_EW)
+_PIVOT = f'(xp.argmax(xp.abs({_EV}), axis=-2)[..., None, :] == xp.arange(rt.shape(a)[-1])[:, None])'
+_PIVOT_RE = f'xp.real(xp.sum({_PIVOT} * {_EV}, axis=-2))'
+_COMPLEX = f'xp.iscomplexobj({_EV})'
+_EP = f'xp.matmul(xp.linalg.solve({_EV}, t), {_EV})'
+_EU = f'xp.matmul({_EV}, {_EF} * {_EP})'
+_EC = (f'(-xp.real(xp.sum(xp.conj({_EV}) * {_EU}, axis=-2)) - '
+       f'(1j * xp.imag(xp.sum({_PIVOT} * {_EU}, axis=-2)) / {_PIVOT_RE} if {_COMPLEX} else 0.0))')
+_GEW, _GEV = (f'rt.materialize(rt.item(g, {k}), ans[{k}])' for k in range(2))
+_CV = f'xp.sum({_EV} * {_GEV}, axis=-2)'
+_GEU = (f'({_GEV} - xp.conj({_EV}) * xp.real({_CV})[..., None, :] - '
+        f'(1j * {_PIVOT} * (xp.imag({_CV}) / {_PIVOT_RE})[..., None, :] if {_COMPLEX} else 0.0))')
+_GEP = (f'{_GEW}[..., None, :] * xp.eye(rt.shape(a)[-1]) + '
+        f'{_EF} * xp.matmul({_swapped(_EV)}, {_GEU})')
+primitive('eig', 'a',
+          {'a': f'rt.cast_like(xp.linalg.solve({_swapped(_EV)}, xp.matmul({_GEP}, '
+                f'{_swapped(_EV)})), a)'},
+          jvp={'a': f'(xp.diagonal({_EP}, 0, -2, -1), {_EU} + {_EV} * {_EC}[..., None, :])'},
+          targets=(numpy.linalg.eig,), impl='xp.linalg.eig', family='decomposition',
+          batch='loop')
+_VALS_V = 'xp.linalg.eig(a)[1]'
+primitive('eigvals', 'a',
+          {'a': f'rt.cast_like(xp.linalg.solve({_swapped(_VALS_V)}, '
+                f'rt.materialize(g, ans)[..., :, None] * {_swapped(_VALS_V)}), a)'},
+          jvp={'a': f'xp.sum(xp.linalg.solve({_VALS_V}, t) * {_swapped(_VALS_V)}, axis=-1)'},
+          targets=(numpy.linalg.eigvals,), impl='xp.linalg.eigvals', family='linalg',
+          batch='loop')
 
 # svd, reduced (JAX's rule): with u, s, vh = ans, v = vh^T, F_ij = 1 / (s_j^2 -
 # s_i^2) (0 where equal) and P = u^T t v: ds = diag(P),

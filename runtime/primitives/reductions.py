@@ -1,7 +1,9 @@
 """Reductions with `axis`/`keepdims`, and scans."""
+import inspect
+
 import numpy
 
-from .. import adjoint
+from .. import adjoint, rules
 from ..table import TABLE, _signature, batching, nondifferentiable, primitive, reduction
 
 # where= leaves elements out: they get no cotangent (the mask in a's dtype;
@@ -62,19 +64,63 @@ reduction('std', f'rt.sum_vjp(g / ans, a, axis, keepdims) * ({_CENTRED}) / {_DOF
           jvp=f'{_CENTRED_DOT_T} / ({_DOF} * ans)')
 reduction('cumsum', 'rt.cumsum_vjp(g, a, ans, axis)', methods=('cumsum',),
           signature='a, axis=None, dtype=None, out=None', jvp='linear')
+# np.linalg.norm: the adjoint is the cotangent times R = d norm / d x (JAX's
+# convention for complex x: the conjugate direction), and the tangent is
+# sum(Re(t R)). R is written with primitives for every order (svd's rule,
+# max/min's tie weights, |x|'s slope at 0 as JAX takes it). Which R is named
+# by rt.norm_rule, and whether a matrix norm by rt.norm_matrix: both fold at
+# compile time for a literal `ord` and `axis`, but whether ord=1 (2, inf)
+# with axis=None is a matrix norm, which x's rank decides.
+_SLOPE = 'rt.abs_slope(x)'           # d|x| / dx
+_ABS = 'xp.abs(x)'
+_KEPT = 'rt.keep_dims(ans, x, axis, keepdims)'
+
+
+def _ties(x, y, axis, keepdims):
+    """Weights 1/k on the k tied positions where x reaches y along axis."""
+    return f'rt.extremum_vjp(1.0, {x}, {y}, {axis}, {keepdims})'
+
+
+# the singular values' weights (rt.norm_singular_weights) between u and vh
+_ROW, _COL = 'rt.norm_matrix_axes(axis)[0]', 'rt.norm_matrix_axes(axis)[1]'
+_USV = f'xp.linalg.svd(xp.moveaxis(x, ({_ROW}, {_COL}), (-2, -1)), False)'
+_SINGULAR = (f'xp.conj(xp.moveaxis(xp.matmul({_USV}[0] * rt.norm_singular_weights('
+             f'{_USV}[1], ord)[..., None, :], {_USV}[2]), (-2, -1), ({_ROW}, {_COL})))')
+# 1/-1 (inf/-inf): the largest (smallest) sum of |x| over rows (columns)
+_SUMMED, _PICKED = ('rt.norm_matrix_axes(axis, ord)[%d]' % k for k in (0, 1))
+_SUMS = (f'{_SLOPE} * ' +
+         _ties(f'xp.sum({_ABS}, axis={_SUMMED}, keepdims=True)', _KEPT, _PICKED, True))
+_NORM_R = {
+    'two': f'xp.conj(x) / {_KEPT}', 'extreme': f'{_SLOPE} * {_ties(_ABS, "ans", "axis", "keepdims")}',
+    'zero': 'xp.zeros_like(x)', 'power': f'{_SLOPE} * ({_ABS} / {_KEPT}) ** (ord - 1)',
+    'singular': _SINGULAR, 'sums': _SUMS,
+}
+
+
+def _norm_r(matrix):
+    rule = f'rt.norm_rule(ord, axis, {matrix})'
+    names = ['two', 'singular', 'sums'] if matrix else ['two', 'extreme', 'zero', 'power']
+    out = _NORM_R[names[-1]]
+    for name in reversed(names[:-1]):
+        out = f'({_NORM_R[name]} if {rule} == "{name}" else {out})'
+    return out
+
+
+_IS_MATRIX = '(xp.ndim(x) == 2 if rt.norm_matrix(ord, axis) is None else rt.norm_matrix(ord, axis))'
+_R = f'({_norm_r(True)} if {_IS_MATRIX} else {_norm_r(False)})'
 primitive('norm', 'x, ord=None, axis=None, keepdims=False',
-          # The 2-norm's rule is written with primitives, so it has second
-          # derivatives; other orders go through rt.norm_vjp (first order only).
-          {'x': 'rt.sum_vjp(g, x, axis, keepdims) * x / rt.keep_dims(ans, x, axis, keepdims) '
-                'if ord is None or ord == "fro" else rt.norm_vjp(g, x, ans, ord, axis, keepdims)'},
-          # The same split: the 2-norm's tangent <x, t> / |x| in primitives; other
-          # orders pair t with the gradient rt.norm_vjp(1.0, ...) (first order only).
-          jvp={'x': 'xp.sum(x * t, axis=axis, keepdims=keepdims) / ans '
-                    'if ord is None or ord == "fro" else '
-                    'xp.sum(t * rt.norm_vjp(1.0, x, ans, ord, axis, keepdims), axis=axis, '
-                    'keepdims=keepdims)'},
+          {'x': f'rt.sum_vjp(g, x, axis, keepdims) * {_R}'},
+          # (the 2-norm's tangent spelled out: one division, by the norm)
+          jvp={'x': f'(xp.sum(xp.real(xp.conj(x) * t), axis=axis, keepdims=keepdims) / ans '
+                    f'if rt.norm_rule(ord, axis, {_IS_MATRIX}) == "two" else '
+                    f'xp.sum(xp.real(t * {_R}), axis=axis, keepdims=keepdims))'},
           nondiff=('ord', 'axis', 'keepdims'), targets=(numpy.linalg.norm,),
           impl='xp.linalg.norm', family='reduction')
+for _fn in (rules.norm_matrix, rules.norm_rule, rules.norm_matrix_axes):
+    nondifferentiable(f'rt_{_fn.__name__}', str(inspect.signature(_fn))[1:-1], targets=(_fn,),
+                      impl=f'rt.{_fn.__name__}', batch='unbatched_result')
+nondifferentiable('rt_norm_singular_weights', 's, ord', targets=(rules.norm_singular_weights,),
+                  impl='rt.norm_singular_weights', batch='same')
 
 
 # ---- statistics: more reductions and scans. Not of the 'reduction' family,

@@ -6,7 +6,7 @@ values carry derivatives through np.take."""
 import numpy
 
 from ..backend import array_module
-from ..table import nondifferentiable
+from ..table import nondifferentiable, primitive
 
 # The positions np.partition puts each element at (the same arrangement as
 # np.partition's own, which runs the same selection on the values).
@@ -14,6 +14,7 @@ nondifferentiable('argpartition', 'a, kth, axis=-1, kind="introselect", order=No
                   methods=('argpartition',), batch='loop')
 nondifferentiable('searchsorted', 'a, v, side="left", sorter=None', methods=('searchsorted',),
                   batch='loop')
+nondifferentiable('digitize', 'x, bins, right=False', batch='loop')
 nondifferentiable('matrix_rank', 'A, tol=None, hermitian=False, *, rtol=None',
                   targets=(numpy.linalg.matrix_rank,), impl='xp.linalg.matrix_rank', batch='loop')
 
@@ -45,3 +46,21 @@ def unique_parts_per_example(ar, axis=None, equal_nan=True, size=None):
 # batched by rt.unique_parts_per_example, which refuses it without size=
 nondifferentiable('rt_unique_parts', 'ar, axis=None, equal_nan=True, size=None',
                   targets=(unique_parts,), impl='rt.unique_parts', batch='value_sized')
+
+
+# Element-wise functions of two results. modf: (x - trunc(x), trunc(x)), the
+# fraction moving with x; divmod: (floor(x1 / x2), x1 - floor(x1 / x2) x2),
+# the remainder as np.remainder's rule; frexp: (x 2^-e, e), e an integer.
+_FIRST, _SECOND = ('rt.materialize(rt.item(g, {0}), ans[{0}])'.format(k) for k in (0, 1))
+primitive('modf', 'x, /, out=None, where=True', {'x': _FIRST}, nondiff=('out', 'where'),
+          jvp={'x': '(t, 0.0)'}, batch='loop')
+primitive('divmod', 'x1, x2, /, out=None, where=True',
+          {'x1': f'rt.unbroadcast({_SECOND}, x1, ans[1])',
+           'x2': f'rt.unbroadcast(-{_SECOND} * ans[0], x2, ans[1])'},
+          nondiff=('out', 'where'), jvp={'x1': '(0.0, t)', 'x2': '(0.0, -t * ans[0])'},
+          batch='loop')
+primitive('frexp', 'x, /, out=None, where=True',
+          {'x': f'rt.cast_like({_FIRST} * xp.exp2(-ans[1]), x)'},
+          nondiff=('out', 'where'),
+          jvp={'x': '(rt.cast_like(t * xp.exp2(-ans[1]), ans[0]), 0.0)'},
+          batch='loop')

@@ -69,6 +69,11 @@ linear('array', 'object, dtype=None, copy=True, order="K", ndmin=0',
 linear('asarray', 'a, dtype=None, order=None',
        {'a': 'rt.cast_like(rt.array_vjp(rt.inexact_only(g, ans), a, ans), a)'},
        jvp={'a': 'rt.inexact_only(xp.asarray(rt.dense(t, a), dtype, order), ans)'})
+# (what NumPy's own Python source calls on its arguments: as asarray, for
+# the ndarrays codax passes)
+linear('asanyarray', 'a, dtype=None, order=None',
+       {'a': 'rt.cast_like(rt.array_vjp(rt.inexact_only(g, ans), a, ans), a)'},
+       jvp={'a': 'rt.inexact_only(xp.asanyarray(rt.dense(t, a), dtype, order), ans)'})
 linear('astype', 'x, dtype, copy=True', {'x': 'rt.cast_like(rt.inexact_only(g, ans), x)'},
        jvp={'x': 'rt.inexact_only(xp.asarray(t, dtype), ans)'}, methods=('astype',),
        impl='rt.astype', targets=())
@@ -109,5 +114,6 @@ batching(reshape=('reshape', 'ravel'),
                'repeat', 'diagonal'), split=('split',),
          atleast=('atleast_1d', 'atleast_2d'), broadcast_to=('broadcast_to',),
          flip_lr_ud=('fliplr', 'flipud'), join=('concatenate', 'stack', 'hstack', 'vstack'),
-         same=('copy', 'astype', 'real', 'imag', 'matrix_transpose'), array=('array', 'asarray'),
+         same=('copy', 'astype', 'real', 'imag', 'matrix_transpose'),
+         array=('array', 'asarray', 'asanyarray'),
          leading=('tril', 'triu'), diag=('diag',), tile=('tile',), pad=('pad',))
