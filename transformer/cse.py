@@ -34,11 +34,10 @@ _LAZY = (n.IfExp, n.BoolOp, n.Lambda, n.ListComp, n.DictComp, n.SetComp, n.Gener
 
 
 def share_subexpressions(fdef):
-    if _writes_in_place(fdef):
+    stable, writes = _facts(fdef)
+    if writes:
         return fdef
-    stable = _assigned_once(fdef)
-    fresh = _fresh_names(fdef)
-    fdef.body = _block(fdef.body, {}, stable, fresh)
+    fdef.body = _block(fdef.body, {}, stable, _fresh_names(fdef))
     return fdef
 
 
@@ -54,16 +53,31 @@ def _block(stmts, available, stable, fresh):
         if not isinstance(stmt, (n.Assign, n.Return, n.Expr)) or stmt.value is None:
             out.append(stmt)
             continue
-        stmt.value = _Reuse(available).inside(stmt.value)
-        for name, expr in _repeats(stmt, fresh):
-            out.append(_beside(n.assign(name, expr), stmt))
-            stable.add(name)
-            _learn(available, name, expr, stable)
+        keys = {}
+        if not _flat(stmt.value):        # (most statements: one operation on names)
+            out.extend(_shared(stmt, available, stable, fresh, keys))
         out.append(stmt)
         if isinstance(stmt, n.Assign) and len(stmt.targets) == 1 \
                 and isinstance(stmt.targets[0], n.Name):
-            _learn(available, stmt.targets[0].id, stmt.value, stable)
+            _learn(available, stmt.targets[0].id, _key(stmt.value, keys), stable)
     return out
+
+
+def _shared(stmt, available, stable, fresh, keys):
+    """Rewrite `stmt` to read what `available` holds and to compute once what
+    it spells twice; the statements computing the latter, to put before it.
+    `keys` is left with the keys of stmt's nodes or empty."""
+    if available and _Reuse(available, keys).inside(stmt.value):
+        keys.clear()                     # (names replaced parts: spelled anew)
+    if not _has_repeats(stmt.value, keys):
+        return []
+    keys.clear()
+    before = []
+    for name, expr in _repeats(stmt, fresh):
+        before.append(_beside(n.assign(name, expr), stmt))
+        stable.add(name)
+        _learn(available, name, _key(expr, {}), stable)
+    return before
 
 
 def _beside(new, stmt):
@@ -74,8 +88,7 @@ def _beside(new, stmt):
     return n.copy_location(new, stmt)
 
 
-def _learn(available, name, expr, stable):
-    key = _key(expr)
+def _learn(available, name, key, stable):
     if key is not None and name in stable and _names(key) <= stable:
         available.setdefault(key, name)
 
@@ -83,25 +96,47 @@ def _learn(available, name, expr, stable):
 class _Reuse(n.NodeTransformer):
     """Nested subexpressions already held by a name become that name."""
 
-    def __init__(self, available):
-        self.available = available
+    def __init__(self, available, keys):
+        self.available, self.keys, self.replaced = available, keys, False
 
     def inside(self, expr):
-        if not self.available:
-            return expr
-        for field, value in n.iter_fields(expr):       # (the whole expression stays)
+        """Replace within `expr` (not `expr` itself); whether anything was."""
+        for field, value in n.iter_fields(expr):
             if isinstance(value, list):
                 setattr(expr, field, [self.visit(v) if isinstance(v, n.AST) else v
                                       for v in value])
             elif isinstance(value, n.AST):
                 setattr(expr, field, self.visit(value))
-        return expr
+        return self.replaced
 
     def visit(self, node):
-        key = _key(node) if _worth(node) else None
+        key = _key(node, self.keys) if _worth(node) else None
         if key is not None and key in self.available:
+            self.replaced = True
             return n.name(self.available[key])
         return self.generic_visit(node)
+
+
+def _flat(expr):
+    """Whether no operation is nested in `expr`: nothing to share inside."""
+    return not any(_operates(child) for child in n.iter_child_nodes(expr))
+
+
+def _operates(node):
+    if isinstance(node, (n.Name, n.Constant)):
+        return False
+    return _worth(node) or any(_operates(child) for child in n.iter_child_nodes(node))
+
+
+def _has_repeats(expr, keys):
+    seen = set()
+    for node in _eager_subexpressions(expr, top=True):
+        key = _key(node, keys) if _worth(node) else None
+        if key is not None:
+            if key in seen:
+                return True
+            seen.add(key)
+    return False
 
 
 def _repeats(stmt, fresh):
@@ -135,9 +170,9 @@ class _Put(n.NodeTransformer):
 def _innermost_repeats(stmt, fresh):
     hoisted = []
     while True:
-        seen, repeated = {}, None
+        seen, repeated, memo = {}, None, {}
         for node in _eager_subexpressions(stmt.value, top=True):
-            key = _key(node) if _worth(node) else None
+            key = _key(node, memo) if _worth(node) else None
             if key is None:
                 continue
             if key in seen:
@@ -178,7 +213,7 @@ class _Replace(n.NodeTransformer):
     def visit(self, node):
         if isinstance(node, _LAZY):
             return node if not isinstance(node, (n.IfExp, n.BoolOp)) else self._eager_part(node)
-        if _worth(node) and _key(node) == self.key:
+        if _worth(node) and _key(node, {}) == self.key:
             return n.name(self.name)
         return self.generic_visit(node)
 
@@ -195,39 +230,46 @@ def _worth(node):
     return isinstance(node, (n.Call, n.BinOp, n.UnaryOp))
 
 
-def _key(node):
-    """A hashable spelling of a pure expression; None where it is not one."""
+def _key(node, memo):
+    """A hashable spelling of a pure expression; None where it is not one.
+    `memo`: id of a node -> its key, for the nodes of one expression."""
+    if id(node) not in memo:
+        memo[id(node)] = _spelled(node, memo)
+    return memo[id(node)]
+
+
+def _spelled(node, memo):
     if isinstance(node, n.Name):
         return ('name', node.id)
     if isinstance(node, n.Constant):
         return ('const', type(node.value).__name__, repr(node.value))
     if isinstance(node, n.Attribute):
-        inner = _key(node.value)
+        inner = _key(node.value, memo)
         return None if inner is None else ('attr', inner, node.attr)
     if isinstance(node, (n.Tuple, n.List)) and isinstance(node.ctx, n.Load):
-        return _keys(type(node).__name__, node.elts)
+        return _keys(type(node).__name__, node.elts, memo)
     if isinstance(node, n.Slice):
-        return _keys('slice', [node.lower, node.upper, node.step])
+        return _keys('slice', [node.lower, node.upper, node.step], memo)
     if isinstance(node, n.Subscript):
-        return _keys('sub', [node.value, node.slice])
+        return _keys('sub', [node.value, node.slice], memo)
     if isinstance(node, n.BinOp):
-        return _keys(type(node.op).__name__, [node.left, node.right])
+        return _keys(type(node.op).__name__, [node.left, node.right], memo)
     if isinstance(node, n.UnaryOp):
-        return _keys(type(node.op).__name__, [node.operand])
+        return _keys(type(node.op).__name__, [node.operand], memo)
     if isinstance(node, n.Call) and _pure_function(node.func) \
             and not any(k.arg in (None, 'out') for k in node.keywords):
-        args = _keys('call', list(node.args))
+        args = _keys('call', list(node.args), memo)
         args = None if args is None else args + (('func',) + _dotted(node.func),)
-        kws = _keys('kw', [k.value for k in node.keywords])
+        kws = _keys('kw', [k.value for k in node.keywords], memo)
         return None if args is None or kws is None else \
             args + tuple(k.arg for k in node.keywords) + (kws,)
     return None
 
 
-def _keys(tag, nodes):
+def _keys(tag, nodes, memo):
     keys = []
     for node in nodes:
-        key = ('none',) if node is None else _key(node)
+        key = ('none',) if node is None else _key(node, memo)
         if key is None:
             return None
         keys.append(key)
@@ -264,26 +306,37 @@ def _names(key):
     return out
 
 
-def _assigned_once(fdef):
-    counts = {}
-    for node in n.walk(fdef):
-        if isinstance(node, n.Name) and isinstance(node.ctx, (n.Store, n.Param)):
-            counts[node.id] = counts.get(node.id, 0) + 1
-    return {name for name, count in counts.items() if count == 1}
+def _facts(fdef):
+    """(the names assigned once, whether the code writes into an array it
+    holds: `y[i] = v`, `y += v`, `y.sort()`, `del y[i]`). A tape's `append`s
+    and `pop`s do not count. Read off the statements and their targets, not
+    every expression (normalized code assigns nowhere else)."""
+    counts = {a.id: 1 for a in fdef.args.args}
+    writes = _scan(fdef.body, counts)
+    return {name for name, count in counts.items() if count == 1}, writes
 
 
-def _writes_in_place(fdef):
-    """Whether the code writes into an array it holds (`y[i] = v`, `y += v`,
-    `y.sort()`, `del y[i]`); a tape's `append`s and `pop`s do not count."""
-    for node in n.walk(fdef):
-        if isinstance(node, (n.AugAssign, n.Delete)):
-            return True
-        if isinstance(node, n.Call) and isinstance(node.func, n.Attribute) \
-                and node.func.attr in _IN_PLACE_METHODS:
-            return True
-        if isinstance(node, (n.Subscript, n.Attribute)) and isinstance(node.ctx, n.Store):
-            return True
-    return False
+def _scan(stmts, counts):
+    writes = False
+    for stmt in stmts:
+        if isinstance(stmt, (n.AugAssign, n.Delete)):
+            writes = True
+        targets = stmt.targets if isinstance(stmt, n.Assign) else \
+            [stmt.target] if isinstance(stmt, n.For) else []
+        for target in targets:
+            for node in n.walk(target):
+                if isinstance(node, n.Name) and isinstance(node.ctx, n.Store):
+                    counts[node.id] = counts.get(node.id, 0) + 1
+                elif isinstance(node, (n.Subscript, n.Attribute)) and isinstance(node.ctx, n.Store):
+                    writes = True
+        value = getattr(stmt, 'value', None)
+        if isinstance(value, n.Call) and isinstance(value.func, n.Attribute) \
+                and value.func.attr in _IN_PLACE_METHODS:
+            writes = True
+        for field in ('body', 'orelse'):
+            if isinstance(stmt, (n.If, n.For, n.While)):
+                writes = _scan(getattr(stmt, field), counts) or writes
+    return writes
 
 
 def _fresh_names(fdef):
