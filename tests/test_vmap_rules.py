@@ -674,12 +674,13 @@ def f_looped_with_keywords(x, w):            # minval by keyword: looped per exa
 
 
 def test_grad_through_a_per_example_loop_of_a_call_with_keywords():
-    """The loop calls a stand-in taking the keyword arguments by position
-    (rt.keywords_by_position), so derivatives reach them."""
+    """The loop calls the sampler with every argument by position (the
+    keywords at their places, the skipped default read off the function), so
+    derivatives reach them."""
     def total(x, w):
         return np.sum(codax.vmap(f_looped_with_keywords)(x, w))
     x, w = np.array([1.0, 2.0, 0.5]), np.array([0.3, -0.2, 0.1])
-    assert 'rt.keywords_by_position' in codax.vmap(f_looped_with_keywords).source(x, w)
+    assert 'rt.batch_loop(codax.random.uniform' in codax.vmap(f_looped_with_keywords).source(x, w)
     u = codax.random.uniform(codax.random.key(3), (4,))      # value = w + x * u
     gx, gw = codax.grad(total, argnums=(0, 1))(x, w)
     np.testing.assert_allclose(gx, np.full(3, u.sum()), rtol=1e-12)
