@@ -22,10 +22,12 @@ folder and imported. vmap(grad(f)) and grad(vmap(f)) of whole functions are
 checked against loops of grad(f) below the table-driven part, and must be
 vectorized.
 """
+import atexit
 import copy
 import importlib.util
 import math
 import os
+import shutil
 import sys
 import tempfile
 
@@ -244,6 +246,7 @@ def _write_module():
             lines += ['    ' + line for line in body] + ['', '']
             index[(record.name, k)] = (fname, params)
     folder = tempfile.mkdtemp(prefix='codax_vmap_rules_')
+    atexit.register(shutil.rmtree, folder, True)     # (codax reads it while tests run)
     path = os.path.join(folder, 'vmap_rule_functions.py')
     with open(path, 'w') as f:
         f.write('\n'.join(lines))
