@@ -70,6 +70,15 @@ def tanh_sq_grad(x):
     return 2.0 * t * (1.0 - t * t)
 
 
+def sin_cos_gauss(x):
+    return np.sum(np.sin(x) * np.cos(x) + np.exp(-x * x))
+
+
+def sin_cos_gauss_grad(x):
+    s, c = np.sin(x), np.cos(x)
+    return c * c - s * s - 2.0 * x * np.exp(-x * x)
+
+
 def mlp_loss(params, x, y):
     h = np.tanh(x @ params["W1"] + params["b1"])
     logits = h @ params["W2"] + params["b2"]
@@ -176,6 +185,8 @@ def make_cases(tiny=False):
     return [
         Case("tanh_sq n=10", tanh_sq, (rng.standard_normal(10),), 0, tanh_sq_grad),
         Case(f"tanh_sq n={big}", tanh_sq, (rng.standard_normal(n_big),), 0, tanh_sq_grad),
+        Case(f"sin_cos_gauss n={big}", sin_cos_gauss, (rng.standard_normal(n_big),), 0,
+             sin_cos_gauss_grad),
         Case(f"mlp {B}x{D}-{Hd}-{C}", mlp_loss, (params, x, y), 0, mlp_grad),
         Case(f"rnn T={T} H={H}", rnn_loss, rnn, (0, 1, 2), rnn_grad),
     ]
