@@ -85,3 +85,10 @@ def test_second_derivatives_through_shared_code(fn):
     want = (grad(x + eps * v) - grad(x - eps * v)) / (2 * eps)
     hessian = codax.hessian(fn)(x).reshape(x.size, x.size)
     np.testing.assert_allclose((hessian @ v.ravel()).reshape(x.shape), want, rtol=1e-5, atol=1e-6)
+
+
+def test_module_names_count_as_fixed():
+    out = _shared('def f(a):\n'
+                  '    t = xp.asarray(a, dtype=xp.float64)\n'
+                  '    return 2 * xp.asarray(a, dtype=xp.float64)\n')
+    assert out.count('xp.asarray(') == 1 and 'return 2 * t' in out

@@ -6,8 +6,9 @@ after `_t4 = xp.cos(a)`), and one rule can spell the same product twice
 (cholesky's adjoint uses L^T three times). This pass
 
 - replaces a pure subexpression by the name that already holds it, where
-  that name and every name the expression reads are assigned once in the
-  function (so they hold the same values wherever both are visible), and
+  that name and every name the expression reads are assigned at most once
+  in the function (so they hold the same values wherever both are
+  visible), and
 - computes a pure subexpression that one statement spells twice once, into
   a fresh `_cse` name just before that statement.
 
@@ -34,20 +35,20 @@ _LAZY = (n.IfExp, n.BoolOp, n.Lambda, n.ListComp, n.DictComp, n.SetComp, n.Gener
 
 
 def share_subexpressions(fdef):
-    stable, writes = _facts(fdef)
+    rebound, writes = _facts(fdef)
     if writes:
         return fdef
-    fdef.body = _block(fdef.body, {}, stable, _fresh_names(fdef))
+    fdef.body = _block(fdef.body, {}, rebound, _fresh_names(fdef))
     return fdef
 
 
-def _block(stmts, available, stable, fresh):
+def _block(stmts, available, rebound, fresh):
     available = dict(available)          # what a nested block learns stays inside it
     out = []
     for stmt in stmts:
         if isinstance(stmt, (n.If, n.For, n.While)):
-            stmt.body = _block(stmt.body, available, stable, fresh)
-            stmt.orelse = _block(stmt.orelse, available, stable, fresh)
+            stmt.body = _block(stmt.body, available, rebound, fresh)
+            stmt.orelse = _block(stmt.orelse, available, rebound, fresh)
             out.append(stmt)
             continue
         if not isinstance(stmt, (n.Assign, n.Return, n.Expr)) or stmt.value is None:
@@ -55,15 +56,15 @@ def _block(stmts, available, stable, fresh):
             continue
         keys = {}
         if not _flat(stmt.value):        # (most statements: one operation on names)
-            out.extend(_shared(stmt, available, stable, fresh, keys))
+            out.extend(_shared(stmt, available, rebound, fresh, keys))
         out.append(stmt)
         if isinstance(stmt, n.Assign) and len(stmt.targets) == 1 \
                 and isinstance(stmt.targets[0], n.Name):
-            _learn(available, stmt.targets[0].id, _key(stmt.value, keys), stable)
+            _learn(available, stmt.targets[0].id, _key(stmt.value, keys), rebound)
     return out
 
 
-def _shared(stmt, available, stable, fresh, keys):
+def _shared(stmt, available, rebound, fresh, keys):
     """Rewrite `stmt` to read what `available` holds and to compute once what
     it spells twice; the statements computing the latter, to put before it.
     `keys` is left with the keys of stmt's nodes or empty."""
@@ -75,8 +76,7 @@ def _shared(stmt, available, stable, fresh, keys):
     before = []
     for name, expr in _repeats(stmt, fresh):
         before.append(_beside(n.assign(name, expr), stmt))
-        stable.add(name)
-        _learn(available, name, _key(expr, {}), stable)
+        _learn(available, name, _key(expr, {}), rebound)
     return before
 
 
@@ -88,8 +88,10 @@ def _beside(new, stmt):
     return n.copy_location(new, stmt)
 
 
-def _learn(available, name, key, stable):
-    if key is not None and name in stable and _names(key) <= stable:
+def _learn(available, name, key, rebound):
+    """`name` holds `key` from here on, if neither it nor what it reads is
+    assigned again (a global or module, never assigned here, counts as fixed)."""
+    if key is not None and name not in rebound and not _names(key) & rebound:
         available.setdefault(key, name)
 
 
@@ -307,13 +309,13 @@ def _names(key):
 
 
 def _facts(fdef):
-    """(the names assigned once, whether the code writes into an array it
+    """(the names assigned more than once, whether the code writes into an array it
     holds: `y[i] = v`, `y += v`, `y.sort()`, `del y[i]`). A tape's `append`s
     and `pop`s do not count. Read off the statements and their targets, not
     every expression (normalized code assigns nowhere else)."""
     counts = {a.id: 1 for a in fdef.args.args}
     writes = _scan(fdef.body, counts)
-    return {name for name, count in counts.items() if count == 1}, writes
+    return {name for name, count in counts.items() if count > 1}, writes
 
 
 def _scan(stmts, counts):
