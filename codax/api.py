@@ -11,6 +11,7 @@ import runtime
 from runtime.backend import array_module
 from runtime.tree import tree_leaves
 from transformer.ir import packs_keywords
+from transformer.parse import flat_view
 from transformer.pipeline import compile_forward, compile_reverse
 
 from .cache import CACHE, closure_key, closure_values, signature
@@ -64,8 +65,11 @@ def _describe(args):
 def _user_function(fn):
     """The user's function behind transformations and custom-rule wrappers."""
     fn = bound_function(fn) or fn
-    while transformation_of(fn) is not None:
-        fn = transformation_of(fn).fun
+    for _ in range(64):        # (codax's own stand-ins may stand for themselves)
+        inner = getattr(transformation_of(fn), 'fun', fn)
+        if inner is fn:
+            break
+        fn = inner
     return getattr(fn, 'fun', fn) if getattr(fn, '__codax_custom__', None) else fn
 
 
@@ -104,10 +108,11 @@ def specialize(fn, mode, argnums, has_aux, args, holomorphic=False):
         numeric = [i for i, a in enumerate(args) if not isinstance(a, (list, tuple, dict))
                    and runtime.tree._node_of(a)[1] is None]       # not a registered node
         label = f'{mode}({fn.__name__}) {_describe(args)} #{next(_labels)}'
+        view = compiled_view(fn, args)
         if mode == 'jvp':
-            generated = compile_forward(fn, list(argnums), numeric, has_aux, label)
+            generated = compile_forward(view, list(argnums), numeric, has_aux, label)
         else:
-            generated = compile_reverse(fn, mode, argnums, numeric, has_aux, label,
+            generated = compile_reverse(view, mode, argnums, numeric, has_aux, label,
                                         holomorphic=holomorphic,
                                         complex_inputs=_has_complex(args))
         entry = Specialization(fn, generated, array_module(*tree_leaves(list(args))))
@@ -356,30 +361,46 @@ def _bound(signature, fn, args, kwargs):
 
 
 def packed_arguments(fn, args, kwargs):
-    """A call's arguments as fn's generated code takes them: every named
-    parameter by position, defaults filled in, and where the user's function
-    has **kwargs, the dict of what it holds as one more (normalize). Arguments
-    already in that form (one more positional than a **kwargs function's
-    named parameters: the dict is there) are returned as they are; too many
-    is the TypeError naming the function."""
+    """A call's arguments as fn's generated code takes them: every positional
+    one (the items of *args too), defaults filled in, and where the user's
+    function has **kwargs or keyword-only parameters, the dict of its keyword
+    arguments as one more (BoundArguments.kwargs: parse reads keyword-only
+    parameters from it). Arguments already in that form are returned as they
+    are (_already_packed); too many is the TypeError naming the function."""
     user = _user_function(fn)
     code = getattr(user, '__code__', None)
     packs = packs_keywords(user)
     args = tuple(args)
-    if code is None or not kwargs and len(args) == code.co_argcount + packs:
+    if code is None or not kwargs and _already_packed(code, args, packs):
         return args
     bound = _bound(inspect.signature(user), user, args, kwargs)
     bound.apply_defaults()
     return tuple(bound.args) + ((bound.kwargs,) if packs else ())
 
 
+def _already_packed(code, args, packs):
+    """Whether positional `args` are in packed_arguments' form: one more than
+    the named parameters where the dict is there; with *args, at least the
+    named ones (and then a dict, where there is one)."""
+    if not code.co_flags & inspect.CO_VARARGS:
+        return len(args) == code.co_argcount + packs
+    return len(args) >= code.co_argcount + packs and (not packs or isinstance(args[-1], dict))
+
+
 def call_packed(fn, args):
-    """fn(*args) for arguments in packed_arguments' form: a **kwargs
-    function's trailing dict goes back in as keywords."""
+    """fn(*args) for arguments in packed_arguments' form: the trailing dict
+    of keywords goes back in as keywords."""
     user = _user_function(fn)
-    if packs_keywords(user) and len(args) == user.__code__.co_argcount + 1:
+    code = getattr(user, '__code__', None)
+    if packs_keywords(user) and _already_packed(code, tuple(args), True):
         return fn(*args[:-1], **args[-1])
     return fn(*args)
+
+
+def compiled_view(fn, args):
+    """The function the pipeline compiles for `fn` called with `args` (in
+    packed form): for one with *args, the view saying how many it passes."""
+    return flat_view(fn, len(args) - bool(packs_keywords(fn)))
 
 
 class Transformed:
@@ -401,15 +422,16 @@ class Transformed:
         self._params = None
         code = getattr(fun, '__code__', None)
         self._nargs = code.co_argcount if code is not None else 0
-        if packs_keywords(fun):
-            self._nargs = -1          # always bound: **kwargs is one more argument, a dict
+        if packs_keywords(_user_function(fun)):
+            self._nargs = -1          # always bound: the keywords are one more argument, a dict
         # signature -> generated function, for functions without free variables
         # (a closure's code is shared through the global cache instead).
         self._fast = {} if getattr(fun, '__closure__', None) is None else None
 
     def _positional(self, args, kwargs):
-        if self._params is None:
-            self._params = inspect.signature(self.fun)
+        if self._params is None:        # (the user's: a jit wrapper's is (*args, **kwargs))
+            self._params = inspect.signature(_user_function(self.fun) if self._nargs == -1
+                                             else self.fun)
         bound = _bound(self._params, self.fun, args, kwargs)
         bound.apply_defaults()
         if self._nargs == -1:         # as generated code takes **kwargs (normalize)
@@ -689,6 +711,8 @@ def source(f, *args, **kwargs):
         return f.source(*args, **kwargs)
     from transformer import nodes
     from transformer.pipeline import front_end
+    if args or kwargs:         # (for a function with *args: this many of them)
+        f = compiled_view(f, packed_arguments(f, args, kwargs))
     return nodes.render_comments(nodes.to_source(front_end(f)[1]))
 
 

@@ -32,6 +32,8 @@ def _bind(fn, args, kwargs):
     target = getattr(fn, 'fun', fn)
     count = getattr(getattr(target, '__code__', None), 'co_argcount', 0)
     packs = packs_keywords(target)
+    if packs_keywords(api._user_function(fn)):      # (also a transformation of one)
+        return api.packed_arguments(fn, args, kwargs)
     if kwargs or len(args) < count + bool(packs):
         bound = inspect.signature(target).bind(*args, **kwargs)
         bound.apply_defaults()

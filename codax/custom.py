@@ -19,6 +19,8 @@ import inspect
 import itertools
 import linecache
 
+import numpy
+
 import runtime
 
 from .api import bound_function, shifted_argnums, transform_closure
@@ -247,18 +249,29 @@ class custom_vjp(_Wrapper):
                        f'{"differentiable " if fixed else ""}argument of {self.__name__} '
                        f'({count}: {", ".join(diff)}), None for a zero one; got {{}}')
         keep = ''.join(f'{p}, ' for p in fixed)
+        shape_message = ('Custom VJP bwd rule must produce an output with the same '
+                         'shape/dtypes as the args tuple of the primal function: the bwd rule '
+                         f'{_where(self.bwd)} of {self.__name__} gives argument {{}} a '
+                         'cotangent of {}, but the argument has {}')
+        # each cotangent is checked against the layout of its argument, which
+        # the forward sweep keeps (JAX's check, not NumPy's broadcast error)
         unpack = ''.join(f'    a{k} = adjoints[{k}]\n    if a{k} is None:\n        a{k} = 0.0\n'
-                         for k in range(count))
+                         f'    elif cotangent_differs(a{k}, layouts[{k}]):\n'
+                         f'        raise ValueError(shape_message.format({p!r}, '
+                         f'described(a{k}), described_layout(layouts[{k}])))\n'
+                         for k, p in enumerate(diff))
         picks = iter(f'a{k}' for k in range(count))
         adjoints = ', '.join('0.0' if p in fixed else next(picks) for p in self._params())
+        layouts = ''.join(f'layout({p}), ' for p in diff)
         text = (f'def fwd_{name}({args}):\n'
                 f'    pair = user_fwd({args})\n'
                 f'    if not isinstance(pair, (tuple, list)) or len(pair) != 2:\n'
                 f'        raise TypeError(fwd_message)\n'
                 f'    out, residuals = pair\n'
-                f'    return out, ({keep}residuals)\n\n\n'
+                f'    return out, ({keep}residuals, ({layouts}), out)\n\n\n'
                 f'def bwd_{name}(tape, cotangent):\n'
-                f'    ({keep}residuals) = tape\n'
+                f'    ({keep}residuals, layouts, out) = tape\n'
+                f'    cotangent = rt.finalize(cotangent, out)     # (as JAX: the output\'s shape)\n'
                 f'    adjoints = user_bwd({keep}residuals, cotangent)\n'
                 f'    if not isinstance(adjoints, (tuple, list)):\n'
                 f'        raise TypeError(bwd_message.format(type(adjoints).__name__))\n'
@@ -268,9 +281,43 @@ class custom_vjp(_Wrapper):
                 f'{unpack}'
                 f'    return ({adjoints},)\n')
         space = _generate(text, f'custom_vjp({name})', {
-            'user_fwd': self.fwd, 'user_bwd': self.bwd,
-            'fwd_message': fwd_message, 'bwd_message': bwd_message})
+            'user_fwd': self.fwd, 'user_bwd': self.bwd, 'layout': layout,
+            'cotangent_differs': cotangent_differs, 'described': described,
+            'described_layout': described_layout, 'fwd_message': fwd_message,
+            'bwd_message': bwd_message, 'shape_message': shape_message})
         return space[f'fwd_{name}'], space[f'bwd_{name}']
+
+
+# The check of a custom_vjp rule's cotangents. These functions are Python that
+# codax reads when the sweeps are transformed again: shapes and types are
+# per example under vmap, and nothing here carries a derivative.
+
+def layout(x):
+    """What a cotangent for argument x must look like: x's shape where x is
+    an array or a number; None for a pytree (its cotangent is not checked)."""
+    if isinstance(x, (bool, int, float, complex)) or hasattr(x, 'shape') \
+            and not isinstance(x, (tuple, list, dict)):
+        return numpy.shape(x)
+    return None
+
+
+def cotangent_differs(cotangent, shape):
+    """Whether a cotangent does not fit an argument of layout `shape`."""
+    if shape is None:
+        return False
+    if isinstance(cotangent, (tuple, list, dict)):
+        return True
+    return numpy.shape(cotangent) != shape
+
+
+def described(cotangent):
+    if isinstance(cotangent, (tuple, list, dict)):
+        return f'a {type(cotangent).__name__} (a pytree)'
+    return f'shape {numpy.shape(cotangent)}'
+
+
+def described_layout(shape):
+    return f'shape {shape}'
 
 
 class _Checkpoint(_Wrapper):

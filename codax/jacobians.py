@@ -252,8 +252,7 @@ def _generated_jacobian(fun, argnum, forward, holomorphic=False):
     user = primitive_function(user) or user      # np.tanh: its wrapper's parameters
     signature = inspect.signature(user)
     params = list(signature.parameters)
-    if not -len(params) <= argnum < len(params) or any(
-            p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD) for p in signature.parameters.values()):
+    if not -len(params) <= argnum < len(params) or not _positional_only(user):
         return _jacobian(fun, argnum, False, forward, holomorphic)   # checks argnum in the call
     argnum %= len(params)
     defaults = {f'_default_{p}': v.default for p, v in signature.parameters.items()
@@ -273,6 +272,13 @@ def _generated_jacobian(fun, argnum, forward, holomorphic=False):
     jacobian = namespace[name]
     jacobian.__doc__ = f'The Jacobian of {name[len(kind) + 1:]} with respect to argument {argnum}.'
     return _CheckedJacobian(fun, jacobian, argnum, forward, holomorphic).as_function()
+
+
+def _positional_only(fn):
+    """Whether fn's parameters are all positional ones (the generated
+    Jacobian's template calls it so): no *args, keyword-only or **kwargs."""
+    return all(p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+               for p in inspect.signature(fn).parameters.values())
 
 
 def hessian(fun, argnums=0, has_aux=False, holomorphic=False):
@@ -318,6 +324,7 @@ class _Hessian:
             choice = self._choices[key] = 'scalar' if _is_scalar(out) else 'generated' if (
                 isinstance(argnums, int) and not self.options[1] and -len(args) <= argnums
                 < len(args) and runtime.is_array_leaf(args[argnums])
+                and _positional_only(_user_function(self.fun))
                 and runtime.is_array_leaf(out)) else 'contracted'
         if choice == 'scalar':
             return self._scalar

@@ -17,7 +17,8 @@ from transformer.pipeline import compile_jit
 
 from transformer.errors import SourceError
 
-from .api import (Specialization, _describe, bound_function, resolve, shifted_argnums,
+from .api import (Specialization, _describe, _user_function, bound_function, compiled_view,
+                  keep_signature, packed_arguments, resolve, shifted_argnums,
                   transform_closure, transformation_of)
 from . import calls
 from .cache import CACHE, closure_key, signature
@@ -117,8 +118,8 @@ class Jitted:
         """Every parameter by position, defaults filled in (their types are
         part of the signature, like the arguments')."""
         code = getattr(self.fun, '__code__', None)
-        if packs_keywords(self.fun):       # **kwargs: one more argument, the dict
-            return calls._bind(self.fun, args, kwargs)
+        if packs_keywords(_user_function(self.fun)):    # the keywords: one more argument
+            return packed_arguments(self.fun, args, kwargs)
         if not kwargs and (code is None or len(args) >= code.co_argcount):
             return tuple(args)
         defaults = getattr(self.fun, '__defaults__', None) or ()
@@ -201,7 +202,7 @@ class Jitted:
             if os.environ.get(LOG_VARIABLE):
                 self._log(label, (backend, signature(args), ranks, statics, _describe(args)))
             arg_types = [type_of_value(a) for a in args]
-            generated = compile_jit(fn, arg_types, backend, label,
+            generated = compile_jit(compiled_view(fn, args), arg_types, backend, label,
                                     functools.partial(_callee_type, backend=backend))
             xp = _module(backend)
             entry = Specialization(fn, generated, xp) if xp is not None else \
@@ -221,6 +222,7 @@ class Jitted:
             return call(*args, **kwargs)
         functools.update_wrapper(jitted, self.fun, updated=())
         del jitted.__wrapped__
+        keep_signature(jitted, _user_function(self.fun))
         jitted.source = self.source
         jitted.kernels = self.kernels
         jitted.__codax_transformed__ = self

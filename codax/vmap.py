@@ -16,7 +16,8 @@ from transformer.errors import RecursiveBatching, SourceError
 from transformer.ir import packs_keywords
 from transformer.pipeline import compile_batch
 
-from .api import (Specialization, _describe, _user_function, grad, jvp, keep_signature,
+from .api import (Specialization, _describe, _user_function, compiled_view, grad, jvp,
+                  keep_signature,
                   packed_arguments, readable_function, resolve, transform_closure, transformation_of)
 from .cache import CACHE, closure_key, signature
 
@@ -206,8 +207,9 @@ class Batched:
             # is for positional arguments), a default is not mapped
             user = _user_function(self.fun)
             names = user.__code__.co_varnames[:user.__code__.co_argcount]
-            axes += [0 if i >= len(names) or names[i] in kwargs else None     # (the dict: 0)
-                     for i in range(given, len(args))]
+            axes += [None if i < len(names) and names[i] not in kwargs else
+                     _keyword_axes(args[i], kwargs) if self._packs and i == len(args) - 1
+                     else 0 for i in range(given, len(args))]
         return tuple(args), tuple(axes)
 
     def _check(self, args, axes):
@@ -385,7 +387,7 @@ class Batched:
         with CACHE.lock:
             label = f'vmap({fn.__name__}) {_describe(args)} #{next(_labels)}'
             infos = [info_of_value(arg, _front(a)) for arg, a in zip(args, axes)]
-            generated, _ = compile_batch(fn, axes, self.out_axes, lambda params: infos, label,
+            generated, _ = compile_batch(compiled_view(fn, args), axes, self.out_axes, lambda params: infos, label,
                                          callee_info)
             entry = Specialization(fn, generated, array_module(*tree_leaves(args)))
             CACHE.put(key, entry)
@@ -467,6 +469,15 @@ class Batched:
         batched.source = self.source
         batched.__codax_transformed__ = self
         return batched
+
+
+def _keyword_axes(keywords, passed):
+    """The axes of the dict of keyword arguments: what the call passed along
+    axis 0, as JAX maps keyword arguments; a keyword-only parameter's
+    default not mapped."""
+    if not isinstance(keywords, dict):
+        return 0
+    return {k: 0 if k in passed else None for k in keywords}
 
 
 def _checked_size(axis_size):
@@ -703,7 +714,8 @@ def callee_info(fn, infos, natural=False):
     _compiling.add(key)
     try:
         axes = [i.axes() for i in infos]
-        _, info = compile_batch(fn, axes, 0, lambda params: infos, f'vmap({fn.__name__}) probe',
+        _, info = compile_batch(compiled_view(fn, infos), axes, 0, lambda params: infos,
+                                f'vmap({fn.__name__}) probe',
                                 callee_info)
     except RecursiveBatching:
         if natural:

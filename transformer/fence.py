@@ -60,10 +60,13 @@ def _is_builtin(name, unit):
 
 
 def _check_signature(fdef, unit):
-    args = fdef.args
-    if args.vararg or args.kwonlyargs or args.posonlyargs:    # (**kwargs: normalize)
-        raise error_at(fdef, 'codax supports positional parameters (with defaults) and '
-                       '**kwargs; not *args or keyword-only parameters', unit)
+    # parse makes a function compiled for a call all-positional (*args,
+    # keyword-only parameters: parse.flat_view); a nested function is not
+    if fdef.args.vararg:
+        raise error_at(fdef, 'codax does not support *args on a function defined inside a '
+                       'transformed function (define it at module level, where *args, '
+                       'keyword-only and positional-only parameters are supported; '
+                       'codax.source(f) of such a function needs arguments)', unit)
 
 
 def _check_target(target, unit):

@@ -25,6 +25,7 @@ normalize. Calls carry a `CallInfo` in the attribute `codax`.
 `describe(rhs)` is the one place that says what an rhs computes, for every pass.
 """
 import inspect
+import os
 
 from runtime import TABLE
 from runtime.primitives.nodes import unkept_message
@@ -92,12 +93,31 @@ class Op:
 
 
 def packs_keywords(fn):
-    """Whether fn has a **kwargs parameter (and no *args): its generated code
-    takes the dict of what that parameter holds as one more positional
-    argument, after the named ones (normalize; calls pass it as `**d`)."""
+    """Whether fn's generated code takes the dict of its keyword arguments as
+    one more positional argument, after the others (normalize; calls pass it
+    as `**d`): fn has **kwargs or keyword-only parameters (parse reads
+    those from the dict). Not codax's own wrappers of transformed functions
+    (`transformed(*args, **kwargs)`), which take their user's form."""
     code = getattr(fn, '__code__', None)
-    return code is not None and code.co_flags & (inspect.CO_VARKEYWORDS | inspect.CO_VARARGS) \
-        == inspect.CO_VARKEYWORDS
+    if code is None:
+        return False
+    if codax_own(fn):
+        return code.co_flags & (inspect.CO_VARKEYWORDS | inspect.CO_VARARGS) \
+            == inspect.CO_VARKEYWORDS
+    return bool(code.co_flags & inspect.CO_VARKEYWORDS or code.co_kwonlyargcount)
+
+
+_OWN_DIRECTORIES = tuple(os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(
+    __file__))), package) + os.sep for package in ('codax', 'runtime', 'transformer'))
+
+
+def codax_own(fn):
+    """A function of codax's own (its packages', generated code, the wrappers
+    transformations return): its *args and keyword-only parameters are not
+    compiled as a user's are (packs_keywords, parse.flat_view)."""
+    code = fn.__code__
+    return code.co_filename.startswith('<codax ') or code.co_filename.startswith(
+        _OWN_DIRECTORIES) or getattr(fn, '__codax_transformed__', None) is not None
 
 
 def describe(rhs):

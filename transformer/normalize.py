@@ -38,7 +38,8 @@ UFUNC_METHODS = {
     'outer': {},
     'reduce': {'add': 'sum', 'multiply': 'prod', 'maximum': 'max', 'minimum': 'min',
                'logical_and': 'all', 'logical_or': 'any'},
-    'accumulate': {'add': 'cumsum', 'multiply': 'cumprod'},
+    'accumulate': {'add': 'cumsum', 'multiply': 'cumprod', 'maximum': 'cummax',
+                   'minimum': 'cummin', 'logaddexp': 'logcumsumexp'},
 }
 
 class FreshNames:
@@ -831,6 +832,9 @@ class Flattener:
             if getattr(obj, '__codax_custom__', None) and isinstance(obj.fun, types.FunctionType):
                 self._check_call(obj.fun, args, kws, e)
                 args, kws = self.by_position(obj.fun, func, args, kws, e, buf, every=True)
+            elif packs_keywords(_behind(obj)):     # its generated code takes the keywords' dict
+                self._check_call(_behind(obj), args, kws, e)
+                args, kws = self.by_position(_behind(obj), func, args, kws, e, buf)
             call = n.Call(func=func, args=args, keywords=kws)
             call.codax = CallInfo('user', obj=obj, label=label)
             return n.copy_location(call, e)
@@ -1119,15 +1123,16 @@ class Flattener:
         return n.copy_location(call, origin)
 
     def passes_dict(self, e):
-        """`f(a, b, **d)`, where f has a **kwargs parameter and every parameter
-        before it is given by position: d holds what that parameter takes
-        (generated code calls functions with **kwargs so: by_position)."""
+        """`f(a, b, **d)`, where f has a **kwargs or keyword-only parameters
+        and every parameter before them is given by position: d holds the
+        keywords (generated code calls such functions so: by_position)."""
         obj = self.resolve(e.func) if self.is_static(e.func) else None
         if len(e.keywords) != 1 or not isinstance(obj, types.FunctionType):
             return False
         params = inspect.signature(obj).parameters.values()
         named = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
-        return any(p.kind == p.VAR_KEYWORD for p in params) and len(e.args) >= len(named)
+        return (packs_keywords(obj) or any(p.kind == p.VAR_KEYWORD for p in params)) \
+            and len(e.args) >= len(named)
 
     def by_position(self, fn, func, args, kws, origin, buf, every=False, fill=False):
         """The arguments of a call to user function `fn` (`func`, as the call
@@ -1152,6 +1157,15 @@ class Flattener:
         named = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
         given = {k.arg: k.value for k in kws if k.arg is not None}
         passed = [k for k in kws if k.arg is None]              # `**d` (passes_dict)
+        if packs and not passed:
+            # every call passes the dict, keyword-only parameters' defaults in
+            # it: so the calls of rt.vjp_call and rt.jvp_call that derivative
+            # code makes are in the form generated code takes, even with *args
+            every = True
+            for i, param in enumerate(params):
+                if param.kind == param.KEYWORD_ONLY and param.name not in given:
+                    given[param.name] = n.const(param.default) if _literal(param.default) \
+                        else self.default_argument(func, i, origin, buf)
         if not given and not every:
             return args, kws
         out = list(args)
@@ -1166,7 +1180,7 @@ class Flattener:
                 out.append(self.default_argument(func, i, origin, buf))
         if given and not packs:     # no parameter's (a user call's binding was checked)
             return args, kws
-        if given:                   # what **kwargs takes
+        if given or packs and not passed:        # what **kwargs takes
             keys = [n.const(k) for k in given]
             passed = [n.keyword(arg=None, value=self._atomize(
                 n.Dict(keys=keys, values=list(given.values())), buf))]
@@ -1187,6 +1201,17 @@ class Flattener:
             inspect.signature(fn).bind(*args, **{k.arg: k.value for k in kws})
         except TypeError as exc:
             raise self.error(origin, f'bad arguments to {fn.__name__}: {exc}') from None
+
+
+def _behind(obj):
+    """The function behind a transformed function (grad(f), jit(vmap(f)):
+    f), whose signature the generated code it stands for takes."""
+    for _ in range(16):
+        inner = getattr(obj, '__codax_transformed__', None)
+        if inner is None or not hasattr(inner, 'fun'):
+            break
+        obj = inner.fun
+    return obj
 
 
 def _parameters(unit):

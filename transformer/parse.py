@@ -12,6 +12,7 @@ import types
 
 from . import nodes as n
 from .closures import LIFTED
+from .ir import codax_own
 from .errors import SourceError
 
 
@@ -91,7 +92,93 @@ def parse_function(fn):
         tree = _def_tree(fn, dedented, filename, first)
         _shift_locations(tree, first - 1, _indent_of(text) - _indent_of(dedented))
     tree.decorator_list = []
+    _flat_signature(tree, getattr(fn, '__codax_arity__', None))
     return Unit(fn, tree, filename, closure_values(fn))
+
+
+# ---- *args and keyword-only parameters ---------------------------------------
+#
+# Generated code takes every argument by position. A **kwargs parameter is
+# one more, the dict of what it holds (normalize); keyword-only parameters are
+# read from that same dict, which then holds every keyword, as Python's
+# BoundArguments.kwargs does (so a call site passes them all as one `**d`).
+# *args are as many positional parameters as the call passes: codax compiles
+# per signature, and the signature counts them. So a function with *args is
+# compiled through a view of it (flat_view) that says how many.
+
+_VIEWS = {}
+
+
+def flat_view(fn, count):
+    """fn, or for a function with *args a copy of it whose compiled form
+    takes `count` positional arguments (its named ones, then the items of
+    *args): what parse_function reads its signature as. One per (fn, count)."""
+    code = getattr(fn, '__code__', None)
+    if code is None or not code.co_flags & inspect.CO_VARARGS or not isinstance(
+            fn, types.FunctionType) or count < code.co_argcount or codax_own(fn):
+        return fn
+    key = (id(fn), count)
+    hit = _VIEWS.get(key)
+    if hit is None or hit[0] is not fn:
+        view = types.FunctionType(code, fn.__globals__, fn.__name__, fn.__defaults__,
+                                  fn.__closure__)
+        view.__kwdefaults__, view.__qualname__ = fn.__kwdefaults__, fn.__qualname__
+        view.__module__ = fn.__module__
+        view.__codax_arity__ = count
+        if len(_VIEWS) > 1024:
+            _VIEWS.clear()
+        hit = _VIEWS[key] = (fn, view)
+    return hit[1]
+
+
+def _flat_signature(tree, arity):
+    """Rewrite `def f(a, /, b, *xs, c, **kw)` as the all-positional function
+    generated code takes: `def f(a, b, xs0, xs1, keywords)` that begins with
+    `xs = (xs0, xs1)` and `c = keywords['c']` (and `kw`, the other keywords).
+    Without an arity (a function compiled not for a call) *args stay, for
+    the fence to refuse."""
+    a = tree.args
+    a.args, a.posonlyargs = list(a.posonlyargs) + list(a.args), []
+    if a.vararg is None and not a.kwonlyargs or a.vararg is not None and arity is None:
+        return
+    taken = {node.id for node in n.walk(tree) if isinstance(node, n.Name)}
+
+    def fresh(base):
+        k = 0
+        while f'{base}{k if k else ""}' in taken:
+            k += 1
+        taken.add(f'{base}{k if k else ""}')
+        return f'{base}{k if k else ""}'
+
+    def param(name):
+        return n.copy_location(n.Name(id=name, ctx=n.Param(), annotation=None,
+                                      type_comment=None), tree)
+    prelude = []
+    if a.vararg is not None:
+        items = [fresh(f'{a.vararg.id}_') for _ in range(arity - len(a.args))]
+        if items:
+            a.defaults = []          # (no positional parameter without a default after one)
+        a.args += [param(x) for x in items]
+        prelude.append(n.assign(a.vararg.id, n.tuple_([n.name(x) for x in items])))
+        a.vararg = None
+    if a.kwonlyargs:
+        names = [k.id for k in a.kwonlyargs]
+        own = a.kwarg.id if a.kwarg is not None else None
+        keywords = fresh('keywords')
+        prelude += [n.assign(k, n.subscript(n.name(keywords), n.const(k))) for k in names]
+        if own is not None:          # **kw holds the keywords that name no parameter
+            key = fresh('key')
+            prelude.append(n.assign(own, n.DictComp(
+                key=n.name(key), value=n.subscript(n.name(keywords), n.name(key)),
+                generators=[n.comprehension(
+                    target=n.name(key, store=True), iter=n.name(keywords), is_async=0,
+                    ifs=[n.Compare(left=n.name(key), ops=[n.NotIn()],
+                                   comparators=[n.tuple_([n.const(k) for k in names])])])])))
+        a.kwarg, a.kwonlyargs, a.kw_defaults = param(keywords), [], []
+    for stmt in prelude:
+        for node in n.walk(stmt):
+            n.copy_location(node, tree)
+    tree.body[:0] = prelude
 
 
 def _indent_of(text):
