@@ -446,6 +446,8 @@ def finalize_batched(g, x, spec, size):
         return same_dict(x, parts) if isinstance(x, dict) else _rebuild(x, list(parts.values()))
     if x is None:                               # (a tape's slot not set: as rt.finalize)
         return None
+    if not is_array(x) and not isinstance(x, (int, float, complex, numpy.generic)):
+        return g          # no number (a dtype passed on, as np.float64): nothing to shape
     g_batched, x_batched, g_rank, x_rank = spec
     if x_batched and not is_array(x) and is_zero(g):
         return g          # a number where a batched value is expected: the structural zero

@@ -339,7 +339,7 @@ def test_other_batched_arguments_run_per_example():
     lo = np.linspace(-1.0, 1.0, 6)
     batched = codax.vmap(shifted_uniform)
     _same(batched(keys, lo), np.stack([shifted_uniform(k, v) for k, v in zip(keys, lo)]))
-    assert 'rt.batch_loop(rt.keywords_by_position(random.uniform' in batched.source(keys, lo)
+    assert 'rt.batch_loop(random.uniform' in batched.source(keys, lo)     # by position
     one = random.key(5)                                # an unbatched key, batched minval
     _same(codax.vmap(shifted_uniform, in_axes=(None, 0))(one, lo),
           np.stack([shifted_uniform(one, v) for v in lo]))
