@@ -193,11 +193,17 @@ def _stack_ys(ys, n):
     for y in ys:
         rows.append(treedef_leaves(treedef, y))
     # plain loops: codax mis-generates the nested comprehension
-    # [np.stack([row[j] for row in rows]) for j in range(m)] (see tests/test_lax.py)
+    # [np.stack([row[j] for row in rows]) for j in range(m)] (see tests/test_lax.py).
+    # The inner loop's trip count is set once, outside the outer loop: reverse
+    # mode saves a count set in a loop on its tape, and vmap of this function's
+    # derivative (vmap(hessian(f))) would see the counts come back from the tape
+    # batched as a whole, as every value on it, where range() needs one number
+    count = len(rows)
     stacked = []
     for j in range(len(leaves)):
         column = []
-        for row in rows:
+        for k in range(count):
+            row = rows[k]
             column.append(row[j])
         stacked.append(np.stack(column))
     return tree_unflatten(treedef, stacked)

@@ -130,3 +130,23 @@ def test_third_forward_derivative_through_float():
     # forward calls its tangent function with them. f = a^3: f''' = 6
     assert codax.jacfwd(codax.jacfwd(codax.jacfwd(_float_squared)))(0.7) == pytest.approx(6.0)
     assert codax.jacfwd(codax.jacfwd(_float_squared))(0.7) == pytest.approx(6 * 0.7)
+
+
+def _branches_of_different_lengths(x):
+    y = x
+    if x[0] > 0:
+        y = np.sin(y)
+        y = y * x
+    else:
+        y = np.cos(y)
+    return np.sum(y)
+
+
+def test_vmap_of_grad_through_branches_that_save_different_numbers_of_values():
+    # the tape grows by two values on one side and one on the other: refused
+    # when batching grad's code, so vmap(grad) takes the gradient of the sum
+    xs = np.random.RandomState(0).randn(4, 3) * 0.5
+    xs[:, 0] = [0.4, -0.3, 0.2, -0.6]
+    want = [numeric_grad(_branches_of_different_lengths, (x,)) for x in xs]
+    np.testing.assert_allclose(codax.vmap(codax.grad(_branches_of_different_lengths))(xs),
+                               want, rtol=1e-6, atol=1e-8)

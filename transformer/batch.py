@@ -351,7 +351,10 @@ def info_of_construction(kind, args, kwargs):
 
 def kind_of_value(value):
     """'f' for a floating-point or complex number or array, 'i' for an integer
-    or boolean one, else None."""
+    or boolean one, 'none' for None (an empty pytree: no leaf to differentiate
+    or batch, as `scan`'s `length=None`), else None."""
+    if value is None:
+        return 'none'
     if isinstance(value, (float, complex)):
         return 'f'
     if isinstance(value, bool):
@@ -386,6 +389,10 @@ class Batch:
         self.env = dict(zip([a.id for a in fdef.args.args], param_infos))
         self.defined = set(self.env)    # names assigned on every path so far
         self.constants = _constants(fdef)   # names bound once to an int or tuple literal
+        self.counts = _store_counts(fdef)   # name -> how many places bind it
+        # {name: its tuple's elements} for `t = g, x, n`, g a global, every name
+        # bound once in fdef (see note_tuple)
+        self.tuples = {}
         self.locals = {x.id for x in n.walk(fdef) if isinstance(x, n.Name)
                        and not isinstance(x.ctx, n.Load)}
         self.out = None                 # the statement list being written
@@ -595,6 +602,7 @@ class Batch:
                 if self.info(stmt.value.value).batched:     # a batched tape: batched values
                     from .batch_rules import _mark_batched
                     info = _mark_batched(info)
+        self.note_tuple(name, stmt.value)
         if rhs is stmt.value:
             self.out.append(stmt)
         else:
@@ -603,6 +611,19 @@ class Batch:
             self.out.append(new)
         self.env[name] = info
         self.defined.add(name)
+
+    def note_tuple(self, name, value):
+        """Note `name = g, x, n` where g is a global (a function) and every other
+        element a constant or a name bound once in fdef, so the tuple's elements are what those names hold
+        wherever it is read. Normalize names the tuple arguments of a call: for
+        `rt.jvp_call(rt.vjp_call, (g, x, n), ...)` in the jvp of grad's code the
+        batch pass spells the primal call out again, `rt.vjp_call(g, x, n)`, so
+        that batching it once more knows g (batch_rules.jvp_of_shared_primals)."""
+        if isinstance(value, n.Tuple) and value.elts and self.counts.get(name, 0) <= 1 \
+                and isinstance(value.elts[0], n.Name) and value.elts[0].id not in self.locals \
+                and all(isinstance(e, n.Constant) or isinstance(e, n.Name)
+                        and self.counts.get(e.id, 0) <= 1 for e in value.elts):
+            self.tuples[name] = value.elts
 
     def tagged(self, name, origin):
         """Name `name`, to be pushed on the local tape, in the form of every value
@@ -712,7 +733,9 @@ class Batch:
                 continue
             if x == self.tape and self.tags is not None:
                 raise _SharedTape()
-            if x in (a, b) and self.env.get(a if b == x else b).item is not None:
+            if x in (a, b) and self.env.get(a if b == x else b).item is not None \
+                    or _lengths_differ(self.env.get(a), self.env.get(b)) \
+                    or x == self.tape and not _same_pushes(body, orelse, x):
                 self.fail(f'codax vmap: the list {x!r} grows or shrinks under a condition '
                           'that differs between examples, so its length would too')
             self.select(x, cond, n.name(a), self.env.get(a), n.name(b), self.env.get(b))
@@ -1023,13 +1046,54 @@ def _pops(fdef, tape, constants):
     return out
 
 
+def _same_pushes(body, orelse, tape):
+    """Whether both branches push the same number of values on `tape` (none
+    inside a loop, whose count could differ)."""
+    def pushes(stmts):
+        count = 0
+        for stmt in stmts:
+            if isinstance(stmt, (n.For, n.While)):
+                if any(_is_push(x, tape) for x in n.walk(stmt)):
+                    return None
+            elif isinstance(stmt, n.If):
+                inner = pushes(stmt.body), pushes(stmt.orelse)
+                if None in inner or inner[0] != inner[1]:
+                    return None
+                count += inner[0]
+            else:
+                count += sum(_is_push(x, tape) for x in n.walk(stmt))
+        return count
+    count = pushes(body)
+    return count is not None and count == pushes(orelse)
+
+
+def _is_push(node, tape):
+    """`tape.append(v)`, or `rt.append(tape, v)` as normalize writes it."""
+    return isinstance(node, n.Call) and isinstance(node.func, n.Attribute) \
+        and node.func.attr == 'append' and (n.is_name(node.func.value, tape) or (
+            len(node.args) == 2 and n.is_name(node.args[0], tape)))
+
+
+def _lengths_differ(a, b):
+    """Whether two list or tuple forms are known to hold different numbers
+    of values (a select of them could not line them up)."""
+    return a is not None and b is not None and isinstance(a.elts, tuple) \
+        and isinstance(b.elts, tuple) and len(a.elts) != len(b.elts)
+
+
+def _store_counts(fdef):
+    """{name: how many places bind it} (a parameter bound again: twice)."""
+    counts = {}
+    for node in n.walk(fdef):
+        if isinstance(node, n.Name) and isinstance(node.ctx, (n.Store, n.Param)):
+            counts[node.id] = counts.get(node.id, 0) + 1
+    return counts
+
+
 def _constants(fdef):
     """Names assigned exactly once, from an int/tuple literal (axis numbers that
     normalize gave a name: `_t3 = -1`), with their values."""
-    counts, values = {}, {}
-    for node in n.walk(fdef):        # (a parameter bound again is not bound once)
-        if isinstance(node, n.Name) and isinstance(node.ctx, (n.Store, n.Param)):
-            counts[node.id] = counts.get(node.id, 0) + 1
+    counts, values = _store_counts(fdef), {}
     for stmt in n.walk(fdef):
         if isinstance(stmt, n.Assign) and isinstance(stmt.targets[0], n.Name) \
                 and counts.get(stmt.targets[0].id) == 1:
