@@ -243,9 +243,10 @@ def trapezoid(y, x=None, dx=1.0, axis=-1):
 
 @defines(np.polyval)
 def polyval(p, x):
-    # Horner's rule, as NumPy evaluates it
-    y = np.zeros_like(x * p[0])
-    for k in range(len(p)):
+    # Horner's rule, as NumPy evaluates it, started from the leading
+    # coefficient (so y and its tangent are arrays of x's shape from the start)
+    y = np.zeros_like(x * p[0]) + p[0]
+    for k in range(1, len(p)):
         y = y * x + p[k]
     return y
 

@@ -217,6 +217,145 @@ def cumsum_vjp(g, a, ans, axis=None):
     return xp.reshape(out, shape(a)) if axis is None else out
 
 
+# ---- running extrema and log-sum-exp: np.maximum/minimum/logaddexp.accumulate ----
+# Each tangent map and its transpose (the adjoint map) is a record of its own,
+# the rules of each written with the other, so every order follows.
+
+def cummax(a, axis=0, dtype=None, out=None):
+    """np.maximum.accumulate as a function: the target of its record, which
+    normalize names for the ufunc's method."""
+    return array_module(a).maximum.accumulate(a, axis=axis, dtype=dtype, out=out)
+
+
+def cummin(a, axis=0, dtype=None, out=None):
+    """np.minimum.accumulate as a function (as cummax)."""
+    return array_module(a).minimum.accumulate(a, axis=axis, dtype=dtype, out=out)
+
+
+def logcumsumexp(a, axis=0, dtype=None, out=None):
+    """np.logaddexp.accumulate as a function (as cummax)."""
+    return array_module(a).logaddexp.accumulate(a, axis=axis, dtype=dtype, out=out)
+
+
+def _along_last(axis, *arrays):
+    """The arrays (of one shape, as the rules pass them), `axis` moved last."""
+    xp = array_module(*arrays)
+    return [xp.moveaxis(xp.asarray(x), axis, -1) for x in arrays]
+
+
+def _running_steps(a, y, which):
+    """(alpha, beta) with dy_i = alpha_i dy_(i-1) + beta_i da_i for the running
+    extremum y of a along the last axis: a new extremum takes its element's
+    tangent, a kept one the previous tangent, a tie half of each (np.maximum's
+    rule, so jnp.maximum.accumulate's derivative)."""
+    xp = array_module(a, y)
+    prev = xp.concatenate([a[..., :1], y[..., :-1]], axis=-1)
+    fresh = (a > prev) if which == 'max' else (a < prev)
+    tie = a == prev
+    fresh[..., 0] = True
+    tie[..., 0] = False
+    alpha = xp.where(fresh, 0.0, xp.where(tie, 0.5, 1.0))
+    return alpha, 1.0 - alpha, tie
+
+
+def _recurrence(v, alpha, beta, reverse):
+    """out_i = alpha_i out_(i-1) + beta_i v_i along the last axis (reverse: the
+    transposed recurrence, u_i = v_i + alpha_(i+1) u_(i+1), out_i = beta_i u_i)."""
+    xp = array_module(v)
+    n = v.shape[-1]
+    out = xp.zeros(v.shape, dtype=_fdtype(v, alpha))
+    carry = xp.zeros(v.shape[:-1], dtype=out.dtype)
+    for i in (range(n - 1, -1, -1) if reverse else range(n)):
+        if reverse:
+            carry = v[..., i] + (alpha[..., i + 1] * carry if i + 1 < n else 0.0)
+            out[..., i] = beta[..., i] * carry
+        else:
+            carry = alpha[..., i] * carry + beta[..., i] * v[..., i]
+            out[..., i] = carry
+    return out
+
+
+def running_extremum_tangent(cot, a, y, axis, which):
+    """Tangent of y = np.maximum.accumulate(a, axis) ('max'; 'min' for
+    np.minimum's) for a's tangent `cot` (named as the adjoint helpers name their
+    first argument): the tangent of the element that set each running extremum
+    (a gather), ties half and half."""
+    if is_zero(cot):
+        return ZERO
+    xp = array_module(cot, a, y)
+    cot, a, y = _along_last(axis, cot, a, y)
+    alpha, beta, tie = _running_steps(a, y, which)
+    if xp.any(tie):
+        out = _recurrence(cot, alpha, beta, False)
+    else:
+        out = xp.take_along_axis(cot, _setter(alpha), -1)
+    return xp.moveaxis(out, -1, axis)
+
+
+def running_extremum_adjoint(cot, a, y, axis, which):
+    """Transpose of v -> running_extremum_tangent(v, a, y, axis, which): the
+    adjoint of a for y's cotangent `cot`, each element getting what it set."""
+    if is_zero(cot):
+        return ZERO
+    xp = array_module(cot, a, y)
+    cot, a, y = _along_last(axis, cot, a, y)
+    alpha, beta, tie = _running_steps(a, y, which)
+    if xp.any(tie):
+        out = _recurrence(cot, alpha, beta, True)
+    else:
+        out = xp.zeros(cot.shape, dtype=_fdtype(cot, a))
+        xp.add.at(out, _along_axis_index(_setter(alpha), cot.shape, cot.ndim - 1), cot)
+    return xp.moveaxis(out, -1, axis)
+
+
+def _setter(alpha):
+    """The position of the element that set each running extremum (no ties)."""
+    xp = array_module(alpha)
+    positions = xp.arange(alpha.shape[-1])
+    return xp.maximum.accumulate(xp.where(alpha == 0.0, positions, 0), axis=-1)
+
+
+def _signed_logs(v):
+    """log of v's positive and negative parts (-inf where a part is 0)."""
+    xp = array_module(v)
+    with numpy.errstate(divide='ignore'):
+        return xp.log(xp.where(v > 0, v, 0.0)), xp.log(xp.where(v < 0, -v, 0.0))
+
+
+def _log_scan(x, reverse):
+    xp = array_module(x)
+    if reverse:
+        return xp.flip(xp.logaddexp.accumulate(xp.flip(x, -1), axis=-1), -1)
+    return xp.logaddexp.accumulate(x, axis=-1)
+
+
+def logcumsumexp_tangent(cot, a, y, axis):
+    """Tangent of y = np.logaddexp.accumulate(a, axis) for a's tangent `cot`:
+    dy_i = sum_(j<=i) exp(a_j - y_i) cot_j, summed in the log domain (each
+    sign apart), as it cannot overflow there."""
+    if is_zero(cot):
+        return ZERO
+    xp = array_module(cot, a, y)
+    cot, a, y = _along_last(axis, cot, a, y)
+    empty = xp.isneginf(y)                       # (every a_j so far -inf: no weight)
+    y = xp.where(empty, 0.0, y)
+    parts = [xp.exp(_log_scan(a + logs, False) - y) for logs in _signed_logs(cot)]
+    return xp.moveaxis(xp.where(empty, 0.0, parts[0] - parts[1]), -1, axis)
+
+
+def logcumsumexp_adjoint(cot, a, y, axis):
+    """Transpose of v -> logcumsumexp_tangent(v, a, y, axis): the adjoint of a
+    for y's cotangent `cot`, sum_(i>=j) cot_i exp(a_j - y_i), in the log domain."""
+    if is_zero(cot):
+        return ZERO
+    xp = array_module(cot, a, y)
+    cot, a, y = _along_last(axis, cot, a, y)
+    empty = xp.isneginf(y)
+    cot, y = xp.where(empty, 0.0, cot), xp.where(empty, 0.0, y)
+    parts = [xp.exp(a + _log_scan(logs - y, True)) for logs in _signed_logs(cot)]
+    return xp.moveaxis(parts[0] - parts[1], -1, axis)
+
+
 def _safe_div(num, den, xp):
     zero = den == 0
     return xp.where(zero, 0, num / xp.where(zero, 1, den))
@@ -2082,13 +2221,25 @@ def dict_keys(d):
 
 
 def sequence_vjp(g, x):
-    """Adjoint of x for ans = tuple(x) or list(x): the same items, in x's kind."""
+    """Adjoint of x for ans = tuple(x) or list(x): the same items, in x's kind.
+    Linear in g; its transpose is sequence_vjp_transpose (both records, so
+    every order follows)."""
     if is_zero(g):
         return ZERO
     if isinstance(x, (list, tuple)):
         return type(x)(g) if not hasattr(x, '_fields') else type(x)(*g)
     xp = array_module(x)                          # the rows of an array
     return xp.stack([xp.asarray(dense(item(g, i), x[i])) for i in range(len(x))])
+
+
+def sequence_vjp_transpose(h, x):
+    """Transpose of g -> sequence_vjp(g, x): h (shaped like x) as the list of
+    its items, one for each of x's."""
+    if is_zero(h):
+        return ZERO
+    if not isinstance(h, (list, tuple)):
+        h = materialize(h, x)                     # (a number stands for its broadcast)
+    return [item(h, i) for i in range(len(x))]
 
 
 def concat(a, b):

@@ -951,6 +951,29 @@ _ZN = U(2, 3) + 1j * U(2, 3)
 CASES['norm'] += [C(_ZN), C(_ZN[0].copy(), 1), C(_ZN[0].copy(), np.inf), C(_ZN[0].copy(), 3),
                   C(_ZN.copy(), 'nuc'), C(_ZN.copy(), 2), C(_ZN.copy(), -np.inf),
                   C(NZ(2, 3, 4), -1, axis=(-1, 0)), C(NZ(2, 3, 4), 'nuc', (0, 2), True)]
+# session 11 (helper-67): tuple()/list()'s adjoint as records; np.maximum,
+# np.minimum and np.logaddexp .accumulate (no ties in the records' own cases:
+# a running max is not differentiable there) and their tangent/adjoint maps
+# (ties allowed: linear in cot, with a and y only choosing the weights)
+cases('rt_sequence_vjp', C([U(2), U(3)], [U(2), U(3)]), C((U(), U()), (U(), U())),
+      C([U(3), U(3)], U(2, 3)))
+cases('rt_sequence_vjp_transpose', C([U(2), U(3)], [U(2), U(3)]), C(U(2, 3), U(2, 3)),
+      C((U(), U()), (U(), U())))
+_RUN = np.array([0.3, -0.2, 0.9, 0.1, 1.4, 1.2])
+_RUN_TIES = np.array([1.0, 3.0, 3.0, 2.0, 3.0, 5.0])
+for _name in ('cummax', 'cummin', 'logcumsumexp'):
+    cases(_name, C(_RUN.copy()), C(U(2, 5), axis=1), C(U(3, 2), 0), C(U(2, 3, 4), axis=-2))
+for _which, _acc in (('max', np.maximum.accumulate), ('min', np.minimum.accumulate)):
+    for _map in ('tangent', 'adjoint'):
+        CASES.setdefault(f'rt_running_extremum_{_map}', []).extend([
+            C(U(6), _RUN, _acc(_RUN), 0, _which), C(U(6), _RUN_TIES, _acc(_RUN_TIES), 0, _which),
+            C(U(3, 2), _RUN_TIES.reshape(3, 2), _acc(_RUN_TIES.reshape(3, 2)), 0, _which)])
+_LA = U(2, 4)
+for _map in ('tangent', 'adjoint'):
+    cases(f'rt_logcumsumexp_{_map}', C(U(6), _RUN, np.logaddexp.accumulate(_RUN), 0),
+          C(U(2, 4), _LA, np.logaddexp.accumulate(_LA, 1), 1),
+          C(U(6), _RUN, np.logaddexp.accumulate(_RUN), -1),
+          C(U(2, 4), _LA, np.logaddexp.accumulate(_LA, 0), 0))
 
 
 # --------------------------------------------------------------------------

@@ -90,6 +90,12 @@ linear('py_tuple', 'iterable=()', {'iterable': 'rt.sequence_vjp(g, iterable)'}, 
        impl='tuple', family='python')
 linear('py_list', 'iterable=()', {'iterable': 'rt.sequence_vjp(g, iterable)'}, targets=(list,),
        impl='list', family='python')
+# tuple()'s and list()'s adjoint and its transpose: each the other's adjoint.
+linear('rt_sequence_vjp', 'cot, x', {'cot': 'rt.sequence_vjp_transpose(g, x)'},
+       targets=(rules.sequence_vjp,), impl='rt.sequence_vjp', family='adjoint', batch='loop')
+linear('rt_sequence_vjp_transpose', 'cot, x', {'cot': 'rt.sequence_vjp(g, x)'},
+       targets=(rules.sequence_vjp_transpose,), impl='rt.sequence_vjp_transpose',
+       family='adjoint', batch='loop')
 
 batching(py_sum=('py_sum',), py_extremum=('py_max', 'py_min'), py_len=('py_len',),
          scalar_cast=('py_float', 'py_int', 'py_bool', 'py_item'),

@@ -198,6 +198,47 @@ _statistic('average', 'a, axis=None, weights=None, returned=False, *, keepdims=F
             'weights': f'({_D_AVG_W}, {_D_SUM_W}) if returned else {_D_AVG_W}'},
            batch='loop')
 
+# np.maximum.accumulate and np.minimum.accumulate (normalize names them cummax
+# and cummin), as jnp.maximum.accumulate differentiates them: each running
+# extremum has the tangent of the element that set it, a tie (an element equal
+# to the extremum so far) half of each, as np.maximum's own rule splits it.
+# The tangent map and its transpose are records (rt_running_extremum_*), each
+# the other's adjoint and linear: they are piecewise constant in a and ans.
+# (The helpers take arrays of one shape: cotangents are made full arrays first.)
+for _name, _which in (('cummax', 'max'), ('cummin', 'min')):
+    _statistic(_name, 'a, axis=0, dtype=None, out=None',
+               {'a': f"rt.running_extremum_adjoint({_G}, a, ans, axis, '{_which}')"},
+               {'a': f"rt.running_extremum_tangent(t, a, ans, axis, '{_which}')"},
+               batch='scan', targets=(getattr(rules, _name),),
+               impl=f'xp.{_which}imum.accumulate')
+for _map, _transpose in (('tangent', 'adjoint'), ('adjoint', 'tangent')):
+    primitive(f'rt_running_extremum_{_map}', 'cot, a, y, axis, which',
+              {'cot': f'rt.running_extremum_{_transpose}({_G}, a, y, axis, which)'},
+              jvp='linear', nondiff=('a', 'y', 'axis', 'which'),
+              targets=(getattr(rules, f'running_extremum_{_map}'),),
+              impl=f'rt.running_extremum_{_map}', family='adjoint', batch='cumsum_vjp')
+# np.logaddexp.accumulate (logcumsumexp): dy_i = sum_(j<=i) exp(a_j - y_i) t_j,
+# by rt.logcumsumexp_tangent; its transpose rt.logcumsumexp_adjoint is the
+# adjoint. With H that tangent map and G its transpose: dH = H(dv + v da) - H dy
+# and dG = G(dw - w dy) + G da, so the rules of each are written with both.
+_statistic('logcumsumexp', 'a, axis=0, dtype=None, out=None',
+           {'a': f'rt.logcumsumexp_adjoint({_G}, a, ans, axis)'},
+           {'a': 'rt.logcumsumexp_tangent(t, a, ans, axis)'},
+           batch='scan', targets=(rules.logcumsumexp,), impl='xp.logaddexp.accumulate')
+_H, _GT = (f'rt.logcumsumexp_{part}({_G}, a, y, axis)' for part in ('tangent', 'adjoint'))
+primitive('rt_logcumsumexp_tangent', 'cot, a, y, axis',
+          {'cot': _GT, 'a': f'cot * {_GT}', 'y': f'-{_G} * ans'},
+          jvp={'cot': 'rt.logcumsumexp_tangent(t, a, y, axis)',
+               'a': 'rt.logcumsumexp_tangent(cot * t, a, y, axis)', 'y': '-ans * t'},
+          nondiff=('axis',), targets=(rules.logcumsumexp_tangent,),
+          impl='rt.logcumsumexp_tangent', family='adjoint', batch='cumsum_vjp')
+primitive('rt_logcumsumexp_adjoint', 'cot, a, y, axis',
+          {'cot': _H, 'a': f'{_G} * ans', 'y': f'-cot * {_H}'},
+          jvp={'cot': 'rt.logcumsumexp_adjoint(t, a, y, axis)', 'a': 'ans * t',
+               'y': '-rt.logcumsumexp_adjoint(cot * t, a, y, axis)'},
+          nondiff=('axis',), targets=(rules.logcumsumexp_adjoint,),
+          impl='rt.logcumsumexp_adjoint', family='adjoint', batch='cumsum_vjp')
+
 for _name in ('argmax', 'argmin'):
     nondifferentiable(_name, 'a, axis=None, out=None, keepdims=False', methods=(_name,))
 for _name in ('all', 'any'):

@@ -119,6 +119,16 @@ def materialize(b, op, rhs):
     gi, yi = b.info(g), b.info(y)
     if not (gi.batched or yi.batched):
         return rhs, (Info(False, yi.rank) if yi.elts is None and yi.item is None else yi)
+    if op.prim.name == 'dense' and yi.elts is None and yi.item is None \
+            and type(gi) is Info and isinstance(gi.elts, (tuple, dict)):
+        # a container tangent of a value whose form shows at run time (a
+        # record's tuple result): x has t's structure, so leaf by leaf, and a
+        # leaf whose tangent is the unbatched zero (an integer's) stays unbatched
+        flags = _batched_flags(gi, gi)
+        if flags is not None:
+            like = _with_parts(gi, lambda k, e: Info(yi.batched, None))
+            return n.call('rt.dense_batched', [g, y, literal(flags), n.const(yi.batched),
+                                               b.size()]), _dense_info(like, flags, yi.batched)
     if op.prim.name == 'dense' and yi.elts is None and yi.item is None:
         # the zero 0.0 may stand for a value of any rank: ranks are read at run time
         return n.call('rt.dense_batched', [g, y, n.const(gi.batched), n.const(yi.batched),

@@ -30,6 +30,14 @@ def _tuple_node(idx):
 
 def _part(b, p):
     if isinstance(p, n.Slice) or _is_slice_call(p):
+        bounds = [p.lower, p.upper, p.step] if isinstance(p, n.Slice) else p.args
+        if any(x is not None and b.info(x).batched for x in bounds):
+            # (as JAX refuses a traced slice bound: examples of different lengths)
+            b.fail('codax vmap: a slice bound that is batched (it differs between examples, '
+                   'or, in derivative code, it was saved on the tape with batched values): '
+                   'the slices would have different lengths, and a batched array holds '
+                   'examples of one shape; use a mask instead, such as '
+                   'np.where(np.arange(n) < i, x, 0)')
         return SLICE
     if isinstance(p, n.Constant) and p.value is Ellipsis:
         return ELLIPSIS

@@ -342,15 +342,27 @@ def scalar_cast(b, op, rhs):
     return prim_call('astype', [x, n.name(dtype)]), Info(True, info.rank)
 
 
+# What to write instead, per record refused a batched argument by unbatched_only.
+_UNBATCHED_HINTS = {
+    'py_range': '; loop to a bound every example shares and mask the steps past each '
+                "example's own, or use np.arange with a mask",
+    'py_slice': ': the slices would have different lengths; use a mask instead, such as '
+                'np.where(np.arange(n) < i, x, 0)',
+    'min_scalar_type': ': the dtype it returns would differ between examples; call it on a '
+                       'value every example shares',
+}
+
+
 @rule('unbatched_only')
 def unbatched_only(b, op, rhs):
-    """Integer bookkeeping (range, slice bounds) and text (str): a batched
-    value here has no vectorized meaning."""
+    """Integer bookkeeping (range, slice bounds), text (str) and dtype queries
+    of values: a batched value here has no vectorized meaning."""
     if batched(b, *op.inputs.values()):
-        hint = '' if op.prim.name == 'py_str' else '; index with a batched array instead'
-        b.fail(f'codax vmap: {op.prim.name.replace("py_", "")}() of a value that is batched '
-               '(it differs between examples, or, in derivative code, it was saved on the '
-               f'tape with batched values){hint}')
+        name = op.prim.name.replace('py_', '')
+        name = f'np.{name}' if name == op.prim.name else name
+        b.fail(f'codax vmap: {name}() of a value that is batched (it differs between '
+               'examples, or, in derivative code, it was saved on the tape with batched '
+               f'values){_UNBATCHED_HINTS.get(op.prim.name, "")}')
     return rhs, SLICE if op.prim.name == 'py_slice' else UNKNOWN
 
 
@@ -391,6 +403,12 @@ def container_view(b, op, rhs):
         if op.prim.name in ('dict_items', 'dict_items_tangent'):
             return rhs, Info(info.batched, None, None, container((KEY, info.item)))
         return rhs, values if op.prim.name == 'dict_values' else _keys_info(info)
+    if op.prim.name in ('py_tuple', 'py_list') and info.elts is None and info.item is None \
+            and info.rank:
+        # tuple(a) of an array: a sequence of its rows, of unknown length
+        rows = Info(info.batched, info.rank - 1, kind=info.kind)
+        call = loop(b, op, rhs)[0] if info.batched else rhs
+        return call, Info(info.batched, None, None, rows)
     if info.elts is None and info.batched:
         return loop(b, op, rhs)
     if isinstance(info.elts, dict) and op.prim.name in ('py_tuple', 'py_list'):
