@@ -2,13 +2,13 @@
 import functools
 import inspect
 import itertools
-import linecache
 import types
 
 import numpy
 
 import runtime
 from runtime.backend import array_module
+from runtime.sources import define
 from runtime.tree import tree_leaves
 from transformer.ir import packs_keywords
 from transformer.parse import flat_view
@@ -144,9 +144,7 @@ def primitive_function(obj, count=None):
         name = name if name.isidentifier() else 'function'        # a lambda's '<lambda>'
         text = f'def {name}({params}):\n    return primitive({params})\n'
         filename = f'<codax primitive {name}>'
-        linecache.cache[filename] = (len(text), None, text.splitlines(True), filename)
-        namespace = {'primitive': obj}
-        exec(compile(text, filename, 'exec'), namespace)
+        namespace = define(text, filename, {'primitive': obj})
         _primitive_functions[key] = (obj, namespace[name])
     return _primitive_functions[key][1]
 
@@ -259,9 +257,7 @@ def _bound_wrapper(function, leading, params, obj):
     text = (f'def {name}({", ".join(header)}):\n'
             f'    return {next(iter(namespace))}({call})\n')
     filename = f'<codax {name} bound to {len(leading)} values #{next(_labels)}>'
-    linecache.cache[filename] = (len(text), None, text.splitlines(True), filename)
-    exec(compile(text, filename, 'exec'), namespace)
-    return namespace[name]
+    return define(text, filename, namespace)[name]
 
 
 def _not_a_function(fn):
@@ -693,10 +689,7 @@ def _pullback_factory(count, has_aux):
                 f'        return rt.finalize_distinct(({adjoints}))\n'
                 f'    return pullback\n')
         filename = f'<codax vjp pullback of {count} primals{" with aux" * has_aux}>'
-        linecache.cache[filename] = (len(text), None, text.splitlines(True), filename)
-        namespace = {'rt': runtime}
-        exec(compile(text, filename, 'exec'), namespace)
-        _pullback_factories[key] = namespace['make']
+        _pullback_factories[key] = define(text, filename, {'rt': runtime})['make']
     return _pullback_factories[key]
 
 

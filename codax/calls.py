@@ -8,7 +8,6 @@ code is itself transformed, these hooks see calls to `rt.vjp_call` and
 `rt.pullback` and differentiate the generated functions behind them.
 """
 import inspect
-import linecache
 import types
 
 import numpy
@@ -20,6 +19,7 @@ from transformer.ir import packs_keywords
 
 from . import api
 from runtime.backend import array_module
+from runtime.sources import define
 from transformer.pipeline import compile_reverse
 
 from .cache import CACHE, closure_key, signature
@@ -223,10 +223,7 @@ def _definition(kind, count=0, active=(), given=None, shift=0):
                     '    return backward(rt.pullback_state(pb), cotangent)\n')
             name = 'pullback'
         filename = f'<codax definition of rt.{name}>'
-        linecache.cache[filename] = (len(text), None, text.splitlines(True), filename)
-        namespace = {'rt': runtime}
-        exec(compile(text, filename, 'exec'), namespace)
-        _DEFINITIONS[key] = namespace[name]
+        _DEFINITIONS[key] = define(text, filename, {'rt': runtime})[name]
     return _DEFINITIONS[key]
 
 
@@ -481,9 +478,7 @@ def _custom_tangent_function(fn, count, active):
         text = (f'def {name}({", ".join(params)}):\n'
                 f'    return rule({", ".join([f"p{i}" for i in range(count)] + tangents)})\n')
         filename = f'<codax tangent function of {fn.__name__} for {active}>'
-        linecache.cache[filename] = (len(text), None, text.splitlines(True), filename)
-        namespace = {'rt': runtime, 'rule': rule}
-        exec(compile(text, filename, 'exec'), namespace)
+        namespace = define(text, filename, {'rt': runtime, 'rule': rule})
         if len(_CUSTOM_TANGENTS) > 1024:
             _CUSTOM_TANGENTS.clear()
         hit = _CUSTOM_TANGENTS[key] = (rule, namespace[name])

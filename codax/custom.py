@@ -17,11 +17,11 @@ mode; a checkpointed function keeps only its arguments for the reverse sweep.
 import functools
 import inspect
 import itertools
-import linecache
 
 import numpy
 
 import runtime
+from runtime.sources import define
 
 from .api import bound_function, shifted_argnums, transform_closure
 
@@ -32,10 +32,7 @@ def _generate(text, name, namespace):
     """Functions defined by `text`, with readable source (registered in
     linecache), so that every transformation can go through them again."""
     filename = f'<codax {name} #{next(_counter)}>'
-    linecache.cache[filename] = (len(text), None, text.splitlines(True), filename)
-    namespace = dict(namespace, rt=runtime)
-    exec(compile(text, filename, 'exec'), namespace)
-    return namespace
+    return define(text, filename, dict(namespace, rt=runtime))
 
 
 def _where(fn):

@@ -15,6 +15,7 @@ import numpy
 import runtime
 from runtime.backend import array_module
 
+from runtime.sources import define
 from runtime.tree import derivative_leaves, tree_leaves
 
 from transformer.ir import packs_keywords
@@ -418,7 +419,4 @@ def _contraction(fun, count, has_aux):
             f'        total = total + numpy.sum(leaves[i] * cts[i])\n'
             f'    return {"total, aux" if has_aux else "total"}\n')
     filename = f'<codax hessian({name}) #{next(_labels)}>'
-    linecache.cache[filename] = (len(text), None, text.splitlines(True), filename)
-    namespace = {'f': fun, 'numpy': numpy, 'tree_leaves': tree_leaves}
-    exec(compile(text, filename, 'exec'), namespace)
-    return namespace[name]
+    return define(text, filename, {'f': fun, 'numpy': numpy, 'tree_leaves': tree_leaves})[name]

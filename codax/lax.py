@@ -47,10 +47,10 @@ Differences from ``jax.lax`` (signatures are JAX's):
   functions of the caller: derivatives and batching flow into what they
   capture (transformer/closures.py).
 """
-import linecache
 
 import numpy as np
 
+from runtime.sources import define
 from runtime.tree import tree_flatten, tree_unflatten, treedef_leaves
 
 __all__ = ['cond', 'switch', 'select', 'fori_loop', 'while_loop', 'scan', 'map']
@@ -110,8 +110,7 @@ def _operands_attribute(fun, count):
         text = f'def {name}({", ".join(filter(None, [params, operands]))}):\n' \
             + body.format(operands=operands)
         filename = f'<codax.lax definition of {name}>'
-        linecache.cache[filename] = (len(text), None, text.splitlines(True), filename)
-        exec(compile(text, filename, 'exec'), globals())
+        define(text, filename, globals())
         setattr(fun, attribute, globals()[name])
     return attribute
 

@@ -15,7 +15,6 @@ f, tree, *rest) (rt.tree_map_with_path_is_leaf), every argument by position,
 defined the same way.
 """
 import functools
-import linecache
 import operator
 
 import numpy
@@ -29,6 +28,7 @@ from runtime.tree import (DictKey, FlattenedIndexKey, GetAttrKey, PyTreeDef,  # 
                           tree_leaves_with_path, tree_map_with_path, tree_reduce,
                           tree_structure, tree_transpose, tree_unflatten, treedef_children,
                           treedef_is_leaf)
+from runtime.sources import define
 
 __all__ = ['DictKey', 'FlattenedIndexKey', 'GetAttrKey', 'Partial', 'PyTreeDef', 'SequenceKey',
            'all_leaves', 'keystr', 'register_dataclass', 'register_pytree_node',
@@ -74,10 +74,7 @@ class _Definitions:
 
 
 def _compiled(name, text, filename):
-    linecache.cache[filename] = (len(text), None, text.splitlines(True), filename)
-    namespace = {'rt': runtime, 'numpy': numpy}
-    exec(compile(text, filename, 'exec'), namespace)
-    return namespace[name]
+    return define(text, filename, {'rt': runtime, 'numpy': numpy})[name]
 
 
 def _map_definition(variant, is_leaf, with_path=False):

@@ -2,13 +2,13 @@
 import functools
 import inspect
 import itertools
-import linecache
 import types
 
 import numpy
 
 import runtime
 from runtime.backend import array_module
+from runtime.sources import define
 from runtime.tree import (flat_keys, node_children, same_dict, tree_flatten, tree_leaves,
                           tree_unflatten)
 from transformer.batch import info_of_value
@@ -509,10 +509,7 @@ def _repeating_function(fun, count, out_axes, size):
             f'    out = fun({params})\n'
             f'    return rt.batch_outputs(out, None, {out_axes!r}, {size})\n')
     filename = f'<codax vmap({name[7:]}) with axis_size {size} #{next(_labels)}>'
-    linecache.cache[filename] = (len(text), None, text.splitlines(True), filename)
-    namespace = {'fun': fun, 'rt': runtime}
-    exec(compile(text, filename, 'exec'), namespace)
-    function = namespace[name]
+    function = define(text, filename, {'fun': fun, 'rt': runtime})[name]
     function.source = text
     return function
 
@@ -553,10 +550,7 @@ def _summing_function(batched, count, mode, has_aux):
             f'    out = batched({params})\n'
             f'    return numpy.sum({value}, axis=0), {aux}\n')
     filename = f'<codax vmap({mode}) #{next(_labels)}>'
-    linecache.cache[filename] = (len(text), None, text.splitlines(True), filename)
-    namespace = {'batched': batched, 'numpy': numpy}
-    exec(compile(text, filename, 'exec'), namespace)
-    return namespace[name]
+    return define(text, filename, {'batched': batched, 'numpy': numpy})[name]
 
 
 def _batched_throughout(tree, axes, size):

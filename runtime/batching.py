@@ -20,6 +20,7 @@ __all__ = ['batch_size', 'broadcast_batch', 'batch_loop', 'keywords_by_position'
            'first_example']
 from .backend import array_module, is_array
 from .closures import Closure, closure
+from .sources import define
 from .tree import (derivative_leaves, flat_keys, node_children, node_rebuilt, same_dict,
                    tree_flatten, tree_unflatten)
 
@@ -133,11 +134,7 @@ def keywords_by_position(fn, count, names):
                 f'    return fn({", ".join(passed)})\n')
         filename = (f'<codax call of {getattr(fn, "__name__", "a function")} with keywords '
                     f'{", ".join(names)} #{len(_STAND_INS)}>')
-        import linecache
-        linecache.cache[filename] = (len(text), None, text.splitlines(True), filename)
-        namespace = {'fn': fn}
-        exec(compile(text, filename, 'exec'), namespace)
-        _STAND_INS[key] = (fn, namespace['call_with_keywords'])     # fn kept: its id stays
+        _STAND_INS[key] = (fn, define(text, filename, {'fn': fn})['call_with_keywords'])     # fn kept: its id stays
     return _STAND_INS[key][1]
 
 

@@ -15,6 +15,8 @@ of the arguments.
 """
 import itertools
 
+from .sources import define
+
 
 class Closure(tuple):
     """A closure: the tuple of its captured values, callable. Each lifted
@@ -107,8 +109,7 @@ def with_keywords(fun, count, names):
 
 def _keyword_caller(fun, count, names):
     """`def h_with_keywords(a0, .., scale): return fun(a0, .., scale=scale)`,
-    with readable source (linecache) that transformations read."""
-    import linecache
+    with readable source (runtime/sources.py) that transformations read."""
     positional = [f'a{i}' for i in range(count)]
     while set(positional) & set(names):                 # a keyword named a0
         positional = ['_' + p for p in positional]
@@ -120,8 +121,5 @@ def _keyword_caller(fun, count, names):
     text = (f'def {name}({", ".join(positional + list(names))}):\n'
             f'    return {callee}({", ".join(positional + [f"{k}={k}" for k in names])})\n')
     filename = f'<codax {name} #{next(_caller_labels)}>'
-    linecache.cache[filename] = (len(text), None, text.splitlines(True), filename)
-    namespace = {callee: fun}
-    exec(compile(text, filename, 'exec'), namespace)
-    return namespace[name]
+    return define(text, filename, {callee: fun})[name]
 

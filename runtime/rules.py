@@ -275,6 +275,13 @@ def _recurrence(v, alpha, beta, reverse):
     return out
 
 
+def _running_extremum_steps(cot, a, y, axis, which):
+    """(xp, cot along the last axis, the running steps of a and y there)."""
+    xp = array_module(cot, a, y)
+    cot, a, y = _along_last(axis, cot, a, y)
+    return (xp, cot) + tuple(_running_steps(a, y, which))
+
+
 def running_extremum_tangent(cot, a, y, axis, which):
     """Tangent of y = np.maximum.accumulate(a, axis) ('max'; 'min' for
     np.minimum's) for a's tangent `cot` (named as the adjoint helpers name their
@@ -282,9 +289,7 @@ def running_extremum_tangent(cot, a, y, axis, which):
     (a gather), ties half and half."""
     if is_zero(cot):
         return ZERO
-    xp = array_module(cot, a, y)
-    cot, a, y = _along_last(axis, cot, a, y)
-    alpha, beta, tie = _running_steps(a, y, which)
+    xp, cot, alpha, beta, tie = _running_extremum_steps(cot, a, y, axis, which)
     if xp.any(tie):
         out = _recurrence(cot, alpha, beta, False)
     else:
@@ -297,9 +302,7 @@ def running_extremum_adjoint(cot, a, y, axis, which):
     adjoint of a for y's cotangent `cot`, each element getting what it set."""
     if is_zero(cot):
         return ZERO
-    xp = array_module(cot, a, y)
-    cot, a, y = _along_last(axis, cot, a, y)
-    alpha, beta, tie = _running_steps(a, y, which)
+    xp, cot, alpha, beta, tie = _running_extremum_steps(cot, a, y, axis, which)
     if xp.any(tie):
         out = _recurrence(cot, alpha, beta, True)
     else:

@@ -92,6 +92,17 @@ def _numeric_grad_one(f, args, argnum, eps):
     return tree_unflatten(target, grads)
 
 
+def numeric_jacobian(f, x, eps=1e-6):
+    """Central differences of f (scalar or array valued) per element of the
+    array x: shaped f(x).shape + x.shape."""
+    x = np.asarray(x, float)
+    cols = []
+    for e in np.eye(x.size):
+        e = e.reshape(x.shape)
+        cols.append((np.asarray(f(x + eps * e)) - np.asarray(f(x - eps * e))) / (2 * eps))
+    return np.stack(cols, axis=-1).reshape(np.shape(f(x)) + x.shape)
+
+
 def numeric_grad(f, args, argnum=0, eps=1e-6):
     """Central finite-difference gradient of scalar ``f(*args)``.
 

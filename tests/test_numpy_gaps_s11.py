@@ -8,18 +8,12 @@ import numpy as np
 import pytest
 
 import codax
+from helpers import numeric_jacobian
 
 _rng = np.random.default_rng(11)
 
 
-def _fd(f, x, eps=1e-6):
-    """Central differences of a scalar (or array) function, per element of x."""
-    x = np.asarray(x, float)
-    cols = []
-    for e in np.eye(x.size):
-        e = e.reshape(x.shape)
-        cols.append((np.asarray(f(x + eps * e)) - np.asarray(f(x - eps * e))) / (2 * eps))
-    return np.stack(cols, axis=-1).reshape(np.shape(f(x)) + x.shape)
+_fd = numeric_jacobian
 
 
 def _fd_hessian(f, x):

@@ -13,17 +13,11 @@ import numpy as np
 import pytest
 
 import codax
+from helpers import numeric_jacobian
 from transformer.errors import SourceError
 
 
-def _fd(f, x, eps=1e-6):
-    """Central differences of a scalar (or array) function, per element of x."""
-    x = np.asarray(x, float)
-    cols = []
-    for e in np.eye(x.size):
-        e = e.reshape(x.shape)
-        cols.append((np.asarray(f(x + eps * e)) - np.asarray(f(x - eps * e))) / (2 * eps))
-    return np.stack(cols, axis=-1).reshape(np.shape(f(x)) + x.shape)
+_fd = numeric_jacobian
 
 
 def _check_all_orders(f, x):
