@@ -767,7 +767,9 @@ def jvp(fun, primals, tangents, has_aux=False):
         raise TypeError('primal and tangent arguments to jax.jvp must be tuples or lists; '
                         f'found {type(primals).__name__} and {type(tangents).__name__}. '
                         '(codax.jvp: write jvp(f, (x,), (v,)))')
-    primals, tangents = tuple(primals), tuple(tangents)
+    primals = tuple(primals)
+    # (None for an argument's tangent: its zero, whatever the argument's structure)
+    tangents = tuple(runtime.ZERO if t is None else t for t in tangents)
     fun = bound_function(fun) or fun
     from runtime.tree import tree_structure
     if len(primals) != len(tangents) or any(
