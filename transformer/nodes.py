@@ -4,6 +4,7 @@ Every other pass builds and inspects trees through the names defined here, so a
 gast or astor release that changes node shapes is absorbed in this file alone.
 """
 import ast
+import collections
 import copy
 import re
 
@@ -22,8 +23,27 @@ from gast import (  # noqa: F401  (re-exported node classes)
     arguments, NodeTransformer, NodeVisitor, expr,
 )
 
-walk = gast.walk
 iter_fields = gast.iter_fields
+
+
+def walk(node):
+    """Every node of the tree under `node`, breadth first, as ast.walk gives
+    them. Passes walk trees all the time (a tenth of a third derivative's
+    compile time went to ast.walk's generator chain), so this reads fields
+    directly."""
+    todo = collections.deque((node,))
+    pop, push, extend = todo.popleft, todo.append, todo.extend
+    while todo:
+        node = pop()
+        for field in node._fields:
+            value = getattr(node, field, None)
+            if isinstance(value, list):
+                extend([item for item in value if isinstance(item, AST)])
+            elif isinstance(value, AST):
+                push(value)
+        yield node
+
+
 iter_child_nodes = gast.iter_child_nodes
 
 

@@ -10,6 +10,7 @@ no effect besides its value, is removed; repeated until nothing changes. This
 is what drops primal values the derivative does not need (for `grad`, often
 the output itself).
 """
+import collections
 import operator
 
 from . import nodes as n
@@ -93,29 +94,44 @@ class _Substitute(n.NodeTransformer):
 
 
 def remove_dead_code(fdef):
-    """Drop assignments nobody reads (pure operations only), to a fixpoint."""
+    """Drop assignments nobody reads (pure operations only), to a fixpoint.
+    Reads are counted once, per statement (or per test and iterable of an
+    if, for or while), and a removed statement's reads are taken back, so a
+    chain of dead assignments goes without walking the function again."""
+    reads = collections.Counter()
+    for unit in _read_units(fdef.body):
+        reads.update(n.names_in(unit))
     while True:
-        read = set()
-        for stmt in fdef.body:
-            read |= n.names_in(stmt)
         removed = []
-        fdef.body = _sweep(fdef.body, read, removed)
+        fdef.body = _sweep(fdef.body, reads, removed)
         if not removed:
             return fdef
 
 
-def _sweep(stmts, read, removed):
+def _read_units(stmts):
+    for stmt in stmts:
+        if isinstance(stmt, (n.If, n.For, n.While)):
+            yield stmt.iter if isinstance(stmt, n.For) else stmt.test
+            yield from _read_units(stmt.body)
+            yield from _read_units(stmt.orelse)
+        else:
+            yield stmt
+
+
+def _sweep(stmts, reads, removed):
     out = []
     for stmt in stmts:
         if isinstance(stmt, n.Assign) and isinstance(stmt.targets[0], n.Name) \
-                and stmt.targets[0].id not in read and _pure(stmt.value):
+                and not reads[stmt.targets[0].id] and _pure(stmt.value):
+            reads.subtract(n.names_in(stmt))
             removed.append(stmt)
             continue
         if isinstance(stmt, (n.If, n.For, n.While)):
-            stmt.body = _sweep(stmt.body, read, removed) or [n.Pass()]
+            stmt.body = _sweep(stmt.body, reads, removed) or [n.Pass()]
             if isinstance(stmt, n.If):
-                stmt.orelse = _sweep(stmt.orelse, read, removed)
+                stmt.orelse = _sweep(stmt.orelse, reads, removed)
                 if _empty(stmt.body) and not stmt.orelse:
+                    reads.subtract(n.names_in(stmt.test))
                     removed.append(stmt)
                     continue
         out.append(stmt)

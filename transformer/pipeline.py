@@ -92,10 +92,8 @@ def _copied(unit, fdef, fresh):
 def _front_end(fn, verbose, numeric):
     unit = parse.parse_function(fn)
     fence.check(unit)
-    params = [a.id for a in unit.tree.args.args]
+    stored = n.stored_names(unit.tree) | {a.id for a in unit.tree.args.args}
     for bad in RESERVED:
-        stored = {x.id for x in n.walk(unit.tree) if isinstance(x, n.Name)
-                  and isinstance(x.ctx, n.Store)} | set(params)
         if bad in stored:
             raise error_at(unit.tree, f'codax reserves the name {bad!r} for generated code; '
                            'rename this variable', unit)
