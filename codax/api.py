@@ -101,7 +101,7 @@ def specialize(fn, mode, argnums, has_aux, args, holomorphic=False):
     entry = CACHE.get(key)
     if entry is not None and entry.code is fn.__code__ and entry.current():
         return entry
-    with CACHE.lock:
+    with CACHE.compiling():
         entry = CACHE.get(key)
         if entry is not None and entry.code is fn.__code__ and entry.current():
             return entry

@@ -293,7 +293,7 @@ def static_sweeps(fn, active, numeric, args=()):
            closure_key(fn), xp.__name__)
     entry = CACHE.get(key)
     if entry is None or entry.code is not fn.__code__ or not entry.current():
-        with CACHE.lock:
+        with CACHE.compiling():
             label = f'vjp({fn.__name__}) wrt {",".join(map(str, active))} #{next(api._labels)}'
             generated = compile_reverse(fn, 'vjp', tuple(active), list(numeric), False, label)
             entry = api.Specialization(fn, generated, xp)

@@ -197,7 +197,7 @@ class Jitted:
         entry = CACHE.get(key)
         if entry is not None and entry.code is fn.__code__ and entry.current():
             return entry, fn
-        with CACHE.lock:
+        with CACHE.compiling():
             label = f'jit({fn.__name__}) {_describe(args)} #{next(_labels)}'
             if os.environ.get(LOG_VARIABLE):
                 self._log(label, (backend, signature(args), ranks, statics, _describe(args)))

@@ -384,7 +384,7 @@ class Batched:
         entry = CACHE.get(key)
         if entry is not None and entry.code is fn.__code__ and entry.current():
             return entry, fn
-        with CACHE.lock:
+        with CACHE.compiling():
             label = f'vmap({fn.__name__}) {_describe(args)} #{next(_labels)}'
             infos = [info_of_value(arg, _front(a)) for arg, a in zip(args, axes)]
             generated, _ = compile_batch(compiled_view(fn, args), axes, self.out_axes, lambda params: infos, label,
