@@ -302,7 +302,15 @@ def static_sweeps(fn, active, numeric, args=()):
 
 
 def _sweeps_for_hook(fn, active, numeric, args):
+    if isinstance(fn, Closure):             # its call's, the closure passed last (_defined)
+        fn = closure_caller(len(fn), len(args) - 1)
     return static_sweeps(fn, active, numeric, args)
+
+
+def closure_caller(captured, given):
+    """The plain function whose derivatives are a closure's call's: it takes
+    the `given` arguments, then the closure (of `captured` values)."""
+    return _definition('closure_call', captured, given=given)
 
 
 def _tangent_function(inner, primals, tangents, also=()):

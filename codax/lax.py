@@ -71,10 +71,16 @@ def switch(index, branches, *operands):
 # What cond and switch do, in the Python subset codax transforms (no *args):
 # their parameters before the operands, and their body.
 _BODIES = {
+    # One `if` with an `else`, each branch calling one function: reverse mode
+    # then saves as much on its tape in either branch, so vmap over a batched
+    # pred runs both and selects the tape too (two `if`s, as an early return
+    # gives, would grow the tape under a condition that differs per example).
     'cond': ('pred, true_fun, false_fun',
              '    if pred:\n'
-             '        return true_fun({operands})\n'
-             '    return false_fun({operands})\n'),
+             '        out = true_fun({operands})\n'
+             '    else:\n'
+             '        out = false_fun({operands})\n'
+             '    return out\n'),
     # Every branch is tested with an `if`, so that vmap over a batched index
     # runs the branches and selects per example (the `if` of any batched
     # condition, transformer/batch.py), while a plain call runs only the one

@@ -727,9 +727,10 @@ def callee_info(fn, infos, natural=False):
 
 def _install_hooks():
     from transformer.batch import HOOKS
-    from .calls import static_sweeps, static_user_function
+    from .calls import closure_caller, static_sweeps, static_user_function
     HOOKS['sweeps'] = static_sweeps
     HOOKS['static_function'] = static_user_function
+    HOOKS['closure_call'] = closure_caller
 
 
 _install_hooks()

@@ -219,10 +219,21 @@ def select(condition, x, y, axes):
     """Per example, x where condition else y, for pytrees x and y whose leaves
     may be batched or not (`axes`: a prefix of (x, y)). The batched condition
     gets trailing axes to line up with each leaf's own axes."""
+    x, y = _zero_as(x, y), _zero_as(y, x)
     condition = _per_example(condition, x, y, axes)
     xp = array_module(condition)
     out = [xp.where(c, a, b) for c, a, b, _, _ in _select_leaves(condition, x, y, axes)]
     return tree_unflatten(tree_flatten(x)[1], out)
+
+
+def _zero_as(x, other):
+    """x; where x is the zero 0.0 and `other` a container, zeros in its
+    structure: the zero stands for any value (the tangent of a value that one
+    branch sets and the other leaves unset, as a pullback saved by one branch)."""
+    if is_zero(x) and _children(other) is not None:
+        leaves, treedef = tree_flatten(other)
+        return tree_unflatten(treedef, [ZERO] * len(leaves))
+    return x
 
 
 def _per_example(condition, x, y, axes):
@@ -257,6 +268,9 @@ def select_vjp(g, condition, x, y, axes, which):
     """The adjoint of select's x (which=0) or y (which=1) for the full
     cotangent g: g where that side was chosen, summed back to each leaf's shape
     (per example for batched leaves)."""
+    if is_zero(y if which else x) and _children(x if which else y) is not None:
+        return ZERO                         # (the zero standing for a container: _zero_as)
+    x, y = _zero_as(x, y), _zero_as(y, x)
     condition = _per_example(condition, x, y, axes)
     xp = array_module(condition)
     leaves, treedef = tree_flatten(y if which else x)
@@ -644,10 +658,21 @@ def _at_least(ranks, floor):
     return parts if isinstance(ranks, dict) else tuple(parts.values())
 
 
-def lift_batched(x, rank):
+def lift_batched(x, rank, size=None, operands=()):
     """Batched x given axes after its batch axis so that an example has `rank`
     axes: it then broadcasts against unbatched operands as one example would.
-    A container is lifted leaf by leaf to the ranks of example_rank's tree."""
+    A container is lifted leaf by leaf to the ranks of example_rank's tree.
+    With the batch `size`, a number (the zero 0.0 that stands for a batched
+    value whose form only the run shows: a tangent entering a loop) becomes
+    an array of that form, (size, 1, .., 1): against an unbatched array the
+    number alone would give an array of no batch axis where a batched one is
+    expected (0.0 * c has c's shape). Its dtype is the one the number and the
+    operation's `operands` make, so the result's dtype is the number's."""
+    if size is not None and not isinstance(rank, (tuple, dict)) and rank > 0 \
+            and _numeric(x) and numpy.ndim(x) == 0:
+        xp = array_module(x, *[o for o in operands if is_array(o)])
+        dtype = xp.result_type(x, *[o for o in operands if _numeric(o)])
+        return xp.broadcast_to(xp.asarray(x, dtype=dtype), (size,) + (1,) * rank)
     return lift_leaves(x, rank, 0)
 
 

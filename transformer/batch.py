@@ -37,6 +37,7 @@ batch_rules.static_vjp_call picks f's derivative then and learns the facts
 of its batched sweeps by compiling them (HOOKS, installed by codax).
 """
 import re
+import types
 from collections import OrderedDict
 
 from runtime.closures import Closure
@@ -162,6 +163,24 @@ class ClosureInfo(Info):
     __hash__ = None
 
 
+class FunctionInfo(Info):
+    """A function known at compile time that a local name holds (a closure's
+    lifted function, rt.closure_function): the same for every example."""
+    __slots__ = ('function',)
+
+    def __init__(self, function):
+        super().__init__(False, None)
+        self.function = function
+
+    def __eq__(self, other):
+        return Info.__eq__(self, other) and getattr(other, 'function', None) is self.function
+
+    def __repr__(self):
+        return f'Function({self.function.__qualname__}@{id(self.function):x})'
+
+    __hash__ = None
+
+
 class NodeInfo(Info):
     """A node of a type registered with register_pytree_node, or a namedtuple:
     a container of its children (`elts`, in flattening order), of type
@@ -192,7 +211,8 @@ class NodeInfo(Info):
 # What codax installs for the batch pass (transformer never imports codax):
 # 'sweeps': (fn, active, numeric) -> (forward, backward), the generated vjp
 # sweeps of a user function; 'static_function': fn -> whether those may be
-# chosen at compile time.
+# chosen at compile time; 'closure_call': (captured, given) -> the function
+# whose derivatives are those of a call of a closure (the closure passed last).
 HOOKS = {}
 
 
@@ -279,6 +299,12 @@ def info_of_value(value, axis):
     if isinstance(value, Closure):
         axes = axis if isinstance(axis, (tuple, list)) else [axis] * len(value)
         return ClosureInfo([info_of_value(v, a) for v, a in zip(value, axes)], value.function)
+    if isinstance(value, types.FunctionType) and axis is None \
+            and not value.__code__.co_filename.startswith('<codax'):
+        # a user's function (vmap's cache key holds its identity); not a sweep
+        # codax generated, which a pullback carries: its batched form is the
+        # run's to choose, from the tape and cotangent seen then
+        return FunctionInfo(value)
     if isinstance(value, (tuple, list)) and not hasattr(value, 'shape'):
         axes = axis if isinstance(axis, (tuple, list)) else [axis] * len(value)
         return container(tuple(info_of_value(v, a) for v, a in zip(value, axes)))

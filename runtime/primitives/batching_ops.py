@@ -16,7 +16,7 @@ _helper(batching.sum_to_batched, 'cot, target, like=None',
         {'cot': 'rt.unsum_batched(rt.materialize(g, ans), cot)'})
 _helper(batching.unsum_batched, 'cot, like',
         {'cot': 'rt.sum_to_batched(rt.materialize(g, ans), rt.example_shape(cot))'})
-_helper(batching.lift_batched, 'x, rank', {'x': 'rt.reshape_like(rt.dense(g, ans), x)'})
+_helper(batching.lift_batched, 'x, rank, size=None, operands=()', {'x': 'rt.reshape_like(rt.dense(g, ans), x)'})
 _helper(batching.lift_leaves, 'x, rank, axes', {'x': 'rt.reshape_like(rt.dense(g, ans), x)'})
 _helper(batching.reshape_like, 'h, like', {'h': 'rt.reshape_like(rt.dense(g, ans), h)'})
 _helper(batching.batched_diag, 'v, k=0', {'v': 'xp.diagonal(rt.materialize(g, ans), k, 1, 2)'})

@@ -4,8 +4,8 @@ import inspect
 import runtime as rt
 
 from .. import nodes as n
-from ..batch import (HOOKS, NONE, SCALAR, UNKNOWN, ClosureInfo, Info, NodeInfo, PullbackInfo,
-                     container, info_of_value)
+from ..batch import (HOOKS, NONE, SCALAR, UNKNOWN, ClosureInfo, FunctionInfo, Info, NodeInfo,
+                     PullbackInfo, container, info_of_value)
 from ..errors import RecursiveBatching
 from ..ir import CallInfo, packs_keywords
 from .core import _leaf_kinds, _mark_batched, batched, literal, loop, loop_call, rule
@@ -53,8 +53,10 @@ def transformation(b, op, rhs):
 
 @rule('closure_function')
 def closure_function(b, op, rhs):
-    """The lifted function: the same for every example."""
-    return rhs, UNKNOWN
+    """The lifted function: the same for every example, and known where the
+    closure's is (so a call of it may be differentiated at compile time)."""
+    info = b.info(op.inputs['c'])
+    return rhs, FunctionInfo(info.function) if isinstance(info, ClosureInfo) else UNKNOWN
 
 
 # ---- user functions ----
@@ -95,6 +97,8 @@ def _batched_call(b, rhs, func_info):
     if any(k.arg is not None for k in rhs.keywords):
         b.fail('codax vmap: pass arguments of batched user-function calls by position')
     info = rhs.codax.obj if getattr(rhs, 'codax', None) is not None else None
+    if isinstance(func_info, FunctionInfo):
+        info = func_info.function
     func = rhs.func
     if isinstance(func_info, ClosureInfo) or func_info.batched:
         # a closure: its lifted function (the same for every example) called
@@ -182,11 +186,15 @@ def static_vjp_call(b, rhs):
     fnode = rhs.args[0] if rhs.args else None
     if 'sweeps' not in HOOKS or b.callee_info is None or b.unit is None:
         return None
-    fn = _static_object(b, fnode)          # a free name, or `lax.fori_loop`
+    given, by_name = list(rhs.args[1:]), {k.arg: k.value for k in rhs.keywords}
+    fn = _static_function(b, fnode, len(given))
     if fn is None or not HOOKS['static_function'](fn):
         return None
+    if isinstance(b.info(fnode), ClosureInfo):
+        if by_name:
+            return None
+        given.append(fnode)             # the closure's call: the closure passed last
     params = list(inspect.signature(fn).parameters.values())
-    given, by_name = list(rhs.args[1:]), {k.arg: k.value for k in rhs.keywords}
     if len(given) > len(params) or None in by_name:
         return None
     nodes, infos, defaults = [], [], []
@@ -197,11 +205,7 @@ def static_vjp_call(b, rhs):
             infos.append(b.info(node))
         elif p.default is not p.empty:
             nodes.append(None)
-            default = info_of_value(p.default, None)
-            # (only a None passed in is known here, not a None default: a
-            # call that leaves one out is batched as a whole, at run time,
-            # which tests/test_batched_reverse.py relies on to reach that path)
-            infos.append(UNKNOWN if _is_none_value(default) else default)
+            infos.append(info_of_value(p.default, None))
             defaults.append(i)
         else:
             return None
@@ -230,7 +234,8 @@ def static_vjp_call(b, rhs):
     if out is None or not isinstance(out.elts, tuple) or len(out.elts) != 2:
         return None
     value, tape = out.elts
-    if isinstance(fnode, n.Name) and fnode.id not in b.unit.closure:
+    if isinstance(fnode, n.Name) and fnode.id not in b.unit.closure \
+            and fnode.id not in b.locals:
         b.unit.guards[fnode.id] = fn    # rebinding the name makes this code stale
     for i in defaults:
         nodes[i] = b.tmp(n.call('rt.default_argument', [n.deepcopy(fnode), n.const(i)]),
@@ -376,6 +381,20 @@ def _fact(info):
     if isinstance(info.elts, dict):
         return {k: _fact(e) for k, e in info.elts.items()}
     return rt.Abstract(info.rank)
+
+
+def _static_function(b, node, given):
+    """The function whose sweeps a call of `node` with `given` arguments by
+    position makes, where it is known at compile time: a global (or
+    `lax.fori_loop`), a closure's lifted function held in a local, or for a
+    closure, the function that calls it (the closure passed last, as
+    rt.vjp_call differentiates a closure's call: codax/calls.py), or None."""
+    info = b.info(node)
+    if isinstance(info, FunctionInfo):
+        return info.function
+    if isinstance(info, ClosureInfo):
+        return HOOKS['closure_call'](len(info.elts), given) if 'closure_call' in HOOKS else None
+    return _static_object(b, node)
 
 
 def _static_object(b, node):

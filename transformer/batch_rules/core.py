@@ -265,7 +265,11 @@ def elementwise_of(b, rhs, operands):
     axes = tuple(b.info(x).axes() for x in operands)
     widest = b.tmp(n.call('rt.example_rank', [n.tuple_([n.deepcopy(x) for x in operands]),
                                               literal(axes)]), SCALAR, '_rank')
-    swap = {id(x): b.tmp(n.call('rt.lift_batched', [x, widest]), Info(True, None))
+    # (the batch size and the operands: a number standing for a batched value
+    # becomes zeros of the batched form, of the dtype the number would give)
+    every = n.tuple_([n.deepcopy(x) for x in operands])
+    swap = {id(x): b.tmp(n.call('rt.lift_batched', [x, widest, b.size(), n.deepcopy(every)]),
+                         Info(True, None))
             for x in operands if b.info(x).batched and (
                 b.info(x).elts is None or _fully_batched(b.info(x)))}
     return _copy_replacing(rhs, swap), Info(True, None)
