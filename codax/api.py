@@ -199,6 +199,8 @@ def bound_function(obj):
     default, so a call may still override it. One function per binding (the
     same objects bound give the same function, and so reuse its generated
     code). None for anything else."""
+    if isinstance(obj, numpy.vectorize):      # (its __call__ takes *args: see definitions)
+        return runtime.definitions.vectorized(obj)
     unbound = _unbound(obj)
     if unbound is None:
         return None

@@ -16,9 +16,14 @@ of arguments, no *args, Python control flow only on shapes and options.
 Arguments that NumPy accepts but a definition does not (an `out=`, a
 method it does not implement) raise a TypeError or ValueError naming them.
 """
+import inspect
+
 import numpy as np
 
+from .adjoint import stop_gradient
 from .primitives.searching import unique_parts
+from .sources import define
+from .updates import at_add
 
 _DEFINED = {}           # id of a NumPy function -> (that function, its definition here)
 
@@ -606,3 +611,625 @@ def unique(ar, return_index=False, return_inverse=False, return_counts=False, ax
         return values
     wanted = (return_index, return_inverse, return_counts)
     return tuple([values] + [parts[k] for k in range(3) if wanted[k]])
+
+
+# ---- more of NumPy's Python-level and C-level functions (session 12) ----------------
+
+@defines(np.fft.fftshift)
+def fftshift(x, axes=None):
+    return _shifted(x, axes, 1)
+
+
+@defines(np.fft.ifftshift)
+def ifftshift(x, axes=None):
+    return _shifted(x, axes, -1)
+
+
+def _shifted(x, axes, sign):
+    """x rolled by half of each of `axes` (every axis for None): forward for
+    fftshift, back for ifftshift (they differ only for odd lengths)."""
+    if axes is None:
+        axes = tuple(range(np.ndim(x)))
+    elif np.ndim(axes) == 0:
+        axes = (axes,)
+    shape = np.shape(x)
+    shifts = tuple(sign * (shape[axis] // 2) for axis in axes)
+    return np.roll(x, shifts, tuple(axes))
+
+
+@defines(np.ediff1d)
+def ediff1d(ary, to_end=None, to_begin=None):
+    # NumPy's dtype: ary's; the ends must cast to it under the same-kind rule
+    flat = np.ravel(ary)
+    kind = np.result_type(flat)
+    parts = [flat[1:] - flat[:-1]]
+    if to_begin is not None:
+        parts.insert(0, _ediff1d_end(to_begin, kind, 'to_begin'))
+    if to_end is not None:
+        parts.append(_ediff1d_end(to_end, kind, 'to_end'))
+    return np.concatenate(parts)
+
+
+def _ediff1d_end(end, kind, name):
+    if not np.can_cast(np.result_type(end), kind, casting='same_kind'):
+        raise TypeError(f'dtype of `{name}` must be compatible with input `ary` '
+                        'under the `same_kind` rule.')
+    return np.ravel(end).astype(kind)
+
+
+@defines(np.block)
+def block(arrays):
+    """NumPy's block: the innermost lists join along the last axis, the
+    next along the one before, each piece first made of the result's rank
+    (ones before its own axes). Level by level, not recursively: vmap
+    compiles a recursive function without end."""
+    if not isinstance(arrays, list):
+        return np.array(arrays)
+    nodes = [arrays]
+    counts = []             # per level, the length of each of its lists
+    while isinstance(nodes[0], list):
+        level = []
+        inner = []
+        for node in nodes:
+            if not isinstance(node, list) or len(node) == 0:
+                raise ValueError('np.block: list depths are mismatched, or a list is empty')
+            level.append(len(node))
+            for item in node:
+                inner.append(item)
+        counts.append(level)
+        nodes = inner
+    depth = len(counts)
+    rank = depth
+    for node in nodes:
+        if isinstance(node, list):
+            raise ValueError('np.block: list depths are mismatched')
+        rank = max(rank, np.ndim(node))
+    parts = [np.reshape(node, (1,) * (rank - np.ndim(node)) + np.shape(node)) for node in nodes]
+    for d in range(depth - 1, -1, -1):
+        joined = []
+        start = 0
+        for count in counts[d]:
+            joined.append(np.concatenate(parts[start:start + count], axis=d - depth))
+            start = start + count
+        parts = joined
+    return parts[0]
+
+
+# ---- quantiles that skip NaN --------------------------------------------------------
+
+@defines(np.nanquantile)
+def nanquantile(a, q, axis=None, out=None, overwrite_input=False, method='linear',
+                keepdims=False):
+    """The quantiles of the values that are not NaN in each slice (NaN for a
+    slice of NaN only): np.sort puts NaN last, so each slice's order
+    statistics are its first `count` sorted values."""
+    _no_out('nanquantile', out)
+    return _nan_quantile(a, q, q, axis, method, keepdims)
+
+
+@defines(np.nanpercentile)
+def nanpercentile(a, q, axis=None, out=None, overwrite_input=False, method='linear',
+                  keepdims=False):
+    _no_out('nanpercentile', out)
+    return _nan_quantile(a, np.asarray(q) / 100.0, q, axis, method, keepdims)
+
+
+@defines(np.nanmedian)
+def nanmedian(a, axis=None, out=None, overwrite_input=False, keepdims=False):
+    _no_out('nanmedian', out)
+    return _nan_quantile(a, 0.5, 0.5, axis, 'linear', keepdims)
+
+
+def _no_out(name, out):
+    if out is not None:
+        raise TypeError(f'codax differentiates np.{name} without out=')
+
+
+def _nan_quantile(a, q, given_q, axis, method, keepdims):
+    if method not in ('linear', 'lower', 'higher', 'nearest', 'midpoint'):
+        raise ValueError(f'codax differentiates NaN-skipping quantiles with method linear, '
+                         f'lower, higher, nearest or midpoint, not {method!r}')
+    # NumPy's dtype: a's if inexact (else float64), promoted with the q given
+    kind = np.result_type(a) if np.issubdtype(np.result_type(a), np.inexact) else np.float64
+    if not isinstance(given_q, (int, float)):      # (a Python number is weak: a's kind stays)
+        given_q = np.asarray(given_q)
+    kind = np.result_type(np.zeros((), dtype=kind), given_q)
+    ndim = np.ndim(a)
+    axes = _reduced_axes(axis, ndim)
+    data = np.moveaxis(a, axes, tuple(range(ndim - len(axes), ndim)))
+    data = np.reshape(data, np.shape(data)[:ndim - len(axes)] + (-1,))
+    ordered = np.sort(data, axis=-1)
+    count = np.sum(np.logical_not(np.isnan(data)), axis=-1, keepdims=True)
+    q = np.asarray(q)
+    position = np.reshape(q, np.shape(q) + (1,) * np.ndim(data)) * (count - 1)
+    below = np.floor(position)
+    if method == 'lower':
+        position = below
+    elif method == 'higher':
+        position = np.ceil(position)
+    elif method == 'nearest':
+        position = np.around(position)
+    elif method == 'midpoint':
+        position = np.where(position == below, below, below + 0.5)
+    last = np.maximum(count - 1, 0)
+    low = np.minimum(np.maximum(np.floor(position), 0), last).astype(np.intp)
+    high = np.minimum(low + 1, last)
+    frac = position - low
+    ordered = np.broadcast_to(ordered, np.shape(q) + np.shape(ordered))
+    low_value = np.take_along_axis(ordered, np.broadcast_to(low, np.shape(frac)), axis=-1)
+    high_value = np.take_along_axis(ordered, np.broadcast_to(high, np.shape(frac)), axis=-1)
+    picked = np.where(count == 0, np.nan, low_value * (1.0 - frac) + high_value * frac)
+    picked = picked[..., 0].astype(kind)
+    if keepdims:
+        return np.reshape(picked, np.shape(q) + tuple(
+            1 if k in axes else np.shape(a)[k] for k in range(ndim)))
+    return picked
+
+
+def _reduced_axes(axis, ndim):
+    """`axis` (None, an int or a tuple) as a tuple of axes from 0."""
+    if axis is None:
+        return tuple(range(ndim))
+    axes = tuple(axis) if isinstance(axis, (tuple, list)) else (axis,)
+    return tuple(k + ndim if k < 0 else k for k in axes)
+
+
+# ---- polynomials -----------------------------------------------------------------------
+
+@defines(np.polyder)
+def polyder(p, m=1):
+    if m < 0:
+        raise ValueError('Order of derivative must be positive (see polyint)')
+    p = np.asarray(p)
+    for _ in range(int(m)):
+        p = p[:-1] * np.arange(len(p) - 1, 0, -1)
+    return p
+
+
+@defines(np.polyint)
+def polyint(p, m=1, k=None):
+    m = int(m)
+    if m < 0:
+        raise ValueError('Order of integral must be positive (see polyder)')
+    if k is None:
+        k = np.zeros(m, dtype=float)
+    k = np.atleast_1d(k)
+    if len(k) == 1 and m > 1:
+        k = k[0] * np.ones(m, dtype=float)
+    if len(k) < m:
+        raise ValueError('k must be a scalar or a rank-1 array of length 1 or >m.')
+    p = np.asarray(p)
+    for j in range(m):
+        p = np.concatenate([p / np.arange(len(p), 0, -1), k[j:j + 1]])
+    return p
+
+
+@defines(np.polymul)
+def polymul(a1, a2):
+    return convolve(np.atleast_1d(a1), np.atleast_1d(a2))
+
+
+@defines(np.polyadd)
+def polyadd(a1, a2):
+    a1, a2 = _same_length(np.atleast_1d(a1), np.atleast_1d(a2))
+    return a1 + a2
+
+
+@defines(np.polysub)
+def polysub(a1, a2):
+    a1, a2 = _same_length(np.atleast_1d(a1), np.atleast_1d(a2))
+    return a1 - a2
+
+
+def _same_length(a1, a2):
+    """The shorter coefficient vector padded with leading zeros."""
+    extra = len(a2) - len(a1)
+    if extra > 0:
+        a1 = np.concatenate([np.zeros(extra, dtype=np.result_type(a1)), a1])
+    elif extra < 0:
+        a2 = np.concatenate([np.zeros(-extra, dtype=np.result_type(a2)), a2])
+    return a1, a2
+
+
+@defines(np.polyfit)
+def polyfit(x, y, deg, rcond=None, full=False, w=None, cov=False):
+    """NumPy's least-squares fit (columns of the Vandermonde matrix scaled to
+    unit length, then lstsq), differentiable in x, y and w."""
+    if full or cov:
+        raise ValueError('codax differentiates np.polyfit without full= or cov= '
+                         '(only the coefficients)')
+    order = int(deg) + 1
+    x = np.asarray(x) + 0.0
+    y = np.asarray(y) + 0.0
+    if deg < 0:
+        raise ValueError('expected deg >= 0')
+    if np.ndim(x) != 1:
+        raise TypeError('expected 1D vector for x')
+    if np.size(x) == 0:
+        raise TypeError('expected non-empty vector for x')
+    if np.ndim(y) < 1 or np.ndim(y) > 2:
+        raise TypeError('expected 1D or 2D array for y')
+    if np.shape(x)[0] != np.shape(y)[0]:
+        raise TypeError('expected x and y to have same length')
+    if rcond is None:
+        rcond = len(x) * np.finfo(np.result_type(x)).eps
+    lhs = np.vander(x, order)
+    rhs = y
+    if w is not None:
+        w = np.asarray(w) + 0.0
+        if np.ndim(w) != 1:
+            raise TypeError('expected a 1-d array for weights')
+        if np.shape(w)[0] != np.shape(y)[0]:
+            raise TypeError('expected w and y to have the same length')
+        lhs = lhs * w[:, None]
+        rhs = rhs * (w[:, None] if np.ndim(rhs) == 2 else w)
+    scale = np.sqrt(np.sum(lhs * lhs, axis=0))
+    c = np.linalg.lstsq(lhs / scale, rhs, rcond)[0]
+    return (c.T / scale).T
+
+
+# ---- linear algebra ----------------------------------------------------------------------
+
+@defines(np.linalg.cond)
+def cond(x, p=None):
+    """The ratio of the largest to the smallest singular value (p None, 2,
+    -2: through svd's rule), or norm(x, p) * norm(inv(x), p)."""
+    if p is None or p == 2 or p == -2:
+        s = np.linalg.svd(x, compute_uv=False)
+        if p == -2:
+            return s[..., -1] / s[..., 0]
+        return s[..., 0] / s[..., -1]
+    return np.linalg.norm(x, p, axis=(-2, -1)) * np.linalg.norm(np.linalg.inv(x), p,
+                                                                 axis=(-2, -1))
+
+
+@defines(_numpy('matvec'))
+def matvec(x1, x2):
+    return np.matmul(x1, x2[..., None])[..., 0]
+
+
+@defines(_numpy('vecmat'))
+def vecmat(x1, x2):
+    # (NumPy's vecmat conjugates the vector, as vecdot does)
+    return np.matmul(np.conj(x1)[..., None, :], x2)[..., 0, :]
+
+
+@defines(np.diagflat)
+def diagflat(v, k=0):
+    return np.diag(np.ravel(v), k)
+
+
+# ---- special functions --------------------------------------------------------------------
+
+_I0_SMALL = np.lib._function_base_impl._i0A     # NumPy's Chebyshev coefficients (Cephes)
+_I0_LARGE = np.lib._function_base_impl._i0B
+
+
+@defines(np.i0)
+def i0(x):
+    """NumPy's Chebyshev series for |x| <= 8 and for |x| > 8, each evaluated
+    only where it is finite (np.where on the other's inputs too, so that no
+    NaN slope of the branch not taken reaches a derivative)."""
+    if np.iscomplexobj(x):
+        raise TypeError('i0 not supported for complex values')
+    x = np.abs(x) if np.issubdtype(np.result_type(x), np.floating) else np.abs(x).astype(float)
+    small = x <= 8.0
+    near = np.where(small, x, 8.0)
+    far = np.where(small, 8.0, x)
+    y = np.where(small, np.exp(near) * _chebyshev(near / 2.0 - 2.0, _I0_SMALL),
+                 np.exp(far) * _chebyshev(32.0 / far - 2.0, _I0_LARGE) / np.sqrt(far))
+    return y.astype(np.result_type(x))
+
+
+def _chebyshev(x, coefficients):
+    """Clenshaw's sum of a Chebyshev series, as NumPy's _chbevl."""
+    b0 = coefficients[0] + np.zeros_like(x)
+    b1 = np.zeros_like(x)
+    b2 = np.zeros_like(x)
+    for k in range(1, len(coefficients)):
+        b2 = b1
+        b1 = b0
+        b0 = x * b1 - b2 + coefficients[k]
+    return 0.5 * (b0 - b2)
+
+
+@defines(np.fix)
+def fix(x, out=None):
+    _no_out('fix', out)
+    return np.trunc(x)
+
+
+@defines(np.unwrap)
+def unwrap(p, discont=None, axis=-1, period=2 * np.pi):
+    """NumPy's unwrap: each step beyond `discont` corrected by a multiple of
+    `period`, the corrections (constants: their derivative is 0) summed."""
+    p = np.asarray(p)
+    q = np.moveaxis(p, axis, -1)
+    dd = q[..., 1:] - q[..., :-1]
+    if discont is None:
+        discont = period / 2
+    kind = np.result_type(dd, period)
+    if np.issubdtype(kind, np.integer):
+        high = period // 2
+        ambiguous = period % 2 == 0
+    else:
+        high = period / 2
+        ambiguous = True
+    ddmod = np.mod(dd + high, period) - high
+    if ambiguous:
+        ddmod = np.where(np.logical_and(ddmod == -high, dd > 0), high, ddmod)
+    correction = np.where(np.abs(dd) < discont, 0, ddmod - dd)
+    unwrapped = np.concatenate([q[..., :1], q[..., 1:] + np.cumsum(correction, axis=-1)],
+                               axis=-1)
+    return np.moveaxis(unwrapped.astype(kind), -1, axis)
+
+
+# ---- counting and choosing ----------------------------------------------------------------
+
+@defines(np.bincount)
+def bincount(x, weights=None, minlength=0, length=None):
+    """Counts (integers) or sums of weights per non-negative integer value,
+    by a scatter-add (the record of at(x)[idx].add). JAX's length= fixes the
+    result's length, which vmap of batched indices needs: without it the
+    length is the largest value + 1, which differs per example."""
+    x = np.asarray(x)
+    if np.ndim(x) != 1:
+        raise ValueError('object too deep for desired array')
+    if not np.issubdtype(np.result_type(x), np.integer) and np.size(x) > 0:
+        raise TypeError("Cannot cast array data from dtype('float64') to dtype('int64') "
+                        "according to the rule 'safe'")
+    if length is None:
+        length = max(int(np.max(x)) + 1 if np.size(x) > 0 else 0, minlength)
+        if np.size(x) > 0 and np.min(x) < 0:
+            raise ValueError("'list' argument must have no negative elements")
+    if weights is None:
+        return at_add(np.zeros(length, dtype=np.intp), x, 1)
+    return at_add(np.zeros(length, dtype=np.result_type(weights, np.float64)), x, weights)
+
+
+@defines(np.choose)
+def choose(a, choices, out=None, mode='raise'):
+    """choices[a[i]][i] for every i, all broadcast together: a gather along
+    a new first axis of the choices stacked."""
+    _no_out('choose', out)
+    pieces = broadcast_arrays(list(choices) + [a])
+    index = np.asarray(pieces[-1])
+    count = len(pieces) - 1
+    if mode == 'wrap':
+        index = np.mod(index, count)
+    elif mode == 'clip':
+        index = np.clip(index, 0, count - 1)
+    elif mode != 'raise':
+        raise ValueError(f"clipmode must be one of 'clip', 'raise', or 'wrap' (got {mode!r})")
+    elif np.any(np.logical_or(index < 0, index >= count)):
+        raise ValueError('invalid entry in choice array')
+    kind = np.result_type(choices[0])
+    for choice in choices:         # (NumPy's dtype: a Python number among them is weak)
+        kind = np.result_type(kind, choice)
+    stacked = np.stack(pieces[:-1]).astype(kind)
+    return np.take_along_axis(stacked, index[None], axis=0)[0]
+
+
+@defines(np.histogram)
+def histogram(a, bins=10, range=None, density=None, weights=None):
+    """NumPy's histogram; the counts and the bin edges carry no derivative
+    (they change in steps), but the sums of `weights` per bin do, as in JAX."""
+    a = stop_gradient(np.ravel(a))     # (the counts and edges change in steps)
+    if isinstance(bins, str):
+        raise ValueError(f'codax supports np.histogram with a number of bins or the edges, '
+                         f'not the estimator {bins!r}')
+    edges = _histogram_edges(a, bins, range)
+    count = np.shape(edges)[0] - 1
+    index = np.searchsorted(edges, a, side='right') - 1
+    index = np.where(a == edges[count], count - 1, index)     # (the last bin's closed)
+    inside = np.logical_and(index >= 0, index < count)
+    index = np.where(inside, index, count)          # (outside: a bin of its own, dropped)
+    if weights is None:
+        totals = at_add(np.zeros(count + 1, dtype=np.intp), index, 1)[:count]
+    else:
+        totals = at_add(np.zeros(count + 1, dtype=np.result_type(weights)), index,
+                        np.ravel(weights))[:count]
+    if density:
+        totals = totals / np.diff(edges) / np.sum(totals)
+    return totals, edges
+
+
+def _histogram_edges(a, bins, range):
+    if np.ndim(bins) == 1:
+        return np.asarray(bins)
+    if range is None:
+        low, high = (np.min(a), np.max(a)) if np.size(a) > 0 else (0.0, 1.0)
+    else:
+        low, high = range
+    if low > high:
+        raise ValueError('max must be larger than min in range parameter.')
+    kind = np.result_type(a, float) if np.issubdtype(np.result_type(a), np.floating) else float
+    if low == high:
+        low, high = low - 0.5, high + 0.5
+    return np.linspace(low, high, bins + 1, dtype=kind)
+
+
+# ---- functions of a function --------------------------------------------------------------
+
+@defines(np.apply_along_axis)
+def apply_along_axis(func1d, axis, arr):
+    """func1d on each 1-D slice along `axis`, its results stacked in place of
+    that axis (NumPy's layout); codax transforms func1d like any function."""
+    ndim = np.ndim(arr)
+    axis = axis + ndim if axis < 0 else axis
+    if not 0 <= axis < ndim:
+        raise np.exceptions.AxisError(f'axis {axis} is out of bounds for array of dimension '
+                                      f'{ndim}')
+    moved = np.moveaxis(arr, axis, -1)
+    outer = np.shape(moved)[:-1]
+    rows = np.reshape(moved, (-1, np.shape(moved)[-1]))
+    results = np.stack([np.asarray(func1d(rows[k])) for k in range(np.shape(rows)[0])])
+    rank = np.ndim(results) - 1
+    results = np.reshape(results, outer + np.shape(results)[1:])
+    return np.moveaxis(results, tuple(range(len(outer), len(outer) + rank)),
+                       tuple(range(axis, axis + rank)))
+
+
+# ---- cumulative, resizing -----------------------------------------------------------------
+
+@defines(_numpy('cumulative_sum'))
+def cumulative_sum(x, axis=None, dtype=None, out=None, include_initial=False):
+    _no_out('cumulative_sum', out)
+    axis = _cumulative_axis(x, axis)
+    total = np.cumsum(x, axis=axis, dtype=dtype)
+    return _with_initial(total, axis, 0) if include_initial else total
+
+
+@defines(_numpy('cumulative_prod'))
+def cumulative_prod(x, axis=None, dtype=None, out=None, include_initial=False):
+    _no_out('cumulative_prod', out)
+    axis = _cumulative_axis(x, axis)
+    total = np.cumprod(x, axis=axis, dtype=dtype)
+    return _with_initial(total, axis, 1) if include_initial else total
+
+
+def _cumulative_axis(x, axis):
+    if axis is None:
+        if np.ndim(x) > 1:
+            raise ValueError('For arrays which have more than one dimension '
+                             '``axis`` argument is required.')
+        return 0
+    return axis
+
+
+def _with_initial(total, axis, initial):
+    shape = np.shape(total)
+    axis = axis + len(shape) if axis < 0 else axis
+    first = np.full(shape[:axis] + (1,) + shape[axis + 1:], initial, dtype=np.result_type(total))
+    return np.concatenate([first, total], axis=axis)
+
+
+@defines(np.resize)
+def resize(a, new_shape):
+    """a's elements repeated in order to fill new_shape (NumPy's resize)."""
+    if np.ndim(new_shape) == 0:
+        new_shape = (int(new_shape),)
+    new_shape = tuple(new_shape)
+    flat = np.ravel(a)
+    size = 1
+    for length in new_shape:
+        if length < 0:
+            raise ValueError('all elements of `new_shape` must be non-negative')
+        size = size * length
+    if np.size(flat) == 0 or size == 0:
+        return np.zeros(new_shape, dtype=np.result_type(flat))
+    repeats = -(-size // np.size(flat))
+    return np.reshape(np.tile(flat, repeats)[:size], new_shape)
+
+
+# ---- np.vectorize ------------------------------------------------------------------------
+
+@defines(np.vectorize)
+def vectorize(pyfunc, otypes=None, doc=None, excluded=None, cache=False, signature=None):
+    """`np.vectorize(f)` in transformed code: a function of up to four
+    arguments that applies f to each element of them (broadcast together)
+    and stacks the results, a loop codax transforms like the user's, so f
+    may branch on its argument and capture differentiated values."""
+    _vectorizable(excluded, signature, pyfunc)
+
+    def elementwise(a0, a1=None, a2=None, a3=None):
+        return elementwise_apply(pyfunc, otypes, [a for a in (a0, a1, a2, a3) if a is not None])
+    return elementwise
+
+
+def _vectorizable(excluded, signature, pyfunc):
+    if excluded or signature is not None:
+        raise TypeError(f'codax transforms np.vectorize({getattr(pyfunc, "__name__", "f")}) '
+                        'without excluded= or signature=')
+
+
+def elementwise_apply(pyfunc, otypes, args):
+    """pyfunc of each element of args, broadcast together; NumPy's otypes[0]
+    if given, else the dtype the results stack to."""
+    shape, flat = flat_arguments(args)
+    count = len(flat)
+    # (four items always: vmap batches every branch below, so each must index in range)
+    for _ in range(4 - count):
+        flat.append(flat[0])
+    if count == 1:
+        results = _APPLY[0](pyfunc, flat[0])
+    elif count == 2:
+        results = _APPLY[1](pyfunc, flat[0], flat[1])
+    elif count == 3:
+        results = _APPLY[2](pyfunc, flat[0], flat[1], flat[2])
+    else:
+        results = _APPLY[3](pyfunc, flat[0], flat[1], flat[2], flat[3])
+    return stacked_results(results, shape, otypes)
+
+
+def flat_arguments(args):
+    """The shape args broadcast to, and each of them broadcast and flattened."""
+    args = broadcast_arrays([np.asarray(a) for a in args])
+    return np.shape(args[0]), [np.ravel(a) for a in args]
+
+
+def stacked_results(results, shape, otypes):
+    if len(results) == 0:
+        return np.zeros(shape, dtype=float if otypes is None else otypes[0])
+    stacked = np.reshape(np.stack(results), shape)
+    return stacked if not otypes else stacked.astype(otypes[0])
+
+
+def _applier(count):
+    """`apply_<count>(pyfunc, a0, ...)`: pyfunc's results on the elements of
+    the 1-D a0, ... in order (a loop per arity: vmap batches a loop with
+    calls in branches less well than branches with a loop in each)."""
+    names = ', '.join(f'a{i}' for i in range(count))
+    items = ', '.join(f'a{i}[k]' for i in range(count))
+    text = (f'def apply_{count}(pyfunc, {names}):\n'
+            f'    results = []\n'
+            f'    for k in range(np.size(a0)):\n'
+            f'        results.append(np.asarray(pyfunc({items})))\n'
+            f'    return results\n')
+    # (a name not starting '<codax': that prefix is generated code's, see docs/how-it-works.md)
+    return define(text, f'<np.vectorize applier of {count} arguments>',
+                  {'np': np})[f'apply_{count}']
+
+
+_APPLY = [_applier(count) for count in range(1, 5)]
+
+
+_VECTORIZED = {}        # id of an np.vectorize object -> (it, its elementwise function)
+
+
+def vectorized(obj):
+    """For an np.vectorize object made outside transformed code (a decorated
+    function): a plain function with its Python function's positional
+    parameters that does what elementwise_apply does for that many, which
+    codax transforms."""
+    hit = _VECTORIZED.get(id(obj))
+    if hit is not None and hit[0] is obj:
+        return hit[1]
+    pyfunc = obj.pyfunc
+    _vectorizable(obj.excluded, obj.signature, pyfunc)
+    params = list(inspect.signature(pyfunc).parameters.values())
+    positional = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    if not 0 < len(params) <= 4 or any(p.kind not in positional for p in params):
+        raise TypeError(f'codax transforms np.vectorize({pyfunc.__name__}) of a function '
+                        'with one to four positional parameters (no *args, **kwargs or '
+                        'keyword-only ones)')
+    name = f'vectorized_{pyfunc.__name__}'
+    name = name if name.isidentifier() else 'vectorized_function'
+    namespace = {'flat_arguments': flat_arguments, 'stacked_results': stacked_results,
+                 'apply': _APPLY[len(params) - 1], 'pyfunc': pyfunc, 'otypes': obj.otypes or None}
+    header = []
+    for k, p in enumerate(params):
+        if p.default is not p.empty:
+            namespace[f'default{k}'] = p.default
+        header.append(p.name if p.default is p.empty else f'{p.name}=default{k}')
+    names = ', '.join(p.name for p in params)
+    items = ', '.join(f'flat[{k}]' for k in range(len(params)))
+    text = (f'def {name}({", ".join(header)}):\n'
+            f'    shape, flat = flat_arguments([{names}])\n'
+            f'    return stacked_results(apply(pyfunc, {items}), shape, otypes)\n')
+    function = define(text, f'<np.vectorize({pyfunc.__name__}) #{len(_VECTORIZED)}>',
+                      namespace)[name]
+    if len(_VECTORIZED) > 1024:
+        _VECTORIZED.clear()
+    _VECTORIZED[id(obj)] = (obj, function)
+    return function

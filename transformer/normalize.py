@@ -842,6 +842,11 @@ class Flattener:
             # a function of *args (lax.cond): its definition for this many arguments
             name = obj.__codax_fixed_arity__(len(args) + len(kws))
             obj, func = getattr(obj, name), n.Attribute(value=func, attr=name, ctx=n.Load())
+        if isinstance(obj, numpy.vectorize):      # (@np.vectorize: runtime/definitions.py)
+            try:
+                obj = definitions.vectorized(obj)
+            except TypeError as exc:
+                raise self.error(e, str(exc)) from None
         if isinstance(obj, types.FunctionType):
             self._check_call(obj, args, kws, e)
             args, kws = self.by_position(obj, func, args, kws, e, buf)

@@ -407,7 +407,9 @@ def join_vjp(b, op, rhs):
     whole = None if None in ranks or len(ranks) != 1 or axis == (None,) else \
         ranks.pop() + (helper == 'rt.unstack')
     full = None
-    if y is not None and yi.rank == whole:
+    if whole is None:           # (pieces of unknown rank: the loop below)
+        pass
+    elif y is not None and yi.rank == whole:
         full = _materialize(b, g, gi, y, yi), gi.batched or yi.batched
     elif gi.rank == whole:
         full = g, gi.batched
