@@ -1715,6 +1715,24 @@ def item_transpose(g, cot, key):
     return getitem_vjp(g, cot, key)
 
 
+def callee_adjoint(cot, key):
+    """item(cot, key) of a call's pullback results, for the function that a
+    dynamic call called (`act(h)`, act taken from a tuple that also holds
+    differentiated values): a closure's pullback has that slot, its captured
+    values' adjoint (after the arguments'); a plain function's has none, and
+    its adjoint is the zero (transformer/reverse.py)."""
+    if isinstance(cot, tuple) and key >= len(cot):
+        return ZERO
+    return item(cot, key)
+
+
+def callee_adjoint_transpose(g, cot, key):
+    """Transpose of cot -> callee_adjoint(cot, key)."""
+    if isinstance(cot, tuple) and key >= len(cot):
+        return ZERO
+    return item_transpose(g, cot, key)
+
+
 def getitem_vjp_transpose(g, cot, x, idx, ans):
     """Transpose of cot -> getitem_vjp(cot, x, idx): read `idx` back out."""
     if is_zero(g):

@@ -346,6 +346,9 @@ cases('rt_getitem_vjp', C(U(2), U(4, 2), 1), C(0.5, U(4), np.array([0, 0, 2])),
       C(U(3), U(4, 3), np.array([1, 1])), C(U(), U(3, 3), B(3, 3)))
 cases('rt_item_transpose', C(U(2), [U(3), U(2)], 1), C(U(3), {'a': U(2), 'b': U(3)}, 'b'),
       C(U(3), (U(1), U(3)), -1))
+# (past a tuple's end: a plain function's pullback results, the zero)
+cases('rt_callee_adjoint', C((U(2), U(3)), 1), C((U(2), (U(3), U(1))), 1), C((U(2),), 1))
+cases('rt_callee_adjoint_transpose', C(U(3), (U(2), U(3)), 1), C(0.5, (U(2),), 1))
 cases('rt_add', C(U(2, 3), U(3)), C([U(2), U(3)], [U(2), U(1)]), C(0.0, U(3)),
       C({'a': U(2)}, {'a': U(2)}), C(0.5, 1.5), C((U(2), 0.5), (U(2), 0.25)))
 cases('rt_finalize_transpose', C(U(2, 3), U(3), U(2, 3)), C(U(), 0.5, U(2, 2)),

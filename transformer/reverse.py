@@ -50,6 +50,14 @@ def _located(stmts, origin, adjoint=False):
     return stmts
 
 
+def _call_adjoint(op, node, results, k):
+    """The adjoint a call's pullback `results` hold for input k. The function
+    of a dynamic call has one only where it is a closure (rt.callee_adjoint
+    tells at run time)."""
+    which = 'rt.callee_adjoint' if node is op.callee else 'rt.item'
+    return n.call(which, [n.name(results), n.const(k)])
+
+
 def _restore(name):
     return n.expr_stmt(n.const(_RESTORE + name))
 
@@ -285,7 +293,7 @@ class Reverse:
                 results = self.fresh('_b')
                 out.append(n.assign(results, n.call('rt.pullback', [n.name(pullback), g])))
                 for k, node in op.inputs:
-                    out += self.accumulate(node, n.call('rt.item', [n.name(results), n.const(k)]))
+                    out += self.accumulate(node, _call_adjoint(op, node, results, k))
             if name in self.overwritten and name not in self.iteration_local:
                 out.append(n.assign(self.adj(name), n.const(0.0)))
                 self.zero.add(self.adj(name))

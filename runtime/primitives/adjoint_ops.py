@@ -40,6 +40,9 @@ _helper(adjoint.item, 'cot, key', {'cot': 'rt.item_transpose(g, cot, key)'})
 # g put at `key` of a zero container (getitem_vjp's parameter names, whose
 # batching rule serves it): reading the slot back is its transpose
 _helper(rules.item_transpose, 'cot, x, idx', {'cot': 'rt.item(g, idx)'})
+_helper(rules.callee_adjoint, 'cot, key', {'cot': 'rt.callee_adjoint_transpose(g, cot, key)'})
+_helper(rules.callee_adjoint_transpose, 'cot, x, idx',
+        {'cot': '0.0 if isinstance(x, tuple) and idx >= len(x) else rt.item(g, idx)'})
 _helper(adjoint.getitem_vjp, 'cot, x, idx', {'cot': 'rt.getitem_vjp_transpose(g, cot, x, idx, ans)'})
 # reading idx back out of h (shaped like getitem_vjp's output y): its
 # transpose puts g there again, summed to h's shape (h may be broadcast)
@@ -205,7 +208,7 @@ _helper(rules.imag_vjp, 'cot, val', {'cot': 'rt.imag_vjp(g, val)'})
 batching(unbroadcast=('rt_unbroadcast',), materialize=('rt_materialize',),
          setitem_vjp=('rt_setitem_vjp_x', 'rt_setitem_vjp_v'),
          shifted_axis_helper=('rt_sum_vjp', 'rt_keep_dims', 'rt_extremum_vjp'),
-         item=('rt_item',), getitem_vjp=('rt_getitem_vjp',),
+         item=('rt_item', 'rt_callee_adjoint'), getitem_vjp=('rt_getitem_vjp',),
          item_transpose=('rt_item_transpose',), add=('rt_add',),
          finalize=('rt_finalize',), matmul_vjp=('rt_matmul_vjp', 'rt_dot_vjp'),
          elementwise=('rt_safe_log', 'rt_negate', 'rt_abs_slope', 'rt_imag_vjp'), seed=('rt_seed',), sum_to=('rt_sum_to',),

@@ -445,14 +445,18 @@ def _outer(b, x1, i1, x2, i2):
 
 @rule('item')
 def item(b, op, rhs):
-    """rt.item(g, key): an element of a container adjoint (or the zero)."""
+    """rt.item(g, key): an element of a container adjoint (or the zero); and
+    rt.callee_adjoint(g, key), which is the zero past a tuple's end."""
     g, key = op.inputs['cot'], op.inputs['key']
     info = b.info(g)
+    if op.prim.name == 'rt_callee_adjoint' and isinstance(info.elts, tuple) \
+            and _int(key) is not None and _int(key) >= len(info.elts):
+        return n.const(0.0), SCALAR
     if info.elts is not None:
         return rhs, _item_info(info, key)
     if info.batched:                  # a container or an array: which one is seen at run time
         where = b.tmp(n.call('rt.batch_index', [key, g]), UNKNOWN, '_idx')
-        return n.call('rt.item', [g, where]), Info(True, None)
+        return n.Call(func=n.deepcopy(rhs.func), args=[g, where], keywords=[]), Info(True, None)
     return rhs, UNKNOWN
 
 
