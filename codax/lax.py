@@ -81,24 +81,15 @@ _BODIES = {
              '    else:\n'
              '        out = false_fun({operands})\n'
              '    return out\n'),
-    # Every branch is tested with an `if`, so that vmap over a batched index
-    # runs the branches and selects per example (the `if` of any batched
-    # condition, transformer/batch.py), while a plain call runs only the one
-    # taken. The first branch is outside the loop, so that `out` has a value
-    # from it before the loop selects between it and the others.
+    # The branches are one chain of `if`/`elif`/`else` for their number
+    # (_chain), each calling one branch: reverse mode saves as much on its
+    # tape whichever branch is taken, so vmap over a batched index runs them
+    # all and selects per example, the tape too (as cond's body), while a
+    # plain call runs only the one taken.
     'switch': ('index, branches',
                '    index = _integer_index(index)\n'
-               '    n = len(branches)\n'
-               '    if n == 0:\n'
-               '        raise ValueError("lax.switch needs at least one branch")\n'
-               '    i = np.clip(index, 0, n - 1)\n'
-               '    if i == 0:\n'
-               '        first = branches[0]\n'
-               '        out = first({operands})\n'
-               '    for k in range(1, n):\n'
-               '        if i == k:\n'
-               '            fun = branches[k]\n'
-               '            out = fun({operands})\n'
+               '    chain = _chain(len(branches), {count})\n'
+               '    out = chain(index, branches{comma}{operands})\n'
                '    return out\n'),
 }
 
@@ -114,7 +105,7 @@ def _operands_attribute(fun, count):
         operands = ', '.join(f'operand{i}' for i in range(count))
         name = f'{fun.__name__}_{attribute}'
         text = f'def {name}({", ".join(filter(None, [params, operands]))}):\n' \
-            + body.format(operands=operands)
+            + body.format(operands=operands, count=count, comma=', ' if count else '')
         filename = f'<codax.lax definition of {name}>'
         define(text, filename, globals())
         setattr(fun, attribute, globals()[name])
@@ -126,6 +117,32 @@ def _operands_attribute(fun, count):
 # hook which attribute, given the number of arguments).
 cond.__codax_fixed_arity__ = lambda count: _operands_attribute(cond, max(count - 3, 0))
 switch.__codax_fixed_arity__ = lambda count: _operands_attribute(switch, max(count - 2, 0))
+
+
+def _chain(n, count):
+    """switch's branches for `n` branches and `count` operands, made on first
+    use: ``def switch_3_branches_1_operand(i, branches, operand0)``, an
+    ``if take_0: ... elif take_1: ... else: ...`` chain calling one branch
+    each, so an index out of range takes the first or the last (JAX clamps).
+    The tests come first, outside the chain: a test set inside an `else`
+    would be one more value that the derivative of reverse mode's code
+    (jacrev(grad(f))) saves there, and the branches' tapes would differ."""
+    if n == 0:
+        raise ValueError('lax.switch needs at least one branch')
+    name = f'switch_{n}_branch{"" if n == 1 else "es"}_{count}_operand{"" if count == 1 else "s"}'
+    if name not in globals():
+        operands = ', '.join(f'operand{i}' for i in range(count))
+        lines = [f'def {name}(i, branches{", " if count else ""}{operands}):']
+        if n > 1:
+            lines += ['    take_0 = i <= 0'] + [f'    take_{k} = i == {k}' for k in range(1, n - 1)]
+        for k in range(n):
+            if n > 1:
+                lines.append('    else:' if k == n - 1 else f'    {"el" if k else ""}if take_{k}:')
+            indent = '    ' if n == 1 else '        '
+            lines += [f'{indent}fun = branches[{k}]', f'{indent}out = fun({operands})']
+        lines.append('    return out\n')
+        define('\n'.join(lines), f'<codax.lax definition of {name}>', globals())
+    return globals()[name]
 
 
 def _integer_index(index):

@@ -20,6 +20,7 @@ from .api import (Specialization, _describe, _user_function, compiled_view, grad
                   keep_signature,
                   packed_arguments, readable_function, resolve, transform_closure, transformation_of)
 from .cache import CACHE, closure_key, signature
+from .jacobians import _CheckedJacobian, _Hessian, _inexact_dtype, jacfwd, jacrev
 
 _labels = itertools.count()
 _SPECIAL = (runtime.vjp_call, runtime.pullback, runtime.jvp_call)   # derivative code's calls
@@ -141,6 +142,10 @@ class Batched:
             else None
         self._summed_cache = {}
         self._summed_for = {}      # arguments' key -> whether _per_example serves them
+        # vmap(hessian(f)), vmap(jacfwd(g)), vmap(jacrev(g)): where their code
+        # cannot be batched, per-example Jacobians of the summed vmap(g)
+        self._jacobian = inner if _is_jacobian(inner) else None
+        self._fallbacks = {}       # arguments' key -> how _jacobian_fallback serves them
         # (signature, ranks) -> (function, each leaf's axis, specialization): a
         # repeated call costs a lookup and a check of the batch sizes. Only for
         # plain functions without free variables (but modules: generated code's
@@ -271,6 +276,8 @@ class Batched:
             return self._repeating(len(args))(*args)
         if self._gradient is not None and self._summing(args, axes, size):
             return self._per_example(args, axes, size)
+        if self._jacobian is not None:
+            return self._batched_jacobian(args, axes, size)
         entry, fn = self._specialize(args, axes)
         function = _restoring(entry.build(fn)[0], entry)
         if fast is not None and not kwargs and not self._packs and len(original) >= self._named:
@@ -313,6 +320,95 @@ class Batched:
             self._summed_for[self._summing_key(args, axes)] = True
             return self._per_example(args, axes, size)
 
+    def _batched_jacobian(self, args, axes, size):
+        """vmap of a Jacobian (hessian, jacfwd, jacrev) by its batched code;
+        where batching that is refused, at compile time or when a call inside
+        it is batched as it runs (a recursive function), _jacobian_fallback."""
+        key = self._summing_key(args, axes)
+        if key in self._fallbacks:
+            return self._jacobian_fallback(args, axes, size)
+        try:
+            entry, fn = self._specialize(args, axes)
+            return _restoring(entry.build(fn)[0], entry)(*args)
+        except SourceError:
+            return self._jacobian_fallback(args, axes, size)
+
+    def _jacobian_fallback(self, args, axes, size):
+        """Per-example Jacobians without batching the Jacobian's code: the
+        Jacobian of the summed vmap(g) (_summed_jacobian), or where that
+        cannot be built either, a Python loop over the examples."""
+        key = self._summing_key(args, axes)
+        route = self._fallbacks.get(key)
+        if route is None:
+            try:
+                out = self._summed_jacobian(args, axes, size)
+                self._fallbacks[key] = 'summed'
+                return out
+            except SourceError:
+                self._fallbacks[key] = route = 'loop'
+        if route == 'summed':
+            return self._summed_jacobian(args, axes, size)
+        return self._example_loop(args, axes, size)
+
+    def _summed_jacobian(self, args, axes, size):
+        """The Jacobian of g (jacfwd(g) or jacrev(g), hessian's choice for
+        one example) of every example at once, from transformations of
+        vmap(g) alone (whose own fallbacks serve a recursive g: vmap(grad(f))
+        by the gradient of the summed vmap(f)). The examples are independent,
+        so with x the differentiated argument and batch axes first:
+
+        - forward: J_b = d vmap(g)(x + e)[b] / de at e = 0, for one e of an
+          example's shape added to every example (as many jvps as jacfwd of
+          one example makes);
+        - reverse: J_b = d sum_b' g(x_b') / d x_b, the b-th block of the
+          Jacobian of the sum over the batch (as many pullbacks as jacrev of
+          one example makes)."""
+        (summed, _, _), moved, forward, k = self._summed_parts(args, axes, size)
+        x = moved[k]
+        if forward:
+            example = numpy.shape(x)[1:] if _front(axes[k]) == 0 else numpy.shape(x)
+            out = summed(array_module(x).zeros(example, _inexact_dtype(x)), *moved)
+        else:                           # each leaf out + (batch,) + example: batch first
+            leaves, treedef = tree_flatten(summed(*moved))
+            out = tree_unflatten(treedef, [
+                array_module(leaf).moveaxis(leaf, numpy.ndim(leaf) - numpy.ndim(x), 0)
+                for leaf in leaves])
+        return runtime.batch_outputs(out, 0, self.out_axes, size)
+
+    def _summed_parts(self, args, axes, size):
+        """((the Jacobian of the summand, the summand, vmap(g)), the arguments
+        with batch axes first, forward, argnum) for _summed_jacobian."""
+        jacobian = _chosen_jacobian(self._jacobian, _examples(args, axes))
+        if jacobian is None or not runtime.is_array_leaf(args[jacobian.argnum]):
+            raise SourceError('codax vmap: no summed form for this Jacobian (pytree '
+                              'arguments, or hessian of a pytree output)')
+        k, forward = jacobian.argnum, jacobian.forward
+        # (reverse mode differentiates x batched throughout, an unbatched one repeated)
+        moved = [_batched_throughout(a, ax, size) if i == k and not forward
+                 else runtime.moveaxes(a, ax, True) for i, (a, ax) in enumerate(zip(args, axes))]
+        front = tuple(0 if i == k and not forward else _front(a) for i, a in enumerate(axes))
+        key = ('jacobian', k, forward) + self._summing_key(args, axes)
+        parts = self._summed_cache.get(key)
+        if parts is None:
+            batched = vmap(jacobian.fun, in_axes=front)
+            if not forward and not runtime.is_array_leaf(batched(*moved)):
+                # (the sum over the batch is of an array: a tuple of outputs would
+                # be summed into one)
+                raise SourceError('codax vmap: no summed form for jacrev of a pytree output')
+            summand = _jacobian_summand(batched, len(args), k, forward)
+            parts = self._summed_cache[key] = (
+                jacfwd(summand, 0) if forward else jacrev(summand, k), summand, batched)
+        return parts, moved, forward, k
+
+    def _example_loop(self, args, axes, size):
+        """The last resort: the transformation called once per example in a
+        Python loop, the results stacked. Correct, but slow: nothing is
+        vectorized, and each example is a separate call of the Jacobian."""
+        front = tuple(_front(a) for a in axes)
+        moved = tuple(runtime.moveaxes(a, ax, True) for a, ax in zip(args, axes))
+        out = runtime.batch_loop(self.fun, (front, {}), moved, {}, size)
+        return runtime.batch_outputs(out, 0, self.out_axes, size)
+
     def _shared_call(self, original, args):
         """A call from batched code whose arguments every example shares (a
         value repeated along the batch, passed once): one call, its outputs
@@ -334,6 +430,15 @@ class Batched:
         if self._gradient is not None and self._summing(args, axes, size):
             summed, args, _ = self._summed(args, axes, size)
             return summed.source(*args) + '\n\n' + summed.batched.source(*args)
+        route = self._jacobian is not None and self._fallbacks.get(self._summing_key(args, axes))
+        if route == 'summed':
+            (_, summand, batched), moved, _, _ = self._summed_parts(args, axes, size)
+            return ('# per-example Jacobians: the Jacobian of this function, whose code '
+                    'codax batches (the Jacobian\'s own batched code was refused)\n'
+                    + inspect.getsource(summand) + '\n\n' + batched.source(*moved))
+        if route == 'loop':
+            return ('# a Python loop over the examples calls this for each (batching '
+                    'was refused)\n' + inspect.getsource(resolve(self.fun, _examples(args, axes))))
         return self._specialize(args, axes)[0].generated.source
 
     def function_for(self, args, axes=None):
@@ -353,6 +458,10 @@ class Batched:
             self._check(args, axes)
             if not _any_batched(args, axes):
                 return self._repeating(len(args))
+        if self._gradient is not None and _any_batched(args, axes):
+            size = self._check(args, axes)
+            if self._summing(args, axes, size):
+                return self._per_example_function(args, axes, size)
         entry, fn = self._specialize(args, axes)
         (function,) = entry.build(fn)
         return function
@@ -434,6 +543,32 @@ class Batched:
         else:
             out = (grads, value) if has_aux else grads
         return runtime.batch_outputs(out, 0, self.out_axes, size)
+
+    def _per_example_function(self, args, axes, size):
+        """_per_example as Python source that codax transforms again, for a
+        transformation of this vmap(grad(f)) where grad's code cannot be
+        batched (jacfwd of it: vmap(hessian(f)) of a recursive f)."""
+        key = self._summing_key(args, axes) + (size,)
+        function = self._summed_cache.get(key)
+        if function is None:
+            summed = self._summed(args, axes, size)[0]
+            nums = {i % len(args) for i in self._gradient.argnums}
+            params = [f'a{i}' for i in range(len(args))]
+            # (batch axes first; a differentiated argument batched throughout)
+            moved = [f'rt.moveaxes({p}, {axes[i]!r}, True)' for i, p in enumerate(params)]
+            moved = [f'rt.batch_outputs({m}, {_front(axes[i])!r}, 0, {size})' if i in nums
+                     else m for i, m in enumerate(moved)]
+            mode, has_aux = self._gradient.mode, self._gradient.has_aux
+            out = '(out[1], out[0])' if mode == 'value_and_grad' else 'out' if has_aux \
+                else 'out[0]'
+            name = f'per_example_{mode}'
+            text = (f'def {name}({", ".join(params)}):\n'
+                    f'    out = summed({", ".join(moved)})\n'
+                    f'    return rt.batch_outputs({out}, 0, {self.out_axes!r}, {size})\n')
+            filename = f'<codax vmap({mode}) by the summed gradient #{next(_labels)}>'
+            function = define(text, filename, {'summed': summed, 'rt': runtime})[name]
+            self._summed_cache[key] = function
+        return function
 
     def _summed(self, args, axes, size):
         """grad of `per_example_grad(*args) = sum(vmap(f)(*args), axis=0)` for
@@ -550,6 +685,41 @@ def _summing_function(batched, count, mode, has_aux):
             f'    out = batched({params})\n'
             f'    return numpy.sum({value}, axis=0), {aux}\n')
     filename = f'<codax vmap({mode}) #{next(_labels)}>'
+    return define(text, filename, {'batched': batched, 'numpy': numpy})[name]
+
+
+def _is_jacobian(inner):
+    """Whether `inner` (what transformation_of gives) is a Jacobian of generated
+    code: jacfwd / jacrev of an argument (a _CheckedJacobian) or hessian."""
+    return isinstance(inner, (_CheckedJacobian, _Hessian))
+
+
+def _chosen_jacobian(inner, examples):
+    """The _CheckedJacobian that `inner` stands for, given one example's
+    arguments (hessian's choice: jacfwd(grad(f)) for a scalar f, ...), or None
+    (hessian of a pytree output: a Python loop of its own)."""
+    if not isinstance(inner, _CheckedJacobian):
+        inner = transformation_of(inner.chosen(examples))
+    return inner if isinstance(inner, _CheckedJacobian) else None
+
+
+def _jacobian_summand(batched, count, argnum, forward):
+    """The function whose Jacobian holds every example's (_summed_jacobian),
+    as Python source that codax differentiates: vmap(g) with a perturbation
+    of one example's shape added to argument `argnum` of every example
+    (forward), or vmap(g) summed over the batch (reverse)."""
+    params = [f'a{i}' for i in range(count)]
+    if forward:
+        passed = [f'{p} + perturbation' if i == argnum else p for i, p in enumerate(params)]
+        name, header = 'perturbed', ['perturbation'] + params
+        result = 'out'
+    else:
+        passed, name, header = params, 'summed', params
+        result = 'numpy.sum(out, axis=0)'
+    text = (f'def {name}({", ".join(header)}):\n'
+            f'    out = batched({", ".join(passed)})\n'
+            f'    return {result}\n')
+    filename = f'<codax vmap of a Jacobian, {name} #{next(_labels)}>'
     return define(text, filename, {'batched': batched, 'numpy': numpy})[name]
 
 

@@ -222,18 +222,37 @@ def select(condition, x, y, axes):
     x, y = _zero_as(x, y), _zero_as(y, x)
     condition = _per_example(condition, x, y, axes)
     xp = array_module(condition)
-    out = [xp.where(c, a, b) for c, a, b, _, _ in _select_leaves(condition, x, y, axes)]
+    # (the zero on both sides stays the zero: a later select may take it for
+    # a container, _zero_as)
+    out = [ZERO if is_zero(a) and is_zero(b) else xp.where(c, a, b)
+           for c, a, b, _, _ in _select_leaves(condition, x, y, axes)]
     return tree_unflatten(tree_flatten(x)[1], out)
 
 
 def _zero_as(x, other):
-    """x; where x is the zero 0.0 and `other` a container, zeros in its
-    structure: the zero stands for any value (the tangent of a value that one
-    branch sets and the other leaves unset, as a pullback saved by one branch)."""
-    if is_zero(x) and _children(other) is not None:
+    """x; where x, or a part of it, is the zero 0.0 and the same place of
+    `other` a container, zeros in that container's structure: the zero stands
+    for any value (the tangent of a value that one branch sets and the other
+    leaves unset, as a pullback saved by one branch; the adjoint of a list of
+    closures, of which each branch of lax.switch reads one)."""
+    if is_zero(x):
+        if _children(other) is None:
+            return x
         leaves, treedef = tree_flatten(other)
         return tree_unflatten(treedef, [ZERO] * len(leaves))
-    return x
+    mine, theirs = _children(x), _children(other)
+    if mine is None or theirs is None or type(x) is not type(other) or len(mine) != len(theirs):
+        return x                 # (different structures: _select_leaves explains)
+    if isinstance(mine, dict):
+        if set(mine) != set(theirs):
+            return x
+        parts = {k: _zero_as(v, theirs[k]) for k, v in mine.items()}
+        changed = any(parts[k] is not v for k, v in mine.items())
+        return same_dict(x, parts) if changed else x
+    parts = [_zero_as(a, b) for a, b in zip(mine, theirs)]
+    if all(p is a for p, a in zip(parts, mine)):
+        return x
+    return node_rebuilt(x, parts) if node_children(x) is not None else _rebuild(x, parts)
 
 
 def _per_example(condition, x, y, axes):
@@ -268,8 +287,7 @@ def select_vjp(g, condition, x, y, axes, which):
     """The adjoint of select's x (which=0) or y (which=1) for the full
     cotangent g: g where that side was chosen, summed back to each leaf's shape
     (per example for batched leaves)."""
-    if is_zero(y if which else x) and _children(x if which else y) is not None:
-        return ZERO                         # (the zero standing for a container: _zero_as)
+    side = y if which else x
     x, y = _zero_as(x, y), _zero_as(y, x)
     condition = _per_example(condition, x, y, axes)
     xp = array_module(condition)
@@ -281,7 +299,22 @@ def select_vjp(g, condition, x, y, axes, which):
         batched = (fb if which else fa) is not None
         parts.append(_sum_to_batched(part, shape(leaf)[1:]) if batched
                      else sum_to(part, shape(leaf)))
-    return tree_unflatten(treedef, parts)
+    return _zero_where(tree_unflatten(treedef, parts), side)
+
+
+def _zero_where(adjoint, value):
+    """The adjoint in the structure of `value`: the zero where value holds the
+    zero 0.0 that stood for a container (_zero_as)."""
+    if is_zero(value):
+        return ZERO if _children(adjoint) is not None else adjoint
+    mine, theirs = _children(adjoint), _children(value)
+    if mine is None or theirs is None:
+        return adjoint
+    if isinstance(mine, dict):
+        return same_dict(adjoint, {k: _zero_where(v, theirs[k]) for k, v in mine.items()})
+    parts = [_zero_where(a, v) for a, v in zip(mine, theirs)]
+    return node_rebuilt(adjoint, parts) if node_children(adjoint) is not None \
+        else _rebuild(adjoint, parts)
 
 
 def _lift(value, axis, rank):
