@@ -24,6 +24,10 @@ from .jacobians import _CheckedJacobian, _Hessian, _inexact_dtype, jacfwd, jacre
 
 _labels = itertools.count()
 _SPECIAL = (runtime.vjp_call, runtime.pullback, runtime.jvp_call)   # derivative code's calls
+# What batched derivative code raises where the examples cannot share it (a
+# tape, or a branch's values, that differ in form between examples): vmap
+# of a derivative then takes its fallback (the summed gradient or Jacobian).
+_REFUSED = (SourceError, runtime.batching.BranchStructures)
 
 
 def _hashable(axes):
@@ -316,7 +320,7 @@ class Batched:
         example), these arguments get the summed gradient instead (_summing)."""
         try:
             return function(*args)
-        except SourceError:
+        except _REFUSED:
             self._summed_for[self._summing_key(args, axes)] = True
             return self._per_example(args, axes, size)
 
@@ -330,7 +334,7 @@ class Batched:
         try:
             entry, fn = self._specialize(args, axes)
             return _restoring(entry.build(fn)[0], entry)(*args)
-        except SourceError:
+        except _REFUSED:
             return self._jacobian_fallback(args, axes, size)
 
     def _jacobian_fallback(self, args, axes, size):

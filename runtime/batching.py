@@ -8,7 +8,7 @@ in_axes) as a literal argument.
 import numpy
 
 from .adjoint import (ZERO, _float_dtype, _rebuild, dense, is_container_zero, is_zero, item,
-                      real_for, shape, sum_to)
+                      real_for, shape, sum_to, UNUSED_ZERO)
 
 __all__ = ['batch_size', 'broadcast_batch', 'batch_loop', 'keywords_by_position', 'arg_axes',
            'example', 'example_vjp', 'stack_examples', 'stack_examples_vjp', 'select',
@@ -267,12 +267,18 @@ def _per_example(condition, x, y, axes):
     return numpy.asarray(bool(condition))
 
 
+class BranchStructures(ValueError):
+    """The branches of an `if` on a batched condition made values of different
+    structures (as two calls' pullbacks of different functions): no per-example
+    selection exists. vmap of a derivative then takes its fallback."""
+
+
 def _select_leaves(condition, x, y, axes):
     """(condition, x leaf, y leaf, x axis, y axis) per leaf, lined up per example."""
     xs, treedef = tree_flatten(x)
     ys, treedef_y = tree_flatten(y)
     if treedef != treedef_y:
-        raise ValueError('vmap: the branches of an `if` on a batched condition produce '
+        raise BranchStructures('vmap: the branches of an `if` on a batched condition produce '
                          f'different structures, {treedef} and {treedef_y}')
     ax = _leaf_axes(axes, (x, y))
     xp = array_module(condition)
@@ -600,7 +606,8 @@ def batch_outputs(tree, axes, out_axes, size):
                                  'examples')
             out.append(leaf)
             continue
-        if not _numeric(leaf):            # a function or None (a pullback's parts)
+        if not _numeric(leaf) or leaf is UNUSED_ZERO:    # a function or None (a pullback's
+            # parts), or an unused parameter's zero adjoint: the same for every example
             out.append(leaf)
             continue
         if a is None:

@@ -38,3 +38,35 @@ def test_gradients_through_functions_taken_from_a_tuple_with_weights():
     np.testing.assert_allclose(hessian.reshape(12, 12),
                                numeric_jacobian(lambda w: gradient(w.reshape(3, 4)).ravel(),
                                                 params[0].ravel()), rtol=1e-5, atol=1e-6)
+
+
+def _square_sum(a):
+    return np.sum(a ** 2)
+
+
+def _sine_sum(a):
+    return np.sum(np.sin(a))
+
+
+def _helper_chosen_per_example(x, n):
+    s = 0.0
+    for count in range(3):
+        if count == n:                  # n differs per example: a batched condition
+            s = s + _square_sum(x * (count + 1))
+        else:
+            s = s + _sine_sum(x * s)
+    return s
+
+
+def test_per_example_derivatives_when_a_batched_branch_calls_different_helpers():
+    # the two branches save pullbacks of different functions: no per-example
+    # select exists, so vmap of the derivative takes its summed fallback
+    xs = np.random.default_rng(1).normal(size=(4, 3))
+    ns = np.array([0, 1, 2, 1])
+    grads = codax.vmap(codax.grad(_helper_chosen_per_example))(xs, ns)
+    hessians = codax.vmap(codax.hessian(_helper_chosen_per_example))(xs, ns)
+    for x, n, g, h in zip(xs, ns, grads, hessians):
+        np.testing.assert_allclose(g, numeric_grad(_helper_chosen_per_example, (x, int(n))),
+                                   rtol=1e-6, atol=1e-8)
+        np.testing.assert_allclose(h, codax.hessian(_helper_chosen_per_example)(x, int(n)),
+                                   rtol=1e-9, atol=1e-12)
