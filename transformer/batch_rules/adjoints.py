@@ -449,8 +449,7 @@ def item(b, op, rhs):
     rt.callee_adjoint(g, key), which is the zero past a tuple's end."""
     g, key = op.inputs['cot'], op.inputs['key']
     info = b.info(g)
-    if op.prim.name == 'rt_callee_adjoint' and isinstance(info.elts, tuple) \
-            and _int(key) is not None and _int(key) >= len(info.elts):
+    if _past_the_end(op, info, key):
         return n.const(0.0), SCALAR
     if info.elts is not None:
         return rhs, _item_info(info, key)
@@ -481,11 +480,20 @@ def getitem_vjp(b, op, rhs):
     return _scatter(b, op, rhs, 'rt.getitem_vjp', g, x, idx, xi.rank)
 
 
+def _past_the_end(op, info, key):
+    """rt.callee_adjoint(_transpose) of a slot past a tuple's end: the zero."""
+    return op.prim.name.startswith('rt_callee_adjoint') and isinstance(info.elts, tuple) \
+        and _int(key) is not None and _int(key) >= len(info.elts)
+
+
 @rule('item_transpose')
 def item_transpose(b, op, rhs):
     """rt.item_transpose(g, cot, key): g put at `key` of a zero container, as
     getitem_vjp puts it where cot is known to be a container; else per example
-    (cot may be the zero, or an array)."""
+    (cot may be the zero, or an array). rt.callee_adjoint_transpose likewise,
+    the zero past a tuple's end."""
+    if _past_the_end(op, b.info(op.inputs['x']), op.inputs['idx']):
+        return n.const(0.0), SCALAR
     if b.info(op.inputs['x']).elts is not None:
         return getitem_vjp(b, op, rhs)
     return loop(b, op, rhs)
