@@ -8,7 +8,7 @@ in_axes) as a literal argument.
 import numpy
 
 from .adjoint import (ZERO, _float_dtype, _rebuild, dense, is_container_zero, is_zero, item,
-                      real_for, shape, sum_to, UNUSED_ZERO)
+                      real_for, shape, sum_to)
 
 __all__ = ['batch_size', 'broadcast_batch', 'batch_loop', 'keywords_by_position', 'arg_axes',
            'example', 'example_vjp', 'stack_examples', 'stack_examples_vjp', 'select',
@@ -606,8 +606,7 @@ def batch_outputs(tree, axes, out_axes, size):
                                  'examples')
             out.append(leaf)
             continue
-        if not _numeric(leaf) or leaf is UNUSED_ZERO:    # a function or None (a pullback's
-            # parts), or an unused parameter's zero adjoint: the same for every example
+        if not _numeric(leaf):            # a function or None (a pullback's parts)
             out.append(leaf)
             continue
         if a is None:
