@@ -1,5 +1,6 @@
 """Regressions found in session 12, each against an independent reference."""
 import numpy as np
+import pytest
 
 import codax
 from helpers import numeric_grad, numeric_jacobian
@@ -70,3 +71,55 @@ def test_per_example_derivatives_when_a_batched_branch_calls_different_helpers()
                                    rtol=1e-6, atol=1e-8)
         np.testing.assert_allclose(h, codax.hessian(_helper_chosen_per_example)(x, int(n)),
                                    rtol=1e-9, atol=1e-12)
+
+
+def _scatter_square(w):
+    t = np.zeros(3)
+    np.add.at(t, np.array([0, 1, 1]), w)        # repeated index: both add
+    return np.sum(t ** 2)
+
+
+def _ufunc_updates(w, x):
+    t = x * 1.0
+    np.multiply.at(t, np.array([0, 2, 2]), w)
+    np.subtract.at(t, np.array([1, 1]), w[:2])
+    np.maximum.at(t, np.array([0, 0]), w[1:] ** 2)
+    np.minimum.at(t, np.array([2]), w[2] * 5.0)
+    return t
+
+
+def test_ufunc_at_updates_in_place_as_numpy_does():
+    # ufunc.at returns None: its update of the array was dropped, and the
+    # gradient silently zero
+    w, x = np.array([1.0, 2.0, 3.0]), np.array([0.5, -1.0, 2.0])
+    np.testing.assert_allclose(codax.grad(_scatter_square)(w),
+                               numeric_grad(_scatter_square, (w,)), rtol=1e-6)
+    np.testing.assert_allclose(codax.jit(_ufunc_updates)(w, x), _ufunc_updates(w, x))
+    np.testing.assert_allclose(codax.jacfwd(_ufunc_updates)(w, x),
+                               numeric_jacobian(lambda v: _ufunc_updates(v, x), w), rtol=1e-6)
+    np.testing.assert_allclose(codax.jacrev(_ufunc_updates)(w, x),
+                               numeric_jacobian(lambda v: _ufunc_updates(v, x), w), rtol=1e-6)
+    ws = np.stack([w, 0.5 * w, -w])
+    np.testing.assert_allclose(codax.vmap(_ufunc_updates, in_axes=(0, None))(ws, x),
+                               np.stack([_ufunc_updates(v, x) for v in ws]))
+    assert np.array_equal(x, [0.5, -1.0, 2.0])      # the argument is untouched
+
+
+def _update_of_a_view(w):
+    t = np.zeros((2, 3))
+    np.add.at(t[0], np.array([0]), w[0])
+    return np.sum(t)
+
+
+def _update_of_an_alias(w):
+    t = np.zeros(3)
+    u = t
+    np.add.at(t, np.array([0]), w[0])
+    return np.sum(u)
+
+
+def test_ufunc_at_of_a_view_or_an_alias_is_refused():
+    for fn in (_update_of_a_view, _update_of_an_alias):
+        with pytest.raises(codax.SourceError) as excinfo:
+            codax.grad(fn)(np.ones(3))
+        assert 'test_regressions_s12.py' in str(excinfo.value)

@@ -179,6 +179,15 @@ def _writes(fdef, views):
                 elif isinstance(node, n.AugAssign) and isinstance(target, n.Name) \
                         and target.id in views:
                     yield node, target.id
+        elif isinstance(node, n.Expr) and is_ufunc_at(node.value):
+            yield node, node.value.args[0].id
+
+
+def is_ufunc_at(call):
+    """`np.add.at(a, ...)` (by its shape: an update of the variable a in place)."""
+    return isinstance(call, n.Call) and isinstance(call.func, n.Attribute) \
+        and call.func.attr == 'at' and isinstance(call.func.value, (n.Attribute, n.Name)) \
+        and bool(call.args) and isinstance(call.args[0], n.Name)
 
 
 def _read_after(fdef, write, names):

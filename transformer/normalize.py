@@ -42,6 +42,12 @@ UFUNC_METHODS = {
                    'minimum': 'cummin', 'logaddexp': 'logcumsumexp'},
 }
 
+# ufunc.at(a, idx, v) -> the record of the functional update a = a.at[idx].op(v)
+UFUNC_AT = {'add': 'at_add', 'subtract': 'at_add', 'multiply': 'at_multiply',
+            'divide': 'at_divide', 'power': 'at_power', 'minimum': 'at_min',
+            'maximum': 'at_max'}
+
+
 class FreshNames:
     """Deterministic temporaries (`_t0`, `_t1`, ...) that avoid the user's names."""
 
@@ -494,9 +500,39 @@ class Flattener:
                 self.insert(lst, value, buf)
             self.assign_to(n.name(lst.id, store=True), call, buf)
             return
+        if self.is_ufunc_at(value):
+            self.ufunc_at(value, buf)
+            return
         rhs = self.rhs(value, buf)
         if isinstance(rhs, n.Call):
             buf.append(n.expr_stmt(rhs))
+
+    def is_ufunc_at(self, e):
+        return isinstance(e, n.Call) and isinstance(e.func, n.Attribute) \
+            and e.func.attr == 'at' and self.is_static(e.func.value) \
+            and isinstance(self.resolve(e.func.value), numpy.ufunc)
+
+    def ufunc_at(self, e, buf):
+        """`np.add.at(a, idx, v)`, NumPy's unbuffered update of `a` in place,
+        as `a = rt.at_add(a, idx, v)`: the functional update whose scatter
+        also adds every repeated index (without this, the call's result,
+        None, was dropped with the update: a wrong, zero, derivative)."""
+        ufunc = self.resolve(e.func.value)
+        label = f'{_label(e.func.value)}.at()'
+        record = UFUNC_AT.get(ufunc.__name__)
+        if record is None:
+            raise self.error(e, f'codax supports {label} only for '
+                                f'{", ".join(sorted(UFUNC_AT))}')
+        target = e.args[0] if e.args else None
+        if len(e.args) != 3 or e.keywords or not isinstance(target, n.Name) \
+                or target.id not in self.locals:
+            raise self.error(e, f'codax supports {label} as `{label[:-2]}(a, indices, values)` '
+                                'with `a` a variable of this function')
+        idx, v = self.atom(e.args[1], buf), self.atom(e.args[2], buf)
+        if ufunc.__name__ == 'subtract':
+            v = self._atomize(n.UnaryOp(op=n.USub(), operand=v), buf)
+        call = self._prim_call(TABLE[record], [n.name(target.id), idx, v], [], e, label)
+        self.assign_to(n.name(target.id, store=True), call, buf)
 
     def extend(self, lst, e, buf):
         """`xs.extend(ys)` as `xs = xs + list(ys)` (joined lists: rt.concat)."""
@@ -778,6 +814,8 @@ class Flattener:
             if info.prim.name == 'iterate':
                 return self.walked(e.args[0], args[0], e, buf, info.label)
             return self._prim_call(info.prim, args, [], e, info.label)
+        if self.is_ufunc_at(e):                 # (its value is None: a statement only)
+            raise self.error(e, f'codax supports {_label(func)}() as a statement of its own')
         if isinstance(func, n.Attribute) and func.attr in UFUNC_METHODS \
                 and self.is_static(func.value) and isinstance(self.resolve(func.value),
                                                               numpy.ufunc):
