@@ -12,6 +12,8 @@ Three small passes, in order:
                 `codax.numpy.at(x)[i].add(v)` made a primitive call.
 """
 import inspect
+import operator
+import sys
 import types
 
 import numpy
@@ -76,7 +78,9 @@ def normalize(unit, fresh=None, numeric=None):
     fdef = n.deepcopy(unit.tree)
     fresh = fresh or FreshNames(all_names(fdef))
     fdef.body, unit.lifted = closures.convert(fdef, unit, fresh)
-    body = LoopDesugar(fresh, unit).block(_strip_docstring(fdef.body))
+    statics = StaticValues(unit, _local_names(fdef))
+    body = StaticBranches(statics).block(_strip_docstring(fdef.body))
+    body = LoopDesugar(fresh, unit).block(body)
     body = JumpLowering(fresh).function(body)
     # a **kwargs parameter is, in generated code, one more positional one: the
     # dict of the keyword arguments (the call sites pass it so: by_position)
@@ -85,12 +89,21 @@ def normalize(unit, fresh=None, numeric=None):
                                  if isinstance(nd, n.Name) and isinstance(nd.ctx, n.Store)}
     containers = None if numeric is None else \
         [p for i, p in enumerate(params) if i not in set(numeric)]
-    body = Flattener(unit, fresh, local_names, containers).block(body)
+    body = Flattener(unit, fresh, local_names, containers, statics).block(body)
     if not body or not isinstance(body[-1], n.Return):
         body.append(n.return_(n.const(None)))
     out = n.function(fdef.name, params, body)
     out.args.defaults = fdef.args.defaults
     return n.copy_location(out, fdef), fresh
+
+
+def _local_names(fdef):
+    """The parameters and every name the body assigns: what a free name in
+    it is not."""
+    return {a.id for a in fdef.args.args} | \
+        {p.id for p in (fdef.args.vararg, fdef.args.kwarg) if p is not None} | \
+        {x.id for s in fdef.body for x in n.walk(s)
+         if isinstance(x, n.Name) and isinstance(x.ctx, (n.Store, n.Param))}
 
 
 def _strip_docstring(body):
@@ -113,6 +126,195 @@ def _located(stmts, origin):
 def _is_stmt(node):
     return isinstance(node, (n.Assign, n.Expr, n.If, n.For, n.While, n.Return, n.Raise,
                              n.Pass, n.AugAssign, n.Assert, n.Break, n.Continue))
+
+
+# ---------------------------------------------------------------- static values
+#
+# What is known while compiling, as Python would compute it when the line
+# runs: literals; modules, whether they have an attribute (hasattr(np,
+# 'trapezoid'), getattr(np, 'trapz', None)) and their version strings; the
+# constants of the numeric libraries (np.inf, math.pi); and pure builtins and
+# str methods of those (int(np.__version__.split('.')[0])). A branch on such a
+# test is decided at compile time (StaticBranches), so the branch for another
+# NumPy version disappears; a constant reaches the rule templates as a value
+# (np.linalg.norm's ord=-np.inf picks its rule while compiling). Nothing a
+# user's module holds is read as data (it may be rebound), but its version.
+
+class _Unknown(Exception):
+    """Not known while compiling."""
+
+
+_LIBRARIES = ('numpy', 'math', 'cmath')
+_PURE_CALLS = (hasattr, getattr, float, int, complex, bool, str, len, tuple, abs, min, max,
+               round, numpy.lib.NumpyVersion)
+_LITERAL_TYPES = (bool, int, float, complex, str, type(None))
+_UNARY = {n.USub: operator.neg, n.UAdd: operator.pos, n.Not: operator.not_,
+          n.Invert: operator.invert}
+_BINARY = {n.Add: operator.add, n.Sub: operator.sub, n.Mult: operator.mul,
+           n.Div: operator.truediv, n.FloorDiv: operator.floordiv, n.Mod: operator.mod,
+           n.Pow: operator.pow}
+_COMPARE = {n.Eq: operator.eq, n.NotEq: operator.ne, n.Lt: operator.lt, n.LtE: operator.le,
+            n.Gt: operator.gt, n.GtE: operator.ge, n.Is: operator.is_, n.IsNot: operator.is_not,
+            n.In: lambda a, b: a in b, n.NotIn: lambda a, b: a not in b}
+
+
+def _literal_value(value):
+    return type(value) in _LITERAL_TYPES or type(value) is tuple and all(map(_literal_value, value))
+
+
+def _apply(fn, *args, **kws):
+    try:
+        return fn(*args, **kws)
+    except Exception:           # (Python raises it when the line runs: left to then)
+        raise _Unknown from None
+
+
+class StaticValues:
+    def __init__(self, unit, local_names):
+        self.unit = unit
+        self.locals = local_names
+
+    def known(self, e):
+        """(True, value) for an expression known while compiling, else (False, None)."""
+        try:
+            return True, self.value(e)
+        except _Unknown:
+            return False, None
+
+    def truth(self, test):
+        """True or False for a test known while compiling, else None."""
+        found, value = self.known(test)
+        return bool(value) if found and _literal_value(value) else None
+
+    def literal(self, e):
+        """(True, value) for an expression whose known value is a number or a
+        string, which rule templates may read (norm's ord), else (False, None)."""
+        found, value = self.known(e)
+        return (True, value) if found and _literal_value(value) else (False, None)
+
+    def value(self, e):
+        if isinstance(e, n.Constant):
+            return e.value
+        if isinstance(e, n.Name) and isinstance(e.ctx, n.Load) and e.id not in self.locals:
+            found, value = self.unit.lookup(e.id)
+            if found and (isinstance(value, types.ModuleType) or _pure(value)):
+                return value
+        elif isinstance(e, n.Attribute):
+            return self.attribute(self.value(e.value), e.attr)
+        elif isinstance(e, n.UnaryOp) and type(e.op) in _UNARY:
+            return _apply(_UNARY[type(e.op)], self.data(e.operand))
+        elif isinstance(e, n.BinOp) and type(e.op) in _BINARY:
+            return _apply(_BINARY[type(e.op)], self.data(e.left), self.data(e.right))
+        elif isinstance(e, n.Compare):
+            return self.compare(e)
+        elif isinstance(e, n.BoolOp):
+            for part in e.values:           # Python's: the first that decides, else the last
+                value = self.data(part)
+                if bool(value) == isinstance(e.op, n.Or):
+                    break
+            return value
+        elif isinstance(e, n.Subscript) and not isinstance(e.slice, n.Slice):
+            return _apply(operator.getitem, self.data(e.value), self.data(e.slice))
+        elif isinstance(e, n.Tuple):
+            return tuple(self.data(x) for x in e.elts)
+        elif isinstance(e, n.Call) and not any(k.arg is None for k in e.keywords):
+            return self.call(e)
+        raise _Unknown
+
+    def data(self, e):
+        """A known value that is no module or function: what operators may take."""
+        value = self.value(e)
+        if not _data(value):
+            raise _Unknown
+        return value
+
+    def attribute(self, base, attr):
+        if isinstance(base, types.ModuleType):
+            if not hasattr(base, attr):
+                raise _Unknown          # (the line raises AttributeError when it runs)
+            value = getattr(base, attr)
+            if isinstance(value, types.ModuleType) or _pure(value):
+                return value
+            library = base.__name__.split('.')[0] in _LIBRARIES
+            if attr == '__version__' or library and _literal_value(value) \
+                    or base is sys and attr == 'version_info':
+                return value
+        elif isinstance(base, (str, tuple, numpy.lib.NumpyVersion)):
+            value = _apply(getattr, base, attr)
+            if _literal_value(value) or _pure(value):
+                return value
+        raise _Unknown
+
+    def compare(self, e):
+        left = self.value(e.left)
+        for op, right in zip(e.ops, e.comparators):
+            right = self.value(right)
+            if type(op) not in (n.Is, n.IsNot) and not (_data(left) and _data(right)):
+                raise _Unknown          # (`getattr(np, 'trapz', None) is None` may test a function)
+            if not _apply(_COMPARE[type(op)], left, right):
+                return False
+            left = right
+        return True
+
+    def call(self, e):
+        fn = self.value(e.func)
+        if (fn is hasattr or fn is getattr) and not e.keywords and len(e.args) in (2, 3):
+            module, name = self.value(e.args[0]), self.data(e.args[1])
+            if not isinstance(module, types.ModuleType) or not isinstance(name, str) \
+                    or fn is hasattr and len(e.args) == 3:
+                raise _Unknown
+            if fn is hasattr:
+                return hasattr(module, name)
+            if hasattr(module, name):
+                return self.attribute(module, name)
+            if len(e.args) == 3:
+                return self.value(e.args[2])
+            raise _Unknown
+        if not _pure(fn):
+            raise _Unknown
+        args = [self.data(a) for a in e.args]
+        return _apply(fn, *args, **{k.arg: self.data(k.value) for k in e.keywords})
+
+
+def _data(value):
+    """A number, string or None, a tuple or list of those (sys.version_info,
+    a version string split) or a NumpyVersion."""
+    return _literal_value(value) or isinstance(value, numpy.lib.NumpyVersion) or \
+        isinstance(value, (tuple, list)) and all(map(_data, value))
+
+
+def _pure(fn):
+    """A function of its arguments alone: a builtin codax folds, or a method of a str."""
+    return any(fn is f for f in _PURE_CALLS) or isinstance(fn, types.BuiltinMethodType) \
+        and isinstance(getattr(fn, '__self__', None), (str, tuple))
+
+
+class StaticBranches:
+    """`if hasattr(np, 'trapezoid'): ... else: ...` decided while compiling:
+    only the branch that runs is kept, so the other may name what this NumPy
+    lacks. What follows a `return`, `raise`, `break` or `continue` in a block
+    never runs and is dropped."""
+
+    def __init__(self, statics):
+        self.statics = statics
+
+    def block(self, stmts):
+        out = []
+        for stmt in stmts:
+            out.extend(self.stmt(stmt))
+            if out and isinstance(out[-1], (n.Return, n.Raise, n.Break, n.Continue)):
+                break
+        return out
+
+    def stmt(self, stmt):
+        if isinstance(stmt, n.If):
+            decided = self.statics.truth(stmt.test)
+            if decided is not None:
+                return self.block(stmt.body if decided else stmt.orelse)
+            stmt.body, stmt.orelse = self.block(stmt.body) or [n.Pass()], self.block(stmt.orelse)
+        elif isinstance(stmt, (n.For, n.While)):
+            stmt.body = self.block(stmt.body) or [n.Pass()]
+        return [stmt]
 
 
 # ---------------------------------------------------------------- LoopDesugar
@@ -401,10 +603,11 @@ def _none_set(flags):
 # ---------------------------------------------------------------- Flattener
 
 class Flattener:
-    def __init__(self, unit, fresh, local_names, containers=None):
+    def __init__(self, unit, fresh, local_names, containers=None, statics=None):
         self.unit = unit
         self.fresh = fresh
         self.locals = local_names
+        self.statics = statics or StaticValues(unit, local_names)
         self.sequences = None    # local names that only ever hold a list or tuple
         self.dicts = None        # local names that only ever hold a dict
         # the parameters the call passes a list, tuple or dict, and the others
@@ -427,7 +630,11 @@ class Flattener:
             self.returned = _names_holding(values, self.is_returned, params)
         out = []
         for stmt in stmts:
-            out.extend(_located(self.stmt(stmt), stmt))
+            produced = self.stmt(stmt)
+            raised = [k for k, s in enumerate(produced) if isinstance(s, n.Raise)]
+            out.extend(_located(produced[:raised[0] + 1] if raised else produced, stmt))
+            if raised:                # (what follows never runs: see missing_attribute)
+                break
         return out
 
     def stmt(self, s):
@@ -533,6 +740,7 @@ class Flattener:
             v = self._atomize(n.UnaryOp(op=n.USub(), operand=v), buf)
         call = self._prim_call(TABLE[record], [n.name(target.id), idx, v], [], e, label)
         self.assign_to(n.name(target.id, store=True), call, buf)
+
 
     def extend(self, lst, e, buf):
         """`xs.extend(ys)` as `xs = xs + list(ys)` (joined lists: rt.concat)."""
@@ -642,7 +850,7 @@ class Flattener:
                 return self._prim_call(TABLE['concat'], [left, right], [], e, '+')   # joined
             return n.binop(left, e.op, right)
         if isinstance(e, n.UnaryOp):
-            return n.UnaryOp(op=e.op, operand=self.atom(e.operand, buf))
+            return self.folded(e, n.UnaryOp(op=e.op, operand=self.atom(e.operand, buf)))
         if isinstance(e, n.Compare):
             return self.compare(e, buf)
         if isinstance(e, n.BoolOp):
@@ -709,6 +917,9 @@ class Flattener:
         return n.name(result)
 
     def ifexp(self, e, buf):
+        decided = self.statics.truth(e.test)
+        if decided is not None:           # (as StaticBranches decides an `if`)
+            return self.rhs(e.body if decided else e.orelse, buf)
         test = self.test_name(e.test, buf)
         result = self.fresh('_t')
         body, orelse = [], []
@@ -732,8 +943,14 @@ class Flattener:
         return self._atomize(index_expr(self.index(index, buf)), buf)
 
     def attribute(self, e, buf):
+        module = self.missing(e)
+        if module is not None:
+            return self.missing_attribute(e, module, buf)
         if self.is_static(e):
             e.codax_static = True
+            found, value = self.statics.literal(e)
+            if found:                     # np.inf, math.pi: a value rule templates read
+                e.codax_value = value
             return e
         value = self.atom(e.value, buf)
         if e.attr == 'T':
@@ -751,6 +968,42 @@ class Flattener:
         if isinstance(e, n.Attribute):
             return self.is_static(e.value) and isinstance(self.resolve(e.value), types.ModuleType)
         return False
+
+    def missing(self, e):
+        """The module an attribute chain reads that lacks its last name (np.trapz
+        on NumPy 2), else None."""
+        if isinstance(e, n.Attribute) and self.is_static(e.value):
+            module = self.resolve(e.value)
+            if isinstance(module, types.ModuleType) and not hasattr(module, e.attr):
+                return module
+        return None
+
+    def missing_attribute(self, e, module, buf):
+        """Python raises AttributeError for `np.trapz` only if the line runs: so
+        does the generated code, naming the user's line; Flattener.block drops
+        what follows the raise, and the value (never read) is None."""
+        try:
+            getattr(module, e.attr)
+            message = f'module {module.__name__!r} has no attribute {e.attr!r}'
+        except AttributeError as exc:        # (NumPy's says what replaced it)
+            message = str(exc)
+        where = str(self.error(e, message)).splitlines()[0]      # file:line:col: message
+        raise_ = n.Raise(exc=n.call(n.name('AttributeError'), [n.const(where)]), cause=None)
+        buf.append(n.copy_location(raise_, e))
+        return n.const(None)
+
+    def folded(self, e, node):
+        """`-1` as the constant it is; `-np.inf` and `float('inf')` as atoms that
+        carry their value (templates read it: norm's ord), else `node`."""
+        found, value = self.statics.literal(e)
+        if not found or not isinstance(value, (int, float, complex)):
+            return node
+        if isinstance(node, n.UnaryOp) and isinstance(node.operand, n.Constant):
+            return n.copy_location(n.const(value), e)
+        if isinstance(node, n.UnaryOp) and not getattr(node.operand, 'codax_static', False):
+            return node
+        node.codax_static, node.codax_value = True, value
+        return node
 
     def resolve(self, e):
         if isinstance(e, n.Name):
@@ -814,6 +1067,11 @@ class Flattener:
             if info.prim.name == 'iterate':
                 return self.walked(e.args[0], args[0], e, buf, info.label)
             return self._prim_call(info.prim, args, [], e, info.label)
+        module = self.missing(func)
+        if module is not None:            # (Python reads the function before its arguments)
+            return self.missing_attribute(func, module, buf)
+        if self.is_static(func) and self.statics.literal(e)[0]:
+            return self.folded(e, e)      # float('inf')
         if self.is_ufunc_at(e):                 # (its value is None: a statement only)
             raise self.error(e, f'codax supports {_label(func)}() as a statement of its own')
         if isinstance(func, n.Attribute) and func.attr in UFUNC_METHODS \

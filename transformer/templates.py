@@ -105,17 +105,34 @@ class _Fold(n.NodeTransformer):
 
 def _static_value(call):
     """The value of `rt.f(constants)` for a helper marked `codax_static` (a
-    function of its arguments alone), as a node; else the call."""
+    function of its arguments alone), as a node; else the call. A constant
+    may be spelled `np.inf`, `-np.inf` or `float('inf')`: normalize marks
+    such an argument with the value it has (codax_value)."""
     import runtime
     name = getattr(call.func, 'attr', None)
     fn = getattr(runtime, name, None) if _is_rt(call.func, name) else None
-    if not getattr(fn, 'codax_static', False) or call.keywords \
-            or not all(isinstance(a, n.Constant) for a in call.args):
+    if not getattr(fn, 'codax_static', False) or call.keywords:
         return call
-    value = fn(*(a.value for a in call.args))
+    try:
+        value = fn(*(_known(a) for a in call.args))
+    except LookupError:
+        return call
+    except Exception:           # (bad arguments: the error is raised where the line runs)
+        return call
     if isinstance(value, tuple):
         return n.tuple_([n.const(v) for v in value])
     return n.const(value)
+
+
+def _known(node):
+    """The value of a constant argument node, else LookupError."""
+    if isinstance(node, n.Constant):
+        return node.value
+    if hasattr(node, 'codax_value'):
+        return node.codax_value
+    if isinstance(node, n.Tuple):
+        return tuple(map(_known, node.elts))
+    raise LookupError
 
 
 def _is_xp(func, fname):
