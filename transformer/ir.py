@@ -18,6 +18,8 @@ Grammar (gast nodes that may appear in a normalized FunctionDef body):
            | Tuple([atom]) | List([atom]) | Dict([atom], [atom])
            | JoinedStr(...)                        inactive, opaque
     atom  := Name | Constant | a dotted reference to a global (np.pi, np.float32)
+           | a constant expression of such references (-np.inf, float('inf')),
+             marked with the value it has while compiling (normalize.StaticValues)
 
 There is no break, continue, early return, augmented assignment, ternary,
 boolean operator, comprehension, method call or tuple-unpacking target after
