@@ -987,6 +987,13 @@ def bincount(x, weights=None, minlength=0, length=None):
     return at_add(np.zeros(length, dtype=np.result_type(weights, np.float64)), x, weights)
 
 
+# what vmap says where the examples' counts differ in length (codax/vmap.py)
+bincount.vmap_hint = ('np.bincount of batched indices needs length= under vmap, as in JAX '
+                      '(which requires length under jit and vmap): without it the length is '
+                      'the largest index + 1, which differs between examples, and one batched '
+                      'array holds results of one length')
+
+
 @defines(np.choose)
 def choose(a, choices, out=None, mode='raise'):
     """choices[a[i]][i] for every i, all broadcast together: a gather along
@@ -1120,6 +1127,166 @@ def resize(a, new_shape):
         return np.zeros(new_shape, dtype=np.result_type(flat))
     repeats = -(-size // np.size(flat))
     return np.reshape(np.tile(flat, repeats)[:size], new_shape)
+
+
+# ---- tensor linear algebra ------------------------------------------------------------
+
+@defines(np.linalg.tensorinv)
+def tensorinv(a, ind=2):
+    """inv of a reshaped to a matrix (the first `ind` axes as rows), reshaped
+    to a.shape[ind:] + a.shape[:ind] (NumPy's tensorinv)."""
+    if ind <= 0:
+        raise ValueError('Invalid ind argument.')
+    shape = np.shape(a)
+    rows = 1
+    for length in shape[ind:]:
+        rows = rows * length
+    return np.reshape(np.linalg.inv(np.reshape(a, (rows, -1))), shape[ind:] + shape[:ind])
+
+
+@defines(np.linalg.tensorsolve)
+def tensorsolve(a, b, axes=None):
+    """x with tensordot(a, x, x.ndim) == b: solve with a reshaped to a
+    square matrix (`axes` first moved to the end, as NumPy does)."""
+    a = np.asarray(a)
+    ndim = np.ndim(a)
+    if axes is not None:
+        order = list(range(ndim))
+        for k in axes:
+            order.remove(k)
+            order.insert(ndim, k)
+        a = np.transpose(a, order)
+    shape = np.shape(a)[-(ndim - np.ndim(b)):]
+    size = 1
+    for length in shape:
+        size = size * length
+    if np.size(a) != size ** 2:
+        raise np.linalg.LinAlgError('Input arrays must satisfy the requirement '
+                                    'prod(a.shape[b.ndim:]) == prod(a.shape[:b.ndim])')
+    return np.reshape(np.linalg.solve(np.reshape(a, (size, size)), np.ravel(b)), shape)
+
+
+# ---- np.emath: complex results outside the real domain ---------------------------------------
+
+_COMPLEX64_FROM = (np.float32, np.int8, np.int16, np.uint8, np.uint16, np.complex64)
+
+
+def _complex_if(x, outside):
+    """x as NumPy's emath takes it: complex (complex64 from the small types,
+    else complex128) when any real element lies `outside` the real domain;
+    which one depends on the values, as NumPy's dtype does."""
+    x = np.asarray(x)
+    if np.iscomplexobj(x) or not np.any(outside(x)):
+        return x
+    kind = np.result_type(x)
+    return x.astype(np.complex64 if kind.type in _COMPLEX64_FROM else np.complex128)
+
+
+def _negative(x):
+    return x < 0
+
+
+def _beyond_one(x):
+    return np.abs(x) > 1
+
+
+@defines(np.emath.sqrt)
+def emath_sqrt(x):
+    return np.sqrt(_complex_if(x, _negative))
+
+
+@defines(np.emath.log)
+def emath_log(x):
+    return np.log(_complex_if(x, _negative))
+
+
+@defines(np.emath.log2)
+def emath_log2(x):
+    return np.log2(_complex_if(x, _negative))
+
+
+@defines(np.emath.log10)
+def emath_log10(x):
+    return np.log10(_complex_if(x, _negative))
+
+
+@defines(np.emath.power)
+def emath_power(x, p):
+    # (a negative integer power becomes a float one, as in NumPy's emath)
+    p = np.asarray(p)
+    if not np.iscomplexobj(p) and np.any(p < 0):
+        p = p * 1.0
+    return np.power(_complex_if(x, _negative), p)
+
+
+@defines(np.emath.arccos)
+def emath_arccos(x):
+    x = np.asarray(x)
+    z = _complex_if(x, _beyond_one)
+    if np.iscomplexobj(x) or not np.iscomplexobj(z):
+        return np.arccos(z)
+    return np.where(x > 1, np.pi - np.conj(np.arccos(_mirrored(x, z))), np.arccos(z))
+
+
+@defines(np.emath.arcsin)
+def emath_arcsin(x):
+    x = np.asarray(x)
+    z = _complex_if(x, _beyond_one)
+    if np.iscomplexobj(x) or not np.iscomplexobj(z):
+        return np.arcsin(z)
+    return np.where(x > 1, -np.conj(np.arcsin(_mirrored(x, z))), np.arcsin(z))
+
+
+def _mirrored(x, z):
+    """-x + 0j. On the branch cut x > 1, NumPy's arccos(x + 0j) is
+    pi - conj(arccos(-x + 0j)) and its arcsin -conj(arcsin(-x + 0j)), the
+    same values, whose derivatives along x the complex rules give right
+    (the rules at x + 0j itself take the cut's other side)."""
+    return (-x).astype(np.result_type(z))
+
+
+@defines(np.emath.arctanh)
+def emath_arctanh(x):
+    return np.arctanh(_complex_if(x, _beyond_one))
+
+
+# ---- trimming zeros ----------------------------------------------------------------------------
+
+@defines(np.trim_zeros)
+def trim_zeros(filt, trim='fb', axis=None):
+    """filt sliced to the smallest box (along `axis`, or all axes) that
+    holds its nonzero values, on the sides `trim` names. The box depends on
+    the values, so it is found on them without derivatives: a constant slice
+    for each call, through which the kept values' derivatives flow."""
+    trim = trim.lower()
+    if trim not in ('fb', 'bf', 'f', 'b'):
+        raise ValueError(f'unexpected character(s) in `trim`: {trim!r}')
+    ndim = np.ndim(filt)
+    if axis is None:
+        axes = list(range(ndim))
+    else:
+        axes = [k % ndim if -ndim <= k < ndim else _axis_error(k, ndim)
+                for k in ([axis] if np.ndim(axis) == 0 else axis)]
+    if len(axes) == 0:
+        return filt
+    nonzero = stop_gradient(np.asarray(filt)) != 0
+    found = np.any(nonzero)
+    box = []
+    for k in range(ndim):
+        others = tuple(j for j in range(ndim) if j != k)
+        along = np.flatnonzero(np.any(nonzero, axis=others)) if found else [0]
+        start = int(along[0]) if found and 'f' in trim else None
+        stop = int(along[-1]) + 1 if found and 'b' in trim else None
+        if not found:
+            start, stop = 0, 0
+        box.append(slice(start, stop) if k in axes else slice(None))
+    if ndim == 1:
+        return filt[box[0]]       # (a list stays a list, as in NumPy)
+    return filt[tuple(box)]
+
+
+def _axis_error(axis, ndim):
+    raise np.exceptions.AxisError(axis, ndim, 'axis')
 
 
 # ---- np.vectorize ------------------------------------------------------------------------

@@ -977,6 +977,9 @@ for _map in ('tangent', 'adjoint'):
           C(U(2, 4), _LA, np.logaddexp.accumulate(_LA, 1), 1),
           C(U(6), _RUN, np.logaddexp.accumulate(_RUN), -1),
           C(U(2, 4), _LA, np.logaddexp.accumulate(_LA, 0), 0))
+# np.spacing, np.nextafter: steps, derivative 0 (smoke calls)
+cases('spacing', C(U(3) * 3), C(U(2, 2)))
+cases('nextafter', C(U(3) * 3, P(3)), C(U(2, 3), U(3)))
 
 
 # --------------------------------------------------------------------------

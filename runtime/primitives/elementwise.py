@@ -97,6 +97,10 @@ for _name, _c in _BINARY_TESTS.items():
     nondifferentiable(_name, 'x1, x2, /, out=None, where=True, dtype=None', c_expr=_c)
 nondifferentiable('round', 'a, decimals=0, out=None', targets=(numpy.round, numpy.around, round),
                   methods=('round',))
+# The gap to the next float, and that float: steps, so derivative 0 (JAX's
+# nextafter has none either).
+nondifferentiable('spacing', 'x, /, out=None, where=True, dtype=None')
+nondifferentiable('nextafter', 'x1, x2, /, out=None, where=True, dtype=None')
 
 # The exponent's adjoint term u * log(x1), zero where u is (see rules.log_times):
 # its derivatives are that term again, so every order stays free of 0 * nan.
@@ -183,4 +187,5 @@ batching(elementwise=('sign', 'floor', 'ceil', 'trunc', 'rint', 'isnan', 'isinf'
                       'logical_not', 'signbit', 'floor_divide', 'less', 'less_equal', 'greater',
                       'greater_equal', 'equal', 'not_equal', 'logical_and', 'logical_or',
                       'logical_xor', 'isclose', 'round', 'clip'))
+batching(elementwise=('spacing', 'nextafter'))
 # (where: element-wise with x and y, np.nonzero without: runtime/primitives/indexing.py)
