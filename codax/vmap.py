@@ -1,4 +1,5 @@
 """vmap: batched versions of functions, generated as source (transformer/batch.py)."""
+import copy
 import functools
 import inspect
 import itertools
@@ -14,7 +15,7 @@ from runtime.tree import (flat_keys, node_children, same_dict, tree_flatten, tre
 from transformer.batch import info_of_value
 from transformer.errors import RecursiveBatching, SourceError
 from transformer.ir import packs_keywords
-from transformer.pipeline import compile_batch
+from transformer.pipeline import _own, compile_batch
 
 from .api import (Specialization, _describe, _user_function, compiled_view, grad, jvp,
                   keep_signature,
@@ -879,6 +880,37 @@ def callee_info(fn, infos, natural=False):
                                 'derivative is batched')
     if key in _compiling or len(_compiling) > 16:      # recursion: known after the fact
         return None
+    # codax's own functions (generated code, rt.pullback's definition) are
+    # probed again and again by nested derivatives (two thirds of a third
+    # derivative's batch compiles): their answer is remembered, as their
+    # source and globals do not change (pipeline._own)
+    remembered = (fn, key[1], natural) if _own(fn) else None
+    if remembered in _PROBES:
+        found = _PROBES[remembered]
+        if isinstance(found, RecursiveBatching):
+            raise found.with_traceback(None)
+        return copy.deepcopy(found)
+    try:
+        info = _probe(fn, infos, key, natural)
+    except RecursiveBatching as exc:
+        _remember(remembered, exc)
+        raise
+    _remember(remembered, info)
+    return copy.deepcopy(info)
+
+
+_PROBES = {}
+
+
+def _remember(key, answer):
+    if key is not None:
+        if len(_PROBES) > 4096:
+            _PROBES.clear()
+        _PROBES[key] = answer
+
+
+def _probe(fn, infos, key, natural):
+    """callee_info's answer, by compiling fn's batched code now."""
     _compiling.add(key)
     try:
         axes = [i.axes() for i in infos]
