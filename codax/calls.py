@@ -41,6 +41,15 @@ def _bind(fn, args, kwargs):
     return tuple(args)
 
 
+def _bind_defaults(fn, args):
+    """_bind for a callable whose tangent function rt.jvp_call makes: a
+    closure's defaults are its lifted function's (after the captured
+    values), a partial's or bound method's its wrapper's (api.bound_function)."""
+    if isinstance(fn, Closure):
+        return _bind(fn.function, tuple(fn) + tuple(args), {})[len(fn):]
+    return _bind(api.bound_function(fn) or fn, args, {})
+
+
 def _bind_called(fn, args, kwargs):
     """_bind for the function that rt.vjp_call calls; where that is rt.vjp_call
     again (a third derivative), the defaults of the function it calls in turn
@@ -257,7 +266,7 @@ def _defined(fn, args, kwargs):
         if args[0] is runtime.vjp_call and given:     # its definition binds fn's defaults
             primals, shift = (args[1][0],) + _bind(args[1][0], tuple(args[1][1:]), {}), 1
         else:
-            primals, shift = _bind(args[0], tuple(args[1]), {}), 0      # defaults filled in
+            primals, shift = _bind_defaults(args[0], tuple(args[1])), 0
         active = tuple(i for i, p in enumerate(primals[:given]) if api._has_inexact(p))
         return _definition('jvp_call', len(primals), active, given, shift), tuple(args)
     return fn, args

@@ -2111,6 +2111,9 @@ def unit_tangent(x, j):
 def default_argument(fn, i):
     """The default value of parameter i of fn (a call that omitted it)."""
     import inspect
+    from .closures import Closure
+    if isinstance(fn, Closure):        # its lifted function's, after the captured values
+        fn, i = fn.function, i + len(fn)
     target = getattr(fn, 'fun', fn)
     return list(inspect.signature(target).parameters.values())[i].default
 

@@ -1,4 +1,6 @@
 """Regressions found in session 12, each against an independent reference."""
+import functools
+
 import numpy as np
 import pytest
 
@@ -123,3 +125,35 @@ def test_ufunc_at_of_a_view_or_an_alias_is_refused():
         with pytest.raises(codax.SourceError) as excinfo:
             codax.grad(fn)(np.ones(3))
         assert 'test_regressions_s12.py' in str(excinfo.value)
+
+
+def _scaled(a, s):
+    return a * s
+
+
+def _partial_with_a_keyword(x):
+    h = functools.partial(_scaled, s=3.0)
+    return np.sum(h(x) ** 2)
+
+
+def _lambda_with_a_default(x):
+    f = lambda v, p=3: v ** p          # noqa: E731
+    return f(x[0]) + f(x[1], 2)
+
+
+def _nested_def_with_a_default(x):
+    def f(v, p=3.0):
+        return v ** p
+    return f(x[0]) * x[1]
+
+
+@pytest.mark.parametrize('fn', [_partial_with_a_keyword, _lambda_with_a_default,
+                                _nested_def_with_a_default])
+def test_forward_mode_through_a_callable_whose_default_is_not_passed(fn):
+    # vmap of the tangent code bound the call's arguments without the
+    # callable's defaults (a closure's are its lifted function's)
+    x = np.array([0.3, -0.7])
+    np.testing.assert_allclose(codax.jacfwd(fn)(x), numeric_grad(fn, (x,)), rtol=1e-6,
+                               atol=1e-9)
+    np.testing.assert_allclose(codax.jacfwd(codax.grad(fn))(x),
+                               numeric_jacobian(codax.grad(fn), x), rtol=1e-6, atol=1e-8)
