@@ -157,3 +157,25 @@ def test_forward_mode_through_a_callable_whose_default_is_not_passed(fn):
                                atol=1e-9)
     np.testing.assert_allclose(codax.jacfwd(codax.grad(fn))(x),
                                numeric_jacobian(codax.grad(fn), x), rtol=1e-6, atol=1e-8)
+
+
+def _passing_through(f):
+    @functools.wraps(f)
+    def wrapper(*a, **k):
+        return f(*a, **k)       #@forwarded
+    return wrapper
+
+
+@_passing_through
+def _decorated(x):
+    return np.sum(np.cos(x) * x)
+
+
+def test_a_decorated_function_is_read_as_its_wrapper():
+    # functools.wraps renames the wrapper: codax looked for a `def _decorated`
+    # and said the definition was missing; it reads the wrapper's own def,
+    # whose forwarding call it names
+    with pytest.raises(codax.SourceError) as excinfo:
+        codax.grad(_decorated)(np.array([0.3, -0.7]))
+    message = str(excinfo.value)
+    assert 'test_regressions_s12.py:' in message and 'f(*a, **k)' in message

@@ -194,11 +194,13 @@ def _def_tree(fn, source, filename, first):
     except SyntaxError as exc:
         raise SourceError(f'cannot parse the source of {fn.__name__}: {exc.msg}',
                           filename, first + (exc.lineno or 1) - 1) from None
+    # (the code's own name: a decorator's functools.wraps renames the wrapper)
+    name = getattr(getattr(fn, '__code__', None), 'co_name', fn.__name__)
     for node in module.body:
-        if isinstance(node, n.FunctionDef) and node.name == fn.__name__:
+        if isinstance(node, n.FunctionDef) and node.name == name:
             return node
     for node in n.walk(module):
-        if isinstance(node, n.FunctionDef) and node.name == fn.__name__:
+        if isinstance(node, n.FunctionDef) and node.name == name:
             return node
     raise _no_source(fn, 'its definition was not found in its source file')
 
