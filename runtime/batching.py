@@ -5,6 +5,11 @@ values are batched is decided at compile time, so helpers that need it take
 `axes` (a pytree prefix of 0 for batched, None for unbatched, as JAX's
 in_axes) as a literal argument.
 """
+import linecache
+import re
+import sys
+from collections.abc import Iterator
+
 import numpy
 
 from .adjoint import (ZERO, _float_dtype, _rebuild, dense, is_container_zero, is_zero, item,
@@ -70,13 +75,54 @@ def _stack(outs, size):
     flat = [tree_flatten(o) for o in outs]
     leaves, treedef = [f[0] for f in flat], flat[0][1]
     if any(f[1] != treedef for f in flat):
-        raise ValueError('vmap: a per-example loop (rt.batch_loop) gave outputs of different '
-                         f'structures for different examples: {treedef} and '
-                         f'{next(f[1] for f in flat if f[1] != treedef)}')
+        raise ValueError(at_users_line(
+            'vmap: the examples give results of different structures here (a list of '
+            'a length that differs between examples does this): '
+            f'{treedef} and {next(f[1] for f in flat if f[1] != treedef)}'))
     xp = array_module(*leaves[0])
     return tree_unflatten(treedef, [_stack_leaf([l[i] for l in leaves], xp)
-                                    if _numeric(leaves[0][i]) else leaves[0][i]
+                                    if _numeric(leaves[0][i]) else
+                                    _shared_leaf([l[i] for l in leaves])
                                     for i in range(len(leaves[0]))])
+
+
+def _shared_leaf(values):
+    """A leaf that is no number or array (a string, None, a function, a user's
+    object): kept where every example gives the same one; one that differs
+    between examples no batched value holds, and keeping example 0's would
+    give every example its value."""
+    first = values[0]
+    if all(v is first or _equal(v, first) for v in values):
+        return first
+    raise ValueError(at_users_line(
+        f'vmap: the examples give different {type(first).__name__} objects here, which no '
+        'batched array holds: vmap batches arrays, numbers and containers of them (register '
+        'a class of your own with codax.tree_util.register_pytree_node, or build its object '
+        'outside the vmapped function)'))
+
+
+def _equal(a, b):
+    try:
+        return type(a) is type(b) and (a == b) is True
+    except Exception:              # (a comparison that raises: not the same value)
+        return False
+
+
+def at_users_line(message):
+    """`message` prefixed with the user's file and line that the nearest
+    generated code up the stack runs (its comments `# line N:` name the
+    user's lines; its globals are the user's module)."""
+    frame = sys._getframe(1)
+    while frame is not None:
+        space = frame.f_globals
+        if frame.f_code.co_filename.startswith('<codax ') and space.get('__file__') and \
+                not space.get('__name__', '').startswith(('runtime', 'codax')):
+            for text in reversed(linecache.getlines(frame.f_code.co_filename)[:frame.f_lineno]):
+                found = re.match(r'\s*# line (\d+):', text)
+                if found:
+                    return f'{space["__file__"]}:{found.group(1)}: codax {message}'
+        frame = frame.f_back
+    return message
 
 
 def _stack_leaf(values, xp):
@@ -104,18 +150,47 @@ def batch_loop(fn, axes, args, kwargs, size):
 
     `axes` is a prefix of (args, kwargs). Always correct, never fast: codax
     uses it only where a primitive has no vectorized rule for these operands."""
+    lazy = {k for k, x in enumerate(args) if isinstance(x, ExampleIterators)}
     tree = (tuple(args), dict(kwargs))
     leaves, treedef = tree_flatten(tree)
     leaf_axes = [a if _batchable(x) else None for x, a in zip(leaves, _leaf_axes(axes, tree))]
-    if all(a is None for a in leaf_axes):           # nothing differs between examples
+    if not lazy and all(a is None for a in leaf_axes):    # nothing differs between examples
         out = fn(*args, **kwargs)
         return batch_outputs(out, None, 0, size)
     outs = []
     for i in range(size):
         picked = [x[i] if a is not None else x for x, a in zip(leaves, leaf_axes)]
         a, kw = tree_unflatten(treedef, picked)
+        a = [x.examples[i] if k in lazy else x for k, x in enumerate(a)]
         outs.append(fn(*a, **kw))
+    if outs and all(isinstance(o, Iterator) for o in outs):
+        return ExampleIterators(outs)
     return _stack(outs, size)
+
+
+class ExampleIterators(Iterator):
+    """The iterators that the examples give (map, filter, zip, a generator),
+    each kept lazy and advanced on its own: a per-example loop passes each
+    example its own (so `next` per example reads one item of each); walked
+    whole, each step gives the examples' next items stacked. (Stacked as
+    one value, they would be only example 0's.)"""
+
+    def __init__(self, examples):
+        self.examples = examples
+
+    def __next__(self):
+        items = [next(it, _END) for it in self.examples]
+        ended = [item is _END for item in items]
+        if all(ended):
+            raise StopIteration
+        if any(ended):
+            raise ValueError(at_users_line(
+                'vmap: the examples\' iterators here give different numbers of items, '
+                'which no batched array holds'))
+        return _stack(items, len(items))
+
+
+_END = object()
 
 
 _STAND_INS = {}

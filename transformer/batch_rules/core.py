@@ -73,6 +73,11 @@ def _kind(b, rhs):
     """The kind of the value of `rhs` ('f', 'i', 'b' or None), from its operands'."""
     if isinstance(rhs, n.Compare) or isinstance(rhs, n.UnaryOp) and isinstance(rhs.op, n.Not):
         return 'b'
+    if _is_bitwise(rhs):          # bools stay bools, integers integers
+        kinds = set().union(*[_leaf_kinds(b.info(x)) for x in _bitwise_operands(rhs)])
+        shifts = isinstance(rhs, n.BinOp) and isinstance(rhs.op, (n.LShift, n.RShift))
+        return 'b' if kinds == {'b'} and not shifts else 'i' if kinds and kinds <= {'i', 'b'} \
+            else None
     if isinstance(rhs, n.Attribute):
         if rhs.attr in ('ndim', 'size', 'itemsize'):
             return 'i'
@@ -157,6 +162,8 @@ def _rewrite(b, rhs):
         if not info.batched:
             return rhs, Info(False, info.rank)
         return prim_call('logical_not', [rhs.operand]), Info(True, info.rank)
+    if _is_bitwise(rhs):      # element-wise: the same operator on the lifted operands
+        return elementwise_of(b, rhs, _bitwise_operands(rhs))
     if isinstance(rhs, n.Attribute):
         return RULES['attribute'](b, rhs)
     if op.kind == 'prim':
@@ -177,6 +184,20 @@ def _rewrite(b, rhs):
             return loop_call(b, rhs.func, rhs.args, rhs.keywords, None)
         b.fail('codax vmap cannot batch this expression')
     return rhs, UNKNOWN
+
+
+_BITWISE = (n.BitAnd, n.BitOr, n.BitXor, n.LShift, n.RShift)
+
+
+def _is_bitwise(rhs):
+    """`a & b`, `a | b`, `a ^ b`, `a << b`, `a >> b`, `~a`: no record describes
+    them (they carry no derivative), but they act element by element."""
+    return isinstance(rhs, n.BinOp) and isinstance(rhs.op, _BITWISE) or \
+        isinstance(rhs, n.UnaryOp) and isinstance(rhs.op, n.Invert)
+
+
+def _bitwise_operands(rhs):
+    return [rhs.operand] if isinstance(rhs, n.UnaryOp) else [rhs.left, rhs.right]
 
 
 def _keyed_dict(b, rhs):

@@ -95,6 +95,9 @@ def axis_params(b, op, rhs):
     rank = spec['rank'](info.rank) if info.rank is not None else None
     if op.prim.name == 'repeat' and _is_none(op.inputs.get('axis')):
         rank = 1                                             # of the flattened example
+    if op.prim.name == 'expand_dims' and rank is not None:   # one axis per entry of `axis`
+        added = _axes_of(op.inputs.get('axis'))
+        rank = None if added in (None, 'dynamic') else info.rank + len(added)
     others = [node for p, node in op.inputs.items() if p != data]
     if not info.batched:
         return (loop(b, op, rhs, rank) if batched(b, *others) else (rhs, Info(False, rank)))
@@ -140,7 +143,7 @@ AXIS_PARAMS = {
     'swapaxes': {'axes': {'axis1': (None, None), 'axis2': (None, None)}, 'rank': lambda r: r},
     'moveaxis': {'axes': {'source': (None, None), 'destination': (None, None)},
                  'rank': lambda r: r},
-    'expand_dims': {'axes': {'axis': (None, None)}, 'rank': lambda r: r + 1},
+    'expand_dims': {'axes': {'axis': (None, None)}, 'rank': lambda r: r + 1},  # (axis_params)
     'flip': {'axes': {'axis': (None, 'all')}, 'rank': lambda r: r},
     'fliplr': {'axes': {}, 'rank': lambda r: r},
     'flipud': {'axes': {}, 'rank': lambda r: r},
