@@ -443,6 +443,7 @@ def setitem(x, idx, v):
 def setitem_vjp_x(g, y, idx):
     """Adjoint of x for y = setitem(x, idx, v): g with the written part zeroed."""
     if isinstance(y, (list, dict)):
+        _no_list_slice(y, idx)
         return setitem(g if not is_zero(g) else ([ZERO] * len(y) if isinstance(y, list)
                                                  else {k: ZERO for k in y}), idx, ZERO)
     xp = array_module(y)
@@ -454,8 +455,18 @@ def setitem_vjp_x(g, y, idx):
 def setitem_vjp_v(g, y, idx, v):
     """Adjoint of v for y = setitem(x, idx, v)."""
     if isinstance(y, (list, dict)):
+        _no_list_slice(y, idx)
         return item(g, idx)
     return sum_to(written_part(materialize(g, y), idx), shape(v))
+
+
+def _no_list_slice(y, idx):
+    """A list's slice assignment can change its length, which these adjoints
+    cannot undo (normalize refuses it where it knows the target is a list)."""
+    if isinstance(y, list) and isinstance(idx, slice):
+        raise TypeError('codax cannot differentiate an assignment to a slice of a list (it '
+                        'can change the length); build the new list instead: '
+                        '`xs = xs[:1] + [a, b]`')
 
 
 def append(xs, v):

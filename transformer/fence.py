@@ -7,6 +7,11 @@ import builtins
 
 from . import nodes as n
 from .errors import error_at
+from .normalize import IN_PLACE_FUNCTIONS, IN_PLACE_METHODS
+
+# calls that change their receiver, or their first argument, in place
+_MUTATING_METHODS = set(IN_PLACE_METHODS) | {'append', 'extend', 'insert', 'pop'}
+_MUTATING_FUNCTIONS = set(IN_PLACE_FUNCTIONS) | {'copyto'}
 
 _REFUSED = {
     n.ClassDef: 'class definitions inside a transformed function',
@@ -133,9 +138,22 @@ def _check_aliased_writes(fdef, unit):
             found = _alias_base(node.value)
             if found:
                 aliases.append((node, node.targets[0].id) + found)
+        elif isinstance(node, n.For) and isinstance(node.target, n.Name) \
+                and isinstance(node.iter, n.Name):
+            # `for w in ws`: w is each item of ws itself, so `w *= 2` writes into ws
+            aliases.append((node, node.target.id, node.iter.id, True))
     if not aliases:
         return
-    for write, name in _writes(fdef, {a[1] for a in aliases if a[3]}):
+    # `z += v` writes into memory when z is a view, or the base of one, or the
+    # same array as another name (`z = y`, `for z in ys`); not for the items
+    # of integer indexing, nor an alias of a parameter: such items and
+    # parameters are numbers as often as arrays, and `z += v` rebinds a number
+    params = {a.id for a in fdef.args.args}
+    in_place = {a[1] for a in aliases if a[3] and not isinstance(a[0], n.For)
+                or a[2] not in params and (isinstance(a[0], n.For)
+                                           or isinstance(a[0].value, n.Name))} | \
+        {a[2] for a in aliases if a[3]}
+    for write, name in _writes(fdef, in_place):
         made = [(a, b) for node, a, b, _ in aliases if _before(fdef, node, write)]
         partners = _connected(name, made) - {name}
         later = _read_after(fdef, write, partners)
@@ -181,6 +199,36 @@ def _writes(fdef, views):
                     yield node, target.id
         elif isinstance(node, n.Expr) and is_ufunc_at(node.value):
             yield node, node.value.args[0].id
+        elif isinstance(node, n.Expr) and isinstance(node.value, n.Call):
+            written = _written_by_call(node.value)
+            if written is not None:
+                yield node, written
+        elif isinstance(node, n.Call) and _popped(node):
+            yield node, node.func.value.id
+
+
+def _written_by_call(call):
+    """The variable a call statement changes in place, by the call's shape:
+    `y.fill(v)`, `xs.append(v)`, `np.copyto(y, v)`, `f(a, out=y)`. (Statements
+    only: these return None, and so `y = xp.sort(x)` of generated code is no
+    write to xp.)"""
+    func = call.func
+    for k in call.keywords:
+        if k.arg == 'out' and isinstance(k.value, n.Name):
+            return k.value.id
+    name = func.attr if isinstance(func, n.Attribute) else getattr(func, 'id', None)
+    if isinstance(func, n.Attribute) and name in _MUTATING_METHODS \
+            and isinstance(func.value, n.Name):
+        return func.value.id
+    if name in _MUTATING_FUNCTIONS and call.args and isinstance(call.args[0], n.Name):
+        return call.args[0].id
+    return None
+
+
+def _popped(call):
+    """`xs.pop(...)` inside an expression: a write to xs too."""
+    return isinstance(call.func, n.Attribute) and call.func.attr == 'pop' \
+        and isinstance(call.func.value, n.Name)
 
 
 def is_ufunc_at(call):

@@ -690,6 +690,8 @@ class Flattener:
         value = s.value
         if isinstance(value, n.Constant):
             return
+        if isinstance(value, n.Call) and self.in_place(value, buf):
+            return
         if isinstance(value, n.Call) and isinstance(value.func, n.Attribute) \
                 and value.func.attr == 'append' and isinstance(value.func.value, n.Name) \
                 and value.func.value.id in self.locals and len(value.args) == 1:
@@ -713,6 +715,142 @@ class Flattener:
         rhs = self.rhs(value, buf)
         if isinstance(rhs, n.Call):
             buf.append(n.expr_stmt(rhs))
+
+    # -- updates in place, given value semantics (`y.fill(v)` -> `y = full_like(y, v)`) --
+    def in_place(self, e, buf):
+        """A call statement that updates a variable in place, rewritten as an
+        assignment of the new value to it; what cannot be rewritten is refused
+        (ignored, its update was lost: a silently wrong derivative). Returns
+        whether `e` was such a call."""
+        out = _out_keyword(e)
+        if out is not None:
+            self.out_argument(e, out, buf)
+            return True
+        func = e.func
+        if self.is_static(func):
+            obj = self.resolve(func)
+            if obj is numpy.copyto:
+                self.copyto(e, buf)
+                return True
+            if any(obj is getattr(numpy, name, None) for name in IN_PLACE_FUNCTIONS):
+                raise self.error(e, f'codax does not support {_label(func)}(), which writes '
+                                    f'into its first argument: {IN_PLACE_FUNCTIONS[obj.__name__]}')
+            return False
+        if not isinstance(func, n.Attribute) or func.attr not in IN_PLACE_METHODS \
+                and not (func.attr in ('append', 'extend', 'insert')
+                         and not isinstance(func.value, n.Name)):
+            return False
+        receiver = func.value
+        if not (isinstance(receiver, n.Name) and receiver.id in self.locals):
+            raise self.error(e, f'codax supports .{func.attr}(), which changes its object in '
+                                'place, only on a variable of this function (`xs.'
+                                f'{func.attr}(...)`), as an update of that variable; choose '
+                                'the variable with an if statement instead')
+        rewrite = getattr(self, '_in_place_' + func.attr, None)
+        if rewrite is None:
+            raise self.error(e, f'codax does not support .{func.attr}(), which changes its '
+                                f'object in place: {IN_PLACE_METHODS[func.attr]}')
+        value = rewrite(e, n.name(receiver.id), buf)
+        if value is not None:
+            self.assign_to(n.name(receiver.id, store=True), value, buf)
+        return True
+
+    def _in_place_fill(self, e, y, buf):
+        """`y.fill(v)` as `y = np.full_like(y, v)`."""
+        if len(e.args) != 1 or e.keywords:
+            raise self.error(e, 'bad arguments to .fill(): it takes one value')
+        return self._prim_call(TABLE['full_like'], [y, self.atom(e.args[0], buf)], [], e,
+                               '.fill()')
+
+    def _in_place_sort(self, e, y, buf):
+        """`y.sort(...)` of an array as `y = np.sort(y, ...)`; a list's sort is refused."""
+        if self.is_sequence(y) or self.in_container(y):
+            raise self.error(e, 'codax does not support list.sort() (nor sorted()); sort an '
+                                'array with np.sort instead')
+        args, kws = self.call_arguments(e, buf)
+        return self._prim_call(TABLE['sort'], [y] + args, kws, e, '.sort()')
+
+    def _in_place_reverse(self, e, xs, buf):
+        """`xs.reverse()` as `xs = xs[::-1]`."""
+        if e.args or e.keywords:
+            raise self.error(e, 'bad arguments to .reverse(): it takes none')
+        return n.subscript(xs, n.Slice(lower=None, upper=None, step=n.const(-1)))
+
+    def _in_place_clear(self, e, xs, buf):
+        """`xs.clear()` as `xs = []` (`{}` for a dict)."""
+        if e.args or e.keywords:
+            raise self.error(e, 'bad arguments to .clear(): it takes none')
+        if self.is_dict(xs):
+            return self.dict_literal(n.Dict(keys=[], values=[]), buf)
+        if self.is_sequence(xs):
+            return n.list_([])
+        raise self.error(e, 'codax supports .clear() on a list or dict made in this function; '
+                            'assign an empty one instead (`xs = []`, `d = {}`)')
+
+    def _in_place_update(self, e, d, buf):
+        """`d.update({'k': v}, j=w)` as `d['k'] = v; d['j'] = w`, in order."""
+        items = [(k, v) for k, v in zip(e.args[0].keys, e.args[0].values)] \
+            if len(e.args) == 1 and isinstance(e.args[0], n.Dict) else []
+        if len(e.args) > 1 or e.args and (not isinstance(e.args[0], n.Dict)
+                                          or any(k is None for k, _ in items)):
+            raise self.error(e, 'codax supports dict.update() with a dict literal or keywords '
+                                '(`d.update({"k": v})`, `d.update(k=v)`); assign the items one '
+                                'by one (`d[k] = v`) otherwise')
+        if any(k.arg is None for k in e.keywords):
+            raise self.error(e, 'codax does not support **kwargs in dict.update()')
+        items += [(n.const(k.arg), k.value) for k in e.keywords]
+        pairs = [(self.atom(k, buf), self.atom(v, buf)) for k, v in items]   # all read first
+        for key, value in pairs:
+            self.assign_to(n.subscript(n.name(d.id), key, store=True), value, buf)
+        return None
+
+    def call_arguments(self, e, buf):
+        args = [self.atom(a, buf) for a in e.args]
+        return args, [n.keyword(arg=k.arg, value=self.atom(k.value, buf)) for k in e.keywords]
+
+    def out_argument(self, e, out, buf):
+        """`f(a, out=y)` as `y = f(a).astype(y.dtype)` (NumPy casts into out's
+        dtype), for a NumPy function, a ufunc or an array method, and y a variable."""
+        target = out.value
+        func = e.func
+        if not self.numpy_call(func):
+            return self._refuse_out(e)
+        if not (isinstance(target, n.Name) and target.id in self.locals):
+            raise self.error(e, 'codax supports out= only with a variable of this function '
+                                '(`f(a, out=y)`, read as `y = f(a)`)')
+        call = n.Call(func=func, args=e.args, keywords=[k for k in e.keywords if k is not out])
+        value = self.atom(n.copy_location(call, e), buf)
+        dtype = self._atomize(n.Attribute(value=n.name(target.id), attr='dtype', ctx=n.Load()),
+                              buf)
+        self.assign_to(n.name(target.id, store=True),
+                       self._prim_call(TABLE['astype'], [value, dtype], [], e, 'out='), buf)
+
+    def numpy_call(self, func):
+        """Whether `func` is a NumPy function or ufunc, or an array method codax knows."""
+        if self.is_static(func):
+            return _is_numpy(self.resolve(func))
+        return isinstance(func, n.Attribute) and func.attr in TABLE.methods
+
+    def _refuse_out(self, e):
+        raise self.error(e, 'codax supports out= only on a NumPy function or array method '
+                            'called as a statement of its own (`np.sin(a, out=y)`, read as '
+                            '`y = np.sin(a)`); assign the result instead')
+
+    def copyto(self, e, buf):
+        """`np.copyto(dst, src)` as `dst = np.broadcast_to(src, dst.shape).astype(dst.dtype)`."""
+        dst = e.args[0] if e.args else None
+        if len(e.args) != 2 or e.keywords or not (isinstance(dst, n.Name)
+                                                  and dst.id in self.locals):
+            raise self.error(e, 'codax supports np.copyto(dst, src) with dst a variable of '
+                                'this function, and no casting= or where= (assign '
+                                '`dst = np.where(mask, src, dst)` instead)')
+        src = self.atom(e.args[1], buf)
+        shape = self._atomize(n.Attribute(value=n.name(dst.id), attr='shape', ctx=n.Load()), buf)
+        dtype = self._atomize(n.Attribute(value=n.name(dst.id), attr='dtype', ctx=n.Load()), buf)
+        wide = self._atomize(self._prim_call(TABLE['broadcast_to'], [src, shape], [], e,
+                                             'np.copyto'), buf)
+        self.assign_to(n.name(dst.id, store=True),
+                       self._prim_call(TABLE['astype'], [wide, dtype], [], e, 'np.copyto'), buf)
 
     def is_ufunc_at(self, e):
         return isinstance(e, n.Call) and isinstance(e.func, n.Attribute) \
@@ -764,6 +902,57 @@ class Flattener:
                               buf)
         return self._prim_call(TABLE['concat'], [front, tail], [], e, '.insert()')
 
+    def repeated_side(self, e):
+        """0 or 1 where `a * b` repeats a list or tuple (that side): the other
+        side is an integer literal or a call to len() or int(). Else None: a
+        count of another kind may be an array, and `[1, 2] * x` NumPy's
+        product, which stays a multiply."""
+        for side, (seq, count) in enumerate(((e.left, e.right), (e.right, e.left))):
+            if not self.is_joinable(seq):
+                continue
+            if isinstance(count, n.Constant) and type(count.value) is int:
+                return side
+            if isinstance(count, n.Call) and isinstance(count.func, n.Name) \
+                    and count.func.id not in self.locals \
+                    and self.unit.lookup(count.func.id)[1] in (len, int):
+                return side
+        return None
+
+    def repeated(self, e, buf):
+        """`seq * n` or `n * seq` for a list or tuple: n copies of seq joined
+        end to end, spelt as a literal or as joins (rt.concat), so that the
+        adjoint adds the copies' adjoints and the tangent repeats. (As an
+        array multiply, the adjoint repeated the adjoint tuple instead.)"""
+        side = self.repeated_side(e)
+        operands = []
+        for k, raw in enumerate((e.left, e.right)):         # evaluated in the order written
+            if k == side and _is_literal_sequence(raw):      # its items, to be written out
+                operands.append(type(raw)(elts=[self.atom(x, buf) for x in raw.elts],
+                                          ctx=n.Load()))
+            else:
+                operands.append(self.atom(raw, buf))
+        seq, count = operands if side == 0 else operands[::-1]
+        k = count.value if isinstance(count, n.Constant) and type(count.value) is int else None
+        if k is not None and _is_literal_sequence(seq) and len(seq.elts) * k <= _LITERAL_REPEAT:
+            return type(seq)(elts=[n.deepcopy(x) for x in seq.elts] * max(k, 0), ctx=n.Load())
+        seq = self._atomize(seq, buf)
+        empty = n.subscript(seq, n.Slice(lower=None, upper=n.const(0), step=None))
+        if k is not None and k <= _LITERAL_REPEAT:
+            joined = empty if k <= 0 else seq
+            for _ in range(k - 1):
+                joined = self._atomize(self._prim_call(TABLE['concat'], [joined, seq], [], e, '*'),
+                                       buf)
+            return joined
+        result = self.fresh('_t')                     # n known only at run time: a loop
+        buf.append(n.assign(result, empty))
+        body = []
+        self.assign_to(n.name(result, store=True),
+                       self._prim_call(TABLE['concat'], [n.name(result), seq], [], e, '*'), body)
+        range_call = n.call(n.name('range'), [count])
+        range_call.codax = CallInfo('native', obj=range, label='range')
+        buf.append(n.for_(self.fresh('_i'), range_call, body))
+        return n.name(result)
+
     def range_loop(self, s, buf):
         if not (_is_call_to(s.iter, 'range') and isinstance(s.target, n.Name)):
             raise self.error(s, 'internal: loop not desugared')
@@ -800,6 +989,9 @@ class Flattener:
                 self.assign_to(elt, n.subscript(source, n.const(k)), buf)
         elif isinstance(target, n.Subscript):
             array = target.value
+            if isinstance(target.slice, n.Slice) and (self.is_sequence(array)
+                                                      or self.in_container(array)):
+                raise self.error(target, _LIST_SLICE_WRITE)
             item = self._atomize(value, buf)
             index = self.index_value(target.slice, buf)
             call = self._prim_call(TABLE['setitem'], [n.name(array.id), index, item], [],
@@ -845,6 +1037,8 @@ class Flattener:
                 return self.concatenator(e, buf)
             return n.subscript(self.atom(e.value, buf), self.index(e.slice, buf))
         if isinstance(e, n.BinOp):
+            if isinstance(e.op, n.Mult) and self.repeated_side(e) is not None:
+                return self.repeated(e, buf)
             left, right = self.atom(e.left, buf), self.atom(e.right, buf)
             if isinstance(e.op, n.Add) and (self.is_joinable(e.left) or self.is_joinable(e.right)):
                 return self._prim_call(TABLE['concat'], [left, right], [], e, '+')   # joined
@@ -1061,6 +1255,8 @@ class Flattener:
                 any(k.arg is None for k in e.keywords) and not self.passes_dict(e):
             raise self.error(e, 'codax does not support *args or **kwargs in calls')
         func = e.func
+        if _out_keyword(e) is not None and self.numpy_call(func):    # (a statement: in_place)
+            self._refuse_out(e)
         info = getattr(e, 'codax', None)
         if info is not None and info.kind == 'prim':        # made by an earlier pass
             args = [self.atom(a, buf) for a in e.args]
@@ -1200,7 +1396,7 @@ class Flattener:
             return True
         if isinstance(e, n.Name):
             return e.id in (names or ())
-        if isinstance(e, n.BinOp) and isinstance(e.op, n.Add):
+        if isinstance(e, n.BinOp) and isinstance(e.op, (n.Add, n.Mult)):   # joined, repeated
             return self.is_sequence(e.left, names) or self.is_sequence(e.right, names)
         if isinstance(e, n.Subscript) and isinstance(e.slice, n.Slice):
             return self.is_sequence(e.value, names)
@@ -1229,7 +1425,7 @@ class Flattener:
         names = self.containers if names is None else names
         if isinstance(e, n.Name) and e.id in (names or ()):
             return True
-        if isinstance(e, n.BinOp) and isinstance(e.op, n.Add):
+        if isinstance(e, n.BinOp) and isinstance(e.op, (n.Add, n.Mult)):   # joined, repeated
             return self.is_joinable(e.left, names) or self.is_joinable(e.right, names)
         if isinstance(e, n.Subscript) and isinstance(e.slice, n.Slice):
             return self.is_joinable(e.value, names)
@@ -1579,6 +1775,50 @@ def _parallel(s):
             and isinstance(s.value, (n.Tuple, n.List))
             and len(s.targets[0].elts) == len(s.value.elts)
             and not any(isinstance(e, n.Starred) for e in s.value.elts))
+
+
+# In-place methods and functions: the rewritten ones (Flattener.in_place), and
+# what to write instead of the others, which are refused.
+IN_PLACE_METHODS = {
+    'fill': '', 'sort': '', 'reverse': '', 'clear': '', 'update': '',
+    'remove': 'build the list without the item instead',
+    'partition': 'use y = np.partition(y, k)',
+    'resize': 'use y = np.resize(y, shape)',
+    'itemset': 'use y[i] = v',
+    'put': 'use y[idx] = v',
+    'setfield': 'assign the field instead', 'byteswap': 'use y = y.byteswap()',
+    'popitem': 'read the item and build a new dict', 'setdefault': 'use d.get(k, v)',
+    'add': 'build a new set', 'discard': 'build a new set',
+}
+IN_PLACE_FUNCTIONS = {
+    'put': 'use `y[idx] = v`',
+    'place': 'use `y = np.where(mask, v, y)`',
+    'putmask': 'use `y = np.where(mask, v, y)`',
+    'fill_diagonal': 'use `y[np.arange(n), np.arange(n)] = v`',
+}
+
+
+def _out_keyword(call):
+    """The call's `out=` keyword, unless it is `out=None`."""
+    for k in call.keywords:
+        if k.arg == 'out' and not (isinstance(k.value, n.Constant) and k.value.value is None):
+            return k
+    return None
+
+
+def _is_numpy(obj):
+    return isinstance(obj, numpy.ufunc) or TABLE.lookup(obj) is not None \
+        or (getattr(obj, '__module__', None) or '').startswith('numpy')
+
+
+_LIST_SLICE_WRITE = ('codax does not support assigning to a slice of a list (it can change '
+                     'the length); build the new list instead: `xs = xs[:1] + [a, b]`')
+_LITERAL_REPEAT = 64      # longest repetition `[v] * n` written out as a literal
+
+
+def _is_literal_sequence(node):
+    return isinstance(node, (n.List, n.Tuple)) and not any(isinstance(x, n.Starred)
+                                                           for x in node.elts)
 
 
 def _is_atom(node):
