@@ -16,7 +16,10 @@ import runtime
 from runtime.backend import array_module
 
 from runtime.sources import define
-from runtime.tree import derivative_leaves, tree_leaves
+from runtime.tree import (derivative_leaves, flat_keys, tree_leaves, tree_structure,
+                          tree_unflatten)
+
+from transformer.errors import SourceError
 
 from transformer.ir import packs_keywords
 
@@ -151,8 +154,205 @@ def _jacobian(fun, argnums, has_aux, forward, holomorphic=False):
         return (jac, aux) if has_aux else jac
     functools.update_wrapper(jacobian, fun, updated=())
     del jacobian.__wrapped__
-    jacobian.__codax_jacobian__ = True
+    # transformed again, it stands for generated code (called, the loop above)
+    jacobian.__codax_transformed__ = _PytreeJacobian(fun, argnums, has_aux, forward, holomorphic)
     return jacobian
+
+
+class _PytreeJacobian:
+    """jacfwd / jacrev with pytree arguments or outputs, tuple argnums or
+    has_aux, transformed again (vmap, jacfwd, grad of it): function_for(args)
+    is generated Python that JAX's construction spells out leaf by leaf.
+    Every differentiated leaf becomes a parameter of `leaf_function` (f with
+    its arguments rebuilt from them, returning the list of its output's
+    leaves); jacfwd vmaps its jvp over the basis of one input leaf at a
+    time, jacrev its pullback over the basis of one output leaf at a time,
+    and rt.jacobian_from_columns / _rows shape each block, as the generated
+    Jacobian of one array does. The code depends on the numbers of leaves and
+    the output's structure only (shapes are read when it runs)."""
+
+    def __init__(self, fun, argnums, has_aux, forward, holomorphic):
+        self.fun, self.argnums, self.has_aux = fun, argnums, has_aux
+        self.forward, self.holomorphic = forward, holomorphic
+        self._outputs = {}          # arguments' signature and ranks -> output_form
+        self._generated = {}        # the code's shape (see function_for) -> its function
+
+    def function_for(self, args):
+        args = tuple(args)
+        packs = packs_keywords(_user_function(self.fun))
+        named = args[:-1] if packs else args       # (argnums never name **kwargs' dict)
+        nums_given = _argnums_tuple(self.argnums)
+        _check_argnums(named, nums_given, 'jacfwd' if self.forward else 'jacrev')
+        nums = tuple(i % len(named) for i in nums_given)
+        _check_inputs(args, nums, self.forward, self.holomorphic)
+        single = isinstance(self.argnums, int)
+        wrt = args[nums[0]] if single else tuple(args[i] for i in nums)
+        wrt_def, (out_def, out_tree) = tree_structure(wrt), self.output_form(args)[0]
+        if not wrt_def.num_leaves or not out_def.num_leaves:
+            raise SourceError('codax cannot transform a Jacobian with no differentiated '
+                              'leaves (an empty argument or output) again')
+        key = (len(args), nums, single, packs, wrt_def, out_def)
+        function = self._generated.get(key)
+        if function is None:
+            function = self._generated[key] = _pytree_jacobian_function(
+                self, len(args), nums, single, packs, (wrt_def, wrt), (out_def, out_tree))
+        return function
+
+    def output_form(self, args):
+        """((the structure of f's output, a tree of its form), whether it is
+        one array or number),
+        from one call per signature and ranks of the arguments; for jacrev
+        after JAX's check of the outputs' dtypes."""
+        key = (signature(args), tuple(numpy.ndim(leaf) for leaf in tree_leaves(list(args))))
+        form = self._outputs.get(key)
+        if form is None:
+            out = call_packed(self.fun, args)
+            out = out[0] if self.has_aux else out
+            if not self.forward:
+                _check_outputs(tree_leaves(out), self.holomorphic)
+            structure = tree_structure(out)
+            # (the output's form, its leaves numbered: no arrays kept)
+            skeleton = tree_unflatten(structure, list(range(structure.num_leaves)))
+            form = self._outputs[key] = ((structure, skeleton), runtime.is_array_leaf(out))
+        return form
+
+
+def _pytree_jacobian_function(jacobian, count, nums, single, packs, wrt_form, out_form):
+    """The generated function of a _PytreeJacobian for `count` (packed)
+    arguments, the differentiated ones `nums` (`single`: argnums an int),
+    their structure and the output's (each (treedef, a tree of that form)).
+    Plain dicts, lists and tuples are built and read by literals and
+    indexing, which batch as they are; other nodes through tree_unflatten
+    and tree_leaves (batched one example at a time, so a vmap of a
+    derivative of this code takes a slower path)."""
+    params = [f'a{i}' for i in range(count)]
+    (wrt_def, wrt_tree), (out_def, out_tree) = wrt_form, out_form
+    inputs, outputs = wrt_def.num_leaves, out_def.num_leaves
+    leaves = [f'l{k}' for k in range(inputs)]
+    wrt = params[nums[0]] if single else '(' + ''.join(params[i] + ', ' for i in nums) + ')'
+    forward = jacobian.forward
+    name = getattr(_user_function(jacobian.fun), '__name__', 'f')
+    name = name if name.isidentifier() else 'function'
+    kind = 'jacfwd' if forward else 'jacrev'
+    all_in = ', '.join(leaves + params)
+    reads = _leaf_reads(wrt_tree, 'wrt')
+    head = [f'def {kind}_{name}({", ".join(params)}):', f'    wrt = {wrt}']
+    head += [f'    {l} = {r}' for l, r in zip(leaves, reads)] if reads is not None else \
+        ['    leaves = tree_leaves(wrt)', *(f'    {l} = leaves[{k}]' for k, l in enumerate(leaves))]
+    body, rows = [], []
+    if forward:             # one input leaf's basis at a time: columns of every output leaf
+        axes = '(' + 'None, ' * (inputs + count) + '0)'
+        for k, l in enumerate(leaves):
+            body += [f'    push = rt.tangent_function(leaf_function, ({all_in},), {k})',
+                     f'    outs, columns = rt.vmapped(push, {axes})({all_in}, rt.basis({l}))']
+            body += [f'    j{o}_{k} = rt.jacobian_from_columns(rt.item(columns, {o}), '
+                     f'outs[{o}], {l})' for o in range(outputs)]
+    else:                   # one output leaf's basis at a time: rows for every input leaf
+        axes = '(' + 'None, ' * (inputs + 2) + '0)'
+        body.append(f'    outs, pb = rt.vjp_call(leaf_function, {all_in})')
+        for o in range(outputs):
+            body.append(f'    rows = rt.vmapped(row_{o}, {axes})(pb, outs, {", ".join(leaves)}, '
+                        f'rt.basis(outs[{o}]))')
+            body += [f'    j{o}_{k} = rt.jacobian_from_rows(rows[{k}], outs[{o}], {l})'
+                     for k, l in enumerate(leaves)]
+            rows.append(_row_source(o, outputs, leaves))
+    per_output = [_built(wrt_tree, [f'j{o}_{k}' for k in range(inputs)], 'wrt_structure')
+                  for o in range(outputs)]
+    result = _built(out_tree, per_output, 'out_structure')
+    if jacobian.has_aux:
+        body.append(f'    aux = {_call_source(params, packs)}[1]')
+        result = f'({result}, aux)'
+    body.append(f'    return {result}')
+    called = [f'b{i}' if i in nums else p for i, p in enumerate(params)]
+    rebuilt = [f'    wrt = {_built(wrt_tree, leaves, "wrt_structure")}']
+    rebuilt += [f'    b{nums[0]} = wrt'] if single else \
+        [f'    b{i} = wrt[{j}]' for j, i in enumerate(nums)]
+    output = _call_source(called, packs) + ('[0]' if jacobian.has_aux else '')
+    reads = _leaf_reads(out_tree, 'out')
+    leaf_function = [f'def leaf_function({all_in}):   # f of the leaves, its output\'s leaves',
+                     *rebuilt, f'    out = {output}',
+                     f'    return [{", ".join(reads)}]' if reads is not None else
+                     '    return tree_leaves(out)']
+    text = '\n'.join(head + body) + '\n\n\n' + '\n'.join(leaf_function) + '\n' + \
+        ''.join('\n\n' + r for r in rows)
+    filename = f'<codax {kind}({name}) of pytrees #{next(_labels)}>'
+    namespace = define(text, filename, {
+        'rt': runtime, 'numpy': numpy, 'f': jacobian.fun, 'out_structure': out_def,
+        'wrt_structure': wrt_def, 'tree_leaves': tree_leaves, 'tree_unflatten': tree_unflatten})
+    function = namespace[f'{kind}_{name}']
+    function.source = text
+    return function
+
+
+_LEAF = tree_structure(0.0)
+_PLAIN = (dict, list, tuple)
+
+
+def _plain_tree(tree):
+    """Whether `tree` is made of plain dicts (with str or int keys), lists
+    and tuples only, around its leaves (and Nones, which hold none)."""
+    if tree is None or tree_structure(tree) == _LEAF:
+        return True
+    if type(tree) not in _PLAIN:
+        return False
+    if type(tree) is dict:
+        return all(type(k) in (str, int) and _plain_tree(v) for k, v in tree.items())
+    return all(_plain_tree(v) for v in tree)
+
+
+def _leaf_reads(tree, prefix):
+    """Source reading each leaf of `tree` (in tree_leaves' order) out of the
+    value named `prefix` by indexing, or None where it is not a plain tree."""
+    if not _plain_tree(tree):
+        return None
+
+    def reads(t, at):
+        if t is None:
+            return []
+        if type(t) is dict:
+            return [r for k in flat_keys(t) for r in reads(t[k], f'{at}[{k!r}]')]
+        if type(t) in (list, tuple):
+            return [r for i, v in enumerate(t) for r in reads(v, f'{at}[{i}]')]
+        return [at]
+    return reads(tree, prefix)
+
+
+def _built(tree, names, structure):
+    """Source building a tree of `tree`'s form from the leaf expressions
+    `names`: a literal for a plain tree, else tree_unflatten(structure, ...)."""
+    if not _plain_tree(tree):
+        return f'tree_unflatten({structure}, [{", ".join(names)}])'
+    given = dict(zip(_leaf_reads(tree, ''), names))
+
+    def build(t, at):
+        if t is None:
+            return 'None'
+        if type(t) is dict:         # (in the tree's own key order)
+            return '{' + ', '.join(f'{k!r}: {build(v, f"{at}[{k!r}]")}'
+                                   for k, v in t.items()) + '}'
+        if type(t) is list:
+            return '[' + ', '.join(build(v, f'{at}[{i}]') for i, v in enumerate(t)) + ']'
+        if type(t) is tuple:
+            return '(' + ''.join(build(v, f'{at}[{i}]') + ', ' for i, v in enumerate(t)) + ')'
+        return given[at]
+    return build(tree, '')
+
+
+def _call_source(params, packs):
+    """`f(a0, a1, **a2)`: the call of f with packed arguments."""
+    passed = params[:-1] + [f'**{params[-1]}'] if packs else params
+    return f'f({", ".join(passed)})'
+
+
+def _row_source(o, outputs, leaves):
+    """`row_<o>`: the adjoints of the differentiated leaves for one cotangent
+    of output leaf o (the other output leaves' cotangents zero)."""
+    cotangents = ', '.join('cotangent' if i == o else f'numpy.zeros_like(outs[{i}])'
+                           for i in range(outputs))
+    adjoints = ''.join(f'rt.finalize(rt.item(g, {k}), {l}), ' for k, l in enumerate(leaves))
+    return (f'def row_{o}(pb, outs, {", ".join(leaves)}, cotangent):\n'
+            f'    g = rt.pullback(pb, [{cotangents}])\n'
+            f'    return ({adjoints})\n')
 
 
 def jacfwd(fun, argnums=0, has_aux=False, holomorphic=False):
@@ -189,17 +389,36 @@ class _CheckedJacobian:
     the argument it differentiates (_check_inputs), which its source,
     transformed again, cannot make."""
 
-    def __init__(self, fun, generated, argnum, forward, holomorphic):
+    def __init__(self, fun, generated, argnum, forward, holomorphic, pytrees):
         self.fun, self.generated = fun, generated
         self.argnum, self.forward, self.holomorphic = argnum, forward, holomorphic
+        self.pytrees = pytrees          # the _PytreeJacobian for pytree arguments or outputs
 
-    def function_for(self, args):
+    def checked(self, args):
         if len(args) > self.argnum:
             _check_inputs(args, (self.argnum,), self.forward, self.holomorphic)
         return self.generated
 
+    def function_for(self, args):
+        """For a transformation of it: where the argument or the output is a
+        pytree, the pytrees' generated code (the template would only call it
+        through its fallback, `general`, after work of its own)."""
+        if len(args) > self.argnum and (not runtime.is_array_leaf(args[self.argnum])
+                                        or self._pytree_output(args)):
+            return self.pytrees.function_for(args)
+        return self.checked(args)
+
+    def _pytree_output(self, args):
+        try:
+            return not self.pytrees.output_form(args)[1]
+        except Exception:
+            # the plain call that tells the output's form failed: f uses what
+            # only codax's code runs (bincount's length=), and the
+            # template's path serves an array output
+            return False
+
     def as_function(self):
-        generated, function_for, argnum = self.generated, self.function_for, self.argnum
+        generated, function_for, argnum = self.generated, self.checked, self.argnum
         fun, forward, holomorphic = self.fun, self.forward, self.holomorphic
         params = inspect.signature(generated)
 
@@ -267,12 +486,13 @@ def _generated_jacobian(fun, argnum, forward, holomorphic=False):
     filename = f'<codax {kind}({name}) #{next(_labels)}>'
     linecache.cache[filename] = (len(text), None, text.splitlines(True), filename)
     text = text.replace(f'def {name}({", ".join(params)}):', f'def {name}({header}):', 1)
-    namespace = {'rt': runtime, 'f': fun,
-                 'general': _jacobian(fun, argnum, False, forward, holomorphic), **defaults}
+    general = _jacobian(fun, argnum, False, forward, holomorphic)
+    namespace = {'rt': runtime, 'f': fun, 'general': general, **defaults}
     exec(compile(text, filename, 'exec'), namespace)
     jacobian = namespace[name]
     jacobian.__doc__ = f'The Jacobian of {name[len(kind) + 1:]} with respect to argument {argnum}.'
-    return _CheckedJacobian(fun, jacobian, argnum, forward, holomorphic).as_function()
+    return _CheckedJacobian(fun, jacobian, argnum, forward, holomorphic,
+                            general.__codax_transformed__).as_function()
 
 
 def _positional_only(fn):
@@ -331,6 +551,10 @@ class _Hessian:
             return self._scalar
         if choice == 'contracted':
             return self._contracted
+        return self._nested()
+
+    def _nested(self):
+        """JAX's jacfwd(jacrev(f))."""
         if self._general is None:
             argnums, has_aux, holomorphic = self.options
             self._general = jacfwd(jacrev(self.fun, argnums, has_aux, holomorphic), argnums,
@@ -380,7 +604,10 @@ class _Hessian:
         return (hessian, aux) if has_aux else hessian
 
     def function_for(self, args):
-        return resolve(self.chosen(args), args)
+        """For a transformation of it: the generated code of the choice, where
+        that is the contracted loop, of jacfwd(jacrev(f)) (of pytrees)."""
+        chosen = self.chosen(args)
+        return resolve(self._nested() if chosen == self._contracted else chosen, args)
 
     def as_function(self):
         positional, chosen = self._positional, self.chosen

@@ -3,6 +3,9 @@ import copy
 import functools
 import inspect
 import itertools
+import linecache
+import re
+import sys
 import types
 
 import numpy
@@ -21,7 +24,8 @@ from .api import (Specialization, _describe, _user_function, compiled_view, grad
                   keep_signature,
                   packed_arguments, readable_function, resolve, transform_closure, transformation_of)
 from .cache import CACHE, closure_key, signature
-from .jacobians import _CheckedJacobian, _Hessian, _inexact_dtype, jacfwd, jacrev
+from .jacobians import (_CheckedJacobian, _Hessian, _PytreeJacobian, _inexact_dtype, jacfwd,
+                        jacrev)
 
 _labels = itertools.count()
 _SPECIAL = (runtime.vjp_call, runtime.pullback, runtime.jvp_call)   # derivative code's calls
@@ -151,6 +155,9 @@ class Batched:
         # cannot be batched, per-example Jacobians of the summed vmap(g)
         self._jacobian = inner if _is_jacobian(inner) else None
         self._fallbacks = {}       # arguments' key -> how _jacobian_fallback serves them
+        # a definition's explanation of the examples' results differing in shape
+        # (np.bincount: length=), for its vmap inside the user's batched code
+        self._hint = getattr(self.fun, 'vmap_hint', None)
         # (signature, ranks) -> (function, each leaf's axis, specialization): a
         # repeated call costs a lookup and a check of the batch sizes. Only for
         # plain functions without free variables (but modules: generated code's
@@ -256,6 +263,16 @@ class Batched:
         return sizes[0][0]
 
     # ---- calls ----
+
+    def _hinted_call(self, *args, **kwargs):
+        """__call__, with the definition's hint where the examples' results
+        differ in shape (as_function calls this where there is one)."""
+        try:
+            return self.__call__(*args, **kwargs)
+        except ValueError as exc:
+            if not str(exc).startswith(_DIFFERENT_SHAPES):
+                raise
+            raise ValueError(_at_callers_line(f'codax vmap: {self._hint}')) from None
 
     def __call__(self, *args, **kwargs):
         fast = self._fast
@@ -599,7 +616,7 @@ class Batched:
         return summed, tuple(moved), tuple(front)
 
     def as_function(self):
-        call = self.__call__
+        call = self.__call__ if self._hint is None else self._hinted_call
 
         def batched(*args, **kwargs):
             return call(*args, **kwargs)
@@ -609,6 +626,27 @@ class Batched:
         batched.source = self.source
         batched.__codax_transformed__ = self
         return batched
+
+
+_DIFFERENT_SHAPES = 'vmap: the examples give results of different shapes'   # (rt.batch_loop's)
+
+
+def _at_callers_line(message):
+    """`message` at the user's line that called the definition being batched:
+    the nearest generated code up the stack that is not codax's own, whose
+    comments name the user's lines (its globals are the user's module)."""
+    frame = sys._getframe(1)
+    while frame is not None:
+        space = frame.f_globals
+        if frame.f_code.co_filename.startswith('<codax ') and \
+                not space.get('__name__', '').startswith(('runtime', 'codax')):
+            lines = linecache.getlines(frame.f_code.co_filename)[:frame.f_lineno]
+            for text in reversed(lines):
+                found = re.match(r'\s*# line (\d+):', text)
+                if found and space.get('__file__'):
+                    return str(SourceError(message, space['__file__'], int(found.group(1))))
+        frame = frame.f_back
+    return message
 
 
 def _keyword_axes(keywords, passed):
@@ -695,15 +733,16 @@ def _summing_function(batched, count, mode, has_aux):
 
 def _is_jacobian(inner):
     """Whether `inner` (what transformation_of gives) is a Jacobian of generated
-    code: jacfwd / jacrev of an argument (a _CheckedJacobian) or hessian."""
-    return isinstance(inner, (_CheckedJacobian, _Hessian))
+    code: jacfwd / jacrev of an argument (a _CheckedJacobian), of pytrees
+    (_PytreeJacobian), or hessian."""
+    return isinstance(inner, (_CheckedJacobian, _PytreeJacobian, _Hessian))
 
 
 def _chosen_jacobian(inner, examples):
     """The _CheckedJacobian that `inner` stands for, given one example's
     arguments (hessian's choice: jacfwd(grad(f)) for a scalar f, ...), or None
-    (hessian of a pytree output: a Python loop of its own)."""
-    if not isinstance(inner, _CheckedJacobian):
+    (pytrees: _PytreeJacobian's code, no summed form)."""
+    if isinstance(inner, _Hessian):
         inner = transformation_of(inner.chosen(examples))
     return inner if isinstance(inner, _CheckedJacobian) else None
 
