@@ -179,3 +179,20 @@ def test_a_decorated_function_is_read_as_its_wrapper():
         codax.grad(_decorated)(np.array([0.3, -0.7]))
     message = str(excinfo.value)
     assert 'test_regressions_s12.py:' in message and 'f(*a, **k)' in message
+
+
+def _layer_by_layer(x):
+    layer = [x]
+    for _ in range(3):
+        new = []                        # a fresh list each pass: `layer = new` is no alias
+        for v in layer:                 # of the list appended to next time
+            new.append(np.sin(v))
+            new.append(v * 2.0)
+        layer = new
+    return sum(np.sum(v) for v in layer)
+
+
+def test_a_list_rebuilt_each_pass_is_not_an_alias():
+    x = np.array([0.3, 0.5])
+    np.testing.assert_allclose(codax.grad(_layer_by_layer)(x), numeric_grad(_layer_by_layer, (x,)),
+                               rtol=1e-6)

@@ -154,7 +154,8 @@ def _check_aliased_writes(fdef, unit):
                                            or isinstance(a[0].value, n.Name))} | \
         {a[2] for a in aliases if a[3]}
     for write, name in _writes(fdef, in_place):
-        made = [(a, b) for node, a, b, _ in aliases if _before(fdef, node, write)]
+        made = [(a, b) for node, a, b, _ in aliases if _before(fdef, node, write)
+                and not _rebound(fdef, (a, b), node, write)]
         partners = _connected(name, made) - {name}
         later = _read_after(fdef, write, partners)
         if later:
@@ -162,6 +163,24 @@ def _check_aliased_writes(fdef, unit):
                            f'(they share memory), but codax gives array writes value semantics '
                            f'(like JAX\'s .at[].set). Write into {later!r} directly, or make '
                            f'{name!r} a copy with .copy()', unit)
+
+
+def _rebound(fdef, names, alias, write):
+    """Whether one of the alias's names is bound afresh between the alias and
+    the write (`new = []` at the top of a loop whose end says `layer = new`):
+    the write then goes to another object."""
+    loop_carried = alias.lineno >= write.lineno
+    for node in n.walk(fdef):
+        if node is alias or not isinstance(node, n.Assign) \
+                or not any(n.is_name(t) and t.id in names for t in node.targets):
+            continue
+        if not loop_carried and alias.lineno < node.lineno < write.lineno:
+            return True
+        if loop_carried and (node.lineno < write.lineno or node.lineno > alias.lineno) \
+                and any(_inside(alias, loop) and _inside(write, loop) and _inside(node, loop)
+                        for loop in n.walk(fdef) if isinstance(loop, (n.For, n.While))):
+            return True
+    return False
 
 
 def _before(fdef, alias, write):
