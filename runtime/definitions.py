@@ -1151,10 +1151,8 @@ def tensorsolve(a, b, axes=None):
     a = np.asarray(a)
     ndim = np.ndim(a)
     if axes is not None:
-        order = list(range(ndim))
-        for k in axes:
-            order.remove(k)
-            order.insert(ndim, k)
+        # (NumPy moves each of `axes` to the end, in order)
+        order = [k for k in range(ndim) if k not in axes] + [k for k in axes]
         a = np.transpose(a, order)
     shape = np.shape(a)[-(ndim - np.ndim(b)):]
     size = 1

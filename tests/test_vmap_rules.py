@@ -191,7 +191,8 @@ def _call_text(record, args, kwargs):
     if name == 'setitem':
         return params, [f'{head}[{_index_text(args[1], texts[1])}] = {texts[2]}', f'return {head}']
     if name == 'append':
-        return params, [f'{head}.append({texts[1]})', f'return {head}']
+        # (an update of a variable: codax refuses one of a literal, `[].append(v)`)
+        return params, [f'xs = {head}', f'xs.append({texts[1]})', 'return xs']
     if name == 'iterate':
         return params, ['out = []', f'for v in {head}:', '    out.append(v)', 'return out']
     if name == 'py_item':
