@@ -3,9 +3,6 @@ import copy
 import functools
 import inspect
 import itertools
-import linecache
-import re
-import sys
 import types
 
 import numpy
@@ -632,21 +629,10 @@ _DIFFERENT_SHAPES = 'vmap: the examples give results of different shapes'   # (r
 
 
 def _at_callers_line(message):
-    """`message` at the user's line that called the definition being batched:
-    the nearest generated code up the stack that is not codax's own, whose
-    comments name the user's lines (its globals are the user's module)."""
-    frame = sys._getframe(1)
-    while frame is not None:
-        space = frame.f_globals
-        if frame.f_code.co_filename.startswith('<codax ') and \
-                not space.get('__name__', '').startswith(('runtime', 'codax')):
-            lines = linecache.getlines(frame.f_code.co_filename)[:frame.f_lineno]
-            for text in reversed(lines):
-                found = re.match(r'\s*# line (\d+):', text)
-                if found and space.get('__file__'):
-                    return str(SourceError(message, space['__file__'], int(found.group(1))))
-        frame = frame.f_back
-    return message
+    """`message` at the user's line that called the definition being batched
+    (runtime.batching.users_line), with that line's source shown."""
+    where = runtime.batching.users_line()
+    return str(SourceError(message, *where)) if where else message
 
 
 def _keyword_axes(keywords, passed):

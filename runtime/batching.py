@@ -108,10 +108,10 @@ def _equal(a, b):
         return False
 
 
-def at_users_line(message):
-    """`message` prefixed with the user's file and line that the nearest
-    generated code up the stack runs (its comments `# line N:` name the
-    user's lines; its globals are the user's module)."""
+def users_line():
+    """(file, line) of the user's code that the nearest generated code up the
+    stack runs (its comments `# line N:` name the user's lines; its globals
+    are the user's module), or None."""
     frame = sys._getframe(1)
     while frame is not None:
         space = frame.f_globals
@@ -120,9 +120,15 @@ def at_users_line(message):
             for text in reversed(linecache.getlines(frame.f_code.co_filename)[:frame.f_lineno]):
                 found = re.match(r'\s*# line (\d+):', text)
                 if found:
-                    return f'{space["__file__"]}:{found.group(1)}: codax {message}'
+                    return space['__file__'], int(found.group(1))
         frame = frame.f_back
-    return message
+    return None
+
+
+def at_users_line(message):
+    """`message` prefixed with the user's file and line (users_line)."""
+    where = users_line()
+    return f'{where[0]}:{where[1]}: codax {message}' if where else message
 
 
 def _stack_leaf(values, xp):
